@@ -1,0 +1,13 @@
+"""rnnkit: recurrent neural networks in NumPy.
+
+* :mod:`rnnkit.scratch` - the seed notebook's API (features-first, parameter dicts), complete.
+* :mod:`rnnkit.nn` - fast fused RNN / LSTM / GRU layers with exact backward, PyTorch layout.
+* :mod:`rnnkit.gradcheck` - finite-difference gradient checks for any layer or model.
+"""
+
+from .errors import *  # noqa: F401,F403
+from .errors import __all__ as _errors_all
+
+__version__ = "0.1.0"
+
+__all__ = list(_errors_all) + ["__version__"]

@@ -1,0 +1,120 @@
+"""Boundary checks shared by every public function (internal).
+
+All messages have the form ``"<who>: expected <what>, got <received>. <how to fix>"``.
+Checks run once at public boundaries; inner code trusts its inputs.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .errors import ConfigError, DTypeError, NonFiniteError, ShapeError
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def fmt_shape(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def as_float_array(who: str, name: str, x, dtype=None, allow_nonfinite: bool = False) -> np.ndarray:
+    """Return ``x`` as a float ndarray.
+
+    Integer and boolean inputs are converted (to ``dtype`` or float64); complex, object and
+    string arrays are refused with :class:`DTypeError`. NaN/inf raise :class:`NonFiniteError`
+    unless ``allow_nonfinite``. If ``dtype`` is given the result has that dtype.
+    """
+    if isinstance(x, np.ndarray):
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as e:  # ragged lists etc.
+            raise DTypeError(f"{who}: expected {name} as a numeric array, got {type(x).__name__} "
+                             f"that NumPy cannot convert ({e}).") from None
+    kind = arr.dtype.kind
+    if kind in "fiub":
+        pass
+    else:
+        what = {"c": "complex", "O": "object", "U": "string", "S": "bytes", "M": "datetime",
+                "m": "timedelta", "V": "void"}.get(kind, str(arr.dtype))
+        raise DTypeError(f"{who}: expected {name} with a real float dtype (float32 or float64), "
+                         f"got a {what} array (dtype {arr.dtype}). Convert it with "
+                         f"np.asarray({name}, dtype=np.float32) if its values are real numbers.")
+    target = np.dtype(dtype) if dtype is not None else (
+        arr.dtype if arr.dtype in FLOAT_DTYPES else np.dtype(np.float64))
+    if arr.dtype != target:
+        arr = arr.astype(target)
+    if not allow_nonfinite and arr.size and not np.isfinite(arr).all():
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise NonFiniteError(f"{who}: {name} contains {bad} NaN or infinite value(s); expected "
+                             f"finite numbers. Clean the data (e.g. np.nan_to_num) before passing it.")
+    return arr
+
+
+def check_shape(who: str, name: str, arr: np.ndarray, expected: tuple, hint: str = "") -> None:
+    """Check ``arr.shape`` against ``expected``: a tuple of ``(symbol, size_or_None)`` pairs.
+
+    ``size None`` accepts any positive size. Raises :class:`ShapeError` showing the expected
+    shape with symbols, e.g. ``(T, N, input_size=5)``, and the received one.
+    """
+    def spec():
+        return "(" + ", ".join(f"{s}={v}" if v is not None else s for s, v in expected) + ")"
+
+    if arr.ndim != len(expected):
+        raise ShapeError(f"{who}: expected {name} of shape {spec()} ({len(expected)}-D), got shape "
+                         f"{fmt_shape(arr.shape)} ({arr.ndim}-D).{(' ' + hint) if hint else ''}")
+    for (sym, size), got in zip(expected, arr.shape):
+        if size is not None and got != size:
+            raise ShapeError(f"{who}: expected {name} of shape {spec()}, got shape "
+                             f"{fmt_shape(arr.shape)}: {sym} should be {size}, not {got}."
+                             f"{(' ' + hint) if hint else ''}")
+        if size is None and got == 0:
+            raise ShapeError(f"{who}: expected {name} of shape {spec()} with {sym} >= 1, got shape "
+                             f"{fmt_shape(arr.shape)} ({sym} = 0). Empty sequences and batches "
+                             f"cannot be processed; drop them before calling.")
+
+
+def check_int(who: str, name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{who}: expected {name} to be an integer, got {value!r} "
+                          f"({type(value).__name__}).")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{who}: expected {name} >= {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{who}: expected {name} <= {maximum}, got {value}.")
+    return value
+
+
+def check_float(who: str, name: str, value, minimum: float | None = None, maximum: float | None = None,
+                min_inclusive: bool = True, max_inclusive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{who}: expected {name} to be a number, got {value!r} ({type(value).__name__}).")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ConfigError(f"{who}: expected {name} to be a finite number, got {value}.")
+    if minimum is not None and (value < minimum or (not min_inclusive and value == minimum)):
+        raise ConfigError(f"{who}: expected {name} {'>=' if min_inclusive else '>'} {minimum}, got {value}.")
+    if maximum is not None and (value > maximum or (not max_inclusive and value == maximum)):
+        raise ConfigError(f"{who}: expected {name} {'<=' if max_inclusive else '<'} {maximum}, got {value}.")
+    return value
+
+
+def check_choice(who: str, name: str, value, choices) -> str:
+    if value not in choices:
+        raise ConfigError(f"{who}: expected {name} to be one of {', '.join(repr(c) for c in choices)}, "
+                          f"got {value!r}.")
+    return value
+
+
+def check_dtype_arg(who: str, dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in FLOAT_DTYPES:
+        raise ConfigError(f"{who}: expected dtype float32 or float64, got {dtype!r}.")
+    return dt

@@ -1,0 +1,126 @@
+"""The small base class every rnnkit layer and model shares.
+
+The contract (PyTorch-like, explicit backward):
+
+* ``out = layer(*inputs)``; ``grads_in = layer.backward(*grads_out)`` for the last call.
+* ``parameters()`` / ``gradients()``: dicts name -> array with identical keys and shapes.
+  The arrays are the live ones: optimizers update ``parameters()`` in place, and parameter
+  gradients accumulate into ``gradients()`` until :meth:`zero_grad`.
+* ``state_dict()`` / ``load_state_dict()``: PyTorch's keys and shapes.
+* ``train()`` / ``eval()`` switch dropout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterKeyError, ShapeError
+from .._validate import fmt_shape
+
+
+def _to_numpy(v):
+    """Array from a NumPy array or a torch tensor (without importing torch)."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    return np.asarray(v)
+
+
+class Module:
+    """Base class: parameters, gradients, state_dict, train/eval, child modules."""
+
+    training: bool = True
+
+    def __init__(self):
+        self._params: dict[str, np.ndarray] = {}
+        self._grads: dict[str, np.ndarray] = {}
+        self._children: dict[str, "Module"] = {}
+        self.training = True
+
+    # -- registration --------------------------------------------------------------------
+    def _add_param(self, name: str, value: np.ndarray) -> None:
+        self._params[name] = value
+        self._grads[name] = np.zeros_like(value)
+
+    def _add_child(self, name: str, module: "Module | None") -> None:
+        if module is not None:
+            self._children[name] = module
+        setattr(self, name, module)
+
+    # -- parameters ----------------------------------------------------------------------
+    def parameters(self) -> dict[str, np.ndarray]:
+        """name -> parameter array (live; update in place). Children are prefixed ``child.``."""
+        out = dict(self._params)
+        for cname, child in self._children.items():
+            for k, v in child.parameters().items():
+                out[f"{cname}.{k}"] = v
+        return out
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """name -> accumulated gradient, same keys and shapes as :meth:`parameters`."""
+        out = dict(self._grads)
+        for cname, child in self._children.items():
+            for k, v in child.gradients().items():
+                out[f"{cname}.{k}"] = v
+        return out
+
+    def zero_grad(self) -> None:
+        for g in self._grads.values():
+            g.fill(0)
+        for child in self._children.values():
+            child.zero_grad()
+
+    def num_parameters(self) -> int:
+        return int(sum(p.size for p in self.parameters().values()))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the parameters under PyTorch's names."""
+        return {k: v.copy() for k, v in self.parameters().items()}
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> None:
+        """Copy values in place (optimizer references stay valid). Accepts NumPy arrays or
+        torch tensors. A missing key, an unexpected key or a wrong shape raises an error that
+        names it; nothing is changed unless every entry is valid."""
+        who = f"{type(self).__name__}.load_state_dict"
+        params = self.parameters()
+        if not hasattr(state_dict, "keys"):
+            raise ParameterKeyError(f"{who}: expected a dict name -> array, got {type(state_dict).__name__}.")
+        missing = [k for k in params if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in params]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append(f"missing key(s) {missing}")
+            if unexpected:
+                parts.append(f"unexpected key(s) {unexpected}")
+            raise ParameterKeyError(f"{who}: {' and '.join(parts)}. Expected exactly the keys "
+                                    f"{list(params)}; was the state_dict saved from a model with "
+                                    f"the same configuration?")
+        staged = {}
+        for k, p in params.items():
+            if k not in state_dict:
+                continue
+            v = _to_numpy(state_dict[k])
+            if v.dtype.kind not in "fiu":
+                raise ShapeError(f"{who}: expected {k} to hold real numbers, got dtype {v.dtype}.")
+            if v.shape != p.shape:
+                raise ShapeError(f"{who}: expected {k} of shape {fmt_shape(p.shape)}, got "
+                                 f"{fmt_shape(v.shape)}. Build the model with the configuration the "
+                                 f"weights were saved with.")
+            if not np.isfinite(v).all():
+                raise ShapeError(f"{who}: {k} contains NaN or infinite values.")
+            staged[k] = v
+        for k, v in staged.items():
+            params[k][...] = v
+
+    # -- modes ---------------------------------------------------------------------------
+    def train(self, mode: bool = True):
+        self.training = bool(mode)
+        for child in self._children.values():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)

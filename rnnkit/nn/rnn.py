@@ -1,0 +1,365 @@
+"""Fused multi-layer, optionally bidirectional RNN / LSTM / GRU layers with exact backward.
+
+Same constructor, names, shapes, gate order and numbers as ``torch.nn.RNN/LSTM/GRU``::
+
+    >>> import numpy as np, rnnkit.nn as nn
+    >>> lstm = nn.LSTM(input_size=8, hidden_size=16, num_layers=2, seed=0)
+    >>> x = np.random.randn(5, 3, 8).astype(np.float32)      # (T, N, input_size)
+    >>> out, (h, c) = lstm(x)                                   # out (5, 3, 16); h, c (2, 3, 16)
+    >>> dx, (dh0, dc0) = lstm.backward(np.ones_like(out))       # parameter grads accumulate
+    >>> sorted(lstm.gradients())[:2]
+    ['bias_hh_l0', 'bias_hh_l1']
+
+Layout: ``x`` is (T, N, input_size), or (N, T, input_size) with ``batch_first=True``; states are
+(num_layers * num_directions, N, hidden_size) and row ``layer * num_directions + direction``.
+``out`` is (T, N, num_directions * hidden_size) (batch-first likewise).
+
+``lengths`` (N,) ints in [1, T] describe right-padded sequences: outputs past a sequence's
+end are 0, the final state is the state at its last step (for the reverse direction: after
+reading its first element), and padding gets no gradient - the numbers of PyTorch's packed
+sequences.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._mode import is_grad_enabled
+from .._validate import as_float_array, check_choice, check_dtype_arg, check_float, check_int, check_shape
+from ..cells import make_cell
+from ..errors import ConfigError, DTypeError, ShapeError
+from ..sequence import unroll_backward, unroll_forward
+from .module import Module
+
+
+def _reverse_index(lengths: np.ndarray | None, T: int, N: int):
+    """Index (T, N) mapping time t of the reversed sequence to the original time.
+
+    Without lengths it is T-1-t; with lengths each sequence is reversed within its own length
+    and padding stays in place, so the reversed batch is still right-padded. It is its own
+    inverse.
+    """
+    t = np.arange(T)[:, None]
+    if lengths is None:
+        return np.broadcast_to(T - 1 - t, (T, N))
+    L = lengths[None, :]
+    return np.where(t < L, L - 1 - t, t)
+
+
+def _gather_time(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """a[idx[t, n], n, :] for a (T, N, K)."""
+    return a[idx, np.arange(a.shape[1])[None, :]]
+
+
+class RNNBase(Module):
+    """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU`."""
+
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+        super().__init__()
+        who = type(self).__name__
+        self.mode = mode
+        self.input_size = check_int(who, "input_size", input_size, 1)
+        self.hidden_size = check_int(who, "hidden_size", hidden_size, 1)
+        self.num_layers = check_int(who, "num_layers", num_layers, 1)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = check_float(who, "dropout", dropout, 0.0, 1.0, max_inclusive=False)
+        self.bidirectional = bool(bidirectional)
+        self.dtype = check_dtype_arg(who, dtype)
+        self.num_directions = 2 if self.bidirectional else 1
+        self.cell = make_cell(mode)
+        self.rng = np.random.default_rng(seed)
+        G = self.cell.num_gates
+        H = self.hidden_size
+        k = 1.0 / np.sqrt(H)
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else H * self.num_directions
+            for d in range(self.num_directions):
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                shapes = [("weight_ih", (G * H, in_size)), ("weight_hh", (G * H, H))]
+                if self.bias:
+                    shapes += [("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
+                for name, shape in shapes:
+                    w = self.rng.uniform(-k, k, size=shape).astype(self.dtype)
+                    self._add_param(name + sfx, w)
+        self._cache = None
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _names(self, layer, d):
+        sfx = f"_l{layer}" + ("_reverse" if d else "")
+        p = self._params
+        return (p["weight_ih" + sfx], p["weight_hh" + sfx],
+                p.get("bias_ih" + sfx), p.get("bias_hh" + sfx), sfx)
+
+    def _state_shape(self, N):
+        return (self.num_layers * self.num_directions, N, self.hidden_size)
+
+    def _check_state(self, who, state, N):
+        L = self.num_layers * self.num_directions
+        spec = (("num_layers*num_directions", L), ("N", N), ("hidden_size", self.hidden_size))
+        has_c = self.cell.has_cell_state
+        if state is None:
+            z = np.zeros(self._state_shape(N), self.dtype)
+            return z, (np.zeros_like(z) if has_c else None)
+        if has_c:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise ShapeError(f"{who}: expected state as a tuple (h0, c0) for LSTM, got "
+                                 f"{type(state).__name__}. Pass state=(h0, c0) or None for zeros.")
+            h0 = as_float_array(who, "h0", state[0], self.dtype)
+            c0 = as_float_array(who, "c0", state[1], self.dtype)
+            check_shape(who, "h0", h0, spec)
+            check_shape(who, "c0", c0, spec)
+            return h0, c0
+        if isinstance(state, (tuple, list)):
+            raise ShapeError(f"{who}: expected state as one array h0 for {self.mode.split('_')[0]}, "
+                             f"got a {type(state).__name__}. Only LSTM takes (h0, c0).")
+        h0 = as_float_array(who, "h0", state, self.dtype)
+        check_shape(who, "h0", h0, spec)
+        return h0, None
+
+    def _check_lengths(self, who, lengths, T, N):
+        if lengths is None:
+            return None
+        try:
+            arr = np.asarray(lengths)
+        except Exception:
+            arr = np.asarray([None])
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        if arr.dtype.kind not in "iu":
+            raise DTypeError(f"{who}: expected lengths as integers (one per sequence), got dtype "
+                             f"{arr.dtype}. Pass e.g. np.array([5, 3, 2]).")
+        if arr.ndim != 1 or arr.shape[0] != N:
+            raise ShapeError(f"{who}: expected lengths of shape (N={N},), got shape {arr.shape}.")
+        if arr.min() < 1 or arr.max() > T:
+            raise ShapeError(f"{who}: expected every length in [1, T={T}], got min {arr.min()} and "
+                             f"max {arr.max()}. Remove empty sequences and pad x to the longest one.")
+        arr = arr.astype(np.int64)
+        if np.all(arr == T):
+            return None
+        return arr
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward(self, x, state=None, lengths=None):
+        """``out, state_n = layer(x, state=None, lengths=None)``; see the module docstring."""
+        who = type(self).__name__
+        x = as_float_array(who, "x", x, self.dtype)
+        names = ("N", "T") if self.batch_first else ("T", "N")
+        if x.ndim != 3:
+            raise ShapeError(f"{who}: expected x of shape ({names[0]}, {names[1]}, input_size="
+                             f"{self.input_size}) (3-D), got shape {x.shape} ({x.ndim}-D). "
+                             f"Add a batch axis with x[:, None, :] for a single sequence.")
+        check_shape(who, "x", x, ((names[0], None), (names[1], None), ("input_size", self.input_size)))
+        if self.batch_first:
+            x = x.transpose(1, 0, 2)
+        T, N, _ = x.shape
+        h0, c0 = self._check_state(who, state, N)
+        lengths = self._check_lengths(who, lengths, T, N)
+        keep = is_grad_enabled()
+        mask = None
+        if lengths is not None:
+            mask = (np.arange(T)[:, None] < lengths[None, :]).astype(self.dtype)[:, :, None]
+        H = self.hidden_size
+        D = self.num_directions
+        h_n = np.empty(self._state_shape(N), self.dtype)
+        c_n = np.empty_like(h_n) if c0 is not None else None
+        caches = []
+        drop_masks = []
+        inp = x
+        for layer in range(self.num_layers):
+            outs = []
+            layer_caches = []
+            for d in range(D):
+                W_ih, W_hh, b_ih, b_hh, _ = self._names(layer, d)
+                row = layer * D + d
+                if d == 1:
+                    idx = _reverse_index(lengths, T, N)
+                    xin = _gather_time(inp, idx) if lengths is not None else inp[::-1]
+                else:
+                    idx, xin = None, inp
+                Hs, hT, cT, cache = unroll_forward(
+                    self.cell, xin, h0[row], c0[row] if c0 is not None else None,
+                    W_ih, W_hh, b_ih, b_hh, mask, keep_cache=keep)
+                h_n[row] = hT
+                if c_n is not None:
+                    c_n[row] = cT
+                o = Hs[1:]                                                 # (T, N, H)
+                if mask is not None:
+                    o = o * mask
+                if d == 1:
+                    o = _gather_time(o, idx) if lengths is not None else o[::-1]
+                outs.append(o)
+                layer_caches.append((cache, idx))
+            if D == 1:
+                out = outs[0]
+            else:
+                out = np.empty((T, N, D * H), self.dtype)
+                out[:, :, :H] = outs[0]
+                out[:, :, H:] = outs[1]
+            caches.append(layer_caches)
+            if layer < self.num_layers - 1 and self.training and self.dropout > 0:
+                keep_p = 1.0 - self.dropout
+                dm = (self.rng.random(out.shape) < keep_p).astype(self.dtype) / self.dtype.type(keep_p)
+                out = out * dm
+                drop_masks.append(dm)
+            else:
+                drop_masks.append(None)
+            inp = out
+        if keep:
+            self._cache = (caches, drop_masks, mask, T, N)
+        else:
+            self._cache = None
+        if out.base is not None and out.flags.writeable:
+            out = out.view()
+            out.flags.writeable = False      # a view of the backward cache: protect it
+        if self.batch_first:
+            out = out.transpose(1, 0, 2)
+        state_n = (h_n, c_n) if c_n is not None else h_n
+        return out, state_n
+
+    # -- backward --------------------------------------------------------------------------
+    def backward(self, dout=None, dstate_n=None):
+        """Gradients of the last forward call. Returns ``(dx, dstate_0)``.
+
+        ``dout`` has the shape of ``out`` (None = zeros); ``dstate_n`` the shape of
+        ``state_n`` (None, an array, or for LSTM a tuple whose entries may be None). The
+        cache is consumed: call forward again before another backward. Parameter gradients
+        are added to :meth:`gradients`.
+        """
+        who = f"{type(self).__name__}.backward"
+        if self._cache is None:
+            raise RuntimeError(f"{who}: no forward pass to differentiate. Call the layer first "
+                               f"(outside rnnkit.no_grad()), then backward once.")
+        caches, drop_masks, mask, T, N = self._cache
+        self._cache = None
+        H = self.hidden_size
+        D = self.num_directions
+        if dout is not None:
+            dout = as_float_array(who, "dout", dout, self.dtype)
+            if self.batch_first:
+                check_shape(who, "dout", dout, (("N", N), ("T", T), ("num_directions*hidden_size", D * H)))
+                dout = dout.transpose(1, 0, 2)
+            else:
+                check_shape(who, "dout", dout, (("T", T), ("N", N), ("num_directions*hidden_size", D * H)))
+        dh_n, dc_n = None, None
+        if dstate_n is not None:
+            spec = (("num_layers*num_directions", self.num_layers * D), ("N", N), ("hidden_size", H))
+            if self.cell.has_cell_state:
+                if not isinstance(dstate_n, (tuple, list)) or len(dstate_n) != 2:
+                    raise ShapeError(f"{who}: expected dstate_n as a tuple (dh_n, dc_n) for LSTM.")
+                dh_n, dc_n = dstate_n
+            else:
+                dh_n = dstate_n
+            if dh_n is not None:
+                dh_n = as_float_array(who, "dh_n", dh_n, self.dtype)
+                check_shape(who, "dh_n", dh_n, spec)
+            if dc_n is not None:
+                dc_n = as_float_array(who, "dc_n", dc_n, self.dtype)
+                check_shape(who, "dc_n", dc_n, spec)
+        dh0 = np.zeros(self._state_shape(N), self.dtype)
+        dc0 = np.zeros_like(dh0) if self.cell.has_cell_state else None
+        d_layer_out = dout
+        for layer in range(self.num_layers - 1, -1, -1):
+            if drop_masks[layer] is not None and d_layer_out is not None:
+                d_layer_out = d_layer_out * drop_masks[layer]
+            dx_layer = None
+            for d in range(D):
+                cache, idx = caches[layer][d]
+                W_ih, W_hh, b_ih, b_hh, sfx = self._names(layer, d)
+                row = layer * D + d
+                do = None
+                if d_layer_out is not None:
+                    do = d_layer_out[:, :, d * H:(d + 1) * H] if D > 1 else d_layer_out
+                    if d == 1:
+                        do = _gather_time(do, idx) if mask is not None else do[::-1]
+                dx, dh, dc, grads = unroll_backward(
+                    self.cell, cache, do,
+                    dh_n[row] if dh_n is not None else None,
+                    dc_n[row] if dc_n is not None else None,
+                    W_ih, W_hh, has_bias=self.bias)
+                dh0[row] = dh
+                if dc0 is not None:
+                    dc0[row] = dc
+                for k, g in grads.items():
+                    self._grads[k + sfx] += g
+                if d == 1:
+                    dx = _gather_time(dx, idx) if mask is not None else dx[::-1]
+                dx_layer = dx if dx_layer is None else dx_layer + dx
+            d_layer_out = dx_layer
+        dx = d_layer_out
+        if self.batch_first:
+            dx = dx.transpose(1, 0, 2)
+        return dx, ((dh0, dc0) if dc0 is not None else dh0)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if not self.bias:
+            s += ", bias=False"
+        return s + f", dtype={self.dtype.name}"
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class RNN(RNNBase):
+    """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act = tanh or relu.
+
+    Same arguments as ``torch.nn.RNN`` plus ``dtype`` and ``seed``. See the module docstring
+    for shapes, ``lengths`` and the backward contract.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+        check_choice("RNN", "nonlinearity", nonlinearity, ("tanh", "relu"))
+        self.nonlinearity = nonlinearity
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
+                         hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype, seed)
+
+
+class LSTM(RNNBase):
+    """LSTM (gate rows i, f, g, o, as PyTorch). State is the tuple ``(h, c)``.
+
+    ``i, f, o = s(W_i* x + b_i* + W_h* h + b_h*)``, ``g = tanh(...)``,
+    ``c' = f * c + i * g``, ``h' = o * tanh(c')``.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed)
+
+
+class GRU(RNNBase):
+    """GRU (gate rows r, z, n, as PyTorch).
+
+    ``r, z = s(W_i* x + b_i* + W_h* h + b_h*)``,
+    ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``, ``h' = (1 - z) * n + z * h``.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed)
+
+
+def recurrent_layer(cell: str, *args, **kwargs) -> RNNBase:
+    """Build a layer from a cell name: 'lstm', 'gru', 'rnn' (tanh) or 'rnn_relu'."""
+    cell_l = str(cell).lower()
+    if cell_l == "lstm":
+        return LSTM(*args, **kwargs)
+    if cell_l == "gru":
+        return GRU(*args, **kwargs)
+    if cell_l in ("rnn", "rnn_tanh"):
+        return RNN(*args, nonlinearity="tanh", **kwargs)
+    if cell_l == "rnn_relu":
+        return RNN(*args, nonlinearity="relu", **kwargs)
+    raise ConfigError(f"recurrent_layer: expected cell 'lstm', 'gru', 'rnn' or 'rnn_relu', got {cell!r}.")

@@ -1,0 +1,59 @@
+"""Built-in data sets. Nothing is downloaded: data come from code, the standard library, the
+``names`` package, or small files shipped in ``rnnkit/datasets/data/``.
+
+=================  ==============================================  ==========================
+name               returns                                         kind
+=================  ==============================================  ==========================
+``names``          list of lowercased US census first names        lines (char LM)
+``names_sex``      (names, labels 0=female 1=male)                 classification
+``pydoc_topics``   str, Python's help topics (~465 kB prose)       stream (char LM)
+``text_file``      str, any text file (``path=``, ``encoding=``)   char LM
+``adding``         X (T, N, 2), y (N, 1)                           many-to-one regression
+``copy_memory``    X (T, N) ids, Y (T, N) ids                      many-to-many classification
+``noisy_sine``     X (T, N, 1), Y (T, N, 1)                        many-to-many regression
+``sunspots``       (years (309,), values (309,)) 1700-2008         time series
+=================  ==============================================  ==========================
+
+Example::
+
+    >>> from rnnkit import datasets
+    >>> X, y = datasets.load("adding", n=8, seq_len=20, rng=0)
+    >>> X.shape, y.shape
+    ((20, 8, 2), (8, 1))
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .series import sunspots
+from .synthetic import adding_problem, copy_memory, noisy_sine
+from .text import names, names_by_sex, names_sex_dataset, pydoc_topics, text_file
+
+REGISTRY = {
+    "names": names,
+    "names_sex": names_sex_dataset,
+    "pydoc_topics": pydoc_topics,
+    "text_file": text_file,
+    "adding": adding_problem,
+    "copy_memory": copy_memory,
+    "noisy_sine": noisy_sine,
+    "sunspots": sunspots,
+}
+
+
+def available() -> list[str]:
+    """Sorted names accepted by :func:`load`."""
+    return sorted(REGISTRY)
+
+
+def load(name: str, **kw):
+    """Load the built-in data set ``name`` (see :func:`available`); keyword arguments go to
+    its function, e.g. ``load("adding", n=1000, seq_len=50, rng=0)``."""
+    if name not in REGISTRY:
+        raise ConfigError(f"rnnkit.datasets.load: expected a data set name, one of "
+                          f"{', '.join(repr(k) for k in available())}, got {name!r}.")
+    return REGISTRY[name](**kw)
+
+
+__all__ = ["load", "available", "REGISTRY", "names", "names_by_sex", "names_sex_dataset",
+           "pydoc_topics", "text_file", "adding_problem", "copy_memory", "noisy_sine", "sunspots"]

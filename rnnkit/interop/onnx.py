@@ -1,0 +1,795 @@
+"""Export recurrent layers and char-level language models to ONNX (native RNN/LSTM/GRU ops).
+
+This module lives at the edge of rnnkit: the core never imports it, and it needs the optional
+``onnx`` package (``pip install 'rnnkit[onnx]'``); :class:`OnnxCharLM` also needs
+``onnxruntime``. Nothing here imports torch: inputs are duck-typed, so rnnkit layers and
+``torch.nn.RNN`` / ``LSTM`` / ``GRU`` modules both work.
+
+What is exported
+----------------
+* :func:`export_layer` - a recurrent stack (any object with ``mode``, ``input_size``,
+  ``hidden_size``, ``num_layers``, ``bidirectional``, ``bias``, ``batch_first`` and a
+  ``state_dict()`` with PyTorch names ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
+  ``bias_hh_l{k}`` and the ``_reverse`` suffix).
+
+  ========  ===========================================  ==================================
+  name      shape                                        notes
+  ========  ===========================================  ==================================
+  input     (seq_len, batch, input_size)                 (batch, seq_len, input_size) if
+                                                         ``batch_first``
+  h0        (num_layers * num_directions, batch, H)      only with ``initial_state=True``
+  c0        (num_layers * num_directions, batch, H)      LSTM, only with ``initial_state``
+  output    (seq_len, batch, num_directions * H)         batch-major if ``batch_first``
+  h_n, c_n  (num_layers * num_directions, batch, H)      ``c_n`` for LSTM only
+  ========  ===========================================  ==================================
+
+* :func:`export_charlm` / :func:`export_model` - a char-level language model
+  ``tokens (T, N) int64 -> [embedding or one-hot] -> recurrent stack -> linear head ->
+  logits (T, N, V)``, with inputs ``tokens``, ``h0`` (``c0``) and outputs ``logits``,
+  ``h_n`` (``c_n``).
+* :func:`export` - dispatches on the object (a layer, or a model with ``.config``).
+* :class:`OnnxCharLM` - runs an exported char LM with ONNX Runtime, step by step.
+
+``seq_len`` and ``batch`` are dynamic axes (``dim_param``), so one session serves every
+sequence length and batch size.
+
+Graph
+-----
+Each layer of the stack is ONE native ONNX node (opset 17 by default, 14 at least) with
+``direction="forward"`` or ``"bidirectional"``. Weights are reordered from PyTorch's fused gate
+blocks to ONNX's::
+
+    LSTM  PyTorch rows (i, f, g, o)  ->  ONNX W/R/B rows (i, o, f, c)
+    GRU   PyTorch rows (r, z, n)     ->  ONNX rows (z, r, h), linear_before_reset=1
+    RNN   one block; activations Tanh or Relu
+
+``linear_before_reset=1`` is exactly PyTorch's ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``.
+ONNX's ``B`` is ``[Wb; Rb]``, shape (num_directions, 2*G*H); with ``bias=False`` it is omitted
+(ONNX then uses zeros). The node output ``Y`` is (T, num_directions, N, H): a unidirectional
+layer Squeezes axis 1; a bidirectional one Transposes to (T, N, 2, H) and Reshapes to
+(T, N, 2H), which is PyTorch's [forward | backward] concatenation. Layer ``k`` reads rows
+``[k*dirs, (k+1)*dirs)`` of ``h0``/``c0`` (a Slice); ``h_n``/``c_n`` are the Concat of the
+nodes' ``Y_h``/``Y_c`` along axis 0.
+
+Initial states (the choice made here)
+-------------------------------------
+ONNX Runtime cannot leave out a graph input unless it has an initializer, and an initializer
+fixes the shape (no dynamic batch). So the state inputs are either *required* or *absent*:
+
+* ``initial_state=True`` (default): ``h0`` (and ``c0``) are required inputs. Feed zeros for a
+  fresh start; feed the previous ``h_n``/``c_n`` to continue - this is what a step-by-step
+  sampler needs (see :class:`OnnxCharLM`).
+* ``initial_state=False``: no state inputs; each node's optional ``initial_h``/``initial_c`` is
+  left empty, which ONNX defines as zeros (for any batch size).
+
+Dtype
+-----
+float32 by default (weights are cast). ``dtype=np.float64`` builds a valid double-precision
+model (it passes ``onnx.checker``), but ONNX Runtime's CPU provider (checked with 1.32) has no
+double kernel for RNN, LSTM or GRU, so such a model does not run there.
+
+Example
+-------
+>>> import torch                                              # doctest: +SKIP
+>>> from rnnkit.interop.onnx import export_layer               # doctest: +SKIP
+>>> lstm = torch.nn.LSTM(8, 16, num_layers=2, bidirectional=True)  # doctest: +SKIP
+>>> model = export_layer(lstm, "lstm.onnx")                    # doctest: +SKIP
+>>> import onnxruntime as ort                                  # doctest: +SKIP
+>>> sess = ort.InferenceSession("lstm.onnx")                   # doctest: +SKIP
+>>> y, h_n, c_n = sess.run(None, {"input": x, "h0": h0, "c0": c0})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+try:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError as _e:  # pragma: no cover - exercised by a test that hides onnx
+    raise ImportError(
+        "rnnkit.interop.onnx: expected the optional 'onnx' package, but it is not installed. "
+        "Install it with: pip install 'rnnkit[onnx]'") from _e
+
+from .._validate import check_dtype_arg, check_int
+from ..errors import ConfigError, DataError, DTypeError, ParameterKeyError, ShapeError
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "MODES",
+    "TORCH_TO_ONNX_GATES",
+    "to_numpy",
+    "export_layer",
+    "export_charlm",
+    "export_model",
+    "export",
+    "OnnxCharLM",
+]
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 14
+
+#: Recurrent modes, spelled as torch's ``module.mode``.
+MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
+
+#: Number of fused gate blocks per mode.
+NUM_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+#: For each mode, which PyTorch gate block goes to each ONNX gate slot, in ONNX order:
+#: LSTM ONNX (i, o, f, c) <- PyTorch blocks (i=0, o=3, f=1, g=2);
+#: GRU  ONNX (z, r, h)    <- PyTorch blocks (z=1, r=0, n=2).
+TORCH_TO_ONNX_GATES = {"RNN_TANH": (0,), "RNN_RELU": (0,), "LSTM": (0, 3, 1, 2), "GRU": (1, 0, 2)}
+
+_ONNX_OP = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
+
+#: Accepted spellings of a char LM's ``cell`` (case-insensitive) -> mode.
+_CELL_ALIASES = {
+    "lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH", "rnn_tanh": "RNN_TANH", "tanh": "RNN_TANH",
+    "rnn_relu": "RNN_RELU", "relu": "RNN_RELU",
+}
+
+_ONNX_FLOAT = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------
+
+def to_numpy(value) -> np.ndarray:
+    """Return ``value`` (NumPy array, torch tensor, or array-like) as a NumPy array.
+
+    Torch tensors are recognised by their ``detach`` method and converted with
+    ``value.detach().cpu().numpy()``; torch itself is never imported.
+    """
+    if hasattr(value, "detach"):
+        value = value.detach()
+        if hasattr(value, "cpu"):
+            value = value.cpu()
+        return np.asarray(value.numpy())
+    return np.asarray(value)
+
+
+def _normalize_mode(who: str, mode) -> str:
+    if isinstance(mode, str):
+        key = mode.strip()
+        if key.upper() in MODES:
+            return key.upper()
+        if key.lower() in _CELL_ALIASES:
+            return _CELL_ALIASES[key.lower()]
+    raise ConfigError(f"{who}: expected the cell/mode to be one of {', '.join(map(repr, MODES))} "
+                      f"(or 'lstm', 'gru', 'rnn', 'rnn_tanh', 'rnn_relu'), got {mode!r}.")
+
+
+def _check_bool(who: str, name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{who}: expected {name} to be True or False, got {value!r}.")
+    return bool(value)
+
+
+def _check_opset(who: str, opset) -> int:
+    return check_int(who, "opset", opset, minimum=MIN_OPSET)
+
+
+def _float_param(who: str, params: Mapping[str, np.ndarray], key: str, shape: tuple,
+                 dtype: np.dtype) -> np.ndarray:
+    """Fetch ``params[key]`` as a float array of ``dtype`` and check its shape."""
+    if key not in params:
+        raise ParameterKeyError(f"{who}: expected parameter {key!r} in the state dict, but it is "
+                                f"missing (have: {', '.join(sorted(params)) or 'nothing'}). Pass "
+                                f"the full state_dict() of the module/model.")
+    arr = to_numpy(params[key])
+    if arr.dtype.kind not in "fiu":
+        raise DTypeError(f"{who}: expected parameter {key!r} with a real float dtype, got dtype "
+                         f"{arr.dtype}. Convert it to float32 or float64.")
+    if tuple(arr.shape) != tuple(shape):
+        raise ShapeError(f"{who}: expected parameter {key!r} of shape {tuple(shape)}, got shape "
+                         f"{tuple(arr.shape)}. Check the configuration (sizes, cell kind) matches "
+                         f"the weights.")
+    if arr.size and not np.isfinite(arr).all():
+        raise ConfigError(f"{who}: parameter {key!r} contains NaN or infinity; expected finite "
+                          f"weights. Export a healthy checkpoint.")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _reorder_gates(mat: np.ndarray, mode: str, hidden_size: int) -> np.ndarray:
+    """Reorder the fused gate blocks along axis 0 from PyTorch's order to ONNX's."""
+    H = hidden_size
+    return np.concatenate([mat[g * H:(g + 1) * H] for g in TORCH_TO_ONNX_GATES[mode]], axis=0)
+
+
+def _state_dict(who: str, obj) -> dict:
+    if not hasattr(obj, "state_dict") or not callable(obj.state_dict):
+        raise ConfigError(f"{who}: expected an object with a state_dict() method, got "
+                          f"{type(obj).__name__}.")
+    sd = obj.state_dict()
+    if not isinstance(sd, Mapping):
+        raise ConfigError(f"{who}: expected state_dict() to return a mapping of name -> array, got "
+                          f"{type(sd).__name__}.")
+    return dict(sd)
+
+
+class _GraphBuilder:
+    """Collects nodes and initializers with unique names."""
+
+    def __init__(self, dtype: np.dtype):
+        self.dtype = dtype
+        self.elem_type = _ONNX_FLOAT[dtype]
+        self.nodes: list = []
+        self.initializers: list = []
+        self._names: set = set()
+        self._counter = 0
+
+    def fresh(self, base: str) -> str:
+        name = base
+        while name in self._names:
+            self._counter += 1
+            name = f"{base}_{self._counter}"
+        self._names.add(name)
+        return name
+
+    def const(self, base: str, array: np.ndarray) -> str:
+        name = self.fresh(base)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: list, outputs: list, name: str | None = None, **attrs) -> None:
+        for o in outputs:
+            self._names.add(o)
+        self.nodes.append(helper.make_node(op, inputs, outputs, name=self.fresh(name or op),
+                                           **attrs))
+
+
+# --------------------------------------------------------------------------------------------
+# the recurrent stack
+# --------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _StackSpec:
+    mode: str
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    bidirectional: bool
+    bias: bool
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def expected_keys(self, prefix: str = "") -> list[str]:
+        keys = []
+        for k in range(self.num_layers):
+            for d in range(self.num_directions):
+                sfx = f"_l{k}" + ("_reverse" if d else "")
+                keys += [f"{prefix}weight_ih{sfx}", f"{prefix}weight_hh{sfx}"]
+                if self.bias:
+                    keys += [f"{prefix}bias_ih{sfx}", f"{prefix}bias_hh{sfx}"]
+        return keys
+
+
+def _add_stack(g: _GraphBuilder, who: str, spec: _StackSpec, params: Mapping, prefix: str,
+               x: str, h0: str | None, c0: str | None, y_out: str, hn_out: str,
+               cn_out: str | None) -> None:
+    """Append the recurrent stack: ``x`` (T, N, D) -> ``y_out`` (T, N, dirs*H), ``hn_out``...
+
+    ``params`` holds PyTorch-named tensors under ``prefix``; ``h0``/``c0`` name graph values of
+    shape (L*dirs, N, H), or are ``None`` for zero initial states.
+    """
+    mode, H, L, dirs = spec.mode, spec.hidden_size, spec.num_layers, spec.num_directions
+    G = NUM_GATES[mode]
+    op = _ONNX_OP[mode]
+    direction = "bidirectional" if spec.bidirectional else "forward"
+    tag = prefix.rstrip(".").replace(".", "_")
+    tag = f"{tag}_" if tag else ""
+    layer_in = x
+    h_finals, c_finals = [], []
+    for k in range(L):
+        in_k = spec.input_size if k == 0 else dirs * H
+        Ws, Rs, Bs = [], [], []
+        for d in range(dirs):
+            sfx = f"_l{k}" + ("_reverse" if d else "")
+            w_ih = _float_param(who, params, f"{prefix}weight_ih{sfx}", (G * H, in_k), g.dtype)
+            w_hh = _float_param(who, params, f"{prefix}weight_hh{sfx}", (G * H, H), g.dtype)
+            Ws.append(_reorder_gates(w_ih, mode, H))                   # (G*H, in_k)
+            Rs.append(_reorder_gates(w_hh, mode, H))                   # (G*H, H)
+            if spec.bias:
+                b_ih = _float_param(who, params, f"{prefix}bias_ih{sfx}", (G * H,), g.dtype)
+                b_hh = _float_param(who, params, f"{prefix}bias_hh{sfx}", (G * H,), g.dtype)
+                Bs.append(np.concatenate([_reorder_gates(b_ih, mode, H),
+                                          _reorder_gates(b_hh, mode, H)]))  # (2*G*H,)
+        W = g.const(f"{tag}W_l{k}", np.stack(Ws))                      # (dirs, G*H, in_k)
+        R = g.const(f"{tag}R_l{k}", np.stack(Rs))                      # (dirs, G*H, H)
+        B = g.const(f"{tag}B_l{k}", np.stack(Bs)) if spec.bias else ""  # (dirs, 2*G*H)
+
+        def state_slice(src: str | None, name: str) -> str:
+            if src is None:
+                return ""
+            if L == 1:
+                return src
+            starts = g.const(f"{tag}{name}_start_l{k}", np.array([k * dirs], np.int64))
+            ends = g.const(f"{tag}{name}_end_l{k}", np.array([(k + 1) * dirs], np.int64))
+            axes = g.const(f"{tag}{name}_axes_l{k}", np.array([0], np.int64))
+            out = g.fresh(f"{tag}{name}_l{k}")                        # (dirs, N, H)
+            g.node("Slice", [src, starts, ends, axes], [out], name=f"{tag}slice_{name}_l{k}")
+            return out
+
+        inputs = [layer_in, W, R, B, "", state_slice(h0, "h0")]
+        if mode == "LSTM":
+            inputs.append(state_slice(c0, "c0"))
+        while inputs and inputs[-1] == "":   # trailing optional inputs are simply left out
+            inputs.pop()
+        y = g.fresh(f"{tag}Y_l{k}")                                   # (T, dirs, N, H)
+        yh = hn_out if L == 1 else g.fresh(f"{tag}Y_h_l{k}")           # (dirs, N, H)
+        outputs = [y, yh]
+        if mode == "LSTM":
+            yc = cn_out if L == 1 else g.fresh(f"{tag}Y_c_l{k}")
+            outputs.append(yc)
+            c_finals.append(yc)
+        h_finals.append(yh)
+        attrs: dict[str, Any] = {"hidden_size": H, "direction": direction}
+        if mode == "GRU":
+            attrs["linear_before_reset"] = 1
+        elif mode != "LSTM":
+            act = "Tanh" if mode == "RNN_TANH" else "Relu"
+            attrs["activations"] = [act] * dirs
+        g.node(op, inputs, outputs, name=f"{tag}{op.lower()}_l{k}", **attrs)
+
+        # (T, dirs, N, H) -> (T, N, dirs*H), the next layer's input (or the output).
+        out = y_out if k == L - 1 else g.fresh(f"{tag}out_l{k}")
+        if dirs == 1:
+            axes = g.const(f"{tag}squeeze_axes_l{k}", np.array([1], np.int64))
+            g.node("Squeeze", [y, axes], [out], name=f"{tag}squeeze_l{k}")
+        else:
+            yt = g.fresh(f"{tag}Y_t_l{k}")                            # (T, N, dirs, H)
+            g.node("Transpose", [y], [yt], name=f"{tag}transpose_l{k}", perm=[0, 2, 1, 3])
+            shape = g.const(f"{tag}shape_l{k}", np.array([0, 0, dirs * H], np.int64))
+            g.node("Reshape", [yt, shape], [out], name=f"{tag}reshape_l{k}")
+        layer_in = out
+
+    if L > 1:
+        g.node("Concat", h_finals, [hn_out], name=f"{tag}concat_h_n", axis=0)
+        if mode == "LSTM":
+            g.node("Concat", c_finals, [cn_out], name=f"{tag}concat_c_n", axis=0)
+
+
+def _finish_model(g: _GraphBuilder, who: str, graph_name: str, inputs: list, outputs: list,
+                  opset: int, metadata: dict, extra_metadata, doc_string: str, check: bool,
+                  path) -> "onnx.ModelProto":
+    graph = helper.make_graph(g.nodes, graph_name, inputs, outputs, g.initializers,
+                              doc_string=doc_string)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="rnnkit", doc_string=doc_string)
+    props = {k: str(v) for k, v in metadata.items()}
+    if extra_metadata is not None:
+        if not isinstance(extra_metadata, Mapping):
+            raise ConfigError(f"{who}: expected metadata as a dict of str -> str, got "
+                              f"{type(extra_metadata).__name__}.")
+        for k, v in extra_metadata.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"{who}: expected metadata keys to be strings, got {k!r}.")
+            props[k] = str(v)
+    helper.set_model_props(model, props)
+    if check:
+        onnx.checker.check_model(model, full_check=True)
+    if path is not None:
+        onnx.save(model, os.fspath(path))
+    return model
+
+
+def _meta_value(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    return str(v)
+
+
+# --------------------------------------------------------------------------------------------
+# public exporters
+# --------------------------------------------------------------------------------------------
+
+def export_layer(layer, path=None, *, dtype=np.float32, initial_state: bool = True,
+                 opset: int = DEFAULT_OPSET, check: bool = True,
+                 metadata: Mapping[str, str] | None = None,
+                 doc_string: str | None = None) -> "onnx.ModelProto":
+    """Export a recurrent layer (rnnkit or ``torch.nn.RNN/LSTM/GRU``) to ONNX.
+
+    One native ONNX ``RNN``/``LSTM``/``GRU`` node per layer (see the module docstring for the
+    gate reordering and the chaining). With ``h_t`` the state of one direction of layer ``k``::
+
+        LSTM  i,f,g,o = split(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh); c_t = s(f)*c + s(i)*tanh(g)
+        GRU   r,z = s(...); n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))
+              h_t = (1 - z) * n + z * h_{t-1}
+        RNN   h_t = tanh|relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+
+    Args:
+        layer: object with ``mode`` (``'RNN_TANH'``, ``'RNN_RELU'``, ``'LSTM'``, ``'GRU'``),
+            ``input_size``, ``hidden_size``, ``num_layers``, ``bidirectional``, ``bias``,
+            ``batch_first`` and ``state_dict()`` (PyTorch names; NumPy arrays or tensors).
+        path: where to save the model (``str`` or path-like); ``None`` only returns it.
+        dtype: ``np.float32`` (default) or ``np.float64`` (valid ONNX, but ONNX Runtime's CPU
+            provider has no double RNN/LSTM/GRU kernels).
+        initial_state: ``True`` -> required inputs ``h0`` (``c0``) of shape (L*dirs, N, H);
+            ``False`` -> no state inputs, the stack starts from zeros.
+        opset: ONNX opset (>= 14), default 17.
+        check: run ``onnx.checker.check_model(model, full_check=True)``.
+        metadata: extra ``metadata_props`` (str -> str), merged over the automatic ones.
+        doc_string: model doc string (a default description is written otherwise).
+
+    Returns:
+        The ``onnx.ModelProto``. Graph inputs ``input`` (T, N, D) (or (N, T, D) if
+        ``batch_first``), ``h0``, ``c0``; outputs ``output`` (T, N, dirs*H) (or batch-major),
+        ``h_n``, ``c_n``, with dynamic ``seq_len`` and ``batch`` axes.
+
+    Example:
+        >>> lstm = torch.nn.LSTM(3, 5, num_layers=2)                  # doctest: +SKIP
+        >>> export_layer(lstm, "lstm.onnx")                            # doctest: +SKIP
+    """
+    who = "export_layer"
+    missing = [a for a in ("mode", "input_size", "hidden_size", "num_layers", "bidirectional",
+                           "bias", "batch_first") if not hasattr(layer, a)]
+    if missing:
+        raise ConfigError(f"{who}: expected a recurrent layer with attributes mode, input_size, "
+                          f"hidden_size, num_layers, bidirectional, bias, batch_first; "
+                          f"{type(layer).__name__} lacks {', '.join(missing)}. Pass an rnnkit "
+                          f"RNN/LSTM/GRU layer or a torch.nn.RNN/LSTM/GRU module.")
+    mode = _normalize_mode(who, layer.mode)
+    if int(getattr(layer, "proj_size", 0) or 0) != 0:
+        raise ConfigError(f"{who}: expected proj_size=0, got proj_size={layer.proj_size}. LSTMs "
+                          f"with projections have no native ONNX operator; export without it.")
+    spec = _StackSpec(mode=mode,
+                      input_size=check_int(who, "input_size", layer.input_size, minimum=1),
+                      hidden_size=check_int(who, "hidden_size", layer.hidden_size, minimum=1),
+                      num_layers=check_int(who, "num_layers", layer.num_layers, minimum=1),
+                      bidirectional=_check_bool(who, "bidirectional", layer.bidirectional),
+                      bias=_check_bool(who, "bias", layer.bias))
+    batch_first = _check_bool(who, "batch_first", layer.batch_first)
+    initial_state = _check_bool(who, "initial_state", initial_state)
+    dt = check_dtype_arg(who, dtype)
+    opset = _check_opset(who, opset)
+    params = _state_dict(who, layer)
+    unexpected = sorted(set(params) - set(spec.expected_keys()))
+    if unexpected:
+        raise ParameterKeyError(f"{who}: expected only the parameters {spec.expected_keys()}, "
+                                f"got unexpected {unexpected}. Is the configuration (num_layers, "
+                                f"bidirectional, bias) consistent with the weights?")
+
+    g = _GraphBuilder(dt)
+    H, L, dirs, D = spec.hidden_size, spec.num_layers, spec.num_directions, spec.input_size
+    is_lstm = mode == "LSTM"
+    in_shape = ["batch", "seq_len", D] if batch_first else ["seq_len", "batch", D]
+    out_shape = (["batch", "seq_len", dirs * H] if batch_first
+                 else ["seq_len", "batch", dirs * H])
+    state_shape = [L * dirs, "batch", H]
+    inputs = [helper.make_tensor_value_info("input", g.elem_type, in_shape)]
+    for n in ("input", "output", "h0", "c0", "h_n", "c_n"):
+        g._names.add(n)
+    h0 = c0 = None
+    if initial_state:
+        h0 = "h0"
+        inputs.append(helper.make_tensor_value_info("h0", g.elem_type, state_shape))
+        if is_lstm:
+            c0 = "c0"
+            inputs.append(helper.make_tensor_value_info("c0", g.elem_type, state_shape))
+    x = "input"
+    if batch_first:
+        x = g.fresh("input_tm")                                        # (T, N, D)
+        g.node("Transpose", ["input"], [x], name="input_to_time_major", perm=[1, 0, 2])
+    y = g.fresh("output_tm") if batch_first else "output"               # (T, N, dirs*H)
+    _add_stack(g, who, spec, params, "", x, h0, c0, y, "h_n", "c_n" if is_lstm else None)
+    if batch_first:
+        g.node("Transpose", [y], ["output"], name="output_to_batch_first", perm=[1, 0, 2])
+    outputs = [helper.make_tensor_value_info("output", g.elem_type, out_shape),
+               helper.make_tensor_value_info("h_n", g.elem_type, state_shape)]
+    if is_lstm:
+        outputs.append(helper.make_tensor_value_info("c_n", g.elem_type, state_shape))
+
+    meta = {"kind": "recurrent", "mode": mode, "input_size": D, "hidden_size": H,
+            "num_layers": L, "bidirectional": spec.bidirectional, "bias": spec.bias,
+            "batch_first": batch_first, "initial_state": initial_state, "dtype": dt.name}
+    layout = "(batch, seq_len, features)" if batch_first else "(seq_len, batch, features)"
+    doc = doc_string if doc_string is not None else (
+        f"rnnkit {mode} stack: {L} layer(s), hidden_size={H}, "
+        f"{'bidirectional' if spec.bidirectional else 'unidirectional'}, input/output layout "
+        f"{layout}; states (num_layers*num_directions, batch, hidden_size)"
+        f"{' are inputs h0' + ('/c0' if is_lstm else '') if initial_state else ' start at zero'}.")
+    return _finish_model(g, who, f"rnnkit_{mode.lower()}", inputs, outputs, opset,
+                         {k: _meta_value(v) for k, v in meta.items()}, metadata, doc, check, path)
+
+
+def export_charlm(state_dict: Mapping, *, cell, vocab_size: int, hidden_size: int,
+                  num_layers: int, embedding_size: int, path=None, dtype=np.float32,
+                  initial_state: bool = True, opset: int = DEFAULT_OPSET, check: bool = True,
+                  metadata: Mapping[str, str] | None = None,
+                  doc_string: str | None = None) -> "onnx.ModelProto":
+    """Export a char-level language model, given its configuration and state dict, to ONNX.
+
+    The graph (time-major; T = seq_len, N = batch, V = vocab_size)::
+
+        x      = Gather(embedding.weight, tokens)      # (T, N, E)   if embedding_size > 0
+               = Gather(eye(V), tokens)                # (T, N, V)   one-hot otherwise
+        y, h_n[, c_n] = stack(x, h0[, c0])             # (T, N, H)   native RNN/LSTM/GRU nodes
+        logits = MatMul(y, head.weight.T) + head.bias  # (T, N, V)
+
+    Args:
+        state_dict: name -> array/tensor with ``embedding.weight`` (V, E) (only when
+            ``embedding_size > 0``), ``rnn.weight_ih_l{k}`` / ``rnn.weight_hh_l{k}`` /
+            ``rnn.bias_ih_l{k}`` / ``rnn.bias_hh_l{k}`` (layer 0 input size E, or V for
+            one-hot input), ``head.weight`` (V, H), ``head.bias`` (V,). Unidirectional.
+        cell: ``'lstm'``, ``'gru'``, ``'rnn'``/``'rnn_tanh'``, ``'rnn_relu'`` (any case) or a
+            torch mode string.
+        vocab_size, hidden_size, num_layers: sizes (>= 1).
+        embedding_size: E >= 1 for an embedding table, 0 for one-hot input.
+        path, dtype, initial_state, opset, check, metadata, doc_string: as in
+            :func:`export_layer`.
+
+    Returns:
+        The ``onnx.ModelProto`` with inputs ``tokens`` int64 (seq_len, batch), ``h0`` (``c0``)
+        of shape (num_layers, batch, H) and outputs ``logits`` (seq_len, batch, V), ``h_n``
+        (``c_n``). ``metadata_props`` record kind="charlm", cell, vocab_size, hidden_size,
+        num_layers, embedding_size, initial_state and dtype (read by :class:`OnnxCharLM`).
+
+    Example:
+        >>> export_charlm(sd, cell="lstm", vocab_size=65, hidden_size=128, num_layers=2,
+        ...               embedding_size=32, path="charlm.onnx")      # doctest: +SKIP
+    """
+    who = "export_charlm"
+    mode = _normalize_mode(who, cell)
+    V = check_int(who, "vocab_size", vocab_size, minimum=1)
+    H = check_int(who, "hidden_size", hidden_size, minimum=1)
+    L = check_int(who, "num_layers", num_layers, minimum=1)
+    E = check_int(who, "embedding_size", embedding_size, minimum=0)
+    initial_state = _check_bool(who, "initial_state", initial_state)
+    dt = check_dtype_arg(who, dtype)
+    opset = _check_opset(who, opset)
+    if not isinstance(state_dict, Mapping):
+        raise ConfigError(f"{who}: expected state_dict as a mapping of name -> array, got "
+                          f"{type(state_dict).__name__}.")
+    params = dict(state_dict)
+    has_bias = "rnn.bias_ih_l0" in params or "rnn.bias_hh_l0" in params
+    spec = _StackSpec(mode=mode, input_size=E if E > 0 else V, hidden_size=H, num_layers=L,
+                      bidirectional=False, bias=has_bias)
+    expected = set(spec.expected_keys("rnn.")) | {"head.weight", "head.bias"}
+    if E > 0:
+        expected.add("embedding.weight")
+    unexpected = sorted(set(params) - expected)
+    if unexpected:
+        hint = (" embedding_size=0 means one-hot input without an embedding table."
+                if "embedding.weight" in unexpected else "")
+        raise ParameterKeyError(f"{who}: expected only the parameters {sorted(expected)}, got "
+                                f"unexpected {unexpected}. Check cell, num_layers and "
+                                f"embedding_size against the weights (the char LM is "
+                                f"unidirectional).{hint}")
+
+    g = _GraphBuilder(dt)
+    is_lstm = mode == "LSTM"
+    for n in ("tokens", "logits", "h0", "c0", "h_n", "c_n"):
+        g._names.add(n)
+    state_shape = [L, "batch", H]
+    inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["seq_len", "batch"])]
+    h0 = c0 = None
+    if initial_state:
+        h0 = "h0"
+        inputs.append(helper.make_tensor_value_info("h0", g.elem_type, state_shape))
+        if is_lstm:
+            c0 = "c0"
+            inputs.append(helper.make_tensor_value_info("c0", g.elem_type, state_shape))
+
+    if E > 0:
+        table = g.const("embedding_weight",
+                        _float_param(who, params, "embedding.weight", (V, E), dt))  # (V, E)
+    else:
+        table = g.const("one_hot_table", np.eye(V, dtype=dt))                        # (V, V)
+    x = g.fresh("x")                                                                 # (T, N, E|V)
+    g.node("Gather", [table, "tokens"], [x], name="embedding" if E > 0 else "one_hot", axis=0)
+    y = g.fresh("rnn_out")                                                           # (T, N, H)
+    _add_stack(g, who, spec, params, "rnn.", x, h0, c0, y, "h_n", "c_n" if is_lstm else None)
+    w_head = _float_param(who, params, "head.weight", (V, H), dt)
+    b_head = _float_param(who, params, "head.bias", (V,), dt)
+    wt = g.const("head_weight_t", np.ascontiguousarray(w_head.T))                    # (H, V)
+    bh = g.const("head_bias", b_head)                                                # (V,)
+    z = g.fresh("head_matmul")                                                       # (T, N, V)
+    g.node("MatMul", [y, wt], [z], name="head_matmul")
+    g.node("Add", [z, bh], ["logits"], name="head_add")
+
+    outputs = [helper.make_tensor_value_info("logits", g.elem_type, ["seq_len", "batch", V]),
+               helper.make_tensor_value_info("h_n", g.elem_type, state_shape)]
+    if is_lstm:
+        outputs.append(helper.make_tensor_value_info("c_n", g.elem_type, state_shape))
+    meta = {"kind": "charlm", "cell": mode, "vocab_size": V, "hidden_size": H, "num_layers": L,
+            "embedding_size": E, "bias": has_bias, "initial_state": initial_state,
+            "dtype": dt.name}
+    doc = doc_string if doc_string is not None else (
+        f"rnnkit char-level language model: tokens int64 (seq_len, batch) -> "
+        f"{'embedding (E=' + str(E) + ')' if E > 0 else 'one-hot'} -> {L}-layer {mode} "
+        f"(hidden_size={H}) -> linear head -> logits (seq_len, batch, {V}). States "
+        f"(num_layers, batch, hidden_size)"
+        f"{' are inputs h0' + ('/c0' if is_lstm else '') if initial_state else ' start at zero'}"
+        f"; outputs h_n{'/c_n' if is_lstm else ''} continue generation step by step.")
+    return _finish_model(g, who, "rnnkit_charlm", inputs, outputs, opset,
+                         {k: _meta_value(v) for k, v in meta.items()}, metadata, doc, check, path)
+
+
+_CHARLM_FIELDS = ("cell", "vocab_size", "hidden_size", "num_layers", "embedding_size")
+
+
+def _config_dict(who: str, config) -> dict:
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return dataclasses.asdict(config)
+    if isinstance(config, Mapping):
+        return dict(config)
+    return {f: getattr(config, f) for f in _CHARLM_FIELDS + ("mode", "bidirectional")
+            if hasattr(config, f)}
+
+
+def export_model(model, path=None, **kw) -> "onnx.ModelProto":
+    """Export a char LM object (``.config`` + ``.state_dict()``) to ONNX.
+
+    ``model.config`` is a dataclass, dict or plain object with ``cell`` (or ``mode``),
+    ``vocab_size``, ``hidden_size``, ``num_layers`` and ``embedding_size`` (if absent it is
+    inferred: the size of ``embedding.weight``, or 0 without one). Keyword arguments go to
+    :func:`export_charlm` (``dtype``, ``initial_state``, ``opset``, ``check``, ``metadata``,
+    ``doc_string``).
+
+    Example:
+        >>> export_model(charlm, "charlm.onnx")                        # doctest: +SKIP
+    """
+    who = "export_model"
+    if not hasattr(model, "config"):
+        raise ConfigError(f"{who}: expected a model with a .config attribute and a state_dict() "
+                          f"method, got {type(model).__name__}. For a recurrent layer use "
+                          f"export_layer().")
+    cfg = _config_dict(who, model.config)
+    sd = _state_dict(who, model)
+    if cfg.get("bidirectional"):
+        raise ConfigError(f"{who}: expected a unidirectional char LM, got bidirectional=True. "
+                          f"A bidirectional language model cannot generate text step by step.")
+    if "cell" not in cfg and "mode" in cfg:
+        cfg["cell"] = cfg["mode"]
+    if "embedding_size" not in cfg or cfg["embedding_size"] is None:
+        cfg["embedding_size"] = (int(to_numpy(sd["embedding.weight"]).shape[1])
+                                 if "embedding.weight" in sd else 0)
+    missing = [f for f in _CHARLM_FIELDS if f not in cfg]
+    if missing:
+        raise ConfigError(f"{who}: expected model.config to provide {', '.join(_CHARLM_FIELDS)}; "
+                          f"missing {', '.join(missing)}.")
+    return export_charlm(sd, path=path, **{f: cfg[f] for f in _CHARLM_FIELDS}, **kw)
+
+
+def export(obj, path=None, **kw) -> "onnx.ModelProto":
+    """Export ``obj`` to ONNX: a recurrent layer (has ``mode``) via :func:`export_layer`, a char
+    LM (has ``config``) via :func:`export_model`. Keyword arguments are passed on.
+
+    Example:
+        >>> export(torch.nn.GRU(4, 8), "gru.onnx")                     # doctest: +SKIP
+    """
+    if hasattr(obj, "mode") and hasattr(obj, "state_dict"):
+        return export_layer(obj, path, **kw)
+    if hasattr(obj, "config") and hasattr(obj, "state_dict"):
+        return export_model(obj, path, **kw)
+    raise ConfigError(f"export: expected a recurrent layer (with .mode and .state_dict()) or a "
+                      f"char LM (with .config and .state_dict()), got {type(obj).__name__}. "
+                      f"For a bare state dict call export_charlm().")
+
+
+# --------------------------------------------------------------------------------------------
+# runtime helper
+# --------------------------------------------------------------------------------------------
+
+class OnnxCharLM:
+    """Run a char LM exported by :func:`export_charlm` with ONNX Runtime, step by step.
+
+    ``step(tokens, state)`` feeds ``tokens`` (T, N) int64 (a 1-D (N,) array is one step,
+    T = 1) from ``state`` and returns ``(logits (T, N, V) float32, new_state)``; the state is
+    ``h`` (num_layers, N, H) for RNN/GRU and the tuple ``(h, c)`` for LSTM, like rnnkit's
+    layers. ``state=None`` starts from zeros.
+
+    Attributes: ``cell``, ``vocab_size``, ``hidden_size``, ``num_layers``, ``embedding_size``
+    (from the model's metadata), ``metadata`` (all ``metadata_props``), ``session``.
+
+    Example:
+        >>> lm = OnnxCharLM("charlm.onnx")                            # doctest: +SKIP
+        >>> logits, state = lm.step(np.array([[3, 1]]), None)          # (1, 2, V)  # doctest: +SKIP
+        >>> logits, state = lm.step(logits[-1].argmax(-1)[None], state)  # doctest: +SKIP
+    """
+
+    def __init__(self, path, *, providers=None, num_threads: int | None = None):
+        who = "OnnxCharLM"
+        try:
+            import onnxruntime as ort
+        except ImportError as e:  # pragma: no cover
+            raise ImportError(f"{who}: expected the optional 'onnxruntime' package, but it is not "
+                              f"installed. Install it with: pip install 'rnnkit[onnx]'") from e
+        opts = ort.SessionOptions()
+        if num_threads is not None:
+            opts.intra_op_num_threads = check_int(who, "num_threads", num_threads, minimum=1)
+        self.session = ort.InferenceSession(os.fspath(path), opts,
+                                            providers=providers or ["CPUExecutionProvider"])
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        if self.metadata.get("kind") != "charlm":
+            raise ConfigError(f"{who}: expected an ONNX char LM exported by rnnkit "
+                              f"(metadata kind='charlm'), got kind={self.metadata.get('kind')!r} "
+                              f"in {os.fspath(path)!r}. Export it with export_charlm().")
+        self.cell = self.metadata["cell"]
+        self.vocab_size = int(self.metadata["vocab_size"])
+        self.hidden_size = int(self.metadata["hidden_size"])
+        self.num_layers = int(self.metadata["num_layers"])
+        self.embedding_size = int(self.metadata["embedding_size"])
+        names = {i.name: i for i in self.session.get_inputs()}
+        self._has_state = "h0" in names
+        self._dtype = (np.float64 if "double" in self.session.get_outputs()[0].type
+                       else np.float32)
+        self._is_lstm = self.cell == "LSTM"
+
+    def initial_state(self, batch_size: int):
+        """Zeros of shape (num_layers, batch_size, H) (a tuple ``(h, c)`` for LSTM)."""
+        n = check_int("OnnxCharLM.initial_state", "batch_size", batch_size, minimum=1)
+        shape = (self.num_layers, n, self.hidden_size)
+        h = np.zeros(shape, self._dtype)
+        return (h, np.zeros(shape, self._dtype)) if self._is_lstm else h
+
+    def _check_state(self, state, n: int):
+        who = "OnnxCharLM.step"
+        shape = (self.num_layers, n, self.hidden_size)
+        if self._is_lstm:
+            if not (isinstance(state, (tuple, list)) and len(state) == 2):
+                raise ConfigError(f"{who}: expected an LSTM state as the tuple (h, c), got "
+                                  f"{type(state).__name__}.")
+            parts = [("h", state[0]), ("c", state[1])]
+        else:
+            parts = [("h", state)]
+        out = []
+        for name, s in parts:
+            arr = np.ascontiguousarray(to_numpy(s), dtype=self._dtype)
+            if arr.shape != shape:
+                raise ShapeError(f"{who}: expected state {name} of shape (num_layers="
+                                 f"{self.num_layers}, N={n}, hidden_size={self.hidden_size}), got "
+                                 f"shape {arr.shape}. Pass the state returned by the previous "
+                                 f"step, or None to start from zeros.")
+            out.append(arr)
+        return out
+
+    def step(self, tokens, state=None):
+        """Advance the model over ``tokens`` (T, N) from ``state``; return ``(logits, state)``.
+
+        ``logits`` is (T, N, V) float32 (the model's dtype); ``state`` is ``h`` or ``(h, c)``,
+        each (num_layers, N, H).
+        """
+        who = "OnnxCharLM.step"
+        tok = to_numpy(tokens)
+        if tok.ndim == 1:
+            tok = tok[None, :]                                        # (1, N)
+        if tok.ndim != 2 or tok.shape[0] == 0 or tok.shape[1] == 0:
+            raise ShapeError(f"{who}: expected tokens of shape (T, N) with T, N >= 1, got shape "
+                             f"{tuple(to_numpy(tokens).shape)}.")
+        if tok.dtype.kind not in "iu":
+            raise DTypeError(f"{who}: expected integer token ids, got dtype {tok.dtype}. Convert "
+                             f"with np.asarray(tokens, dtype=np.int64).")
+        if tok.min() < 0 or tok.max() >= self.vocab_size:
+            raise DataError(f"{who}: expected token ids in [0, {self.vocab_size}), got values in "
+                            f"[{int(tok.min())}, {int(tok.max())}]. Encode text with the model's "
+                            f"vocabulary.")
+        tok = np.ascontiguousarray(tok, dtype=np.int64)
+        n = tok.shape[1]
+        feeds = {"tokens": tok}
+        if self._has_state:
+            st = self._check_state(self.initial_state(n) if state is None else state, n)
+            feeds["h0"] = st[0]
+            if self._is_lstm:
+                feeds["c0"] = st[1]
+        elif state is not None:
+            raise ConfigError(f"{who}: this model was exported with initial_state=False and "
+                              f"takes no state; pass state=None, or re-export with "
+                              f"initial_state=True to generate step by step.")
+        out = self.session.run(None, feeds)
+        logits, h = out[0], out[1]
+        return logits, ((h, out[2]) if self._is_lstm else h)
+
+    __call__ = step
+
+    def __repr__(self) -> str:
+        return (f"OnnxCharLM(cell={self.cell!r}, vocab_size={self.vocab_size}, "
+                f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+                f"embedding_size={self.embedding_size})")

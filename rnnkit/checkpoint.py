@@ -1,0 +1,649 @@
+"""The checkpoint directory written by ``rnnkit train --out DIR``.
+
+Layout::
+
+    DIR/
+      ckpt-000041/              previous complete version (kept as a fallback)
+      ckpt-000042/              newest complete version  <- AUTHORITATIVE
+        model.safetensors       weights: embedding.weight, rnn.weight_ih_l0, head.weight, ...
+        config.json             model config: {"model": "CharLM", "hidden_size": 128, ...}
+        vocab.json              optional JSON object (e.g. the character vocabulary)
+        optimizer.safetensors   optional optimizer arrays; optimizer_meta as JSON in __metadata__
+        trainer.json            optional trainer state (step, schedule, RNG state, history)
+        checkpoint.json         manifest: size + sha256 of every file above, written last
+      LATEST                    text "ckpt-000042": a hint for people and tools
+      model.safetensors         convenience copies of the newest version's model, config
+      config.json               and vocab, for users and torch that read DIR/model.safetensors
+      vocab.json                directly; the loader never reads them when versions exist
+      metrics.jsonl             one JSON line per evaluation, appended (not versioned)
+      best/                     optional: a checkpoint directory of its own (same layout)
+
+Crash safety (survives SIGKILL at any instant; single writer per directory):
+
+1. A save writes every file of the new version into a fresh hidden directory
+   ``DIR/.tmp-ckpt-000042-<random>/``, each atomically and fsynced, the manifest last.
+2. ``os.rename`` of that directory to ``DIR/ckpt-000042`` is the commit point: before it the
+   version does not exist, after it it is complete. The directory is fsynced.
+3. Only then are ``LATEST`` and the convenience copies replaced (each atomically) and older
+   versions removed (renamed to a hidden name first, then deleted), keeping the newest two.
+4. The loader takes the highest-numbered ``ckpt-*`` whose manifest verifies (sizes and
+   sha256) and falls back to the next one with a warning, so a half-deleted, tampered or
+   disk-damaged version is skipped. Hidden ``.tmp-*`` / ``.old-*`` leftovers of a killed save
+   are ignored by the loader and removed by the next save.
+
+A directory with no ``ckpt-*`` versions but a ``model.safetensors`` and ``config.json`` (a
+"flat" checkpoint someone sent you, or one version directory itself) loads too, without the
+manifest check.
+
+Example::
+
+    >>> save_checkpoint("runs/a", model_state=model.state_dict(), config=model.config(),
+    ...                 vocab={"chars": "abc"}, trainer_state={"step": 100})
+    >>> ck = load_checkpoint("runs/a")
+    >>> ck.trainer_state["step"], ck.config["model"]
+    (100, 'CharLM')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError, ConfigError
+from .io import (
+    _find_json_problem,
+    _fsync_dir,
+    _is_int,
+    atomic_write_json,
+    atomic_write_text,
+    append_jsonl,
+    load_safetensors,
+    load_safetensors_with_metadata,
+    read_json,
+    read_jsonl,
+    save_safetensors,
+    sha256_file,
+)
+
+__all__ = [
+    "Checkpoint",
+    "CONFIG_BOUNDS",
+    "MAX_PARAM_BYTES",
+    "save_checkpoint",
+    "load_checkpoint",
+    "has_checkpoint",
+    "list_versions",
+    "check_config_bounds",
+    "validate_config",
+    "append_metrics",
+    "read_metrics",
+    "truncate_metrics",
+]
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocab.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+TRAINER_FILE = "trainer.json"
+MANIFEST_FILE = "checkpoint.json"
+METRICS_FILE = "metrics.jsonl"
+LATEST_FILE = "LATEST"
+BEST_DIR = "best"
+_CONVENIENCE = (MODEL_FILE, CONFIG_FILE, VOCAB_FILE)
+_ALL_FILES = (MODEL_FILE, CONFIG_FILE, VOCAB_FILE, OPTIMIZER_FILE, TRAINER_FILE)
+_FORMAT = "rnnkit-checkpoint"
+_FORMAT_VERSION = 1
+_VERSION_RE = re.compile(r"^ckpt-(\d{1,12})$")
+_OPT_META_KEY = "rnnkit.optimizer_meta"
+_KEEP = 2
+
+#: Upper bounds of size fields in a model config (inclusive).
+CONFIG_BOUNDS = {
+    "hidden_size": 65536,
+    "embedding_size": 65536,
+    "num_layers": 64,
+    "vocab_size": 10_000_000,
+    "input_size": 10_000_000,
+    "output_size": 10_000_000,
+}
+#: Largest total parameter size a config may imply (4 GiB).
+MAX_PARAM_BYTES = 4 * 1024 ** 3
+
+
+@dataclass
+class Checkpoint:
+    """Everything :func:`load_checkpoint` read from one checkpoint version.
+
+    ``model_state``: name -> float32/float64 ndarray; ``config``: dict with a str ``"model"``;
+    ``vocab``: dict or None; ``optimizer_state``: name -> ndarray or None; ``optimizer_meta``:
+    JSON dict or None; ``trainer_state``: JSON dict or None; ``path``: the version directory
+    the data came from (e.g. ``DIR/ckpt-000042``).
+    """
+
+    model_state: dict
+    config: dict
+    vocab: dict | None = None
+    optimizer_state: dict | None = None
+    optimizer_meta: dict | None = None
+    trainer_state: dict | None = None
+    path: Path = field(default_factory=Path)
+
+
+# ---------------------------------------------------------------------------------------------
+# config checks
+# ---------------------------------------------------------------------------------------------
+
+def _cell_gates(config: dict) -> int:
+    for key in ("cell", "mode", "rnn_type", "kind", "cell_type"):
+        v = config.get(key)
+        if isinstance(v, str):
+            v = v.lower()
+            if "lstm" in v:
+                return 4
+            if "gru" in v:
+                return 3
+            if "rnn" in v or "tanh" in v or "relu" in v:
+                return 1
+    return 4  # unknown: assume the largest cell
+
+
+def check_config_bounds(config: dict, *, source=None, max_param_bytes: int = MAX_PARAM_BYTES) -> dict:
+    """Refuse absurd sizes in a model config before anything is allocated from it.
+
+    Checks, when present: ``hidden_size``, ``embedding_size`` <= 65536, ``num_layers`` <= 64,
+    ``vocab_size``, ``input_size``, ``output_size`` <= 10,000,000 (all integers >= 1), and that
+    the implied parameter count of an embedding + recurrent stack + linear head, in the worst
+    case (LSTM unless the config names the cell, bidirectional if it says so, float64 if its
+    ``dtype`` says so), fits in ``max_param_bytes`` (4 GiB)::
+
+        P = V*E + D * sum_l G*H*(in_l + H + 2) + (D*H + 1) * O,   in_0 = E, in_l = D*H
+
+    Raises :class:`CheckpointError` naming ``source`` when given (a config file), else
+    :class:`ConfigError`. Returns ``config`` unchanged.
+    """
+    err = CheckpointError if source is not None else ConfigError
+    where = f"{source}: " if source is not None else ""
+    who = "check_config_bounds"
+    if not isinstance(config, dict):
+        raise err(f"{who}: {where}expected the config to be a JSON object, got "
+                  f"{type(config).__name__}.")
+    vals = {}
+    for key, limit in CONFIG_BOUNDS.items():
+        if key not in config or config[key] is None:
+            continue
+        v = config[key]
+        if not _is_int(v):
+            raise err(f"{who}: {where}expected {key} to be an integer, got {v!r:.100} "
+                      f"({type(v).__name__}).")
+        if not 1 <= v <= limit:
+            raise err(f"{who}: {where}expected 1 <= {key} <= {limit}, got {v}. The config is "
+                      f"damaged or hostile; rnnkit refuses to allocate a model this size.")
+        vals[key] = v
+    H = vals.get("hidden_size", 1)
+    L = vals.get("num_layers", 1)
+    V = vals.get("vocab_size", 0)
+    E = vals.get("embedding_size", vals.get("input_size", 0))
+    if "embedding_size" not in vals and V and "input_size" not in vals:
+        E = V  # one-hot input
+    O = vals.get("output_size", V)
+    D = 2 if config.get("bidirectional") is True else 1
+    G = _cell_gates(config)
+    itemsize = 8 if str(config.get("dtype", "float32")) in ("float64", "f8", "double") else 4
+    params = (V * E if "embedding_size" in vals else 0)
+    for layer in range(L):
+        inp = E if layer == 0 else D * H
+        params += D * G * H * (inp + H + 2)
+    params += (D * H + 1) * O
+    nbytes = params * itemsize
+    if nbytes > max_param_bytes:
+        raise err(f"{who}: {where}the config implies about {params:,} parameters "
+                  f"({nbytes / 1024 ** 3:.1f} GiB), more than the {max_param_bytes / 1024 ** 3:.1f} "
+                  f"GiB limit. The config is damaged or hostile; pass a larger max_param_bytes "
+                  f"if you really trust it.")
+    return config
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true/false",
+               dict: "a JSON object", list: "a list", type(None): "null"}
+
+
+def validate_config(config, schema: dict, *, optional=(), allow_extra: bool = True,
+                    source=None) -> dict:
+    """Check ``config`` against a tiny schema; return it unchanged.
+
+    ``schema`` maps key -> spec, where a spec is a type (``int`` refuses bool, ``float``
+    accepts int), a tuple of types, or a list/set/frozenset of allowed values. Keys not in
+    ``optional`` are required; keys not in ``schema`` are refused unless ``allow_extra``.
+    Raises :class:`CheckpointError` naming ``source`` when given, else :class:`ConfigError`.
+
+    Example::
+
+        >>> validate_config({"model": "CharLM", "hidden_size": 64},
+        ...                 {"model": ["CharLM"], "hidden_size": int, "dropout": float},
+        ...                 optional=("dropout",))
+    """
+    err = CheckpointError if source is not None else ConfigError
+    where = f"{source}: " if source is not None else ""
+    who = "validate_config"
+    if not isinstance(config, dict):
+        raise err(f"{who}: {where}expected the config to be a JSON object, got "
+                  f"{type(config).__name__}.")
+    for key, spec in schema.items():
+        if key not in config:
+            if key in optional:
+                continue
+            raise err(f"{who}: {where}expected key {key!r} in the config, it is missing. "
+                      f"Present keys: {sorted(config)!r:.300}.")
+        v = config[key]
+        if isinstance(spec, (list, set, frozenset)):
+            if v not in spec:
+                raise err(f"{who}: {where}expected {key} to be one of "
+                          f"{', '.join(repr(s) for s in spec)}, got {v!r:.100}.")
+            continue
+        types = spec if isinstance(spec, tuple) else (spec,)
+        ok = False
+        for t in types:
+            if t is int:
+                ok = _is_int(v)
+            elif t is float:
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+            elif t is None or t is type(None):
+                ok = v is None
+            else:
+                ok = isinstance(v, t)
+            if ok:
+                break
+        if not ok:
+            want = " or ".join(_TYPE_NAMES.get(t, getattr(t, "__name__", str(t))) for t in types)
+            raise err(f"{who}: {where}expected {key} to be {want}, got {v!r:.100} "
+                      f"({type(v).__name__}).")
+    if not allow_extra:
+        extra = sorted(set(config) - set(schema))
+        if extra:
+            raise err(f"{who}: {where}unexpected key(s) {extra!r:.300} in the config; expected "
+                      f"only {sorted(schema)!r:.300}.")
+    return config
+
+
+def _check_model_config(config, source) -> dict:
+    if not isinstance(config, dict):
+        raise CheckpointError(f"load_checkpoint: {source}: expected the config to be a JSON "
+                              f"object, got {type(config).__name__}.")
+    if not isinstance(config.get("model"), str) or not config["model"]:
+        raise CheckpointError(f"load_checkpoint: {source}: expected a string \"model\" entry "
+                              f"(e.g. \"CharLM\") in the config, got {config.get('model')!r:.100}.")
+    return check_config_bounds(config, source=source)
+
+
+# ---------------------------------------------------------------------------------------------
+# saving
+# ---------------------------------------------------------------------------------------------
+
+def list_versions(directory) -> list[Path]:
+    """Committed version directories ``DIR/ckpt-N`` (complete or not), newest first."""
+    directory = Path(directory)
+    found = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    for e in entries:
+        m = _VERSION_RE.match(e.name)
+        if m and e.is_dir(follow_symlinks=False):
+            found.append((int(m.group(1)), Path(e.path)))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def _check_state(who: str, name: str, state, floats_only: bool) -> dict:
+    if not isinstance(state, dict) or (floats_only and not state):
+        raise CheckpointError(f"{who}: expected {name} as a non-empty dict name -> np.ndarray, "
+                              f"got {type(state).__name__}{'' if state else ' (empty)'}.")
+    out = {}
+    for k, v in state.items():
+        if not isinstance(k, str) or not k:
+            raise CheckpointError(f"{who}: expected {name} keys to be non-empty str, got {k!r}.")
+        arr = np.asarray(v)
+        if floats_only and arr.dtype not in (np.float32, np.float64):
+            raise CheckpointError(f"{who}: expected {name}[{k!r}] as float32 or float64, got "
+                                  f"{arr.dtype}. Convert it with .astype(np.float32).")
+        out[k] = arr
+    return out
+
+
+def _check_json_dict(who: str, name: str, obj):
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{who}: expected {name} as a dict (JSON object) or None, got "
+                              f"{type(obj).__name__}.")
+    problem = _find_json_problem(obj, name)
+    if problem:
+        raise CheckpointError(f"{who}: cannot store {name} as JSON: {problem[0]} is {problem[1]}. "
+                              f"Use dicts with str keys, lists, str, int, finite float, bool, None.")
+    return obj
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    """Replace ``dst`` by a copy of ``src`` atomically (temp file + fsync + rename)."""
+    tmp = dst.parent / f".{dst.name}.tmp-{secrets.token_hex(6)}"
+    try:
+        shutil.copyfile(src, tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, dst)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a version: rename it to a hidden name first so it stops being a version at once."""
+    hidden = path.parent / f".old-{path.name}-{secrets.token_hex(4)}"
+    try:
+        os.rename(path, hidden)
+    except OSError:
+        return
+    shutil.rmtree(hidden, ignore_errors=True)
+
+
+def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict | None = None,
+                    optimizer_state: dict | None = None, optimizer_meta: dict | None = None,
+                    trainer_state: dict | None = None, keep: int = _KEEP) -> Path:
+    """Save a new checkpoint version under ``directory`` crash-safely; return its path.
+
+    ``model_state``: name -> float32/float64 array (e.g. ``rnn.weight_ih_l0``); ``config``: JSON
+    dict with a str ``"model"`` and its size fields (checked by :func:`check_config_bounds`);
+    ``vocab``, ``optimizer_meta``, ``trainer_state``: JSON dicts or None; ``optimizer_state``:
+    name -> array (any supported dtype, may be empty) or None. ``keep`` (>= 1) newest versions
+    are kept. The best-validation weights go in their own checkpoint directory:
+    ``save_checkpoint(Path(DIR) / "best", model_state=..., config=..., vocab=...)``. See the module docstring
+    for the scheme: the new version becomes visible all at once, by a directory rename, so a
+    process killed at any instant leaves the previous version loadable. One writer at a time.
+    """
+    who = "save_checkpoint"
+    directory = Path(directory)
+    model_state = _check_state(who, "model_state", model_state, floats_only=True)
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
+        raise CheckpointError(f"{who}: expected config as a dict with a str \"model\" entry "
+                              f"(e.g. {{\"model\": \"CharLM\", \"hidden_size\": 128}}), got "
+                              f"{config!r:.200}.")
+    check_config_bounds(config)
+    _check_json_dict(who, "config", config)
+    _check_json_dict(who, "vocab", vocab)
+    _check_json_dict(who, "optimizer_meta", optimizer_meta)
+    _check_json_dict(who, "trainer_state", trainer_state)
+    if optimizer_state is not None:
+        optimizer_state = _check_state(who, "optimizer_state", optimizer_state, floats_only=False)
+    elif optimizer_meta is not None:
+        optimizer_state = {}
+    if not _is_int(keep) or keep < 1:
+        raise CheckpointError(f"{who}: expected keep >= 1, got {keep!r}.")
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"{who}: cannot create checkpoint directory {directory}: {e}.") from e
+    if not directory.is_dir():
+        raise CheckpointError(f"{who}: expected {directory} to be a directory, got a file.")
+
+    # Leftovers of a killed save: never versions, safe to drop (single writer).
+    stale_files = tuple(f".{n}.tmp-" for n in (*_CONVENIENCE, LATEST_FILE, METRICS_FILE))
+    for e in os.scandir(directory):
+        if e.name.startswith((".tmp-ckpt-", ".old-ckpt-")) and e.is_dir(follow_symlinks=False):
+            shutil.rmtree(e.path, ignore_errors=True)
+        elif e.name.startswith(stale_files) and e.is_file(follow_symlinks=False):
+            try:
+                os.unlink(e.path)
+            except OSError:
+                pass
+
+    versions = list_versions(directory)
+    number = int(_VERSION_RE.match(versions[0].name).group(1)) + 1 if versions else 1
+    name = f"ckpt-{number:06d}"
+    tmp = directory / f".tmp-{name}-{secrets.token_hex(6)}"
+    tmp.mkdir()
+    try:
+        save_safetensors(tmp / MODEL_FILE, model_state, metadata={"format": "np"})
+        atomic_write_json(tmp / CONFIG_FILE, config)
+        if vocab is not None:
+            atomic_write_json(tmp / VOCAB_FILE, vocab)
+        if optimizer_state is not None:
+            meta = {"format": "np"}
+            if optimizer_meta is not None:
+                meta[_OPT_META_KEY] = json.dumps(optimizer_meta, sort_keys=True, allow_nan=False)
+            save_safetensors(tmp / OPTIMIZER_FILE, optimizer_state, metadata=meta)
+        if trainer_state is not None:
+            atomic_write_json(tmp / TRAINER_FILE, trainer_state)
+        files = {}
+        for fname in _ALL_FILES:
+            if (tmp / fname).exists():
+                size, digest = sha256_file(tmp / fname)
+                files[fname] = {"size": size, "sha256": digest}
+        atomic_write_json(tmp / MANIFEST_FILE, {"format": _FORMAT, "format_version": _FORMAT_VERSION,
+                                                "version": number, "files": files})
+        _fsync_dir(tmp)
+        final = directory / name
+        os.rename(tmp, final)                         # <- commit point
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise CheckpointError(f"{who}: cannot write checkpoint into {directory}: {e}.") from e
+        raise
+    _fsync_dir(directory)
+
+    # Everything below is convenience and cleanup; a crash here loses nothing.
+    try:
+        atomic_write_text(directory / LATEST_FILE, name + "\n")
+        for fname in _CONVENIENCE:
+            if (final / fname).exists():
+                _copy_atomic(final / fname, directory / fname)
+            elif (directory / fname).exists():
+                os.unlink(directory / fname)      # no stale vocab next to a new model
+        _fsync_dir(directory)
+    except OSError as e:
+        raise CheckpointError(f"{who}: saved {final}, but could not update the convenience "
+                              f"copies in {directory}: {e}.") from e
+    for old in list_versions(directory)[keep:]:
+        _remove_tree(old)
+    return final
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------
+
+def has_checkpoint(directory) -> bool:
+    """True when ``directory`` holds a checkpoint version or a flat model + config."""
+    d = Path(directory)
+    return bool(list_versions(d)) or ((d / MODEL_FILE).is_file() and (d / CONFIG_FILE).is_file())
+
+
+def _verify_manifest(version: Path) -> dict:
+    manifest_path = version / MANIFEST_FILE
+    manifest = read_json(manifest_path, what="checkpoint manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT or \
+            not isinstance(manifest.get("files"), dict):
+        raise CheckpointError(f"load_checkpoint: {manifest_path}: expected a manifest with "
+                              f"\"format\": \"{_FORMAT}\" and a \"files\" object, got "
+                              f"{manifest!r:.200}.")
+    if manifest.get("format_version") != _FORMAT_VERSION:
+        raise CheckpointError(f"load_checkpoint: {manifest_path}: format_version "
+                              f"{manifest.get('format_version')!r:.50} is not supported (this "
+                              f"rnnkit reads {_FORMAT_VERSION}); upgrade rnnkit.")
+    files = manifest["files"]
+    for required in (MODEL_FILE, CONFIG_FILE):
+        if required not in files:
+            raise CheckpointError(f"load_checkpoint: {manifest_path}: the manifest does not "
+                                  f"list {required}.")
+    for fname, info in files.items():
+        if fname not in _ALL_FILES:  # never follow a hostile name such as "../../etc/passwd"
+            raise CheckpointError(f"load_checkpoint: {manifest_path}: unexpected file name "
+                                  f"{fname!r:.100} in the manifest.")
+        if not (isinstance(info, dict) and _is_int(info.get("size"))
+                and isinstance(info.get("sha256"), str)):
+            raise CheckpointError(f"load_checkpoint: {manifest_path}: expected {{\"size\": int, "
+                                  f"\"sha256\": str}} for {fname}, got {info!r:.200}.")
+        path = version / fname
+        if not path.exists():
+            raise CheckpointError(f"load_checkpoint: {path} is missing (listed in the manifest).")
+        size, digest = sha256_file(path, max_bytes=info["size"])
+        if size != info["size"] or digest != info["sha256"]:
+            raise CheckpointError(f"load_checkpoint: {path} does not match the manifest (size "
+                                  f"{size} vs {info['size']}, sha256 differs: "
+                                  f"{digest != info['sha256']}); the file is damaged or was "
+                                  f"modified.")
+    return files
+
+
+def _load_version(version: Path, load_optimizer: bool, max_bytes) -> Checkpoint:
+    cfg_path = version / CONFIG_FILE
+    model_path = version / MODEL_FILE
+    if not model_path.exists():
+        raise CheckpointError(f"load_checkpoint: {model_path} is missing; the checkpoint is "
+                              f"incomplete.")
+    config = _check_model_config(read_json(cfg_path, what="config"), cfg_path)
+    model_state = load_safetensors(model_path, max_bytes=max_bytes)
+    if not model_state:
+        raise CheckpointError(f"load_checkpoint: {model_path} holds no tensors.")
+    for k, v in model_state.items():
+        if v.dtype not in (np.float32, np.float64):
+            raise CheckpointError(f"load_checkpoint: {model_path}: weight {k!r} has dtype "
+                                  f"{v.dtype}; expected float32 or float64.")
+    vocab = None
+    vocab_path = version / VOCAB_FILE
+    if vocab_path.exists() or vocab_path.is_symlink():
+        vocab = read_json(vocab_path, what="vocab")
+        if not isinstance(vocab, dict):
+            raise CheckpointError(f"load_checkpoint: {vocab_path}: expected a JSON object, got "
+                                  f"{type(vocab).__name__}.")
+    trainer_state = None
+    trainer_path = version / TRAINER_FILE
+    if trainer_path.exists() or trainer_path.is_symlink():
+        trainer_state = read_json(trainer_path, what="trainer state")
+        if not isinstance(trainer_state, dict):
+            raise CheckpointError(f"load_checkpoint: {trainer_path}: expected a JSON object, "
+                                  f"got {type(trainer_state).__name__}.")
+    optimizer_state = optimizer_meta = None
+    opt_path = version / OPTIMIZER_FILE
+    if load_optimizer and (opt_path.exists() or opt_path.is_symlink()):
+        optimizer_state, meta = load_safetensors_with_metadata(opt_path, max_bytes=max_bytes)
+        if _OPT_META_KEY in meta:
+            try:
+                optimizer_meta = json.loads(meta[_OPT_META_KEY], parse_constant=_refuse)
+            except (ValueError, RecursionError) as e:
+                raise CheckpointError(f"load_checkpoint: {opt_path}: optimizer metadata is not "
+                                      f"valid JSON ({e}).") from None
+            if not isinstance(optimizer_meta, dict):
+                raise CheckpointError(f"load_checkpoint: {opt_path}: expected the optimizer "
+                                      f"metadata to be a JSON object, got "
+                                      f"{type(optimizer_meta).__name__}.")
+    return Checkpoint(model_state=model_state, config=config, vocab=vocab,
+                      optimizer_state=optimizer_state, optimizer_meta=optimizer_meta,
+                      trainer_state=trainer_state, path=version)
+
+
+def _refuse(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_checkpoint(directory, *, load_optimizer: bool = True, max_bytes: int | None = None) -> Checkpoint:
+    """Load the newest complete checkpoint version in ``directory``.
+
+    Accepts a run directory (``DIR`` with ``ckpt-*`` versions; the newest one whose manifest
+    verifies wins, older ones are fallbacks with a :class:`UserWarning`), a single version
+    directory, or a flat directory holding ``model.safetensors`` + ``config.json`` (+ optional
+    ``vocab.json``, ``optimizer.safetensors``, ``trainer.json``). Checks: the directory exists,
+    the files are present and uncorrupted, the config is a JSON object with a str ``"model"``
+    and sane sizes (:func:`check_config_bounds`), weights are float32/float64, vocab and
+    trainer state are JSON objects. ``load_optimizer=False`` skips the optimizer file.
+    ``max_bytes`` optionally bounds each safetensors file. Every problem raises
+    :class:`CheckpointError` naming the file.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        what = "a file, not a directory" if d.exists() else "nothing there"
+        raise CheckpointError(f"load_checkpoint: no checkpoint at {d} ({what}); run "
+                              f"`rnnkit train --out {d}` first, or pass the directory it wrote.")
+    versions = list_versions(d)
+    if not versions:
+        if (d / MANIFEST_FILE).exists():          # a version directory itself
+            _verify_manifest(d)
+            return _load_version(d, load_optimizer, max_bytes)
+        if (d / MODEL_FILE).exists() or (d / CONFIG_FILE).exists():
+            return _load_version(d, load_optimizer, max_bytes)
+        raise CheckpointError(f"load_checkpoint: no checkpoint at {d} (no ckpt-* version and no "
+                              f"{MODEL_FILE}); run `rnnkit train --out {d}` first.")
+    problems = []
+    for version in versions:
+        try:
+            _verify_manifest(version)
+            ck = _load_version(version, load_optimizer, max_bytes)
+        except CheckpointError as e:
+            problems.append(str(e))
+            continue
+        if problems:
+            warnings.warn(f"load_checkpoint: skipped {len(problems)} damaged or incomplete newer "
+                          f"version(s) in {d} and loaded {version.name}: " + " | ".join(problems),
+                          UserWarning, stacklevel=2)
+        return ck
+    raise CheckpointError(f"load_checkpoint: no loadable checkpoint version in {d}; every "
+                          f"version is damaged: " + " | ".join(problems))
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics
+# ---------------------------------------------------------------------------------------------
+
+def append_metrics(directory, record: dict) -> None:
+    """Append one evaluation record (a JSON dict, e.g. ``{"step": 100, "val_loss": 1.9}``) to
+    ``DIR/metrics.jsonl`` durably (flush + fsync)."""
+    if not isinstance(record, dict):
+        raise CheckpointError(f"append_metrics: expected record as a dict, got "
+                              f"{type(record).__name__}.")
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    append_jsonl(Path(directory) / METRICS_FILE, record)
+
+
+def read_metrics(directory) -> list[dict]:
+    """Return the records of ``DIR/metrics.jsonl`` in order (``[]`` when there is none).
+
+    A torn last line (the trainer was killed mid-append) is skipped; records that are not JSON
+    objects are dropped. A trainer killed after an evaluation but before the next checkpoint
+    leaves records newer than the checkpoint; call :func:`truncate_metrics` when resuming.
+    """
+    return [r for r in read_jsonl(Path(directory) / METRICS_FILE, what="metrics")
+            if isinstance(r, dict)]
+
+
+def truncate_metrics(directory, max_step: int) -> int:
+    """Drop the records of ``DIR/metrics.jsonl`` whose ``"step"`` exceeds ``max_step``.
+
+    Call it when resuming from a checkpoint at step ``max_step`` so evaluations done after that
+    checkpoint (and lost with the killed process) are not recorded twice. The file is rewritten
+    atomically (torn lines disappear too); records without an integer ``"step"`` are kept.
+    Returns the number of records dropped.
+    """
+    path = Path(directory) / METRICS_FILE
+    if not path.exists():
+        return 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torn lines are exactly what we are cleaning up
+        records = read_metrics(directory)
+    kept = [r for r in records if not (_is_int(r.get("step")) and r["step"] > max_step)]
+    text = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in kept)
+    atomic_write_text(path, text)
+    return len(records) - len(kept)

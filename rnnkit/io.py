@@ -1,0 +1,605 @@
+"""Low-level, defensive file formats: safetensors for arrays, JSON / JSON-lines for the rest.
+
+Checkpoints travel between users, so every reader here treats its file as hostile: a damaged
+or crafted file raises :class:`rnnkit.errors.CheckpointError` whose message names the file and
+the problem -- never a crash, a hang, code execution (there is no pickle anywhere) or an
+allocation larger than the file itself. Every writer is atomic: it writes a temporary file in
+the target's directory, flushes and fsyncs it, ``os.replace``-s it onto the target and fsyncs
+the directory, so a reader (or a process killed mid-write) sees the old file or the new one,
+never a mixture.
+
+safetensors layout (https://github.com/huggingface/safetensors), written here in pure NumPy::
+
+    [u64 little-endian n][n bytes of UTF-8 JSON header, space-padded to a multiple of 8][data]
+    header = {"__metadata__": {str: str},                         # optional
+              name: {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...}
+
+``data_offsets`` are relative to the start of the data region; the tensors tile it exactly
+(no gaps, no overlaps, nothing after the last one) and ``end - begin == prod(shape) *
+itemsize``. Data are little-endian, C order. Files written here load with
+``safetensors.numpy.load_file`` / ``safetensors.torch.load_file`` and vice versa.
+
+Example::
+
+    >>> save_safetensors("w.safetensors", {"head.weight": np.ones((2, 3), np.float32)})
+    >>> load_safetensors("w.safetensors")["head.weight"].shape
+    (2, 3)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import secrets
+import stat
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError
+
+__all__ = [
+    "SAFETENSORS_DTYPES",
+    "MAX_HEADER_BYTES",
+    "MAX_JSON_BYTES",
+    "save_safetensors",
+    "load_safetensors",
+    "load_safetensors_with_metadata",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "read_json",
+    "append_jsonl",
+    "read_jsonl",
+    "sha256_file",
+]
+
+#: safetensors dtype code -> little-endian NumPy dtype.
+SAFETENSORS_DTYPES: dict[str, np.dtype] = {
+    "F64": np.dtype("<f8"),
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "I64": np.dtype("<i8"),
+    "I32": np.dtype("<i4"),
+    "I16": np.dtype("<i2"),
+    "I8": np.dtype("i1"),
+    "U64": np.dtype("<u8"),
+    "U32": np.dtype("<u4"),
+    "U16": np.dtype("<u2"),
+    "U8": np.dtype("u1"),
+    "BOOL": np.dtype("?"),
+}
+# Codes the safetensors spec knows but NumPy cannot represent: refused with a specific hint.
+_KNOWN_UNSUPPORTED = {"BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",
+                      "C64", "F8_E4M3FNUZ", "F8_E5M2FNUZ"}
+_CODE_OF_KIND_SIZE = {(np.dtype(dt).kind, np.dtype(dt).itemsize): code
+                      for code, dt in SAFETENSORS_DTYPES.items()}
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024   # safetensors' own reader uses the same 100 MB bound
+MAX_JSON_BYTES = 10 * 1024 * 1024      # config.json, vocab.json, trainer.json, checkpoint.json
+MAX_JSONL_BYTES = 256 * 1024 * 1024    # metrics.jsonl grows with training; still bounded
+_MAX_ELEMENTS = 2 ** 56                # shapes whose element count exceeds this are absurd
+_CHUNK = 1 << 20
+
+
+# ---------------------------------------------------------------------------------------------
+# atomic writes
+# ---------------------------------------------------------------------------------------------
+
+def _fsync_dir(directory: Path) -> None:
+    """fsync a directory so a rename inside it survives power loss (no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path, write_fn, who: str) -> None:
+    """Create ``path`` atomically: ``write_fn(fileobj)`` fills a temp file that replaces it."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise CheckpointError(f"{who}: cannot write {path}: directory {directory} does not exist. "
+                              f"Create it first (e.g. Path(...).mkdir(parents=True)).")
+    tmp = directory / f".{path.name}.tmp-{secrets.token_hex(6)}"
+    try:
+        # O_EXCL + random name: never follows or clobbers anything; mode 0o666 minus umask.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        with os.fdopen(fd, "wb") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise CheckpointError(f"{who}: cannot write {path}: {e}. Check the path, the "
+                                  f"permissions and the free disk space.") from e
+        raise
+    _fsync_dir(directory)
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + ``os.replace`` + dir fsync)."""
+    _atomic_write(path, lambda f: f.write(data), "atomic_write_bytes")
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically.
+
+    Example::
+
+        >>> atomic_write_text("LATEST", "ckpt-000003\\n")
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"atomic_write_text: expected text as str, got {type(text).__name__}.")
+    data = text.encode("utf-8")
+    _atomic_write(path, lambda f: f.write(data), "atomic_write_text")
+
+
+def _json_default(obj):
+    # NumPy scalars are common in configs and histories; convert them losslessly.
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    raise TypeError(type(obj).__name__)
+
+
+def _find_json_problem(obj, where: str = "obj", depth: int = 0):
+    """Return ``(path, description)`` of the first value JSON cannot hold, or None."""
+    if depth > 200:
+        return where, "nesting deeper than 200 levels"
+    if obj is None or isinstance(obj, (bool, str, int, np.bool_, np.integer)):
+        return None
+    if isinstance(obj, (float, np.floating)):
+        return None if math.isfinite(obj) else (where, f"non-finite number {obj!r}")
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                return f"{where}[{k!r}]", f"non-string key {k!r} ({type(k).__name__})"
+            p = _find_json_problem(v, f"{where}[{k!r}]", depth + 1)
+            if p:
+                return p
+        return None
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            p = _find_json_problem(v, f"{where}[{i}]", depth + 1)
+            if p:
+                return p
+        return None
+    return where, f"a {type(obj).__name__} (not JSON serializable)"
+
+
+def _dumps_json(obj, who: str, path, indent=2) -> str:
+    problem = _find_json_problem(obj)
+    if problem is None:
+        try:
+            return json.dumps(obj, indent=indent, sort_keys=True, allow_nan=False,
+                              default=_json_default, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError) as e:
+            problem = ("obj", str(e))
+    where, what = problem
+    raise CheckpointError(f"{who}: cannot write {path} as JSON: {where} is {what}. Store only "
+                          f"dicts with str keys, lists, str, int, finite float, bool and None "
+                          f"(convert arrays with .tolist(), NaN/inf to None or a string).")
+
+
+def atomic_write_json(path, obj) -> None:
+    """Write ``obj`` as pretty, key-sorted, strict JSON (no NaN/inf) to ``path`` atomically.
+
+    NumPy scalars are converted to Python numbers. Anything else JSON cannot represent raises
+    :class:`CheckpointError` naming the offending element, e.g. ``obj['history'][3]['loss'] is
+    non-finite number nan``.
+    """
+    text = _dumps_json(obj, "atomic_write_json", path) + "\n"
+    _atomic_write(path, lambda f: f.write(text.encode("utf-8")), "atomic_write_json")
+
+
+# ---------------------------------------------------------------------------------------------
+# safe reading
+# ---------------------------------------------------------------------------------------------
+
+def _open_regular(path, who: str, what: str, max_bytes):
+    """Open ``path`` for binary reading; refuse anything but a regular file within max_bytes.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once instead of hanging; the fstat check then
+    refuses FIFOs, devices (``/dev/zero``) and directories. Returns ``(fileobj, size)``.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise CheckpointError(f"{who}: {what} file {path} does not exist.") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{who}: expected {what} file {path} to be a regular file, got a "
+                              f"directory.") from None
+    except OSError as e:
+        raise CheckpointError(f"{who}: cannot open {what} file {path}: {e}.") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a directory" if stat.S_ISDIR(st.st_mode) else
+                    "a FIFO" if stat.S_ISFIFO(st.st_mode) else
+                    "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
+                    "a special file")
+            raise CheckpointError(f"{who}: expected {what} file {path} to be a regular file, "
+                                  f"got {kind}.")
+        size = st.st_size
+        if max_bytes is not None and size > max_bytes:
+            raise CheckpointError(f"{who}: {what} file {path} is {size} bytes, more than the "
+                                  f"limit of {max_bytes} bytes. It is not a file rnnkit wrote; "
+                                  f"pass a larger max_bytes if you trust it.")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return f, size
+
+
+def _read_exact(f, n: int, path, who: str, what: str) -> bytes:
+    """Read exactly ``n`` bytes (``n`` already checked against the real file size)."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = f.readinto(view[got:got + _CHUNK])
+        if not k:
+            raise CheckpointError(f"{who}: {path} is truncated: expected {n} bytes of {what}, "
+                                  f"the file ended after {got} (was it modified while reading?).")
+        got += k
+    return bytes(buf)
+
+
+def _read_bounded(path, who: str, what: str, max_bytes: int) -> bytes:
+    f, size = _open_regular(path, who, what, max_bytes)
+    with f:
+        return _read_exact(f, size, path, who, what)
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _parse_json(data: bytes, path, who: str, what: str):
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{who}: {what} in {path} is not valid UTF-8 ({e}). The file is "
+                              f"damaged or not a file rnnkit wrote.") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except RecursionError:
+        raise CheckpointError(f"{who}: {what} in {path} is nested too deeply to be a valid "
+                              f"file.") from None
+    except ValueError as e:  # JSONDecodeError, duplicate keys, NaN, over-long integers
+        raise CheckpointError(f"{who}: {what} in {path} is not valid JSON: {e}. The file is "
+                              f"damaged or not a file rnnkit wrote.") from None
+
+
+def read_json(path, what: str = "config", max_bytes: int = MAX_JSON_BYTES):
+    """Read a strict JSON file (no NaN/inf, no duplicate keys) of at most ``max_bytes``.
+
+    Raises :class:`CheckpointError` naming ``path`` if the file is missing, not a regular
+    file, too large, not UTF-8 or not valid JSON. Returns the parsed object (any JSON type;
+    callers check the type they need).
+    """
+    data = _read_bounded(path, "read_json", what, max_bytes)
+    return _parse_json(data, path, "read_json", f"the {what} JSON")
+
+
+def sha256_file(path, max_bytes=None) -> tuple[int, str]:
+    """Return ``(size, sha256 hex digest)`` of a regular file, reading it in 1 MiB chunks."""
+    f, _ = _open_regular(path, "sha256_file", "checkpoint", max_bytes)
+    h = hashlib.sha256()
+    n = 0
+    with f:
+        while True:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                break
+            n += len(chunk)
+            h.update(chunk)
+    return n, h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON lines
+# ---------------------------------------------------------------------------------------------
+
+def append_jsonl(path, obj) -> None:
+    """Append ``obj`` as one JSON line to ``path`` (created if missing), then flush + fsync.
+
+    A line is written with a single ``write``; if a previous writer died mid-line (the file
+    does not end in a newline), a newline is written first so the torn fragment stays on its
+    own line, which :func:`read_jsonl` skips.
+    """
+    path = Path(path)
+    line = _dumps_json(obj, "append_jsonl", path, indent=None)
+    try:
+        with open(path, "ab+") as f:
+            f.seek(0, os.SEEK_END)
+            prefix = b""
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    prefix = b"\n"
+                f.seek(0, os.SEEK_END)
+            f.write(prefix + line.encode("utf-8") + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise CheckpointError(f"append_jsonl: cannot append to {path}: {e}.") from e
+
+
+def read_jsonl(path, what: str = "metrics", max_bytes: int = MAX_JSONL_BYTES) -> list:
+    """Read a JSON-lines file written by :func:`append_jsonl`; a missing file gives ``[]``.
+
+    A torn last line (a writer killed mid-append) is skipped silently. Other undecodable lines
+    (a torn line that a later append followed) are skipped with a :class:`UserWarning`.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return []
+    data = _read_bounded(path, "read_jsonl", what, max_bytes)
+    lines = data.split(b"\n")
+    complete = data.endswith(b"\n")
+    if complete:
+        lines.pop()  # the empty string after the final newline
+    out, bad = [], []
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            out.append(json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
+                                  parse_constant=_reject_constant))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            if i == len(lines) - 1 and not complete:
+                continue  # torn last line: the writer was killed mid-append
+            bad.append(i + 1)
+    if bad:
+        warnings.warn(f"read_jsonl: skipped {len(bad)} undecodable line(s) in {path} "
+                      f"(line numbers {bad[:10]}{'...' if len(bad) > 10 else ''}); they are "
+                      f"records torn by a crash.", UserWarning, stacklevel=2)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# safetensors
+# ---------------------------------------------------------------------------------------------
+
+def _dtype_code(who: str, name: str, arr: np.ndarray) -> str:
+    code = _CODE_OF_KIND_SIZE.get((arr.dtype.kind, arr.dtype.itemsize))
+    if code is None:
+        raise CheckpointError(
+            f"{who}: expected tensor {name!r} with a dtype safetensors can store "
+            f"({', '.join(SAFETENSORS_DTYPES)}), got {arr.dtype}. Convert it with "
+            f".astype(np.float32) (or another supported dtype) first.")
+    return code
+
+
+def save_safetensors(path, tensors: dict, metadata: dict | None = None) -> None:
+    """Write ``tensors`` (name -> ndarray) to ``path`` in the safetensors format, atomically.
+
+    Header keys are sorted; the data region holds the tensors ordered by decreasing itemsize,
+    then name (as the safetensors package does, so every tensor starts at an offset aligned to
+    its itemsize). Supported dtypes: F64, F32, F16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL.
+    Arrays of any shape are accepted, including 0-d and empty ones; non-native byte order and
+    non-contiguous arrays are converted. ``metadata`` must map str to str.
+
+    Example::
+
+        >>> save_safetensors("m.safetensors", {"head.bias": np.zeros(4, np.float32)},
+        ...                  metadata={"format": "np"})
+    """
+    who = "save_safetensors"
+    if not isinstance(tensors, dict):
+        raise CheckpointError(f"{who}: expected tensors as a dict name -> np.ndarray, got "
+                              f"{type(tensors).__name__}.")
+    if metadata is not None:
+        if not isinstance(metadata, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise CheckpointError(f"{who}: expected metadata as a dict of str -> str, got "
+                                  f"{metadata!r:.200}. Encode other values with json.dumps.")
+    prepared = []
+    for name, arr in tensors.items():
+        if not isinstance(name, str) or name == "__metadata__":
+            raise CheckpointError(f"{who}: expected tensor names as str other than "
+                                  f"'__metadata__', got {name!r}.")
+        if not isinstance(arr, np.ndarray):
+            arr = np.asarray(arr)
+        code = _dtype_code(who, name, arr)
+        le = SAFETENSORS_DTYPES[code]
+        flat = np.ascontiguousarray(arr, dtype=le).reshape(-1)  # (numel,) little-endian
+        prepared.append((name, code, list(arr.shape), flat))
+    prepared.sort(key=lambda t: (-t[3].dtype.itemsize, t[0]))
+
+    header: dict = {}
+    if metadata is not None:
+        header["__metadata__"] = dict(metadata)
+    offset = 0
+    for name, code, shape, flat in prepared:
+        header[name] = {"dtype": code, "shape": shape, "data_offsets": [offset, offset + flat.nbytes]}
+        offset += flat.nbytes
+    hbytes = json.dumps(header, sort_keys=True, separators=(",", ":"),
+                        ensure_ascii=False).encode("utf-8")
+    hbytes += b" " * (-len(hbytes) % 8)  # pad so the data region starts 8-byte aligned
+
+    def write(f):
+        f.write(struct.pack("<Q", len(hbytes)))
+        f.write(hbytes)
+        for _, _, _, flat in prepared:
+            if flat.nbytes:
+                f.write(memoryview(flat.view(np.uint8)))
+
+    _atomic_write(path, write, who)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_entry(name, entry, path, who):
+    """Validate one header entry; return (code, shape tuple, begin, end)."""
+    def bad(msg):
+        return CheckpointError(f"{who}: {path}: tensor {name!r}: {msg}. The file is damaged or "
+                               f"not a valid safetensors file.")
+
+    if not isinstance(entry, dict):
+        raise bad(f"expected a JSON object with dtype/shape/data_offsets, got "
+                  f"{type(entry).__name__}")
+    if set(entry) != {"dtype", "shape", "data_offsets"}:
+        raise bad(f"expected exactly the keys dtype, shape, data_offsets, got "
+                  f"{sorted(entry)!r:.200}")
+    code, shape, offs = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(code, str):
+        raise bad(f"expected dtype as a string, got {code!r:.100}")
+    if code not in SAFETENSORS_DTYPES:
+        if code in _KNOWN_UNSUPPORTED:
+            raise bad(f"dtype {code} has no NumPy equivalent and is not supported; convert the "
+                      f"tensor to F32 (e.g. with torch: t.float()) before saving")
+        raise bad(f"unknown dtype {code!r:.100}; expected one of {', '.join(SAFETENSORS_DTYPES)}")
+    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+        raise bad(f"expected shape as a list of non-negative integers, got {shape!r:.200}")
+    if len(shape) > 32:
+        raise bad(f"expected at most 32 dimensions, got {len(shape)}")
+    if not (isinstance(offs, list) and len(offs) == 2 and all(_is_int(o) for o in offs)):
+        raise bad(f"expected data_offsets as a list of two integers, got {offs!r:.200}")
+    begin, end = offs
+    if begin < 0 or end < begin:
+        raise bad(f"expected 0 <= begin <= end in data_offsets, got {offs}")
+    nonzero = 1
+    for d in shape:
+        nonzero *= max(d, 1)
+        if nonzero > _MAX_ELEMENTS:
+            raise bad(f"shape {shape!r:.200} is absurdly large")
+    numel = math.prod(shape)
+    nbytes = numel * SAFETENSORS_DTYPES[code].itemsize
+    if end - begin != nbytes:
+        raise bad(f"shape {shape} with dtype {code} needs {nbytes} bytes but data_offsets "
+                  f"{offs} span {end - begin}")
+    return code, tuple(shape), begin, end
+
+
+def load_safetensors_with_metadata(path, max_bytes: int | None = None):
+    """Load a safetensors file defensively; return ``(tensors, metadata)``.
+
+    ``tensors`` maps name -> writable, native-endian ndarray (a copy, not a memmap);
+    ``metadata`` is the ``__metadata__`` dict of str -> str (``{}`` when absent). Every size the
+    header declares is checked against the real file size before anything is allocated, so
+    memory use is bounded by the file size. ``max_bytes`` (optional) bounds the file size.
+
+    Raises :class:`CheckpointError` naming ``path`` for: a missing file or one that is not a
+    regular file; fewer than 8 bytes; a header length beyond the file or 100 MB; a header that
+    is not UTF-8 JSON object without duplicate keys; entries with wrong types, unknown dtypes,
+    bad shapes or offsets that do not tile the data region exactly; non-string metadata;
+    BOOL bytes other than 0/1.
+    """
+    who = "load_safetensors"
+    path = Path(path)
+    f, size = _open_regular(path, who, "safetensors", max_bytes)
+    with f:
+        if size < 8:
+            raise CheckpointError(f"{who}: {path} is {size} bytes long, too short for a "
+                                  f"safetensors file (needs an 8-byte header length). The file "
+                                  f"is truncated or empty.")
+        (n,) = struct.unpack("<Q", _read_exact(f, 8, path, who, "header length"))
+        if n > MAX_HEADER_BYTES:
+            raise CheckpointError(f"{who}: {path} declares a header of {n} bytes, more than the "
+                                  f"{MAX_HEADER_BYTES}-byte limit. The file is damaged or hostile.")
+        if n > size - 8:
+            raise CheckpointError(f"{who}: {path} declares a header of {n} bytes but the file "
+                                  f"has only {size - 8} bytes after the length field. The file "
+                                  f"is truncated or not a safetensors file.")
+        header = _parse_json(_read_exact(f, n, path, who, "header"), path, who,
+                             "the safetensors header")
+        if not isinstance(header, dict):
+            raise CheckpointError(f"{who}: {path}: expected the safetensors header to be a JSON "
+                                  f"object, got {type(header).__name__}.")
+        metadata = header.pop("__metadata__", None)
+        if metadata is None:
+            metadata = {}
+        if not isinstance(metadata, dict) or not all(
+                isinstance(v, str) for v in metadata.values()):
+            raise CheckpointError(f"{who}: {path}: expected __metadata__ to be an object of "
+                                  f"string values, got {metadata!r:.200}.")
+        data_len = size - 8 - n
+        entries = []
+        for name, entry in header.items():
+            code, shape, begin, end = _check_entry(name, entry, path, who)
+            if end > data_len:
+                raise CheckpointError(f"{who}: {path}: tensor {name!r}: data_offsets "
+                                      f"[{begin}, {end}] go beyond the data region of "
+                                      f"{data_len} bytes. The file is truncated or damaged.")
+            entries.append((begin, end, name, code, shape))
+        entries.sort()
+        pos = 0
+        for begin, end, name, _, _ in entries:
+            if begin != pos:
+                kind = "overlaps the previous tensor" if begin < pos else "leaves a gap"
+                raise CheckpointError(f"{who}: {path}: tensor {name!r}: data_offsets start at "
+                                      f"{begin}, expected {pos}: it {kind}. The file is damaged "
+                                      f"or hostile.")
+            pos = end
+        if pos != data_len:
+            raise CheckpointError(f"{who}: {path}: the tensors cover {pos} bytes of data but the "
+                                  f"data region has {data_len} (trailing garbage or a damaged "
+                                  f"header).")
+        # All sizes are now proven to fit in the real file: read each tensor straight into its
+        # own buffer, in file order.
+        tensors = {}
+        for begin, end, name, code, shape in entries:
+            le = SAFETENSORS_DTYPES[code]
+            arr = np.empty(math.prod(shape), dtype=le)  # (numel,) little-endian
+            if end > begin:
+                view = memoryview(arr.view(np.uint8))
+                got = 0
+                while got < end - begin:
+                    k = f.readinto(view[got:got + _CHUNK])
+                    if not k:
+                        raise CheckpointError(f"{who}: {path} is truncated inside tensor "
+                                              f"{name!r} (was it modified while reading?).")
+                    got += k
+            if code == "BOOL" and arr.size and arr.view(np.uint8).max() > 1:
+                raise CheckpointError(f"{who}: {path}: BOOL tensor {name!r} holds bytes other "
+                                      f"than 0 and 1. The file is damaged.")
+            if not le.isnative:
+                arr = arr.astype(le.newbyteorder("="))
+            tensors[name] = arr.reshape(shape)
+    return {k: tensors[k] for k in sorted(tensors)}, dict(metadata)
+
+
+def load_safetensors(path, max_bytes: int | None = None) -> dict:
+    """Load a safetensors file defensively; return name -> writable native ndarray.
+
+    See :func:`load_safetensors_with_metadata` for the checks. Example::
+
+        >>> tensors = load_safetensors("model.safetensors")
+    """
+    return load_safetensors_with_metadata(path, max_bytes=max_bytes)[0]

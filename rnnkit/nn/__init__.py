@@ -1,6 +1,13 @@
 """Layers and models with the rnnkit contract (see :mod:`rnnkit.nn.module`)."""
 
+from .layers import Dropout, Embedding, Linear, Sequential
+from .losses import CrossEntropyLoss, MSELoss
+from .models import (CharLM, CharLMConfig, LossResult, SequenceClassifier, SequenceClassifierConfig,
+                     SequenceRegressor, SequenceRegressorConfig, model_from_config)
 from .module import Module
 from .rnn import GRU, LSTM, RNN, RNNBase, recurrent_layer
 
-__all__ = ["Module", "RNN", "LSTM", "GRU", "RNNBase", "recurrent_layer"]
+__all__ = ["Module", "RNN", "LSTM", "GRU", "RNNBase", "recurrent_layer", "Linear", "Embedding",
+           "Dropout", "Sequential", "CrossEntropyLoss", "MSELoss", "CharLM", "CharLMConfig",
+           "SequenceClassifier", "SequenceClassifierConfig", "SequenceRegressor",
+           "SequenceRegressorConfig", "LossResult", "model_from_config"]

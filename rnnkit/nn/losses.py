@@ -1,0 +1,109 @@
+"""Losses with forward and backward.
+
+``loss = crit(pred, target)`` returns a Python float; ``dpred = crit.backward()`` returns
+the gradient of that scalar with respect to ``pred`` (scaled by ``scale``, default 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import as_float_array
+from ..errors import DataError, DTypeError, ShapeError
+from ..ops import log_softmax
+
+
+class CrossEntropyLoss:
+    """Softmax cross-entropy from logits, mean over valid positions.
+
+    logits (..., C), target (...) ints in [0, C) or ``ignore_index``::
+
+        loss = -1/M * sum_{valid p} log softmax(logits[p])[target[p]]     M = #valid
+        dlogits[p] = (softmax(logits[p]) - onehot(target[p])) / M,  0 at ignored p
+
+    ``mask`` (...) of 0/1 may be given instead of (or with) ``ignore_index``.
+    ``reduction='sum'`` sums instead of averaging. ``last_count`` holds M.
+    """
+
+    def __init__(self, ignore_index: int = -100, reduction: str = "mean"):
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"CrossEntropyLoss: expected reduction 'mean' or 'sum', got {reduction!r}.")
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        self._cache = None
+        self.last_count = 0
+
+    def __call__(self, logits, target, mask=None):
+        return self.forward(logits, target, mask)
+
+    def forward(self, logits, target, mask=None):
+        logits = as_float_array("CrossEntropyLoss", "logits", logits)
+        target = np.asarray(target)
+        if target.dtype.kind not in "iu":
+            raise DTypeError(f"CrossEntropyLoss: expected integer class targets, got dtype {target.dtype}.")
+        if logits.shape[:-1] != target.shape:
+            raise ShapeError(f"CrossEntropyLoss: expected target of shape {logits.shape[:-1]} "
+                             f"(logits shape without the class axis), got {target.shape}.")
+        C = logits.shape[-1]
+        valid = target != self.ignore_index
+        if mask is not None:
+            valid = valid & (np.asarray(mask) != 0)
+        t = np.where(valid, target, 0)
+        if t.size and (t.min() < 0 or t.max() >= C):
+            raise DataError(f"CrossEntropyLoss: expected targets in [0, {C - 1}] or ignore_index="
+                            f"{self.ignore_index}, got values from {t.min()} to {t.max()}.")
+        logp = log_softmax(logits, axis=-1)                                 # (..., C)
+        picked = np.take_along_axis(logp, t[..., None], axis=-1)[..., 0]   # (...)
+        count = int(valid.sum())
+        total = -float(picked[valid].sum(dtype=np.float64))
+        self.last_count = count
+        denom = max(count, 1) if self.reduction == "mean" else 1
+        self._cache = (logp, t, valid, denom)
+        return total / denom
+
+    def backward(self, scale: float = 1.0):
+        logp, t, valid, denom = self._cache
+        self._cache = None
+        d = np.exp(logp)                                                    # softmax
+        np.put_along_axis(d, t[..., None], np.take_along_axis(d, t[..., None], axis=-1) - 1, axis=-1)
+        d *= (valid[..., None] * (scale / denom)).astype(d.dtype)
+        return d
+
+
+class MSELoss:
+    """Mean squared error: ``loss = mean((pred - target)^2)``, ``dpred = 2 (pred - target) / M``.
+
+    ``mask`` (broadcastable to pred) restricts the mean to valid entries.
+    """
+
+    def __init__(self, reduction: str = "mean"):
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"MSELoss: expected reduction 'mean' or 'sum', got {reduction!r}.")
+        self.reduction = reduction
+        self._cache = None
+        self.last_count = 0
+
+    def __call__(self, pred, target, mask=None):
+        return self.forward(pred, target, mask)
+
+    def forward(self, pred, target, mask=None):
+        pred = as_float_array("MSELoss", "pred", pred)
+        target = as_float_array("MSELoss", "target", target, pred.dtype)
+        if pred.shape != target.shape:
+            raise ShapeError(f"MSELoss: expected target of shape {pred.shape} (same as pred), got {target.shape}.")
+        diff = pred - target
+        if mask is not None:
+            m = np.broadcast_to(np.asarray(mask, dtype=pred.dtype), pred.shape)
+            diff = diff * m
+            count = int(m.sum())
+        else:
+            count = diff.size
+        self.last_count = count
+        denom = max(count, 1) if self.reduction == "mean" else 1
+        self._cache = (diff, denom)
+        return float((diff.astype(np.float64) ** 2).sum() / denom)
+
+    def backward(self, scale: float = 1.0):
+        diff, denom = self._cache
+        self._cache = None
+        return diff * (2.0 * scale / denom)

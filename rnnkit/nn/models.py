@@ -1,0 +1,396 @@
+"""Models built from the layers: CharLM, SequenceClassifier, SequenceRegressor.
+
+Each model has a JSON-serialisable config dataclass (``config.to_dict()`` /
+``Config.from_dict(d)``), ``forward``/``backward`` with the layer contract,
+``parameters()``/``gradients()``/``state_dict()`` with PyTorch-style dotted names
+(``embedding.weight``, ``rnn.weight_ih_l0``, ``head.weight``), and a ``loss`` method used
+by :class:`rnnkit.train.Trainer`::
+
+    res = model.loss(batch, carry)      # LossResult(loss, count, carry)
+    model.backward_loss()               # gradients of res.loss into model.gradients()
+
+Layouts are time-major: token ids (T, N), features (T, N, D); ``lengths`` (N,) right padding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple, Optional
+
+import numpy as np
+
+from .._validate import as_float_array, check_choice, check_dtype_arg, check_float, check_int
+from ..errors import ConfigError, ShapeError
+from .layers import Embedding, Linear, check_ids
+from .losses import CrossEntropyLoss, MSELoss
+from .module import Module
+from .rnn import recurrent_layer
+
+CELLS = ("lstm", "gru", "rnn", "rnn_relu")
+
+
+class LossResult(NamedTuple):
+    loss: float          # mean loss of the batch
+    count: int           # number of items (tokens, examples, values) it averages over
+    carry: Any           # recurrent state to carry into the next chunk (stream mode) or None
+
+
+class _Config:
+    """Mixin: dict round trip with type checks (hostile config.json files are refused)."""
+
+    model: str = ""
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["model"] = self.model
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        if not isinstance(d, dict):
+            raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}.")
+        d = dict(d)
+        model = d.pop("model", cls.model)
+        if model != cls.model:
+            raise ConfigError(f"{cls.__name__}: config is for model {model!r}, expected {cls.model!r}.")
+        names = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown config key(s) {unknown}; expected keys from {sorted(names)}.")
+        for k, v in d.items():
+            default = names[k].default
+            if isinstance(default, bool):
+                if not isinstance(v, bool):
+                    raise ConfigError(f"{cls.__name__}: expected {k} to be true/false, got {v!r}.")
+            elif isinstance(default, int) or (default is dataclasses.MISSING and names[k].type in ("int", int)):
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise ConfigError(f"{cls.__name__}: expected {k} to be an integer, got {v!r}.")
+            elif isinstance(default, float):
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise ConfigError(f"{cls.__name__}: expected {k} to be a number, got {v!r}.")
+            elif isinstance(default, str):
+                if not isinstance(v, str):
+                    raise ConfigError(f"{cls.__name__}: expected {k} to be a string, got {v!r}.")
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def _common(self, who):
+        check_choice(who, "cell", self.cell, CELLS)
+        check_int(who, "hidden_size", self.hidden_size, 1, 65536)
+        check_int(who, "num_layers", self.num_layers, 1, 64)
+        check_float(who, "dropout", self.dropout, 0.0, 1.0, max_inclusive=False)
+        check_dtype_arg(who, self.dtype)
+
+
+def _rnn_args(cfg, input_size, seed, bidirectional=False):
+    return dict(cell=cfg.cell, input_size=input_size, hidden_size=cfg.hidden_size,
+                num_layers=cfg.num_layers, dropout=cfg.dropout, bidirectional=bidirectional,
+                dtype=np.dtype(cfg.dtype), seed=seed)
+
+
+def _build_rnn(cfg, input_size, rng, bidirectional=False):
+    a = _rnn_args(cfg, input_size, int(rng.integers(2**63)), bidirectional)
+    cell = a.pop("cell")
+    return recurrent_layer(cell, a.pop("input_size"), a.pop("hidden_size"), **a)
+
+
+# ============================================================================== CharLM
+@dataclass
+class CharLMConfig(_Config):
+    """Character-level language model: (embedding or one-hot) -> recurrent stack -> linear.
+
+    ``embedding_size = 0`` feeds one-hot vectors (char-rnn style) instead of an embedding.
+    """
+
+    vocab_size: int = 0
+    cell: str = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 2
+    embedding_size: int = 32
+    dropout: float = 0.0
+    dtype: str = "float32"
+    model = "CharLM"
+
+    def validate(self):
+        who = "CharLMConfig"
+        check_int(who, "vocab_size", self.vocab_size, 2, 10_000_000)
+        check_int(who, "embedding_size", self.embedding_size, 0, 65536)
+        self._common(who)
+        return self
+
+
+class CharLM(Module):
+    """``logits, state = lm(tokens (T, N), state=None, lengths=None)``; logits (T, N, V).
+
+    Backward: ``(None, dstate0) = lm.backward(dlogits, dstate_n=None)`` (token ids get no
+    gradient). Weights are named ``embedding.weight``, ``rnn.<PyTorch names>``,
+    ``head.weight``, ``head.bias``, so ``model.safetensors`` loads into an equivalent
+    ``torch.nn.Module`` unchanged (see :mod:`rnnkit.interop.torch`).
+    """
+
+    def __init__(self, config: CharLMConfig, seed=None):
+        super().__init__()
+        self.config = config.validate()
+        rng = np.random.default_rng(seed)
+        dt = np.dtype(config.dtype)
+        V, E = config.vocab_size, config.embedding_size
+        self._add_child("embedding", Embedding(V, E, dtype=dt, rng=rng) if E > 0 else None)
+        self._add_child("rnn", _build_rnn(config, E if E > 0 else V, rng))
+        self._add_child("head", Linear(config.hidden_size, V, dtype=dt, rng=rng))
+        self.dtype = dt
+        self._crit = CrossEntropyLoss()
+        self._T_N = None
+
+    def _embed(self, tokens):
+        if self.embedding is not None:
+            return self.embedding(tokens)
+        V = self.config.vocab_size
+        x = np.zeros(tokens.shape + (V,), self.dtype)
+        np.put_along_axis(x, tokens[..., None], 1, axis=-1)
+        return x
+
+    def forward(self, tokens, state=None, lengths=None):
+        tokens = check_ids("CharLM", "tokens", tokens, self.config.vocab_size)
+        if tokens.ndim != 2:
+            raise ShapeError(f"CharLM: expected tokens of shape (T, N), got shape {tokens.shape}. "
+                             f"Use tokens[:, None] for a single sequence.")
+        x = self._embed(tokens)                                             # (T, N, E)
+        out, state = self.rnn(x, state, lengths)                            # (T, N, H)
+        logits = self.head(out)                                             # (T, N, V)
+        return logits, state
+
+    def backward(self, dlogits, dstate_n=None):
+        dout = self.head.backward(dlogits)
+        dx, dstate0 = self.rnn.backward(dout, dstate_n)
+        if self.embedding is not None:
+            self.embedding.backward(dx)
+        return None, dstate0
+
+    def initial_state(self, batch_size: int):
+        shape = (self.config.num_layers, batch_size, self.config.hidden_size)
+        h = np.zeros(shape, self.dtype)
+        return (h, np.zeros_like(h)) if self.config.cell == "lstm" else h
+
+    def loss(self, batch, carry=None) -> LossResult:
+        """Mean cross-entropy (nats per predicted character) of ``batch.y`` given ``batch.x``.
+
+        ``batch`` has ``x`` (T, N), ``y`` (T, N) with -100 at padding and optionally
+        ``lengths`` (N,). ``carry`` is the state from the previous chunk (stream mode)."""
+        lengths = getattr(batch, "lengths", None)
+        logits, state = self.forward(batch.x, carry, lengths)
+        loss = self._crit(logits, batch.y)
+        return LossResult(loss, self._crit.last_count, state)
+
+    def backward_loss(self):
+        self.backward(self._crit.backward())
+
+
+# ============================================================================== classifier
+@dataclass
+class SequenceClassifierConfig(_Config):
+    """Many-to-one classifier. ``vocab_size > 0``: token-id input through an embedding;
+    otherwise float features of size ``input_size``. ``pooling``: 'last' valid state or 'mean'."""
+
+    num_classes: int = 2
+    vocab_size: int = 0
+    input_size: int = 0
+    embedding_size: int = 16
+    cell: str = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    pooling: str = "last"
+    dropout: float = 0.0
+    dtype: str = "float32"
+    model = "SequenceClassifier"
+
+    def validate(self):
+        who = "SequenceClassifierConfig"
+        check_int(who, "num_classes", self.num_classes, 2, 1_000_000)
+        check_int(who, "vocab_size", self.vocab_size, 0, 10_000_000)
+        check_int(who, "input_size", self.input_size, 0, 1_000_000)
+        if (self.vocab_size > 0) == (self.input_size > 0):
+            raise ConfigError(f"{who}: set exactly one of vocab_size (token input) or input_size "
+                              f"(feature input), got vocab_size={self.vocab_size}, input_size={self.input_size}.")
+        check_int(who, "embedding_size", self.embedding_size, 1 if self.vocab_size else 0, 65536)
+        check_choice(who, "pooling", self.pooling, ("last", "mean"))
+        self._common(who)
+        return self
+
+
+class _ManyToOne(Module):
+    """Shared pooling of a recurrent stack's output into one vector per sequence."""
+
+    def _pool(self, out, state, lengths):
+        """(T, N, D*H) -> (N, D*H) by the last valid state (top layer, both directions) or mean."""
+        D = 2 if self.rnn.bidirectional else 1
+        T, N, _ = out.shape
+        self._pool_cache = (T, N, lengths)
+        if self.config.pooling == "last":
+            h = state[0] if isinstance(state, tuple) else state                 # (L*D, N, H)
+            top = h[-D:]                                                        # (D, N, H)
+            return np.concatenate(list(top), axis=-1)                           # (N, D*H)
+        L = np.full(N, T) if lengths is None else np.asarray(lengths)
+        return out.sum(axis=0) / L[:, None].astype(out.dtype)                  # padding is 0
+
+    def _unpool(self, dpooled):
+        T, N, lengths = self._pool_cache
+        H = self.rnn.hidden_size
+        D = 2 if self.rnn.bidirectional else 1
+        if self.config.pooling == "last":
+            dh = np.zeros((self.rnn.num_layers * D, N, H), self.dtype)
+            for d in range(D):
+                dh[-D + d] = dpooled[:, d * H:(d + 1) * H]
+            dstate = (dh, None) if self.rnn.mode == "LSTM" else dh
+            return None, dstate
+        L = np.full(N, T) if lengths is None else np.asarray(lengths)
+        dout = np.broadcast_to(dpooled / L[:, None].astype(self.dtype), (T,) + dpooled.shape).copy()
+        if lengths is not None:
+            dout *= (np.arange(T)[:, None] < L[None, :])[:, :, None]
+        return dout, None
+
+
+class SequenceClassifier(_ManyToOne):
+    """``logits (N, C) = clf(x, lengths=None)``; x is token ids (T, N) or features (T, N, D)."""
+
+    def __init__(self, config: SequenceClassifierConfig, seed=None):
+        super().__init__()
+        self.config = config.validate()
+        rng = np.random.default_rng(seed)
+        dt = np.dtype(config.dtype)
+        self.dtype = dt
+        tokens = config.vocab_size > 0
+        self._add_child("embedding", Embedding(config.vocab_size, config.embedding_size, dtype=dt, rng=rng)
+                        if tokens else None)
+        in_size = config.embedding_size if tokens else config.input_size
+        self._add_child("rnn", _build_rnn(config, in_size, rng, config.bidirectional))
+        D = 2 if config.bidirectional else 1
+        self._add_child("head", Linear(D * config.hidden_size, config.num_classes, dtype=dt, rng=rng))
+        self._crit = CrossEntropyLoss()
+
+    def forward(self, x, lengths=None):
+        if self.embedding is not None:
+            x = check_ids("SequenceClassifier", "x", x, self.config.vocab_size)
+            if x.ndim != 2:
+                raise ShapeError(f"SequenceClassifier: expected token ids of shape (T, N), got {x.shape}.")
+            x = self.embedding(x)
+        out, state = self.rnn(x, None, lengths)
+        return self.head(self._pool(out, state, lengths))                  # (N, C)
+
+    def backward(self, dlogits):
+        dout, dstate = self._unpool(self.head.backward(dlogits))
+        dx, _ = self.rnn.backward(dout, dstate)
+        if self.embedding is not None:
+            self.embedding.backward(dx)
+            return None
+        return dx
+
+    def predict(self, x, lengths=None):
+        from .._mode import no_grad
+        with no_grad():
+            return self.forward(x, lengths).argmax(axis=-1)
+
+    def loss(self, batch, carry=None) -> LossResult:
+        logits = self.forward(batch.x, getattr(batch, "lengths", None))
+        loss = self._crit(logits, batch.y)
+        return LossResult(loss, self._crit.last_count, None)
+
+    def backward_loss(self):
+        self.backward(self._crit.backward())
+
+
+# ============================================================================== regressor
+@dataclass
+class SequenceRegressorConfig(_Config):
+    """Regression from float sequences (T, N, input_size): ``many_to_many`` predicts
+    (T, N, output_size) at every step; otherwise (N, output_size) from the pooled sequence."""
+
+    input_size: int = 1
+    output_size: int = 1
+    cell: str = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    many_to_many: bool = False
+    pooling: str = "last"
+    dropout: float = 0.0
+    dtype: str = "float32"
+    model = "SequenceRegressor"
+
+    def validate(self):
+        who = "SequenceRegressorConfig"
+        check_int(who, "input_size", self.input_size, 1, 1_000_000)
+        check_int(who, "output_size", self.output_size, 1, 1_000_000)
+        check_choice(who, "pooling", self.pooling, ("last", "mean"))
+        if self.many_to_many and self.bidirectional:
+            pass  # allowed: a bidirectional many-to-many smoother
+        self._common(who)
+        return self
+
+
+class SequenceRegressor(_ManyToOne):
+    """``pred = reg(x (T, N, input_size), lengths=None)``; (T, N, out) or (N, out)."""
+
+    def __init__(self, config: SequenceRegressorConfig, seed=None):
+        super().__init__()
+        self.config = config.validate()
+        rng = np.random.default_rng(seed)
+        dt = np.dtype(config.dtype)
+        self.dtype = dt
+        self._add_child("rnn", _build_rnn(config, config.input_size, rng, config.bidirectional))
+        D = 2 if config.bidirectional else 1
+        self._add_child("head", Linear(D * config.hidden_size, config.output_size, dtype=dt, rng=rng))
+        self._crit = MSELoss()
+        self._mask = None
+
+    def forward(self, x, lengths=None):
+        out, state = self.rnn(x, None, lengths)
+        if self.config.many_to_many:
+            return self.head(out)                                           # (T, N, out)
+        return self.head(self._pool(out, state, lengths))                  # (N, out)
+
+    def backward(self, dpred):
+        dh = self.head.backward(dpred)
+        if self.config.many_to_many:
+            dx, _ = self.rnn.backward(dh, None)
+        else:
+            dout, dstate = self._unpool(dh)
+            dx, _ = self.rnn.backward(dout, dstate)
+        return dx
+
+    def predict(self, x, lengths=None):
+        from .._mode import no_grad
+        with no_grad():
+            return self.forward(x, lengths)
+
+    def loss(self, batch, carry=None) -> LossResult:
+        lengths = getattr(batch, "lengths", None)
+        pred = self.forward(batch.x, lengths)
+        mask = None
+        if self.config.many_to_many and lengths is not None:
+            T = pred.shape[0]
+            mask = (np.arange(T)[:, None] < np.asarray(lengths)[None, :])[:, :, None]
+        loss = self._crit(pred, batch.y, mask)
+        return LossResult(loss, self._crit.last_count, None)
+
+    def backward_loss(self):
+        self.backward(self._crit.backward())
+
+
+MODELS = {"CharLM": (CharLM, CharLMConfig),
+          "SequenceClassifier": (SequenceClassifier, SequenceClassifierConfig),
+          "SequenceRegressor": (SequenceRegressor, SequenceRegressorConfig)}
+
+
+def model_from_config(config: dict, seed=None) -> Module:
+    """Rebuild a model from ``config.to_dict()`` output (e.g. a checkpoint's config.json)."""
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
+        raise ConfigError("model_from_config: expected a dict with a string 'model' entry, "
+                          f"got {type(config).__name__}.")
+    name = config["model"]
+    if name not in MODELS:
+        raise ConfigError(f"model_from_config: unknown model {name!r}; expected one of {sorted(MODELS)}.")
+    cls, cfg_cls = MODELS[name]
+    return cls(cfg_cls.from_dict(config), seed=seed)

@@ -25,13 +25,20 @@ Forward contract: ``forward_step(g, hp, h_prev, c_prev, h_out, c_out, aux, t, b_
 gates, which are the cache for backward. Backward contract: ``backward_step(dh, dc, g, ...)``
 overwrites ``g`` with the gradient of the pre-activations on the input side, so the gate array
 turns into ``dG`` in place and the weight gradients are one product over all steps afterwards.
+``backward_step`` may overwrite (consume) ``dh`` and ``dc``; it returns ``(dh_direct, dc_prev)``
+and ``dc_prev`` may be the ``dc`` buffer itself.
+
+Sigmoid gates are computed with one ``tanh`` per step over the whole gate slab:
+``s(a) = 0.5 tanh(0.5 a) + 0.5``. The unroll multiplies the rows of ``W_ih``, ``W_hh`` and the
+input bias by :meth:`gate_scale` (0.5 on sigmoid rows, 1 on tanh rows) once per call, so the
+step computes ``tanh`` of the whole (N, G*H) slab and one affine ``a * t + b`` (vectors of
+length G*H) turns the sigmoid rows into sigmoids. ``b_hh`` passed to ``forward_step`` is never
+scaled (GRU's ``b_hn`` sits on a tanh row).
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from .ops import sigmoid_
 
 #: Fused gate order of each cell, identical to PyTorch's row order in weight_ih / weight_hh.
 GATE_ORDER = {
@@ -53,8 +60,17 @@ class _Cell:
             return None
         return b_ih + b_hh
 
+    def gate_scale(self, H, dtype):
+        """(G*H,) factors the unroll applies to the gate rows of the weights and input bias
+        (0.5 on sigmoid rows, see the module docstring), or None for no scaling."""
+        return None
+
     def new_aux(self, T, N, H, dtype):
         """Extra per-step caches this cell needs (arrays preallocated for T steps)."""
+        return {}
+
+    def new_workspace(self, N, H, dtype):
+        """Scratch (N, H) buffers reused by every backward step (no per-step allocation)."""
         return {}
 
     def recurrent_parts(self, G, aux, H):
@@ -82,7 +98,7 @@ class RNNCell(_Cell):
             np.maximum(g, 0, out=g)
         h_out[...] = g                            # the activated value is both gate and state
 
-    def backward_step(self, dh, dc, g, h_prev, c_prev, c_t, aux, t):
+    def backward_step(self, dh, dc, g, h_prev, c_prev, c_t, aux, t, ws=None):
         # g holds h_t; dpre = dh * act'(pre)
         if self.nonlinearity == "tanh":
             np.multiply(g, g, out=g)              # h^2
@@ -101,6 +117,10 @@ class LSTMCell(_Cell):
         i = s(Wi x + bi + Ui h + ci)    f = s(...)    g = tanh(...)    o = s(...)
         c' = f * c + i * g              h' = o * tanh(c')
 
+    With the sigmoid rows prescaled by 0.5 (:meth:`gate_scale`) the four gates are one
+    ``tanh`` over the (N, 4H) slab followed by ``a * t + b`` with a = b = 0.5 on i, f, o and
+    a = 1, b = 0 on g.
+
     Backward, with dh, dc the gradients arriving at h', c'::
 
         dc_tot = dc + dh * o * (1 - tanh(c')^2)
@@ -113,15 +133,25 @@ class LSTMCell(_Cell):
     num_gates = 4
     has_cell_state = True
 
+    def gate_scale(self, H, dtype):
+        s = np.full(4 * H, 0.5, dtype)
+        s[2 * H: 3 * H] = 1.0                     # g is a tanh gate
+        return s
+
     def new_aux(self, T, N, H, dtype):
-        return {"tanh_c": np.empty((T, N, H), dtype)}
+        a = self.gate_scale(H, dtype)             # (4H,) affine after the tanh
+        b = np.where(a == 1.0, 0.0, 0.5).astype(dtype)
+        return {"tanh_c": np.empty((T, N, H), dtype), "a": a, "b": b}
+
+    def new_workspace(self, N, H, dtype):
+        return {"dct": np.empty((N, H), dtype), "tmp": np.empty((N, H), dtype)}
 
     def forward_step(self, g, hp, h_prev, c_prev, h_out, c_out, aux, t, b_hh):
         H = h_prev.shape[1]
-        g += hp                                   # (N, 4H) pre-activations
-        sigmoid_(g[:, : 2 * H])                   # i, f
-        np.tanh(g[:, 2 * H: 3 * H], out=g[:, 2 * H: 3 * H])  # g
-        sigmoid_(g[:, 3 * H:])                    # o
+        g += hp                                   # (N, 4H) prescaled pre-activations
+        np.tanh(g, out=g)
+        g *= aux["a"]
+        g += aux["b"]                             # [i, f, g, o] activated
         i, f, gg, o = g[:, :H], g[:, H: 2 * H], g[:, 2 * H: 3 * H], g[:, 3 * H:]
         tc = aux["tanh_c"][t]                     # (N, H)
         np.multiply(f, c_prev, out=c_out)
@@ -130,37 +160,38 @@ class LSTMCell(_Cell):
         np.tanh(c_out, out=tc)
         np.multiply(o, tc, out=h_out)             # h' = o tanh(c')
 
-    def backward_step(self, dh, dc, g, h_prev, c_prev, c_t, aux, t):
+    def backward_step(self, dh, dc, g, h_prev, c_prev, c_t, aux, t, ws=None):
         H = h_prev.shape[1]
+        if ws is None:
+            ws = self.new_workspace(*dh.shape, dh.dtype)
         i, f, gg, o = g[:, :H], g[:, H: 2 * H], g[:, 2 * H: 3 * H], g[:, 3 * H:]
-        tc = aux["tanh_c"][t]
-        dc_tot = tc * tc                          # (N, H)
-        np.subtract(1, dc_tot, out=dc_tot)
-        dc_tot *= o
-        dc_tot *= dh
+        tc = aux["tanh_c"][t]                     # (N, H)
+        dct, tmp = ws["dct"], ws["tmp"]
+        dh *= o                                   # dh o            (dh is consumed)
+        np.multiply(tc, tc, out=dct)
+        np.subtract(1, dct, out=dct)
+        dct *= dh
         if dc is not None:
-            dc_tot += dc                          # dc + dh o (1 - tanh^2 c')
-        dc_prev = dc_tot * f
-        # do = dh * tanh(c') * o (1 - o)
-        tmp = np.subtract(1, o)
-        tmp *= o
-        tmp *= tc
-        np.multiply(tmp, dh, out=o)
+            dct += dc                             # dc_tot = dc + dh o (1 - tanh^2 c')
+        # do = (dh o) * tanh(c') * (1 - o)
+        np.subtract(1, o, out=o)
+        o *= tc
+        o *= dh
+        # dc_prev = dc_tot * f  (into dc's buffer when we own one)
+        dc_prev = np.multiply(dct, f, out=dc) if dc is not None else dct * f
         # df = dc_tot * c_prev * f (1 - f)
         np.subtract(1, f, out=tmp)
-        tmp *= f
-        tmp *= c_prev
-        np.multiply(tmp, dc_tot, out=f)
-        # di = dc_tot * g * i (1 - i);  dg = dc_tot * i * (1 - g^2)   (both read i and g)
-        di = np.subtract(1, i)
-        di *= i
-        di *= gg
-        di *= dc_tot
-        np.multiply(gg, gg, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        tmp *= i
-        np.multiply(tmp, dc_tot, out=gg)
-        i[...] = di
+        f *= tmp
+        f *= c_prev
+        f *= dct
+        # di = dc_tot i * g (1 - i);  dg = dc_tot i * (1 - g^2)
+        np.multiply(dct, i, out=tmp)              # dc_tot i
+        np.subtract(1, i, out=i)
+        i *= gg
+        i *= tmp
+        np.multiply(gg, gg, out=gg)
+        np.subtract(1, gg, out=gg)
+        gg *= tmp
         return None, dc_prev
 
 
@@ -183,6 +214,11 @@ class GRUCell(_Cell):
     mode = "GRU"
     num_gates = 3
 
+    def gate_scale(self, H, dtype):
+        s = np.full(3 * H, 0.5, dtype)
+        s[2 * H:] = 1.0                           # n is a tanh gate, applied after r * (...)
+        return s
+
     def input_bias(self, b_ih, b_hh):
         if b_ih is None:
             return None
@@ -195,6 +231,10 @@ class GRUCell(_Cell):
         # hn[t] = W_hn h_{t-1} + b_hn; backward overwrites it with the recurrent-side dn * r.
         return {"hn": np.empty((T, N, H), dtype)}
 
+    def new_workspace(self, N, H, dtype):
+        return {"dn": np.empty((N, H), dtype), "tmp": np.empty((N, H), dtype),
+                "dh_direct": np.empty((N, H), dtype)}
+
     def recurrent_parts(self, G, aux, H):
         return [(G[:, :, : 2 * H], slice(0, 2 * H)), (aux["hn"], slice(2 * H, 3 * H))]
 
@@ -205,9 +245,11 @@ class GRUCell(_Cell):
             np.add(hp[:, 2 * H:], b_hh[2 * H:], out=hn)
         else:
             hn[...] = hp[:, 2 * H:]
-        rz = g[:, : 2 * H]
+        rz = g[:, : 2 * H]                        # prescaled by 0.5
         rz += hp[:, : 2 * H]
-        sigmoid_(rz)                              # r, z
+        np.tanh(rz, out=rz)
+        rz *= 0.5
+        rz += 0.5                                 # r, z
         r, z, n = g[:, :H], g[:, H: 2 * H], g[:, 2 * H:]
         np.multiply(r, hn, out=h_out)             # h_out as scratch
         n += h_out
@@ -216,30 +258,31 @@ class GRUCell(_Cell):
         h_out *= z
         h_out += n                                # h' = n + z (h - n)
 
-    def backward_step(self, dh, dc, g, h_prev, c_prev, c_t, aux, t):
+    def backward_step(self, dh, dc, g, h_prev, c_prev, c_t, aux, t, ws=None):
         H = h_prev.shape[1]
+        if ws is None:
+            ws = self.new_workspace(*dh.shape, dh.dtype)
         r, z, n = g[:, :H], g[:, H: 2 * H], g[:, 2 * H:]
         hn = aux["hn"][t]
-        dh_direct = dh * z                        # (N, H)
+        dn, tmp, dh_direct = ws["dn"], ws["tmp"], ws["dh_direct"]
+        np.multiply(dh, z, out=dh_direct)         # (N, H)
         # dn_pre = dh (1 - z) (1 - n^2)
-        dn = np.multiply(n, n)
+        np.multiply(n, n, out=dn)
         np.subtract(1, dn, out=dn)
-        tmp = np.subtract(1, z)
+        np.subtract(1, z, out=tmp)
         dn *= tmp
         dn *= dh
         # dz_pre = dh (h - n) z (1 - z)   (tmp holds 1 - z)
-        tmp *= z
         tmp *= dh
         np.subtract(h_prev, n, out=n)             # n no longer needed
         tmp *= n
-        z[...] = tmp
+        np.multiply(tmp, z, out=z)
         # dr_pre = dn * hn * r (1 - r)
         np.subtract(1, r, out=tmp)
-        tmp *= r
         tmp *= hn
         tmp *= dn
         np.multiply(dn, r, out=hn)                # recurrent-side n gradient
-        r[...] = tmp
+        r *= tmp
         n[...] = dn
         return dh_direct, None
 

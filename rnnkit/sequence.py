@@ -77,7 +77,14 @@ def unroll_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, mask=None, keep_cach
     H = W_hh.shape[1]
     dtype = x.dtype
     b_x = cell.input_bias(b_ih, b_hh)
-    W_hhT = W_hh.T                                                         # (H, G*H) view
+    s = cell.gate_scale(H, dtype)                 # 0.5 on sigmoid rows: one tanh per step
+    if s is not None:
+        W_ih = W_ih * s[:, None]                                           # (G*H, D)
+        W_hhT = np.multiply(W_hh.T, s, order="C")                          # (H, G*H)
+        if b_x is not None:
+            b_x = b_x * s
+    else:
+        W_hhT = np.ascontiguousarray(W_hh.T)                               # (H, G*H)
     hp = np.empty((N, GH), dtype)
     Hs = np.empty((T + 1, N, H), dtype)
     Hs[0] = h0
@@ -88,10 +95,12 @@ def unroll_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, mask=None, keep_cach
         Cs[0] = c0
     aux = cell.new_aux(chunk, N, H, dtype)
     G = None
+    W_ihT = W_ih.T                                                         # (D, G*H) view
+    Gbuf = np.empty((chunk * N, GH), dtype)                                # (k*N, G*H)
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
         k = t1 - t0
-        G = (x[t0:t1].reshape(k * N, D) @ W_ih.T).reshape(k, N, GH)        # (k, N, G*H)
+        G = np.matmul(x[t0:t1].reshape(k * N, D), W_ihT, out=Gbuf[: k * N]).reshape(k, N, GH)
         if b_x is not None:
             G += b_x
         if keep_cache:
@@ -128,28 +137,40 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
         dc = np.zeros((N, H), dtype) if dcT is None else np.array(dcT, dtype=dtype, copy=True)
     parts = cell.recurrent_parts(G, aux, H)
     W_parts = [W_hh[rows] for _, rows in parts]
+    ws = cell.new_workspace(N, H, dtype)
+    dh_part = np.empty((N, H), dtype) if len(parts) > 1 else None
     for t in range(T - 1, -1, -1):
+        if mask is None:
+            # fast path: dh and dc are our own buffers, consumed in place by the cell
+            if dout is not None:
+                dh += dout[t]                                              # (N, H)
+            dh_direct, dc = cell.backward_step(dh, dc, G[t], Hs[t],
+                                               Cs[t] if Cs is not None else None,
+                                               Cs[t + 1] if Cs is not None else None, aux, t, ws)
+            np.matmul(parts[0][0][t], W_parts[0], out=dh)                  # (N, H)
+            for (P, _), W in zip(parts[1:], W_parts[1:]):
+                dh += np.matmul(P[t], W, out=dh_part)
+            if dh_direct is not None:
+                dh += dh_direct
+            continue
         dh_carry = dh
         dh_tot = dh if dout is None else dh + dout[t]                    # (N, H)
-        if mask is not None:
-            m = mask[t]
-            dh_eff = dh_tot * m
-            dc_eff = dc * m if dc is not None else None
-        else:
-            dh_eff, dc_eff = dh_tot, dc
+        m = mask[t]
+        dh_eff = dh_tot * m
+        dc_eff = dc * m if dc is not None else None
         dh_direct, dc_prev = cell.backward_step(dh_eff, dc_eff, G[t], Hs[t],
                                                 Cs[t] if Cs is not None else None,
-                                                Cs[t + 1] if Cs is not None else None, aux, t)
+                                                Cs[t + 1] if Cs is not None else None, aux, t, ws)
         dh = parts[0][0][t] @ W_parts[0]                                  # (N, H)
         for (P, _), W in zip(parts[1:], W_parts[1:]):
             dh += P[t] @ W
         if dh_direct is not None:
             dh += dh_direct
-        if mask is not None:      # padded steps (output fixed at 0) pass the carry through
-            keep = 1 - m
-            dh += dh_carry * keep
-            if dc is not None:
-                dc_prev += dc * keep
+        # padded steps (output fixed at 0) pass the carry through
+        keep = 1 - m
+        dh += dh_carry * keep
+        if dc is not None:
+            dc_prev += dc * keep
         dc = dc_prev
     GH = G.shape[2]
     G2 = G.reshape(T * N, GH)

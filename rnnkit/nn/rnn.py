@@ -84,6 +84,8 @@ class RNNBase(Module):
                     w = self.rng.uniform(-k, k, size=shape).astype(self.dtype)
                     self._add_param(name + sfx, w)
         self._cache = None
+        self._step_ws = {}                   # N -> scratch for step()
+        self._sfx = [f"_l{layer}" for layer in range(self.num_layers)]
 
     # -- helpers ---------------------------------------------------------------------------
     def _names(self, layer, d):
@@ -217,6 +219,78 @@ class RNNBase(Module):
             out = out.transpose(1, 0, 2)
         state_n = (h_n, c_n) if c_n is not None else h_n
         return out, state_n
+
+    # -- one step (generation) ------------------------------------------------------------
+    def step(self, x_t, state=None):
+        """One time step for inference: ``h_top, state = layer.step(x_t, state)``.
+
+        ``x_t`` (N, input_size), ``state`` as in :meth:`forward` ((num_layers, N, H) arrays,
+        a tuple (h, c) for LSTM, or None for zeros). Returns the top layer's new hidden state
+        (N, hidden_size) and the new state (fresh arrays; the given ones are not modified).
+        Unidirectional layers only; no dropout, no cache (nothing to backpropagate).
+
+        Per layer and step: ``g = x W_ih^T + b + h W_hh^T`` (two small products) and the
+        cell's in-place gate math, with no per-step validation beyond a shape/dtype check, so
+        a sampler can call it once per character::
+
+            >>> lstm = LSTM(65, 256, num_layers=2, seed=0)
+            >>> h, st = lstm.step(np.zeros((1, 65), np.float32))            # h (1, 256)
+            >>> h, st = lstm.step(np.ones((1, 65), np.float32), st)
+        """
+        if self.bidirectional:
+            raise ConfigError(f"{type(self).__name__}.step: expected a unidirectional layer, got "
+                              f"bidirectional=True. A bidirectional layer needs the whole sequence; "
+                              f"call the layer on it instead.")
+        if (type(x_t) is not np.ndarray or x_t.dtype != self.dtype or x_t.ndim != 2
+                or x_t.shape[1] != self.input_size):
+            who = f"{type(self).__name__}.step"
+            x_t = as_float_array(who, "x_t", x_t, self.dtype)
+            check_shape(who, "x_t", x_t, (("N", None), ("input_size", self.input_size)))
+        N = x_t.shape[0]
+        if state is None or not (self._step_state_ok(state, N)):
+            h0, c0 = self._check_state(f"{type(self).__name__}.step", state, N)
+        elif self.cell.has_cell_state:
+            h0, c0 = state
+        else:
+            h0, c0 = state, None
+        L, H = self.num_layers, self.hidden_size
+        ws = self._step_ws.get(N)
+        if ws is None:
+            GH = self.cell.num_gates * H
+            ws = (np.empty((N, GH), self.dtype), np.empty((N, GH), self.dtype),
+                  self.cell.new_aux(1, N, H, self.dtype), self.cell.gate_scale(H, self.dtype))
+            self._step_ws = {N: ws}
+        g, hp, aux, s = ws
+        h_n = np.empty((L, N, H), self.dtype)
+        c_n = np.empty((L, N, H), self.dtype) if c0 is not None else None
+        inp = x_t
+        cell = self.cell
+        p = self._params
+        for layer in range(L):
+            sfx = self._sfx[layer]
+            W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
+            np.matmul(inp, W_ih.T, out=g)                                    # (N, G*H)
+            np.matmul(h0[layer], W_hh.T, out=hp)                             # (N, G*H)
+            b_hh = None
+            if self.bias:
+                b_hh = p["bias_hh" + sfx]
+                g += cell.input_bias(p["bias_ih" + sfx], b_hh)
+            if s is not None:
+                g *= s
+                hp *= s
+            cell.forward_step(g, hp, h0[layer], c0[layer] if c0 is not None else None,
+                              h_n[layer], c_n[layer] if c_n is not None else None, aux, 0, b_hh)
+            inp = h_n[layer]
+        return h_n[L - 1], ((h_n, c_n) if c_n is not None else h_n)
+
+    def _step_state_ok(self, state, N):
+        """Cheap check that ``state`` is already what :meth:`step` returns (no conversion)."""
+        shape = (self.num_layers, N, self.hidden_size)
+        arrs = state if self.cell.has_cell_state else (state,)
+        if self.cell.has_cell_state and (type(state) is not tuple or len(state) != 2):
+            return False
+        return all(type(a) is np.ndarray and a.dtype == self.dtype and a.shape == shape
+                   for a in arrs)
 
     # -- backward --------------------------------------------------------------------------
     def backward(self, dout=None, dstate_n=None):

@@ -1,0 +1,561 @@
+"""``rnnkit`` command line: train / sample / eval / info / export / plot / bench.
+
+Exit codes: 0 success, 1 error (one line on stderr; ``--debug`` shows the traceback),
+2 usage error, 130 interrupted outside training (training itself saves and exits 0 on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError, ConfigError, DataError, RnnkitError
+
+LN2 = math.log(2.0)
+
+# Defaults of `rnnkit train` (kept here, not in argparse, so --resume can tell which options
+# the user actually gave).
+TRAIN_DEFAULTS = dict(
+    file=None, dataset=None, out=None, cell="lstm", hidden_size=128, num_layers=2,
+    embedding_size=32, dropout=0.0, seq_len=100, batch_size=64, optimizer="adam", lr=3e-3,
+    clip=5.0, steps=None, epochs=None, val_frac=0.1, eval_every=250, mode="auto", seed=0,
+    dtype="float32", encoding="utf-8", schedule="constant", warmup=0, patience=0,
+    weight_decay=0.0, num_samples=10,
+)
+DEFAULT_STEPS = 3000
+# Options that may change when resuming; all others must match the checkpoint.
+RESUMABLE = {"steps", "epochs", "eval_every", "patience", "num_samples", "out"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _fmt_help(prog):
+    return argparse.ArgumentDefaultsHelpFormatter(prog, max_help_position=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rnnkit", description="Recurrent neural networks in NumPy: train and sample "
+                "character-level language models, export them to PyTorch / ONNX.")
+    p.add_argument("--version", action="version", version=f"rnnkit {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    d = TRAIN_DEFAULTS
+    t = sub.add_parser("train", help="train a character-level language model", formatter_class=_fmt_help,
+                       description="Train a character-level LM. With no arguments: US census first "
+                       "names (built in), lines mode, a few minutes on a laptop CPU.")
+    t.add_argument("file", nargs="?", help="a UTF-8 text file to train on (default: --dataset names)")
+    t.add_argument("--dataset", choices=["names", "pydoc"], help="built-in data when no FILE is given "
+                   "(default: names)")
+    t.add_argument("--out", help="checkpoint directory (default: runs/<data name>, or a fresh "
+                   "runs/<data name>-N if that one is taken)")
+    t.add_argument("--cell", choices=["lstm", "gru", "rnn"], help=f"recurrent cell (default: {d['cell']})")
+    t.add_argument("--hidden-size", type=int, help=f"hidden units per layer (default: {d['hidden_size']})")
+    t.add_argument("--num-layers", type=int, help=f"stacked recurrent layers (default: {d['num_layers']})")
+    t.add_argument("--embedding-size", type=int, help=f"character embedding size, 0 = one-hot "
+                   f"(default: {d['embedding_size']})")
+    t.add_argument("--dropout", type=float, help=f"dropout between layers (default: {d['dropout']})")
+    t.add_argument("--seq-len", type=int, help=f"stream mode: BPTT chunk length (default: {d['seq_len']})")
+    t.add_argument("--batch-size", type=int, help=f"sequences per batch (default: {d['batch_size']})")
+    t.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"],
+                   help=f"optimizer (default: {d['optimizer']})")
+    t.add_argument("--lr", type=float, help=f"learning rate (default: {d['lr']})")
+    t.add_argument("--weight-decay", type=float, help=f"weight decay (default: {d['weight_decay']})")
+    t.add_argument("--clip", type=float, help=f"clip the global gradient norm, 0 = off (default: {d['clip']})")
+    t.add_argument("--schedule", choices=["constant", "cosine", "step", "exponential"],
+                   help=f"learning-rate schedule (default: {d['schedule']})")
+    t.add_argument("--warmup", type=int, help=f"linear warm-up steps (default: {d['warmup']})")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=int, help=f"optimizer steps (default: {DEFAULT_STEPS})")
+    g.add_argument("--epochs", type=float, help="passes over the training data instead of --steps")
+    t.add_argument("--val-frac", type=float, help=f"share of the data held out for validation "
+                   f"(default: {d['val_frac']})")
+    t.add_argument("--eval-every", type=int, help=f"validate, sample and checkpoint every N steps "
+                   f"(default: {d['eval_every']})")
+    t.add_argument("--patience", type=int, help="stop after N evaluations without improvement, 0 = never "
+                   f"(default: {d['patience']})")
+    t.add_argument("--mode", choices=["auto", "lines", "stream"], help="lines: one example per line "
+                   "(makemore); stream: one text with state carried across chunks (char-rnn); auto: "
+                   f"lines for files of short lines (default: {d['mode']})")
+    t.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
+    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped")
+    t.add_argument("--dtype", choices=["float32", "float64"], help=f"parameter dtype (default: {d['dtype']})")
+    t.add_argument("--encoding", help="text encoding of FILE; 'bytes' reads any file byte by byte "
+                   f"(default: {d['encoding']})")
+    t.add_argument("--num-samples", type=int, help=f"samples printed at the end (default: {d['num_samples']})")
+    t.add_argument("--overwrite", action="store_true", help="start over in an --out directory that "
+                   "already holds a checkpoint (its old checkpoint versions are replaced)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar and no samples during training")
+    t.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    s = sub.add_parser("sample", help="generate text from a trained model", formatter_class=_fmt_help)
+    s.add_argument("dir", help="checkpoint directory written by `rnnkit train`")
+    s.add_argument("--num", type=int, default=10, help="lines mode: how many samples")
+    s.add_argument("--length", type=int, default=500, help="stream mode: characters to generate "
+                   "(lines mode: the longest sample)")
+    s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy")
+    s.add_argument("--top-k", type=int, default=0, help="sample among the k most probable characters (0 = all)")
+    s.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set with this "
+                   "total probability (1 = all)")
+    s.add_argument("--greedy", action="store_true", help="always take the most probable character")
+    s.add_argument("--beam", type=int, default=0, help="beam search: print the B most probable "
+                   "continuations with their log-probabilities")
+    s.add_argument("--prime", default="", help="text to start from")
+    s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
+    s.add_argument("--latest", action="store_true", help="use the latest weights instead of the best ones")
+    s.add_argument("--onnx", metavar="FILE", help="generate with ONNX Runtime from FILE (written by "
+                   "`rnnkit export`) instead of rnnkit")
+    s.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    e = sub.add_parser("eval", help="loss of a trained model on a text file", formatter_class=_fmt_help)
+    e.add_argument("dir", help="checkpoint directory")
+    e.add_argument("file", help="text file to evaluate on")
+    e.add_argument("--encoding", default="utf-8", help="text encoding ('bytes' for byte level)")
+    e.add_argument("--latest", action="store_true", help="use the latest weights instead of the best ones")
+    e.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    i = sub.add_parser("info", help="describe a checkpoint", formatter_class=_fmt_help)
+    i.add_argument("dir", help="checkpoint directory")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    x = sub.add_parser("export", help="export a checkpoint to ONNX", formatter_class=_fmt_help)
+    x.add_argument("dir", help="checkpoint directory")
+    x.add_argument("--onnx", metavar="FILE", required=True, help="output .onnx file")
+    x.add_argument("--latest", action="store_true", help="use the latest weights instead of the best ones")
+    x.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    pl = sub.add_parser("plot", help="draw loss curves and gate activations of a checkpoint",
+                        formatter_class=_fmt_help)
+    pl.add_argument("dir", help="checkpoint directory")
+    pl.add_argument("--out", help="where to write the PNG files (default: DIR)")
+    pl.add_argument("--text", help="text whose gate activations are drawn (default: a sample)")
+    pl.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    b = sub.add_parser("bench", help="benchmarks against PyTorch and NumPy baselines", add_help=False)
+    b.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+def _version():
+    from . import __version__
+    return __version__
+
+
+def _err(msg):
+    print(f"rnnkit: error: {msg}", file=sys.stderr)
+
+
+# ============================================================================== train
+def _resolve_train_args(args) -> dict:
+    given = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
+    if args.resume:
+        from .checkpoint import load_checkpoint
+        ck = load_checkpoint(args.resume, load_optimizer=False)
+        saved = ((ck.trainer_state or {}).get("extra") or {}).get("cli")
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{args.resume}: trainer.json has no saved command-line options; "
+                                  f"it was not written by `rnnkit train` and cannot be resumed from the CLI.")
+        opts = dict(TRAIN_DEFAULTS)
+        opts.update(saved)
+        for k, v in given.items():
+            if k in RESUMABLE or k == "out":
+                opts[k] = v
+            elif v != saved.get(k):
+                raise ConfigError(f"--{k.replace('_', '-')} {v} differs from the run being resumed "
+                                  f"({saved.get(k)}); resuming continues the same run. Drop the option, "
+                                  f"or start a new run with --out.")
+        if "steps" in given:
+            opts["epochs"] = None
+        elif "epochs" in given:
+            opts["steps"] = None
+        opts["out"] = args.resume
+        return opts
+    opts = dict(TRAIN_DEFAULTS)
+    opts.update(given)
+    return opts
+
+
+def _default_out(name: str) -> Path:
+    from .checkpoint import has_checkpoint
+    base = Path("runs") / name
+    if not (base.exists() and has_checkpoint(base)):
+        return base
+    k = 2
+    while (Path("runs") / f"{name}-{k}").exists():
+        k += 1
+    return Path("runs") / f"{name}-{k}"
+
+
+def _prepare_data(o: dict):
+    """Text -> (mode, vocab, train source, val source, description, training lines or None)."""
+    from . import datasets
+    from .data import (BOUNDARY, LinesDataset, StreamDataset, Vocab, detect_mode, read_text,
+                       split_lines, split_stream, train_val_split)
+    from .train import LinesSource, StreamSource
+
+    if o["file"]:
+        text = read_text(o["file"], encoding=o["encoding"])
+        name = Path(o["file"]).stem or "text"
+        mode = o["mode"] if o["mode"] != "auto" else detect_mode(text)
+    else:
+        ds = o["dataset"] or "names"
+        o["dataset"] = ds
+        name = ds
+        if ds == "names":
+            text = "\n".join(datasets.names())
+            mode = o["mode"] if o["mode"] != "auto" else "lines"
+        else:
+            text = datasets.pydoc_topics()
+            mode = o["mode"] if o["mode"] != "auto" else "stream"
+    val_frac = o["val_frac"]
+    if not (0 <= val_frac < 1):
+        raise ConfigError(f"--val-frac: expected a number in [0, 1), got {val_frac}.")
+    rng = np.random.default_rng(o["seed"])
+    if mode == "lines":
+        lines = split_lines(text)
+        if not lines:
+            raise DataError(f"{o['file'] or name}: no non-empty lines to train on.")
+        vocab = Vocab.build(lines, specials=(BOUNDARY,))
+        if val_frac > 0 and len(lines) >= 2:
+            tr, va = train_val_split(lines, val_frac, rng)
+        else:
+            tr, va = lines, []
+        train = LinesSource(LinesDataset(tr, vocab), o["batch_size"], seed=o["seed"])
+        val = LinesSource(LinesDataset(va, vocab), o["batch_size"], seed=o["seed"]) if va else None
+        desc = f"{len(tr):,} train / {len(va):,} val lines"
+        return mode, vocab, train, val, desc, name, tr
+    vocab = Vocab.build(text)
+    ids = vocab.encode(text)
+    tr_ids, va_ids = split_stream(ids, val_frac) if val_frac > 0 else (ids, ids[:0])
+    T, B = o["seq_len"], o["batch_size"]
+    if (len(tr_ids) - 1) // B < T:
+        raise DataError(f"{o['file'] or name}: {len(tr_ids):,} training characters are too few for "
+                        f"--batch-size {B} x --seq-len {T}; lower them (need at least "
+                        f"{B * T + 1:,} characters).")
+    train = StreamSource(StreamDataset(tr_ids, T, B))
+    val = None
+    if len(va_ids) > T + 1:
+        vb = max(1, min(B, (len(va_ids) - 1) // T))
+        val = StreamSource(StreamDataset(va_ids, T, vb))
+    desc = f"{len(tr_ids):,} train / {len(va_ids):,} val characters"
+    return mode, vocab, train, val, desc, name, None
+
+
+def cmd_train(args) -> int:
+    from .checkpoint import has_checkpoint
+    from .nn import CharLM, CharLMConfig
+    from .plot_hook import maybe_plot
+    from .sample import charlm_step, sample_lines, sample_stream
+    from .train import Trainer, TrainConfig
+
+    o = _resolve_train_args(args)
+    mode, vocab, train, val, desc, name, train_lines = _prepare_data(o)
+    if o["out"] is None:
+        out = _default_out(name)
+    else:
+        out = Path(o["out"])
+        if not args.resume and out.exists() and has_checkpoint(out) and not args.overwrite:
+            raise ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
+                              f"`rnnkit train --resume {out}`, choose another --out, or pass "
+                              f"--overwrite to start over there.")
+    o["out"] = str(out)
+    o["mode"] = mode
+    per_epoch = getattr(train, "per_epoch", None) or train.dataset.num_chunks
+    steps = o["steps"] if o["steps"] is not None else (
+        max(1, int(round(o["epochs"] * per_epoch))) if o["epochs"] is not None else DEFAULT_STEPS)
+    cfg = CharLMConfig(vocab_size=len(vocab), cell=o["cell"], hidden_size=o["hidden_size"],
+                       num_layers=o["num_layers"], embedding_size=o["embedding_size"],
+                       dropout=o["dropout"], dtype=o["dtype"])
+    model = CharLM(cfg, seed=o["seed"])
+    tcfg = TrainConfig(steps=steps, lr=o["lr"], optimizer=o["optimizer"], clip=o["clip"],
+                       schedule=o["schedule"], warmup=o["warmup"], eval_every=o["eval_every"],
+                       patience=o["patience"], weight_decay=o["weight_decay"], seed=o["seed"],
+                       restore_best=False, progress=False if args.quiet else None)
+    step_fn = charlm_step(model)
+    quiet = args.quiet
+
+    def on_eval(trainer, record):
+        extra = {}
+        if "val_loss" in record:
+            extra["val_bpc"] = record["val_loss"] / LN2
+        if quiet:
+            return extra
+        rng = np.random.default_rng([o["seed"], trainer.step])      # never the training RNGs
+        was = model.training
+        model.eval()
+        try:
+            if mode == "lines":
+                smp = sample_lines(step_fn, vocab, 5, rng, max_len=40)
+                text = "  samples: " + ", ".join(smp)
+            else:
+                text = "  sample: " + repr(sample_stream(step_fn, vocab, 120, rng))
+        finally:
+            model.train(was)
+        print(text, file=sys.stderr)
+        return extra
+
+    print(f"rnnkit train: {cfg.cell.upper()} {cfg.num_layers}x{cfg.hidden_size}, "
+          f"{model.num_parameters():,} parameters, vocab {len(vocab)}, {mode} mode; "
+          f"{o['dataset'] or o['file']}: {desc}; {steps:,} steps -> {out}", file=sys.stderr)
+    trainer = Trainer(model, train, val, tcfg, out_dir=out, vocab=vocab.to_json(),
+                      resume=bool(args.resume), on_eval=on_eval,
+                      log=lambda m: print(m, file=sys.stderr),
+                      extra_state={"cli": {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}})
+    t0 = time.perf_counter()
+    start_step = trainer.step
+    result = trainer.fit()
+    dt = time.perf_counter() - t0
+    if result.stopped == "diverged":
+        _err(result.message)
+        return 1
+    if result.stopped == "interrupted":
+        print(f"rnnkit train: stopped: {result.message}", file=sys.stderr)
+        return 0
+    if trainer.out_dir is not None and trainer.step > start_step and not result.history:
+        trainer.save()
+    print(f"rnnkit train: {result.stopped} at step {result.steps} in {dt:.0f} s"
+          + (f"; best val loss {result.best_val_loss:.4f} nats = {result.best_val_loss / LN2:.3f} "
+             f"bits/char at step {result.best_step}" if result.best_val_loss is not None else ""),
+          file=sys.stderr)
+    print(f"rnnkit train: checkpoint in {out} (best weights in {out / 'best'}); try `rnnkit sample {out}`",
+          file=sys.stderr)
+    maybe_plot(out)
+    n = o["num_samples"]
+    if n > 0:
+        from .checkpoint import load_checkpoint
+        best = out / "best"
+        if best.exists():
+            model.load_state_dict(load_checkpoint(best, load_optimizer=False).model_state)
+        model.eval()
+        rng = np.random.default_rng(o["seed"])
+        if mode == "lines":
+            seen = set(train_lines or [])
+            smp = sample_lines(step_fn, vocab, n, rng, max_len=64)
+            new = [s for s in smp if s not in seen]
+            for s_ in smp:
+                print(s_ + ("" if s_ in seen else "   (new)"))
+            print(f"new (not in the training set): {len(new)}/{len(smp)}")
+        else:
+            print(sample_stream(step_fn, vocab, 400, rng))
+    return 0
+
+
+# ============================================================================== loading
+def _load_model(directory, latest=False):
+    """(model, vocab, checkpoint, path used) from a training directory (best weights first)."""
+    from .checkpoint import load_checkpoint
+    from .data import Vocab
+    from .nn import model_from_config
+    d = Path(directory)
+    use = d
+    if not latest and (d / "best").is_dir():
+        use = d / "best"
+    ck = load_checkpoint(use, load_optimizer=False)
+    src = str(use)
+    try:
+        model = model_from_config(ck.config)
+    except ConfigError as e:
+        raise CheckpointError(f"{src}/config.json: {e}") from None
+    if ck.config.get("model") != "CharLM":
+        raise CheckpointError(f"{src}: holds a {ck.config.get('model')} model; this command needs a CharLM.")
+    if ck.vocab is None:
+        raise CheckpointError(f"{src}: vocab.json is missing; it is needed to turn ids into text.")
+    vocab = Vocab.from_json(ck.vocab)
+    if len(vocab) != model.config.vocab_size:
+        raise CheckpointError(f"{src}: vocab.json has {len(vocab)} entries but config.json says "
+                              f"vocab_size={model.config.vocab_size}; the files do not belong together.")
+    try:
+        model.load_state_dict(ck.model_state)
+    except RnnkitError as e:
+        raise CheckpointError(f"{src}/model.safetensors does not match config.json: {e}") from None
+    model.eval()
+    return model, vocab, ck, use
+
+
+def cmd_sample(args) -> int:
+    from .sample import beam_search, charlm_step, check_sampling_args, sample_lines, sample_stream
+    model, vocab, ck, used = _load_model(args.dir, args.latest)
+    temperature, top_k, top_p = check_sampling_args(args.temperature, args.top_k or None, args.top_p)
+    if args.num < 1 or args.length < 1:
+        raise ConfigError("--num and --length must be >= 1.")
+    lines = vocab.bos_id is not None
+    if args.onnx:
+        from .interop.onnx import OnnxCharLM
+        lm = OnnxCharLM(args.onnx)
+        if lm.vocab_size != len(vocab):
+            raise CheckpointError(f"{args.onnx}: the ONNX model has vocab size {lm.vocab_size}, the "
+                                  f"checkpoint {len(vocab)}; export it from this checkpoint.")
+        V = len(vocab)
+
+        def step(tokens, state):
+            logits, state = lm.step(np.asarray(tokens, np.int64)[None, :], state)
+            return np.asarray(logits).reshape(-1, V), state
+    else:
+        step = charlm_step(model)
+    rng = np.random.default_rng(args.seed)
+    kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=args.greedy)
+    if args.beam:
+        for b in beam_search(step, vocab, args.beam, max_len=64 if lines and args.length == 500 else args.length,
+                             prime=args.prime, lines=lines):
+            print(f"{b.logprob:10.4f}  {b.text}" + ("" if b.finished else "  (unfinished)"))
+        return 0
+    if lines:
+        for s in sample_lines(step, vocab, args.num, rng, max_len=min(args.length, 1000),
+                              prime=args.prime, **kw):
+            print(s)
+    else:
+        print(sample_stream(step, vocab, args.length, rng, prime=args.prime, **kw))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from ._mode import no_grad
+    from .data import LinesDataset, read_text, split_lines
+    model, vocab, ck, used = _load_model(args.dir, args.latest)
+    text = read_text(args.file, encoding=args.encoding)
+    total, count = 0.0, 0
+    from .nn.losses import CrossEntropyLoss
+    crit = CrossEntropyLoss(reduction="sum")
+    with no_grad():
+        if vocab.bos_id is not None:
+            lines = split_lines(text)
+            if not lines:
+                raise DataError(f"{args.file}: no non-empty lines to evaluate.")
+            vocab.encode("".join(lines))                 # names unknown characters clearly
+            ds = LinesDataset(lines, vocab)
+            for i in range(0, len(lines), 256):
+                b = ds.get_batch(np.arange(i, min(len(lines), i + 256)))
+                logits, _ = model(b.x, None, b.lengths)
+                total += crit(logits, b.y)
+                count += crit.last_count
+        else:
+            ids = vocab.encode(text)
+            if len(ids) < 2:
+                raise DataError(f"{args.file}: need at least 2 characters to evaluate, got {len(ids)}.")
+            state = None
+            chunk = 1024
+            for i in range(0, len(ids) - 1, chunk):
+                x = ids[i: min(i + chunk, len(ids) - 1)][:, None]
+                y = ids[i + 1: i + 1 + len(x)][:, None]
+                logits, state = model(x, state)
+                total += crit(logits, y)
+                count += crit.last_count
+    nats = total / count
+    print(f"checkpoint: {used}")
+    print(f"characters: {count}")
+    print(f"loss_nats: {nats:.6f}")
+    print(f"bits_per_char: {nats / LN2:.6f}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .checkpoint import load_checkpoint
+    d = Path(args.dir)
+    ck = load_checkpoint(d, load_optimizer=False)
+    ts = ck.trainer_state or {}
+    n_params = int(sum(int(np.prod(v.shape)) for v in ck.model_state.values()))
+    info = {
+        "path": str(d),
+        "config": ck.config,
+        "vocab_size": len((ck.vocab or {}).get("chars", [])) + len((ck.vocab or {}).get("specials", [])),
+        "parameters": n_params,
+        "steps_trained": ts.get("step"),
+        "best_val_loss": ts.get("best_val_loss"),
+        "best_step": ts.get("best_step"),
+        "mode": ((ts.get("extra") or {}).get("cli") or {}).get("mode"),
+    }
+    if info["best_val_loss"] is not None:
+        info["best_val_bits_per_char"] = info["best_val_loss"] / LN2
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for k, v in info.items():
+        if k == "config":
+            print("config:")
+            for ck_, cv in v.items():
+                print(f"  {ck_}: {cv}")
+        elif isinstance(v, float):
+            print(f"{k}: {v:.4f}")
+        else:
+            print(f"{k}: {v if v is not None else '-'}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .interop.onnx import export_model
+    model, vocab, ck, used = _load_model(args.dir, args.latest)
+    out = Path(args.onnx)
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    export_model(model, str(out), metadata={"vocab": json.dumps(vocab.to_json())})
+    print(f"wrote {out} (from {used}); run it with `rnnkit sample {args.dir} --onnx {out}`")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    try:
+        from .plot import plot_checkpoint
+    except ImportError as e:
+        raise ConfigError(f"plotting needs matplotlib: pip install 'rnnkit[plot]' ({e}).") from None
+    for p in plot_checkpoint(args.dir, out_dir=args.out, text=args.text):
+        print(p)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+    return int(bench_main(args.args) or 0)
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
+            "export": cmd_export, "plot": cmd_plot, "bench": cmd_bench}
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    debug = getattr(args, "debug", False) or os.environ.get("RNNKIT_DEBUG") == "1"
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except RnnkitError as e:
+        if debug:
+            raise
+        _err(str(e))
+        return 1
+    except ImportError as e:
+        if debug:
+            raise
+        _err(f"{e}. Install the optional parts with: pip install 'rnnkit[all]'")
+        return 1
+    except Exception as e:  # noqa: BLE001 - one line, never a traceback without --debug
+        if debug:
+            raise
+        _err(f"unexpected {type(e).__name__}: {e} (run again with --debug for the traceback, and "
+             f"please report it)")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

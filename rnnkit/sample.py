@@ -1,0 +1,263 @@
+"""Generating text from a character-level language model.
+
+Everything here works on a *step function* ``step(tokens (N,) int64, state) -> (logits (N, V),
+state)``, so the same sampler drives rnnkit's own :class:`~rnnkit.nn.CharLM`
+(:func:`charlm_step`) and an ONNX Runtime session (:class:`rnnkit.interop.onnx.OnnxCharLM`),
+and with the same seed both produce the same text.
+
+Choosing the next token from ``logits`` (:func:`pick`):
+
+* ``temperature``: p ~ softmax(logits / temperature); ``temperature == 0`` means greedy.
+* ``top_k``: keep the k most probable tokens (k >= V keeps all; 0 or None = off).
+* ``top_p``: nucleus - keep the smallest set of most probable tokens whose probability sums to
+  at least ``top_p`` (``top_p = 1`` keeps all; ``top_p = 0`` keeps only the most probable).
+* Draws use one uniform number per token from ``rng`` and the inverse CDF in float64.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Callable, NamedTuple, Optional
+
+import numpy as np
+
+from ._mode import no_grad
+from ._validate import check_float, check_int
+from .errors import ConfigError, DataError
+
+
+def charlm_step(model) -> Callable:
+    """Step function of a :class:`~rnnkit.nn.CharLM` (inference mode, no caches)."""
+    def step(tokens, state):
+        with no_grad():
+            logits, state = model(np.asarray(tokens, dtype=np.int64)[None, :], state)
+        return logits[0], state
+    return step
+
+
+def check_sampling_args(temperature=1.0, top_k=None, top_p=None):
+    temperature = check_float("sample", "temperature", temperature, 0.0)
+    if top_k is not None:
+        top_k = check_int("sample", "top_k", top_k, 0)
+    if top_p is not None:
+        top_p = check_float("sample", "top_p", top_p, 0.0, 1.0)
+    return temperature, top_k, top_p
+
+
+def probabilities(logits, temperature=1.0, top_k=None, top_p=None) -> np.ndarray:
+    """Next-token distribution (N, V) in float64 after temperature, top-k and top-p."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim == 1:
+        z = z[None]
+    if temperature == 0:
+        p = np.zeros_like(z)
+        p[np.arange(len(z)), z.argmax(axis=-1)] = 1.0
+        return p
+    z = z / temperature
+    V = z.shape[-1]
+    if top_k and top_k < V:
+        kth = np.partition(z, V - top_k, axis=-1)[:, V - top_k][:, None]
+        z = np.where(z >= kth, z, -np.inf)
+    z = z - z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=-1, keepdims=True)
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-p, axis=-1, kind="stable")
+        sp = np.take_along_axis(p, order, axis=-1)
+        before = np.cumsum(sp, axis=-1) - sp                     # mass of strictly better tokens
+        keep_sorted = before < top_p
+        keep_sorted[:, 0] = True                                 # always keep the best one
+        keep = np.zeros_like(keep_sorted)
+        np.put_along_axis(keep, order, keep_sorted, axis=-1)
+        p = np.where(keep, p, 0.0)
+        p /= p.sum(axis=-1, keepdims=True)
+    return p
+
+
+def pick(logits, rng: np.random.Generator, temperature=1.0, top_k=None, top_p=None, greedy=False) -> np.ndarray:
+    """Choose one token per row of ``logits`` (N, V); returns (N,) int64."""
+    if greedy or temperature == 0:
+        return np.asarray(logits).reshape(-1, np.shape(logits)[-1]).argmax(axis=-1).astype(np.int64)
+    p = probabilities(logits, temperature, top_k, top_p)
+    u = rng.random(len(p))                                                   # (N,)
+    c = np.cumsum(p, axis=-1)
+    idx = (c < (u * c[:, -1])[:, None]).sum(axis=-1)
+    return np.minimum(idx, p.shape[-1] - 1).astype(np.int64)
+
+
+def _encode_prime(vocab, prime: str) -> np.ndarray:
+    unknown = sorted({ch for ch in prime if ch not in vocab.stoi})
+    if unknown:
+        shown = ", ".join(repr(c) for c in unknown[:10])
+        raise DataError(f"sample: the prime contains {len(unknown)} character(s) the model never saw: "
+                        f"{shown}. Use only characters from its vocabulary (see `rnnkit info DIR`).")
+    return vocab.encode(prime) if prime else np.zeros(0, np.int64)
+
+
+def _feed(step, ids: np.ndarray, state, n: int):
+    """Run the prime ``ids`` through the model for ``n`` parallel copies; returns last logits."""
+    logits = None
+    for t in ids:
+        logits, state = step(np.full(n, t, np.int64), state)
+    return logits, state
+
+
+def sample_lines(step, vocab, num: int, rng, max_len: int = 64, prime: str = "", **pick_kw) -> list[str]:
+    """Lines mode: ``num`` samples, each starting at the boundary token (then ``prime``) and
+    ending at the boundary token (or after ``max_len`` characters)."""
+    num = check_int("sample", "num", num, 1)
+    bos = vocab.bos_id
+    if bos is None:
+        raise ConfigError("sample_lines: the vocabulary has no boundary token; this is a stream-mode model.")
+    prime_ids = _encode_prime(vocab, prime)
+    logits, state = step(np.full(num, bos, np.int64), None)
+    if len(prime_ids):
+        logits, state = _feed(step, prime_ids, state, num)
+    out = [[] for _ in range(num)]
+    done = np.zeros(num, bool)
+    for _ in range(max_len):
+        tok = pick(logits, rng, **pick_kw)
+        for i in np.flatnonzero(~done):
+            if tok[i] == bos:
+                done[i] = True
+            else:
+                out[i].append(int(tok[i]))
+        if done.all():
+            break
+        logits, state = step(tok, state)
+    return [prime + vocab.decode(o) for o in out]
+
+
+def sample_stream(step, vocab, length: int, rng, prime: str = "", **pick_kw) -> str:
+    """Stream mode: ``length`` characters after ``prime`` (prime defaults to a random
+    character drawn from the model's first-step distribution... here: the first vocabulary
+    character) - returns prime + continuation."""
+    length = check_int("sample", "length", length, 1)
+    prime_ids = _encode_prime(vocab, prime)
+    if len(prime_ids) == 0:
+        first = vocab.stoi.get("\n", len(vocab.specials))
+        prime_ids = np.array([first], np.int64)
+        prime = vocab.decode(prime_ids)
+    logits, state = _feed(step, prime_ids, None, 1)
+    out = []
+    for _ in range(length):
+        tok = pick(logits, rng, **pick_kw)
+        out.append(int(tok[0]))
+        logits, state = step(tok, state)
+    return prime + vocab.decode(out)
+
+
+class Beam(NamedTuple):
+    text: str
+    logprob: float
+    finished: bool
+
+
+def _log_softmax(z):
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def _index_state(state, idx):
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s[:, idx] for s in state)
+    return state[:, idx]
+
+
+def beam_search(step, vocab, beam: int, max_len: int = 64, prime: str = "", lines: bool = True) -> list[Beam]:
+    """The ``beam`` most probable continuations of ``prime`` with their log-probabilities,
+    most probable first.
+
+    Lines mode: complete lines (ending at the boundary token, whose probability is included);
+    stream mode: continuations of exactly ``max_len`` characters. The greedy continuation is
+    always among the candidates, so the best beam is at least as probable as greedy decoding.
+    """
+    beam = check_int("sample", "beam", beam, 1)
+    max_len = check_int("sample", "length", max_len, 1)
+    prime_ids = _encode_prime(vocab, prime)
+    bos = vocab.bos_id if lines else None
+    if lines and bos is None:
+        raise ConfigError("beam_search: lines=True needs a vocabulary with the boundary token.")
+    start = ([bos] if lines else []) + list(prime_ids)
+    if not start:
+        start = [vocab.stoi.get("\n", len(vocab.specials))]
+        prime = vocab.decode(start)
+    logits, state = _feed(step, np.array(start, np.int64), None, 1)
+    seqs = [[]]
+    scores = np.zeros(1)
+    finished: list[tuple[float, list]] = []
+    for t in range(max_len):
+        lp = _log_softmax(logits)                                         # (B, V)
+        cand = scores[:, None] + lp                                       # (B, V)
+        flat = cand.reshape(-1)
+        V = lp.shape[1]
+        order = np.argsort(-flat, kind="stable")[: 2 * beam]             # enough for B survivors
+        new_seqs, new_scores, parents, toks = [], [], [], []
+        for j in order:
+            b, v = divmod(int(j), V)
+            s = float(flat[j])
+            if lines and v == bos:
+                finished.append((s, seqs[b]))
+            elif len(new_seqs) < beam:
+                new_seqs.append(seqs[b] + [v])
+                new_scores.append(s)
+                parents.append(b)
+                toks.append(v)
+        if not new_seqs:
+            break
+        if lines and len(finished) >= beam:
+            kth = heapq.nlargest(beam, [f[0] for f in finished])[-1]
+            if max(new_scores) < kth:           # log-probs only fall: nothing active can win
+                break
+        seqs, scores = new_seqs, np.array(new_scores)
+        state = _index_state(state, np.array(parents))
+        if t == max_len - 1:
+            break
+        logits, state = step(np.array(toks, np.int64), state)
+    if lines:
+        results = [Beam(prime + vocab.decode(s), sc, True) for sc, s in finished]
+        if len(results) < beam:           # hit max_len: report the best unfinished prefixes too
+            results += [Beam(prime + vocab.decode(s), float(sc), False) for s, sc in zip(seqs, scores)]
+    else:
+        results = [Beam(prime + vocab.decode(s), float(sc), True) for s, sc in zip(seqs, scores)]
+    g = greedy_with_logprob(step, vocab, max_len, start, lines)
+    results.append(Beam(prime + g[0], g[1], g[2]))
+    best = {}
+    for r in results:
+        key = (r.text, r.finished)
+        if key not in best or r.logprob > best[key].logprob:
+            best[key] = r
+    ranked = sorted(best.values(), key=lambda r: (not r.finished, -r.logprob))
+    return ranked[:beam]
+
+
+def greedy_with_logprob(step, vocab, max_len, start_ids, lines=True):
+    """Greedy decoding from ``start_ids``; returns (continuation text, log-prob, finished)."""
+    logits, state = _feed(step, np.array(start_ids, np.int64), None, 1)
+    out, total = [], 0.0
+    bos = vocab.bos_id if lines else None
+    for _ in range(max_len):
+        lp = _log_softmax(logits)[0]
+        v = int(lp.argmax())
+        total += float(lp[v])
+        if lines and v == bos:
+            return vocab.decode(out), total, True
+        out.append(v)
+        logits, state = step(np.array([v], np.int64), state)
+    return vocab.decode(out), total, not lines
+
+
+def sequence_logprob(step, vocab, start_ids, continuation: str, end: bool) -> float:
+    """Log-probability of ``continuation`` (plus the boundary token if ``end``) after
+    ``start_ids`` - an independent check of beam-search scores."""
+    ids = list(vocab.encode(continuation)) + ([vocab.bos_id] if end else [])
+    logits, state = _feed(step, np.array(start_ids, np.int64), None, 1)
+    total = 0.0
+    for i, v in enumerate(ids):
+        total += float(_log_softmax(logits)[0, v])
+        if i < len(ids) - 1:
+            logits, state = step(np.array([v], np.int64), state)
+    return total

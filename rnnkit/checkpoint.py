@@ -37,7 +37,7 @@ manifest check.
 
 Example::
 
-    >>> save_checkpoint("runs/a", model_state=model.state_dict(), config=model.config(),
+    >>> save_checkpoint("runs/a", model_state=model.state_dict(), config=model.config.to_dict(),
     ...                 vocab={"chars": "abc"}, trainer_state={"step": 100})
     >>> ck = load_checkpoint("runs/a")
     >>> ck.trainer_state["step"], ck.config["model"]
@@ -114,6 +114,9 @@ CONFIG_BOUNDS = {
     "input_size": 10_000_000,
     "output_size": 10_000_000,
 }
+# Size fields where 0 means "not used": one-hot input (embedding_size=0), feature input to a
+# classifier (vocab_size=0) or token input (input_size=0).
+_ZERO_OK = ("embedding_size", "vocab_size", "input_size")
 #: Largest total parameter size a config may imply (4 GiB).
 MAX_PARAM_BYTES = 4 * 1024 ** 3
 
@@ -183,21 +186,20 @@ def check_config_bounds(config: dict, *, source=None, max_param_bytes: int = MAX
         if not _is_int(v):
             raise err(f"{who}: {where}expected {key} to be an integer, got {v!r:.100} "
                       f"({type(v).__name__}).")
-        if not 1 <= v <= limit:
-            raise err(f"{who}: {where}expected 1 <= {key} <= {limit}, got {v}. The config is "
+        low = 0 if key in _ZERO_OK else 1
+        if not low <= v <= limit:
+            raise err(f"{who}: {where}expected {low} <= {key} <= {limit}, got {v}. The config is "
                       f"damaged or hostile; rnnkit refuses to allocate a model this size.")
         vals[key] = v
     H = vals.get("hidden_size", 1)
     L = vals.get("num_layers", 1)
     V = vals.get("vocab_size", 0)
-    E = vals.get("embedding_size", vals.get("input_size", 0))
-    if "embedding_size" not in vals and V and "input_size" not in vals:
-        E = V  # one-hot input
+    E = vals.get("embedding_size") or vals.get("input_size") or V   # 0 / absent: one-hot input
     O = vals.get("output_size", V)
     D = 2 if config.get("bidirectional") is True else 1
     G = _cell_gates(config)
     itemsize = 8 if str(config.get("dtype", "float32")) in ("float64", "f8", "double") else 4
-    params = (V * E if "embedding_size" in vals else 0)
+    params = V * E if vals.get("embedding_size") else 0
     for layer in range(L):
         inp = E if layer == 0 else D * H
         params += D * G * H * (inp + H + 2)

@@ -604,7 +604,8 @@ def test_hostile_checkpoint_contents(tmp_path, kw, bad_file):
     ({"hidden_size": 65537}, "hidden_size <= 65536"),
     ({"num_layers": 65}, "num_layers <= 64"),
     ({"vocab_size": 10_000_001}, "vocab_size <= 10000000"),
-    ({"embedding_size": 0}, "1 <= embedding_size"),
+    ({"embedding_size": -1}, "0 <= embedding_size"),
+    ({"hidden_size": 0}, "1 <= hidden_size"),
     ({"input_size": 2.5}, "input_size to be an integer"),
     ({"output_size": True}, "output_size to be an integer"),
     # 65536 hidden, 4 layers, LSTM: 4*4*H*(2H+2) ~ 1.4e11 params, far over 4 GiB
@@ -613,6 +614,14 @@ def test_hostile_checkpoint_contents(tmp_path, kw, bad_file):
 def test_check_config_bounds(config, msg):
     with pytest.raises(ConfigError, match=msg):
         check_config_bounds(config)
+
+
+def test_check_config_bounds_accepts_zero_for_unused_inputs():
+    # one-hot CharLM and the two input kinds of a classifier use 0 for "not used"
+    for cfg in ({"model": "CharLM", "vocab_size": 30, "embedding_size": 0, "hidden_size": 8},
+                {"model": "SequenceClassifier", "vocab_size": 0, "input_size": 3, "hidden_size": 8},
+                {"model": "SequenceClassifier", "vocab_size": 30, "input_size": 0, "hidden_size": 8}):
+        assert check_config_bounds(cfg) is cfg
 
 
 def test_check_config_bounds_accepts_and_counts():

@@ -324,8 +324,6 @@ class SequenceRegressorConfig(_Config):
         check_int(who, "input_size", self.input_size, 1, 1_000_000)
         check_int(who, "output_size", self.output_size, 1, 1_000_000)
         check_choice(who, "pooling", self.pooling, ("last", "mean"))
-        if self.many_to_many and self.bidirectional:
-            pass  # allowed: a bidirectional many-to-many smoother
         self._common(who)
         return self
 
@@ -393,4 +391,7 @@ def model_from_config(config: dict, seed=None) -> Module:
     if name not in MODELS:
         raise ConfigError(f"model_from_config: unknown model {name!r}; expected one of {sorted(MODELS)}.")
     cls, cfg_cls = MODELS[name]
-    return cls(cfg_cls.from_dict(config), seed=seed)
+    cfg = cfg_cls.from_dict(config)
+    from ..checkpoint import check_config_bounds
+    check_config_bounds(cfg.to_dict())          # refuse configs implying absurd total sizes
+    return cls(cfg, seed=seed)

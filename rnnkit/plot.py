@@ -258,7 +258,7 @@ def gradient_norms_through_time(cell="rnn", T: int = 50, hidden_size: int = 32, 
         float64 array (T + 1,).
 
     >>> n = gradient_norms_through_time("rnn", T=20, hidden_size=16)
-    >>> n.shape, n[0], bool(n[20] < 1e-3)
+    >>> n.shape, float(n[0]), bool(n[20] < 1e-3)
     ((21,), 1.0, True)
     """
     who = "gradient_norms_through_time"

@@ -12,5 +12,8 @@ def maybe_plot(directory) -> str | None:
     from pathlib import Path
     try:
         return str(plot_losses(directory, Path(directory) / "loss.png"))
-    except Exception:  # a picture must never break a finished training run
+    except Exception as e:  # a picture must never break a finished training run
+        import sys
+        print(f"rnnkit: warning: could not draw {directory}/loss.png ({type(e).__name__}: {e})",
+              file=sys.stderr)
         return None

@@ -305,13 +305,13 @@ def cmd_train(args) -> int:
         print(text, file=sys.stderr)
         return extra
 
-    print(f"rnnkit train: {cfg.cell.upper()} {cfg.num_layers}x{cfg.hidden_size}, "
-          f"{model.num_parameters():,} parameters, vocab {len(vocab)}, {mode} mode; "
-          f"{o['dataset'] or o['file']}: {desc}; {steps:,} steps -> {out}", file=sys.stderr)
     trainer = Trainer(model, train, val, tcfg, out_dir=out, vocab=vocab.to_json(),
                       resume=bool(args.resume), on_eval=on_eval,
                       log=lambda m: print(m, file=sys.stderr),
                       extra_state={"cli": {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}})
+    print(f"rnnkit train: {cfg.cell.upper()} {cfg.num_layers}x{cfg.hidden_size}, "
+          f"{model.num_parameters():,} parameters, vocab {len(vocab)}, {mode} mode; "
+          f"{o['dataset'] or o['file']}: {desc}; {steps:,} steps -> {out}", file=sys.stderr)
     t0 = time.perf_counter()
     start_step = trainer.step
     result = trainer.fit()
@@ -525,7 +525,10 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": 
 def main(argv=None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    if argv[:1] == ["bench"]:       # REMAINDER would refuse options first (`bench --quick`)
+        args = argparse.Namespace(command="bench", args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

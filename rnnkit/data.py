@@ -362,11 +362,13 @@ def read_text(path, encoding: str = "utf-8", errors: str = "strict") -> str:
 
 
 def split_lines(text: str) -> list[str]:
-    """Lines-mode examples of a text: every line stripped of surrounding whitespace, empty
-    lines dropped (as makemore does)."""
+    """Lines-mode examples of a text: split at ``\n`` only (not at the other characters
+    ``str.splitlines`` treats as breaks, such as form feeds or bytes read with
+    ``encoding='bytes'``), every line stripped of surrounding whitespace, empty lines dropped
+    (as makemore does)."""
     if not isinstance(text, str):
         raise DataError(f"split_lines: expected a str, got {type(text).__name__}.")
-    return [s for s in (line.strip() for line in text.splitlines()) if s]
+    return [s for s in (line.strip() for line in text.split("\n")) if s]
 
 
 # --------------------------------------------------------------------------------------------

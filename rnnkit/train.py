@@ -329,6 +329,7 @@ class Trainer:
         self._good = None           # (step, params copy, optimizer state) of the last good point
         self.tokens_seen = 0
         self.loss_ema: Optional[float] = None   # smoothed training loss (0.9 decay), checkpointed
+        self._saved_step: Optional[int] = None  # step of the last checkpoint written to out_dir
         if resume:
             self._resume()
 
@@ -356,6 +357,8 @@ class Trainer:
 
     def save(self, directory=None) -> Path:
         directory = Path(directory) if directory is not None else self.out_dir
+        if directory == self.out_dir:
+            self._saved_step = self.step
         arrays, meta = self.optimizer.state_dict()
         arrays = dict(arrays)
         arrays.update(_carry_arrays(self.carry))
@@ -369,13 +372,13 @@ class Trainer:
             raise ConfigError("Trainer: resume=True needs out_dir (the checkpoint directory).")
         ck = ckpt.load_checkpoint(self.out_dir)
         src = str(self.out_dir)
+        if self.vocab is not None and ck.vocab is not None and ck.vocab != self.vocab:
+            raise CheckpointError(f"Trainer: the vocabulary in {src}/vocab.json differs from the one "
+                                  f"built from the training data; resume on the same data.")
         if ck.config != self._model_config():
             raise CheckpointError(f"Trainer: the checkpoint in {src} was made with model config "
                                   f"{ck.config}, but this model has {self._model_config()}. Resume with "
                                   f"the same model options (or start a new --out directory).")
-        if self.vocab is not None and ck.vocab is not None and ck.vocab != self.vocab:
-            raise CheckpointError(f"Trainer: the vocabulary in {src}/vocab.json differs from the one "
-                                  f"built from the training data; resume on the same data.")
         self.model.load_state_dict(ck.model_state)
         ts = ck.trainer_state or {}
         opt_arrays = dict(ck.optimizer_state or {})
@@ -403,6 +406,7 @@ class Trainer:
             h = carry["trainer.carry/h"]
             self.carry = (h, carry["trainer.carry/c"]) if "trainer.carry/c" in carry else h
         ckpt.truncate_metrics(self.out_dir, self.step)
+        self._saved_step = self.step
         self.log(f"resumed from {src} at step {self.step}")
 
     # -- evaluation ------------------------------------------------------------------------
@@ -510,6 +514,8 @@ class Trainer:
             self.save()
             result.message += f"; checkpoint saved to {self.out_dir} (continue with --resume)"
         if result.stopped == "diverged" and self.out_dir is not None:
+            if self._saved_step != self.step:      # no checkpoint of the good state yet: write it
+                self.save()
             result.message += (f" The last good checkpoint (step {self.step}) is kept in {self.out_dir}.")
         result.steps = self.step
         result.history = self.history
@@ -524,7 +530,7 @@ class Trainer:
     def _diverged(self, value, what):
         cfg = self.config
         bad = not math.isfinite(value)
-        if not bad and what == "loss" and self.initial_loss is not None and self.step > 0:
+        if not bad and what in ("loss", "validation loss") and self.initial_loss is not None and self.step > 0:
             bad = value > cfg.explode_factor * max(self.initial_loss, 1e-12)
         if not bad:
             return None
@@ -547,8 +553,9 @@ class Trainer:
         improved = False
         if val is not None:
             record["val_loss"] = float(val)
-            if not math.isfinite(val):
-                raise self._diverged(val, "validation loss")
+            diverged = self._diverged(val, "validation loss")
+            if diverged:
+                raise diverged
             if self.best_val is None or val < self.best_val:
                 self.best_val, self.best_step = float(val), self.step
                 self.evals_since_best = 0

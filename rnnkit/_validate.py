@@ -111,10 +111,13 @@ def check_choice(who: str, name: str, value, choices) -> str:
 
 
 def check_dtype_arg(who: str, dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in FLOAT_DTYPES:
+    dt = None
+    if dtype is not None and not isinstance(dtype, (bool, numbers.Number)):
+        try:
+            dt = np.dtype(dtype)
+        except (TypeError, ValueError):
+            dt = None
+    # `dt not in FLOAT_DTYPES` alone is not enough: np.dtype("float64") == None is True.
+    if dt is None or dt not in FLOAT_DTYPES:
         raise ConfigError(f"{who}: expected dtype float32 or float64, got {dtype!r}.")
     return dt

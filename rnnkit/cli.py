@@ -172,7 +172,8 @@ def _resolve_train_args(args) -> dict:
             if k in RESUMABLE or k == "out":
                 opts[k] = v
             elif v != saved.get(k):
-                raise ConfigError(f"--{k.replace('_', '-')} {v} differs from the run being resumed "
+                opt = "FILE" if k == "file" else f"--{k.replace('_', '-')}"
+                raise ConfigError(f"{opt} {v} differs from the run being resumed "
                                   f"({saved.get(k)}); resuming continues the same run. Drop the option, "
                                   f"or start a new run with --out.")
         if "steps" in given:

@@ -409,3 +409,15 @@ def test_regressor_learns_sine():
 
     losses = _train(m, batch, 150, 0.02)
     assert np.mean(losses[-10:]) < 0.1 * np.mean(losses[:3]), (losses[:3], losses[-10:])
+
+
+def test_classifier_predict_proba_and_predict():
+    clf = nn.SequenceClassifier(nn.SequenceClassifierConfig(num_classes=3, input_size=2, hidden_size=5,
+                                                           dtype="float64"), seed=0)
+    x = np.random.default_rng(0).standard_normal((6, 4, 2))
+    lengths = np.array([6, 2, 5, 1])
+    logits = clf(x, lengths)
+    z = logits - logits.max(axis=1, keepdims=True)
+    ref = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(clf.predict_proba(x, lengths), ref, rtol=1e-12)
+    np.testing.assert_array_equal(clf.predict(x, lengths), logits.argmax(axis=1))

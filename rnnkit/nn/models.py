@@ -287,7 +287,15 @@ class SequenceClassifier(_ManyToOne):
             return None
         return dx
 
+    def predict_proba(self, x, lengths=None):
+        """Class probabilities (N, C), softmax of the logits, without keeping a cache."""
+        from .._mode import no_grad
+        from ..ops import softmax
+        with no_grad():
+            return softmax(self.forward(x, lengths).astype(np.float64), axis=-1)
+
     def predict(self, x, lengths=None):
+        """Most probable class (N,) without keeping a cache."""
         from .._mode import no_grad
         with no_grad():
             return self.forward(x, lengths).argmax(axis=-1)

@@ -539,6 +539,7 @@ def _load_version(version: Path, load_optimizer: bool, max_bytes) -> Checkpoint:
         if not isinstance(trainer_state, dict):
             raise CheckpointError(f"load_checkpoint: {trainer_path}: expected a JSON object, "
                                   f"got {type(trainer_state).__name__}.")
+        _check_trainer_state(trainer_state, trainer_path)
     optimizer_state = optimizer_meta = None
     opt_path = version / OPTIMIZER_FILE
     if load_optimizer and (opt_path.exists() or opt_path.is_symlink()):
@@ -556,6 +557,40 @@ def _load_version(version: Path, load_optimizer: bool, max_bytes) -> Checkpoint:
     return Checkpoint(model_state=model_state, config=config, vocab=vocab,
                       optimizer_state=optimizer_state, optimizer_meta=optimizer_meta,
                       trainer_state=trainer_state, path=version)
+
+
+#: Types of the trainer.json entries written by rnnkit.train.Trainer (checked when present):
+#: "count" = integer >= 0, "number?" = number or null, "count?" = integer >= 0 or null.
+TRAINER_STATE_TYPES = {
+    "step": "count", "evals_since_best": "count", "tokens_seen": "count", "best_step": "count?",
+    "best_val_loss": "number?", "initial_loss": "number?", "loss_ema": "number?",
+    "val_loss": "number?", "history": list, "rng_states": dict, "extra": dict,
+    "train_config": dict, "schedule": dict, "has_carry": bool,
+}
+
+
+def _check_trainer_state(state: dict, path) -> None:
+    """Refuse a trainer.json whose known entries have the wrong type (CheckpointError)."""
+    for key, kind in TRAINER_STATE_TYPES.items():
+        if key not in state:
+            continue
+        v = state[key]
+        if kind in ("count", "count?"):
+            ok = (v is None and kind == "count?") or (_is_int(v) and v >= 0)
+            want = "an integer >= 0" + (" or null" if kind == "count?" else "")
+        elif kind == "number?":
+            ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+            want = "a number or null"
+        else:
+            ok = isinstance(v, kind)
+            want = {list: "a list", dict: "a JSON object", bool: "true/false"}[kind]
+        if not ok:
+            raise CheckpointError(f"load_checkpoint: {path}: expected {key} to be {want}, got "
+                                  f"{v!r:.80} ({type(v).__name__}). The file is damaged or was not "
+                                  f"written by rnnkit.")
+    if "history" in state and not all(isinstance(r, dict) for r in state["history"]):
+        raise CheckpointError(f"load_checkpoint: {path}: expected history to be a list of JSON "
+                              f"objects.")
 
 
 def _refuse(name):

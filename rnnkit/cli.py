@@ -166,6 +166,7 @@ def _resolve_train_args(args) -> dict:
         if not isinstance(saved, dict):
             raise CheckpointError(f"{args.resume}: trainer.json has no saved command-line options; "
                                   f"it was not written by `rnnkit train` and cannot be resumed from the CLI.")
+        _check_saved_options(saved, Path(ck.path) / "trainer.json")
         opts = dict(TRAIN_DEFAULTS)
         opts.update(saved)
         for k, v in given.items():
@@ -185,6 +186,28 @@ def _resolve_train_args(args) -> dict:
     opts = dict(TRAIN_DEFAULTS)
     opts.update(given)
     return opts
+
+
+def _check_saved_options(saved: dict, path) -> None:
+    """The options saved by `rnnkit train` in trainer.json have the types of TRAIN_DEFAULTS
+    (an option whose default is None may be null, a string or a number); anything else means
+    the file is damaged or hostile."""
+    for k, v in saved.items():
+        if k not in TRAIN_DEFAULTS:
+            raise CheckpointError(f"{path}: unknown saved option {k!r:.60}; the file is damaged or "
+                                  f"was written by another program.")
+        d = TRAIN_DEFAULTS[k]
+        if d is None:
+            ok = v is None or (isinstance(v, (str, int, float)) and not isinstance(v, bool))
+            if k in ("file", "dataset", "out"):
+                ok = v is None or isinstance(v, str)
+        elif isinstance(d, float):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        else:
+            ok = type(v) is type(d)
+        if not ok:
+            raise CheckpointError(f"{path}: saved option {k} = {v!r:.60} has the wrong type; the "
+                                  f"file is damaged.")
 
 
 def _default_out(name: str) -> Path:
@@ -356,32 +379,45 @@ def cmd_train(args) -> int:
 def _load_model(directory, latest=False):
     """(model, vocab, checkpoint, path used) from a training directory (best weights first)."""
     from .checkpoint import load_checkpoint
-    from .data import Vocab
-    from .nn import model_from_config
     d = Path(directory)
     use = d
     if not latest and (d / "best").is_dir():
         use = d / "best"
     ck = load_checkpoint(use, load_optimizer=False)
-    src = str(use)
+    model, vocab = _checked_model(ck, str(use), need_charlm=True)
+    model.eval()
+    return model, vocab, ck, use
+
+
+def _checked_model(ck, src, need_charlm):
+    """Build the model of a loaded checkpoint and check that its files belong together
+    (config.json, model.safetensors, vocab.json); every mismatch is a CheckpointError naming
+    the file. Returns (model, vocab or None)."""
+    from .data import Vocab
+    from .nn import model_from_config
     try:
         model = model_from_config(ck.config)
     except ConfigError as e:
         raise CheckpointError(f"{src}/config.json: {e}") from None
-    if ck.config.get("model") != "CharLM":
+    if need_charlm and ck.config.get("model") != "CharLM":
         raise CheckpointError(f"{src}: holds a {ck.config.get('model')} model; this command needs a CharLM.")
-    if ck.vocab is None:
+    if need_charlm and ck.vocab is None:
         raise CheckpointError(f"{src}: vocab.json is missing; it is needed to turn ids into text.")
-    vocab = Vocab.from_json(ck.vocab)
-    if len(vocab) != model.config.vocab_size:
-        raise CheckpointError(f"{src}: vocab.json has {len(vocab)} entries but config.json says "
-                              f"vocab_size={model.config.vocab_size}; the files do not belong together.")
+    vocab = None
+    if ck.vocab is not None:
+        try:
+            vocab = Vocab.from_json(ck.vocab)
+        except RnnkitError as e:
+            raise CheckpointError(f"{src}/vocab.json: {e}") from None
+        size = getattr(model.config, "vocab_size", 0)
+        if size and len(vocab) != size:
+            raise CheckpointError(f"{src}: vocab.json has {len(vocab)} entries but config.json says "
+                                  f"vocab_size={size}; the files do not belong together.")
     try:
         model.load_state_dict(ck.model_state)
     except RnnkitError as e:
         raise CheckpointError(f"{src}/model.safetensors does not match config.json: {e}") from None
-    model.eval()
-    return model, vocab, ck, use
+    return model, vocab
 
 
 def cmd_sample(args) -> int:
@@ -464,12 +500,13 @@ def cmd_info(args) -> int:
     from .checkpoint import load_checkpoint
     d = Path(args.dir)
     ck = load_checkpoint(d, load_optimizer=False)
+    _, vocab = _checked_model(ck, str(ck.path), need_charlm=False)   # files belong together
     ts = ck.trainer_state or {}
     n_params = int(sum(int(np.prod(v.shape)) for v in ck.model_state.values()))
     info = {
         "path": str(d),
         "config": ck.config,
-        "vocab_size": len((ck.vocab or {}).get("chars", [])) + len((ck.vocab or {}).get("specials", [])),
+        "vocab_size": len(vocab) if vocab is not None else None,
         "parameters": n_params,
         "steps_trained": ts.get("step"),
         "best_val_loss": ts.get("best_val_loss"),

@@ -219,7 +219,11 @@ class Vocab:
     def decode(self, ids, skip_specials: bool = False) -> str:
         """Text of a sequence of ids; special tokens are written out as their names
         (``"<eos>"``) unless ``skip_specials``."""
-        arr = np.asarray(ids)
+        try:
+            arr = np.asarray(ids)
+        except (ValueError, TypeError):     # ragged nesting
+            raise DTypeError(f"Vocab.decode: expected a flat sequence of integer ids, got a "
+                             f"ragged {type(ids).__name__}.") from None
         if arr.size == 0:
             return ""
         if arr.dtype.kind not in "iu":

@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 
 from ._mode import no_grad
-from ._validate import check_float, check_int
+from ._validate import as_float_array, check_float, check_int, check_shape
 from .errors import ConfigError, DataError
 
 
@@ -44,16 +44,28 @@ def check_sampling_args(temperature=1.0, top_k=None, top_p=None):
     return temperature, top_k, top_p
 
 
-def probabilities(logits, temperature=1.0, top_k=None, top_p=None) -> np.ndarray:
-    """Next-token distribution (N, V) in float64 after temperature, top-k and top-p."""
-    z = np.asarray(logits, dtype=np.float64)
+def _check_logits(who, logits) -> np.ndarray:
+    """Logits as a float64 (N, V) array; refuses NaN/inf, complex, scalars, 3-D, V = 0."""
+    z = as_float_array(who, "logits", logits, np.float64)
     if z.ndim == 1:
         z = z[None]
+    check_shape(who, "logits", z, (("N", None), ("V", None)))
+    return z
+
+
+def probabilities(logits, temperature=1.0, top_k=None, top_p=None) -> np.ndarray:
+    """Next-token distribution (N, V) in float64 after temperature, top-k and top-p.
+
+    ``logits`` (V,) or (N, V), finite. The maximum is subtracted *before* dividing by the
+    temperature, so a temperature near 0 tends to greedy (never inf - inf = NaN).
+    """
+    temperature, top_k, top_p = check_sampling_args(temperature, top_k, top_p)
+    z = _check_logits("probabilities", logits)
     if temperature == 0:
         p = np.zeros_like(z)
         p[np.arange(len(z)), z.argmax(axis=-1)] = 1.0
         return p
-    z = z / temperature
+    z = (z - z.max(axis=-1, keepdims=True)) / temperature                 # <= 0, max rows 0
     V = z.shape[-1]
     if top_k and top_k < V:
         kth = np.partition(z, V - top_k, axis=-1)[:, V - top_k][:, None]
@@ -77,7 +89,8 @@ def probabilities(logits, temperature=1.0, top_k=None, top_p=None) -> np.ndarray
 def pick(logits, rng: np.random.Generator, temperature=1.0, top_k=None, top_p=None, greedy=False) -> np.ndarray:
     """Choose one token per row of ``logits`` (N, V); returns (N,) int64."""
     if greedy or temperature == 0:
-        return np.asarray(logits).reshape(-1, np.shape(logits)[-1]).argmax(axis=-1).astype(np.int64)
+        check_sampling_args(temperature, top_k, top_p)
+        return _check_logits("pick", logits).argmax(axis=-1).astype(np.int64)
     p = probabilities(logits, temperature, top_k, top_p)
     u = rng.random(len(p))                                                   # (N,)
     c = np.cumsum(p, axis=-1)

@@ -38,7 +38,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from ._mode import no_grad
 from ._validate import check_choice, check_float, check_int
-from .errors import CheckpointError, ConfigError, TrainingDivergedError
+from .errors import CheckpointError, ConfigError, RnnkitError, TrainingDivergedError
 from .optim import (ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR,
                     clip_grad_norm, clip_grad_value, get_optimizer, global_norm)
 
@@ -372,6 +372,9 @@ class Trainer:
             raise ConfigError("Trainer: resume=True needs out_dir (the checkpoint directory).")
         ck = ckpt.load_checkpoint(self.out_dir)
         src = str(self.out_dir)
+        if self.vocab is not None and ck.vocab is None:
+            raise CheckpointError(f"Trainer: {src}/vocab.json is missing; the checkpoint cannot be "
+                                  f"checked against the training data's vocabulary.")
         if self.vocab is not None and ck.vocab is not None and ck.vocab != self.vocab:
             raise CheckpointError(f"Trainer: the vocabulary in {src}/vocab.json differs from the one "
                                   f"built from the training data; resume on the same data.")
@@ -379,13 +382,21 @@ class Trainer:
             raise CheckpointError(f"Trainer: the checkpoint in {src} was made with model config "
                                   f"{ck.config}, but this model has {self._model_config()}. Resume with "
                                   f"the same model options (or start a new --out directory).")
-        self.model.load_state_dict(ck.model_state)
+        try:
+            self.model.load_state_dict(ck.model_state)
+        except RnnkitError as e:
+            raise CheckpointError(f"Trainer: {src}/model.safetensors does not match config.json: "
+                                  f"{e}") from None
         ts = ck.trainer_state or {}
         opt_arrays = dict(ck.optimizer_state or {})
         carry = {k: opt_arrays.pop(k) for k in list(opt_arrays) if k.startswith("trainer.carry/")}
         if ck.optimizer_meta is None:
             raise CheckpointError(f"Trainer: {src} has no optimizer state; it cannot be resumed exactly.")
-        self.optimizer.load_state_dict(opt_arrays, ck.optimizer_meta)
+        try:
+            self.optimizer.load_state_dict(opt_arrays, ck.optimizer_meta)
+        except RnnkitError as e:
+            raise CheckpointError(f"Trainer: {src}/optimizer.safetensors does not fit this model "
+                                  f"and optimizer: {e}") from None
         try:
             self.step = int(ts["step"])
             self.history = list(ts.get("history", []))
@@ -403,11 +414,33 @@ class Trainer:
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"Trainer: {src}/trainer.json is damaged ({e}).") from None
         if "trainer.carry/h" in carry:
-            h = carry["trainer.carry/h"]
-            self.carry = (h, carry["trainer.carry/c"]) if "trainer.carry/c" in carry else h
+            self.carry = self._checked_carry(carry, src)
         ckpt.truncate_metrics(self.out_dir, self.step)
         self._saved_step = self.step
         self.log(f"resumed from {src} at step {self.step}")
+
+    def _checked_carry(self, carry: dict, src: str):
+        """The recurrent state saved with a stream-mode run, checked against the model:
+        (num_layers*num_directions, N, hidden_size) float arrays, finite, (h, c) for LSTM."""
+        where = f"Trainer: {src}/optimizer.safetensors"
+        h, c = carry.get("trainer.carry/h"), carry.get("trainer.carry/c")
+        rnn = getattr(self.model, "rnn", None)
+        lstm = getattr(getattr(rnn, "cell", None), "has_cell_state", c is not None)
+        if lstm != (c is not None):
+            raise CheckpointError(f"{where}: expected the carried state as "
+                                  f"{'(h, c)' if lstm else 'h alone'}, got "
+                                  f"{'(h, c)' if c is not None else 'h alone'}.")
+        for name, a in (("h", h), ("c", c)):
+            if a is None:
+                continue
+            ok = a.dtype.kind == "f" and a.ndim == 3 and np.isfinite(a).all()
+            if ok and rnn is not None:
+                ok = (a.shape[0] == rnn.num_layers * rnn.num_directions
+                      and a.shape[2] == rnn.hidden_size and a.shape == h.shape)
+            if not ok:
+                raise CheckpointError(f"{where}: the carried state {name} (shape {a.shape}, dtype "
+                                      f"{a.dtype}) does not fit the model; the file is damaged.")
+        return (h, c) if c is not None else h
 
     # -- evaluation ------------------------------------------------------------------------
     def evaluate(self, source=None) -> Optional[float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import as_float_array
-from ..errors import DataError, DTypeError, ShapeError
+from ..errors import ConfigError, DataError, DTypeError, ShapeError
 from ..ops import log_softmax
 
 
@@ -27,7 +27,7 @@ class CrossEntropyLoss:
 
     def __init__(self, ignore_index: int = -100, reduction: str = "mean"):
         if reduction not in ("mean", "sum"):
-            raise ValueError(f"CrossEntropyLoss: expected reduction 'mean' or 'sum', got {reduction!r}.")
+            raise ConfigError(f"CrossEntropyLoss: expected reduction 'mean' or 'sum', got {reduction!r}.")
         self.ignore_index = ignore_index
         self.reduction = reduction
         self._cache = None
@@ -38,6 +38,8 @@ class CrossEntropyLoss:
 
     def forward(self, logits, target, mask=None):
         logits = as_float_array("CrossEntropyLoss", "logits", logits)
+        if logits.ndim < 1:
+            raise ShapeError(f"CrossEntropyLoss: expected logits of shape (..., C), got a scalar.")
         target = np.asarray(target)
         if target.dtype.kind not in "iu":
             raise DTypeError(f"CrossEntropyLoss: expected integer class targets, got dtype {target.dtype}.")
@@ -47,7 +49,11 @@ class CrossEntropyLoss:
         C = logits.shape[-1]
         valid = target != self.ignore_index
         if mask is not None:
-            valid = valid & (np.asarray(mask) != 0)
+            mask = np.asarray(mask)
+            if mask.shape != target.shape:
+                raise ShapeError(f"CrossEntropyLoss: expected mask of shape {target.shape} (the "
+                                 f"target's), got {mask.shape}.")
+            valid = valid & (mask != 0)
         t = np.where(valid, target, 0)
         if t.size and (t.min() < 0 or t.max() >= C):
             raise DataError(f"CrossEntropyLoss: expected targets in [0, {C - 1}] or ignore_index="
@@ -78,7 +84,7 @@ class MSELoss:
 
     def __init__(self, reduction: str = "mean"):
         if reduction not in ("mean", "sum"):
-            raise ValueError(f"MSELoss: expected reduction 'mean' or 'sum', got {reduction!r}.")
+            raise ConfigError(f"MSELoss: expected reduction 'mean' or 'sum', got {reduction!r}.")
         self.reduction = reduction
         self._cache = None
         self.last_count = 0
@@ -93,7 +99,12 @@ class MSELoss:
             raise ShapeError(f"MSELoss: expected target of shape {pred.shape} (same as pred), got {target.shape}.")
         diff = pred - target
         if mask is not None:
-            m = np.broadcast_to(np.asarray(mask, dtype=pred.dtype), pred.shape)
+            m = as_float_array("MSELoss", "mask", mask, pred.dtype)
+            try:
+                m = np.broadcast_to(m, pred.shape)
+            except ValueError:
+                raise ShapeError(f"MSELoss: expected mask broadcastable to pred's shape "
+                                 f"{pred.shape}, got {m.shape}.") from None
             diff = diff * m
             count = int(m.sum())
         else:

@@ -24,12 +24,12 @@ LN2 = math.log(2.0)
 # the user actually gave).
 TRAIN_DEFAULTS = dict(
     file=None, dataset=None, out=None, cell="lstm", hidden_size=128, num_layers=2,
-    embedding_size=32, dropout=0.0, seq_len=100, batch_size=64, optimizer="adam", lr=3e-3,
-    clip=5.0, steps=None, epochs=None, val_frac=0.1, eval_every=250, mode="auto", seed=0,
+    embedding_size=32, dropout=0.2, seq_len=100, batch_size=64, optimizer="adam", lr=3e-3,
+    clip=5.0, steps=None, epochs=None, val_frac=0.1, eval_every=100, mode="auto", seed=0,
     dtype="float32", encoding="utf-8", schedule="constant", warmup=0, patience=0,
     weight_decay=0.0, num_samples=10,
 )
-DEFAULT_STEPS = 3000
+DEFAULT_STEPS = 1000
 # Options that may change when resuming; all others must match the checkpoint.
 RESUMABLE = {"steps", "epochs", "eval_every", "patience", "num_samples", "out"}
 
@@ -40,8 +40,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except where the help text already states them (default None)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _fmt_help(prog):
-    return argparse.ArgumentDefaultsHelpFormatter(prog, max_help_position=32)
+    return _HelpFormatter(prog, max_help_position=32)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -396,7 +396,7 @@ def test_train_help_shows_defaults_of_model_options(capsys):
     blocks = {" ".join(b.split()).split(" ")[0]: " ".join(b.split())
               for b in re.split(r"\n  (?=-)", out.split("options:", 1)[1])}
     for opt, default in [("--hidden-size", "128"), ("--num-layers", "2"), ("--cell", "lstm"),
-                         ("--lr", "0.003"), ("--eval-every", "250"), ("--steps", "3000")]:
+                         ("--lr", "0.003"), ("--eval-every", "100"), ("--steps", "1000")]:
         assert f"default: {default}" in blocks[opt], blocks.get(opt)
 
 

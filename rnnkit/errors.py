@@ -45,6 +45,11 @@ class CheckpointError(RnnkitError, ValueError):
     """A checkpoint directory or file is missing, damaged, inconsistent or hostile."""
 
 
+class NoForwardError(RnnkitError, RuntimeError):
+    """``backward()`` was called without a forward pass to differentiate (or twice, or after a
+    forward under ``rnnkit.no_grad()``)."""
+
+
 class TrainingDivergedError(RnnkitError, RuntimeError):
     """Training stopped because the loss or gradients became NaN/inf or exploded."""
 
@@ -59,4 +64,5 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "TrainingDivergedError",
+    "NoForwardError",
 ]

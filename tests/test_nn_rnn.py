@@ -280,3 +280,41 @@ def test_bad_constructor_args(kw, match):
     args.update(kw)
     with pytest.raises(rnnkit.ConfigError, match=match):
         nn.LSTM(**args)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_scratch_and_nn_agree_on_converted_weights(cell):
+    """Notebook dict -> PyTorch-named state_dict -> rnnkit.nn gives the scratch hidden states,
+    and nn -> notebook dict -> scratch gives the nn hidden states (float64, both ways)."""
+    from rnnkit import scratch
+    rng = np.random.default_rng(11)
+    kind = cell.lower()
+    n_x, n_a, m, T_x = 3, 5, 4, 6
+    if kind == "rnn":
+        p = {"Wax": rng.standard_normal((n_a, n_x)), "Waa": rng.standard_normal((n_a, n_a)) * 0.5,
+             "ba": rng.standard_normal((n_a, 1))}
+    elif kind == "lstm":
+        p = {k: rng.standard_normal((n_a, n_a + n_x)) * 0.5 for k in ("Wf", "Wi", "Wc", "Wo")}
+        p.update({k: rng.standard_normal((n_a, 1)) for k in ("bf", "bi", "bc", "bo")})
+    else:
+        p = {k: rng.standard_normal((n_a, n_a + n_x)) * 0.5 for k in ("Wr", "Wz")}
+        p.update(Wnx=rng.standard_normal((n_a, n_x)), Wna=rng.standard_normal((n_a, n_a)) * 0.5)
+        p.update({k: rng.standard_normal((n_a, 1)) for k in ("br", "bz", "bnx", "bna")})
+    p.update(Wya=rng.standard_normal((2, n_a)), Wy=rng.standard_normal((2, n_a)),
+             by=rng.standard_normal((2, 1)))
+    x = rng.standard_normal((n_x, m, T_x))
+    a0 = rng.standard_normal((n_a, m))
+    fwd = getattr(scratch, f"{kind}_forward")
+    a_ref = fwd(x, a0, p)[0]                                     # (n_a, m, T_x)
+    layer = getattr(nn, cell)(n_x, n_a, dtype=np.float64)
+    layer.load_state_dict(scratch.to_torch_state_dict(kind, p))
+    h0 = a0.T[None]                                              # (1, m, n_a)
+    state = (h0, np.zeros_like(h0)) if cell == "LSTM" else h0
+    out, _ = layer(x.transpose(2, 1, 0), state)                  # (T, m, n_x) -> (T, m, n_a)
+    np.testing.assert_allclose(out.transpose(2, 1, 0), a_ref, rtol=1e-12, atol=1e-13)
+    # and back: random nn weights (separate b_ih / b_hh) -> notebook dict
+    layer2 = getattr(nn, cell)(n_x, n_a, dtype=np.float64, seed=5)
+    p2 = scratch.from_torch_state_dict(kind, layer2.state_dict())
+    p2.update(Wya=p["Wya"], Wy=p["Wy"], by=p["by"])
+    out2, _ = layer2(x.transpose(2, 1, 0), state)
+    np.testing.assert_allclose(fwd(x, a0, p2)[0], out2.transpose(2, 1, 0), rtol=1e-12, atol=1e-13)

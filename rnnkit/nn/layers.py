@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import as_float_array, check_dtype_arg, check_float, check_int
-from ..errors import DataError, DTypeError, ShapeError
+from ..errors import DataError, DTypeError, NoForwardError, ShapeError
 from .module import Module
 
 
@@ -46,7 +46,7 @@ class Linear(Module):
 
     def backward(self, dy):
         if self._x is None:
-            raise RuntimeError("Linear.backward: call forward first.")
+            raise NoForwardError("Linear.backward: no forward pass to differentiate; call forward first.")
         x, self._x = self._x, None
         dy = np.asarray(dy, dtype=self.dtype)
         W = self._params["weight"]
@@ -80,7 +80,7 @@ class Embedding(Module):
 
     def backward(self, dy):
         if self._ids is None:
-            raise RuntimeError("Embedding.backward: call forward first.")
+            raise NoForwardError("Embedding.backward: no forward pass to differentiate; call forward first.")
         ids, self._ids = self._ids, None
         dy = np.asarray(dy, dtype=self.dtype).reshape(-1, self.embedding_dim)
         np.add.at(self._grads["weight"], ids.reshape(-1), dy)

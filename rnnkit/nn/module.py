@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterKeyError, ShapeError
+from ..errors import DTypeError, NonFiniteError, ParameterKeyError, ShapeError
 from .._validate import fmt_shape
 
 
@@ -101,13 +101,13 @@ class Module:
                 continue
             v = _to_numpy(state_dict[k])
             if v.dtype.kind not in "fiu":
-                raise ShapeError(f"{who}: expected {k} to hold real numbers, got dtype {v.dtype}.")
+                raise DTypeError(f"{who}: expected {k} to hold real numbers, got dtype {v.dtype}.")
             if v.shape != p.shape:
                 raise ShapeError(f"{who}: expected {k} of shape {fmt_shape(p.shape)}, got "
                                  f"{fmt_shape(v.shape)}. Build the model with the configuration the "
                                  f"weights were saved with.")
             if not np.isfinite(v).all():
-                raise ShapeError(f"{who}: {k} contains NaN or infinite values.")
+                raise NonFiniteError(f"{who}: {k} contains NaN or infinite values; refusing to load it.")
             staged[k] = v
         for k, v in staged.items():
             params[k][...] = v

@@ -1,0 +1,136 @@
+"""Smoke test of the benchmark harness (rnnkit.bench) on tiny shapes: it runs, every section
+and target row is in the report, and the numbers are sane. No timing thresholds."""
+
+import re
+
+import numpy as np
+import pytest
+
+from rnnkit import bench
+from rnnkit.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "BENCH.md"
+    rc = bench.main(["--quick", "--repeats", "1", "--quiet", "--out", str(out)])
+    assert rc == 0
+    return out.read_text()
+
+
+SECTIONS = ["## Machine", "## Targets", "## Reference: numpy.matmul", "## Layers: rnnkit vs torch.nn",
+            "## Baselines: the naive NumPy loops", "## Generation latency", "## Char-LM training throughput",
+            "## Training-step memory", "## Profile"]
+TARGET_ROWS = ["LSTM fp32 forward+backward", "LSTM fp32 forward (", "GRU fp32 forward+backward",
+               "RNN fp32 forward+backward", "LSTM fp64 forward+backward", "GRU fp64 forward+backward",
+               "RNN fp64 forward+backward", "generation latency per character",
+               "numpy-ml LSTMCell loop", "seed-style loop", "rnnkit GFLOP/s / matmul GFLOP/s",
+               "peak memory / activation bytes"]
+
+
+@pytest.mark.parametrize("heading", SECTIONS)
+def test_report_has_section(report, heading):
+    assert heading in report
+
+
+@pytest.mark.parametrize("row", TARGET_ROWS)
+def test_report_has_target_row(report, row):
+    lines = [ln for ln in report.splitlines() if ln.startswith("| ") and row in ln]
+    assert lines, row
+    cells = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert cells[3] in ("met", "MISSED", "required met (<= 1.3)", "n/a")
+    if cells[2] != "n/a":
+        assert float(cells[2].rstrip("x")) > 0
+
+
+def test_numpy_ml_is_compared_at_two_shapes(report):
+    rows = [ln for ln in report.splitlines() if ln.startswith("| numpy-ml LSTMCell loop / rnnkit")]
+    assert len(rows) == 2
+
+
+def test_layer_table_is_complete_and_positive(report):
+    rows = [ln for ln in report.splitlines()
+            if re.match(r"\| (LSTM|GRU|RNN) \| float(32|64) \|", ln)]
+    # 3 cells x 2 dtypes x 3 shapes x 2 works
+    assert len(rows) == 36
+    for ln in rows:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        assert float(cells[4]) > 0                      # rnnkit ms
+        assert float(cells[7]) > 0                      # rnnkit GFLOP/s
+
+
+def test_layer_flops_counts_the_products():
+    # LSTM forward: input projection 2*T*N*4H*D + recurrent 2*T*N*4H*H; backward twice that
+    T, N, D, H = 3, 2, 5, 7
+    fwd = 2 * T * N * 4 * H * D + 2 * T * N * 4 * H * H
+    assert bench.layer_flops("LSTM", T, N, D, H, False) == fwd
+    assert bench.layer_flops("LSTM", T, N, D, H, True) == 3 * fwd
+    assert bench.layer_flops("RNN", T, N, D, H, False) == fwd / 4
+
+
+def test_time_alternating_calls_each_contender_warm_plus_repeats():
+    calls = {"a": 0, "b": 0}
+
+    def mk(k):
+        def f():
+            calls[k] += 1
+        return f
+
+    t = bench.time_alternating({"a": mk("a"), "b": mk("b")}, repeats=3, gap=0.0)
+    assert calls == {"a": 4, "b": 4}
+    assert set(t) == {"a", "b"} and all(v >= 0 for v in t.values())
+
+
+def test_seed_baseline_matches_rnnkit():
+    res = bench.bench_seed((4, 3, 5, 6), 3, repeats=1, gap=0.0)
+    assert res is not None and res["max_abs_diff"] < 1e-12
+
+
+def test_memory_counts_kept_activations():
+    T, N, D, H = 7, 3, 5, 4
+    m = bench.bench_memory((T, N, D, H), np.float64)
+    # gates (T, N, 4H) + h (T+1, N, H) + c (T+1, N, H) + tanh c (T, N, H), float64
+    expect = 8 * (T * N * 4 * H + 2 * (T + 1) * N * H + T * N * H)
+    assert m["activations"] >= expect
+    assert m["peak"] >= expect
+
+
+def test_bad_only_is_an_error():
+    with pytest.raises(ConfigError):
+        bench.run(quick=True, repeats=1, gap=0.0, only=["nope"], verbose=False)
+
+
+# --- the generation path the harness times: layer.step must equal the full forward and torch
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_step_matches_forward_and_torch(cell):
+    import rnnkit.nn as nn
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    m = getattr(nn, cell)(5, 6, num_layers=2, dtype=np.float64, seed=1)
+    x = rng.standard_normal((7, 3, 5))
+    h0 = rng.standard_normal((2, 3, 6))
+    state = (h0, rng.standard_normal((2, 3, 6))) if cell == "LSTM" else h0
+    tm = getattr(torch.nn, cell)(5, 6, num_layers=2).double()
+    tm.load_state_dict({k: torch.tensor(v) for k, v in m.state_dict().items()})
+    with torch.no_grad():
+        tst = tuple(torch.tensor(s) for s in state) if cell == "LSTM" else torch.tensor(state)
+        tout, tsn = tm(torch.tensor(x), tst)
+    st = state
+    for t in range(7):
+        h, st = m.step(x[t], st)
+        np.testing.assert_allclose(h, tout[t].numpy(), rtol=0, atol=1e-12)
+    ref = tsn if cell == "LSTM" else (tsn,)
+    got = st if cell == "LSTM" else (st,)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b.numpy(), rtol=0, atol=1e-12)
+    # the caller's state arrays are not modified
+    np.testing.assert_array_equal(state[0] if cell == "LSTM" else state, h0)
+
+
+def test_step_refuses_bidirectional_and_bad_input():
+    import rnnkit.nn as nn
+    from rnnkit.errors import ShapeError
+    with pytest.raises(ConfigError):
+        nn.LSTM(3, 4, bidirectional=True).step(np.zeros((1, 3), np.float32))
+    with pytest.raises(ShapeError):
+        nn.GRU(3, 4).step(np.zeros((1, 5), np.float32))

@@ -65,7 +65,8 @@ def probabilities(logits, temperature=1.0, top_k=None, top_p=None) -> np.ndarray
         p = np.zeros_like(z)
         p[np.arange(len(z)), z.argmax(axis=-1)] = 1.0
         return p
-    z = (z - z.max(axis=-1, keepdims=True)) / temperature                 # <= 0, max rows 0
+    with np.errstate(over="ignore"):          # a tiny temperature sends non-max entries to -inf
+        z = (z - z.max(axis=-1, keepdims=True)) / temperature             # <= 0, max rows 0
     V = z.shape[-1]
     if top_k and top_k < V:
         kth = np.partition(z, V - top_k, axis=-1)[:, V - top_k][:, None]

@@ -318,3 +318,11 @@ def test_scratch_and_nn_agree_on_converted_weights(cell):
     p2.update(Wya=p["Wya"], Wy=p["Wy"], by=p["by"])
     out2, _ = layer2(x.transpose(2, 1, 0), state)
     np.testing.assert_allclose(fwd(x, a0, p2)[0], out2.transpose(2, 1, 0), rtol=1e-12, atol=1e-13)
+
+
+def test_step_refuses_nan_and_backward_without_forward_is_rnnkit_error():
+    m = nn.LSTM(D, H, seed=0)
+    with pytest.raises(rnnkit.NonFiniteError, match="x_t"):
+        m.step(np.array([[np.nan, 0, 0]], np.float32))          # the fast path checks too
+    with pytest.raises(rnnkit.NoForwardError, match="no forward pass"):
+        m.backward(np.ones((T, N, H)))

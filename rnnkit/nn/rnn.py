@@ -27,7 +27,7 @@ import numpy as np
 from .._mode import is_grad_enabled
 from .._validate import as_float_array, check_choice, check_dtype_arg, check_float, check_int, check_shape
 from ..cells import make_cell
-from ..errors import ConfigError, DTypeError, ShapeError
+from ..errors import ConfigError, DTypeError, NoForwardError, ShapeError
 from ..sequence import unroll_backward, unroll_forward
 from .module import Module
 
@@ -246,6 +246,10 @@ class RNNBase(Module):
             who = f"{type(self).__name__}.step"
             x_t = as_float_array(who, "x_t", x_t, self.dtype)
             check_shape(who, "x_t", x_t, (("N", None), ("input_size", self.input_size)))
+        elif x_t.shape[0] == 0 or not np.isfinite(x_t).all():      # the fast path checks too
+            who = f"{type(self).__name__}.step"
+            x_t = as_float_array(who, "x_t", x_t, self.dtype)
+            check_shape(who, "x_t", x_t, (("N", None), ("input_size", self.input_size)))
         N = x_t.shape[0]
         if state is None or not (self._step_state_ok(state, N)):
             h0, c0 = self._check_state(f"{type(self).__name__}.step", state, N)
@@ -303,7 +307,7 @@ class RNNBase(Module):
         """
         who = f"{type(self).__name__}.backward"
         if self._cache is None:
-            raise RuntimeError(f"{who}: no forward pass to differentiate. Call the layer first "
+            raise NoForwardError(f"{who}: no forward pass to differentiate. Call the layer first "
                                f"(outside rnnkit.no_grad()), then backward once.")
         caches, drop_masks, mask, T, N = self._cache
         self._cache = None

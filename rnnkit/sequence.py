@@ -180,6 +180,9 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
         [P.reshape(T * N, -1).T @ Hprev for P, _ in parts], axis=0) if len(parts) > 1 else G2.T @ Hprev
     if has_bias:
         grads["bias_ih"] = G2.sum(axis=0)
-        grads["bias_hh"] = np.concatenate([P.reshape(T * N, -1).sum(axis=0) for P, _ in parts])
+        if len(parts) == 1:       # RNN / LSTM: both biases enter the same pre-activation
+            grads["bias_hh"] = grads["bias_ih"].copy()
+        else:
+            grads["bias_hh"] = np.concatenate([P.reshape(T * N, -1).sum(axis=0) for P, _ in parts])
     dx = (G2 @ W_ih).reshape(T, N, D) if need_dx else None
     return dx, dh, dc, grads

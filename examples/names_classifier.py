@@ -35,6 +35,7 @@ import numpy as np
 from rnnkit import datasets, nn
 from rnnkit import no_grad
 from rnnkit.data import Vocab
+from _common import fmt_best, limit_blas_threads
 from rnnkit.train import ArraySource, Trainer, TrainConfig
 
 PAD = "<pad>"
@@ -91,23 +92,6 @@ def last_letter_baseline(train_names, train_labels, test_names):
 def log_eval(trainer, record):
     print(f"step {record['step']:5d}: train_ce {record['train_loss']:.4f}  "
           f"val_ce (balanced) {record['val_loss']:.4f}", flush=True)
-
-
-def limit_blas_threads(n: int):
-    """Cap BLAS threads (via threadpoolctl when installed). The matrices here are small
-    (hidden <= 128), so one thread is about as fast as two on an idle machine and far faster
-    on a busy one, where threads of the BLAS pool wait on each other."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(n) if n > 0 else None
-
-
-def fmt_best(result) -> str:
-    if result.best_val_loss is None:
-        return "none (no validation ran)"
-    return f"{result.best_val_loss:.5f} at step {result.best_step}"
 
 
 def parse_args(argv=None):

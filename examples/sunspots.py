@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 from rnnkit import datasets, nn
+from _common import fmt_best, limit_blas_threads
 from rnnkit.train import ArraySource, Trainer, TrainConfig
 
 
@@ -63,23 +64,6 @@ def rmse(a, b):
 def log_eval(trainer, record):
     print(f"step {record['step']:5d}: train_mse {record['train_loss']:.4f}  "
           f"val_mse {record['val_loss']:.4f} (standardised units)", flush=True)
-
-
-def limit_blas_threads(n: int):
-    """Cap BLAS threads (via threadpoolctl when installed). The matrices here are small
-    (hidden <= 128), so one thread is about as fast as two on an idle machine and far faster
-    on a busy one, where threads of the BLAS pool wait on each other."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(n) if n > 0 else None
-
-
-def fmt_best(result) -> str:
-    if result.best_val_loss is None:
-        return "none (no validation ran)"
-    return f"{result.best_val_loss:.5f} at step {result.best_step}"
 
 
 def parse_args(argv=None):

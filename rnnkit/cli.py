@@ -470,6 +470,12 @@ def cmd_eval(args) -> int:
     from .data import LinesDataset, read_text, split_lines
     model, vocab, ck, used = _load_model(args.dir, args.latest)
     text = read_text(args.file, encoding=args.encoding)
+    unknown = sorted({ch for ch in set(text) if ch not in vocab.stoi and ch not in "\r\n"})
+    if unknown:
+        shown = ", ".join(repr(c) for c in unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+        raise DataError(f"{args.file}: {len(unknown)} character(s) the model never saw: {shown}. "
+                        f"A character model can only score text in its training alphabet "
+                        f"({len(vocab)} symbols, see `rnnkit info {args.dir}`); remove or replace them.")
     total, count = 0.0, 0
     from .nn.losses import CrossEntropyLoss
     crit = CrossEntropyLoss(reduction="sum")

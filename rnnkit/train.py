@@ -324,6 +324,7 @@ class Trainer:
         self.history: list = []
         self.best_val: Optional[float] = None
         self.best_step: Optional[int] = None
+        self.best_state: Optional[dict] = None     # weights of the best validation so far
         self.evals_since_best = 0
         self.initial_loss: Optional[float] = None
         self._good = None           # (step, params copy, optimizer state) of the last good point
@@ -415,6 +416,9 @@ class Trainer:
             raise CheckpointError(f"Trainer: {src}/trainer.json is damaged ({e}).") from None
         if "trainer.carry/h" in carry:
             self.carry = self._checked_carry(carry, src)
+        best_dir = self.out_dir / "best"
+        if self.best_val is not None and best_dir.is_dir():   # so restore_best also works after a resume
+            self.best_state = ckpt.load_checkpoint(best_dir, load_optimizer=False).model_state
         ckpt.truncate_metrics(self.out_dir, self.step)
         self._saved_step = self.step
         self.log(f"resumed from {src} at step {self.step}")
@@ -558,7 +562,6 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
         return result
 
-    best_state = None
 
     def _diverged(self, value, what):
         cfg = self.config

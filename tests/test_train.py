@@ -397,3 +397,24 @@ def test_resume_without_checkpoint_or_with_other_model_fails(tmp_path):
     with pytest.raises(CheckpointError, match="model config"):
         Trainer(make_lm(hidden=20), train, val, quiet(dict(steps=4)), out_dir=tmp_path / "r",
                 resume=True, log=lambda m: None)
+
+
+def test_restore_best_after_resume_uses_the_best_checkpoint(tmp_path, monkeypatch):
+    """The best validation happened before the resume and never improves after it: the
+    resumed trainer must still end on the best weights (read back from DIR/best)."""
+    vals = iter([3.0, 2.0, 2.5, 2.6])            # best at the 2nd evaluation (step 4)
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, source=None: next(vals))
+    train, val = lines_sources()
+    cfg = dict(eval_every=2, progress=False, restore_best=True)
+    Trainer(make_lm(), train, val, TrainConfig(steps=4, **cfg), out_dir=tmp_path,
+            log=lambda m: None).fit()
+    best = load_checkpoint(tmp_path / "best").model_state
+    model = make_lm()
+    tr = Trainer(model, train, val, TrainConfig(steps=8, **cfg), out_dir=tmp_path, resume=True,
+                 log=lambda m: None)
+    res = tr.fit()
+    assert res.best_step == 4 and res.steps == 8
+    last = load_checkpoint(tmp_path).model_state
+    assert any(not np.array_equal(last[k], best[k]) for k in best)   # training moved on ...
+    for k, v in model.state_dict().items():                          # ... but we end on the best
+        np.testing.assert_array_equal(v, best[k])

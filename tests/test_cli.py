@@ -37,20 +37,7 @@ TINY = ["--hidden-size", "16", "--num-layers", "1", "--embedding-size", "8", "--
         "--quiet", "--num-samples", "0"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast():
-    """Checkpoint durability is tested in test_checkpoint.py; here fsync only costs time. Tiny
-    matrices run fastest on one BLAS thread (on a loaded machine BLAS threads spin)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(os, "fsync", lambda fd: None)
-        mp.setattr("rnnkit.plot_hook.maybe_plot", lambda directory: None)   # plot.py has its tests
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            yield
-            return
-        with threadpool_limits(limits=1):
-            yield
+pytestmark = pytest.mark.usefixtures("fast_io")
 
 
 def cli(capsys, *argv):

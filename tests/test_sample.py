@@ -9,7 +9,6 @@ all short continuations, and ONNX Runtime for ``--onnx``.
 
 import itertools
 import math
-import os
 import re
 
 import numpy as np
@@ -31,19 +30,7 @@ STREAM_TEXT = ("the quick brown fox jumps over the lazy dog; pack my box with fi
                "liquor jugs. how vexingly quick daft zebras jump!\n") * 30
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast():
-    """fsync is tested in test_checkpoint.py; tiny matrices run fastest on one BLAS thread."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(os, "fsync", lambda fd: None)
-        mp.setattr("rnnkit.plot_hook.maybe_plot", lambda directory: None)
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            yield
-            return
-        with threadpool_limits(limits=1):
-            yield
+pytestmark = pytest.mark.usefixtures("fast_io")
 
 
 # ============================================================================== references

@@ -6,7 +6,6 @@ with a NumPy log-softmax, weights captured by callbacks at known steps, and stra
 compared bit for bit with interrupted-and-resumed ones.
 """
 
-import os
 
 import numpy as np
 import pytest
@@ -29,19 +28,7 @@ STREAM_VOCAB = Vocab.build(STREAM_TEXT)
 
 
 # ------------------------------------------------------------------------------ helpers
-@pytest.fixture(scope="module", autouse=True)
-def _fast():
-    """Checkpoint durability is tested in test_checkpoint.py; here fsync only costs time. Tiny
-    matrices run fastest on one BLAS thread (on a loaded machine BLAS threads spin)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(os, "fsync", lambda fd: None)
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            yield
-            return
-        with threadpool_limits(limits=1):
-            yield
+pytestmark = pytest.mark.usefixtures("fast_io")
 
 
 def make_lm(vocab=VOCAB, hidden=16, layers=1, dropout=0.0, cell="lstm", dtype="float64", seed=0):

@@ -390,6 +390,17 @@ def _meta_value(v) -> str:
 # public exporters
 # --------------------------------------------------------------------------------------------
 
+def _state_inputs(g, inputs: list, initial_state: bool, is_lstm: bool, state_shape: list):
+    """Declare the optional ``h0`` (and ``c0``) graph inputs; return their names or None."""
+    if not initial_state:
+        return None, None
+    inputs.append(helper.make_tensor_value_info("h0", g.elem_type, state_shape))
+    if not is_lstm:
+        return "h0", None
+    inputs.append(helper.make_tensor_value_info("c0", g.elem_type, state_shape))
+    return "h0", "c0"
+
+
 def export_layer(layer, path=None, *, dtype=np.float32, initial_state: bool = True,
                  opset: int = DEFAULT_OPSET, check: bool = True,
                  metadata: Mapping[str, str] | None = None,
@@ -466,13 +477,7 @@ def export_layer(layer, path=None, *, dtype=np.float32, initial_state: bool = Tr
     inputs = [helper.make_tensor_value_info("input", g.elem_type, in_shape)]
     for n in ("input", "output", "h0", "c0", "h_n", "c_n"):
         g._names.add(n)
-    h0 = c0 = None
-    if initial_state:
-        h0 = "h0"
-        inputs.append(helper.make_tensor_value_info("h0", g.elem_type, state_shape))
-        if is_lstm:
-            c0 = "c0"
-            inputs.append(helper.make_tensor_value_info("c0", g.elem_type, state_shape))
+    h0, c0 = _state_inputs(g, inputs, initial_state, is_lstm, state_shape)
     x = "input"
     if batch_first:
         x = g.fresh("input_tm")                                        # (T, N, D)
@@ -569,13 +574,7 @@ def export_charlm(state_dict: Mapping, *, cell, vocab_size: int, hidden_size: in
         g._names.add(n)
     state_shape = [L, "batch", H]
     inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["seq_len", "batch"])]
-    h0 = c0 = None
-    if initial_state:
-        h0 = "h0"
-        inputs.append(helper.make_tensor_value_info("h0", g.elem_type, state_shape))
-        if is_lstm:
-            c0 = "c0"
-            inputs.append(helper.make_tensor_value_info("c0", g.elem_type, state_shape))
+    h0, c0 = _state_inputs(g, inputs, initial_state, is_lstm, state_shape)
 
     if E > 0:
         table = g.const("embedding_weight",

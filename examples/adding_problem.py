@@ -25,7 +25,8 @@ import numpy as np
 
 from rnnkit import datasets, nn
 from _common import fmt_best, limit_blas_threads
-from rnnkit.train import ArrayBatch, ArraySource, Trainer, TrainConfig
+from rnnkit.data import ArrayBatch, ArraySource
+from rnnkit.train import Trainer, TrainConfig
 
 BASELINE_MSE = 1.0 / 6.0     # always predict 1: Var(U1 + U2)
 

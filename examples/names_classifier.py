@@ -36,7 +36,8 @@ from rnnkit import datasets, nn
 from rnnkit import no_grad
 from rnnkit.data import Vocab
 from _common import fmt_best, limit_blas_threads
-from rnnkit.train import ArraySource, Trainer, TrainConfig
+from rnnkit.data import ArraySource
+from rnnkit.train import Trainer, TrainConfig
 
 PAD = "<pad>"
 CLASSES = ("female", "male")

@@ -33,7 +33,8 @@ import numpy as np
 
 from rnnkit import datasets, nn
 from _common import fmt_best, limit_blas_threads
-from rnnkit.train import ArraySource, Trainer, TrainConfig
+from rnnkit.data import ArraySource
+from rnnkit.train import Trainer, TrainConfig
 
 
 def windows(z, targets, W):

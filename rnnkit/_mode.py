@@ -1,7 +1,9 @@
-"""Global switches (internal): gradient recording on/off.
+"""Global switches (internal, per thread): gradient recording, weight initialisation.
 
 ``with rnnkit.no_grad(): out, h = layer(x)`` runs forward passes that keep no cache for a
-backward pass, so inference over very long inputs streams in bounded memory.
+backward pass, so inference over very long inputs streams in bounded memory. ``no_init()``
+builds layers and models with zero weights and no random draws, for weights that are about to
+be loaded from a file.
 """
 
 from __future__ import annotations
@@ -35,3 +37,18 @@ def enable_grad():
         yield
     finally:
         _state.grad = prev
+
+
+def init_enabled() -> bool:
+    return getattr(_state, "init", True)
+
+
+@contextlib.contextmanager
+def no_init():
+    """Context manager: layers built inside it get zero parameters instead of random ones."""
+    prev = init_enabled()
+    _state.init = False
+    try:
+        yield
+    finally:
+        _state.init = prev

@@ -57,6 +57,22 @@ def as_float_array(who: str, name: str, x, dtype=None, allow_nonfinite: bool = F
     return arr
 
 
+def to_numpy(who: str, name: str, value) -> np.ndarray:
+    """``value`` as a NumPy array: an ndarray, an array-like, or a torch tensor (recognised by
+    its ``detach`` method, without importing torch; bfloat16 is widened to float32 exactly).
+    Anything NumPy cannot turn into an array raises :class:`DTypeError`."""
+    try:
+        if hasattr(value, "detach"):
+            value = value.detach().cpu()
+            if str(getattr(value, "dtype", "")) == "torch.bfloat16":
+                value = value.float()
+            value = value.numpy()
+        return np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise DTypeError(f"{who}: expected {name} as a numeric array or tensor, got "
+                         f"{type(value).__name__} that NumPy cannot convert ({e}).") from None
+
+
 def check_shape(who: str, name: str, arr: np.ndarray, expected: tuple, hint: str = "") -> None:
     """Check ``arr.shape`` against ``expected``: a tuple of ``(symbol, size_or_None)`` pairs.
 

@@ -1,17 +1,21 @@
-"""One time step of RNN / LSTM / GRU: forward and backward, fused and in place.
+"""The recurrent cells: one registry of cell kinds, and the gate math of one time step.
 
-The cells are stateless strategy objects used by the generic unroll in
-:mod:`rnnkit.sequence`. They only hold the *gate math*; everything shared (input projection
-for all steps, the recurrent product, masking for ``lengths``, weight gradients over all
-steps) lives once in the unroll.
+Everything rnnkit knows about a kind of cell is written once, in :data:`CELLS`: its names, its
+PyTorch mode, its gate blocks in PyTorch's row order, where ONNX wants those blocks, whether it
+has a cell state, and the class with its gate math. Layers, models, the checkpoint checks, the
+torch and ONNX converters, the plots and the benchmarks all ask :func:`cell_spec`; adding a
+cell kind is one :class:`CellSpec` entry plus a :class:`Cell` subclass.
+
+The cells are stateless strategy objects used by the generic unroll in :mod:`rnnkit.sequence`.
+They only hold the *gate math*; everything shared (input projection for all steps, the
+recurrent product, masking for ``lengths``, weight gradients over all steps) lives once in the
+unroll.
 
 Notation (PyTorch's, time-major, one direction of one layer):
 
 * ``x_t`` (N, D) input, ``h_{t-1}`` (N, H) previous hidden state, ``c_{t-1}`` LSTM cell state.
 * ``xp_t = x_t W_ih^T + b_x``   (N, G*H) input projection, computed for all t at once.
 * ``hp_t = h_{t-1} W_hh^T``     (N, G*H) recurrent projection, one product per step.
-
-Gate rows are fused in the order given by :data:`GATE_ORDER`.
 
 RNN (tanh or relu):   h_t = act(xp_t + hp_t)                 with b_x = b_ih + b_hh
 LSTM:                 [i, f, g, o] = [s, s, tanh, s](xp_t + hp_t),   b_x = b_ih + b_hh
@@ -20,39 +24,61 @@ GRU:                  [r, z] = s(xp_t[:2H] + hp_t[:2H]),  b_x = b_ih + [b_hr, b_
                       n = tanh(xp_t[2H:] + r * (hp_t[2H:] + b_hn))
                       h_t = (1 - z) * n + z * h_{t-1}
 
-Forward contract: ``forward_step(g, hp, h_prev, c_prev, h_out, c_out, aux, t, b_hh)`` gets
-``g = xp_t`` (a slab of the whole-sequence gate array) and overwrites it with the *activated*
-gates, which are the cache for backward. Backward contract: ``backward_step(dh, dc, g, ...)``
-overwrites ``g`` with the gradient of the pre-activations on the input side, so the gate array
-turns into ``dG`` in place and the weight gradients are one product over all steps afterwards.
-``backward_step`` may overwrite (consume) ``dh`` and ``dc``; it returns ``(dh_direct, dc_prev)``
-and ``dc_prev`` may be the ``dc`` buffer itself.
+Step contract. The unroll hands the cell one :class:`Step` per time step: views of
+preallocated arrays, so a step allocates nothing.
+
+* ``forward_step(s, w)``: ``s.g`` holds ``xp_t`` (a slab of the whole-sequence gate array) and
+  ``s.hp`` the recurrent projection; the cell overwrites ``s.g`` with the *activated* gates
+  (the cache for backward), writes ``s.h`` (and ``s.c``) and, if it keeps one, its per-step
+  cache slab ``s.keep``. ``w`` is the layer's :class:`~rnnkit.sequence.Prepared` weights.
+* ``backward_step(s, dh, dc, ws)``: overwrites ``s.g`` with the gradient of the
+  pre-activations on the input side, so the gate array turns into ``dG`` in place and the
+  weight gradients are one product over all steps afterwards. It may overwrite (consume)
+  ``dh`` and ``dc`` and returns ``(dh_direct, dc_prev)``; ``dc_prev`` may be ``dc`` itself.
 
 Sigmoid gates are computed with one ``tanh`` per step over the whole gate slab:
-``s(a) = 0.5 tanh(0.5 a) + 0.5``. The unroll multiplies the rows of ``W_ih``, ``W_hh`` and the
-input bias by :meth:`gate_scale` (0.5 on sigmoid rows, 1 on tanh rows) once per call, so the
-step computes ``tanh`` of the whole (N, G*H) slab and one affine ``a * t + b`` (vectors of
-length G*H) turns the sigmoid rows into sigmoids. ``b_hh`` passed to ``forward_step`` is never
-scaled (GRU's ``b_hn`` sits on a tanh row).
+``s(a) = 0.5 tanh(0.5 a) + 0.5``. :func:`rnnkit.sequence.prepare` multiplies the rows of
+``W_ih``, ``W_hh`` and the input bias by :meth:`Cell.gate_scale` (0.5 on sigmoid rows, 1 on
+tanh rows) once, so the step computes ``tanh`` of the whole (N, G*H) slab and one affine
+``a * t + b`` (vectors of length G*H) turns the sigmoid rows into sigmoids. ``w.b_hh`` is
+never scaled (GRU's ``b_hn`` sits on a tanh row).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
 import numpy as np
 
-#: Fused gate order of each cell, identical to PyTorch's row order in weight_ih / weight_hh.
-GATE_ORDER = {
-    "RNN_TANH": ("h",),
-    "RNN_RELU": ("h",),
-    "LSTM": ("i", "f", "g", "o"),
-    "GRU": ("r", "z", "n"),
-}
+from .errors import ConfigError
 
 
-class _Cell:
-    mode = ""
-    num_gates = 1
-    has_cell_state = False
+class Step:
+    """Views of one time step, reused by the unroll for every step (no allocation).
+
+    ``g`` (N, G*H) gates, ``hp`` (N, G*H) recurrent projection, ``h_prev``/``h`` (N, H) hidden
+    states, ``c_prev``/``c`` (N, H) cell states (None without one), ``keep`` (N, H) the cell's
+    own per-step cache slab (None if it keeps none).
+    """
+
+    __slots__ = ("g", "hp", "h_prev", "c_prev", "h", "c", "keep")
+
+    def __init__(self):
+        self.g = self.hp = self.h_prev = self.c_prev = self.h = self.c = self.keep = None
+
+
+class Cell:
+    """Gate math of one kind of cell (see the module docstring for the contract).
+
+    A cell is made by its :class:`CellSpec` (``spec.new_cell()``) and reads its facts there.
+    """
+
+    #: True when the cell keeps a per-step cache array for backward (``Step.keep``)
+    keeps = False
+
+    def __init__(self, spec: "CellSpec"):
+        self.spec = spec
 
     def input_bias(self, b_ih, b_hh):
         """Bias folded into the input projection of all steps (None when there is no bias)."""
@@ -61,19 +87,24 @@ class _Cell:
         return b_ih + b_hh
 
     def gate_scale(self, H, dtype):
-        """(G*H,) factors the unroll applies to the gate rows of the weights and input bias
-        (0.5 on sigmoid rows, see the module docstring), or None for no scaling."""
-        return None
+        """(G*H,) factors applied to the gate rows of the weights and input bias: 0.5 on the
+        blocks of :attr:`CellSpec.sigmoid_gates`, 1 elsewhere (see the module docstring); None
+        when the cell has no sigmoid gate."""
+        spec = self.spec
+        if not spec.sigmoid_gates:
+            return None
+        return np.repeat(np.array([0.5 if g in spec.sigmoid_gates else 1.0
+                                   for g in spec.gate_names], dtype), H)
 
-    def new_aux(self, T, N, H, dtype):
-        """Extra per-step caches this cell needs (arrays preallocated for T steps)."""
+    def constants(self, H, dtype) -> dict:
+        """Arrays the step needs that depend only on the sizes (stored with the weights)."""
         return {}
 
     def new_workspace(self, N, H, dtype):
         """Scratch (N, H) buffers reused by every backward step (no per-step allocation)."""
         return {}
 
-    def recurrent_parts(self, G, aux, H):
+    def recurrent_parts(self, G, keep, H):
         """Gradient slabs on the recurrent side and the rows of W_hh each one multiplies.
 
         Returns a list of (array (T, N, k), row slice of W_hh). For RNN/LSTM the recurrent
@@ -83,23 +114,24 @@ class _Cell:
         return [(G, slice(None))]
 
 
-class RNNCell(_Cell):
+class RNNCell(Cell):
     """Elman cell: ``h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` (or relu)."""
 
-    def __init__(self, nonlinearity="tanh"):
-        self.nonlinearity = nonlinearity
-        self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.nonlinearity = spec.layer_kwargs["nonlinearity"]
 
-    def forward_step(self, g, hp, h_prev, c_prev, h_out, c_out, aux, t, b_hh):
-        g += hp                                   # (N, H) pre-activation
+    def forward_step(self, s, w):
+        g = s.g
+        g += s.hp                                 # (N, H) pre-activation
         if self.nonlinearity == "tanh":
             np.tanh(g, out=g)
         else:
             np.maximum(g, 0, out=g)
-        h_out[...] = g                            # the activated value is both gate and state
+        s.h[...] = g                              # the activated value is both gate and state
 
-    def backward_step(self, dh, dc, g, h_prev, c_prev, c_t, aux, t, ws=None):
-        # g holds h_t; dpre = dh * act'(pre)
+    def backward_step(self, s, dh, dc, ws):
+        g = s.g                                   # holds h_t; dpre = dh * act'(pre)
         if self.nonlinearity == "tanh":
             np.multiply(g, g, out=g)              # h^2
             np.subtract(1, g, out=g)              # 1 - h^2
@@ -109,7 +141,7 @@ class RNNCell(_Cell):
         return None, None
 
 
-class LSTMCell(_Cell):
+class LSTMCell(Cell):
     """LSTM cell with PyTorch's gate order i, f, g, o (no peepholes, no projection).
 
     Forward::
@@ -119,7 +151,7 @@ class LSTMCell(_Cell):
 
     With the sigmoid rows prescaled by 0.5 (:meth:`gate_scale`) the four gates are one
     ``tanh`` over the (N, 4H) slab followed by ``a * t + b`` with a = b = 0.5 on i, f, o and
-    a = 1, b = 0 on g.
+    a = 1, b = 0 on g. ``keep`` holds ``tanh(c')``.
 
     Backward, with dh, dc the gradients arriving at h', c'::
 
@@ -129,43 +161,33 @@ class LSTMCell(_Cell):
         dc_prev = dc_tot * f ;  dh_prev = [di, df, dg, do] @ W_hh    (done by the unroll)
     """
 
-    mode = "LSTM"
-    num_gates = 4
-    has_cell_state = True
+    keeps = True
 
-    def gate_scale(self, H, dtype):
-        s = np.full(4 * H, 0.5, dtype)
-        s[2 * H: 3 * H] = 1.0                     # g is a tanh gate
-        return s
-
-    def new_aux(self, T, N, H, dtype):
+    def constants(self, H, dtype):
         a = self.gate_scale(H, dtype)             # (4H,) affine after the tanh
-        b = np.where(a == 1.0, 0.0, 0.5).astype(dtype)
-        return {"tanh_c": np.empty((T, N, H), dtype), "a": a, "b": b}
+        return {"a": a, "b": np.where(a == 1.0, 0.0, 0.5).astype(dtype)}
 
     def new_workspace(self, N, H, dtype):
         return {"dct": np.empty((N, H), dtype), "tmp": np.empty((N, H), dtype)}
 
-    def forward_step(self, g, hp, h_prev, c_prev, h_out, c_out, aux, t, b_hh):
-        H = h_prev.shape[1]
-        g += hp                                   # (N, 4H) prescaled pre-activations
+    def forward_step(self, s, w):
+        g, c, tc = s.g, s.c, s.keep
+        H = c.shape[1]
+        g += s.hp                                 # (N, 4H) prescaled pre-activations
         np.tanh(g, out=g)
-        g *= aux["a"]
-        g += aux["b"]                             # [i, f, g, o] activated
+        g *= w.const["a"]
+        g += w.const["b"]                         # [i, f, g, o] activated
         i, f, gg, o = g[:, :H], g[:, H: 2 * H], g[:, 2 * H: 3 * H], g[:, 3 * H:]
-        tc = aux["tanh_c"][t]                     # (N, H)
-        np.multiply(f, c_prev, out=c_out)
+        np.multiply(f, s.c_prev, out=c)
         np.multiply(i, gg, out=tc)
-        c_out += tc                               # c' = f c + i g
-        np.tanh(c_out, out=tc)
-        np.multiply(o, tc, out=h_out)             # h' = o tanh(c')
+        c += tc                                   # c' = f c + i g
+        np.tanh(c, out=tc)
+        np.multiply(o, tc, out=s.h)               # h' = o tanh(c')
 
-    def backward_step(self, dh, dc, g, h_prev, c_prev, c_t, aux, t, ws=None):
-        H = h_prev.shape[1]
-        if ws is None:
-            ws = self.new_workspace(*dh.shape, dh.dtype)
+    def backward_step(self, s, dh, dc, ws):
+        g, tc = s.g, s.keep                       # activated gates, tanh(c')
+        H = tc.shape[1]
         i, f, gg, o = g[:, :H], g[:, H: 2 * H], g[:, 2 * H: 3 * H], g[:, 3 * H:]
-        tc = aux["tanh_c"][t]                     # (N, H)
         dct, tmp = ws["dct"], ws["tmp"]
         dh *= o                                   # dh o            (dh is consumed)
         np.multiply(tc, tc, out=dct)
@@ -182,7 +204,7 @@ class LSTMCell(_Cell):
         # df = dc_tot * c_prev * f (1 - f)
         np.subtract(1, f, out=tmp)
         f *= tmp
-        f *= c_prev
+        f *= s.c_prev
         f *= dct
         # di = dc_tot i * g (1 - i);  dg = dc_tot i * (1 - g^2)
         np.multiply(dct, i, out=tmp)              # dc_tot i
@@ -195,13 +217,15 @@ class LSTMCell(_Cell):
         return None, dc_prev
 
 
-class GRUCell(_Cell):
+class GRUCell(Cell):
     """GRU cell with PyTorch's equations and gate order r, z, n.
 
     Forward::
 
         r = s(W_ir x + b_ir + W_hr h + b_hr)          z = s(W_iz x + b_iz + W_hz h + b_hz)
         n = tanh(W_in x + b_in + r * (W_hn h + b_hn))  h' = (1 - z) * n + z * h
+
+    ``keep`` holds ``W_hn h + b_hn``; backward overwrites it with the recurrent-side ``dn * r``.
 
     Backward, with dh the gradient arriving at h'::
 
@@ -211,13 +235,7 @@ class GRUCell(_Cell):
         dh_prev = [dr, dz] @ W_h[rz] + (dn * r) @ W_hn + dh * z
     """
 
-    mode = "GRU"
-    num_gates = 3
-
-    def gate_scale(self, H, dtype):
-        s = np.full(3 * H, 0.5, dtype)
-        s[2 * H:] = 1.0                           # n is a tanh gate, applied after r * (...)
-        return s
+    keeps = True
 
     def input_bias(self, b_ih, b_hh):
         if b_ih is None:
@@ -227,22 +245,18 @@ class GRUCell(_Cell):
         b[: 2 * H] += b_hh[: 2 * H]               # b_hn stays inside r * (...)
         return b
 
-    def new_aux(self, T, N, H, dtype):
-        # hn[t] = W_hn h_{t-1} + b_hn; backward overwrites it with the recurrent-side dn * r.
-        return {"hn": np.empty((T, N, H), dtype)}
-
     def new_workspace(self, N, H, dtype):
         return {"dn": np.empty((N, H), dtype), "tmp": np.empty((N, H), dtype),
                 "dh_direct": np.empty((N, H), dtype)}
 
-    def recurrent_parts(self, G, aux, H):
-        return [(G[:, :, : 2 * H], slice(0, 2 * H)), (aux["hn"], slice(2 * H, 3 * H))]
+    def recurrent_parts(self, G, keep, H):
+        return [(G[:, :, : 2 * H], slice(0, 2 * H)), (keep, slice(2 * H, 3 * H))]
 
-    def forward_step(self, g, hp, h_prev, c_prev, h_out, c_out, aux, t, b_hh):
-        H = h_prev.shape[1]
-        hn = aux["hn"][t]                         # (N, H)
-        if b_hh is not None:
-            np.add(hp[:, 2 * H:], b_hh[2 * H:], out=hn)
+    def forward_step(self, s, w):
+        g, hp, hn, h = s.g, s.hp, s.keep, s.h
+        H = h.shape[1]
+        if w.b_hh is not None:
+            np.add(hp[:, 2 * H:], w.b_hh[2 * H:], out=hn)
         else:
             hn[...] = hp[:, 2 * H:]
         rz = g[:, : 2 * H]                        # prescaled by 0.5
@@ -251,19 +265,17 @@ class GRUCell(_Cell):
         rz *= 0.5
         rz += 0.5                                 # r, z
         r, z, n = g[:, :H], g[:, H: 2 * H], g[:, 2 * H:]
-        np.multiply(r, hn, out=h_out)             # h_out as scratch
-        n += h_out
+        np.multiply(r, hn, out=h)                 # h as scratch
+        n += h
         np.tanh(n, out=n)
-        np.subtract(h_prev, n, out=h_out)
-        h_out *= z
-        h_out += n                                # h' = n + z (h - n)
+        np.subtract(s.h_prev, n, out=h)
+        h *= z
+        h += n                                    # h' = n + z (h - n)
 
-    def backward_step(self, dh, dc, g, h_prev, c_prev, c_t, aux, t, ws=None):
-        H = h_prev.shape[1]
-        if ws is None:
-            ws = self.new_workspace(*dh.shape, dh.dtype)
+    def backward_step(self, s, dh, dc, ws):
+        g, hn = s.g, s.keep
+        H = hn.shape[1]
         r, z, n = g[:, :H], g[:, H: 2 * H], g[:, 2 * H:]
-        hn = aux["hn"][t]
         dn, tmp, dh_direct = ws["dn"], ws["tmp"], ws["dh_direct"]
         np.multiply(dh, z, out=dh_direct)         # (N, H)
         # dn_pre = dh (1 - z) (1 - n^2)
@@ -274,7 +286,7 @@ class GRUCell(_Cell):
         dn *= dh
         # dz_pre = dh (h - n) z (1 - z)   (tmp holds 1 - z)
         tmp *= dh
-        np.subtract(h_prev, n, out=n)             # n no longer needed
+        np.subtract(s.h_prev, n, out=n)           # n no longer needed
         tmp *= n
         np.multiply(tmp, z, out=z)
         # dr_pre = dn * hn * r (1 - r)
@@ -287,14 +299,118 @@ class GRUCell(_Cell):
         return dh_direct, None
 
 
-def make_cell(mode: str) -> _Cell:
-    """Cell object for a PyTorch mode string: 'RNN_TANH', 'RNN_RELU', 'LSTM' or 'GRU'."""
-    if mode == "LSTM":
-        return LSTMCell()
-    if mode == "GRU":
-        return GRUCell()
-    if mode == "RNN_TANH":
-        return RNNCell("tanh")
-    if mode == "RNN_RELU":
-        return RNNCell("relu")
-    raise ValueError(f"make_cell: expected mode 'RNN_TANH', 'RNN_RELU', 'LSTM' or 'GRU', got {mode!r}.")
+# ============================================================================================
+# The registry
+# ============================================================================================
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything rnnkit knows about one kind of recurrent cell.
+
+    ``name`` is the spelling in model configs and on the command line; ``aliases`` are other
+    accepted spellings (case-insensitive), ``torch_mode`` is ``torch.nn.RNNBase.mode``.
+    ``layer`` names the class in :mod:`rnnkit.nn` *and* in ``torch.nn`` that builds such a
+    layer, with ``layer_kwargs`` (e.g. ``nonlinearity``). ``gate_names`` are the fused gate
+    blocks of ``weight_ih``/``weight_hh`` in PyTorch's row order (their count is ``G``).
+    ``onnx_op`` is the native ONNX operator and ``onnx_gate_order`` the PyTorch block that goes
+    to each ONNX gate slot, in ONNX's order; ``onnx_attrs`` are that node's extra attributes.
+    ``sigmoid_gates`` are the gates with values in [0, 1] (the others are tanh, or the state).
+    ``cell_state``: the state is the tuple ``(h, c)`` instead of ``h``. ``cell_class`` holds
+    the gate math.
+    """
+
+    name: str
+    torch_mode: str
+    layer: str
+    gate_names: tuple
+    onnx_op: str
+    onnx_gate_order: tuple
+    cell_state: bool
+    cell_class: type
+    sigmoid_gates: tuple = ()
+    aliases: tuple = ()
+    layer_kwargs: dict = field(default_factory=dict)
+    onnx_attrs: dict = field(default_factory=dict)
+
+    @property
+    def num_gates(self) -> int:
+        return len(self.gate_names)
+
+    def new_cell(self) -> Cell:
+        return self.cell_class(self)
+
+    def num_parameters(self, input_size: int, hidden_size: int, bias: bool = True) -> int:
+        """Parameters of one direction of one layer: ``G*H*(input_size + H + 2*bias)``."""
+        G, H = self.num_gates, hidden_size
+        return G * H * (input_size + H + (2 if bias else 0))
+
+
+#: Cell kinds by config name, in the order shown to users.
+CELLS: dict[str, CellSpec] = {spec.name: spec for spec in (
+    CellSpec(name="lstm", torch_mode="LSTM", layer="LSTM",
+             gate_names=("input", "forget", "candidate", "output"),
+             sigmoid_gates=("input", "forget", "output"),
+             onnx_op="LSTM", onnx_gate_order=(0, 3, 1, 2),          # ONNX i, o, f, c
+             cell_state=True, cell_class=LSTMCell),
+    CellSpec(name="gru", torch_mode="GRU", layer="GRU",
+             gate_names=("reset", "update", "candidate"), sigmoid_gates=("reset", "update"),
+             onnx_op="GRU", onnx_gate_order=(1, 0, 2),              # ONNX z, r, h
+             onnx_attrs={"linear_before_reset": 1},                # PyTorch's r * (W_hn h + b_hn)
+             cell_state=False, cell_class=GRUCell),
+    CellSpec(name="rnn", torch_mode="RNN_TANH", layer="RNN", aliases=("rnn_tanh", "tanh"),
+             gate_names=("hidden",), onnx_op="RNN", onnx_gate_order=(0,),
+             layer_kwargs={"nonlinearity": "tanh"}, onnx_attrs={"activation": "Tanh"},
+             cell_state=False, cell_class=RNNCell),
+    CellSpec(name="rnn_relu", torch_mode="RNN_RELU", layer="RNN", aliases=("relu",),
+             gate_names=("hidden",), onnx_op="RNN", onnx_gate_order=(0,),
+             layer_kwargs={"nonlinearity": "relu"}, onnx_attrs={"activation": "Relu"},
+             cell_state=False, cell_class=RNNCell),
+)}
+
+_LOOKUP = {}
+for _spec in CELLS.values():
+    for _key in (_spec.name, _spec.torch_mode, *_spec.aliases):
+        _LOOKUP[_key.lower()] = _spec
+
+
+def cell_spec(cell) -> CellSpec:
+    """The :class:`CellSpec` of a cell name, alias or PyTorch mode (any case), or of a spec.
+
+    >>> cell_spec("LSTM").gate_names
+    ('input', 'forget', 'candidate', 'output')
+    """
+    if isinstance(cell, CellSpec):
+        return cell
+    spec = _LOOKUP.get(cell.strip().lower()) if isinstance(cell, str) else None
+    if spec is None:
+        names = ", ".join(repr(n) for n in CELLS)
+        raise ConfigError(f"expected a cell kind ({names}, or a PyTorch mode such as 'LSTM' or "
+                          f"'RNN_TANH'), got {cell!r}.")
+    return spec
+
+
+def map_state(fn: Callable, state):
+    """Apply ``fn`` to every array of a recurrent state: ``h``, or each of ``(h, c)``.
+
+    >>> map_state(lambda a: a * 2, (np.ones(2), np.zeros(2)))
+    (array([2., 2.]), array([0., 0.]))
+    """
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(fn(a) for a in state)
+    return fn(state)
+
+
+def state_arrays(state) -> tuple:
+    """The arrays of a recurrent state as a tuple: ``(h,)`` or ``(h, c)``; ``()`` for None."""
+    if state is None:
+        return ()
+    return tuple(state) if isinstance(state, tuple) else (state,)
+
+
+def state_from_arrays(arrays: tuple) -> Optional[object]:
+    """Inverse of :func:`state_arrays`: ``(h,)`` -> ``h``, ``(h, c)`` -> ``(h, c)``."""
+    if not arrays:
+        return None
+    return arrays[0] if len(arrays) == 1 else tuple(arrays)

@@ -10,6 +10,7 @@ Layout::
         vocab.json              optional JSON object (e.g. the character vocabulary)
         optimizer.safetensors   optional optimizer arrays; optimizer_meta as JSON in __metadata__
         trainer.json            optional trainer state (step, schedule, RNG state, history)
+        trainer.safetensors     optional trainer arrays (the carried TBPTT state of a stream run)
         checkpoint.json         manifest: size + sha256 of every file above, written last
       LATEST                    text "ckpt-000042": a hint for people and tools
       model.safetensors         convenience copies of the newest version's model, config
@@ -75,14 +76,10 @@ from .io import (
 
 __all__ = [
     "Checkpoint",
-    "CONFIG_BOUNDS",
-    "MAX_PARAM_BYTES",
     "save_checkpoint",
     "load_checkpoint",
     "has_checkpoint",
     "list_versions",
-    "check_config_bounds",
-    "validate_config",
     "append_metrics",
     "read_metrics",
     "truncate_metrics",
@@ -93,33 +90,18 @@ CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 TRAINER_FILE = "trainer.json"
+TRAINER_ARRAYS_FILE = "trainer.safetensors"
 MANIFEST_FILE = "checkpoint.json"
 METRICS_FILE = "metrics.jsonl"
 LATEST_FILE = "LATEST"
 BEST_DIR = "best"
 _CONVENIENCE = (MODEL_FILE, CONFIG_FILE, VOCAB_FILE)
-_ALL_FILES = (MODEL_FILE, CONFIG_FILE, VOCAB_FILE, OPTIMIZER_FILE, TRAINER_FILE)
+_ALL_FILES = (MODEL_FILE, CONFIG_FILE, VOCAB_FILE, OPTIMIZER_FILE, TRAINER_FILE, TRAINER_ARRAYS_FILE)
 _FORMAT = "rnnkit-checkpoint"
 _FORMAT_VERSION = 1
 _VERSION_RE = re.compile(r"^ckpt-(\d{1,12})$")
 _OPT_META_KEY = "rnnkit.optimizer_meta"
 _KEEP = 2
-
-#: Upper bounds of size fields in a model config (inclusive).
-CONFIG_BOUNDS = {
-    "hidden_size": 65536,
-    "embedding_size": 65536,
-    "num_layers": 64,
-    "vocab_size": 10_000_000,
-    "input_size": 10_000_000,
-    "output_size": 10_000_000,
-}
-# Size fields where 0 means "not used": one-hot input (embedding_size=0), feature input to a
-# classifier (vocab_size=0) or token input (input_size=0).
-_ZERO_OK = ("embedding_size", "vocab_size", "input_size")
-#: Largest total parameter size a config may imply (4 GiB).
-MAX_PARAM_BYTES = 4 * 1024 ** 3
-
 
 @dataclass
 class Checkpoint:
@@ -127,8 +109,9 @@ class Checkpoint:
 
     ``model_state``: name -> float32/float64 ndarray; ``config``: dict with a str ``"model"``;
     ``vocab``: dict or None; ``optimizer_state``: name -> ndarray or None; ``optimizer_meta``:
-    JSON dict or None; ``trainer_state``: JSON dict or None; ``path``: the version directory
-    the data came from (e.g. ``DIR/ckpt-000042``).
+    JSON dict or None; ``trainer_state``: JSON dict or None; ``trainer_arrays``: name ->
+    ndarray or None; ``path``: the version directory the data came from (e.g.
+    ``DIR/ckpt-000042``).
     """
 
     model_state: dict
@@ -137,6 +120,7 @@ class Checkpoint:
     optimizer_state: dict | None = None
     optimizer_meta: dict | None = None
     trainer_state: dict | None = None
+    trainer_arrays: dict | None = None
     path: Path = field(default_factory=Path)
 
 
@@ -144,145 +128,16 @@ class Checkpoint:
 # config checks
 # ---------------------------------------------------------------------------------------------
 
-def _cell_gates(config: dict) -> int:
-    for key in ("cell", "mode", "rnn_type", "kind", "cell_type"):
-        v = config.get(key)
-        if isinstance(v, str):
-            v = v.lower()
-            if "lstm" in v:
-                return 4
-            if "gru" in v:
-                return 3
-            if "rnn" in v or "tanh" in v or "relu" in v:
-                return 1
-    return 4  # unknown: assume the largest cell
-
-
-def check_config_bounds(config: dict, *, source=None, max_param_bytes: int = MAX_PARAM_BYTES) -> dict:
-    """Refuse absurd sizes in a model config before anything is allocated from it.
-
-    Checks, when present: ``hidden_size``, ``embedding_size`` <= 65536, ``num_layers`` <= 64,
-    ``vocab_size``, ``input_size``, ``output_size`` <= 10,000,000 (all integers >= 1), and that
-    the implied parameter count of an embedding + recurrent stack + linear head, in the worst
-    case (LSTM unless the config names the cell, bidirectional if it says so, float64 if its
-    ``dtype`` says so), fits in ``max_param_bytes`` (4 GiB)::
-
-        P = V*E + D * sum_l G*H*(in_l + H + 2) + (D*H + 1) * O,   in_0 = E, in_l = D*H
-
-    Raises :class:`CheckpointError` naming ``source`` when given (a config file), else
-    :class:`ConfigError`. Returns ``config`` unchanged.
-    """
-    err = CheckpointError if source is not None else ConfigError
-    where = f"{source}: " if source is not None else ""
-    who = "check_config_bounds"
-    if not isinstance(config, dict):
-        raise err(f"{who}: {where}expected the config to be a JSON object, got "
-                  f"{type(config).__name__}.")
-    vals = {}
-    for key, limit in CONFIG_BOUNDS.items():
-        if key not in config or config[key] is None:
-            continue
-        v = config[key]
-        if not _is_int(v):
-            raise err(f"{who}: {where}expected {key} to be an integer, got {v!r:.100} "
-                      f"({type(v).__name__}).")
-        low = 0 if key in _ZERO_OK else 1
-        if not low <= v <= limit:
-            raise err(f"{who}: {where}expected {low} <= {key} <= {limit}, got {v}. The config is "
-                      f"damaged or hostile; rnnkit refuses to allocate a model this size.")
-        vals[key] = v
-    H = vals.get("hidden_size", 1)
-    L = vals.get("num_layers", 1)
-    V = vals.get("vocab_size", 0)
-    E = vals.get("embedding_size") or vals.get("input_size") or V   # 0 / absent: one-hot input
-    O = vals.get("output_size", V)
-    D = 2 if config.get("bidirectional") is True else 1
-    G = _cell_gates(config)
-    itemsize = 8 if str(config.get("dtype", "float32")) in ("float64", "f8", "double") else 4
-    params = V * E if vals.get("embedding_size") else 0
-    for layer in range(L):
-        inp = E if layer == 0 else D * H
-        params += D * G * H * (inp + H + 2)
-    params += (D * H + 1) * O
-    nbytes = params * itemsize
-    if nbytes > max_param_bytes:
-        raise err(f"{who}: {where}the config implies about {params:,} parameters "
-                  f"({nbytes / 1024 ** 3:.1f} GiB), more than the {max_param_bytes / 1024 ** 3:.1f} "
-                  f"GiB limit. The config is damaged or hostile; pass a larger max_param_bytes "
-                  f"if you really trust it.")
-    return config
-
-
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true/false",
-               dict: "a JSON object", list: "a list", type(None): "null"}
-
-
-def validate_config(config, schema: dict, *, optional=(), allow_extra: bool = True,
-                    source=None) -> dict:
-    """Check ``config`` against a tiny schema; return it unchanged.
-
-    ``schema`` maps key -> spec, where a spec is a type (``int`` refuses bool, ``float``
-    accepts int), a tuple of types, or a list/set/frozenset of allowed values. Keys not in
-    ``optional`` are required; keys not in ``schema`` are refused unless ``allow_extra``.
-    Raises :class:`CheckpointError` naming ``source`` when given, else :class:`ConfigError`.
-
-    Example::
-
-        >>> validate_config({"model": "CharLM", "hidden_size": 64},
-        ...                 {"model": ["CharLM"], "hidden_size": int, "dropout": float},
-        ...                 optional=("dropout",))
-    """
-    err = CheckpointError if source is not None else ConfigError
-    where = f"{source}: " if source is not None else ""
-    who = "validate_config"
-    if not isinstance(config, dict):
-        raise err(f"{who}: {where}expected the config to be a JSON object, got "
-                  f"{type(config).__name__}.")
-    for key, spec in schema.items():
-        if key not in config:
-            if key in optional:
-                continue
-            raise err(f"{who}: {where}expected key {key!r} in the config, it is missing. "
-                      f"Present keys: {sorted(config)!r:.300}.")
-        v = config[key]
-        if isinstance(spec, (list, set, frozenset)):
-            if v not in spec:
-                raise err(f"{who}: {where}expected {key} to be one of "
-                          f"{', '.join(repr(s) for s in spec)}, got {v!r:.100}.")
-            continue
-        types = spec if isinstance(spec, tuple) else (spec,)
-        ok = False
-        for t in types:
-            if t is int:
-                ok = _is_int(v)
-            elif t is float:
-                ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-            elif t is None or t is type(None):
-                ok = v is None
-            else:
-                ok = isinstance(v, t)
-            if ok:
-                break
-        if not ok:
-            want = " or ".join(_TYPE_NAMES.get(t, getattr(t, "__name__", str(t))) for t in types)
-            raise err(f"{who}: {where}expected {key} to be {want}, got {v!r:.100} "
-                      f"({type(v).__name__}).")
-    if not allow_extra:
-        extra = sorted(set(config) - set(schema))
-        if extra:
-            raise err(f"{who}: {where}unexpected key(s) {extra!r:.300} in the config; expected "
-                      f"only {sorted(schema)!r:.300}.")
-    return config
-
-
 def _check_model_config(config, source) -> dict:
+    """The storage layer only checks that config.json names a model; the model's config class
+    validates the rest (:func:`rnnkit.nn.models.config_from_dict`) before anything is built."""
     if not isinstance(config, dict):
         raise CheckpointError(f"load_checkpoint: {source}: expected the config to be a JSON "
                               f"object, got {type(config).__name__}.")
     if not isinstance(config.get("model"), str) or not config["model"]:
         raise CheckpointError(f"load_checkpoint: {source}: expected a string \"model\" entry "
                               f"(e.g. \"CharLM\") in the config, got {config.get('model')!r:.100}.")
-    return check_config_bounds(config, source=source)
+    return config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,13 +219,15 @@ def _remove_tree(path: Path) -> None:
 
 def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict | None = None,
                     optimizer_state: dict | None = None, optimizer_meta: dict | None = None,
-                    trainer_state: dict | None = None, keep: int = _KEEP) -> Path:
+                    trainer_state: dict | None = None, trainer_arrays: dict | None = None,
+                    keep: int = _KEEP) -> Path:
     """Save a new checkpoint version under ``directory`` crash-safely; return its path.
 
     ``model_state``: name -> float32/float64 array (e.g. ``rnn.weight_ih_l0``); ``config``: JSON
-    dict with a str ``"model"`` and its size fields (checked by :func:`check_config_bounds`);
-    ``vocab``, ``optimizer_meta``, ``trainer_state``: JSON dicts or None; ``optimizer_state``:
-    name -> array (any supported dtype, may be empty) or None. ``keep`` (>= 1) newest versions
+    dict with a str ``"model"`` and its size fields; ``vocab``, ``optimizer_meta``,
+    ``trainer_state``: JSON dicts or None; ``optimizer_state``: name -> array (any supported
+    dtype, may be empty) or None; ``trainer_arrays``: name -> array, or None / empty for no
+    ``trainer.safetensors``. ``keep`` (>= 1) newest versions
     are kept. The best-validation weights go in their own checkpoint directory:
     ``save_checkpoint(Path(DIR) / "best", model_state=..., config=..., vocab=...)``. See the module docstring
     for the scheme: the new version becomes visible all at once, by a directory rename, so a
@@ -383,7 +240,6 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
         raise CheckpointError(f"{who}: expected config as a dict with a str \"model\" entry "
                               f"(e.g. {{\"model\": \"CharLM\", \"hidden_size\": 128}}), got "
                               f"{config!r:.200}.")
-    check_config_bounds(config)
     _check_json_dict(who, "config", config)
     _check_json_dict(who, "vocab", vocab)
     _check_json_dict(who, "optimizer_meta", optimizer_meta)
@@ -392,6 +248,8 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
         optimizer_state = _check_state(who, "optimizer_state", optimizer_state, floats_only=False)
     elif optimizer_meta is not None:
         optimizer_state = {}
+    trainer_arrays = (_check_state(who, "trainer_arrays", trainer_arrays, floats_only=False)
+                      if trainer_arrays else None)
     if not _is_int(keep) or keep < 1:
         raise CheckpointError(f"{who}: expected keep >= 1, got {keep!r}.")
 
@@ -430,6 +288,8 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
             save_safetensors(tmp / OPTIMIZER_FILE, optimizer_state, metadata=meta)
         if trainer_state is not None:
             atomic_write_json(tmp / TRAINER_FILE, trainer_state)
+        if trainer_arrays is not None:
+            save_safetensors(tmp / TRAINER_ARRAYS_FILE, trainer_arrays, metadata={"format": "np"})
         files = {}
         for fname in _ALL_FILES:
             if (tmp / fname).exists():
@@ -554,9 +414,13 @@ def _load_version(version: Path, load_optimizer: bool, max_bytes) -> Checkpoint:
                 raise CheckpointError(f"load_checkpoint: {opt_path}: expected the optimizer "
                                       f"metadata to be a JSON object, got "
                                       f"{type(optimizer_meta).__name__}.")
+    trainer_arrays = None
+    arrays_path = version / TRAINER_ARRAYS_FILE
+    if load_optimizer and (arrays_path.exists() or arrays_path.is_symlink()):
+        trainer_arrays = load_safetensors(arrays_path, max_bytes=max_bytes)
     return Checkpoint(model_state=model_state, config=config, vocab=vocab,
                       optimizer_state=optimizer_state, optimizer_meta=optimizer_meta,
-                      trainer_state=trainer_state, path=version)
+                      trainer_state=trainer_state, trainer_arrays=trainer_arrays, path=version)
 
 
 #: Types of the trainer.json entries written by rnnkit.train.Trainer (checked when present):
@@ -603,10 +467,11 @@ def load_checkpoint(directory, *, load_optimizer: bool = True, max_bytes: int | 
     Accepts a run directory (``DIR`` with ``ckpt-*`` versions; the newest one whose manifest
     verifies wins, older ones are fallbacks with a :class:`UserWarning`), a single version
     directory, or a flat directory holding ``model.safetensors`` + ``config.json`` (+ optional
-    ``vocab.json``, ``optimizer.safetensors``, ``trainer.json``). Checks: the directory exists,
-    the files are present and uncorrupted, the config is a JSON object with a str ``"model"``
-    and sane sizes (:func:`check_config_bounds`), weights are float32/float64, vocab and
-    trainer state are JSON objects. ``load_optimizer=False`` skips the optimizer file.
+    ``vocab.json``, ``optimizer.safetensors``, ``trainer.json``, ``trainer.safetensors``).
+    Checks: the directory exists, the files are present and uncorrupted, the config is a JSON
+    object with a str ``"model"`` (its model class checks the rest), weights are
+    float32/float64, vocab and trainer state are JSON objects. ``load_optimizer=False`` skips
+    the files only resuming needs (``optimizer.safetensors``, ``trainer.safetensors``).
     ``max_bytes`` optionally bounds each safetensors file. Every problem raises
     :class:`CheckpointError` naming the file.
     """

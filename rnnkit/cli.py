@@ -1,4 +1,4 @@
-"""``rnnkit`` command line: train / sample / eval / info / export / plot / bench.
+"""``rnnkit`` command line: train / sample / eval / info / export / plot.
 
 Exit codes: 0 success, 1 error (one line on stderr; ``--debug`` shows the traceback),
 2 usage error, 130 interrupted outside training (training itself saves and exits 0 on Ctrl-C).
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cells import CELLS
+from .data.corpus import BUILTIN_TEXTS, MODES
 from .errors import CheckpointError, ConfigError, DataError, RnnkitError
 
 LN2 = math.log(2.0)
@@ -64,11 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a character-level LM. With no arguments: US census first "
                        "names (built in), lines mode, a few minutes on a laptop CPU.")
     t.add_argument("file", nargs="?", help="a UTF-8 text file to train on (default: --dataset names)")
-    t.add_argument("--dataset", choices=["names", "pydoc"], help="built-in data when no FILE is given "
-                   "(default: names)")
+    t.add_argument("--dataset", choices=list(BUILTIN_TEXTS), help="built-in data when no FILE is "
+                   "given (default: names)")
     t.add_argument("--out", help="checkpoint directory (default: runs/<data name>, or a fresh "
                    "runs/<data name>-N if that one is taken)")
-    t.add_argument("--cell", choices=["lstm", "gru", "rnn"], help=f"recurrent cell (default: {d['cell']})")
+    t.add_argument("--cell", choices=list(CELLS), help=f"recurrent cell (default: {d['cell']})")
     t.add_argument("--hidden-size", type=int, help=f"hidden units per layer (default: {d['hidden_size']})")
     t.add_argument("--num-layers", type=int, help=f"stacked recurrent layers (default: {d['num_layers']})")
     t.add_argument("--embedding-size", type=int, help=f"character embedding size, 0 = one-hot "
@@ -93,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default: {d['eval_every']})")
     t.add_argument("--patience", type=int, help="stop after N evaluations without improvement, 0 = never "
                    f"(default: {d['patience']})")
-    t.add_argument("--mode", choices=["auto", "lines", "stream"], help="lines: one example per line "
+    t.add_argument("--mode", choices=list(MODES), help="lines: one example per line "
                    "(makemore); stream: one text with state carried across chunks (char-rnn); auto: "
                    f"lines for files of short lines (default: {d['mode']})")
     t.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
@@ -151,8 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--text", help="text whose gate activations are drawn (default: a sample)")
     pl.add_argument("--debug", action="store_true", help="show tracebacks")
 
-    b = sub.add_parser("bench", help="benchmarks against PyTorch and NumPy baselines", add_help=False)
-    b.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
@@ -230,83 +230,35 @@ def _default_out(name: str) -> Path:
     return Path("runs") / f"{name}-{k}"
 
 
-def _prepare_data(o: dict):
-    """Text -> (mode, vocab, train source, val source, description, training lines or None)."""
-    from . import datasets
-    from .data import (BOUNDARY, LinesDataset, StreamDataset, Vocab, detect_mode, read_text,
-                       split_lines, split_stream, train_val_split)
-    from .train import LinesSource, StreamSource
-
-    if o["file"]:
-        text = read_text(o["file"], encoding=o["encoding"])
-        name = Path(o["file"]).stem or "text"
-        mode = o["mode"] if o["mode"] != "auto" else detect_mode(text)
-    else:
-        ds = o["dataset"] or "names"
-        o["dataset"] = ds
-        name = ds
-        if ds == "names":
-            text = "\n".join(datasets.names())
-            mode = o["mode"] if o["mode"] != "auto" else "lines"
-        else:
-            text = datasets.pydoc_topics()
-            mode = o["mode"] if o["mode"] != "auto" else "stream"
-    val_frac = o["val_frac"]
-    if not (0 <= val_frac < 1):
-        raise ConfigError(f"--val-frac: expected a number in [0, 1), got {val_frac}.")
-    rng = np.random.default_rng(o["seed"])
-    if mode == "lines":
-        lines = split_lines(text)
-        if not lines:
-            raise DataError(f"{o['file'] or name}: no non-empty lines to train on.")
-        vocab = Vocab.build(lines, specials=(BOUNDARY,))
-        if val_frac > 0 and len(lines) >= 2:
-            tr, va = train_val_split(lines, val_frac, rng)
-        else:
-            tr, va = lines, []
-        train = LinesSource(LinesDataset(tr, vocab), o["batch_size"], seed=o["seed"])
-        val = LinesSource(LinesDataset(va, vocab), o["batch_size"], seed=o["seed"]) if va else None
-        desc = f"{len(tr):,} train / {len(va):,} val lines"
-        return mode, vocab, train, val, desc, name, tr
-    vocab = Vocab.build(text)
-    ids = vocab.encode(text)
-    tr_ids, va_ids = split_stream(ids, val_frac) if val_frac > 0 else (ids, ids[:0])
-    T, B = o["seq_len"], o["batch_size"]
-    if (len(tr_ids) - 1) // B < T:
-        raise DataError(f"{o['file'] or name}: {len(tr_ids):,} training characters are too few for "
-                        f"--batch-size {B} x --seq-len {T}; lower them (need at least "
-                        f"{B * T + 1:,} characters).")
-    train = StreamSource(StreamDataset(tr_ids, T, B))
-    val = None
-    if len(va_ids) > T + 1:
-        vb = max(1, min(B, (len(va_ids) - 1) // T))
-        val = StreamSource(StreamDataset(va_ids, T, vb))
-    desc = f"{len(tr_ids):,} train / {len(va_ids):,} val characters"
-    return mode, vocab, train, val, desc, name, None
-
-
 def cmd_train(args) -> int:
     from .checkpoint import has_checkpoint
+    from .data import load_text_data
+    from .load import load_model
     from .nn import CharLM, CharLMConfig
     from .plot_hook import maybe_plot
-    from .sample import charlm_step, sample_lines, sample_stream
-    from .train import Trainer, TrainConfig
+    from .sample import sample_lines, sample_stream
+    from .train import Checkpointing, Trainer, TrainConfig
 
     o = _resolve_train_args(args)
-    mode, vocab, train, val, desc, name, train_lines = _prepare_data(o)
+    data = load_text_data(o["file"], o["dataset"], mode=o["mode"], encoding=o["encoding"],
+                          val_frac=o["val_frac"], seq_len=o["seq_len"],
+                          batch_size=o["batch_size"], seed=o["seed"])
     if o["out"] is None:
-        out = _default_out(name)
+        out = _default_out(data.name)
     else:
         out = Path(o["out"])
         if not args.resume and out.exists() and has_checkpoint(out) and not args.overwrite:
             raise ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
                               f"`rnnkit train --resume {out}`, choose another --out, or pass "
                               f"--overwrite to start over there.")
+    if not o["file"]:
+        o["dataset"] = data.name
     o["out"] = str(out)
-    o["mode"] = mode
-    per_epoch = getattr(train, "per_epoch", None) or train.dataset.num_chunks
+    o["mode"] = data.mode
+    vocab = data.vocab
     steps = o["steps"] if o["steps"] is not None else (
-        max(1, int(round(o["epochs"] * per_epoch))) if o["epochs"] is not None else DEFAULT_STEPS)
+        max(1, int(round(o["epochs"] * data.train.per_epoch))) if o["epochs"] is not None
+        else DEFAULT_STEPS)
     cfg = CharLMConfig(vocab_size=len(vocab), cell=o["cell"], hidden_size=o["hidden_size"],
                        num_layers=o["num_layers"], embedding_size=o["embedding_size"],
                        dropout=o["dropout"], dtype=o["dtype"])
@@ -315,7 +267,6 @@ def cmd_train(args) -> int:
                        schedule=o["schedule"], warmup=o["warmup"], eval_every=o["eval_every"],
                        patience=o["patience"], weight_decay=o["weight_decay"], seed=o["seed"],
                        restore_best=False, progress=False if args.quiet else None)
-    step_fn = charlm_step(model)
     quiet = args.quiet
 
     def on_eval(trainer, record):
@@ -325,26 +276,23 @@ def cmd_train(args) -> int:
         if quiet:
             return extra
         rng = np.random.default_rng([o["seed"], trainer.step])      # never the training RNGs
-        was = model.training
-        model.eval()
-        try:
-            if mode == "lines":
-                smp = sample_lines(step_fn, vocab, 5, rng, max_len=40)
-                text = "  samples: " + ", ".join(smp)
-            else:
-                text = "  sample: " + repr(sample_stream(step_fn, vocab, 120, rng))
-        finally:
-            model.train(was)
+        step = model.stepper().step                                 # today's weights
+        if data.mode == "lines":
+            text = "  samples: " + ", ".join(sample_lines(step, vocab, 5, rng, max_len=40))
+        else:
+            text = "  sample: " + repr(sample_stream(step, vocab, 120, rng))
         print(text, file=sys.stderr)
         return extra
 
-    trainer = Trainer(model, train, val, tcfg, out_dir=out, vocab=vocab.to_json(),
-                      resume=bool(args.resume), on_eval=on_eval,
-                      log=lambda m: print(m, file=sys.stderr),
-                      extra_state={"cli": {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}})
+    trainer = Trainer(model, data.train, data.val, tcfg,
+                      checkpoint=Checkpointing(out, vocab=vocab.to_json(), extra={
+                          "cli": {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}}),
+                      on_eval=on_eval, log=lambda m: print(m, file=sys.stderr))
+    if args.resume:
+        trainer.resume()
     print(f"rnnkit train: {cfg.cell.upper()} {cfg.num_layers}x{cfg.hidden_size}, "
-          f"{model.num_parameters():,} parameters, vocab {len(vocab)}, {mode} mode; "
-          f"{o['dataset'] or o['file']}: {desc}; {steps:,} steps -> {out}", file=sys.stderr)
+          f"{model.num_parameters():,} parameters, vocab {len(vocab)}, {data.mode} mode; "
+          f"{data.origin}: {data.summary}; {steps:,} steps -> {out}", file=sys.stderr)
     t0 = time.perf_counter()
     start_step = trainer.step
     result = trainer.fit()
@@ -366,72 +314,25 @@ def cmd_train(args) -> int:
     maybe_plot(out)
     n = o["num_samples"]
     if n > 0:
-        from .checkpoint import load_checkpoint
-        best = out / "best"
-        if best.exists():
-            model.load_state_dict(load_checkpoint(best, load_optimizer=False).model_state)
-        model.eval()
+        step = load_model(out).model.stepper().step            # the best weights, as `sample`
         rng = np.random.default_rng(o["seed"])
-        if mode == "lines":
-            seen = set(train_lines or [])
-            smp = sample_lines(step_fn, vocab, n, rng, max_len=64)
+        if data.mode == "lines":
+            seen = set(data.train_lines or [])
+            smp = sample_lines(step, vocab, n, rng, max_len=64)
             new = [s for s in smp if s not in seen]
             for s_ in smp:
                 print(s_ + ("" if s_ in seen else "   (new)"))
             print(f"new (not in the training set): {len(new)}/{len(smp)}")
         else:
-            print(sample_stream(step_fn, vocab, 400, rng))
+            print(sample_stream(step, vocab, 400, rng))
     return 0
 
 
-# ============================================================================== loading
-def _load_model(directory, latest=False):
-    """(model, vocab, checkpoint, path used) from a training directory (best weights first)."""
-    from .checkpoint import load_checkpoint
-    d = Path(directory)
-    use = d
-    if not latest and (d / "best").is_dir():
-        use = d / "best"
-    ck = load_checkpoint(use, load_optimizer=False)
-    model, vocab = _checked_model(ck, str(use), need_charlm=True)
-    model.eval()
-    return model, vocab, ck, use
-
-
-def _checked_model(ck, src, need_charlm):
-    """Build the model of a loaded checkpoint and check that its files belong together
-    (config.json, model.safetensors, vocab.json); every mismatch is a CheckpointError naming
-    the file. Returns (model, vocab or None)."""
-    from .data import Vocab
-    from .nn import model_from_config
-    try:
-        model = model_from_config(ck.config)
-    except ConfigError as e:
-        raise CheckpointError(f"{src}/config.json: {e}") from None
-    if need_charlm and ck.config.get("model") != "CharLM":
-        raise CheckpointError(f"{src}: holds a {ck.config.get('model')} model; this command needs a CharLM.")
-    if need_charlm and ck.vocab is None:
-        raise CheckpointError(f"{src}: vocab.json is missing; it is needed to turn ids into text.")
-    vocab = None
-    if ck.vocab is not None:
-        try:
-            vocab = Vocab.from_json(ck.vocab)
-        except RnnkitError as e:
-            raise CheckpointError(f"{src}/vocab.json: {e}") from None
-        size = getattr(model.config, "vocab_size", 0)
-        if size and len(vocab) != size:
-            raise CheckpointError(f"{src}: vocab.json has {len(vocab)} entries but config.json says "
-                                  f"vocab_size={size}; the files do not belong together.")
-    try:
-        model.load_state_dict(ck.model_state)
-    except RnnkitError as e:
-        raise CheckpointError(f"{src}/model.safetensors does not match config.json: {e}") from None
-    return model, vocab
-
-
+# ============================================================================== using a model
 def cmd_sample(args) -> int:
-    from .sample import beam_search, charlm_step, check_sampling_args, sample_lines, sample_stream
-    model, vocab, ck, used = _load_model(args.dir, args.latest)
+    from .load import load_model
+    from .sample import beam_search, check_sampling_args, sample_lines, sample_stream
+    model, vocab, _, _ = load_model(args.dir, latest=args.latest)
     temperature, top_k, top_p = check_sampling_args(args.temperature, args.top_k or None, args.top_p)
     if args.num < 1 or args.length < 1:
         raise ConfigError("--num and --length must be >= 1.")
@@ -448,7 +349,7 @@ def cmd_sample(args) -> int:
             logits, state = lm.step(np.asarray(tokens, np.int64)[None, :], state)
             return np.asarray(logits).reshape(-1, V), state
     else:
-        step = charlm_step(model)
+        step = model.stepper().step
     rng = np.random.default_rng(args.seed)
     kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=args.greedy)
     if args.beam:
@@ -468,7 +369,8 @@ def cmd_sample(args) -> int:
 def cmd_eval(args) -> int:
     from ._mode import no_grad
     from .data import LinesDataset, read_text, split_lines
-    model, vocab, ck, used = _load_model(args.dir, args.latest)
+    from .load import load_model
+    model, vocab, _, used = load_model(args.dir, latest=args.latest)
     text = read_text(args.file, encoding=args.encoding)
     unknown = sorted({ch for ch in set(text) if ch not in vocab.stoi and ch not in "\r\n"})
     if unknown:
@@ -513,9 +415,10 @@ def cmd_eval(args) -> int:
 
 def cmd_info(args) -> int:
     from .checkpoint import load_checkpoint
+    from .load import checked_model
     d = Path(args.dir)
     ck = load_checkpoint(d, load_optimizer=False)
-    _, vocab = _checked_model(ck, str(ck.path), need_charlm=False)   # files belong together
+    _, vocab = checked_model(ck, str(ck.path))                      # files belong together
     ts = ck.trainer_state or {}
     n_params = int(sum(int(np.prod(v.shape)) for v in ck.model_state.values()))
     info = {
@@ -547,7 +450,8 @@ def cmd_info(args) -> int:
 
 def cmd_export(args) -> int:
     from .interop.onnx import export_model
-    model, vocab, ck, used = _load_model(args.dir, args.latest)
+    from .load import load_model
+    model, vocab, _, used = load_model(args.dir, latest=args.latest)
     out = Path(args.onnx)
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -566,22 +470,14 @@ def cmd_plot(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from .bench import main as bench_main
-    return int(bench_main(args.args) or 0)
-
-
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
-            "export": cmd_export, "plot": cmd_plot, "bench": cmd_bench}
+            "export": cmd_export, "plot": cmd_plot}
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:       # REMAINDER would refuse options first (`bench --quick`)
-        args = argparse.Namespace(command="bench", args=argv[1:])
-    else:
-        args = parser.parse_args(argv)
+    args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

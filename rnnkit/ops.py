@@ -1,39 +1,13 @@
-"""Stateless primitives, each forward next to its backward.
+"""Stateless primitives shared by the layers, losses and decoding, each with its backward
+where one is needed.
 
-All functions work on float32 and float64 arrays of any shape and preserve the dtype. The
-``*_`` variants work in place (``out=`` semantics) and return their argument; the fused
-recurrent kernels use them to avoid temporaries.
+All functions work on float32 and float64 arrays of any shape and preserve the dtype. (The
+gate nonlinearities live in :mod:`rnnkit.cells`, fused into each cell's step.)
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-
-# ----------------------------------------------------------------------------- sigmoid
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """sigma(x) = 1 / (1 + exp(-x)), computed as 0.5 * tanh(0.5 x) + 0.5 (never overflows)."""
-    return sigmoid_(np.array(x, dtype=np.result_type(x, np.float32), copy=True))
-
-
-def sigmoid_(x: np.ndarray) -> np.ndarray:
-    """In-place sigmoid: x <- 0.5 * tanh(0.5 x) + 0.5."""
-    x *= 0.5
-    np.tanh(x, out=x)
-    x *= 0.5
-    x += 0.5
-    return x
-
-
-def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """d sigma / dx given y = sigma(x): dx = dy * y * (1 - y)."""
-    return dy * y * (1.0 - y)
-
-
-# ----------------------------------------------------------------------------- tanh
-def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """d tanh / dx given y = tanh(x): dx = dy * (1 - y^2)."""
-    return dy * (1.0 - y * y)
 
 
 # ----------------------------------------------------------------------------- softmax family
@@ -50,11 +24,6 @@ def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e
-
-
-def softmax_backward(dy: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Given y = softmax(z): dz = y * (dy - sum(dy * y))."""
-    return y * (dy - (dy * y).sum(axis=axis, keepdims=True))
 
 
 # ----------------------------------------------------------------------------- linear

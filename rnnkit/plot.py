@@ -1,23 +1,18 @@
 """Pictures of recurrent networks: loss curves, gate activations, hidden units, vanishing gradients.
 
-Two kinds of functions live here:
+Needs matplotlib (``pip install 'rnnkit[plot]'``); the numbers come from :mod:`rnnkit.analysis`.
+Each ``*_figure`` function returns a :class:`matplotlib.figure.Figure` (for notebooks and
+tests), and each ``plot_*`` function draws the same figure into a PNG file and returns its path:
 
-* **Measurements** (NumPy only, no matplotlib needed):
-  :func:`loss_curves`, :func:`gate_activations`, :func:`most_active_units`,
-  :func:`gradient_norms_through_time`.
-* **Pictures** (need matplotlib: ``pip install 'rnnkit[plot]'``). Each ``*_figure`` function
-  returns a :class:`matplotlib.figure.Figure` (for notebooks and tests), and each ``plot_*``
-  function draws the same figure into a PNG file and returns its path:
-
-  ============================  ==================================================  =============
-  function                      shows                                               data
-  ============================  ==================================================  =============
-  :func:`plot_losses`           training / validation loss against the step         metrics.jsonl
-  :func:`plot_gates`            gate activations over the characters of a text      (T, H) arrays
-  :func:`plot_top_units`        the k most active hidden units over a text          (T, H) array
-  :func:`plot_gradient_norms`   ||dL/ds_{T-k}|| against k, log scale, per cell      (K,) arrays
-  :func:`plot_checkpoint`       the first three for a checkpoint directory          ``DIR``
-  ============================  ==================================================  =============
+============================  ==================================================  =============
+function                      shows                                               data
+============================  ==================================================  =============
+:func:`plot_losses`           training / validation loss against the step         metrics.jsonl
+:func:`plot_gates`            gate activations over the characters of a text      (T, H) arrays
+:func:`plot_top_units`        the k most active hidden units over a text          (T, H) array
+:func:`plot_gradient_norms`   ||dL/ds_{T-k}|| against k, log scale, per cell      (K,) arrays
+:func:`plot_checkpoint`       the first three for a checkpoint directory          ``DIR``
+============================  ==================================================  =============
 
 The figures are drawn with :class:`matplotlib.figure.Figure` and the Agg canvas directly, not
 with ``pyplot``: nothing global changes (no backend switch, no open figures), so this works on
@@ -26,33 +21,26 @@ servers without a display and inside other programs' plotting sessions alike.
 Example::
 
     >>> import numpy as np, rnnkit.nn as nn
-    >>> from rnnkit import plot
-    >>> lstm = nn.LSTM(4, 8, seed=0)
-    >>> gates = plot.gate_activations(lstm, np.random.randn(12, 4))
-    >>> sorted(gates), gates["forget"].shape
-    (['candidate', 'cell', 'forget', 'hidden', 'input', 'output'], (12, 8))
+    >>> from rnnkit import analysis, plot
+    >>> gates = analysis.gate_activations(nn.LSTM(4, 8, seed=0), np.random.randn(12, 4))
     >>> plot.plot_gates("hello world!", gates, "gates.png")      # doctest: +SKIP
     'gates.png'
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from ._mode import enable_grad, no_grad
 from ._validate import as_float_array, check_int
+from .analysis import loss_curves, most_active_units
+from .cells import CELLS
 from .errors import ConfigError, DataError, ShapeError
 
 __all__ = [
-    "GATE_NAMES",
-    "loss_curves",
-    "gate_activations",
-    "most_active_units",
-    "gradient_norms_through_time",
+    "SIGMOID_GATES",
     "char_labels",
     "losses_figure",
     "gates_figure",
@@ -66,271 +54,10 @@ __all__ = [
     "plot_checkpoint",
 ]
 
-#: Names of the activated gate blocks returned by :func:`gate_activations`, in PyTorch's row
-#: order (LSTM rows i, f, g, o; GRU rows r, z, n).
-GATE_NAMES = {
-    "LSTM": ("input", "forget", "candidate", "output"),
-    "GRU": ("reset", "update", "candidate"),
-    "RNN_TANH": (),
-    "RNN_RELU": (),
-}
-#: The sigmoid gates (values in [0, 1]) that :func:`plot_gates` shows by default.
-SIGMOID_GATES = ("input", "forget", "output", "reset", "update")
+#: The gates with values in [0, 1] (of every cell kind) that :func:`plot_gates` shows by default.
+SIGMOID_GATES = tuple(dict.fromkeys(g for spec in CELLS.values() for g in spec.sigmoid_gates))
 
 _DPI = 110
-
-
-# ============================================================================================
-# Measurements
-# ============================================================================================
-
-def loss_curves(metrics) -> dict:
-    """Loss curves from evaluation records: ``{name: (steps, values)}`` of float64 arrays.
-
-    ``metrics`` is a list of dicts (one per evaluation, as in ``metrics.jsonl``) or a
-    checkpoint directory (read with :func:`rnnkit.checkpoint.read_metrics`). A record
-    contributes ``(record["step"], record[name])`` to the curve ``name`` for every ``name`` in
-    ``train_loss``, ``val_loss`` that it holds as a finite number; records without an integer
-    ``"step"`` are skipped, and each curve is sorted by step.
-
-    >>> loss_curves([{"step": 10, "train_loss": 2.0}, {"step": 20, "train_loss": 1.5,
-    ...              "val_loss": 1.7}])["train_loss"]
-    (array([10., 20.]), array([2. , 1.5]))
-    """
-    who = "loss_curves"
-    if isinstance(metrics, (str, os.PathLike)):
-        from .checkpoint import read_metrics
-        metrics = read_metrics(metrics)
-    if not isinstance(metrics, (list, tuple)):
-        raise DataError(f"{who}: expected a list of metric records (dicts) or a checkpoint "
-                        f"directory, got {type(metrics).__name__}.")
-    curves = {}
-    for name in ("train_loss", "val_loss"):
-        pts = []
-        for r in metrics:
-            if not isinstance(r, Mapping):
-                continue
-            step, v = r.get("step"), r.get(name)
-            if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-                continue
-            if np.isfinite(v):
-                pts.append((float(step), float(v)))
-        if pts:
-            pts.sort(key=lambda p: p[0])
-            arr = np.array(pts, dtype=np.float64)                               # (n, 2)
-            curves[name] = (arr[:, 0].copy(), arr[:, 1].copy())
-    return curves
-
-
-def _find_layer(who, obj):
-    """Return (recurrent layer, module to call) for a layer or a model with ``.rnn``."""
-    from .nn.rnn import RNNBase
-    if isinstance(obj, RNNBase):
-        return obj, obj
-    rnn = getattr(obj, "rnn", None)
-    if isinstance(rnn, RNNBase):
-        return rnn, obj
-    raise ConfigError(f"{who}: expected a recurrent layer (rnnkit.nn.RNN/LSTM/GRU) or a model "
-                      f"with an .rnn layer (e.g. rnnkit.nn.CharLM), got {type(obj).__name__}.")
-
-
-def gate_activations(model_or_layer, inputs, *, layer: int = -1, direction: int = 0,
-                     index: int = 0) -> dict:
-    """Activated gates and states of one recurrent layer over one sequence, as (T, H) arrays.
-
-    Runs ``model_or_layer`` forward once (in eval mode, so without dropout) and returns, for
-    sequence ``index`` of the batch, layer ``layer`` (negative counts from the top) and
-    direction ``direction`` (1 = the reverse direction of a bidirectional layer, returned in
-    the original time order)::
-
-        LSTM  input  i_t = s(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)     (T, H) in [0, 1]
-              forget f_t = s(W_if x_t + ... )                           (T, H) in [0, 1]
-              candidate g_t = tanh(W_ig x_t + ...)                      (T, H) in [-1, 1]
-              output o_t = s(W_io x_t + ... )                           (T, H) in [0, 1]
-              cell   c_t = f_t * c_{t-1} + i_t * g_t                    (T, H)
-        GRU   reset  r_t,  update z_t                                   (T, H) in [0, 1]
-              candidate n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
-        all   hidden h_t                                                (T, H)
-
-    Args:
-        model_or_layer: an :class:`rnnkit.nn.RNN`/``LSTM``/``GRU`` layer, or a model with an
-            ``.rnn`` layer that is called as ``model(inputs)`` (e.g. :class:`rnnkit.nn.CharLM`).
-        inputs: for a layer, floats ``(T, input_size)`` or ``(T, N, input_size)`` (batch-first
-            if the layer is); for a model, what the model takes, e.g. token ids ``(T,)`` or
-            ``(T, N)``.
-
-    Returns:
-        dict name -> float64 array (T, H): the gate names of :data:`GATE_NAMES` plus
-        ``"hidden"`` (and ``"cell"`` for LSTM).
-
-    >>> import rnnkit.nn as nn
-    >>> g = gate_activations(nn.GRU(3, 5, seed=0), np.zeros((7, 3)))
-    >>> sorted(g), g["update"].shape
-    (['candidate', 'hidden', 'reset', 'update'], (7, 5))
-    """
-    who = "gate_activations"
-    rnn, module = _find_layer(who, model_or_layer)
-    L, D = rnn.num_layers, rnn.num_directions
-    layer = check_int(who, "layer", layer, -L, L - 1) % L
-    direction = check_int(who, "direction", direction, 0, D - 1)
-    x = np.asarray(inputs)
-    if module is rnn:
-        if x.ndim == 2:
-            x = x[None] if rnn.batch_first else x[:, None]
-    elif x.ndim == 1:
-        x = x[:, None]
-    was_training = module.training
-    module.eval()
-    try:
-        with enable_grad():
-            module(x)
-        caches, _, mask, T, N = rnn._cache       # documented by rnnkit.nn.rnn.RNNBase.forward
-    finally:
-        module.train(was_training)
-    index = check_int(who, "index", index, 0, N - 1)
-    cache, _ = caches[layer][direction]
-    H = rnn.hidden_size
-    G = np.asarray(cache.G[:, index], dtype=np.float64)                         # (T, G*H)
-    out = {name: G[:, j * H:(j + 1) * H].copy() for j, name in enumerate(GATE_NAMES[rnn.mode])}
-    out["hidden"] = np.asarray(cache.Hs[1:, index], dtype=np.float64)           # (T, H)
-    if cache.Cs is not None:
-        out["cell"] = np.asarray(cache.Cs[1:, index], dtype=np.float64)         # (T, H)
-    rnn._cache = None                       # free the backward cache; nobody will use it
-    if direction == 1:                      # the reverse direction ran over x[::-1]
-        out = {k: v[::-1].copy() for k, v in out.items()}
-    return out
-
-
-def most_active_units(hidden, k: int = 8) -> np.ndarray:
-    """Indices of the ``k`` hidden units with the largest mean absolute activation.
-
-    ``hidden`` is (T, H); the score of unit j is ``mean_t |hidden[t, j]|``. Returns an int
-    array (min(k, H),), most active first (ties: lower index first).
-
-    >>> most_active_units(np.array([[0.1, -0.9, 0.5], [0.0, -0.8, 0.4]]), k=2).tolist()
-    [1, 2]
-    """
-    h = as_float_array("most_active_units", "hidden", hidden, np.float64)
-    if h.ndim != 2 or h.shape[0] == 0 or h.shape[1] == 0:
-        raise ShapeError(f"most_active_units: expected hidden of shape (T, H), got shape {h.shape}.")
-    k = check_int("most_active_units", "k", k, 1)
-    score = np.abs(h).mean(axis=0)                                              # (H,)
-    return np.argsort(-score, kind="stable")[:k]
-
-
-def gradient_norms_through_time(cell="rnn", T: int = 50, hidden_size: int = 32, *,
-                                input_size: int | None = None, batch_size: int = 16,
-                                seed: int = 0, x=None) -> np.ndarray:
-    """How much of a gradient survives k steps back: ``norms[k] = E ||dL/ds_{T-k}||``.
-
-    A recurrent stack runs over ``x`` (T, N, D) from a zero state. The loss puts a gradient
-    only on the last output, ``L = <g, h_T>`` with ``g`` a random unit vector per sequence,
-    and ``s_t`` is the whole recurrent state after step t (every layer's ``h_t``, and
-    ``c_t`` for an LSTM). Backpropagation through time multiplies the gradient by one
-    Jacobian per step::
-
-        dL/ds_{T-k} = (ds_T/ds_{T-1})^T ... (ds_{T-k+1}/ds_{T-k})^T g
-        tanh RNN:  ds_t/ds_{t-1} = diag(1 - h_t**2) W_hh               (shrinks when |W_hh| < 1)
-        LSTM:      dc_t/dc_{t-1} = diag(f_t) + (paths through the gates)
-        GRU:       dh_t/dh_{t-1} = diag(z_t) + (paths through r, z, n)
-
-    ``norms[0] = ||g|| = 1``; ``norms[k]`` is the mean over the batch of the Euclidean norm
-    of ``dL/ds_{T-k}``, k = 0..T.
-
-    How it is computed, exactly and in one pass: the state ``s_{T-k}`` is the initial state
-    of a k-step run over ``x[T-k:]``, so its gradient is that run's ``dstate0``. All T runs
-    are stacked into one right-padded batch with ``lengths = k`` and differentiated by one
-    call of ``layer.backward``.
-
-    Args:
-        cell: ``'rnn'`` (tanh), ``'lstm'``, ``'gru'`` (a fresh layer with PyTorch's default
-            initialisation, float64, seeded by ``seed``), or an existing unidirectional
-            rnnkit layer (its weights are used as they are).
-        T: number of steps (ignored when ``x`` is given).
-        hidden_size, input_size: sizes of a fresh layer (input_size defaults to hidden_size).
-        batch_size: number of random sequences (ignored when ``x`` is given).
-        seed: seeds the layer, the random inputs ``x ~ N(0, 1)`` and ``g``.
-        x: optional inputs (T, N, input_size), time-major.
-
-    Returns:
-        float64 array (T + 1,).
-
-    >>> n = gradient_norms_through_time("rnn", T=20, hidden_size=16)
-    >>> n.shape, float(n[0]), bool(n[20] < 1e-3)
-    ((21,), 1.0, True)
-    """
-    who = "gradient_norms_through_time"
-    from .nn.rnn import RNNBase, recurrent_layer
-    rng = np.random.default_rng(seed)
-    if isinstance(cell, RNNBase):
-        rnn = cell
-        if rnn.bidirectional:
-            raise ConfigError(f"{who}: expected a unidirectional layer, got a bidirectional one. "
-                              f"The state 'k steps back' is only defined for one direction.")
-    elif isinstance(cell, str) and cell.lower() in ("rnn", "rnn_tanh", "rnn_relu", "lstm", "gru"):
-        H = check_int(who, "hidden_size", hidden_size, 1)
-        D = H if input_size is None else check_int(who, "input_size", input_size, 1)
-        rnn = recurrent_layer(cell, D, H, dtype=np.float64, seed=seed)
-    else:
-        raise ConfigError(f"{who}: expected cell 'rnn', 'lstm', 'gru' or an rnnkit recurrent layer, "
-                          f"got {cell!r}.")
-    H, L = rnn.hidden_size, rnn.num_layers
-    if x is None:
-        T = check_int(who, "T", T, 1)
-        B = check_int(who, "batch_size", batch_size, 1)
-        x = rng.standard_normal((T, B, rnn.input_size))
-    else:
-        x = as_float_array(who, "x", x, rnn.dtype)
-        if x.ndim != 3 or x.shape[2] != rnn.input_size or 0 in x.shape:
-            raise ShapeError(f"{who}: expected x of shape (T, N, input_size={rnn.input_size}), "
-                             f"got shape {x.shape}.")
-        T, B = x.shape[:2]
-    x = np.asarray(x, dtype=rnn.dtype)
-    if rnn.batch_first:
-        raise ConfigError(f"{who}: expected a time-major layer (batch_first=False), got "
-                          f"batch_first=True.")
-    lstm = rnn.cell.has_cell_state
-    was_training = rnn.training
-    saved_grads = {k: v.copy() for k, v in rnn.gradients().items()}
-    rnn.eval()
-    try:
-        # 1. the states s_0 .. s_T of every layer, one step at a time
-        hs = np.zeros((T + 1, L, B, H), rnn.dtype)
-        cs = np.zeros_like(hs) if lstm else None
-        state = None
-        with no_grad():
-            for t in range(T):
-                _, state = rnn(x[t:t + 1], state)
-                if lstm:
-                    hs[t + 1], cs[t + 1] = state
-                else:
-                    hs[t + 1] = state
-        # 2. one batch of T runs: run j (k = j + 1 steps) reads x[T-k:] from state s_{T-k}
-        ks = np.arange(1, T + 1)                                                 # (T,)
-        X = np.zeros((T, T * B, rnn.input_size), rnn.dtype)                     # right-padded
-        for j, k in enumerate(ks):
-            X[:k, j * B:(j + 1) * B] = x[T - k:]
-        starts = np.repeat(T - ks, B)                                            # (T*B,)
-        cols = np.tile(np.arange(B), T)                                          # (T*B,)
-        h0 = hs[starts, :, cols].transpose(1, 0, 2)                              # (L, T*B, H)
-        s0 = (h0, cs[starts, :, cols].transpose(1, 0, 2)) if lstm else h0
-        g = rng.standard_normal((B, H))
-        g /= np.linalg.norm(g, axis=1, keepdims=True)                            # unit rows
-        dh_n = np.zeros((L, T * B, H), rnn.dtype)
-        dh_n[-1] = np.tile(g, (T, 1))                 # the loss reads the top layer's h_T
-        with enable_grad():
-            rnn(X, s0, np.repeat(ks, B))
-            _, ds0 = rnn.backward(None, (dh_n, None) if lstm else dh_n)
-    finally:
-        rnn.train(was_training)
-        for k, v in rnn.gradients().items():    # leave the caller's gradients as they were
-            v[...] = saved_grads[k]
-    parts = ds0 if lstm else (ds0,)
-    sq = sum((np.asarray(p, np.float64) ** 2).sum(axis=(0, 2)) for p in parts)  # (T*B,)
-    norms = np.sqrt(sq).reshape(T, B).mean(axis=1)                               # (T,) k=1..T
-    return np.concatenate([[1.0], norms])
 
 
 # ============================================================================================
@@ -558,25 +285,6 @@ def plot_gradient_norms(norms_by_cell: Mapping, path,
 # A checkpoint directory
 # ============================================================================================
 
-def _sample_tokens(model, vocab, n, seed):
-    """Sample up to ``n`` token ids from a char LM (lines mode: several lines)."""
-    rng = np.random.default_rng(seed)
-    V = model.config.vocab_size
-    B = vocab.bos_id
-    tok = np.array([[B if B is not None else int(rng.integers(V))]], dtype=np.int64)
-    out = [int(tok[0, 0])]
-    state = None
-    with no_grad():
-        while len(out) < n:
-            logits, state = model(tok, state)
-            z = np.asarray(logits[-1, 0], np.float64)
-            p = np.exp(z - z.max())
-            nxt = int(rng.choice(V, p=p / p.sum()))
-            out.append(nxt)
-            tok = np.array([[nxt]], dtype=np.int64)
-    return np.array(out, dtype=np.int64)
-
-
 def _text_tokens(vocab, text):
     """Token ids of ``text``; in lines mode each line is wrapped in the boundary token."""
     B = vocab.bos_id
@@ -603,7 +311,10 @@ def plot_checkpoint(directory, out_dir=None, text: str | None = None, *, max_cha
     ``out_dir`` defaults to ``directory``.
     """
     who = "plot_checkpoint"
+    from .analysis import gate_activations
     from .checkpoint import has_checkpoint, load_checkpoint, read_metrics
+    from .load import checked_model
+    from .sample import sample_tokens
     directory = Path(directory)
     out = Path(out_dir) if out_dir is not None else directory
     max_chars = check_int(who, "max_chars", max_chars, 2)
@@ -619,14 +330,10 @@ def plot_checkpoint(directory, out_dir=None, text: str | None = None, *, max_cha
     ck = load_checkpoint(directory, load_optimizer=False)
     if ck.config.get("model") != "CharLM" or ck.vocab is None:
         return paths
-    from .data import Vocab
-    from .nn import model_from_config
-    model = model_from_config(ck.config)
-    model.load_state_dict(ck.model_state)
+    model, vocab = checked_model(ck, str(ck.path), need_charlm=True)
     model.eval()
-    vocab = Vocab.from_json(ck.vocab)
     if text is None:
-        ids = _sample_tokens(model, vocab, max_chars, seed)
+        ids = sample_tokens(model.stepper().step, vocab, max_chars, np.random.default_rng(seed))
     else:
         if not isinstance(text, str) or not text:
             raise DataError(f"{who}: expected text as a non-empty str, got {text!r:.40}.")

@@ -21,18 +21,16 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from ._mode import no_grad
 from ._validate import as_float_array, check_float, check_int, check_shape
+from .cells import map_state
 from .errors import ConfigError, DataError
+from .ops import log_softmax
 
 
 def charlm_step(model) -> Callable:
-    """Step function of a :class:`~rnnkit.nn.CharLM` (inference mode, no caches)."""
-    def step(tokens, state):
-        with no_grad():
-            logits, state = model(np.asarray(tokens, dtype=np.int64)[None, :], state)
-        return logits[0], state
-    return step
+    """Step function of a :class:`~rnnkit.nn.CharLM` over its current weights: the bound
+    ``step`` of a fresh :meth:`~rnnkit.nn.CharLM.stepper` (take a new one after training)."""
+    return model.stepper().step
 
 
 def check_sampling_args(temperature=1.0, top_k=None, top_p=None):
@@ -142,23 +140,36 @@ def sample_lines(step, vocab, num: int, rng, max_len: int = 64, prime: str = "",
     return [prime + vocab.decode(o) for o in out]
 
 
-def sample_stream(step, vocab, length: int, rng, prime: str = "", **pick_kw) -> str:
-    """Stream mode: ``length`` characters after ``prime`` (prime defaults to a random
-    character drawn from the model's first-step distribution... here: the first vocabulary
-    character) - returns prime + continuation."""
+def _newline_id(vocab) -> int:
+    """A newline's id (the natural start of a stream sample), else the first character's."""
+    return vocab.stoi.get("\n", len(vocab.specials))
+
+
+def sample_tokens(step, vocab, length: int, rng, prime_ids=None, **pick_kw) -> np.ndarray:
+    """One continuous sample of ``length`` ids after ``prime_ids`` (default: the boundary
+    token in lines mode, else a newline); boundary tokens are kept, so in lines mode several
+    lines follow each other. Returns prime + continuation ids (int64)."""
     length = check_int("sample", "length", length, 1)
+    if prime_ids is None or len(prime_ids) == 0:
+        start = vocab.bos_id if vocab.bos_id is not None else _newline_id(vocab)
+        prime_ids = np.array([start], np.int64)
+    logits, state = _feed(step, prime_ids, None, 1)
+    out = np.empty(length, np.int64)
+    for i in range(length):
+        tok = pick(logits, rng, **pick_kw)
+        out[i] = tok[0]
+        logits, state = step(tok, state)
+    return np.concatenate([np.asarray(prime_ids, np.int64), out])
+
+
+def sample_stream(step, vocab, length: int, rng, prime: str = "", **pick_kw) -> str:
+    """Stream mode: ``length`` characters after ``prime`` - returns prime + continuation.
+    Without a prime the sample starts after a newline (or the vocabulary's first character),
+    which is shown as the first character."""
     prime_ids = _encode_prime(vocab, prime)
     if len(prime_ids) == 0:
-        first = vocab.stoi.get("\n", len(vocab.specials))
-        prime_ids = np.array([first], np.int64)
-        prime = vocab.decode(prime_ids)
-    logits, state = _feed(step, prime_ids, None, 1)
-    out = []
-    for _ in range(length):
-        tok = pick(logits, rng, **pick_kw)
-        out.append(int(tok[0]))
-        logits, state = step(tok, state)
-    return prime + vocab.decode(out)
+        prime_ids = np.array([_newline_id(vocab)], np.int64)
+    return vocab.decode(sample_tokens(step, vocab, length, rng, prime_ids, **pick_kw))
 
 
 class Beam(NamedTuple):
@@ -168,17 +179,7 @@ class Beam(NamedTuple):
 
 
 def _log_softmax(z):
-    z = np.asarray(z, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def _index_state(state, idx):
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s[:, idx] for s in state)
-    return state[:, idx]
+    return log_softmax(np.asarray(z, dtype=np.float64))
 
 
 def beam_search(step, vocab, beam: int, max_len: int = 64, prime: str = "", lines: bool = True) -> list[Beam]:
@@ -197,7 +198,7 @@ def beam_search(step, vocab, beam: int, max_len: int = 64, prime: str = "", line
         raise ConfigError("beam_search: lines=True needs a vocabulary with the boundary token.")
     start = ([bos] if lines else []) + list(prime_ids)
     if not start:
-        start = [vocab.stoi.get("\n", len(vocab.specials))]
+        start = [_newline_id(vocab)]
         prime = vocab.decode(start)
     logits, state = _feed(step, np.array(start, np.int64), None, 1)
     seqs = [[]]
@@ -227,7 +228,7 @@ def beam_search(step, vocab, beam: int, max_len: int = 64, prime: str = "", line
             if max(new_scores) < kth:           # log-probs only fall: nothing active can win
                 break
         seqs, scores = new_seqs, np.array(new_scores)
-        state = _index_state(state, np.array(parents))
+        state = map_state(lambda a, p=np.array(parents): a[:, p], state)
         if t == max_len - 1:
             break
         logits, state = step(np.array(toks, np.int64), state)

@@ -72,10 +72,7 @@ __all__ = [
     "rnn_cell", "rnn_cell_forward", "rnn_forward", "rnn_cell_backward", "rnn_backward",
     "lstm_cell", "lstm_cell_forward", "lstm_forward", "lstm_cell_backward", "lstm_backward",
     "gru_cell", "gru_cell_forward", "gru_forward", "gru_cell_backward", "gru_backward",
-    "rnn_params_to_torch", "rnn_params_from_torch",
-    "lstm_params_to_torch", "lstm_params_from_torch",
-    "gru_params_to_torch", "gru_params_from_torch",
-    "to_torch_state_dict", "from_torch_state_dict",
+    "check_parameters",
 ]
 
 _BIAS_HINT = "Biases are column vectors: reshape a 1-D bias b with b.reshape(-1, 1)."
@@ -130,143 +127,6 @@ def softmax(x):
     with np.errstate(under="ignore"):
         e_x = np.exp(x - np.max(x, axis=0, keepdims=True))   # (n_y, m), every column max -> 1
     return e_x / e_x.sum(axis=0, keepdims=True)
-
-
-# ----------------------------------------------------------------------------------------
-# Validation helpers (public functions check their arguments once, then call the _step code)
-# ----------------------------------------------------------------------------------------
-
-def _fetch(who, parameters, keys):
-    """Return ``dict(parameters)`` with ``keys`` present and converted to float64 arrays."""
-    if not isinstance(parameters, Mapping):
-        raise ConfigError(f"{who}: expected parameters to be a dict of arrays, got "
-                          f"{type(parameters).__name__}. Build it as {{'{keys[0]}': ..., ...}}.")
-    for k in keys:
-        if k not in parameters:
-            raise ParameterKeyError(
-                f"{who}: expected parameters to contain the key '{k}', got keys "
-                f"{sorted(map(str, parameters))}. Needed keys: {', '.join(keys)}.")
-    p = dict(parameters)
-    for k in keys:
-        p[k] = as_float_array(who, f"parameters['{k}']", parameters[k], dtype=np.float64)
-    return p
-
-
-def _check_bias(who, key, b, n):
-    """A bias must be a column vector (n, 1), as in the notebook."""
-    if b.shape != (n, 1):
-        want = "(n_a=%d, 1)" % n if key != "by" else "(n_y=%d, 1)" % n
-        raise ShapeError(f"{who}: expected parameters['{key}'] of shape {want}, got shape "
-                         f"{fmt_shape(b.shape)}. {_BIAS_HINT}")
-
-
-def _array(who, name, value, expected, hint=""):
-    arr = as_float_array(who, name, value, dtype=np.float64)
-    check_shape(who, name, arr, expected, hint)
-    return arr
-
-
-def _check_rnn_parameters(who, parameters, with_output=True):
-    """Validate an RNN dict; return ``(p, n_x, n_a, n_y)`` (n_y is None without output)."""
-    keys = ["Wax", "Waa", "ba"] + (["Wya", "by"] if with_output else [])
-    p = _fetch(who, parameters, keys)
-    check_shape(who, "parameters['Wax']", p["Wax"], (("n_a", None), ("n_x", None)))
-    n_a, n_x = p["Wax"].shape
-    check_shape(who, "parameters['Waa']", p["Waa"], (("n_a", n_a), ("n_a", n_a)))
-    _check_bias(who, "ba", p["ba"], n_a)
-    n_y = None
-    if with_output:
-        check_shape(who, "parameters['Wya']", p["Wya"], (("n_y", None), ("n_a", n_a)))
-        n_y = p["Wya"].shape[0]
-        _check_bias(who, "by", p["by"], n_y)
-    return p, n_x, n_a, n_y
-
-
-def _check_concat_weights(who, p, weight_keys, bias_keys):
-    """Check gate weights (n_a, n_a + n_x) on [a; x] and their (n_a, 1) biases."""
-    first = weight_keys[0]
-    check_shape(who, f"parameters['{first}']", p[first], (("n_a", None), ("n_a+n_x", None)))
-    n_a, n_ax = p[first].shape
-    n_x = n_ax - n_a
-    if n_x < 1:
-        raise ShapeError(f"{who}: expected parameters['{first}'] of shape (n_a, n_a+n_x) with "
-                         f"n_x >= 1 (it acts on concat = [a_prev; xt]), got shape "
-                         f"{fmt_shape(p[first].shape)}.")
-    for k in weight_keys[1:]:
-        check_shape(who, f"parameters['{k}']", p[k], (("n_a", n_a), ("n_a+n_x", n_ax)))
-    for k in bias_keys:
-        _check_bias(who, k, p[k], n_a)
-    return n_x, n_a
-
-
-def _check_output(who, p, n_a):
-    check_shape(who, "parameters['Wy']", p["Wy"], (("n_y", None), ("n_a", n_a)))
-    n_y = p["Wy"].shape[0]
-    _check_bias(who, "by", p["by"], n_y)
-    return n_y
-
-
-_LSTM_WEIGHTS = ("Wf", "Wi", "Wc", "Wo")
-_LSTM_BIASES = ("bf", "bi", "bc", "bo")
-
-
-def _check_lstm_parameters(who, parameters, with_output=True):
-    keys = list(_LSTM_WEIGHTS + _LSTM_BIASES) + (["Wy", "by"] if with_output else [])
-    p = _fetch(who, parameters, keys)
-    n_x, n_a = _check_concat_weights(who, p, _LSTM_WEIGHTS, _LSTM_BIASES)
-    n_y = _check_output(who, p, n_a) if with_output else None
-    return p, n_x, n_a, n_y
-
-
-def _check_gru_parameters(who, parameters, with_output=True):
-    keys = ["Wr", "br", "Wz", "bz", "Wnx", "bnx", "Wna", "bna"] + (["Wy", "by"] if with_output else [])
-    p = _fetch(who, parameters, keys)
-    n_x, n_a = _check_concat_weights(who, p, ("Wr", "Wz"), ("br", "bz"))
-    check_shape(who, "parameters['Wnx']", p["Wnx"], (("n_a", n_a), ("n_x", n_x)))
-    check_shape(who, "parameters['Wna']", p["Wna"], (("n_a", n_a), ("n_a", n_a)))
-    for k in ("bnx", "bna"):
-        _check_bias(who, k, p[k], n_a)
-    n_y = _check_output(who, p, n_a) if with_output else None
-    return p, n_x, n_a, n_y
-
-
-def _check_step_inputs(who, n_x, n_a, xt, a_prev):
-    xt = _array(who, "xt", xt, (("n_x", n_x), ("m", None)))
-    m = xt.shape[1]
-    a_prev = _array(who, "a_prev", a_prev, (("n_a", n_a), ("m", m)))
-    return xt, a_prev, m
-
-
-def _check_sequence_inputs(who, n_x, n_a, x, a0):
-    x = _array(who, "x", x, (("n_x", n_x), ("m", None), ("T_x", None)),
-               "The notebook layout is features first: x[:, :, t] is the input at step t.")
-    m = x.shape[1]
-    a0 = _array(who, "a0", a0, (("n_a", n_a), ("m", m)))
-    return x, a0, m
-
-
-def _as_cache(who, cache, cls, hint=""):
-    if isinstance(cache, cls):
-        return cache
-    if isinstance(cache, tuple) and len(cache) == len(cls._fields):
-        return cls(*cache)
-    got = f"a tuple of length {len(cache)}" if isinstance(cache, tuple) else type(cache).__name__
-    raise ConfigError(f"{who}: expected cache to be the {cls.__name__} {cls._fields} as returned by "
-                      f"the matching forward function, got {got}. {hint}".rstrip())
-
-
-def _unpack_caches(who, caches, cls):
-    """Check ``caches = (list_of_caches, x)``; return the list as ``cls`` tuples and x."""
-    if not (isinstance(caches, tuple) and len(caches) == 2 and isinstance(caches[0], (list, tuple))):
-        raise ConfigError(f"{who}: expected caches = (list_of_caches, x) as returned by the "
-                          f"matching *_forward function, got {type(caches).__name__}.")
-    steps, x = caches
-    steps = [_as_cache(who, c, cls) for c in steps]
-    if not steps or np.ndim(x) != 3 or len(steps) != np.shape(x)[2]:
-        raise ConfigError(f"{who}: expected caches to hold one cache per time step of x "
-                          f"(T_x = x.shape[2]), got {len(steps)} caches and x of shape "
-                          f"{fmt_shape(np.shape(x))}. Pass the caches returned by *_forward unchanged.")
-    return steps, x
 
 
 # ----------------------------------------------------------------------------------------
@@ -821,174 +681,152 @@ def gru_backward(da, caches):
 
 
 # ----------------------------------------------------------------------------------------
-# Converters: notebook dicts <-> PyTorch state dicts (one layer, one direction)
+# Argument checks (each public function above checks its arguments once, here, and then runs
+# the plain _step code; they come last so that the equations come first)
 # ----------------------------------------------------------------------------------------
-#
-# PyTorch keeps, for G gates of size H, weight_ih_l0 (G*H, n_x), weight_hh_l0 (G*H, H),
-# bias_ih_l0 (G*H,), bias_hh_l0 (G*H,), gate blocks stacked in row order:
-#   RNN  G=1: h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
-#   LSTM G=4: i, f, g, o
-#   GRU  G=3: r, z, n with n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
-# Output-layer keys (Wya / Wy, by) are not part of a recurrent layer: to_torch ignores them
-# and from_torch does not produce them.
 
-_TORCH_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
-_LSTM_TORCH_ORDER = ("i", "f", "c", "o")   # PyTorch's i, f, g, o; the notebook's g is "c"
-
-
-def _to_numpy(value):
-    """float64 numpy copy of an array or a (CPU) torch tensor, without importing torch."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return value
-
-
-def _read_state_dict(who, state_dict, gates):
-    """Validate a single-layer, unidirectional state dict; return (w_ih, w_hh, b_ih, b_hh, H)."""
-    if not isinstance(state_dict, Mapping):
-        raise ConfigError(f"{who}: expected state_dict to be a dict of arrays or tensors, got "
-                          f"{type(state_dict).__name__}.")
-    for k in _TORCH_KEYS:
-        if k not in state_dict:
+def _fetch(who, parameters, keys):
+    """Return ``dict(parameters)`` with ``keys`` present and converted to float64 arrays."""
+    if not isinstance(parameters, Mapping):
+        raise ConfigError(f"{who}: expected parameters to be a dict of arrays, got "
+                          f"{type(parameters).__name__}. Build it as {{'{keys[0]}': ..., ...}}.")
+    for k in keys:
+        if k not in parameters:
             raise ParameterKeyError(
-                f"{who}: expected state_dict to contain the key '{k}', got keys "
-                f"{sorted(map(str, state_dict))}. Expected exactly {', '.join(_TORCH_KEYS)} "
-                f"(a single-layer unidirectional layer; bias=False layers are not supported).")
-    extra = sorted(str(k) for k in state_dict if k not in _TORCH_KEYS)
-    if extra:
-        raise ParameterKeyError(
-            f"{who}: expected only the keys {', '.join(_TORCH_KEYS)}, got also {extra}. Only a "
-            f"single-layer unidirectional layer converts to a notebook dict; pass the l0 "
-            f"weights alone.")
-    arr = {k: as_float_array(who, f"state_dict['{k}']", _to_numpy(state_dict[k]), dtype=np.float64)
-           for k in _TORCH_KEYS}
-    w_hh = arr["weight_hh_l0"]
-    check_shape(who, "state_dict['weight_hh_l0']", w_hh, ((f"{gates}*H", None), ("H", None)))
-    H = w_hh.shape[1]
-    check_shape(who, "state_dict['weight_hh_l0']", w_hh, ((f"{gates}*H", gates * H), ("H", H)))
-    check_shape(who, "state_dict['weight_ih_l0']", arr["weight_ih_l0"],
-                ((f"{gates}*H", gates * H), ("n_x", None)))
-    for k in ("bias_ih_l0", "bias_hh_l0"):
-        check_shape(who, f"state_dict['{k}']", arr[k], ((f"{gates}*H", gates * H),))
-    return arr["weight_ih_l0"], w_hh, arr["bias_ih_l0"], arr["bias_hh_l0"], H
+                f"{who}: expected parameters to contain the key '{k}', got keys "
+                f"{sorted(map(str, parameters))}. Needed keys: {', '.join(keys)}.")
+    p = dict(parameters)
+    for k in keys:
+        p[k] = as_float_array(who, f"parameters['{k}']", parameters[k], dtype=np.float64)
+    return p
 
 
-def _state_dict(w_ih, w_hh, b_ih, b_hh):
-    return {"weight_ih_l0": np.ascontiguousarray(w_ih), "weight_hh_l0": np.ascontiguousarray(w_hh),
-            "bias_ih_l0": np.ascontiguousarray(b_ih), "bias_hh_l0": np.ascontiguousarray(b_hh)}
+def _check_bias(who, key, b, n):
+    """A bias must be a column vector (n, 1), as in the notebook."""
+    if b.shape != (n, 1):
+        want = "(n_a=%d, 1)" % n if key != "by" else "(n_y=%d, 1)" % n
+        raise ShapeError(f"{who}: expected parameters['{key}'] of shape {want}, got shape "
+                         f"{fmt_shape(b.shape)}. {_BIAS_HINT}")
 
 
-def rnn_params_to_torch(parameters):
-    """Notebook RNN dict -> ``torch.nn.RNN`` (tanh, 1 layer) state dict of float64 arrays.
-
-    ``weight_ih_l0 = Wax (H, n_x)``, ``weight_hh_l0 = Waa (H, H)``, ``bias_ih_l0 = ba[:, 0]``,
-    ``bias_hh_l0 = 0``. ``Wya``/``by`` are ignored (not part of the recurrent layer).
-    Load into torch with ``{k: torch.from_numpy(v) for k, v in sd.items()}``.
-    """
-    p, n_x, n_a, _ = _check_rnn_parameters("rnn_params_to_torch", parameters, with_output=False)
-    return _state_dict(p["Wax"], p["Waa"], p["ba"][:, 0], np.zeros(n_a))
+def _array(who, name, value, expected, hint=""):
+    arr = as_float_array(who, name, value, dtype=np.float64)
+    check_shape(who, name, arr, expected, hint)
+    return arr
 
 
-def rnn_params_from_torch(state_dict):
-    """``torch.nn.RNN`` state dict (1 layer, 1 direction) -> notebook dict ``Wax, Waa, ba``.
-
-    ``ba = (bias_ih_l0 + bias_hh_l0)[:, None]``. ``Wya``/``by`` are not produced: add your own
-    output layer. Values may be numpy arrays or CPU torch tensors; the result is float64.
-    """
-    w_ih, w_hh, b_ih, b_hh, H = _read_state_dict("rnn_params_from_torch", state_dict, 1)
-    return {"Wax": w_ih.copy(), "Waa": w_hh.copy(), "ba": (b_ih + b_hh)[:, None]}
-
-
-def lstm_params_to_torch(parameters):
-    """Notebook LSTM dict -> ``torch.nn.LSTM`` (1 layer) state dict of float64 arrays.
-
-    The notebook's gates f, i, c, o act on ``[a; x]`` with one bias each; PyTorch stacks
-    i, f, g, o rows and splits input and hidden weights::
-
-        weight_ih_l0 = [Wi[:, H:]; Wf[:, H:]; Wc[:, H:]; Wo[:, H:]]   # (4H, n_x)
-        weight_hh_l0 = [Wi[:, :H]; Wf[:, :H]; Wc[:, :H]; Wo[:, :H]]   # (4H, H)
-        bias_ih_l0   = [bi; bf; bc; bo]                               # (4H,) the whole bias
-        bias_hh_l0   = 0                                              # (4H,)
-
-    ``Wy``/``by`` are ignored (not part of the recurrent layer).
-    """
-    p, n_x, H, _ = _check_lstm_parameters("lstm_params_to_torch", parameters, with_output=False)
-    w_ih = np.concatenate([p["W" + g][:, H:] for g in _LSTM_TORCH_ORDER], axis=0)
-    w_hh = np.concatenate([p["W" + g][:, :H] for g in _LSTM_TORCH_ORDER], axis=0)
-    b_ih = np.concatenate([p["b" + g][:, 0] for g in _LSTM_TORCH_ORDER])
-    return _state_dict(w_ih, w_hh, b_ih, np.zeros(4 * H))
+def _check_rnn_parameters(who, parameters, with_output=True):
+    """Validate an RNN dict; return ``(p, n_x, n_a, n_y)`` (n_y is None without output)."""
+    keys = ["Wax", "Waa", "ba"] + (["Wya", "by"] if with_output else [])
+    p = _fetch(who, parameters, keys)
+    check_shape(who, "parameters['Wax']", p["Wax"], (("n_a", None), ("n_x", None)))
+    n_a, n_x = p["Wax"].shape
+    check_shape(who, "parameters['Waa']", p["Waa"], (("n_a", n_a), ("n_a", n_a)))
+    _check_bias(who, "ba", p["ba"], n_a)
+    n_y = None
+    if with_output:
+        check_shape(who, "parameters['Wya']", p["Wya"], (("n_y", None), ("n_a", n_a)))
+        n_y = p["Wya"].shape[0]
+        _check_bias(who, "by", p["by"], n_y)
+    return p, n_x, n_a, n_y
 
 
-def lstm_params_from_torch(state_dict):
-    """``torch.nn.LSTM`` state dict (1 layer, 1 direction) -> notebook dict (no ``Wy``/``by``).
-
-    For each PyTorch block k in i, f, g, o (notebook name i, f, c, o)::
-
-        W<k> = [weight_hh_l0[k-rows] | weight_ih_l0[k-rows]]     # (H, H + n_x), a first
-        b<k> = (bias_ih_l0 + bias_hh_l0)[k-rows][:, None]         # (H, 1)
-    """
-    w_ih, w_hh, b_ih, b_hh, H = _read_state_dict("lstm_params_from_torch", state_dict, 4)
-    b = b_ih + b_hh
-    p = {}
-    for j, g in enumerate(_LSTM_TORCH_ORDER):
-        rows = slice(j * H, (j + 1) * H)
-        p["W" + g] = np.concatenate([w_hh[rows], w_ih[rows]], axis=1)
-        p["b" + g] = b[rows][:, None]
-    return {k: p[k] for k in ("Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo")}
-
-
-def gru_params_to_torch(parameters):
-    """Notebook-style GRU dict -> ``torch.nn.GRU`` (1 layer) state dict of float64 arrays.
-
-    PyTorch stacks rows r, z, n::
-
-        weight_ih_l0 = [Wr[:, H:]; Wz[:, H:]; Wnx]     # (3H, n_x)
-        weight_hh_l0 = [Wr[:, :H]; Wz[:, :H]; Wna]     # (3H, H)
-        bias_ih_l0   = [br; bz; bnx]                   # (3H,)
-        bias_hh_l0   = [0;  0;  bna]                   # (3H,) bna must stay inside r * (...)
-
-    ``Wy``/``by`` are ignored (not part of the recurrent layer).
-    """
-    p, n_x, H, _ = _check_gru_parameters("gru_params_to_torch", parameters, with_output=False)
-    w_ih = np.concatenate([p["Wr"][:, H:], p["Wz"][:, H:], p["Wnx"]], axis=0)
-    w_hh = np.concatenate([p["Wr"][:, :H], p["Wz"][:, :H], p["Wna"]], axis=0)
-    b_ih = np.concatenate([p["br"][:, 0], p["bz"][:, 0], p["bnx"][:, 0]])
-    b_hh = np.concatenate([np.zeros(2 * H), p["bna"][:, 0]])
-    return _state_dict(w_ih, w_hh, b_ih, b_hh)
+def _check_concat_weights(who, p, weight_keys, bias_keys):
+    """Check gate weights (n_a, n_a + n_x) on [a; x] and their (n_a, 1) biases."""
+    first = weight_keys[0]
+    check_shape(who, f"parameters['{first}']", p[first], (("n_a", None), ("n_a+n_x", None)))
+    n_a, n_ax = p[first].shape
+    n_x = n_ax - n_a
+    if n_x < 1:
+        raise ShapeError(f"{who}: expected parameters['{first}'] of shape (n_a, n_a+n_x) with "
+                         f"n_x >= 1 (it acts on concat = [a_prev; xt]), got shape "
+                         f"{fmt_shape(p[first].shape)}.")
+    for k in weight_keys[1:]:
+        check_shape(who, f"parameters['{k}']", p[k], (("n_a", n_a), ("n_a+n_x", n_ax)))
+    for k in bias_keys:
+        _check_bias(who, k, p[k], n_a)
+    return n_x, n_a
 
 
-def gru_params_from_torch(state_dict):
-    """``torch.nn.GRU`` state dict (1 layer, 1 direction) -> notebook-style GRU dict.
-
-    ::
-
-        Wr  = [W_hr | W_ir]  (H, H + n_x);   br  = (b_ir + b_hr)[:, None]
-        Wz  = [W_hz | W_iz]  (H, H + n_x);   bz  = (b_iz + b_hz)[:, None]
-        Wnx = W_in (H, n_x);  bnx = b_in[:, None];  Wna = W_hn (H, H);  bna = b_hn[:, None]
-
-    ``Wy``/``by`` are not produced: add your own output layer.
-    """
-    w_ih, w_hh, b_ih, b_hh, H = _read_state_dict("gru_params_from_torch", state_dict, 3)
-    r, z, n = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H)
-    return {
-        "Wr": np.concatenate([w_hh[r], w_ih[r]], axis=1), "br": (b_ih[r] + b_hh[r])[:, None],
-        "Wz": np.concatenate([w_hh[z], w_ih[z]], axis=1), "bz": (b_ih[z] + b_hh[z])[:, None],
-        "Wnx": w_ih[n].copy(), "bnx": b_ih[n][:, None].copy(),
-        "Wna": w_hh[n].copy(), "bna": b_hh[n][:, None].copy(),
-    }
+def _check_output(who, p, n_a):
+    check_shape(who, "parameters['Wy']", p["Wy"], (("n_y", None), ("n_a", n_a)))
+    n_y = p["Wy"].shape[0]
+    _check_bias(who, "by", p["by"], n_y)
+    return n_y
 
 
-_TO_TORCH = {"rnn": rnn_params_to_torch, "lstm": lstm_params_to_torch, "gru": gru_params_to_torch}
-_FROM_TORCH = {"rnn": rnn_params_from_torch, "lstm": lstm_params_from_torch, "gru": gru_params_from_torch}
+_LSTM_WEIGHTS = ("Wf", "Wi", "Wc", "Wo")
+_LSTM_BIASES = ("bf", "bi", "bc", "bo")
 
 
-def to_torch_state_dict(kind, parameters):
-    """``kind`` in ``'rnn', 'lstm', 'gru'``: call the matching ``*_params_to_torch``."""
-    check_choice("to_torch_state_dict", "kind", kind, tuple(_TO_TORCH))
-    return _TO_TORCH[kind](parameters)
+def _check_lstm_parameters(who, parameters, with_output=True):
+    keys = list(_LSTM_WEIGHTS + _LSTM_BIASES) + (["Wy", "by"] if with_output else [])
+    p = _fetch(who, parameters, keys)
+    n_x, n_a = _check_concat_weights(who, p, _LSTM_WEIGHTS, _LSTM_BIASES)
+    n_y = _check_output(who, p, n_a) if with_output else None
+    return p, n_x, n_a, n_y
 
 
-def from_torch_state_dict(kind, state_dict):
-    """``kind`` in ``'rnn', 'lstm', 'gru'``: call the matching ``*_params_from_torch``."""
-    check_choice("from_torch_state_dict", "kind", kind, tuple(_FROM_TORCH))
-    return _FROM_TORCH[kind](state_dict)
+def _check_gru_parameters(who, parameters, with_output=True):
+    keys = ["Wr", "br", "Wz", "bz", "Wnx", "bnx", "Wna", "bna"] + (["Wy", "by"] if with_output else [])
+    p = _fetch(who, parameters, keys)
+    n_x, n_a = _check_concat_weights(who, p, ("Wr", "Wz"), ("br", "bz"))
+    check_shape(who, "parameters['Wnx']", p["Wnx"], (("n_a", n_a), ("n_x", n_x)))
+    check_shape(who, "parameters['Wna']", p["Wna"], (("n_a", n_a), ("n_a", n_a)))
+    for k in ("bnx", "bna"):
+        _check_bias(who, k, p[k], n_a)
+    n_y = _check_output(who, p, n_a) if with_output else None
+    return p, n_x, n_a, n_y
+
+
+def _check_step_inputs(who, n_x, n_a, xt, a_prev):
+    xt = _array(who, "xt", xt, (("n_x", n_x), ("m", None)))
+    m = xt.shape[1]
+    a_prev = _array(who, "a_prev", a_prev, (("n_a", n_a), ("m", m)))
+    return xt, a_prev, m
+
+
+def _check_sequence_inputs(who, n_x, n_a, x, a0):
+    x = _array(who, "x", x, (("n_x", n_x), ("m", None), ("T_x", None)),
+               "The notebook layout is features first: x[:, :, t] is the input at step t.")
+    m = x.shape[1]
+    a0 = _array(who, "a0", a0, (("n_a", n_a), ("m", m)))
+    return x, a0, m
+
+
+def _as_cache(who, cache, cls, hint=""):
+    if isinstance(cache, cls):
+        return cache
+    if isinstance(cache, tuple) and len(cache) == len(cls._fields):
+        return cls(*cache)
+    got = f"a tuple of length {len(cache)}" if isinstance(cache, tuple) else type(cache).__name__
+    raise ConfigError(f"{who}: expected cache to be the {cls.__name__} {cls._fields} as returned by "
+                      f"the matching forward function, got {got}. {hint}".rstrip())
+
+
+def _unpack_caches(who, caches, cls):
+    """Check ``caches = (list_of_caches, x)``; return the list as ``cls`` tuples and x."""
+    if not (isinstance(caches, tuple) and len(caches) == 2 and isinstance(caches[0], (list, tuple))):
+        raise ConfigError(f"{who}: expected caches = (list_of_caches, x) as returned by the "
+                          f"matching *_forward function, got {type(caches).__name__}.")
+    steps, x = caches
+    steps = [_as_cache(who, c, cls) for c in steps]
+    if not steps or np.ndim(x) != 3 or len(steps) != np.shape(x)[2]:
+        raise ConfigError(f"{who}: expected caches to hold one cache per time step of x "
+                          f"(T_x = x.shape[2]), got {len(steps)} caches and x of shape "
+                          f"{fmt_shape(np.shape(x))}. Pass the caches returned by *_forward unchanged.")
+    return steps, x
+
+
+
+_PARAMETER_CHECKS = {"rnn": _check_rnn_parameters, "lstm": _check_lstm_parameters,
+                     "gru": _check_gru_parameters}
+
+
+def check_parameters(kind, parameters, with_output=True, who="check_parameters"):
+    """Check a notebook parameter dict of ``kind`` ('rnn', 'lstm', 'gru'): every key present,
+    shapes consistent (biases as column vectors). Returns ``(float64 dict, n_x, n_a, n_y)``
+    (``n_y`` None without the output layer); raises a clear error, from ``who``, naming the
+    key otherwise."""
+    check_choice(who, "kind", kind, tuple(_PARAMETER_CHECKS))
+    return _PARAMETER_CHECKS[kind](who, parameters, with_output)

@@ -1,21 +1,27 @@
-"""ONE generic unroll and backpropagation through time for any cell in :mod:`rnnkit.cells`.
+"""ONE unroll, ONE backpropagation through time and ONE inference step for every cell.
 
-Layout is time-major: ``x`` (T, N, D), states (N, H). One direction of one layer.
+Layout is time-major: ``x`` (T, N, D), states (N, H). One direction of one layer. The weights
+are first :func:`prepare`-d for the time loop (sigmoid rows prescaled, the biases folded,
+``W_hh`` transposed); the same :class:`Prepared` weights drive the whole-sequence unroll and
+the single inference step, so both compute exactly the same thing.
 
-Forward::
+Forward (:func:`unroll_forward`)::
 
     XP = x.reshape(T*N, D) @ W_ih^T + b_x            # all input projections, one product
     for t in 0..T-1:
         hp = h_{t-1} @ W_hh^T                         # (N, G*H) the only per-step product
-        gates[t], h_t, c_t = cell.step(XP[t], hp)     # elementwise, in place
+        cell.forward_step(step t)                     # gates[t], h_t, c_t - elementwise, in place
 
-Backward (``dG`` overwrites the gate cache in place)::
+Backward (:func:`unroll_backward`; ``dG`` overwrites the gate cache in place)::
 
     for t in T-1..0:
-        dG[t], dh_direct, dc = cell.step_back(dh + dout[t], dc)
+        dh_direct, dc = cell.backward_step(step t, dh + dout[t], dc)    # gates[t] -> dG[t]
         dh = dG_rec[t] @ W_hh + dh_direct
     dW_ih = dG^T X ; dW_hh = dG_rec^T H_prev ; db = sum dG     # one product over all steps
     dx = dG @ W_ih
+
+One step (:func:`step_forward`), for generation: the same two products and the same
+``cell.forward_step`` for T = 1, with no cache and no allocation beyond a :class:`StepBuffers`.
 
 ``mask`` (T, N, 1), 1 where a step is inside its sequence, implements ``lengths`` for
 right-padded batches: padded steps keep the state unchanged and pass gradients straight
@@ -28,8 +34,42 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from .cells import Cell, Step
+
 # Steps per chunk of the input projection when no cache is kept (bounded-memory inference).
 STREAM_CHUNK = 256
+
+
+class Prepared(NamedTuple):
+    """One direction's weights laid out for the time loop (see :func:`prepare`)."""
+
+    W_ihT: np.ndarray                # (D, G*H) input weights, transposed, gate rows scaled
+    W_hhT: np.ndarray                # (H, G*H) recurrent weights, transposed (C order), scaled
+    b_x: Optional[np.ndarray]        # (G*H,) bias folded into the input projection, scaled
+    b_hh: Optional[np.ndarray]       # (G*H,) the raw recurrent bias (GRU keeps b_hn apart)
+    const: dict                      # the cell's size-only constants (LSTM's gate affine)
+
+
+def prepare(cell: Cell, W_ih, W_hh, b_ih=None, b_hh=None) -> Prepared:
+    """Weights of one direction for :func:`unroll_forward` / :func:`step_forward`.
+
+    The gate rows are multiplied by ``cell.gate_scale`` (0.5 on sigmoid rows, so a single
+    ``tanh`` activates every gate) and the biases folded by ``cell.input_bias``. The result
+    is a snapshot: prepare again after the weights change.
+    """
+    H = W_hh.shape[1]
+    dtype = W_hh.dtype
+    b_x = cell.input_bias(b_ih, b_hh)
+    s = cell.gate_scale(H, dtype)
+    if s is None:
+        W_ihT = W_ih.T                                                     # (D, G*H) view
+        W_hhT = np.ascontiguousarray(W_hh.T)                               # (H, G*H)
+    else:
+        W_ihT = np.multiply(W_ih.T, s)                                     # (D, G*H)
+        W_hhT = np.multiply(W_hh.T, s, order="C")                          # (H, G*H)
+        if b_x is not None:
+            b_x = b_x * s
+    return Prepared(W_ihT, W_hhT, b_x, b_hh, cell.constants(H, dtype))
 
 
 class UnrollCache(NamedTuple):
@@ -39,32 +79,32 @@ class UnrollCache(NamedTuple):
     G: np.ndarray                    # (T, N, G*H) activated gates (dG after backward)
     Hs: np.ndarray                   # (T+1, N, H) hidden states, Hs[0] = h0
     Cs: Optional[np.ndarray]         # (T+1, N, H) LSTM cell states, Cs[0] = c0
-    aux: dict                        # cell-specific caches, e.g. tanh(c) (T, N, H)
+    keep: Optional[np.ndarray]       # (T, N, H) the cell's own per-step cache, or None
     mask: Optional[np.ndarray]       # (T, N, 1) or None
 
 
-def _steps(cell, G, Hs, Cs, aux, W_hhT, b_hh, mask, hp):
+def _loop(cell, w, G, Hs, Cs, keep, mask, hp):
     """Run the time loop over one chunk; Hs/Cs have one more slab than G (the initial one)."""
+    s = Step()
+    s.hp = hp
     for t in range(G.shape[0]):
-        h_prev = Hs[t]
-        c_prev = Cs[t] if Cs is not None else None
-        np.matmul(h_prev, W_hhT, out=hp)                                   # (N, G*H)
-        cell.forward_step(G[t], hp, h_prev, c_prev, Hs[t + 1],
-                          Cs[t + 1] if Cs is not None else None, aux, t, b_hh)
+        s.g, s.h_prev, s.h = G[t], Hs[t], Hs[t + 1]
+        if Cs is not None:
+            s.c_prev, s.c = Cs[t], Cs[t + 1]
+        if keep is not None:
+            s.keep = keep[t]
+        np.matmul(s.h_prev, w.W_hhT, out=hp)                               # (N, G*H)
+        cell.forward_step(s, w)
         if mask is not None:                       # frozen state after a sequence's end
             m = mask[t]                                                    # (N, 1)
-            h = Hs[t + 1]
-            h -= h_prev
-            h *= m
-            h += h_prev
-            if Cs is not None:
-                c = Cs[t + 1]
-                c -= c_prev
-                c *= m
-                c += c_prev
+            for new, old in ((s.h, s.h_prev), (s.c, s.c_prev)):
+                if new is not None:
+                    new -= old
+                    new *= m
+                    new += old
 
 
-def unroll_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, mask=None, keep_cache=True):
+def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     """Run ``cell`` over ``x`` (T, N, D) from ``h0`` (N, H) (and ``c0`` for LSTM).
 
     Returns ``(Hs, h_T, c_T, cache)`` where ``Hs`` (T+1, N, H) holds h0 and every hidden state
@@ -73,49 +113,69 @@ def unroll_forward(cell, x, h0, c0, W_ih, W_hh, b_ih, b_hh, mask=None, keep_cach
     :data:`STREAM_CHUNK` steps, so memory beyond the output is bounded.
     """
     T, N, D = x.shape
-    GH = W_ih.shape[0]
-    H = W_hh.shape[1]
+    GH = w.W_hhT.shape[1]
+    H = w.W_hhT.shape[0]
     dtype = x.dtype
-    b_x = cell.input_bias(b_ih, b_hh)
-    s = cell.gate_scale(H, dtype)                 # 0.5 on sigmoid rows: one tanh per step
-    if s is not None:
-        W_ih = W_ih * s[:, None]                                           # (G*H, D)
-        W_hhT = np.multiply(W_hh.T, s, order="C")                          # (H, G*H)
-        if b_x is not None:
-            b_x = b_x * s
-    else:
-        W_hhT = np.ascontiguousarray(W_hh.T)                               # (H, G*H)
     hp = np.empty((N, GH), dtype)
     Hs = np.empty((T + 1, N, H), dtype)
     Hs[0] = h0
     chunk = T if keep_cache else min(T, STREAM_CHUNK)
     Cs = None
-    if cell.has_cell_state:
-        Cs = np.empty((chunk + 1, N, H) if not keep_cache else (T + 1, N, H), dtype)
+    if c0 is not None:
+        Cs = np.empty(((T if keep_cache else chunk) + 1, N, H), dtype)
         Cs[0] = c0
-    aux = cell.new_aux(chunk, N, H, dtype)
+    keep = np.empty((chunk, N, H), dtype) if cell.keeps else None
     G = None
-    W_ihT = W_ih.T                                                         # (D, G*H) view
     Gbuf = np.empty((chunk * N, GH), dtype)                                # (k*N, G*H)
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
         k = t1 - t0
-        G = np.matmul(x[t0:t1].reshape(k * N, D), W_ihT, out=Gbuf[: k * N]).reshape(k, N, GH)
-        if b_x is not None:
-            G += b_x
+        G = np.matmul(x[t0:t1].reshape(k * N, D), w.W_ihT, out=Gbuf[: k * N]).reshape(k, N, GH)
+        if w.b_x is not None:
+            G += w.b_x
         if keep_cache:
-            _steps(cell, G, Hs, Cs, aux, W_hhT, b_hh, mask, hp)
+            _loop(cell, w, G, Hs, Cs, keep, mask, hp)
         else:
             m = mask[t0:t1] if mask is not None else None
-            C_chunk = Cs[: k + 1] if Cs is not None else None
-            _steps(cell, G, Hs[t0: t1 + 1], C_chunk, aux, W_hhT, b_hh, m, hp)
+            _loop(cell, w, G, Hs[t0: t1 + 1], Cs[: k + 1] if Cs is not None else None,
+                  keep, m, hp)
             if Cs is not None:
                 Cs[0] = Cs[k]
     if keep_cache:
         cT = Cs[T] if Cs is not None else None
-        return Hs, Hs[T], cT, UnrollCache(x, G, Hs, Cs, aux, mask)
+        return Hs, Hs[T], cT, UnrollCache(x, G, Hs, Cs, keep, mask)
     cT = Cs[0].copy() if Cs is not None else None
     return Hs, Hs[T], cT, None
+
+
+class StepBuffers(NamedTuple):
+    """Scratch of :func:`step_forward` for one batch size (reused every step)."""
+
+    g: np.ndarray                    # (N, G*H)
+    hp: np.ndarray                   # (N, G*H)
+    keep: Optional[np.ndarray]       # (N, H)
+    step: Step
+
+
+def step_buffers(cell, N: int, H: int, GH: int, dtype) -> StepBuffers:
+    return StepBuffers(np.empty((N, GH), dtype), np.empty((N, GH), dtype),
+                       np.empty((N, H), dtype) if cell.keeps else None, Step())
+
+
+def step_forward(cell, w: Prepared, buf: StepBuffers, xp, h_prev, c_prev, h, c):
+    """One time step: ``h`` (and ``c``) <- the cell applied to ``xp`` and ``h_prev``.
+
+    ``xp`` (N, G*H) is the input projection ``x_t W_ih^T + b_x`` of :class:`Prepared` weights
+    (a row of a precomputed table works too); it is copied into ``buf.g``, not modified.
+    Returns the activated gates ``buf.g`` (valid until the next call).
+    """
+    s = buf.step
+    g = buf.g
+    g[...] = xp
+    np.matmul(h_prev, w.W_hhT, out=buf.hp)                                 # (N, G*H)
+    s.g, s.hp, s.h_prev, s.c_prev, s.h, s.c, s.keep = g, buf.hp, h_prev, c_prev, h, c, buf.keep
+    cell.forward_step(s, w)
+    return g
 
 
 def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bias=True,
@@ -123,30 +183,35 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
     """Backpropagation through time for :func:`unroll_forward`.
 
     ``dout`` (T, N, H) or None: gradient on the output sequence ``Hs[1:]``; ``dhT``/``dcT``
-    (N, H) or None: gradients on the final states. Consumes the cache (the gate array becomes
-    the pre-activation gradient). Returns ``(dx, dh0, dc0, grads)`` with
+    (N, H) or None: gradients on the final states. ``W_ih``/``W_hh`` are the layer's own
+    (unscaled) weights. Consumes the cache (the gate array becomes the pre-activation
+    gradient). Returns ``(dx, dh0, dc0, grads)`` with
     ``grads = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}`` for this direction.
     """
-    x, G, Hs, Cs, aux, mask = cache
+    x, G, Hs, Cs, keep, mask = cache
     T, N, D = x.shape
     H = W_hh.shape[1]
     dtype = x.dtype
     dh = np.zeros((N, H), dtype) if dhT is None else np.array(dhT, dtype=dtype, copy=True)
     dc = None
-    if cell.has_cell_state:
+    if Cs is not None:
         dc = np.zeros((N, H), dtype) if dcT is None else np.array(dcT, dtype=dtype, copy=True)
-    parts = cell.recurrent_parts(G, aux, H)
+    parts = cell.recurrent_parts(G, keep, H)
     W_parts = [W_hh[rows] for _, rows in parts]
     ws = cell.new_workspace(N, H, dtype)
     dh_part = np.empty((N, H), dtype) if len(parts) > 1 else None
+    s = Step()
     for t in range(T - 1, -1, -1):
+        s.g, s.h_prev = G[t], Hs[t]
+        if Cs is not None:
+            s.c_prev = Cs[t]
+        if keep is not None:
+            s.keep = keep[t]
         if mask is None:
             # fast path: dh and dc are our own buffers, consumed in place by the cell
             if dout is not None:
                 dh += dout[t]                                              # (N, H)
-            dh_direct, dc = cell.backward_step(dh, dc, G[t], Hs[t],
-                                               Cs[t] if Cs is not None else None,
-                                               Cs[t + 1] if Cs is not None else None, aux, t, ws)
+            dh_direct, dc = cell.backward_step(s, dh, dc, ws)
             np.matmul(parts[0][0][t], W_parts[0], out=dh)                  # (N, H)
             for (P, _), W in zip(parts[1:], W_parts[1:]):
                 dh += np.matmul(P[t], W, out=dh_part)
@@ -158,19 +223,17 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
         m = mask[t]
         dh_eff = dh_tot * m
         dc_eff = dc * m if dc is not None else None
-        dh_direct, dc_prev = cell.backward_step(dh_eff, dc_eff, G[t], Hs[t],
-                                                Cs[t] if Cs is not None else None,
-                                                Cs[t + 1] if Cs is not None else None, aux, t, ws)
+        dh_direct, dc_prev = cell.backward_step(s, dh_eff, dc_eff, ws)
         dh = parts[0][0][t] @ W_parts[0]                                  # (N, H)
         for (P, _), W in zip(parts[1:], W_parts[1:]):
             dh += P[t] @ W
         if dh_direct is not None:
             dh += dh_direct
         # padded steps (output fixed at 0) pass the carry through
-        keep = 1 - m
-        dh += dh_carry * keep
+        keep_m = 1 - m
+        dh += dh_carry * keep_m
         if dc is not None:
-            dc_prev += dc * keep
+            dc_prev += dc * keep_m
         dc = dc_prev
     GH = G.shape[2]
     G2 = G.reshape(T * N, GH)

@@ -3,13 +3,13 @@ stopping, best weights, checkpoints, exact resume, and a guard against divergenc
 
 A model only needs ``loss(batch, carry) -> LossResult`` and ``backward_loss()`` (see
 :mod:`rnnkit.nn.models`) plus ``parameters()/gradients()/zero_grad()/state_dict()``.
-Batches come from a *source* whose batch at step ``k`` is a pure function of ``k`` and the
-seed, so resuming at step ``k`` replays exactly the same data::
+Batches come from a *source* (:mod:`rnnkit.data.sources`) whose batch at step ``k`` is a pure
+function of ``k`` and the seed, so resuming at step ``k`` replays exactly the same data::
 
     >>> import numpy as np
     >>> from rnnkit import datasets, nn
-    >>> from rnnkit.data import Vocab, LinesDataset, BOUNDARY
-    >>> from rnnkit.train import Trainer, TrainConfig, LinesSource
+    >>> from rnnkit.data import Vocab, LinesDataset, LinesSource, BOUNDARY
+    >>> from rnnkit.train import Trainer, TrainConfig
     >>> names = datasets.names()[:500]
     >>> vocab = Vocab.build(names, specials=(BOUNDARY,))
     >>> model = nn.CharLM(nn.CharLMConfig(vocab_size=len(vocab), hidden_size=32, num_layers=1), seed=0)
@@ -18,9 +18,10 @@ seed, so resuming at step ``k`` replays exactly the same data::
     >>> result.steps
     20
 
-Truncated BPTT (stream mode): :class:`StreamSource` yields consecutive chunks of ``batch_size``
-parallel tracks; the final state of one chunk is the initial state of the next (detached:
-gradients stop at chunk boundaries), reset at the start of every pass over the text.
+Truncated BPTT (stream mode): a :class:`~rnnkit.data.StreamSource` yields consecutive chunks
+of ``batch_size`` parallel tracks; the final state of one chunk is the initial state of the
+next (detached: gradients stop at chunk boundaries), reset at the start of every pass over
+the text.
 """
 
 from __future__ import annotations
@@ -38,120 +39,10 @@ import numpy as np
 from . import checkpoint as ckpt
 from ._mode import no_grad
 from ._validate import check_choice, check_float, check_int
+from .cells import map_state, state_arrays, state_from_arrays
 from .errors import CheckpointError, ConfigError, RnnkitError, TrainingDivergedError
 from .optim import (ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR,
                     clip_grad_norm, clip_grad_value, get_optimizer, global_norm)
-
-LN2 = math.log(2.0)
-
-
-# ============================================================================== sources
-class LinesSource:
-    """Lines mode (makemore): shuffled epochs of independent lines, state reset per example.
-
-    The batch at step ``k`` is slice ``k % nb`` of the permutation of epoch ``k // nb``,
-    drawn from ``default_rng([seed, epoch])`` - a pure function of ``(seed, k)``.
-    """
-
-    carries_state = False
-
-    def __init__(self, dataset, batch_size: int, seed: int = 0):
-        self.dataset = dataset
-        self.batch_size = check_int("LinesSource", "batch_size", batch_size, 1)
-        self.seed = int(seed)
-        n = len(dataset)
-        self.batch_size = min(self.batch_size, n)
-        self.per_epoch = max(1, n // self.batch_size)
-        self._perm_epoch, self._perm = None, None
-
-    def batch(self, step: int):
-        epoch, k = divmod(step, self.per_epoch)
-        if self._perm_epoch != epoch:
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
-            self._perm_epoch = epoch
-        idx = self._perm[k * self.batch_size:(k + 1) * self.batch_size]
-        return self.dataset.get_batch(idx), True
-
-    def eval_batches(self, batch_size: int = 256):
-        n = len(self.dataset)
-        for i in range(0, n, batch_size):
-            yield self.dataset.get_batch(np.arange(i, min(n, i + batch_size)))
-
-    def tokens_in(self, batch) -> int:
-        return int(np.sum(batch.lengths))
-
-
-class StreamSource:
-    """Stream mode (char-rnn): chunk ``k % num_chunks`` of ``batch_size`` tracks; the state
-    is carried between consecutive chunks and reset when a pass over the text restarts."""
-
-    carries_state = True
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def batch(self, step: int):
-        k = step % self.dataset.num_chunks
-        return self.dataset.chunk(k), k == 0
-
-    def eval_batches(self, batch_size: int = 0):
-        for k in range(self.dataset.num_chunks):
-            yield self.dataset.chunk(k)
-
-    def tokens_in(self, batch) -> int:
-        return int(batch.x.size)
-
-
-@dataclass
-class ArrayBatch:
-    x: np.ndarray
-    y: np.ndarray
-    lengths: Optional[np.ndarray] = None
-
-
-class ArraySource:
-    """Supervised examples stored as arrays with the batch on axis ``batch_axis`` of ``x``
-    (1 for time-major sequences (T, N, ...)) and axis 0 of ``y`` unless ``y_batch_axis``.
-    Shuffled epochs as in :class:`LinesSource`. With ``lengths``, each batch is cut to its
-    longest sequence."""
-
-    carries_state = False
-
-    def __init__(self, x, y, batch_size: int, lengths=None, seed: int = 0, batch_axis: int = 1,
-                 y_batch_axis: int = 0):
-        self.x, self.y, self.lengths = x, y, lengths
-        self.n = x.shape[batch_axis]
-        self.batch_axis, self.y_batch_axis = batch_axis, y_batch_axis
-        self.batch_size = min(check_int("ArraySource", "batch_size", batch_size, 1), self.n)
-        self.seed = int(seed)
-        self.per_epoch = max(1, self.n // self.batch_size)
-        self._perm_epoch, self._perm = None, None
-
-    def _take(self, idx):
-        x = np.take(self.x, idx, axis=self.batch_axis)
-        y = np.take(self.y, idx, axis=self.y_batch_axis)
-        lengths = None
-        if self.lengths is not None:
-            lengths = self.lengths[idx]
-            T = int(lengths.max())
-            x = x[:T]
-            if self.y_batch_axis == 1:
-                y = y[:T]
-        return ArrayBatch(x, y, lengths)
-
-    def batch(self, step: int):
-        epoch, k = divmod(step, self.per_epoch)
-        if self._perm_epoch != epoch:
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-            self._perm_epoch = epoch
-        return self._take(self._perm[k * self.batch_size:(k + 1) * self.batch_size]), True
-
-    def eval_batches(self, batch_size: int = 512):
-        for i in range(0, self.n, batch_size):
-            yield self._take(np.arange(i, min(self.n, i + batch_size)))
-
-    def tokens_in(self, batch) -> int:
-        return int(np.asarray(batch.y).shape[self.y_batch_axis])
 
 
 # ============================================================================== config
@@ -245,20 +136,39 @@ def _jsonable_rng_state(state):
             for k, v in state.items()}
 
 
-def _carry_arrays(carry) -> dict:
-    if carry is None:
-        return {}
-    if isinstance(carry, tuple):
-        return {"trainer.carry/h": carry[0], "trainer.carry/c": carry[1]}
-    return {"trainer.carry/h": carry}
+#: Names of the carried TBPTT state in the checkpoint's trainer.safetensors: h, then c.
+_CARRY_NAMES = ("carry.h", "carry.c")
+#: Where checkpoints written before trainer.safetensors existed kept it (optimizer file).
+_LEGACY_CARRY_NAMES = ("trainer.carry/h", "trainer.carry/c")
 
 
 def _detach(carry):
-    if carry is None:
-        return None
-    if isinstance(carry, tuple):
-        return tuple(np.array(c, copy=True) for c in carry)
-    return np.array(carry, copy=True)
+    return map_state(lambda a: np.array(a, copy=True), carry)
+
+
+def _all_finite(arrays) -> bool:
+    """True when every array is free of NaN/inf (one reduction each; exact check on doubt)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(np.isfinite(np.add.reduce(a, axis=None)) or np.isfinite(a).all()
+                   for a in arrays)
+
+
+@dataclass
+class Checkpointing:
+    """Where and what :class:`Trainer` saves.
+
+    ``out_dir``: the checkpoint directory (see :mod:`rnnkit.checkpoint`), written at every
+    evaluation, at the end, and on Ctrl-C / SIGTERM; ``best/`` inside it holds the best
+    validation weights. ``vocab``: a JSON dict stored beside the weights (``vocab.json``).
+    ``extra``: JSON kept in ``trainer.json`` (``rnnkit train`` stores its options there).
+    """
+
+    out_dir: Any
+    vocab: Optional[dict] = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.out_dir = Path(self.out_dir)
 
 
 class _StopFlag:
@@ -293,29 +203,29 @@ class _StopFlag:
 
 # ============================================================================== trainer
 class Trainer:
-    """Train ``model`` on ``train`` (a source), validating on ``val`` every
+    """Train ``model`` on ``train`` (a batch source), validating on ``val`` every
     ``config.eval_every`` steps.
 
-    ``out_dir``: checkpoint directory (see :mod:`rnnkit.checkpoint`) written at every
-    evaluation, at the end, and on Ctrl-C / SIGTERM; ``best/`` holds the best validation
-    weights. ``resume=True`` continues from ``out_dir`` exactly (same data order and random
-    draws: N + M resumed steps equal N + M straight steps). ``extra_config`` / ``vocab`` are
-    stored with the checkpoint. ``on_eval(trainer, record)`` is called after each validation
-    (the CLI prints samples there). ``log`` prints one-line messages.
+    ``checkpoint``: a :class:`Checkpointing` (or just the output directory) to save to; without
+    one nothing is written. :meth:`resume` continues from that directory exactly (same data
+    order and random draws: N + M resumed steps equal N + M straight steps).
+    ``on_eval(trainer, record)`` is called after each validation (the CLI prints samples
+    there) and may return extra entries for the record. ``log`` prints one-line messages.
     """
 
-    def __init__(self, model, train, val=None, config: TrainConfig | None = None, out_dir=None,
-                 vocab: dict | None = None, resume: bool = False,
-                 on_eval: Callable | None = None, log: Callable = print, extra_state: dict | None = None):
+    def __init__(self, model, train, val=None, config: TrainConfig | None = None,
+                 checkpoint: Checkpointing | str | Path | None = None,
+                 on_eval: Callable | None = None, log: Callable = print):
         self.model = model
         self.train_source = train
         self.val_source = val
         self.config = (config or TrainConfig()).validate()
-        self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.vocab = vocab
+        if checkpoint is not None and not isinstance(checkpoint, Checkpointing):
+            checkpoint = Checkpointing(checkpoint)
+        self.checkpoint = checkpoint
+        self.out_dir = checkpoint.out_dir if checkpoint is not None else None
         self.on_eval = on_eval
         self.log = log
-        self.extra_state = dict(extra_state or {})
         self.params = model.parameters()
         self.optimizer = self.config.make_optimizer(self.params)
         self.schedule = self.config.make_schedule()
@@ -331,8 +241,6 @@ class Trainer:
         self.tokens_seen = 0
         self.loss_ema: Optional[float] = None   # smoothed training loss (0.9 decay), checkpointed
         self._saved_step: Optional[int] = None  # step of the last checkpoint written to out_dir
-        if resume:
-            self._resume()
 
     # -- checkpoint ------------------------------------------------------------------------
     def _model_config(self) -> dict:
@@ -353,30 +261,37 @@ class Trainer:
             "rng_states": {path: _jsonable_rng_state(m.rng.bit_generator.state)
                            for path, m in _rng_owners(self.model)},
             "has_carry": self.carry is not None,
-            "extra": self.extra_state,
+            "extra": self.checkpoint.extra if self.checkpoint is not None else {},
         }
 
     def save(self, directory=None) -> Path:
+        """Write a checkpoint version to ``directory`` (default: the output directory)."""
         directory = Path(directory) if directory is not None else self.out_dir
+        if directory is None:
+            raise ConfigError("Trainer.save: no directory given and the trainer has no checkpoint "
+                              "directory; pass one.")
         if directory == self.out_dir:
             self._saved_step = self.step
         arrays, meta = self.optimizer.state_dict()
-        arrays = dict(arrays)
-        arrays.update(_carry_arrays(self.carry))
         return ckpt.save_checkpoint(directory, model_state=self.model.state_dict(),
-                                    config=self._model_config(), vocab=self.vocab,
+                                    config=self._model_config(),
+                                    vocab=self.checkpoint.vocab if self.checkpoint else None,
                                     optimizer_state=arrays, optimizer_meta=meta,
-                                    trainer_state=self.trainer_state())
+                                    trainer_state=self.trainer_state(),
+                                    trainer_arrays=dict(zip(_CARRY_NAMES, state_arrays(self.carry))))
 
-    def _resume(self):
+    def resume(self) -> "Trainer":
+        """Continue from the checkpoint directory exactly where its last save left off."""
         if self.out_dir is None:
-            raise ConfigError("Trainer: resume=True needs out_dir (the checkpoint directory).")
+            raise ConfigError("Trainer.resume: the trainer has no checkpoint directory to resume from; "
+                              "pass checkpoint=DIR.")
         ck = ckpt.load_checkpoint(self.out_dir)
         src = str(self.out_dir)
-        if self.vocab is not None and ck.vocab is None:
+        vocab = self.checkpoint.vocab
+        if vocab is not None and ck.vocab is None:
             raise CheckpointError(f"Trainer: {src}/vocab.json is missing; the checkpoint cannot be "
                                   f"checked against the training data's vocabulary.")
-        if self.vocab is not None and ck.vocab is not None and ck.vocab != self.vocab:
+        if vocab is not None and ck.vocab is not None and ck.vocab != vocab:
             raise CheckpointError(f"Trainer: the vocabulary in {src}/vocab.json differs from the one "
                                   f"built from the training data; resume on the same data.")
         if ck.config != self._model_config():
@@ -390,7 +305,7 @@ class Trainer:
                                   f"{e}") from None
         ts = ck.trainer_state or {}
         opt_arrays = dict(ck.optimizer_state or {})
-        carry = {k: opt_arrays.pop(k) for k in list(opt_arrays) if k.startswith("trainer.carry/")}
+        legacy = [opt_arrays.pop(k) for k in _LEGACY_CARRY_NAMES if k in opt_arrays]
         if ck.optimizer_meta is None:
             raise CheckpointError(f"Trainer: {src} has no optimizer state; it cannot be resumed exactly.")
         try:
@@ -411,40 +326,40 @@ class Trainer:
             for path, m in _rng_owners(self.model):
                 if path in states:
                     m.rng.bit_generator.state = states[path]
-            self.extra_state.update(ts.get("extra", {}))
+            self.checkpoint.extra.update(ts.get("extra", {}))
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"Trainer: {src}/trainer.json is damaged ({e}).") from None
-        if "trainer.carry/h" in carry:
-            self.carry = self._checked_carry(carry, src)
+        saved = [ck.trainer_arrays[k] for k in _CARRY_NAMES if k in (ck.trainer_arrays or {})]
+        if saved or legacy:
+            self.carry = self._checked_carry(tuple(saved or legacy), src)
         best_dir = self.out_dir / "best"
         if self.best_val is not None and best_dir.is_dir():   # so restore_best also works after a resume
             self.best_state = ckpt.load_checkpoint(best_dir, load_optimizer=False).model_state
         ckpt.truncate_metrics(self.out_dir, self.step)
         self._saved_step = self.step
         self.log(f"resumed from {src} at step {self.step}")
+        return self
 
-    def _checked_carry(self, carry: dict, src: str):
-        """The recurrent state saved with a stream-mode run, checked against the model:
-        (num_layers*num_directions, N, hidden_size) float arrays, finite, (h, c) for LSTM."""
-        where = f"Trainer: {src}/optimizer.safetensors"
-        h, c = carry.get("trainer.carry/h"), carry.get("trainer.carry/c")
-        rnn = getattr(self.model, "rnn", None)
-        lstm = getattr(getattr(rnn, "cell", None), "has_cell_state", c is not None)
-        if lstm != (c is not None):
-            raise CheckpointError(f"{where}: expected the carried state as "
-                                  f"{'(h, c)' if lstm else 'h alone'}, got "
-                                  f"{'(h, c)' if c is not None else 'h alone'}.")
-        for name, a in (("h", h), ("c", c)):
-            if a is None:
-                continue
-            ok = a.dtype.kind == "f" and a.ndim == 3 and np.isfinite(a).all()
-            if ok and rnn is not None:
-                ok = (a.shape[0] == rnn.num_layers * rnn.num_directions
-                      and a.shape[2] == rnn.hidden_size and a.shape == h.shape)
-            if not ok:
-                raise CheckpointError(f"{where}: the carried state {name} (shape {a.shape}, dtype "
-                                      f"{a.dtype}) does not fit the model; the file is damaged.")
-        return (h, c) if c is not None else h
+    def _checked_carry(self, arrays: tuple, src: str):
+        """The recurrent state saved with a stream-mode run, checked against the model's own
+        initial state of that batch size: same structure, shapes and float kind, finite."""
+        where = f"Trainer: {src}/trainer.safetensors"
+        like = getattr(self.model, "initial_state", None)
+        if like is None:
+            raise CheckpointError(f"{where}: holds a carried recurrent state, but "
+                                  f"{type(self.model).__name__} carries none; the file does not "
+                                  f"belong to this model.")
+        want = state_arrays(like(arrays[0].shape[1] if arrays[0].ndim == 3 else 1))
+        ok = len(arrays) == len(want) and all(
+            a.dtype.kind == "f" and a.shape == w.shape and np.isfinite(a).all()
+            for a, w in zip(arrays, want))
+        if not ok:
+            got = ", ".join(f"{a.dtype}{list(a.shape)}" for a in arrays)
+            exp = ", ".join(f"{list(w.shape)}" for w in want)
+            raise CheckpointError(f"{where}: the carried state ({got}) does not fit the model "
+                                  f"(expected {len(want)} finite float array(s) of shape {exp}); "
+                                  f"the file is damaged.")
+        return state_from_arrays(tuple(a.astype(w.dtype) for a, w in zip(arrays, want)))
 
     # -- evaluation ------------------------------------------------------------------------
     def evaluate(self, source=None) -> Optional[float]:
@@ -507,7 +422,7 @@ class Trainer:
                     res = self.model.loss(batch, self.carry)
                     if self.initial_loss is None:
                         self.initial_loss = float(res.loss)
-                    diverged = self._diverged(res.loss, "loss")
+                    diverged = self._divergence(res.loss, "loss")
                     if diverged:
                         self.model.zero_grad()
                         raise diverged
@@ -521,8 +436,12 @@ class Trainer:
                         clip_grad_value(grads, cfg.clip_value)
                     if not math.isfinite(norm):
                         self.model.zero_grad()
-                        raise self._diverged(norm, "gradient norm")
-                    self.optimizer.step(grads, lr=self.schedule(self.step))
+                        raise self._divergence(norm, "gradient norm")
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        self.optimizer.step(grads, lr=self.schedule(self.step))
+                    if not _all_finite(self.params.values()):
+                        self.model.zero_grad()
+                        raise self._divergence(math.inf, "update of the weights")
                     self.model.zero_grad()
                     self.carry = _detach(res.carry) if self.train_source.carries_state else None
                     self.step += 1
@@ -563,7 +482,8 @@ class Trainer:
         return result
 
 
-    def _diverged(self, value, what):
+    def _divergence(self, value, what) -> Optional[TrainingDivergedError]:
+        """The error to stop with when ``value`` (a loss or norm) shows divergence, else None."""
         cfg = self.config
         bad = not math.isfinite(value)
         if not bad and what in ("loss", "validation loss") and self.initial_loss is not None and self.step > 0:
@@ -589,7 +509,7 @@ class Trainer:
         improved = False
         if val is not None:
             record["val_loss"] = float(val)
-            diverged = self._diverged(val, "validation loss")
+            diverged = self._divergence(val, "validation loss")
             if diverged:
                 raise diverged
             if self.best_val is None or val < self.best_val:
@@ -607,7 +527,7 @@ class Trainer:
         if self.out_dir is not None:
             if improved:
                 ckpt.save_checkpoint(self.out_dir / "best", model_state=self.best_state,
-                                     config=self._model_config(), vocab=self.vocab,
+                                     config=self._model_config(), vocab=self.checkpoint.vocab,
                                      trainer_state={"step": self.step, "val_loss": self.best_val})
             ckpt.append_metrics(self.out_dir, record)
             self.save()

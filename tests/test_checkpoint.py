@@ -22,16 +22,16 @@ import pytest
 from rnnkit.checkpoint import (
     Checkpoint,
     append_metrics,
-    check_config_bounds,
     has_checkpoint,
     list_versions,
     load_checkpoint,
     read_metrics,
     save_checkpoint,
     truncate_metrics,
-    validate_config,
 )
-from rnnkit.errors import CheckpointError, ConfigError
+from rnnkit.errors import CheckpointError, ConfigError, ParameterKeyError, ShapeError
+from rnnkit.load import load_model
+from rnnkit.nn.models import config_from_dict, model_from_config
 from rnnkit.io import (
     append_jsonl,
     atomic_write_json,
@@ -595,64 +595,71 @@ def _hostile_dir(tmp_path, config=None, model=None, vocab=None):
     ({"vocab": "{bad"}, "vocab.json"),
 ])
 def test_hostile_checkpoint_contents(tmp_path, kw, bad_file):
+    # through the model loader: the storage layer checks the files, the config class the values
     d = _hostile_dir(tmp_path, **kw)
-    err = _assert_clean_failure(lambda: load_checkpoint(d), d / bad_file)
+    err = _assert_clean_failure(lambda: load_model(d, need_charlm=False), d / bad_file)
     assert isinstance(err, CheckpointError)
 
 
+# Model configs are validated by their config classes (rnnkit.nn.models), before anything is
+# allocated: field bounds, and the total size computed from the sizes alone.
+_LM = {"model": "CharLM", "vocab_size": 30, "hidden_size": 8}
+
+
 @pytest.mark.parametrize("config, msg", [
-    ({"hidden_size": 65537}, "hidden_size <= 65536"),
-    ({"num_layers": 65}, "num_layers <= 64"),
-    ({"vocab_size": 10_000_001}, "vocab_size <= 10000000"),
-    ({"embedding_size": -1}, "0 <= embedding_size"),
-    ({"hidden_size": 0}, "1 <= hidden_size"),
-    ({"input_size": 2.5}, "input_size to be an integer"),
-    ({"output_size": True}, "output_size to be an integer"),
+    ({**_LM, "hidden_size": 65537}, "hidden_size <= 65536"),
+    ({**_LM, "num_layers": 65}, "num_layers <= 64"),
+    ({**_LM, "vocab_size": 10_000_001}, "vocab_size <= 10000000"),
+    ({**_LM, "embedding_size": -1}, "embedding_size >= 0"),
+    ({**_LM, "hidden_size": 0}, "hidden_size >= 1"),
+    ({"model": "SequenceRegressor", "input_size": 2.5}, "input_size to be an integer"),
+    ({"model": "SequenceRegressor", "output_size": True}, "output_size to be an integer"),
     # 65536 hidden, 4 layers, LSTM: 4*4*H*(2H+2) ~ 1.4e11 params, far over 4 GiB
-    ({"hidden_size": 65536, "num_layers": 4, "input_size": 8}, "GiB"),
+    ({"model": "SequenceRegressor", "hidden_size": 65536, "num_layers": 4, "input_size": 8}, "GiB"),
+    # inside every field bound, but ~3.6e9 parameters (14 GiB)
+    ({**_LM, "hidden_size": 15000, "embedding_size": 15000}, "GiB"),
 ])
-def test_check_config_bounds(config, msg):
+def test_config_bounds_before_allocation(config, msg):
     with pytest.raises(ConfigError, match=msg):
-        check_config_bounds(config)
+        config_from_dict(config)
 
 
-def test_check_config_bounds_accepts_zero_for_unused_inputs():
+def test_config_accepts_zero_for_unused_inputs():
     # one-hot CharLM and the two input kinds of a classifier use 0 for "not used"
     for cfg in ({"model": "CharLM", "vocab_size": 30, "embedding_size": 0, "hidden_size": 8},
                 {"model": "SequenceClassifier", "vocab_size": 0, "input_size": 3, "hidden_size": 8},
                 {"model": "SequenceClassifier", "vocab_size": 30, "input_size": 0, "hidden_size": 8}):
-        assert check_config_bounds(cfg) is cfg
+        assert config_from_dict(cfg).to_dict()["model"] == cfg["model"]
 
 
-def test_check_config_bounds_accepts_and_counts():
-    ok = {"model": "CharLM", "cell": "gru", "hidden_size": 512, "num_layers": 3,
-          "embedding_size": 256, "vocab_size": 50_000}
-    assert check_config_bounds(ok) is ok
-    # GRU, H=1000, 1 layer, input 1000: 3*1000*(1000+1000+2) = 6,006,000 params -> 24,024,000
-    # bytes in float32; the limit is given in bytes, so the boundary is exact.
-    cfg = {"cell": "gru", "hidden_size": 1000, "input_size": 1000, "output_size": 1}
-    params = 3 * 1000 * 2002 + (1000 + 1) * 1
-    check_config_bounds(cfg, max_param_bytes=4 * params)
-    with pytest.raises(ConfigError):
-        check_config_bounds(cfg, max_param_bytes=4 * params - 1)
+@pytest.mark.parametrize("config", [
+    {"model": "CharLM", "cell": "gru", "hidden_size": 12, "num_layers": 3, "embedding_size": 0,
+     "vocab_size": 7},
+    {"model": "SequenceClassifier", "cell": "lstm", "vocab_size": 9, "hidden_size": 5,
+     "num_layers": 2, "bidirectional": True},
+    {"model": "SequenceRegressor", "cell": "rnn_relu", "input_size": 3, "output_size": 2,
+     "hidden_size": 4, "bidirectional": True},
+])
+def test_config_shapes_equal_the_built_model(config):
+    # the shapes computed from the sizes alone are exactly those of the built model
+    cfg = config_from_dict(config)
+    model = model_from_config(config)
+    assert cfg.parameter_shapes() == {k: v.shape for k, v in model.parameters().items()}
+    assert cfg.num_parameters() == model.num_parameters()
 
 
-def test_validate_config():
-    schema = {"model": ["CharLM"], "hidden_size": int, "dropout": float, "tie": (bool, type(None))}
-    cfg = {"model": "CharLM", "hidden_size": 8, "dropout": 0, "tie": None}
-    assert validate_config(cfg, schema) is cfg
-    with pytest.raises(ConfigError, match="hidden_size to be an integer"):
-        validate_config({**cfg, "hidden_size": True}, schema)
-    with pytest.raises(ConfigError, match="one of 'CharLM'"):
-        validate_config({**cfg, "model": "GPT"}, schema)
-    with pytest.raises(ConfigError, match="'dropout'.*missing"):
-        validate_config({"model": "CharLM", "hidden_size": 8, "tie": True}, schema)
-    assert validate_config({"model": "CharLM", "hidden_size": 8, "tie": True}, schema,
-                           optional=("dropout",))
-    with pytest.raises(ConfigError, match="unexpected key"):
-        validate_config({**cfg, "x": 1}, schema, allow_extra=False)
-    with pytest.raises(CheckpointError, match="config.json"):
-        validate_config({**cfg, "dropout": "0.1"}, schema, source="run/config.json")
+def test_config_check_shapes_names_the_mismatch():
+    cfg = config_from_dict({"model": "CharLM", "vocab_size": 5, "hidden_size": 3, "num_layers": 1})
+    shapes = cfg.parameter_shapes()
+    cfg.check_shapes(shapes)
+    with pytest.raises(ShapeError, match=r"head.weight of shape \(5, 3\).*got \(5, 4\)"):
+        cfg.check_shapes({**shapes, "head.weight": (5, 4)})
+    with pytest.raises(ParameterKeyError, match="missing head.bias"):
+        cfg.check_shapes({k: v for k, v in shapes.items() if k != "head.bias"})
+    many = {**shapes, **{f"extra.{i}": (1,) for i in range(100_000)}}
+    with pytest.raises(ParameterKeyError) as e:
+        cfg.check_shapes(many)
+    assert len(str(e.value)) < 500 and "100000 in all" in str(e.value)     # a capped list
 
 
 def test_save_checkpoint_refuses_bad_inputs(tmp_path):
@@ -664,8 +671,6 @@ def test_save_checkpoint_refuses_bad_inputs(tmp_path):
     with pytest.raises(CheckpointError, match="non-finite"):
         save_checkpoint(d, model_state=_state(), config=CONFIG,
                         trainer_state={"best": float("inf")})
-    with pytest.raises(ConfigError):
-        save_checkpoint(d, model_state=_state(), config={**CONFIG, "hidden_size": 10 ** 6})
     assert not has_checkpoint(d)
 
 

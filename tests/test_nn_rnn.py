@@ -307,14 +307,14 @@ def test_scratch_and_nn_agree_on_converted_weights(cell):
     fwd = getattr(scratch, f"{kind}_forward")
     a_ref = fwd(x, a0, p)[0]                                     # (n_a, m, T_x)
     layer = getattr(nn, cell)(n_x, n_a, dtype=np.float64)
-    layer.load_state_dict(scratch.to_torch_state_dict(kind, p))
+    layer.load_state_dict(notebook.to_torch_state_dict(kind, p))
     h0 = a0.T[None]                                              # (1, m, n_a)
     state = (h0, np.zeros_like(h0)) if cell == "LSTM" else h0
     out, _ = layer(x.transpose(2, 1, 0), state)                  # (T, m, n_x) -> (T, m, n_a)
     np.testing.assert_allclose(out.transpose(2, 1, 0), a_ref, rtol=1e-12, atol=1e-13)
     # and back: random nn weights (separate b_ih / b_hh) -> notebook dict
     layer2 = getattr(nn, cell)(n_x, n_a, dtype=np.float64, seed=5)
-    p2 = scratch.from_torch_state_dict(kind, layer2.state_dict())
+    p2 = notebook.from_torch_state_dict(kind, layer2.state_dict())
     p2.update(Wya=p["Wya"], Wy=p["Wy"], by=p["by"])
     out2, _ = layer2(x.transpose(2, 1, 0), state)
     np.testing.assert_allclose(fwd(x, a0, p2)[0], out2.transpose(2, 1, 0), rtol=1e-12, atol=1e-13)

@@ -6,6 +6,8 @@ import pytest
 
 import rnnkit.nn as nn
 from rnnkit import plot, scratch
+from rnnkit import analysis
+from rnnkit.interop import notebook
 from rnnkit.checkpoint import append_metrics, save_checkpoint
 from rnnkit.data import BOUNDARY, Vocab
 from rnnkit.errors import ConfigError, DataError, ShapeError
@@ -20,7 +22,7 @@ RNG = np.random.default_rng(0)
 def _scratch_params(kind, layer, sfx=""):
     """Notebook dict of one direction of layer 0 of an rnnkit layer, plus a dummy output layer."""
     sd = {k.replace(sfx, ""): v for k, v in layer.state_dict().items() if k.endswith("_l0" + sfx)}
-    p = scratch.from_torch_state_dict(kind, sd)
+    p = notebook.from_torch_state_dict(kind, sd)
     H = layer.hidden_size
     key = "Wya" if kind == "rnn" else "Wy"
     p[key], p["by"] = np.zeros((2, H)), np.zeros((2, 1))
@@ -66,7 +68,7 @@ SCRATCH_GATES = {"lstm": {"input": "it", "forget": "ft", "candidate": "cct", "ou
 def test_gate_activations_match_scratch(kind, direction):
     layer = nn.recurrent_layer(kind, 3, 5, bidirectional=bool(direction), dtype=np.float64, seed=1)
     x = RNG.standard_normal((7, 2, 3))
-    acts = plot.gate_activations(layer, x, direction=direction, index=1)
+    acts = analysis.gate_activations(layer, x, direction=direction, index=1)
     p = _scratch_params(kind, layer, "_reverse" if direction else "")
     xs = x[::-1] if direction else x
     a, caches = _scratch_run(kind, p, xs)
@@ -86,14 +88,14 @@ def test_gate_activations_of_a_charlm_top_layer_in_eval_mode():
                           dropout=0.5, dtype="float64")
     model = nn.CharLM(cfg, seed=0)
     ids = np.array([0, 3, 1, 5, 2, 0])
-    acts = plot.gate_activations(model, ids)                 # top layer by default
+    acts = analysis.gate_activations(model, ids)                 # top layer by default
     assert model.training                                    # the mode is restored
     # independent reference: layer 0 then layer 1 with scratch (no dropout in eval mode)
     emb = model.parameters()["embedding.weight"][ids][:, None]          # (T, 1, E)
     sd = model.rnn.state_dict()
     outs = emb
     for k in range(2):
-        p = scratch.from_torch_state_dict("gru", {n.replace(f"_l{k}", "_l0"): v for n, v in sd.items()
+        p = notebook.from_torch_state_dict("gru", {n.replace(f"_l{k}", "_l0"): v for n, v in sd.items()
                                                   if n.endswith(f"_l{k}")})
         p["Wy"], p["by"] = np.zeros((2, 4)), np.zeros((2, 1))
         outs, caches = _scratch_run("gru", p, outs)
@@ -103,9 +105,9 @@ def test_gate_activations_of_a_charlm_top_layer_in_eval_mode():
 
 def test_gate_activations_errors():
     with pytest.raises(ConfigError):
-        plot.gate_activations(object(), np.zeros((3, 2)))
+        analysis.gate_activations(object(), np.zeros((3, 2)))
     with pytest.raises(ConfigError):
-        plot.gate_activations(nn.LSTM(2, 3), np.zeros((3, 2)), layer=1)
+        analysis.gate_activations(nn.LSTM(2, 3), np.zeros((3, 2)), layer=1)
 
 
 def test_most_active_units():
@@ -113,10 +115,10 @@ def test_most_active_units():
     h[:, 4] = -0.9                 # most active, negative
     h[:, 1] = 0.5
     h[::2, 2] = 0.7                # mean |h| = 0.42
-    np.testing.assert_array_equal(plot.most_active_units(h, 3), [4, 1, 2])
-    assert plot.most_active_units(h, 50).size == 6
+    np.testing.assert_array_equal(analysis.most_active_units(h, 3), [4, 1, 2])
+    assert analysis.most_active_units(h, 50).size == 6
     with pytest.raises(ShapeError):
-        plot.most_active_units(np.zeros(4))
+        analysis.most_active_units(np.zeros(4))
 
 
 # ------------------------------------------------------------------------------ gradient norms
@@ -127,7 +129,7 @@ def test_gradient_norm_matches_finite_differences(kind):
     T, H, B, k, seed = 9, 4, 3, 5, 3
     layer = nn.recurrent_layer(kind, H, H, dtype=np.float64, seed=seed)
     x = np.random.default_rng(7).standard_normal((T, B, H))
-    norms = plot.gradient_norms_through_time(layer, x=x, seed=seed)
+    norms = analysis.gradient_norms_through_time(layer, x=x, seed=seed)
     assert norms.shape == (T + 1,) and norms[0] == 1.0
     # the same g as the function draws: rng(seed) is used for g only when x is given
     g = np.random.default_rng(seed).standard_normal((B, H))
@@ -160,7 +162,7 @@ def test_gradient_norm_matches_finite_differences(kind):
 
 
 def test_vanishing_gradients_rnn_decays_much_faster_than_gated_cells():
-    n = {c: plot.gradient_norms_through_time(c, T=40, hidden_size=16, batch_size=8, seed=0)
+    n = {c: analysis.gradient_norms_through_time(c, T=40, hidden_size=16, batch_size=8, seed=0)
          for c in ("rnn", "lstm", "gru")}
     assert n["rnn"][40] < 1e-3 * n["lstm"][40]
     assert n["rnn"][40] < 1e-3 * n["gru"][40]
@@ -173,12 +175,12 @@ def test_gradient_norms_keep_the_callers_gradients():
     layer = nn.LSTM(3, 4, dtype=np.float64, seed=0)
     for g in layer.gradients().values():
         g[...] = 7.0
-    plot.gradient_norms_through_time(layer, T=5, batch_size=2)
+    analysis.gradient_norms_through_time(layer, T=5, batch_size=2)
     assert all(np.all(g == 7.0) for g in layer.gradients().values())
     with pytest.raises(ConfigError):
-        plot.gradient_norms_through_time(nn.GRU(3, 4, bidirectional=True))
+        analysis.gradient_norms_through_time(nn.GRU(3, 4, bidirectional=True))
     with pytest.raises(ConfigError):
-        plot.gradient_norms_through_time("transformer")
+        analysis.gradient_norms_through_time("transformer")
 
 
 # ------------------------------------------------------------------------------ loss curves
@@ -186,16 +188,16 @@ def test_loss_curves_from_records_and_directory(tmp_path):
     recs = [{"step": 20, "train_loss": 2.0, "val_loss": 2.5}, {"step": 10, "train_loss": 3.0},
             {"step": "x", "train_loss": 1.0}, {"train_loss": 1.0}, {"step": 30, "val_loss": float("nan")},
             {"step": 40, "val_loss": 1.5, "val_bpc": 2.1}, "junk"]
-    c = plot.loss_curves(recs)
+    c = analysis.loss_curves(recs)
     np.testing.assert_array_equal(c["train_loss"][0], [10, 20])
     np.testing.assert_array_equal(c["train_loss"][1], [3.0, 2.0])
     np.testing.assert_array_equal(c["val_loss"][0], [20, 40])
     np.testing.assert_array_equal(c["val_loss"][1], [2.5, 1.5])
     for r in recs[:2]:
         append_metrics(tmp_path, r)
-    c2 = plot.loss_curves(str(tmp_path))
+    c2 = analysis.loss_curves(str(tmp_path))
     np.testing.assert_array_equal(c2["train_loss"][1], [3.0, 2.0])
-    assert plot.loss_curves([]) == {}
+    assert analysis.loss_curves([]) == {}
 
 
 # ------------------------------------------------------------------------------ pictures
@@ -284,7 +286,7 @@ def test_plot_checkpoint(tmp_path, cell, expected):
     for p in paths:
         _png_ok(p, min_side=150)
     # the pictures are drawn from the model over the text: '↵emma↵mia↵' is 10 steps
-    acts = plot.gate_activations(model, np.array([0] + list(vocab.encode("emma")) + [0]
+    acts = analysis.gate_activations(model, np.array([0] + list(vocab.encode("emma")) + [0]
                                                  + list(vocab.encode("mia")) + [0]))
     assert acts["hidden"].shape == (10, 8)
     # without a text the model's own sample is used; default out_dir is the checkpoint

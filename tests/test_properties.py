@@ -35,7 +35,8 @@ from rnnkit.errors import (ConfigError, DataError, DTypeError, NonFiniteError, P
                            RnnkitError, ShapeError)
 from rnnkit.optim import SGD, Adam, clip_grad_norm, global_norm
 from rnnkit.sample import check_sampling_args, pick, probabilities
-from rnnkit.scratch import from_torch_state_dict, gru_forward, lstm_forward, rnn_forward
+from rnnkit.interop.notebook import from_torch_state_dict
+from rnnkit.scratch import gru_forward, lstm_forward, rnn_forward
 
 SCALE = float(os.environ.get("RNNKIT_PROPERTY_SCALE", "1"))
 COUNTS: Counter = Counter()          # property name -> examples tried

@@ -6,7 +6,7 @@ bounded-memory streaming.
   integer weights, config values of the wrong type or absurd size, a vocabulary that
   disagrees with the embedding, a damaged ``trainer.json`` or optimizer state). Every case is
   sent to every loader that must refuse it - ``rnnkit sample / info / eval`` (through the
-  real CLI entry point, in-process) and ``Trainer(resume=True)`` - both as a "flat" directory
+  real CLI entry point, in-process) and ``Trainer.resume()`` - both as a "flat" directory
   someone sent you and as a version directory whose manifest the attacker re-hashed. Each must
   give an :class:`RnnkitError` naming the file, and the CLI exit 1 with one stderr line.
   The number of hostile directories tried is printed for ``docs/reliability.md``.
@@ -37,7 +37,8 @@ from rnnkit.cli import main
 from rnnkit.data import StreamDataset, Vocab
 from rnnkit.errors import CheckpointError, ConfigError, RnnkitError
 from rnnkit.io import load_safetensors, save_safetensors
-from rnnkit.train import StreamSource, TrainConfig, Trainer
+from rnnkit.data import StreamSource
+from rnnkit.train import Checkpointing, TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = ("the quick brown fox jumps over the lazy dog; pack my box with five dozen "
@@ -153,7 +154,7 @@ M, C, V, T, O = ("model.safetensors", "config.json", "vocab.json", "trainer.json
                  "optimizer.safetensors")
 
 # name -> (mutation, file the error must name, which loaders must refuse it)
-# loaders: "sample", "info", "eval" (the CLI commands) and "resume" (Trainer(resume=True))
+# loaders: "sample", "info", "eval" (the CLI commands) and "resume" (Trainer.resume())
 ALL, RESUME = ("sample", "info", "eval", "resume"), ("resume",)
 CASES = {
     # model.safetensors vs config.json
@@ -258,7 +259,7 @@ def _hostile(trained, tmp_path, case, variant):
 
 
 def _resume_trainer(d, text):
-    """Trainer(resume=True) for the same model and data as the `trained` run."""
+    """Trainer.resume() for the same model and data as the `trained` run."""
     vocab = Vocab.build(text.read_text())
     ids = vocab.encode(text.read_text())
     cut = len(ids) - round(len(ids) * 0.1)
@@ -268,7 +269,7 @@ def _resume_trainer(d, text):
     src = StreamSource(StreamDataset(ids[:cut], 8, 4))
     return Trainer(model, src, None, TrainConfig(steps=6, eval_every=2, progress=False,
                                                  lr=3e-3, clip=5.0),
-                   out_dir=d, vocab=vocab.to_json(), resume=True, log=lambda m: None)
+                   checkpoint=Checkpointing(d, vocab=vocab.to_json()), log=lambda m: None).resume()
 
 
 def test_unchanged_copies_load(trained, tmp_path, capsys):
@@ -305,7 +306,7 @@ def test_hostile_checkpoint_directory(trained, tmp_path, capsys, case, variant):
         assert len(lines) == 1 and lines[0].startswith("rnnkit: error:"), err
         assert "Traceback" not in err and not UNEXPECTED.match(lines[0]), err
         assert bad_file in err, (argv[0], err)
-    # Trainer(resume=True): refuses with a CheckpointError/ConfigError naming the file
+    # Trainer.resume(): refuses with a CheckpointError/ConfigError naming the file
     COUNT["loads"] += 1
     with pytest.raises((CheckpointError, ConfigError)) as info:
         _resume_trainer(d, text)

@@ -23,7 +23,8 @@ from rnnkit.errors import DataError
 from rnnkit.nn import model_from_config
 from rnnkit.sample import (beam_search, charlm_step, greedy_with_logprob, pick, probabilities,
                            sample_lines, sample_stream, sequence_logprob)
-from rnnkit.train import LinesSource, Trainer, TrainConfig
+from rnnkit.data import LinesSource
+from rnnkit.train import Trainer, TrainConfig
 
 NAMES = datasets.names()[:400]
 STREAM_TEXT = ("the quick brown fox jumps over the lazy dog; pack my box with five dozen "

@@ -15,8 +15,8 @@ from rnnkit._mode import no_grad
 from rnnkit.checkpoint import load_checkpoint, read_metrics
 from rnnkit.data import BOUNDARY, LinesDataset, StreamDataset, Vocab
 from rnnkit.nn.models import LossResult
-from rnnkit.train import (ArraySource, LinesSource, StreamSource, Trainer, TrainConfig,
-                          _rng_owners)
+from rnnkit.data import ArraySource, LinesSource, StreamSource
+from rnnkit.train import Trainer, TrainConfig, _rng_owners
 
 NAMES = datasets.names()[:400]
 TRAIN_LINES, VAL_LINES = NAMES[:340], NAMES[340:]
@@ -103,7 +103,7 @@ def test_validation_every_k_steps_records_val_loss(tmp_path):
     model = make_lm()
     train, val = lines_sources()
     tr = Trainer(model, train, val, quiet(dict(steps=35, lr=1e-2, eval_every=10, restore_best=False)),
-                 out_dir=tmp_path / "run")
+                 checkpoint=tmp_path / "run")
     res = tr.fit()
     assert [r["step"] for r in res.history] == [10, 20, 30, 35]
     for r in res.history:
@@ -136,7 +136,7 @@ def test_early_stopping_and_best_weights(tmp_path, monkeypatch, restore_best):
 
     tr = Trainer(model, train, val, quiet(dict(steps=60, lr=1e-2, eval_every=3, patience=2,
                                                restore_best=restore_best)),
-                 out_dir=tmp_path / "run", on_eval=on_eval)
+                 checkpoint=tmp_path / "run", on_eval=on_eval)
     vals = iter([3.0, 2.0, 2.5, 2.6, 1.0, 0.5])
     monkeypatch.setattr(tr, "evaluate", lambda source=None: next(vals))
     res = tr.fit()
@@ -172,7 +172,7 @@ def test_absurd_learning_rate_diverges_and_rolls_back(tmp_path, eval_every):
     train, val = lines_sources()
     tr = Trainer(model, train, val, quiet(dict(steps=50, lr=1e3, optimizer="sgd", clip=0.0,
                                                eval_every=eval_every)),
-                 out_dir=tmp_path / "run")
+                 checkpoint=tmp_path / "run")
     res = tr.fit()
     assert res.stopped == "diverged"
     msg = res.message.lower()
@@ -214,7 +214,7 @@ def test_nan_rolls_back_to_last_good_evaluation(tmp_path, monkeypatch, where):
     monkeypatch.setattr(model, "loss", loss)
     monkeypatch.setattr(model, "backward_loss", backward_loss)
     tr = Trainer(model, train, val, quiet(dict(steps=20, lr=1e-2, eval_every=2)),
-                 out_dir=tmp_path / "run", on_eval=on_eval)
+                 checkpoint=tmp_path / "run", on_eval=on_eval)
     res = tr.fit()
     assert res.stopped == "diverged"
     assert ("loss is not finite" if where == "loss" else "gradient norm is not finite") in res.message
@@ -330,7 +330,9 @@ def _run(mode, out_dir, steps, resume=False, perturb=None):
         train, val = stream_sources()
         model = make_lm(vocab=STREAM_VOCAB, hidden=16, layers=2, dropout=0.3, seed=3)
     cfg = quiet(dict(steps=steps, lr=1e-2, eval_every=4, restore_best=False, seed=3))
-    tr = Trainer(model, train, val, cfg, out_dir=out_dir, resume=resume, log=lambda m: None)
+    tr = Trainer(model, train, val, cfg, checkpoint=out_dir, log=lambda m: None)
+    if resume:
+        tr.resume()
     if perturb == "rng":
         for _, m in _rng_owners(model):
             m.rng.random()
@@ -379,11 +381,11 @@ def test_resume_without_checkpoint_or_with_other_model_fails(tmp_path):
     from rnnkit.errors import CheckpointError, ConfigError
     train, val = lines_sources()
     with pytest.raises(ConfigError):
-        Trainer(make_lm(), train, val, quiet(dict(steps=2)), resume=True)
-    Trainer(make_lm(), train, val, quiet(dict(steps=2)), out_dir=tmp_path / "r").fit()
+        Trainer(make_lm(), train, val, quiet(dict(steps=2))).resume()
+    Trainer(make_lm(), train, val, quiet(dict(steps=2)), checkpoint=tmp_path / "r").fit()
     with pytest.raises(CheckpointError, match="model config"):
-        Trainer(make_lm(hidden=20), train, val, quiet(dict(steps=4)), out_dir=tmp_path / "r",
-                resume=True, log=lambda m: None)
+        Trainer(make_lm(hidden=20), train, val, quiet(dict(steps=4)), checkpoint=tmp_path / "r",
+                log=lambda m: None).resume()
 
 
 def test_restore_best_after_resume_uses_the_best_checkpoint(tmp_path, monkeypatch):
@@ -393,12 +395,12 @@ def test_restore_best_after_resume_uses_the_best_checkpoint(tmp_path, monkeypatc
     monkeypatch.setattr(Trainer, "evaluate", lambda self, source=None: next(vals))
     train, val = lines_sources()
     cfg = dict(eval_every=2, progress=False, restore_best=True)
-    Trainer(make_lm(), train, val, TrainConfig(steps=4, **cfg), out_dir=tmp_path,
+    Trainer(make_lm(), train, val, TrainConfig(steps=4, **cfg), checkpoint=tmp_path,
             log=lambda m: None).fit()
     best = load_checkpoint(tmp_path / "best").model_state
     model = make_lm()
-    tr = Trainer(model, train, val, TrainConfig(steps=8, **cfg), out_dir=tmp_path, resume=True,
-                 log=lambda m: None)
+    tr = Trainer(model, train, val, TrainConfig(steps=8, **cfg), checkpoint=tmp_path,
+                 log=lambda m: None).resume()
     res = tr.fit()
     assert res.best_step == 4 and res.steps == 8
     last = load_checkpoint(tmp_path).model_state

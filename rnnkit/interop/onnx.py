@@ -95,14 +95,13 @@ except ImportError as _e:  # pragma: no cover - exercised by a test that hides o
         "rnnkit.interop.onnx: expected the optional 'onnx' package, but it is not installed. "
         "Install it with: pip install 'rnnkit[onnx]'") from _e
 
-from .._validate import check_dtype_arg, check_int
+from .._validate import check_dtype_arg, check_int, to_numpy as _to_numpy
+from ..cells import CellSpec, cell_spec
 from ..errors import ConfigError, DataError, DTypeError, ParameterKeyError, ShapeError
 
 __all__ = [
     "DEFAULT_OPSET",
-    "MODES",
-    "TORCH_TO_ONNX_GATES",
-    "to_numpy",
+    "ExportOptions",
     "export_layer",
     "export_charlm",
     "export_model",
@@ -113,25 +112,6 @@ __all__ = [
 DEFAULT_OPSET = 17
 MIN_OPSET = 14
 
-#: Recurrent modes, spelled as torch's ``module.mode``.
-MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
-
-#: Number of fused gate blocks per mode.
-NUM_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-
-#: For each mode, which PyTorch gate block goes to each ONNX gate slot, in ONNX order:
-#: LSTM ONNX (i, o, f, c) <- PyTorch blocks (i=0, o=3, f=1, g=2);
-#: GRU  ONNX (z, r, h)    <- PyTorch blocks (z=1, r=0, n=2).
-TORCH_TO_ONNX_GATES = {"RNN_TANH": (0,), "RNN_RELU": (0,), "LSTM": (0, 3, 1, 2), "GRU": (1, 0, 2)}
-
-_ONNX_OP = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
-
-#: Accepted spellings of a char LM's ``cell`` (case-insensitive) -> mode.
-_CELL_ALIASES = {
-    "lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH", "rnn_tanh": "RNN_TANH", "tanh": "RNN_TANH",
-    "rnn_relu": "RNN_RELU", "relu": "RNN_RELU",
-}
-
 _ONNX_FLOAT = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
 
 
@@ -140,28 +120,16 @@ _ONNX_FLOAT = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): Te
 # --------------------------------------------------------------------------------------------
 
 def to_numpy(value) -> np.ndarray:
-    """Return ``value`` (NumPy array, torch tensor, or array-like) as a NumPy array.
-
-    Torch tensors are recognised by their ``detach`` method and converted with
-    ``value.detach().cpu().numpy()``; torch itself is never imported.
-    """
-    if hasattr(value, "detach"):
-        value = value.detach()
-        if hasattr(value, "cpu"):
-            value = value.cpu()
-        return np.asarray(value.numpy())
-    return np.asarray(value)
+    """``value`` (NumPy array, torch tensor, or array-like) as a NumPy array; torch itself is
+    never imported."""
+    return _to_numpy("rnnkit.interop.onnx", "a parameter", value)
 
 
-def _normalize_mode(who: str, mode) -> str:
-    if isinstance(mode, str):
-        key = mode.strip()
-        if key.upper() in MODES:
-            return key.upper()
-        if key.lower() in _CELL_ALIASES:
-            return _CELL_ALIASES[key.lower()]
-    raise ConfigError(f"{who}: expected the cell/mode to be one of {', '.join(map(repr, MODES))} "
-                      f"(or 'lstm', 'gru', 'rnn', 'rnn_tanh', 'rnn_relu'), got {mode!r}.")
+def _cell(who: str, cell) -> CellSpec:
+    try:
+        return cell_spec(cell)
+    except ConfigError as e:
+        raise ConfigError(f"{who}: {e}") from None
 
 
 def _check_bool(who: str, name: str, value) -> bool:
@@ -170,8 +138,38 @@ def _check_bool(who: str, name: str, value) -> bool:
     return bool(value)
 
 
-def _check_opset(who: str, opset) -> int:
-    return check_int(who, "opset", opset, minimum=MIN_OPSET)
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """How a model is written (the keyword arguments of every exporter here).
+
+    ``dtype``: ``np.float32`` (default) or ``np.float64`` (valid ONNX, but ONNX Runtime's CPU
+    provider has no double RNN/LSTM/GRU kernels). ``initial_state``: ``True`` -> required
+    inputs ``h0`` (``c0``) of shape (L*dirs, N, H); ``False`` -> no state inputs, the stack
+    starts from zeros. ``opset`` (>= 14, default 17). ``check``: run
+    ``onnx.checker.check_model(model, full_check=True)``. ``metadata``: extra
+    ``metadata_props`` (str -> str), merged over the automatic ones. ``doc_string``: the
+    model's doc string (a description is written otherwise).
+    """
+
+    dtype: Any = np.float32
+    initial_state: bool = True
+    opset: int = DEFAULT_OPSET
+    check: bool = True
+    metadata: Mapping[str, str] | None = None
+    doc_string: str | None = None
+
+    @classmethod
+    def parse(cls, who: str, options: dict) -> "ExportOptions":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise ConfigError(f"{who}: unknown option(s) {unknown}; expected some of {sorted(names)}.")
+        o = cls(**options)
+        return dataclasses.replace(
+            o, dtype=check_dtype_arg(who, o.dtype),
+            initial_state=_check_bool(who, "initial_state", o.initial_state),
+            opset=check_int(who, "opset", o.opset, minimum=MIN_OPSET),
+            check=_check_bool(who, "check", o.check))
 
 
 def _float_param(who: str, params: Mapping[str, np.ndarray], key: str, shape: tuple,
@@ -195,10 +193,10 @@ def _float_param(who: str, params: Mapping[str, np.ndarray], key: str, shape: tu
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def _reorder_gates(mat: np.ndarray, mode: str, hidden_size: int) -> np.ndarray:
+def _reorder_gates(mat: np.ndarray, cell: CellSpec, hidden_size: int) -> np.ndarray:
     """Reorder the fused gate blocks along axis 0 from PyTorch's order to ONNX's."""
     H = hidden_size
-    return np.concatenate([mat[g * H:(g + 1) * H] for g in TORCH_TO_ONNX_GATES[mode]], axis=0)
+    return np.concatenate([mat[g * H:(g + 1) * H] for g in cell.onnx_gate_order], axis=0)
 
 
 def _state_dict(who: str, obj) -> dict:
@@ -249,58 +247,68 @@ class _GraphBuilder:
 
 @dataclasses.dataclass(frozen=True)
 class _StackSpec:
-    mode: str
+    """A recurrent stack to export: its cell, sizes, and where its weights are found."""
+
+    cell: CellSpec
     input_size: int
     hidden_size: int
     num_layers: int
     bidirectional: bool
     bias: bool
+    prefix: str = ""                 # the weights' name prefix in the state dict ("rnn.")
 
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
-    def expected_keys(self, prefix: str = "") -> list[str]:
+    def expected_keys(self) -> list[str]:
         keys = []
         for k in range(self.num_layers):
             for d in range(self.num_directions):
                 sfx = f"_l{k}" + ("_reverse" if d else "")
-                keys += [f"{prefix}weight_ih{sfx}", f"{prefix}weight_hh{sfx}"]
+                keys += [f"{self.prefix}weight_ih{sfx}", f"{self.prefix}weight_hh{sfx}"]
                 if self.bias:
-                    keys += [f"{prefix}bias_ih{sfx}", f"{prefix}bias_hh{sfx}"]
+                    keys += [f"{self.prefix}bias_ih{sfx}", f"{self.prefix}bias_hh{sfx}"]
         return keys
 
 
-def _add_stack(g: _GraphBuilder, who: str, spec: _StackSpec, params: Mapping, prefix: str,
-               x: str, h0: str | None, c0: str | None, y_out: str, hn_out: str,
-               cn_out: str | None) -> None:
-    """Append the recurrent stack: ``x`` (T, N, D) -> ``y_out`` (T, N, dirs*H), ``hn_out``...
+@dataclasses.dataclass(frozen=True)
+class _StackIO:
+    """Graph value names around a stack: input ``x`` (T, N, D) and optional initial states
+    (L*dirs, N, H) in; output ``y`` (T, N, dirs*H) and final states out."""
 
-    ``params`` holds PyTorch-named tensors under ``prefix``; ``h0``/``c0`` name graph values of
-    shape (L*dirs, N, H), or are ``None`` for zero initial states.
-    """
-    mode, H, L, dirs = spec.mode, spec.hidden_size, spec.num_layers, spec.num_directions
-    G = NUM_GATES[mode]
-    op = _ONNX_OP[mode]
+    x: str
+    h0: str | None
+    c0: str | None
+    y: str
+    h_n: str
+    c_n: str | None
+
+
+def _add_stack(g: _GraphBuilder, who: str, spec: _StackSpec, params: Mapping, io: _StackIO) -> None:
+    """Append the recurrent stack ``io.x`` -> ``io.y``, ``io.h_n`` (``io.c_n``): one native
+    node per layer, weights reordered to ONNX's gate order. Missing initial states are zeros."""
+    cell, H, L, dirs = spec.cell, spec.hidden_size, spec.num_layers, spec.num_directions
+    G = cell.num_gates
     direction = "bidirectional" if spec.bidirectional else "forward"
-    tag = prefix.rstrip(".").replace(".", "_")
+    tag = spec.prefix.rstrip(".").replace(".", "_")
     tag = f"{tag}_" if tag else ""
-    layer_in = x
+    layer_in = io.x
     h_finals, c_finals = [], []
     for k in range(L):
         in_k = spec.input_size if k == 0 else dirs * H
         Ws, Rs, Bs = [], [], []
         for d in range(dirs):
-            sfx = f"_l{k}" + ("_reverse" if d else "")
-            w_ih = _float_param(who, params, f"{prefix}weight_ih{sfx}", (G * H, in_k), g.dtype)
-            w_hh = _float_param(who, params, f"{prefix}weight_hh{sfx}", (G * H, H), g.dtype)
-            Ws.append(_reorder_gates(w_ih, mode, H))                   # (G*H, in_k)
-            Rs.append(_reorder_gates(w_hh, mode, H))                   # (G*H, H)
+            name = f"{spec.prefix}{{}}_l{k}" + ("_reverse" if d else "")
+            w_ih = _float_param(who, params, name.format("weight_ih"), (G * H, in_k), g.dtype)
+            w_hh = _float_param(who, params, name.format("weight_hh"), (G * H, H), g.dtype)
+            Ws.append(_reorder_gates(w_ih, cell, H))                   # (G*H, in_k)
+            Rs.append(_reorder_gates(w_hh, cell, H))                   # (G*H, H)
             if spec.bias:
-                b_ih = _float_param(who, params, f"{prefix}bias_ih{sfx}", (G * H,), g.dtype)
-                b_hh = _float_param(who, params, f"{prefix}bias_hh{sfx}", (G * H,), g.dtype)
-                Bs.append(np.concatenate([_reorder_gates(b_ih, mode, H),
-                                          _reorder_gates(b_hh, mode, H)]))  # (2*G*H,)
+                b_ih = _float_param(who, params, name.format("bias_ih"), (G * H,), g.dtype)
+                b_hh = _float_param(who, params, name.format("bias_hh"), (G * H,), g.dtype)
+                Bs.append(np.concatenate([_reorder_gates(b_ih, cell, H),
+                                          _reorder_gates(b_hh, cell, H)]))  # (2*G*H,)
         W = g.const(f"{tag}W_l{k}", np.stack(Ws))                      # (dirs, G*H, in_k)
         R = g.const(f"{tag}R_l{k}", np.stack(Rs))                      # (dirs, G*H, H)
         B = g.const(f"{tag}B_l{k}", np.stack(Bs)) if spec.bias else ""  # (dirs, 2*G*H)
@@ -317,29 +325,29 @@ def _add_stack(g: _GraphBuilder, who: str, spec: _StackSpec, params: Mapping, pr
             g.node("Slice", [src, starts, ends, axes], [out], name=f"{tag}slice_{name}_l{k}")
             return out
 
-        inputs = [layer_in, W, R, B, "", state_slice(h0, "h0")]
-        if mode == "LSTM":
-            inputs.append(state_slice(c0, "c0"))
+        inputs = [layer_in, W, R, B, "", state_slice(io.h0, "h0")]
+        if cell.cell_state:
+            inputs.append(state_slice(io.c0, "c0"))
         while inputs and inputs[-1] == "":   # trailing optional inputs are simply left out
             inputs.pop()
         y = g.fresh(f"{tag}Y_l{k}")                                   # (T, dirs, N, H)
-        yh = hn_out if L == 1 else g.fresh(f"{tag}Y_h_l{k}")           # (dirs, N, H)
+        yh = io.h_n if L == 1 else g.fresh(f"{tag}Y_h_l{k}")           # (dirs, N, H)
         outputs = [y, yh]
-        if mode == "LSTM":
-            yc = cn_out if L == 1 else g.fresh(f"{tag}Y_c_l{k}")
+        if cell.cell_state:
+            yc = io.c_n if L == 1 else g.fresh(f"{tag}Y_c_l{k}")
             outputs.append(yc)
             c_finals.append(yc)
         h_finals.append(yh)
         attrs: dict[str, Any] = {"hidden_size": H, "direction": direction}
-        if mode == "GRU":
-            attrs["linear_before_reset"] = 1
-        elif mode != "LSTM":
-            act = "Tanh" if mode == "RNN_TANH" else "Relu"
-            attrs["activations"] = [act] * dirs
-        g.node(op, inputs, outputs, name=f"{tag}{op.lower()}_l{k}", **attrs)
+        for key, value in cell.onnx_attrs.items():
+            if key == "activation":                # one activation per direction
+                attrs["activations"] = [value] * dirs
+            else:
+                attrs[key] = value
+        g.node(cell.onnx_op, inputs, outputs, name=f"{tag}{cell.onnx_op.lower()}_l{k}", **attrs)
 
         # (T, dirs, N, H) -> (T, N, dirs*H), the next layer's input (or the output).
-        out = y_out if k == L - 1 else g.fresh(f"{tag}out_l{k}")
+        out = io.y if k == L - 1 else g.fresh(f"{tag}out_l{k}")
         if dirs == 1:
             axes = g.const(f"{tag}squeeze_axes_l{k}", np.array([1], np.int64))
             g.node("Squeeze", [y, axes], [out], name=f"{tag}squeeze_l{k}")
@@ -351,33 +359,42 @@ def _add_stack(g: _GraphBuilder, who: str, spec: _StackSpec, params: Mapping, pr
         layer_in = out
 
     if L > 1:
-        g.node("Concat", h_finals, [hn_out], name=f"{tag}concat_h_n", axis=0)
-        if mode == "LSTM":
-            g.node("Concat", c_finals, [cn_out], name=f"{tag}concat_c_n", axis=0)
+        g.node("Concat", h_finals, [io.h_n], name=f"{tag}concat_h_n", axis=0)
+        if cell.cell_state:
+            g.node("Concat", c_finals, [io.c_n], name=f"{tag}concat_c_n", axis=0)
 
 
 def _finish_model(g: _GraphBuilder, who: str, graph_name: str, inputs: list, outputs: list,
-                  opset: int, metadata: dict, extra_metadata, doc_string: str, check: bool,
+                  metadata: dict, doc_string: str, opt: ExportOptions,
                   path) -> "onnx.ModelProto":
-    graph = helper.make_graph(g.nodes, graph_name, inputs, outputs, g.initializers,
-                              doc_string=doc_string)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="rnnkit", doc_string=doc_string)
-    props = {k: str(v) for k, v in metadata.items()}
-    if extra_metadata is not None:
-        if not isinstance(extra_metadata, Mapping):
+    doc = opt.doc_string if opt.doc_string is not None else doc_string
+    graph = helper.make_graph(g.nodes, graph_name, inputs, outputs, g.initializers, doc_string=doc)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opt.opset)],
+                              producer_name="rnnkit", doc_string=doc)
+    props = {k: _meta_value(v) for k, v in metadata.items()}
+    if opt.metadata is not None:
+        if not isinstance(opt.metadata, Mapping):
             raise ConfigError(f"{who}: expected metadata as a dict of str -> str, got "
-                              f"{type(extra_metadata).__name__}.")
-        for k, v in extra_metadata.items():
+                              f"{type(opt.metadata).__name__}.")
+        for k, v in opt.metadata.items():
             if not isinstance(k, str):
                 raise ConfigError(f"{who}: expected metadata keys to be strings, got {k!r}.")
             props[k] = str(v)
     helper.set_model_props(model, props)
-    if check:
+    if opt.check:
         onnx.checker.check_model(model, full_check=True)
     if path is not None:
-        onnx.save(model, os.fspath(path))
+        _save(who, model, path)
     return model
+
+
+def _save(who: str, model, path) -> None:
+    """Write ``model`` to ``path``; an unwritable place is one clear ConfigError."""
+    try:
+        onnx.save(model, os.fspath(path))
+    except OSError as e:
+        raise ConfigError(f"{who}: cannot write the ONNX file {os.fspath(path)!r}: "
+                          f"{e.strerror or e}. Choose a writable path.") from None
 
 
 def _meta_value(v) -> str:
@@ -390,21 +407,29 @@ def _meta_value(v) -> str:
 # public exporters
 # --------------------------------------------------------------------------------------------
 
-def _state_inputs(g, inputs: list, initial_state: bool, is_lstm: bool, state_shape: list):
+def _state_inputs(g, inputs: list, initial_state: bool, cell: CellSpec, state_shape: list):
     """Declare the optional ``h0`` (and ``c0``) graph inputs; return their names or None."""
     if not initial_state:
         return None, None
     inputs.append(helper.make_tensor_value_info("h0", g.elem_type, state_shape))
-    if not is_lstm:
+    if not cell.cell_state:
         return "h0", None
     inputs.append(helper.make_tensor_value_info("c0", g.elem_type, state_shape))
     return "h0", "c0"
 
 
-def export_layer(layer, path=None, *, dtype=np.float32, initial_state: bool = True,
-                 opset: int = DEFAULT_OPSET, check: bool = True,
-                 metadata: Mapping[str, str] | None = None,
-                 doc_string: str | None = None) -> "onnx.ModelProto":
+def _state_outputs(g, outputs: list, cell: CellSpec, state_shape: list) -> None:
+    outputs.append(helper.make_tensor_value_info("h_n", g.elem_type, state_shape))
+    if cell.cell_state:
+        outputs.append(helper.make_tensor_value_info("c_n", g.elem_type, state_shape))
+
+
+def _state_doc(opt: ExportOptions, cell: CellSpec) -> str:
+    c = "/c0" if cell.cell_state else ""
+    return f" are inputs h0{c}" if opt.initial_state else " start at zero"
+
+
+def export_layer(layer, path=None, **options) -> "onnx.ModelProto":
     """Export a recurrent layer (rnnkit or ``torch.nn.RNN/LSTM/GRU``) to ONNX.
 
     One native ONNX ``RNN``/``LSTM``/``GRU`` node per layer (see the module docstring for the
@@ -420,14 +445,8 @@ def export_layer(layer, path=None, *, dtype=np.float32, initial_state: bool = Tr
             ``input_size``, ``hidden_size``, ``num_layers``, ``bidirectional``, ``bias``,
             ``batch_first`` and ``state_dict()`` (PyTorch names; NumPy arrays or tensors).
         path: where to save the model (``str`` or path-like); ``None`` only returns it.
-        dtype: ``np.float32`` (default) or ``np.float64`` (valid ONNX, but ONNX Runtime's CPU
-            provider has no double RNN/LSTM/GRU kernels).
-        initial_state: ``True`` -> required inputs ``h0`` (``c0``) of shape (L*dirs, N, H);
-            ``False`` -> no state inputs, the stack starts from zeros.
-        opset: ONNX opset (>= 14), default 17.
-        check: run ``onnx.checker.check_model(model, full_check=True)``.
-        metadata: extra ``metadata_props`` (str -> str), merged over the automatic ones.
-        doc_string: model doc string (a default description is written otherwise).
+        **options: :class:`ExportOptions` (``dtype``, ``initial_state``, ``opset``,
+            ``check``, ``metadata``, ``doc_string``).
 
     Returns:
         The ``onnx.ModelProto``. Graph inputs ``input`` (T, N, D) (or (N, T, D) if
@@ -439,6 +458,7 @@ def export_layer(layer, path=None, *, dtype=np.float32, initial_state: bool = Tr
         >>> export_layer(lstm, "lstm.onnx")                            # doctest: +SKIP
     """
     who = "export_layer"
+    opt = ExportOptions.parse(who, options)
     missing = [a for a in ("mode", "input_size", "hidden_size", "num_layers", "bidirectional",
                            "bias", "batch_first") if not hasattr(layer, a)]
     if missing:
@@ -446,20 +466,17 @@ def export_layer(layer, path=None, *, dtype=np.float32, initial_state: bool = Tr
                           f"hidden_size, num_layers, bidirectional, bias, batch_first; "
                           f"{type(layer).__name__} lacks {', '.join(missing)}. Pass an rnnkit "
                           f"RNN/LSTM/GRU layer or a torch.nn.RNN/LSTM/GRU module.")
-    mode = _normalize_mode(who, layer.mode)
+    cell = _cell(who, layer.mode)
     if int(getattr(layer, "proj_size", 0) or 0) != 0:
         raise ConfigError(f"{who}: expected proj_size=0, got proj_size={layer.proj_size}. LSTMs "
                           f"with projections have no native ONNX operator; export without it.")
-    spec = _StackSpec(mode=mode,
+    spec = _StackSpec(cell=cell,
                       input_size=check_int(who, "input_size", layer.input_size, minimum=1),
                       hidden_size=check_int(who, "hidden_size", layer.hidden_size, minimum=1),
                       num_layers=check_int(who, "num_layers", layer.num_layers, minimum=1),
                       bidirectional=_check_bool(who, "bidirectional", layer.bidirectional),
                       bias=_check_bool(who, "bias", layer.bias))
     batch_first = _check_bool(who, "batch_first", layer.batch_first)
-    initial_state = _check_bool(who, "initial_state", initial_state)
-    dt = check_dtype_arg(who, dtype)
-    opset = _check_opset(who, opset)
     params = _state_dict(who, layer)
     unexpected = sorted(set(params) - set(spec.expected_keys()))
     if unexpected:
@@ -467,9 +484,8 @@ def export_layer(layer, path=None, *, dtype=np.float32, initial_state: bool = Tr
                                 f"got unexpected {unexpected}. Is the configuration (num_layers, "
                                 f"bidirectional, bias) consistent with the weights?")
 
-    g = _GraphBuilder(dt)
+    g = _GraphBuilder(opt.dtype)
     H, L, dirs, D = spec.hidden_size, spec.num_layers, spec.num_directions, spec.input_size
-    is_lstm = mode == "LSTM"
     in_shape = ["batch", "seq_len", D] if batch_first else ["seq_len", "batch", D]
     out_shape = (["batch", "seq_len", dirs * H] if batch_first
                  else ["seq_len", "batch", dirs * H])
@@ -477,39 +493,57 @@ def export_layer(layer, path=None, *, dtype=np.float32, initial_state: bool = Tr
     inputs = [helper.make_tensor_value_info("input", g.elem_type, in_shape)]
     for n in ("input", "output", "h0", "c0", "h_n", "c_n"):
         g._names.add(n)
-    h0, c0 = _state_inputs(g, inputs, initial_state, is_lstm, state_shape)
+    h0, c0 = _state_inputs(g, inputs, opt.initial_state, cell, state_shape)
     x = "input"
     if batch_first:
         x = g.fresh("input_tm")                                        # (T, N, D)
         g.node("Transpose", ["input"], [x], name="input_to_time_major", perm=[1, 0, 2])
     y = g.fresh("output_tm") if batch_first else "output"               # (T, N, dirs*H)
-    _add_stack(g, who, spec, params, "", x, h0, c0, y, "h_n", "c_n" if is_lstm else None)
+    _add_stack(g, who, spec, params, _StackIO(x, h0, c0, y, "h_n", "c_n" if cell.cell_state else None))
     if batch_first:
         g.node("Transpose", [y], ["output"], name="output_to_batch_first", perm=[1, 0, 2])
-    outputs = [helper.make_tensor_value_info("output", g.elem_type, out_shape),
-               helper.make_tensor_value_info("h_n", g.elem_type, state_shape)]
-    if is_lstm:
-        outputs.append(helper.make_tensor_value_info("c_n", g.elem_type, state_shape))
+    outputs = [helper.make_tensor_value_info("output", g.elem_type, out_shape)]
+    _state_outputs(g, outputs, cell, state_shape)
 
+    mode = cell.torch_mode
     meta = {"kind": "recurrent", "mode": mode, "input_size": D, "hidden_size": H,
             "num_layers": L, "bidirectional": spec.bidirectional, "bias": spec.bias,
-            "batch_first": batch_first, "initial_state": initial_state, "dtype": dt.name}
+            "batch_first": batch_first, "initial_state": opt.initial_state, "dtype": opt.dtype.name}
     layout = "(batch, seq_len, features)" if batch_first else "(seq_len, batch, features)"
-    doc = doc_string if doc_string is not None else (
-        f"rnnkit {mode} stack: {L} layer(s), hidden_size={H}, "
-        f"{'bidirectional' if spec.bidirectional else 'unidirectional'}, input/output layout "
-        f"{layout}; states (num_layers*num_directions, batch, hidden_size)"
-        f"{' are inputs h0' + ('/c0' if is_lstm else '') if initial_state else ' start at zero'}.")
-    return _finish_model(g, who, f"rnnkit_{mode.lower()}", inputs, outputs, opset,
-                         {k: _meta_value(v) for k, v in meta.items()}, metadata, doc, check, path)
+    doc = (f"rnnkit {mode} stack: {L} layer(s), hidden_size={H}, "
+           f"{'bidirectional' if spec.bidirectional else 'unidirectional'}, input/output layout "
+           f"{layout}; states (num_layers*num_directions, batch, hidden_size)"
+           f"{_state_doc(opt, cell)}.")
+    return _finish_model(g, who, f"rnnkit_{mode.lower()}", inputs, outputs, meta, doc, opt, path)
 
 
-def export_charlm(state_dict: Mapping, *, cell, vocab_size: int, hidden_size: int,
-                  num_layers: int, embedding_size: int, path=None, dtype=np.float32,
-                  initial_state: bool = True, opset: int = DEFAULT_OPSET, check: bool = True,
-                  metadata: Mapping[str, str] | None = None,
-                  doc_string: str | None = None) -> "onnx.ModelProto":
-    """Export a char-level language model, given its configuration and state dict, to ONNX.
+_CHARLM_FIELDS = ("cell", "vocab_size", "hidden_size", "num_layers", "embedding_size")
+
+
+def _charlm_fields(who: str, config) -> dict:
+    """The char LM's sizes from a config dataclass, a dict (config.json) or an object with
+    those attributes; ``mode`` is accepted for ``cell``."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        cfg = dataclasses.asdict(config)
+    elif isinstance(config, Mapping):
+        cfg = dict(config)
+    else:
+        cfg = {f: getattr(config, f) for f in _CHARLM_FIELDS + ("mode", "bidirectional")
+               if hasattr(config, f)}
+    if cfg.get("bidirectional"):
+        raise ConfigError(f"{who}: expected a unidirectional char LM, got bidirectional=True. "
+                          f"A bidirectional language model cannot generate text step by step.")
+    if "cell" not in cfg and "mode" in cfg:
+        cfg["cell"] = cfg["mode"]
+    missing = [f for f in _CHARLM_FIELDS if f not in cfg]
+    if missing:
+        raise ConfigError(f"{who}: expected the config to provide {', '.join(_CHARLM_FIELDS)}; "
+                          f"missing {', '.join(missing)}.")
+    return {f: cfg[f] for f in _CHARLM_FIELDS}
+
+
+def export_charlm(state_dict: Mapping, config, path=None, **options) -> "onnx.ModelProto":
+    """Export a char-level language model, given its state dict and config, to ONNX.
 
     The graph (time-major; T = seq_len, N = batch, V = vocab_size)::
 
@@ -523,12 +557,11 @@ def export_charlm(state_dict: Mapping, *, cell, vocab_size: int, hidden_size: in
             ``embedding_size > 0``), ``rnn.weight_ih_l{k}`` / ``rnn.weight_hh_l{k}`` /
             ``rnn.bias_ih_l{k}`` / ``rnn.bias_hh_l{k}`` (layer 0 input size E, or V for
             one-hot input), ``head.weight`` (V, H), ``head.bias`` (V,). Unidirectional.
-        cell: ``'lstm'``, ``'gru'``, ``'rnn'``/``'rnn_tanh'``, ``'rnn_relu'`` (any case) or a
-            torch mode string.
-        vocab_size, hidden_size, num_layers: sizes (>= 1).
-        embedding_size: E >= 1 for an embedding table, 0 for one-hot input.
-        path, dtype, initial_state, opset, check, metadata, doc_string: as in
-            :func:`export_layer`.
+        config: a :class:`rnnkit.nn.CharLMConfig`, its dict (a checkpoint's config.json), or
+            any object with ``cell`` (any cell name or torch mode), ``vocab_size``,
+            ``hidden_size``, ``num_layers`` and ``embedding_size`` (0 = one-hot input).
+        path: where to save the model; ``None`` only returns it.
+        **options: :class:`ExportOptions`.
 
     Returns:
         The ``onnx.ModelProto`` with inputs ``tokens`` int64 (seq_len, batch), ``h0`` (``c0``)
@@ -537,26 +570,24 @@ def export_charlm(state_dict: Mapping, *, cell, vocab_size: int, hidden_size: in
         num_layers, embedding_size, initial_state and dtype (read by :class:`OnnxCharLM`).
 
     Example:
-        >>> export_charlm(sd, cell="lstm", vocab_size=65, hidden_size=128, num_layers=2,
-        ...               embedding_size=32, path="charlm.onnx")      # doctest: +SKIP
+        >>> export_charlm(model.state_dict(), model.config, "charlm.onnx")   # doctest: +SKIP
     """
     who = "export_charlm"
-    mode = _normalize_mode(who, cell)
-    V = check_int(who, "vocab_size", vocab_size, minimum=1)
-    H = check_int(who, "hidden_size", hidden_size, minimum=1)
-    L = check_int(who, "num_layers", num_layers, minimum=1)
-    E = check_int(who, "embedding_size", embedding_size, minimum=0)
-    initial_state = _check_bool(who, "initial_state", initial_state)
-    dt = check_dtype_arg(who, dtype)
-    opset = _check_opset(who, opset)
+    opt = ExportOptions.parse(who, options)
+    f = _charlm_fields(who, config)
+    cell = _cell(who, f["cell"])
+    V = check_int(who, "vocab_size", f["vocab_size"], minimum=1)
+    H = check_int(who, "hidden_size", f["hidden_size"], minimum=1)
+    L = check_int(who, "num_layers", f["num_layers"], minimum=1)
+    E = check_int(who, "embedding_size", f["embedding_size"], minimum=0)
     if not isinstance(state_dict, Mapping):
         raise ConfigError(f"{who}: expected state_dict as a mapping of name -> array, got "
                           f"{type(state_dict).__name__}.")
     params = dict(state_dict)
     has_bias = "rnn.bias_ih_l0" in params or "rnn.bias_hh_l0" in params
-    spec = _StackSpec(mode=mode, input_size=E if E > 0 else V, hidden_size=H, num_layers=L,
-                      bidirectional=False, bias=has_bias)
-    expected = set(spec.expected_keys("rnn.")) | {"head.weight", "head.bias"}
+    spec = _StackSpec(cell=cell, input_size=E if E > 0 else V, hidden_size=H, num_layers=L,
+                      bidirectional=False, bias=has_bias, prefix="rnn.")
+    expected = set(spec.expected_keys()) | {"head.weight", "head.bias"}
     if E > 0:
         expected.add("embedding.weight")
     unexpected = sorted(set(params) - expected)
@@ -568,69 +599,47 @@ def export_charlm(state_dict: Mapping, *, cell, vocab_size: int, hidden_size: in
                                 f"embedding_size against the weights (the char LM is "
                                 f"unidirectional).{hint}")
 
-    g = _GraphBuilder(dt)
-    is_lstm = mode == "LSTM"
+    g = _GraphBuilder(opt.dtype)
     for n in ("tokens", "logits", "h0", "c0", "h_n", "c_n"):
         g._names.add(n)
     state_shape = [L, "batch", H]
     inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["seq_len", "batch"])]
-    h0, c0 = _state_inputs(g, inputs, initial_state, is_lstm, state_shape)
+    h0, c0 = _state_inputs(g, inputs, opt.initial_state, cell, state_shape)
 
     if E > 0:
         table = g.const("embedding_weight",
-                        _float_param(who, params, "embedding.weight", (V, E), dt))  # (V, E)
+                        _float_param(who, params, "embedding.weight", (V, E), g.dtype))  # (V, E)
     else:
-        table = g.const("one_hot_table", np.eye(V, dtype=dt))                        # (V, V)
+        table = g.const("one_hot_table", np.eye(V, dtype=g.dtype))                      # (V, V)
     x = g.fresh("x")                                                                 # (T, N, E|V)
     g.node("Gather", [table, "tokens"], [x], name="embedding" if E > 0 else "one_hot", axis=0)
     y = g.fresh("rnn_out")                                                           # (T, N, H)
-    _add_stack(g, who, spec, params, "rnn.", x, h0, c0, y, "h_n", "c_n" if is_lstm else None)
-    w_head = _float_param(who, params, "head.weight", (V, H), dt)
-    b_head = _float_param(who, params, "head.bias", (V,), dt)
+    _add_stack(g, who, spec, params, _StackIO(x, h0, c0, y, "h_n", "c_n" if cell.cell_state else None))
+    w_head = _float_param(who, params, "head.weight", (V, H), g.dtype)
+    b_head = _float_param(who, params, "head.bias", (V,), g.dtype)
     wt = g.const("head_weight_t", np.ascontiguousarray(w_head.T))                    # (H, V)
     bh = g.const("head_bias", b_head)                                                # (V,)
     z = g.fresh("head_matmul")                                                       # (T, N, V)
     g.node("MatMul", [y, wt], [z], name="head_matmul")
     g.node("Add", [z, bh], ["logits"], name="head_add")
 
-    outputs = [helper.make_tensor_value_info("logits", g.elem_type, ["seq_len", "batch", V]),
-               helper.make_tensor_value_info("h_n", g.elem_type, state_shape)]
-    if is_lstm:
-        outputs.append(helper.make_tensor_value_info("c_n", g.elem_type, state_shape))
+    outputs = [helper.make_tensor_value_info("logits", g.elem_type, ["seq_len", "batch", V])]
+    _state_outputs(g, outputs, cell, state_shape)
+    mode = cell.torch_mode
     meta = {"kind": "charlm", "cell": mode, "vocab_size": V, "hidden_size": H, "num_layers": L,
-            "embedding_size": E, "bias": has_bias, "initial_state": initial_state,
-            "dtype": dt.name}
-    doc = doc_string if doc_string is not None else (
-        f"rnnkit char-level language model: tokens int64 (seq_len, batch) -> "
-        f"{'embedding (E=' + str(E) + ')' if E > 0 else 'one-hot'} -> {L}-layer {mode} "
-        f"(hidden_size={H}) -> linear head -> logits (seq_len, batch, {V}). States "
-        f"(num_layers, batch, hidden_size)"
-        f"{' are inputs h0' + ('/c0' if is_lstm else '') if initial_state else ' start at zero'}"
-        f"; outputs h_n{'/c_n' if is_lstm else ''} continue generation step by step.")
-    return _finish_model(g, who, "rnnkit_charlm", inputs, outputs, opset,
-                         {k: _meta_value(v) for k, v in meta.items()}, metadata, doc, check, path)
+            "embedding_size": E, "bias": has_bias, "initial_state": opt.initial_state,
+            "dtype": opt.dtype.name}
+    doc = (f"rnnkit char-level language model: tokens int64 (seq_len, batch) -> "
+           f"{'embedding (E=' + str(E) + ')' if E > 0 else 'one-hot'} -> {L}-layer {mode} "
+           f"(hidden_size={H}) -> linear head -> logits (seq_len, batch, {V}). States "
+           f"(num_layers, batch, hidden_size){_state_doc(opt, cell)}; outputs "
+           f"h_n{'/c_n' if cell.cell_state else ''} continue generation step by step.")
+    return _finish_model(g, who, "rnnkit_charlm", inputs, outputs, meta, doc, opt, path)
 
 
-_CHARLM_FIELDS = ("cell", "vocab_size", "hidden_size", "num_layers", "embedding_size")
-
-
-def _config_dict(who: str, config) -> dict:
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        return dataclasses.asdict(config)
-    if isinstance(config, Mapping):
-        return dict(config)
-    return {f: getattr(config, f) for f in _CHARLM_FIELDS + ("mode", "bidirectional")
-            if hasattr(config, f)}
-
-
-def export_model(model, path=None, **kw) -> "onnx.ModelProto":
-    """Export a char LM object (``.config`` + ``.state_dict()``) to ONNX.
-
-    ``model.config`` is a dataclass, dict or plain object with ``cell`` (or ``mode``),
-    ``vocab_size``, ``hidden_size``, ``num_layers`` and ``embedding_size`` (if absent it is
-    inferred: the size of ``embedding.weight``, or 0 without one). Keyword arguments go to
-    :func:`export_charlm` (``dtype``, ``initial_state``, ``opset``, ``check``, ``metadata``,
-    ``doc_string``).
+def export_model(model, path=None, **options) -> "onnx.ModelProto":
+    """Export a char LM object (``.config`` + ``.state_dict()``) to ONNX: see
+    :func:`export_charlm` for the config and :class:`ExportOptions` for ``options``.
 
     Example:
         >>> export_model(charlm, "charlm.onnx")                        # doctest: +SKIP
@@ -640,21 +649,7 @@ def export_model(model, path=None, **kw) -> "onnx.ModelProto":
         raise ConfigError(f"{who}: expected a model with a .config attribute and a state_dict() "
                           f"method, got {type(model).__name__}. For a recurrent layer use "
                           f"export_layer().")
-    cfg = _config_dict(who, model.config)
-    sd = _state_dict(who, model)
-    if cfg.get("bidirectional"):
-        raise ConfigError(f"{who}: expected a unidirectional char LM, got bidirectional=True. "
-                          f"A bidirectional language model cannot generate text step by step.")
-    if "cell" not in cfg and "mode" in cfg:
-        cfg["cell"] = cfg["mode"]
-    if "embedding_size" not in cfg or cfg["embedding_size"] is None:
-        cfg["embedding_size"] = (int(to_numpy(sd["embedding.weight"]).shape[1])
-                                 if "embedding.weight" in sd else 0)
-    missing = [f for f in _CHARLM_FIELDS if f not in cfg]
-    if missing:
-        raise ConfigError(f"{who}: expected model.config to provide {', '.join(_CHARLM_FIELDS)}; "
-                          f"missing {', '.join(missing)}.")
-    return export_charlm(sd, path=path, **{f: cfg[f] for f in _CHARLM_FIELDS}, **kw)
+    return export_charlm(_state_dict(who, model), model.config, path, **options)
 
 
 def export(obj, path=None, **kw) -> "onnx.ModelProto":
@@ -720,7 +715,7 @@ class OnnxCharLM:
         self._has_state = "h0" in names
         self._dtype = (np.float64 if "double" in self.session.get_outputs()[0].type
                        else np.float32)
-        self._is_lstm = self.cell == "LSTM"
+        self._is_lstm = _cell(who, self.cell).cell_state
 
     def initial_state(self, batch_size: int):
         """Zeros of shape (num_layers, batch_size, H) (a tuple ``(h, c)`` for LSTM)."""

@@ -58,7 +58,7 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
                       "with: pip install 'rnnkit[torch]'") from e
 
 from .. import nn as rnn_nn
-from ..checkpoint import check_config_bounds
+from ..cells import cell_spec
 from ..errors import ConfigError, DTypeError
 from ..nn.models import (CharLM, CharLMConfig, SequenceClassifier, SequenceClassifierConfig,
                          SequenceRegressor, SequenceRegressorConfig)
@@ -69,11 +69,6 @@ __all__ = ["to_torch", "from_torch", "charlm_torch_module", "torch_model_from_co
 _NP_TO_TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 _TORCH_TO_NP = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 
-#: rnnkit ``RNNBase.mode`` -> (torch class, nonlinearity or None)
-_MODES = {"LSTM": (tnn.LSTM, None), "GRU": (tnn.GRU, None),
-          "RNN_TANH": (tnn.RNN, "tanh"), "RNN_RELU": (tnn.RNN, "relu")}
-#: rnnkit config ``cell`` -> torch ``mode``
-_CELL_TO_MODE = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH", "rnn_relu": "RNN_RELU"}
 
 
 # ============================================================================== helpers
@@ -109,17 +104,18 @@ def _load_into_torch(tmod, state: dict) -> None:
                              strict=True)
 
 
-def _make_torch_rnn(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+def _make_torch_rnn(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
                     bidirectional, dtype):
-    cls, nonlin = _MODES[mode]
+    """``torch.nn.RNN/LSTM/GRU`` for any cell name or mode: the spec names the class (the same
+    name in rnnkit.nn and torch.nn) and its keyword arguments (the RNN's nonlinearity)."""
+    spec = cell_spec(cell)
     kw = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, bias=bias,
-              batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, dtype=dtype)
-    if nonlin is not None:
-        kw["nonlinearity"] = nonlin
+              batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, dtype=dtype,
+              **spec.layer_kwargs)
     with warnings.catch_warnings():
         # torch warns about dropout with num_layers=1 (it has no effect); rnnkit allows it too.
         warnings.simplefilter("ignore", UserWarning)
-        return cls(**kw)
+        return getattr(tnn, spec.layer)(**kw)
 
 
 def _run_rnn(rnn, x, state, lengths):
@@ -137,17 +133,12 @@ def _run_rnn(rnn, x, state, lengths):
 
 
 def _validated(cfg_cls, config, who):
-    """Config dataclass from a dict (type checks + ranges + total size), as ConfigError."""
+    """Config dataclass from a dict (types, ranges and the total size, checked by the config
+    class before torch allocates anything), as ConfigError."""
     if not isinstance(config, dict):
         raise ConfigError(f"{who}: expected the model config as a dict (a checkpoint's "
                           f"config.json), got {type(config).__name__}.")
-    cfg = cfg_cls.from_dict(config)
-    # Bound the total size before torch allocates anything. Zero-valued size fields mean
-    # "not used" in rnnkit configs (one-hot / feature input), so they are left out here.
-    sizes = {k: v for k, v in cfg.to_dict().items() if not (isinstance(v, int) and not
-                                                              isinstance(v, bool) and v == 0)}
-    check_config_bounds(sizes)
-    return cfg
+    return cfg_cls.from_dict(config)
 
 
 # ============================================================================== models
@@ -163,14 +154,14 @@ class _TorchModel(tnn.Module):
         return cfg
 
     def _rnn(self, cfg, input_size, bidirectional):
-        return _make_torch_rnn(_CELL_TO_MODE[cfg.cell], input_size, cfg.hidden_size, cfg.num_layers,
+        return _make_torch_rnn(cfg.cell, input_size, cfg.hidden_size, cfg.num_layers,
                                True, False, cfg.dropout, bidirectional, self._dtype)
 
     def _pool(self, out, state, lengths):
         """(T, N, D*H) -> (N, D*H): the top layer's final state(s), or the mean over valid steps."""
         D = 2 if self.rnn.bidirectional else 1
         if self.rnnkit_config["pooling"] == "last":
-            h = state[0] if isinstance(state, tuple) else state                 # (L*D, N, H)
+            h = state[0] if cell_spec(self.rnn.mode).cell_state else state      # (L*D, N, H)
             return torch.cat(list(h[-D:]), dim=-1)                              # (N, D*H)
         T, N = out.shape[0], out.shape[1]
         if lengths is None:
@@ -356,16 +347,10 @@ def from_torch(module, dtype=None):
         if getattr(module, "proj_size", 0):
             raise ConfigError(f"{who}: expected an LSTM with proj_size=0, got proj_size="
                               f"{module.proj_size}. rnnkit has no projected LSTM.")
-        dt = _np_dtype(who, module, dtype)
-        kw = dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
-                  dropout=float(module.dropout), bidirectional=module.bidirectional, dtype=dt)
-        if module.mode == "LSTM":
-            out = rnn_nn.LSTM(module.input_size, module.hidden_size, **kw)
-        elif module.mode == "GRU":
-            out = rnn_nn.GRU(module.input_size, module.hidden_size, **kw)
-        else:
-            out = rnn_nn.RNN(module.input_size, module.hidden_size,
-                             nonlinearity="tanh" if module.mode == "RNN_TANH" else "relu", **kw)
+        out = rnn_nn.recurrent_layer(
+            module.mode, module.input_size, module.hidden_size, num_layers=module.num_layers,
+            bias=module.bias, batch_first=module.batch_first, dropout=float(module.dropout),
+            bidirectional=module.bidirectional, dtype=_np_dtype(who, module, dtype))
     elif isinstance(module, tnn.Linear):
         out = rnn_nn.Linear(module.in_features, module.out_features, bias=module.bias is not None,
                             dtype=_np_dtype(who, module, dtype))

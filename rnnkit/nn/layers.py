@@ -10,6 +10,7 @@ import numpy as np
 
 from .._validate import as_float_array, check_dtype_arg, check_float, check_int
 from ..errors import DataError, DTypeError, NoForwardError, ShapeError
+from ..ops import linear, linear_backward
 from .module import Module
 
 
@@ -28,9 +29,10 @@ class Linear(Module):
         self.dtype = check_dtype_arg("Linear", dtype)
         rng = rng if rng is not None else np.random.default_rng(seed)
         k = 1.0 / np.sqrt(self.in_features)
-        self._add_param("weight", rng.uniform(-k, k, (self.out_features, self.in_features)).astype(self.dtype))
+        self._add_param("weight", (self.out_features, self.in_features), self.dtype,
+                        lambda shape: rng.uniform(-k, k, shape))
         if bias:
-            self._add_param("bias", rng.uniform(-k, k, (self.out_features,)).astype(self.dtype))
+            self._add_param("bias", (self.out_features,), self.dtype, lambda shape: rng.uniform(-k, k, shape))
         self._x = None
 
     def forward(self, x):
@@ -39,22 +41,18 @@ class Linear(Module):
             raise ShapeError(f"Linear: expected x of shape (..., in_features={self.in_features}), "
                              f"got shape {x.shape}.")
         self._x = x
-        y = x @ self._params["weight"].T                                   # (..., out)
-        if "bias" in self._params:
-            y += self._params["bias"]
-        return y
+        return linear(x, self._params["weight"], self._params.get("bias"))   # (..., out)
 
     def backward(self, dy):
         if self._x is None:
             raise NoForwardError("Linear.backward: no forward pass to differentiate; call forward first.")
         x, self._x = self._x, None
         dy = np.asarray(dy, dtype=self.dtype)
-        W = self._params["weight"]
-        dy2 = dy.reshape(-1, self.out_features)
-        self._grads["weight"] += dy2.T @ x.reshape(-1, self.in_features)
+        dx, dW, db = linear_backward(dy, x, self._params["weight"])
+        self._grads["weight"] += dW
         if "bias" in self._params:
-            self._grads["bias"] += dy2.sum(axis=0)
-        return dy @ W                                                      # (..., in)
+            self._grads["bias"] += db
+        return dx                                                          # (..., in)
 
 
 class Embedding(Module):
@@ -70,7 +68,8 @@ class Embedding(Module):
         self.embedding_dim = check_int("Embedding", "embedding_dim", embedding_dim, 1)
         self.dtype = check_dtype_arg("Embedding", dtype)
         rng = rng if rng is not None else np.random.default_rng(seed)
-        self._add_param("weight", rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype))
+        self._add_param("weight", (self.num_embeddings, self.embedding_dim), self.dtype,
+                        rng.standard_normal)
         self._ids = None
 
     def forward(self, ids):

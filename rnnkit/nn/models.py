@@ -20,14 +20,19 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from .._validate import as_float_array, check_choice, check_dtype_arg, check_float, check_int
-from ..errors import ConfigError, ShapeError
+from .._mode import no_grad, no_init
+from .._validate import check_choice, check_dtype_arg, check_float, check_int, fmt_shape
+from ..cells import CELLS, cell_spec, map_state
+from ..errors import ConfigError, ParameterKeyError, ShapeError
+from ..ops import softmax
 from .layers import Embedding, Linear, check_ids
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
-from .rnn import recurrent_layer
+from .rnn import recurrent_layer, rnn_parameter_shapes
 
-CELLS = ("lstm", "gru", "rnn", "rnn_relu")
+#: Largest total parameter size a model config may describe (4 GiB); checked from the config
+#: alone, before anything is allocated.
+MAX_PARAM_BYTES = 4 * 1024 ** 3
 
 
 class LossResult(NamedTuple):
@@ -77,23 +82,61 @@ class _Config:
         return cfg
 
     def _common(self, who):
-        check_choice(who, "cell", self.cell, CELLS)
+        check_choice(who, "cell", self.cell, tuple(CELLS))
         check_int(who, "hidden_size", self.hidden_size, 1, 65536)
         check_int(who, "num_layers", self.num_layers, 1, 64)
         check_float(who, "dropout", self.dropout, 0.0, 1.0, max_inclusive=False)
         check_dtype_arg(who, self.dtype)
 
+    def _check_size(self, who):
+        """Refuse a config whose parameters would exceed :data:`MAX_PARAM_BYTES`, computed
+        from the sizes alone (nothing is allocated)."""
+        n = self.num_parameters()
+        nbytes = n * np.dtype(self.dtype).itemsize
+        if nbytes > MAX_PARAM_BYTES:
+            raise ConfigError(f"{who}: the config describes {n:,} parameters "
+                              f"({nbytes / 1024 ** 3:.1f} GiB), more than the "
+                              f"{MAX_PARAM_BYTES / 1024 ** 3:.0f} GiB rnnkit allows. Use smaller "
+                              f"sizes (hidden_size, num_layers, vocab_size, ...).")
 
-def _rnn_args(cfg, input_size, seed, bidirectional=False):
-    return dict(cell=cfg.cell, input_size=input_size, hidden_size=cfg.hidden_size,
-                num_layers=cfg.num_layers, dropout=cfg.dropout, bidirectional=bidirectional,
-                dtype=np.dtype(cfg.dtype), seed=seed)
+    def _rnn_shapes(self, input_size, bidirectional=False) -> dict:
+        return {f"rnn.{k}": v for k, v in rnn_parameter_shapes(
+            self.cell, input_size, self.hidden_size, self.num_layers, bidirectional).items()}
+
+    def num_parameters(self) -> int:
+        return int(sum(int(np.prod(s)) for s in self.parameter_shapes().values()))
+
+    def check_shapes(self, shapes: dict) -> None:
+        """Compare ``shapes`` (name -> shape, e.g. from a safetensors header) with
+        :meth:`parameter_shapes`; a missing, unexpected or wrongly shaped entry raises
+        :class:`ParameterKeyError` / :class:`ShapeError` naming it."""
+        want = self.parameter_shapes()
+        missing = [k for k in want if k not in shapes]
+        unexpected = [k for k in shapes if k not in want]
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f"missing {_short_list(missing)}")
+            if unexpected:
+                parts.append(f"unexpected {_short_list(unexpected)}")
+            raise ParameterKeyError(f"expected the weights of a {self.model} with cell {self.cell} "
+                                    f"as the config describes, got {' and '.join(parts)}.")
+        for k, shape in want.items():
+            if tuple(shapes[k]) != tuple(shape):
+                raise ShapeError(f"expected weight {k} of shape {fmt_shape(shape)} as the config "
+                                 f"describes, got {fmt_shape(tuple(shapes[k]))}.")
+
+
+def _short_list(names, limit: int = 8) -> str:
+    """At most ``limit`` names, then a count: error messages stay one readable line."""
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def _build_rnn(cfg, input_size, rng, bidirectional=False):
-    a = _rnn_args(cfg, input_size, int(rng.integers(2**63)), bidirectional)
-    cell = a.pop("cell")
-    return recurrent_layer(cell, a.pop("input_size"), a.pop("hidden_size"), **a)
+    return recurrent_layer(cfg.cell, input_size, cfg.hidden_size, num_layers=cfg.num_layers,
+                           dropout=cfg.dropout, bidirectional=bidirectional,
+                           dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)))
 
 
 # ============================================================================== CharLM
@@ -118,7 +161,16 @@ class CharLMConfig(_Config):
         check_int(who, "vocab_size", self.vocab_size, 2, 10_000_000)
         check_int(who, "embedding_size", self.embedding_size, 0, 65536)
         self._common(who)
+        self._check_size(who)
         return self
+
+    def parameter_shapes(self) -> dict:
+        """Every parameter's name and shape (PyTorch's names), from the sizes alone."""
+        V, E, H = self.vocab_size, self.embedding_size, self.hidden_size
+        shapes = {"embedding.weight": (V, E)} if E > 0 else {}
+        shapes.update(self._rnn_shapes(E if E > 0 else V))
+        shapes.update({"head.weight": (V, H), "head.bias": (V,)})
+        return shapes
 
 
 class CharLM(Module):
@@ -169,9 +221,29 @@ class CharLM(Module):
         return None, dstate0
 
     def initial_state(self, batch_size: int):
-        shape = (self.config.num_layers, batch_size, self.config.hidden_size)
-        h = np.zeros(shape, self.dtype)
-        return (h, np.zeros_like(h)) if self.config.cell == "lstm" else h
+        """Zeros of shape (num_layers, batch_size, hidden_size); ``(h, c)`` for LSTM."""
+        return self.rnn.initial_state(batch_size)
+
+    def stepper(self) -> "CharLMStepper":
+        """Fast next-character inference over the current weights (see :class:`CharLMStepper`)."""
+        return CharLMStepper(self)
+
+    def trace(self, tokens, state=None):
+        """``logits, state_n, acts``: a forward pass (no dropout, nothing kept for backward)
+        that also returns the recurrent stack's activations (see
+        :meth:`rnnkit.nn.RNNBase.trace`)."""
+        tokens = check_ids("CharLM", "tokens", tokens, self.config.vocab_size)
+        if tokens.ndim != 2:
+            raise ShapeError(f"CharLM.trace: expected tokens of shape (T, N), got shape {tokens.shape}.")
+        was = self.training
+        self.eval()
+        try:
+            out, state_n, acts = self.rnn.trace(self._embed(tokens), state)
+            with no_grad():
+                logits = self.head(out)
+        finally:
+            self.train(was)
+        return logits, state_n, acts
 
     def loss(self, batch, carry=None) -> LossResult:
         """Mean cross-entropy (nats per predicted character) of ``batch.y`` given ``batch.x``.
@@ -185,6 +257,42 @@ class CharLM(Module):
 
     def backward_loss(self):
         self.backward(self._crit.backward())
+
+
+class CharLMStepper:
+    """Next-character inference for a :class:`CharLM`, with the weights prepared once.
+
+    ``logits, state = stepper.step(tokens (N,) int64, state)``; logits (N, V), ``state=None``
+    starts from zeros, the returned state is fresh arrays. This is the one inference path of
+    rnnkit's generation: the sampler, beam search, ``rnnkit sample``, the ONNX parity checks
+    and the benchmarks all use it. Layer 0's input projection of every token is computed once,
+    ``table[v] = embed(v) W_ih0^T + b_x`` (V, G*H), so a step starts with a row lookup; the
+    rest is :class:`rnnkit.nn.rnn.LayerStepper` and the head. Inputs are trusted (the sampler
+    produces them); the weights are a snapshot: take a new stepper after they change.
+    """
+
+    def __init__(self, model: CharLM):
+        self.vocab_size = model.config.vocab_size
+        self.layers = model.rnn.stepper()
+        x = (model.embedding.parameters()["weight"] if model.embedding is not None
+             else np.eye(self.vocab_size, dtype=model.dtype))                 # (V, E|V)
+        self.table = self.layers.project(0, x)                                # (V, G*H)
+        head = model.head.parameters()
+        self.W_headT = np.ascontiguousarray(head["weight"].T)                  # (H, V)
+        self.b_head = head["bias"].copy()
+        self._rnn = model.rnn
+
+    def initial_state(self, batch_size: int):
+        return self._rnn.initial_state(batch_size)
+
+    def step(self, tokens, state=None):
+        tokens = np.asarray(tokens)
+        if state is None:
+            state = self.initial_state(tokens.shape[0])
+        h, state = self.layers.step(None, state, xp0=self.table[tokens])
+        logits = h @ self.W_headT
+        logits += self.b_head
+        return logits, state
 
 
 # ============================================================================== classifier
@@ -217,7 +325,18 @@ class SequenceClassifierConfig(_Config):
         check_int(who, "embedding_size", self.embedding_size, 1 if self.vocab_size else 0, 65536)
         check_choice(who, "pooling", self.pooling, ("last", "mean"))
         self._common(who)
+        self._check_size(who)
         return self
+
+    def parameter_shapes(self) -> dict:
+        H, D = self.hidden_size, 2 if self.bidirectional else 1
+        shapes = {}
+        if self.vocab_size > 0:
+            shapes["embedding.weight"] = (self.vocab_size, self.embedding_size)
+        shapes.update(self._rnn_shapes(self.embedding_size if self.vocab_size > 0 else self.input_size,
+                                       self.bidirectional))
+        shapes.update({"head.weight": (self.num_classes, D * H), "head.bias": (self.num_classes,)})
+        return shapes
 
 
 class _ManyToOne(Module):
@@ -229,7 +348,7 @@ class _ManyToOne(Module):
         T, N, _ = out.shape
         self._pool_cache = (T, N, lengths)
         if self.config.pooling == "last":
-            h = state[0] if isinstance(state, tuple) else state                 # (L*D, N, H)
+            h = state[0] if self.rnn.spec.cell_state else state               # (L*D, N, H)
             top = h[-D:]                                                        # (D, N, H)
             return np.concatenate(list(top), axis=-1)                           # (N, D*H)
         L = np.full(N, T) if lengths is None else np.asarray(lengths)
@@ -243,7 +362,7 @@ class _ManyToOne(Module):
             dh = np.zeros((self.rnn.num_layers * D, N, H), self.dtype)
             for d in range(D):
                 dh[-D + d] = dpooled[:, d * H:(d + 1) * H]
-            dstate = (dh, None) if self.rnn.mode == "LSTM" else dh
+            dstate = (dh, None) if self.rnn.spec.cell_state else dh
             return None, dstate
         L = np.full(N, T) if lengths is None else np.asarray(lengths)
         dout = np.broadcast_to(dpooled / L[:, None].astype(self.dtype), (T,) + dpooled.shape).copy()
@@ -289,14 +408,11 @@ class SequenceClassifier(_ManyToOne):
 
     def predict_proba(self, x, lengths=None):
         """Class probabilities (N, C), softmax of the logits, without keeping a cache."""
-        from .._mode import no_grad
-        from ..ops import softmax
         with no_grad():
             return softmax(self.forward(x, lengths).astype(np.float64), axis=-1)
 
     def predict(self, x, lengths=None):
         """Most probable class (N,) without keeping a cache."""
-        from .._mode import no_grad
         with no_grad():
             return self.forward(x, lengths).argmax(axis=-1)
 
@@ -333,7 +449,14 @@ class SequenceRegressorConfig(_Config):
         check_int(who, "output_size", self.output_size, 1, 1_000_000)
         check_choice(who, "pooling", self.pooling, ("last", "mean"))
         self._common(who)
+        self._check_size(who)
         return self
+
+    def parameter_shapes(self) -> dict:
+        H, D = self.hidden_size, 2 if self.bidirectional else 1
+        shapes = self._rnn_shapes(self.input_size, self.bidirectional)
+        shapes.update({"head.weight": (self.output_size, D * H), "head.bias": (self.output_size,)})
+        return shapes
 
 
 class SequenceRegressor(_ManyToOne):
@@ -367,7 +490,7 @@ class SequenceRegressor(_ManyToOne):
         return dx
 
     def predict(self, x, lengths=None):
-        from .._mode import no_grad
+        """Predictions without keeping a cache."""
         with no_grad():
             return self.forward(x, lengths)
 
@@ -390,16 +513,34 @@ MODELS = {"CharLM": (CharLM, CharLMConfig),
           "SequenceRegressor": (SequenceRegressor, SequenceRegressorConfig)}
 
 
-def model_from_config(config: dict, seed=None) -> Module:
-    """Rebuild a model from ``config.to_dict()`` output (e.g. a checkpoint's config.json)."""
+def config_from_dict(config: dict):
+    """The validated config object of a ``config.to_dict()`` dict (e.g. a checkpoint's
+    config.json): types, ranges and the total size are checked before anything is built."""
     if not isinstance(config, dict) or not isinstance(config.get("model"), str):
-        raise ConfigError("model_from_config: expected a dict with a string 'model' entry, "
+        raise ConfigError("expected a model config: a dict with a string 'model' entry, "
                           f"got {type(config).__name__}.")
     name = config["model"]
     if name not in MODELS:
-        raise ConfigError(f"model_from_config: unknown model {name!r}; expected one of {sorted(MODELS)}.")
-    cls, cfg_cls = MODELS[name]
-    cfg = cfg_cls.from_dict(config)
-    from ..checkpoint import check_config_bounds
-    check_config_bounds(cfg.to_dict())          # refuse configs implying absurd total sizes
-    return cls(cfg, seed=seed)
+        raise ConfigError(f"unknown model {name!r}; expected one of {sorted(MODELS)}.")
+    return MODELS[name][1].from_dict(config)
+
+
+def model_from_config(config: dict, seed=None) -> Module:
+    """Build a freshly initialised model from ``config.to_dict()`` output."""
+    cfg = config_from_dict(config)
+    return MODELS[cfg.model][0](cfg, seed=seed)
+
+
+def model_from_state(config: dict, state_dict: dict) -> Module:
+    """The model ``config`` describes, holding the weights of ``state_dict``.
+
+    The names and shapes of ``state_dict`` are compared with the config first (nothing is
+    allocated for a mismatch), and the model is built without drawing random weights that
+    would only be overwritten.
+    """
+    cfg = config_from_dict(config)
+    cfg.check_shapes({k: np.shape(v) for k, v in state_dict.items()})
+    with no_init():
+        model = MODELS[cfg.model][0](cfg)
+    model.load_state_dict(state_dict)
+    return model

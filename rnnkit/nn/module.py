@@ -14,15 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._mode import init_enabled
+from .._validate import fmt_shape, to_numpy
 from ..errors import DTypeError, NonFiniteError, ParameterKeyError, ShapeError
-from .._validate import fmt_shape
-
-
-def _to_numpy(v):
-    """Array from a NumPy array or a torch tensor (without importing torch)."""
-    if hasattr(v, "detach"):
-        v = v.detach().cpu().numpy()
-    return np.asarray(v)
 
 
 class Module:
@@ -37,7 +31,11 @@ class Module:
         self.training = True
 
     # -- registration --------------------------------------------------------------------
-    def _add_param(self, name: str, value: np.ndarray) -> None:
+    def _add_param(self, name: str, shape: tuple, dtype, init) -> None:
+        """Register parameter ``name``: ``init(shape)`` draws its initial values, except while
+        a model is built to receive saved weights (:func:`rnnkit._mode.no_init`): then zeros,
+        and no random numbers are drawn."""
+        value = np.asarray(init(shape), dtype) if init_enabled() else np.zeros(shape, dtype)
         self._params[name] = value
         self._grads[name] = np.zeros_like(value)
 
@@ -99,7 +97,7 @@ class Module:
         for k, p in params.items():
             if k not in state_dict:
                 continue
-            v = _to_numpy(state_dict[k])
+            v = to_numpy(who, k, state_dict[k])
             if v.dtype.kind not in "fiu":
                 raise DTypeError(f"{who}: expected {k} to hold real numbers, got dtype {v.dtype}.")
             if v.shape != p.shape:

@@ -22,14 +22,39 @@ sequences.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .._mode import is_grad_enabled
+from .._mode import enable_grad, is_grad_enabled
 from .._validate import as_float_array, check_choice, check_dtype_arg, check_float, check_int, check_shape
-from ..cells import make_cell
+from ..cells import CellSpec, cell_spec
 from ..errors import ConfigError, DTypeError, NoForwardError, ShapeError
-from ..sequence import unroll_backward, unroll_forward
+from ..sequence import prepare, step_buffers, step_forward, unroll_backward, unroll_forward
 from .module import Module
+
+
+def rnn_parameter_shapes(cell, input_size: int, hidden_size: int, num_layers: int = 1,
+                         bidirectional: bool = False, bias: bool = True) -> dict:
+    """PyTorch's parameter names and shapes of a recurrent stack, computed without allocating.
+
+    >>> rnn_parameter_shapes("gru", 3, 5)["weight_ih_l0"]
+    (15, 3)
+    """
+    spec = cell_spec(cell)
+    G, H = spec.num_gates, hidden_size
+    D = 2 if bidirectional else 1
+    shapes = {}
+    for layer in range(num_layers):
+        in_size = input_size if layer == 0 else H * D
+        for d in range(D):
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            shapes["weight_ih" + sfx] = (G * H, in_size)
+            shapes["weight_hh" + sfx] = (G * H, H)
+            if bias:
+                shapes["bias_ih" + sfx] = (G * H,)
+                shapes["bias_hh" + sfx] = (G * H,)
+    return shapes
 
 
 def _reverse_index(lengths: np.ndarray | None, T: int, N: int):
@@ -51,14 +76,27 @@ def _gather_time(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return a[idx, np.arange(a.shape[1])[None, :]]
 
 
+class _Weights(NamedTuple):
+    W_ih: np.ndarray
+    W_hh: np.ndarray
+    b_ih: np.ndarray | None
+    b_hh: np.ndarray | None
+    suffix: str
+
+
 class RNNBase(Module):
-    """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU`."""
+    """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU`.
+
+    ``mode`` is any cell name or PyTorch mode known to :func:`rnnkit.cells.cell_spec`; the
+    layer's :attr:`spec` tells everything else (gates, state shape, ONNX and torch names).
+    """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
         super().__init__()
         who = type(self).__name__
-        self.mode = mode
+        self.spec: CellSpec = cell_spec(mode)
+        self.mode = self.spec.torch_mode
         self.input_size = check_int(who, "input_size", input_size, 1)
         self.hidden_size = check_int(who, "hidden_size", hidden_size, 1)
         self.num_layers = check_int(who, "num_layers", num_layers, 1)
@@ -68,43 +106,44 @@ class RNNBase(Module):
         self.bidirectional = bool(bidirectional)
         self.dtype = check_dtype_arg(who, dtype)
         self.num_directions = 2 if self.bidirectional else 1
-        self.cell = make_cell(mode)
+        self.cell = self.spec.new_cell()
         self.rng = np.random.default_rng(seed)
-        G = self.cell.num_gates
-        H = self.hidden_size
-        k = 1.0 / np.sqrt(H)
-        for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else H * self.num_directions
-            for d in range(self.num_directions):
-                sfx = f"_l{layer}" + ("_reverse" if d else "")
-                shapes = [("weight_ih", (G * H, in_size)), ("weight_hh", (G * H, H))]
-                if self.bias:
-                    shapes += [("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
-                for name, shape in shapes:
-                    w = self.rng.uniform(-k, k, size=shape).astype(self.dtype)
-                    self._add_param(name + sfx, w)
+        k = 1.0 / np.sqrt(self.hidden_size)
+        for name, shape in rnn_parameter_shapes(self.spec, self.input_size, self.hidden_size,
+                                                self.num_layers, self.bidirectional,
+                                                self.bias).items():
+            self._add_param(name, shape, self.dtype, lambda shp: self.rng.uniform(-k, k, size=shp))
         self._cache = None
-        self._step_ws = {}                   # N -> scratch for step()
-        self._sfx = [f"_l{layer}" for layer in range(self.num_layers)]
 
     # -- helpers ---------------------------------------------------------------------------
-    def _names(self, layer, d):
+    def _weights(self, layer, d) -> _Weights:
         sfx = f"_l{layer}" + ("_reverse" if d else "")
         p = self._params
-        return (p["weight_ih" + sfx], p["weight_hh" + sfx],
-                p.get("bias_ih" + sfx), p.get("bias_hh" + sfx), sfx)
+        return _Weights(p["weight_ih" + sfx], p["weight_hh" + sfx],
+                        p.get("bias_ih" + sfx), p.get("bias_hh" + sfx), sfx)
 
-    def _state_shape(self, N):
-        return (self.num_layers * self.num_directions, N, self.hidden_size)
+    def _prepared(self, layer, d):
+        w = self._weights(layer, d)
+        return prepare(self.cell, w.W_ih, w.W_hh, w.b_ih, w.b_hh)
 
-    def _check_state(self, who, state, N):
-        L = self.num_layers * self.num_directions
-        spec = (("num_layers*num_directions", L), ("N", N), ("hidden_size", self.hidden_size))
-        has_c = self.cell.has_cell_state
+    def state_shape(self, batch_size: int) -> tuple:
+        """Shape of each state array: (num_layers * num_directions, N, hidden_size)."""
+        return (self.num_layers * self.num_directions, batch_size, self.hidden_size)
+
+    def initial_state(self, batch_size: int):
+        """Zeros of :meth:`state_shape`; the tuple ``(h, c)`` for LSTM."""
+        h = np.zeros(self.state_shape(batch_size), self.dtype)
+        return (h, np.zeros_like(h)) if self.spec.cell_state else h
+
+    def _state_or_zeros(self, who, state, N):
+        """``(h0, c0)`` from a user's state (checked), or zeros for ``None``; c0 is None
+        without a cell state."""
         if state is None:
-            z = np.zeros(self._state_shape(N), self.dtype)
-            return z, (np.zeros_like(z) if has_c else None)
-        if has_c:
+            z = self.initial_state(N)
+            return z if self.spec.cell_state else (z, None)
+        spec = (("num_layers*num_directions", self.num_layers * self.num_directions), ("N", N),
+                ("hidden_size", self.hidden_size))
+        if self.spec.cell_state:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise ShapeError(f"{who}: expected state as a tuple (h0, c0) for LSTM, got "
                                  f"{type(state).__name__}. Pass state=(h0, c0) or None for zeros.")
@@ -114,7 +153,7 @@ class RNNBase(Module):
             check_shape(who, "c0", c0, spec)
             return h0, c0
         if isinstance(state, (tuple, list)):
-            raise ShapeError(f"{who}: expected state as one array h0 for {self.mode.split('_')[0]}, "
+            raise ShapeError(f"{who}: expected state as one array h0 for {self.spec.layer}, "
                              f"got a {type(state).__name__}. Only LSTM takes (h0, c0).")
         h0 = as_float_array(who, "h0", state, self.dtype)
         check_shape(who, "h0", h0, spec)
@@ -125,7 +164,7 @@ class RNNBase(Module):
             return None
         try:
             arr = np.asarray(lengths)
-        except Exception:
+        except (TypeError, ValueError):
             arr = np.asarray([None])
         if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
@@ -156,7 +195,7 @@ class RNNBase(Module):
         if self.batch_first:
             x = x.transpose(1, 0, 2)
         T, N, _ = x.shape
-        h0, c0 = self._check_state(who, state, N)
+        h0, c0 = self._state_or_zeros(who, state, N)
         lengths = self._check_lengths(who, lengths, T, N)
         keep = is_grad_enabled()
         mask = None
@@ -164,7 +203,7 @@ class RNNBase(Module):
             mask = (np.arange(T)[:, None] < lengths[None, :]).astype(self.dtype)[:, :, None]
         H = self.hidden_size
         D = self.num_directions
-        h_n = np.empty(self._state_shape(N), self.dtype)
+        h_n = np.empty(self.state_shape(N), self.dtype)
         c_n = np.empty_like(h_n) if c0 is not None else None
         caches = []
         drop_masks = []
@@ -173,7 +212,6 @@ class RNNBase(Module):
             outs = []
             layer_caches = []
             for d in range(D):
-                W_ih, W_hh, b_ih, b_hh, _ = self._names(layer, d)
                 row = layer * D + d
                 if d == 1:
                     idx = _reverse_index(lengths, T, N)
@@ -182,7 +220,7 @@ class RNNBase(Module):
                     idx, xin = None, inp
                 Hs, hT, cT, cache = unroll_forward(
                     self.cell, xin, h0[row], c0[row] if c0 is not None else None,
-                    W_ih, W_hh, b_ih, b_hh, mask, keep_cache=keep)
+                    self._prepared(layer, d), mask, keep_cache=keep)
                 h_n[row] = hT
                 if c_n is not None:
                     c_n[row] = cT
@@ -220,81 +258,64 @@ class RNNBase(Module):
         state_n = (h_n, c_n) if c_n is not None else h_n
         return out, state_n
 
+    def trace(self, x, state=None, lengths=None):
+        """Forward pass that also returns every activation: ``out, state_n, acts``.
+
+        ``acts[layer][direction]`` is a dict of float arrays (T, N, H) in the input's time
+        order: the activated gates by :attr:`CellSpec.gate_names` (LSTM ``input``, ``forget``,
+        ``candidate``, ``output``; GRU ``reset``, ``update``, ``candidate``; RNN ``hidden``),
+        ``"hidden"`` (h_t) and, for LSTM, ``"cell"`` (c_t). Nothing is kept for backward.
+        Steps past a sequence's length hold the frozen state (outputs are 0 there).
+        """
+        with enable_grad():
+            out, state_n = self.forward(x, state, lengths)
+        caches, _, _, _, _ = self._cache
+        self._cache = None
+        H = self.hidden_size
+        acts = []
+        for layer_caches in caches:
+            per_dir = []
+            for cache, idx in layer_caches:
+                a = {name: cache.G[:, :, j * H:(j + 1) * H]
+                     for j, name in enumerate(self.spec.gate_names)}
+                a["hidden"] = cache.Hs[1:]
+                if cache.Cs is not None:
+                    a["cell"] = cache.Cs[1:]
+                if idx is not None:                 # the reverse direction: back to input order
+                    a = {k: _gather_time(v, idx) for k, v in a.items()}
+                per_dir.append({k: np.array(v) for k, v in a.items()})
+            acts.append(per_dir)
+        return out, state_n, acts
+
     # -- one step (generation) ------------------------------------------------------------
+    def stepper(self) -> "LayerStepper":
+        """A :class:`LayerStepper` over the current weights (prepared once)."""
+        if self.bidirectional:
+            raise ConfigError(f"{type(self).__name__}.stepper: expected a unidirectional layer, got "
+                              f"bidirectional=True. A bidirectional layer needs the whole sequence; "
+                              f"call the layer on it instead.")
+        return LayerStepper(self)
+
     def step(self, x_t, state=None):
         """One time step for inference: ``h_top, state = layer.step(x_t, state)``.
 
         ``x_t`` (N, input_size), ``state`` as in :meth:`forward` ((num_layers, N, H) arrays,
         a tuple (h, c) for LSTM, or None for zeros). Returns the top layer's new hidden state
         (N, hidden_size) and the new state (fresh arrays; the given ones are not modified).
-        Unidirectional layers only; no dropout, no cache (nothing to backpropagate).
-
-        Per layer and step: ``g = x W_ih^T + b + h W_hh^T`` (two small products) and the
-        cell's in-place gate math, with no per-step validation beyond a shape/dtype check, so
-        a sampler can call it once per character::
+        Unidirectional layers only; no dropout, no cache. It checks its inputs and prepares
+        the weights on every call; a loop over many steps should take one :meth:`stepper`
+        (the same computation, prepared once)::
 
             >>> lstm = LSTM(65, 256, num_layers=2, seed=0)
             >>> h, st = lstm.step(np.zeros((1, 65), np.float32))            # h (1, 256)
             >>> h, st = lstm.step(np.ones((1, 65), np.float32), st)
         """
-        if self.bidirectional:
-            raise ConfigError(f"{type(self).__name__}.step: expected a unidirectional layer, got "
-                              f"bidirectional=True. A bidirectional layer needs the whole sequence; "
-                              f"call the layer on it instead.")
-        if (type(x_t) is not np.ndarray or x_t.dtype != self.dtype or x_t.ndim != 2
-                or x_t.shape[1] != self.input_size):
-            who = f"{type(self).__name__}.step"
-            x_t = as_float_array(who, "x_t", x_t, self.dtype)
-            check_shape(who, "x_t", x_t, (("N", None), ("input_size", self.input_size)))
-        elif x_t.shape[0] == 0 or not np.isfinite(x_t).all():      # the fast path checks too
-            who = f"{type(self).__name__}.step"
-            x_t = as_float_array(who, "x_t", x_t, self.dtype)
-            check_shape(who, "x_t", x_t, (("N", None), ("input_size", self.input_size)))
-        N = x_t.shape[0]
-        if state is None or not (self._step_state_ok(state, N)):
-            h0, c0 = self._check_state(f"{type(self).__name__}.step", state, N)
-        elif self.cell.has_cell_state:
-            h0, c0 = state
-        else:
-            h0, c0 = state, None
-        L, H = self.num_layers, self.hidden_size
-        ws = self._step_ws.get(N)
-        if ws is None:
-            GH = self.cell.num_gates * H
-            ws = (np.empty((N, GH), self.dtype), np.empty((N, GH), self.dtype),
-                  self.cell.new_aux(1, N, H, self.dtype), self.cell.gate_scale(H, self.dtype))
-            self._step_ws = {N: ws}
-        g, hp, aux, s = ws
-        h_n = np.empty((L, N, H), self.dtype)
-        c_n = np.empty((L, N, H), self.dtype) if c0 is not None else None
-        inp = x_t
-        cell = self.cell
-        p = self._params
-        for layer in range(L):
-            sfx = self._sfx[layer]
-            W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
-            np.matmul(inp, W_ih.T, out=g)                                    # (N, G*H)
-            np.matmul(h0[layer], W_hh.T, out=hp)                             # (N, G*H)
-            b_hh = None
-            if self.bias:
-                b_hh = p["bias_hh" + sfx]
-                g += cell.input_bias(p["bias_ih" + sfx], b_hh)
-            if s is not None:
-                g *= s
-                hp *= s
-            cell.forward_step(g, hp, h0[layer], c0[layer] if c0 is not None else None,
-                              h_n[layer], c_n[layer] if c_n is not None else None, aux, 0, b_hh)
-            inp = h_n[layer]
-        return h_n[L - 1], ((h_n, c_n) if c_n is not None else h_n)
-
-    def _step_state_ok(self, state, N):
-        """Cheap check that ``state`` is already what :meth:`step` returns (no conversion)."""
-        shape = (self.num_layers, N, self.hidden_size)
-        arrs = state if self.cell.has_cell_state else (state,)
-        if self.cell.has_cell_state and (type(state) is not tuple or len(state) != 2):
-            return False
-        return all(type(a) is np.ndarray and a.dtype == self.dtype and a.shape == shape
-                   for a in arrs)
+        stepper = self.stepper()
+        who = f"{type(self).__name__}.step"
+        x_t = as_float_array(who, "x_t", x_t, self.dtype)
+        check_shape(who, "x_t", x_t, (("N", None), ("input_size", self.input_size)))
+        h0, c0 = self._state_or_zeros(who, state, x_t.shape[0])
+        return stepper.step(x_t, (h0, c0) if c0 is not None else h0)
 
     # -- backward --------------------------------------------------------------------------
     def backward(self, dout=None, dstate_n=None):
@@ -323,7 +344,7 @@ class RNNBase(Module):
         dh_n, dc_n = None, None
         if dstate_n is not None:
             spec = (("num_layers*num_directions", self.num_layers * D), ("N", N), ("hidden_size", H))
-            if self.cell.has_cell_state:
+            if self.spec.cell_state:
                 if not isinstance(dstate_n, (tuple, list)) or len(dstate_n) != 2:
                     raise ShapeError(f"{who}: expected dstate_n as a tuple (dh_n, dc_n) for LSTM.")
                 dh_n, dc_n = dstate_n
@@ -335,8 +356,8 @@ class RNNBase(Module):
             if dc_n is not None:
                 dc_n = as_float_array(who, "dc_n", dc_n, self.dtype)
                 check_shape(who, "dc_n", dc_n, spec)
-        dh0 = np.zeros(self._state_shape(N), self.dtype)
-        dc0 = np.zeros_like(dh0) if self.cell.has_cell_state else None
+        dh0 = np.zeros(self.state_shape(N), self.dtype)
+        dc0 = np.zeros_like(dh0) if self.spec.cell_state else None
         d_layer_out = dout
         for layer in range(self.num_layers - 1, -1, -1):
             if drop_masks[layer] is not None and d_layer_out is not None:
@@ -344,7 +365,7 @@ class RNNBase(Module):
             dx_layer = None
             for d in range(D):
                 cache, idx = caches[layer][d]
-                W_ih, W_hh, b_ih, b_hh, sfx = self._names(layer, d)
+                W_ih, W_hh, _, _, sfx = self._weights(layer, d)
                 row = layer * D + d
                 do = None
                 if d_layer_out is not None:
@@ -388,6 +409,60 @@ class RNNBase(Module):
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+
+class LayerStepper:
+    """Single-step inference over a unidirectional layer, weights prepared once.
+
+    The one inference path of rnnkit: the sampler, beam search, ``rnnkit sample`` and the
+    benchmarks all step through this (via :meth:`rnnkit.nn.CharLM.stepper` for a model).
+    Each step runs :func:`rnnkit.sequence.step_forward` per layer - the same
+    :class:`~rnnkit.sequence.Prepared` weights and cell step as the whole-sequence unroll.
+    Inputs are trusted (checked where they enter, e.g. :meth:`RNNBase.step`); the weights are
+    a snapshot: take a new stepper after they change.
+    """
+
+    def __init__(self, layer: RNNBase):
+        self.layer = layer
+        self.cell = layer.cell
+        self.prepared = [layer._prepared(k, 0) for k in range(layer.num_layers)]
+        self._buffers = {}
+
+    def buffers(self, N: int):
+        buf = self._buffers.get(N)
+        if buf is None:
+            H = self.layer.hidden_size
+            buf = step_buffers(self.cell, N, H, self.cell_width, self.layer.dtype)
+            self._buffers = {N: buf}
+        return buf
+
+    @property
+    def cell_width(self) -> int:
+        return self.prepared[0].W_hhT.shape[1]
+
+    def project(self, layer: int, x):
+        """Input projection ``x W_ih^T + b_x`` (N, G*H) of ``layer`` for inputs ``x`` (N, in)."""
+        w = self.prepared[layer]
+        xp = x @ w.W_ihT
+        if w.b_x is not None:
+            xp += w.b_x
+        return xp
+
+    def step(self, x_t, state, xp0=None):
+        """``h_top, new_state``; ``xp0`` optionally gives layer 0's input projection instead
+        of ``x_t`` (a row of a precomputed table)."""
+        h0, c0 = state if self.layer.spec.cell_state else (state, None)
+        N = h0.shape[1]
+        buf = self.buffers(N)
+        h_n = np.empty_like(h0)
+        c_n = np.empty_like(c0) if c0 is not None else None
+        inp = x_t
+        for k, w in enumerate(self.prepared):
+            xp = xp0 if (k == 0 and xp0 is not None) else self.project(k, inp)
+            step_forward(self.cell, w, buf, xp, h0[k], c0[k] if c0 is not None else None,
+                         h_n[k], c_n[k] if c_n is not None else None)
+            inp = h_n[k]
+        return h_n[-1], ((h_n, c_n) if c_n is not None else h_n)
+
 class RNN(RNNBase):
     """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act = tanh or relu.
 
@@ -429,15 +504,8 @@ class GRU(RNNBase):
                          bidirectional, dtype, seed)
 
 
-def recurrent_layer(cell: str, *args, **kwargs) -> RNNBase:
-    """Build a layer from a cell name: 'lstm', 'gru', 'rnn' (tanh) or 'rnn_relu'."""
-    cell_l = str(cell).lower()
-    if cell_l == "lstm":
-        return LSTM(*args, **kwargs)
-    if cell_l == "gru":
-        return GRU(*args, **kwargs)
-    if cell_l in ("rnn", "rnn_tanh"):
-        return RNN(*args, nonlinearity="tanh", **kwargs)
-    if cell_l == "rnn_relu":
-        return RNN(*args, nonlinearity="relu", **kwargs)
-    raise ConfigError(f"recurrent_layer: expected cell 'lstm', 'gru', 'rnn' or 'rnn_relu', got {cell!r}.")
+def recurrent_layer(cell, *args, **kwargs) -> RNNBase:
+    """Build a layer from a cell name ('lstm', 'gru', 'rnn', 'rnn_relu', any alias or PyTorch
+    mode): the :class:`RNN`/:class:`LSTM`/:class:`GRU` named by its :class:`CellSpec`."""
+    spec = cell_spec(cell)
+    return globals()[spec.layer](*args, **spec.layer_kwargs, **kwargs)

@@ -1,11 +1,12 @@
 """Benchmark harness: rnnkit against torch.nn, the seed notebook's loop, numpy-ml and a
 min-char-rnn-style trainer, written as a markdown report (``BENCHMARKS.md``).
 
-Run it as ``rnnkit bench`` or ``python benchmarks/run.py`` (same options)::
+It lives beside the library, not in it (the baselines it compares against are not part of
+rnnkit), and runs from a source checkout with rnnkit installed::
 
-    python benchmarks/run.py --out BENCHMARKS.md            # full run, a few minutes on 2 cores
-    python benchmarks/run.py --quick --out /tmp/b.md         # tiny shapes (the CI smoke test)
-    python benchmarks/run.py --only lstm,gen --repeats 7     # a subset
+    python benchmarks/bench.py --out BENCHMARKS.md            # full run, a few minutes on 2 cores
+    python benchmarks/bench.py --quick --out /tmp/b.md         # tiny shapes (the CI smoke test)
+    python benchmarks/bench.py --only lstm,gen --repeats 7     # a subset
 
 Method: every comparison runs in one process, warm (one untimed call each), alternating the
 contenders round by round (order rotated), and reports the median of ``--repeats`` (>= 5 for a
@@ -29,7 +30,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import importlib.util
 import os
 import platform
 import sys
@@ -40,12 +40,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from rnnkit.cells import CELLS as CELL_SPECS
+from rnnkit.errors import ConfigError
+
+# the baselines beside this file (benchmarks/ is on sys.path when this file is run as a script)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 FULL_SHAPES = [(100, 64, 128, 256), (50, 128, 256, 1024), (1000, 1, 65, 128)]
 QUICK_SHAPES = [(6, 4, 5, 8), (4, 8, 6, 16), (12, 1, 5, 4)]
-CELLS = ("LSTM", "GRU", "RNN")
-GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+CELLS = ("LSTM", "GRU", "RNN")            # layer classes of rnnkit.nn (RNN = the tanh RNN)
+GATES = {spec.layer: spec.num_gates for spec in CELL_SPECS.values()}
 SECTIONS = ("layers", "seed", "numpyml", "gen", "charlm", "memory", "profile")
 
 
@@ -136,17 +140,6 @@ def _import_numpy_ml():
     return LSTMCell
 
 
-def _load_benchmark_module(name):
-    """benchmarks/<name>.py of the source checkout (the baselines are not part of the library)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location(f"_rnnkit_bench_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 # ----------------------------------------------------------------------------- work items
 def bench_matmul(n, repeats, gap):
     """GFLOP/s of an n x n numpy.matmul for float32 and float64 (same run)."""
@@ -213,9 +206,7 @@ def bench_layers(cells, shapes, dtypes, torch, repeats, gap, log=None):
 
 def bench_seed(shape, n_y, repeats, gap):
     """rnnkit LSTM forward (+ output softmax) vs the seed notebook's lstm_forward, float64."""
-    seed = _load_benchmark_module("seed_lstm")
-    if seed is None:
-        return None
+    import seed_lstm as seed
     import rnnkit.nn as rnn
     from rnnkit.ops import linear, softmax
 
@@ -286,39 +277,45 @@ def bench_numpy_ml(shape, repeats, gap):
     return dict(shape=shape, rnnkit=t["rnnkit"], numpy_ml=t["numpy-ml"])
 
 
-def bench_generation(torch, n_chars, repeats, gap, V=65, H=256, layers=2):
-    """Per-character latency of a 2-layer LSTM step at N=1: rnnkit ``step`` vs torch."""
+def bench_generation(torch, n_chars, repeats, gap, V=65, H=256, layers=2, E=32):
+    """Per-character latency of greedy generation at N=1 from a CharLM (embedding -> LSTM
+    -> linear): rnnkit's ``CharLM.stepper()`` (the path ``rnnkit sample`` runs) vs the same
+    model as a torch eager loop."""
     import rnnkit.nn as rnn
 
-    lstm = rnn.LSTM(V, H, num_layers=layers, dtype=np.float32, seed=0)
-    rng = np.random.default_rng(3)
-    xs = rng.standard_normal((n_chars, 1, V)).astype(np.float32)
+    lm = rnn.CharLM(rnn.CharLMConfig(vocab_size=V, hidden_size=H, num_layers=layers,
+                                     embedding_size=E), seed=0)
+    lm.eval()
 
     def r_run():
-        st = None
-        for i in range(n_chars):
-            h, st = lstm.step(xs[i], st)
-        return h
+        step = lm.stepper().step
+        tok, st, out = np.array([0]), None, []
+        for _ in range(n_chars):
+            logits, st = step(tok, st)
+            tok = logits.argmax(axis=-1)
+            out.append(int(tok[0]))
+        return out
 
     fns = {"rnnkit": r_run}
     if torch is not None:
-        tl = torch.nn.LSTM(V, H, num_layers=layers)
-        tl.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in lstm.state_dict().items()})
-        xts = torch.from_numpy(xs.copy())
+        from rnnkit.interop.torch import to_torch
+        tm = to_torch(lm).eval()
 
         def t_run():
-            st = None
+            tok, st, out = torch.zeros((1, 1), dtype=torch.int64), None, []
             with torch.no_grad():
-                for i in range(n_chars):
-                    o, st = tl(xts[i:i + 1], st)
-            return o
+                for _ in range(n_chars):
+                    logits, st = tm(tok, st)
+                    tok = logits[-1].argmax(dim=-1, keepdim=True)
+                    out.append(int(tok[0, 0]))
+            return out
 
         fns["torch"] = t_run
-        err = float(np.abs(r_run() - t_run()[0].numpy()).max())
+        same = r_run() == t_run()
     else:
-        err = None
+        same = None
     t = time_alternating(fns, repeats, gap)
-    return dict(n_chars=n_chars, layers=layers, H=H, V=V, max_abs_diff=err,
+    return dict(n_chars=n_chars, layers=layers, H=H, V=V, same_text=same,
                 rnnkit=t["rnnkit"] / n_chars, torch=(t["torch"] / n_chars) if "torch" in t else None)
 
 
@@ -329,7 +326,7 @@ def bench_charlm(repeats, gap, V=65, H=100, T=25, N=64, chunks=4, dtypes=(np.flo
     T-step truncated BPTT, gradient clipping and Adagrad. min-char-rnn style: batch 1, dicts of
     column vectors, float64. rnnkit: N sequences per step through ``nn.RNN`` + ``ops``.
     """
-    minchar = _load_benchmark_module("minchar")
+    import minchar
     import rnnkit.nn as rnn
     from rnnkit.ops import linear, linear_backward, log_softmax
     from rnnkit.optim import Adagrad, clip_grad_value
@@ -367,16 +364,15 @@ def bench_charlm(repeats, gap, V=65, H=100, T=25, N=64, chunks=4, dtypes=(np.flo
 
         fns[name] = r_run
         chars[name] = T * N * chunks
-    if minchar is not None:
-        m, mem = minchar.init_model(V, H)
-        dlist = data.tolist()
-        n_chunks = chunks * 4
+    m, mem = minchar.init_model(V, H)
+    dlist = data.tolist()
+    n_chunks = chunks * 4
 
-        def m_run():
-            minchar.train_chunks(m, mem, dlist, seq_length=T, n_chunks=n_chunks)
+    def m_run():
+        minchar.train_chunks(m, mem, dlist, seq_length=T, n_chunks=n_chunks)
 
-        fns["min-char-rnn loop (N=1)"] = m_run
-        chars["min-char-rnn loop (N=1)"] = T * n_chunks
+    fns["min-char-rnn loop (N=1)"] = m_run
+    chars["min-char-rnn loop (N=1)"] = T * n_chunks
     t = time_alternating(fns, repeats, gap)
     return dict(V=V, H=H, T=T, N=N, rows={k: chars[k] / t[k] for k in fns})
 
@@ -403,7 +399,7 @@ def bench_memory(shape, dtype=np.float32):
         kept = {}
         for layer_caches in layer._cache[0]:
             for cache, _ in layer_caches:
-                arrays = [cache.G, cache.Hs, cache.Cs] + list(cache.aux.values())
+                arrays = [cache.G, cache.Hs, cache.Cs, cache.keep]
                 for a in arrays:
                     if isinstance(a, np.ndarray):
                         b = a if a.base is None else a.base
@@ -627,10 +623,10 @@ def render(res, meta) -> str:
     if g:
         w("## Generation latency (per character, N=1)")
         w("")
-        w(f"{g['layers']}-layer LSTM, H={g['H']}, input {g['V']}, float32, {g['n_chars']} steps "
-          f"fed one at a time (`layer.step` vs `torch.nn.LSTM` on a (1, 1, {g['V']}) input under "
-          f"no_grad); max |difference| of the last hidden state "
-          f"{'n/a' if g['max_abs_diff'] is None else format(g['max_abs_diff'], '.1e')}.")
+        w(f"CharLM: embedding -> {g['layers']}-layer LSTM H={g['H']} -> linear over {g['V']} "
+          f"characters, float32, {g['n_chars']} characters decoded greedily one at a time "
+          f"(`CharLM.stepper()`, the path `rnnkit sample` runs, vs the same model as a torch "
+          f"eager loop under no_grad); same text from both: {g['same_text']}.")
         w("")
         w("| rnnkit us/char | torch us/char | rnnkit / torch |")
         w("|---|---|---|")
@@ -749,7 +745,7 @@ def run(quick=False, repeats=5, gap=0.2, only=None, mm_n=None, verbose=True):
     sections = tuple(only) if only else SECTIONS
     bad = [s for s in sections if s not in SECTIONS + ("lstm", "gru", "rnn")]
     if bad:
-        raise ConfigError(f"rnnkit bench: expected --only from {SECTIONS + ('lstm', 'gru', 'rnn')}, "
+        raise ConfigError(f"bench: expected --only from {SECTIONS + ('lstm', 'gru', 'rnn')}, "
                           f"got {bad}.")
     cells = [c for c in CELLS if c.lower() in sections]
     if "layers" in sections:
@@ -813,8 +809,8 @@ def run(quick=False, repeats=5, gap=0.2, only=None, mm_n=None, verbose=True):
 
 
 def main(argv=None) -> int:
-    """``rnnkit bench``: run the harness and write the markdown report. Returns 0 on success."""
-    ap = argparse.ArgumentParser(prog="rnnkit bench", description=__doc__.split("\n\n")[0],
+    """Run the harness and write the markdown report. Returns 0 on success."""
+    ap = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny shapes (smoke test; timings meaningless)")
     ap.add_argument("--out", default="BENCHMARKS.md", help="markdown report path (default BENCHMARKS.md)")
@@ -835,7 +831,7 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         return 2
-    cmd = "rnnkit bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python benchmarks/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     meta["command"] = cmd.strip()
     text = render(res, meta)
     Path(args.out).write_text(text + "\n", encoding="utf-8")

@@ -1,0 +1,117 @@
+"""From a text (a file, or a built-in corpus) to training and validation batch sources.
+
+:func:`load_text_data` is the whole data pipeline of ``rnnkit train``: read the text, choose
+lines or stream mode, build the vocabulary, hold out validation data, and wrap both parts in
+batch sources (:mod:`rnnkit.data.sources`). The command line only passes its options here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .lines import LinesDataset
+from .sources import LinesSource, StreamSource
+from .splits import split_stream, train_val_split
+from .stream import StreamDataset
+from .text import detect_mode, read_text, split_lines
+from .vocab import BOUNDARY, Vocab
+
+
+def _names_text() -> str:
+    from ..datasets import names
+    return "\n".join(names())
+
+
+def _pydoc_text() -> str:
+    from ..datasets import pydoc_topics
+    return pydoc_topics()
+
+
+#: Built-in corpora of ``rnnkit train --dataset NAME``: the text, and the mode ``auto`` picks.
+BUILTIN_TEXTS = {"names": (_names_text, "lines"), "pydoc": (_pydoc_text, "stream")}
+MODES = ("auto", "lines", "stream")
+
+
+@dataclass
+class TextData:
+    """A text made ready for training (see :func:`load_text_data`)."""
+
+    name: str                        # the corpus name or the file's stem (names runs/<name>)
+    origin: str                      # the file path, or the built-in corpus name
+    mode: str                        # "lines" or "stream"
+    vocab: Vocab
+    train: object                    # LinesSource | StreamSource
+    val: Optional[object]            # the same kind of source, or None
+    summary: str                     # e.g. "4,647 train / 516 val lines"
+    train_lines: Optional[list]      # lines mode: the training lines (to mark new samples)
+
+
+def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str = "utf-8",
+                   val_frac: float = 0.1, seq_len: int = 100, batch_size: int = 64,
+                   seed: int = 0) -> TextData:
+    """Read ``file`` (or the built-in ``dataset``, default ``"names"``) and cut it into sources.
+
+    * lines mode: the non-empty lines, a random ``val_frac`` of them held out (seeded);
+      batches of ``batch_size`` padded lines (:class:`LinesSource`).
+    * stream mode: the whole text as one id stream, the last ``val_frac`` held out; chunks of
+      ``seq_len`` steps over ``batch_size`` tracks (:class:`StreamSource`).
+
+    ``mode="auto"`` picks lines mode for files of many short lines
+    (:func:`rnnkit.data.detect_mode`) and the built-in corpus's own mode otherwise.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"--mode: expected one of {', '.join(MODES)}, got {mode!r}.")
+    if not (0 <= val_frac < 1):
+        raise ConfigError(f"--val-frac: expected a number in [0, 1), got {val_frac}.")
+    if file:
+        text = read_text(file, encoding=encoding)
+        name, origin = Path(file).stem or "text", str(file)
+        mode = mode if mode != "auto" else detect_mode(text)
+    else:
+        name = origin = dataset or "names"
+        if name not in BUILTIN_TEXTS:
+            raise ConfigError(f"--dataset: expected one of {', '.join(BUILTIN_TEXTS)}, got {name!r}.")
+        load, own_mode = BUILTIN_TEXTS[name]
+        text = load()
+        mode = mode if mode != "auto" else own_mode
+    if mode == "lines":
+        return _lines_data(text, name, origin, val_frac, batch_size, seed)
+    return _stream_data(text, name, origin, val_frac, seq_len, batch_size)
+
+
+def _lines_data(text, name, origin, val_frac, batch_size, seed) -> TextData:
+    lines = split_lines(text)
+    if not lines:
+        raise DataError(f"{origin}: no non-empty lines to train on.")
+    vocab = Vocab.build(lines, specials=(BOUNDARY,))
+    if val_frac > 0 and len(lines) >= 2:
+        tr, va = train_val_split(lines, val_frac, np.random.default_rng(seed))
+    else:
+        tr, va = lines, []
+    train = LinesSource(LinesDataset(tr, vocab), batch_size, seed=seed)
+    val = LinesSource(LinesDataset(va, vocab), batch_size, seed=seed) if va else None
+    return TextData(name, origin, "lines", vocab, train, val,
+                    f"{len(tr):,} train / {len(va):,} val lines", tr)
+
+
+def _stream_data(text, name, origin, val_frac, seq_len, batch_size) -> TextData:
+    vocab = Vocab.build(text)
+    ids = vocab.encode(text)
+    tr_ids, va_ids = split_stream(ids, val_frac) if val_frac > 0 else (ids, ids[:0])
+    T, B = seq_len, batch_size
+    if (len(tr_ids) - 1) // B < T:
+        raise DataError(f"{origin}: {len(tr_ids):,} training characters are too few for "
+                        f"--batch-size {B} x --seq-len {T}; lower them (need at least "
+                        f"{B * T + 1:,} characters).")
+    train = StreamSource(StreamDataset(tr_ids, T, B))
+    val = None
+    if len(va_ids) > T + 1:
+        vb = max(1, min(B, (len(va_ids) - 1) // T))
+        val = StreamSource(StreamDataset(va_ids, T, vb))
+    return TextData(name, origin, "stream", vocab, train, val,
+                    f"{len(tr_ids):,} train / {len(va_ids):,} val characters", None)

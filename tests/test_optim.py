@@ -2,6 +2,7 @@
 
 import json
 import math
+import textwrap
 
 import numpy as np
 import pytest
@@ -361,3 +362,38 @@ def test_schedule_errors():
     with pytest.raises(ConfigError, match="T_max"):
         optim.CosineAnnealingLR(0.1, T_max=0)
     assert optim.LinearWarmup(0.2, 0)(0) == 0.2
+
+
+# ============================================================================== the package
+# The public names of rnnkit.optim from before it was split into optimizers/clipping/schedules.
+PUBLIC = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "get_optimizer", "OPTIMIZERS",
+          "clip_grad_norm", "clip_grad_value", "global_norm",
+          "Schedule", "ConstantLR", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
+          "schedule_from_config", "SCHEDULES"]
+
+
+def test_package_reexports_every_public_name_once():
+    from rnnkit.optim import clipping, optimizers, schedules
+    assert sorted(optim.__all__) == sorted(PUBLIC)
+    for name in PUBLIC:
+        homes = [m for m in (optimizers, clipping, schedules) if name in m.__all__]
+        assert len(homes) == 1, (name, homes)
+        assert getattr(optim, name) is getattr(homes[0], name)
+
+
+def test_package_docstring_example_runs():
+    """The ``Example::`` block of rnnkit.optim's docstring is real code: run it."""
+    after = optim.__doc__.split("Example", 1)[1].split("::\n", 1)[1].splitlines()
+    block = []
+    for line in after:                                # the indented lines (and blank ones)
+        if line.strip() and not line.startswith("    "):
+            break
+        block.append(line)
+    code = textwrap.dedent("\n".join(block))
+    ns = {}
+    exec(compile(code, "rnnkit.optim docstring", "exec"), ns)
+    opt, model = ns["opt"], ns["model"]
+    assert opt.step_count == 100 and opt.lr == ns["schedule"](99)
+    assert all(np.isfinite(p).all() for p in model.parameters().values())
+    assert math.isfinite(ns["total"])
+    assert ns["loss"] < 0.75 * math.log(len(ns["data"].vocab))      # it learned something

@@ -1,50 +1,33 @@
-"""Optimizers, gradient clipping and learning-rate schedules over name -> array dicts.
+"""Optimizers that update a name -> array dict of parameters in place.
 
-Everything here works on two dicts with the same keys and shapes::
-
-    params = model.parameters()   # {"rnn.weight_ih_l0": ndarray, ...}  the model's own arrays
-    grads  = model.gradients()    # {"rnn.weight_ih_l0": ndarray, ...}  same keys and shapes
-
-Optimizers update ``params`` **in place** (``p -= ...``), so the model sees the new values
-without any copying back. The update rules are those of ``torch.optim`` (single-tensor code
-path, ``maximize=False``), written with the same operation order so that results agree with
-PyTorch to rounding (~1e-16 relative per step in float64).
-
-Example::
-
-    opt = Adam(params, lr=1e-3)
-    for k in range(steps):
-        loss, grads = model.loss_and_grads(batch)
-        total = clip_grad_norm(grads, max_norm=5.0)      # norm before clipping
-        opt.step(grads, lr=schedule(k))                  # lr for step k
+``opt = Adam(model.parameters(), lr=1e-3)`` keeps the model's own arrays and
+``opt.step(grads)`` updates them in place (``p -= ...``) from a gradient dict with the same keys
+and shapes, so the model sees the new values without any copying back. The update rules are
+those of ``torch.optim`` (single-tensor code path, ``maximize=False``), written with the same
+operation order so that results agree with PyTorch to rounding (~1e-16 relative per step in
+float64).
 
 State (moments, step count, hyper-parameters) round-trips through
 :meth:`Optimizer.state_dict` / :meth:`Optimizer.load_state_dict` as ``(arrays, meta)``: the
 arrays are named ``"<state>/<param name>"`` (e.g. ``"exp_avg/rnn.weight_ih_l0"``) and fit in a
-safetensors file; ``meta`` is plain JSON.
-
-Schedules are pure functions of the step number (``lr = schedule(k)`` for the k-th optimizer
-step, k = 0, 1, ...), so they carry no state and are checkpointed by :meth:`Schedule.to_config`.
+safetensors file; ``meta`` is plain JSON. :func:`get_optimizer` builds an optimizer by name
+(the keys of ``OPTIMIZERS``), e.g. from a saved ``meta``.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping
 
 import numpy as np
 
-from ._validate import check_float, check_int, fmt_shape
-from .errors import CheckpointError, ConfigError, DTypeError, ParameterKeyError, ShapeError
+from .._validate import check_float, fmt_shape
+from ..errors import CheckpointError, ConfigError, DTypeError, ParameterKeyError, ShapeError
 
-__all__ = [
-    "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "get_optimizer", "OPTIMIZERS",
-    "clip_grad_norm", "clip_grad_value", "global_norm",
-    "Schedule", "ConstantLR", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
-    "schedule_from_config", "SCHEDULES",
-]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "get_optimizer", "OPTIMIZERS"]
 
+# Written into every state meta (and checked on load): it names the package, not this module,
+# so checkpoints written before rnnkit.optim was split into modules still load.
 _STATE_FORMAT = "rnnkit.optim"
 _STATE_VERSION = 1
 
@@ -87,10 +70,6 @@ def _check_bool(who: str, name: str, value) -> bool:
                           f"({type(value).__name__}).")
     return bool(value)
 
-
-# --------------------------------------------------------------------------------------------
-# Optimizers
-# --------------------------------------------------------------------------------------------
 
 class Optimizer:
     """Base class: holds the parameter dict, per-parameter state arrays and the step count.
@@ -600,276 +579,3 @@ def get_optimizer(name: str, params: Mapping, **kwargs) -> Optimizer:
                           f"expected some of {sorted(allowed)}.")
     return cls(params, **kwargs)
 
-
-# --------------------------------------------------------------------------------------------
-# Gradient clipping
-# --------------------------------------------------------------------------------------------
-
-def _check_grad_dict(who: str, grads) -> list[np.ndarray]:
-    if not isinstance(grads, Mapping):
-        raise ConfigError(f"{who}: expected grads as a dict {{name: ndarray}}, got "
-                          f"{type(grads).__name__}.")
-    out = []
-    for k, g in grads.items():
-        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
-            what = g.dtype if isinstance(g, np.ndarray) else type(g).__name__
-            raise DTypeError(f"{who}: expected grads[{k!r}] to be a float NumPy array (modified "
-                             f"in place), got {what}.")
-        out.append(g)
-    return out
-
-
-def _norm(arrays: list[np.ndarray], norm_type: float) -> float:
-    """p-norm of all entries of all arrays together, computed in float64."""
-    if not arrays:
-        return 0.0
-    with np.errstate(over="ignore", invalid="ignore"):
-        return _norm_unchecked(arrays, norm_type)
-
-
-def _norm_unchecked(arrays: list[np.ndarray], norm_type: float) -> float:
-    if norm_type == math.inf:
-        return max((float(np.max(np.abs(a))) if a.size else 0.0) for a in arrays)
-    flat = [a.ravel().astype(np.float64, copy=False) for a in arrays]
-    if norm_type == 2.0:
-        total = math.sqrt(sum(float(np.dot(f, f)) for f in flat))
-        if math.isinf(total) and all(np.isfinite(f).all() for f in flat):
-            # Overflow of the sum of squares with finite entries: rescale by the largest entry.
-            scale = max(float(np.max(np.abs(f))) if f.size else 0.0 for f in flat)
-            total = scale * math.sqrt(sum(float(np.dot(f / scale, f / scale)) for f in flat))
-        return total
-    return float(sum(float(np.sum(np.abs(f) ** norm_type)) for f in flat) ** (1.0 / norm_type))
-
-
-def global_norm(grads: Mapping) -> float:
-    """Euclidean norm of all gradients together: ``sqrt(sum_k sum(g_k ** 2))`` (float64).
-
-    Example::
-
-        global_norm({"a": np.array([3.0]), "b": np.array([[4.0]])})   # 5.0
-    """
-    return _norm(_check_grad_dict("global_norm", grads), 2.0)
-
-
-def clip_grad_norm(grads: Mapping, max_norm: float, norm_type: float = 2.0) -> float:
-    """Rescale all gradients in place so that their joint norm is at most ``max_norm``.
-
-    Like ``torch.nn.utils.clip_grad_norm_``::
-
-        total = (sum_k ||g_k||_p ** p) ** (1/p)          (max |g| for p = inf)
-        coef  = max_norm / (total + 1e-6)
-        g_k  *= coef                                     if coef < 1
-
-    Returns the total norm *before* clipping (a Python float). If it is NaN or inf the
-    gradients are left untouched (PyTorch would write NaN/0 into them) so that the caller can
-    detect the divergence from the returned value.
-    """
-    who = "clip_grad_norm"
-    max_norm = check_float(who, "max_norm", max_norm, 0.0)
-    if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real) or not (
-            norm_type > 0):
-        raise ConfigError(f"{who}: expected norm_type > 0 (or math.inf), got {norm_type!r}.")
-    norm_type = float(norm_type)
-    arrays = _check_grad_dict(who, grads)
-    total = _norm(arrays, norm_type)
-    if not math.isfinite(total):
-        return total
-    coef = max_norm / (total + 1e-6)
-    if coef < 1.0:
-        for g in arrays:
-            g *= coef
-    return total
-
-
-def clip_grad_value(grads: Mapping, clip_value: float) -> float:
-    """Clip every gradient entry in place to ``[-clip_value, clip_value]``.
-
-    Like ``torch.nn.utils.clip_grad_value_``. Returns the global 2-norm *before* clipping
-    (:func:`global_norm`); if it is NaN or inf the gradients are left untouched.
-    """
-    who = "clip_grad_value"
-    clip_value = check_float(who, "clip_value", clip_value, 0.0)
-    arrays = _check_grad_dict(who, grads)
-    total = _norm(arrays, 2.0)
-    if not math.isfinite(total):
-        return total
-    for g in arrays:
-        np.clip(g, -clip_value, clip_value, out=g)
-    return total
-
-
-# --------------------------------------------------------------------------------------------
-# Learning-rate schedules
-# --------------------------------------------------------------------------------------------
-
-class Schedule:
-    """A learning rate as a pure function of the step: ``lr = schedule(k)``.
-
-    ``k`` is the number of optimizer steps taken so far, so ``schedule(k)`` is the rate used
-    by step k (k = 0 for the first step). The closed forms are those of
-    ``torch.optim.lr_scheduler`` (the lr that ``optimizer.param_groups[0]["lr"]`` holds after
-    ``k`` calls of ``scheduler.step()``). Schedules hold no state: checkpoint them with
-    :meth:`to_config` and rebuild with :func:`schedule_from_config`.
-    """
-
-    base_lr: float
-
-    def __call__(self, step: int) -> float:
-        k = check_int(type(self).__name__, "step", step, 0)
-        return float(self._lr(k))
-
-    def _lr(self, k: int) -> float:
-        raise NotImplementedError
-
-    def to_config(self) -> dict:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        cfg = self.to_config()
-        name = cfg.pop("name")
-        return f"{name}({', '.join(f'{k}={v!r}' for k, v in cfg.items())})"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Schedule) and self.to_config() == other.to_config()
-
-    __hash__ = None
-
-
-class ConstantLR(Schedule):
-    """``lr(k) = base_lr`` (note: not torch's ``ConstantLR``, which scales for a few steps)."""
-
-    def __init__(self, base_lr: float):
-        self.base_lr = check_float("ConstantLR", "base_lr", base_lr, 0.0)
-
-    def _lr(self, k):
-        return self.base_lr
-
-    def to_config(self):
-        return {"name": "ConstantLR", "base_lr": self.base_lr}
-
-
-class StepLR(Schedule):
-    """``lr(k) = base_lr * gamma ** (k // step_size)`` (``torch.optim.lr_scheduler.StepLR``)."""
-
-    def __init__(self, base_lr: float, step_size: int, gamma: float = 0.1):
-        self.base_lr = check_float("StepLR", "base_lr", base_lr, 0.0)
-        self.step_size = check_int("StepLR", "step_size", step_size, 1)
-        self.gamma = check_float("StepLR", "gamma", gamma, 0.0)
-
-    def _lr(self, k):
-        return self.base_lr * self.gamma ** (k // self.step_size)
-
-    def to_config(self):
-        return {"name": "StepLR", "base_lr": self.base_lr, "step_size": self.step_size,
-                "gamma": self.gamma}
-
-
-class ExponentialLR(Schedule):
-    """``lr(k) = base_lr * gamma ** k`` (``torch.optim.lr_scheduler.ExponentialLR``)."""
-
-    def __init__(self, base_lr: float, gamma: float):
-        self.base_lr = check_float("ExponentialLR", "base_lr", base_lr, 0.0)
-        self.gamma = check_float("ExponentialLR", "gamma", gamma, 0.0)
-
-    def _lr(self, k):
-        return self.base_lr * self.gamma ** k
-
-    def to_config(self):
-        return {"name": "ExponentialLR", "base_lr": self.base_lr, "gamma": self.gamma}
-
-
-class CosineAnnealingLR(Schedule):
-    """``lr(k) = eta_min + (base_lr - eta_min) * (1 + cos(pi * k / T_max)) / 2``.
-
-    The closed form of ``torch.optim.lr_scheduler.CosineAnnealingLR``; like PyTorch's it is
-    periodic (it rises again after ``T_max`` steps). Wrap it to stop at ``T_max`` if needed.
-    """
-
-    def __init__(self, base_lr: float, T_max: int, eta_min: float = 0.0):
-        self.base_lr = check_float("CosineAnnealingLR", "base_lr", base_lr, 0.0)
-        self.T_max = check_int("CosineAnnealingLR", "T_max", T_max, 1)
-        self.eta_min = check_float("CosineAnnealingLR", "eta_min", eta_min, 0.0)
-
-    def _lr(self, k):
-        return self.eta_min + (self.base_lr - self.eta_min) * (
-            1 + math.cos(math.pi * k / self.T_max)) / 2
-
-    def to_config(self):
-        return {"name": "CosineAnnealingLR", "base_lr": self.base_lr, "T_max": self.T_max,
-                "eta_min": self.eta_min}
-
-
-class LinearWarmup(Schedule):
-    """Linear warm-up for ``warmup_steps`` steps, then the wrapped schedule (shifted).
-
-    ::
-
-        lr(k) = base_lr * (start_factor + (1 - start_factor) * k / warmup_steps)   k < warmup_steps
-        lr(k) = schedule(k - warmup_steps)                                          otherwise
-
-    with ``base_lr = schedule(0)``. This is ``SequentialLR([LinearLR(start_factor,
-    total_iters=warmup_steps), schedule], milestones=[warmup_steps])`` in PyTorch.
-
-    Args:
-        schedule_or_base_lr: a :class:`Schedule`, or a number for a constant rate after warm-up.
-        warmup_steps: length of the ramp (>= 0; 0 means no warm-up).
-        start_factor: fraction of ``base_lr`` at step 0, in [0, 1] (torch's default 1/3).
-
-    Example::
-
-        sched = LinearWarmup(CosineAnnealingLR(1e-3, T_max=1000), warmup_steps=100)
-    """
-
-    def __init__(self, schedule_or_base_lr, warmup_steps: int, start_factor: float = 1.0 / 3.0):
-        who = "LinearWarmup"
-        if isinstance(schedule_or_base_lr, Schedule):
-            self.schedule = schedule_or_base_lr
-        elif isinstance(schedule_or_base_lr, numbers.Real) and not isinstance(
-                schedule_or_base_lr, bool):
-            self.schedule = ConstantLR(schedule_or_base_lr)
-        else:
-            raise ConfigError(f"{who}: expected a Schedule or a base learning rate, got "
-                              f"{schedule_or_base_lr!r}.")
-        self.warmup_steps = check_int(who, "warmup_steps", warmup_steps, 0)
-        self.start_factor = check_float(who, "start_factor", start_factor, 0.0, 1.0)
-        self.base_lr = self.schedule(0)
-
-    def _lr(self, k):
-        if k < self.warmup_steps:
-            return self.base_lr * (self.start_factor
-                                   + (1.0 - self.start_factor) * k / self.warmup_steps)
-        return self.schedule(k - self.warmup_steps)
-
-    def to_config(self):
-        return {"name": "LinearWarmup", "schedule": self.schedule.to_config(),
-                "warmup_steps": self.warmup_steps, "start_factor": self.start_factor}
-
-
-SCHEDULES = {c.__name__: c for c in (ConstantLR, StepLR, ExponentialLR, CosineAnnealingLR,
-                                     LinearWarmup)}
-
-
-def schedule_from_config(config: Mapping) -> Schedule:
-    """Rebuild a schedule from :meth:`Schedule.to_config` output (JSON round-trip safe).
-
-    Example::
-
-        s = schedule_from_config({"name": "StepLR", "base_lr": 0.1, "step_size": 10})
-    """
-    who = "schedule_from_config"
-    if not isinstance(config, Mapping) or "name" not in config:
-        raise ConfigError(f"{who}: expected a dict with a 'name' key, got {config!r}.")
-    cfg = dict(config)
-    name = cfg.pop("name")
-    if name not in SCHEDULES:
-        raise ConfigError(f"{who}: expected name to be one of "
-                          f"{', '.join(repr(c) for c in SCHEDULES)}, got {name!r}.")
-    if name == "LinearWarmup":
-        inner = cfg.pop("schedule", None)
-        if inner is None:
-            raise ConfigError(f"{who}: LinearWarmup config needs a 'schedule' entry.")
-        cfg["schedule_or_base_lr"] = schedule_from_config(inner)
-    try:
-        return SCHEDULES[name](**cfg)
-    except TypeError as e:
-        raise ConfigError(f"{who}: bad arguments for {name}: {e}.") from None

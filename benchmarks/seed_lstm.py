@@ -1,84 +1,84 @@
-"""The seed notebook's LSTM, completed in the notebook's own style (the naive NumPy baseline).
+"""Naive NumPy LSTM baseline for ``rnnkit bench``: the practice-notebook style, float64.
 
-Copied from ``shared/seed/notebook.txt`` (cells ``sigmoid``, ``softmax``, ``lstm_cell``); the
-notebook stops inside ``lstm_forward`` right after ``a_next = a0``, and the obvious completion
-(a loop over t calling ``lstm_cell``, storing a, c, y and the caches) is added below. Layout is
-the notebook's: features first, ``x`` (n_x, m, T_x), ``a0`` (n_a, m), weights (n_a, n_a + n_x)
-acting on ``concat = [a_prev; x_t]``. Used by ``rnnkit bench`` only; do not import it from the
-library (``rnnkit.scratch`` is the library's version of this API).
+rnnkit grew out of a small practice notebook ("Recurrent Neural Network from Scratch") that
+defines ``sigmoid``, ``softmax``, ``rnn_cell``, ``rnn_forward``, ``lstm_cell`` and an
+``lstm_forward`` it never finishes. This module is rnnkit's own rewrite of that notebook's
+LSTM forward pass, kept as the "what you would write first" baseline the benchmark compares
+the library against. It does the same work per time step as the notebook's loop:
+
+* features-first arrays: ``x`` is ``(n_x, m, T_x)``, states are ``(n_a, m)``;
+* a parameter dict with the notebook's keys: gate weights ``Wf, Wi, Wc, Wo`` of shape
+  ``(n_a, n_a + n_x)`` acting on the hidden state stacked above the input, ``[a_prev; x_t]``
+  (written into one buffer by slices, no ``np.concatenate`` call), biases ``bf, bi, bc, bo``
+  ``(n_a, 1)``, output ``Wy (n_y, n_a)``, ``by (n_y, 1)``;
+* per step: four separate gate products with that stacked buffer, the logistic function as
+  ``1 / (1 + exp(-z))``, the cell and hidden updates, a softmax output per step that shifts
+  by ONE maximum over the whole ``(n_y, m)`` block (the notebook's choice, not one per
+  column), and a 10-field cache tuple per step;
+* ``lstm_forward`` starts the cell state at zero and returns ``(a, y, c, (caches, x))``.
+
+Used by ``rnnkit bench`` only (``rnnkit.bench`` loads it by path); do not import it from the
+library - ``rnnkit.scratch`` is the library's version of this API.
 """
 
 import numpy as np
 
 
-def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
+def sigmoid(z):
+    """Elementwise logistic function, in the plain form 1 / (1 + e^-z) (no overflow guard)."""
+    return 1.0 / (1.0 + np.exp(-z))
 
 
-def softmax(x):
-    e_x = np.exp(x - np.max(x))
-    return e_x / e_x.sum(axis=0)
+def softmax(z):
+    """Normalise exp over axis 0 after subtracting the single largest entry of ``z``."""
+    weights = np.exp(z - z.max())
+    return weights / weights.sum(axis=0)
 
 
 def lstm_cell(xt, a_prev, c_prev, parameters):
-    Wf = parameters['Wf']
-    bf = parameters['bf']
-    Wi = parameters['Wi']
-    bi = parameters['bi']
-    Wo = parameters['Wo']
-    bo = parameters['bo']
-    Wc = parameters['Wc']
-    bc = parameters['bc']
-    Wy = parameters['Wy']
-    by = parameters['by']
+    """One LSTM step; returns ``(a_next, c_next, yt_pred, cache)``.
 
-    n_x, m = xt.shape
-    n_y, n_a = Wy.shape
+    ``cache`` is ``(a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)``.
+    """
+    n_a = a_prev.shape[0]
+    stacked = np.empty((n_a + xt.shape[0], xt.shape[1]))     # [a_prev; xt], hidden state first
+    stacked[:n_a] = a_prev
+    stacked[n_a:] = xt
 
-    concat = np.zeros([n_x + n_a, m])
-    concat[: n_a, :] = a_prev
-    concat[n_a :, :] = xt
+    def gate(name):                                           # W<name> @ [a_prev; xt] + b<name>
+        return parameters["W" + name] @ stacked + parameters["b" + name]
 
-    # ft = sigmoid(Wf*concatenate(a<t-1>, x<t>) + bf)
-    ft = sigmoid(np.dot(Wf, concat) + bf)
-    it = sigmoid(np.dot(Wi, concat) + bi)
-    cct = np.tanh(np.dot(Wc, concat) + bc)
-    c_next = ft * c_prev + it * cct
-    ot = sigmoid(np.dot(Wo, concat) + bo)
-    a_next = ot * np.tanh(c_next)
-
-    yt_pred = softmax(np.dot(Wy, a_next) + by)
-
-    cache = (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)
-
+    forget = sigmoid(gate("f"))
+    update = sigmoid(gate("i"))
+    candidate = np.tanh(gate("c"))
+    c_next = forget * c_prev + update * candidate
+    out_gate = sigmoid(gate("o"))
+    a_next = out_gate * np.tanh(c_next)
+    yt_pred = softmax(parameters["Wy"] @ a_next + parameters["by"])
+    cache = (a_next, c_next, a_prev, c_prev, forget, update, candidate, out_gate, xt, parameters)
     return a_next, c_next, yt_pred, cache
 
 
 def lstm_forward(x, a0, parameters):
-    caches = []
+    """Run :func:`lstm_cell` over the last axis of ``x``; the cell state starts at zero.
 
-    Wy = parameters['Wy']
-
-    n_x, m, T_x = x.shape
-    n_y, n_a = Wy.shape
-
-    a = np.zeros([n_a, m, T_x])
-    c = np.zeros([n_a, m, T_x])
-    y = np.zeros([n_y, m, T_x])
-
-    a_next = a0
-    # --- completion: the notebook stops here ---
-    c_next = np.zeros([n_a, m])
-
-    for t in range(T_x):
-        a_next, c_next, yt, cache = lstm_cell(x[:, :, t], a_next, c_next, parameters)
-        a[:, :, t] = a_next
-        c[:, :, t] = c_next
-        y[:, :, t] = yt
-        caches.append(cache)
-
-    caches = (caches, x)
-    return a, y, c, caches
+    Returns ``(a, y, c, (caches, x))`` with ``a, c`` of shape ``(n_a, m, T_x)``,
+    ``y`` of shape ``(n_y, m, T_x)`` and one cache per step.
+    """
+    m, steps = x.shape[1], x.shape[2]
+    n_y, n_a = parameters["Wy"].shape
+    hidden = np.zeros((n_a, m, steps))
+    cells = np.zeros((n_a, m, steps))
+    probs = np.zeros((n_y, m, steps))
+    history = []
+    state = (a0, np.zeros((n_a, m)))
+    for t in range(steps):
+        h, cell, probs[..., t], step_cache = lstm_cell(x[..., t], state[0], state[1], parameters)
+        hidden[..., t] = h
+        cells[..., t] = cell
+        history.append(step_cache)
+        state = (h, cell)
+    return hidden, probs, cells, (history, x)
 
 
 def init_parameters(n_x, n_a, n_y, seed=42):

@@ -90,6 +90,26 @@ def test_seed_baseline_matches_rnnkit():
     assert res is not None and res["max_abs_diff"] < 1e-12
 
 
+def test_seed_baseline_is_the_notebook_loop_step_by_step():
+    """benchmarks/seed_lstm.py does the notebook's per-step work: same outputs as
+    rnnkit.scratch.lstm_forward (c starts at 0) and one 10-field cache per step."""
+    from rnnkit import scratch
+    seed = bench._load_benchmark_module("seed_lstm")
+    assert seed is not None
+    p = seed.init_parameters(3, 5, 2)
+    rng = np.random.default_rng(4)
+    x, a0 = rng.standard_normal((3, 4, 6)), rng.standard_normal((5, 4))
+    a, y, c, (caches, x_back) = seed.lstm_forward(x, a0, p)
+    ra, ry, rc, (rcaches, _) = scratch.lstm_forward(x, a0, p)
+    for got, want in ((a, ra), (y, ry), (c, rc)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    assert x_back is x and len(caches) == 6
+    for step, ref in zip(caches, rcaches):
+        assert len(step) == 10 and step[-1] is p
+        for got, want in zip(step[:9], ref[:9]):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
 def test_memory_counts_kept_activations():
     T, N, D, H = 7, 3, 5, 4
     m = bench.bench_memory((T, N, D, H), np.float64)

@@ -1,17 +1,23 @@
 """Tests of rnnkit.scratch against independent references.
 
 References used (never rnnkit.scratch's own output):
-* the seed notebook's functions, copied verbatim below (prefixed ``seed_``), run on the
-  notebook's own cells (same ``np.random.seed(42)`` draws);
+* ``ref_*`` below: rnnkit's own scalar model of the practice notebook's API (the notebook
+  rnnkit.scratch started from), written here from the equations. It walks one example at a
+  time through the whole sequence, one hidden unit at a time, in plain Python floats, and only
+  then assembles the notebook-shaped arrays and per-step caches - so it shares neither code nor
+  formulation with the vectorised, step-major rnnkit.scratch. It keeps the notebook's
+  behaviour, including a softmax that shifts by ONE maximum over the whole array instead of
+  one per column. It runs on the notebook's worked examples (same seed, shapes and draw order,
+  see ``NOTEBOOK_EXAMPLES``) and on random cases;
 * per-column softmax from scipy (or a float64 log-sum-exp written here);
 * central finite differences of ``loss = sum(a * da)`` (+ ``sum(c * dc)``);
 * torch.nn.RNN / LSTM / GRU in float64 (optional).
 """
 
-import contextlib
 import io
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -26,192 +32,170 @@ from rnnkit.scratch import (
 )
 
 # ---------------------------------------------------------------------------------------
-# The seed notebook's functions, verbatim except for the ``seed_`` prefix.
+# Scalar reference of the notebook's API
 # ---------------------------------------------------------------------------------------
+#
+# What is taken from the notebook is its contract, not its code: features-first arrays (one
+# column per example: a step is (n_x, m), a sequence (n_x, m, T_x)); parameters in a dict
+# (Waa, Wax, ba, Wya, by for the RNN; Wf, Wi, Wc, Wo of shape (n_a, n_a + n_x) acting on the
+# hidden state stacked above the input, bf, bi, bc, bo, Wy, by for the LSTM); the cache field
+# order; the LSTM cell state starting at zero; sequence caches returned as (per-step list, x).
 
 
-def seed_sigmoid(x):
-    return 1 / (1 + np.exp(-x))
+def _logistic(v):
+    """1 / (1 + e**-v) for one float. Where e**-v exceeds float64 the quotient is 0, as in NumPy."""
+    try:
+        return 1.0 / (1.0 + math.exp(-v))
+    except OverflowError:
+        return 0.0
 
 
-def seed_softmax(x):
-    e_x = np.exp(x - np.max(x))
-    return e_x / e_x.sum(axis=0)
+def _dot(row, values):
+    """sum_k row[k] * values[k], left to right, in Python floats."""
+    return sum(w * v for w, v in zip(row, values))
 
 
-def seed_rnn_cell(x, a, parameters):
-    Waa = parameters['Waa']
-    Wax = parameters['Wax']
-    Wya = parameters['Wya']
-    ba = parameters['ba']
-    by = parameters['by']
-
-    a_next = np.tanh(np.dot(Waa, a) + np.dot(Wax, x) + ba)
-    y_pred = seed_softmax(np.dot(Wya, a_next) + by)
-    cache = (a_next, y_pred, x, parameters)
-    return a_next, y_pred, cache
+def ref_sigmoid(x):
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty(x.shape)
+    for idx in np.ndindex(x.shape):
+        out[idx] = _logistic(float(x[idx]))
+    return out
 
 
-def seed_rnn_forward(x, a0, parameters):
+def ref_softmax(z):
+    """exp(z - M) normalised down axis 0, where M is the largest entry of the WHOLE array.
+
+    One common shift, not one per column (the notebook's choice): a column lying ~750 below M
+    underflows to 0 / 0 = NaN (NumPy's scalar division, so it warns like the notebook does).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    top = max(float(v) for v in z.flat)
+    expd = np.empty(z.shape)
+    for idx in np.ndindex(z.shape):
+        expd[idx] = math.exp(float(z[idx]) - top)
+    out = np.empty(z.shape)
+    for col in np.ndindex(z.shape[1:]):                  # () once for a 1-D input
+        rows = [(k,) + col for k in range(z.shape[0])]
+        total = np.float64(0.0)
+        for r in rows:
+            total += expd[r]
+        for r in rows:
+            out[r] = expd[r] / total
+    return out
+
+
+def _per_step_softmax(W, b, states):
+    """softmax(W @ a<t> + b) for every step t of states (n_a, m, T_x), one unit at a time."""
+    n_y, (_, m, T_x) = W.shape[0], states.shape
+    rows, bias = W.tolist(), b[:, 0].tolist()
+    logits = np.empty((n_y, m, T_x))
+    for t in range(T_x):
+        for j in range(m):
+            col = states[:, j, t].tolist()
+            for k in range(n_y):
+                logits[k, j, t] = bias[k] + _dot(rows[k], col)
+    probs = np.empty_like(logits)
+    for t in range(T_x):                                 # one shift per step's (n_y, m) block
+        probs[:, :, t] = ref_softmax(logits[:, :, t])
+    return probs
+
+
+def ref_rnn_forward(x, a0, parameters):
+    """a<t> = tanh(Waa a<t-1> + Wax x<t> + ba), y<t> = softmax(Wya a<t> + by), a<-1> = a0."""
+    Waa, Wax = parameters["Waa"].tolist(), parameters["Wax"].tolist()
+    ba = parameters["ba"][:, 0].tolist()
+    n_a, (_, m, T_x) = len(ba), x.shape
+    a = np.empty((n_a, m, T_x))
+    for j in range(m):                                   # one example through all its steps
+        h = a0[:, j].tolist()
+        for t in range(T_x):
+            xt = x[:, j, t].tolist()
+            h = [math.tanh(ba[u] + _dot(Waa[u], h) + _dot(Wax[u], xt)) for u in range(n_a)]
+            a[:, j, t] = h
+    y = _per_step_softmax(parameters["Wya"], parameters["by"], a)
+    caches = [(a[:, :, t], y[:, :, t], x[:, :, t], parameters) for t in range(T_x)]
+    return a, y, (caches, x)
+
+
+def ref_rnn_cell(xt, a_prev, parameters):
+    a, y, (caches, _) = ref_rnn_forward(xt[:, :, None], a_prev, parameters)
+    return a[:, :, 0], y[:, :, 0], caches[0]
+
+
+GATE_FIELDS = ("ft", "it", "cct", "ot")
+
+
+def _ref_lstm_run(x, a0, c0, parameters):
+    """The LSTM equations with s = [a<t-1>; x<t>] (hidden state on top):
+
+    ft = sig(Wf s + bf), it = sig(Wi s + bi), cct = tanh(Wc s + bc), ot = sig(Wo s + bo),
+    c<t> = ft c<t-1> + it cct, a<t> = ot tanh(c<t>), y<t> = softmax(Wy a<t> + by).
+    """
+    W = {g: parameters["W" + g].tolist() for g in "fico"}
+    b = {g: parameters["b" + g][:, 0].tolist() for g in "fico"}
+    n_a, (_, m, T_x) = a0.shape[0], x.shape
+    rec = {k: np.empty((n_a, m, T_x)) for k in ("a", "c") + GATE_FIELDS}
+    for j in range(m):
+        h, cell = a0[:, j].tolist(), c0[:, j].tolist()
+        for t in range(T_x):
+            s = h + x[:, j, t].tolist()
+            pre = {g: [b[g][u] + _dot(W[g][u], s) for u in range(n_a)] for g in "fico"}
+            f, i, o = ([_logistic(v) for v in pre[g]] for g in "fio")
+            g_ = [math.tanh(v) for v in pre["c"]]
+            cell = [f[u] * cell[u] + i[u] * g_[u] for u in range(n_a)]
+            h = [o[u] * math.tanh(cell[u]) for u in range(n_a)]
+            for key, vals in zip(("a", "c", "ft", "it", "cct", "ot"), (h, cell, f, i, g_, o)):
+                rec[key][:, j, t] = vals
+    a, c = rec["a"], rec["c"]
+    y = _per_step_softmax(parameters["Wy"], parameters["by"], a)
     caches = []
-    n_x, m, T_x = x.shape
-    n_y, n_a = parameters['Wya'].shape
-
-    a = np.zeros([n_a, m, T_x])
-    y_pred = np.zeros([n_y, m, T_x])
-
-    a_next = a0
-
     for t in range(T_x):
-        a_next, yt_pred, cache = seed_rnn_cell(x[:, :, t], a_next, parameters)
-        a[:, :, t] = a_next
-        y_pred[:, :, t] = yt_pred
-        caches.append(cache)
-
-    caches = (caches, x)
-    return a, y_pred, caches
-
-
-def seed_lstm_cell(xt, a_prev, c_prev, parameters):
-    Wf = parameters['Wf']
-    bf = parameters['bf']
-    Wi = parameters['Wi']
-    bi = parameters['bi']
-    Wo = parameters['Wo']
-    bo = parameters['bo']
-    Wc = parameters['Wc']
-    bc = parameters['bc']
-    Wy = parameters['Wy']
-    by = parameters['by']
-
-    n_x, m = xt.shape
-    n_y, n_a = Wy.shape
-
-    concat = np.zeros([n_x + n_a, m])
-    concat[: n_a, :] = a_prev
-    concat[n_a :, :] = xt
-
-    # ft = sigmoid(Wf*concatenate(a<t-1>, x<t>) + bf)
-    ft = seed_sigmoid(np.dot(Wf, concat) + bf)
-    it = seed_sigmoid(np.dot(Wi, concat) + bi)
-    cct = np.tanh(np.dot(Wc, concat) + bc)
-    c_next = ft * c_prev + it * cct
-    ot = seed_sigmoid(np.dot(Wo, concat) + bo)
-    a_next = ot * np.tanh(c_next)
-
-    yt_pred = seed_softmax(np.dot(Wy, a_next) + by)
-
-    cache = (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)
-
-    return a_next, c_next, yt_pred, cache
-
-
-def seed_lstm_forward(x, a0, parameters):
-    """The notebook's unfinished lstm_forward, completed as a plain loop of seed_lstm_cell."""
-    n_x, m, T_x = x.shape
-    n_y, n_a = parameters['Wy'].shape
-    a = np.zeros([n_a, m, T_x])
-    c = np.zeros([n_a, m, T_x])
-    y = np.zeros([n_y, m, T_x])
-    a_next, c_next, caches = a0, np.zeros([n_a, m]), []
-    for t in range(T_x):
-        a_next, c_next, yt, cache = seed_lstm_cell(x[:, :, t], a_next, c_next, parameters)
-        a[:, :, t], c[:, :, t], y[:, :, t] = a_next, c_next, yt
-        caches.append(cache)
+        before = (a0, c0) if t == 0 else (a[:, :, t - 1], c[:, :, t - 1])
+        gates = tuple(rec[k][:, :, t] for k in GATE_FIELDS)
+        caches.append((a[:, :, t], c[:, :, t]) + before + gates + (x[:, :, t], parameters))
     return a, y, c, (caches, x)
 
 
-# The notebook's cells, unchanged (In [10], [12], [14], [17] and the last one).
-CELL_10 = """
-np.random.seed(42)
-
-x_input = np.random.randn(3, 10)
-a_prev = np.random.randn(5, 10)
-
-parameters = {}
-parameters['Waa'] = np.random.randn(5, 5)
-parameters['Wax'] = np.random.randn(5, 3)
-parameters['ba'] = np.random.randn(5, 1)
-parameters['Wya'] = np.random.randn(2, 5)
-parameters['by'] = np.random.randn(2, 1)
-"""
-
-CELL_12 = """
-a_next, yt_pred, cache = rnn_cell(x_input, a_prev, parameters)
-print(a_next.shape)
-"""
-
-CELL_14 = """
-np.random.seed(42)
-
-a = np.random.randn(3, 10, 5)
-x = np.random.randn(5, 10)
-
-parameters = {}
-parameters['Waa'] = np.random.randn(5, 5)
-parameters['Wax'] = np.random.randn(5, 3)
-parameters['Wya'] = np.random.randn(2, 5)
-parameters['ba'] = np.random.randn(5, 1)
-parameters['by'] = np.random.randn(2, 1)
-
-a, y, cache = rnn_forward(a, x, parameters)
-
-print(a.shape)
-"""
-
-CELL_17 = """
-np.random.seed(42)
-
-xt_tmp = np.random.randn(3, 10)
-a_prev_tmp = np.random.randn(5, 10)
-c_prev_tmp = np.random.randn(5, 10)
-
-parameters_tmp = {}
-parameters_tmp['Wf'] = np.random.randn(5, 5+3)
-parameters_tmp['Wi'] = np.random.randn(5, 5+3)
-parameters_tmp['Wo'] = np.random.randn(5, 5+3)
-parameters_tmp['Wc'] = np.random.randn(5, 5+3)
-parameters_tmp['Wy'] = np.random.randn(2, 5)
-parameters_tmp['bf'] = np.random.randn(5, 1)
-parameters_tmp['bi'] = np.random.randn(5, 1)
-parameters_tmp['bo'] = np.random.randn(5, 1)
-parameters_tmp['bc'] = np.random.randn(5, 1)
-parameters_tmp['by'] = np.random.randn(2, 1)
+def ref_lstm_forward(x, a0, parameters):
+    return _ref_lstm_run(x, a0, np.zeros_like(a0), parameters)
 
 
-a_next_tmp, c_next_tmp, yt_tmp, cache_tmp = lstm_cell(xt_tmp, a_prev_tmp, c_prev_tmp, parameters_tmp)
+def ref_lstm_cell(xt, a_prev, c_prev, parameters):
+    a, y, c, (caches, _) = _ref_lstm_run(xt[:, :, None], a_prev, c_prev, parameters)
+    return a[:, :, 0], c[:, :, 0], y[:, :, 0], caches[0]
 
-print(a_next.shape)
-"""
 
-CELL_LAST = """
-np.random.seed(42)
+# The notebook's worked examples, as data. Each one restarts NumPy's legacy generator at seed
+# 42 and draws standard normals (randn) with these shapes in this order - the call's inputs,
+# then the parameter dict - which gives exactly the notebook's arrays. (Two quirks of the
+# notebook are facts of the values: its rnn_forward example draws the parameters in a
+# different order from the rnn_cell one, and names the (3, 10, 5) input `a` and the initial
+# state `x`; here they are simply the 1st and 2nd input.)
+class Example(NamedTuple):
+    fn: str
+    inputs: tuple          # (name, shape) in draw order
+    params: tuple          # (key, shape) in draw order
 
-x_tmp = np.random.randn(3, 10, 7)
-a0_tmp = np.random.randn(5, 10)
 
-parameters_tmp = {}
-parameters_tmp['Wf'] = np.random.randn(5, 5+3)
-parameters_tmp['Wi'] = np.random.randn(5, 5+3)
-parameters_tmp['Wo'] = np.random.randn(5, 5+3)
-parameters_tmp['Wc'] = np.random.randn(5, 5+3)
-parameters_tmp['Wy'] = np.random.randn(2, 5)
-parameters_tmp['bf'] = np.random.randn(5, 1)
-parameters_tmp['bi'] = np.random.randn(5, 1)
-parameters_tmp['bo'] = np.random.randn(5, 1)
-parameters_tmp['bc'] = np.random.randn(5, 1)
-parameters_tmp['by'] = np.random.randn(2, 1)
+LSTM_DRAWS = tuple((k, (5, 8)) for k in ("Wf", "Wi", "Wo", "Wc")) + (("Wy", (2, 5)),) + \
+    tuple((k, (5, 1)) for k in ("bf", "bi", "bo", "bc")) + (("by", (2, 1)),)
 
-a_tmp, y_tmp, c_tmp, caches_tmp = lstm_forward(x_tmp, a0_tmp, parameters_tmp)
-print(a_tmp.shape)
-"""
-
-NOTEBOOK_CELLS = [CELL_10, CELL_12, CELL_14, CELL_17, CELL_LAST]
+NOTEBOOK_EXAMPLES = (
+    Example("rnn_cell", (("xt", (3, 10)), ("a_prev", (5, 10))),
+            (("Waa", (5, 5)), ("Wax", (5, 3)), ("ba", (5, 1)), ("Wya", (2, 5)), ("by", (2, 1)))),
+    Example("rnn_forward", (("x", (3, 10, 5)), ("a0", (5, 10))),
+            (("Waa", (5, 5)), ("Wax", (5, 3)), ("Wya", (2, 5)), ("ba", (5, 1)), ("by", (2, 1)))),
+    Example("lstm_cell", (("xt", (3, 10)), ("a_prev", (5, 10)), ("c_prev", (5, 10))), LSTM_DRAWS),
+    Example("lstm_forward", (("x", (3, 10, 7)), ("a0", (5, 10))), LSTM_DRAWS),
+)
+# What the notebook prints after each example: the shape of the new hidden state(s). (Its
+# lstm_cell example prints the rnn_cell example's a_next by mistake; the shape is the same.)
 NOTEBOOK_PRINTS = "(5, 10)\n(5, 10, 5)\n(5, 10)\n(5, 10, 7)\n"
 
-SEED_API = {"sigmoid": seed_sigmoid, "softmax": seed_softmax, "rnn_cell": seed_rnn_cell,
-            "rnn_forward": seed_rnn_forward, "lstm_cell": seed_lstm_cell,
-            "lstm_forward": seed_lstm_forward}
+REF_API = {"sigmoid": ref_sigmoid, "softmax": ref_softmax, "rnn_cell": ref_rnn_cell,
+           "rnn_forward": ref_rnn_forward, "lstm_cell": ref_lstm_cell,
+           "lstm_forward": ref_lstm_forward}
 OUR_API = {"sigmoid": sigmoid, "softmax": softmax, "rnn_cell": rnn_cell,
            "rnn_forward": rnn_forward, "lstm_cell": lstm_cell, "lstm_forward": lstm_forward}
 
@@ -234,52 +218,76 @@ def assert_close(ours, ref, what):
         np.testing.assert_allclose(ours, ref, **TOL, err_msg=what)
 
 
-def run_notebook(api):
-    ns = {"np": np, **api}
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        snapshots = []
-        for cell in NOTEBOOK_CELLS:
-            exec(cell, ns)
-            snapshots.append({k: v for k, v in ns.items() if k not in api and k not in ("np", "__builtins__")})
-    return out.getvalue(), snapshots
+def run_examples(api):
+    """Run NOTEBOOK_EXAMPLES through ``api``; return (printed text, one record per example)."""
+    printed, records = io.StringIO(), []
+    for ex in NOTEBOOK_EXAMPLES:
+        draw = np.random.RandomState(42).randn
+        inputs = {name: draw(*shape) for name, shape in ex.inputs}
+        params = {key: draw(*shape) for key, shape in ex.params}
+        outputs = api[ex.fn](*inputs.values(), params)
+        print(outputs[0].shape, file=printed)
+        records.append({"inputs": inputs, "parameters": params, "outputs": outputs})
+    return printed.getvalue(), records
 
 
-def test_notebook_cells_print_the_notebook_shapes():
-    printed, _ = run_notebook(OUR_API)
+def test_notebook_examples_print_the_notebook_shapes():
+    printed, _ = run_examples(OUR_API)
     assert printed == NOTEBOOK_PRINTS
-    seed_printed, _ = run_notebook(SEED_API)   # the seed itself prints the same (sanity)
-    assert seed_printed == NOTEBOOK_PRINTS
+    ref_printed, _ = run_examples(REF_API)     # the reference prints the same (sanity)
+    assert ref_printed == NOTEBOOK_PRINTS
 
 
-def test_notebook_cells_match_seed_values():
-    _, ours = run_notebook(OUR_API)
-    _, seed = run_notebook(SEED_API)
-    for i, (o, s) in enumerate(zip(ours, seed)):
-        assert set(o) == set(s)
-        for name in s:
-            assert_close(o[name], s[name], f"cell {i}: {name}")
+def test_notebook_examples_match_reference_values():
+    _, ours = run_examples(OUR_API)
+    _, ref = run_examples(REF_API)
+    for ex, o, r in zip(NOTEBOOK_EXAMPLES, ours, ref):
+        assert_close(o, r, ex.fn)
     # the caches carry the notebook's fields first, then rnnkit's extras
-    last_rnn_cell, last = ours[1], ours[4]
-    assert isinstance(last_rnn_cell["cache"], scratch.RNNCache)
-    np.testing.assert_array_equal(last_rnn_cell["cache"].a_prev, seed[1]["a_prev"])
-    assert len(last["caches_tmp"][0]) == 7
+    rnn_cell_cache, lstm_caches = ours[0]["outputs"][2], ours[3]["outputs"][3]
+    assert isinstance(rnn_cell_cache, scratch.RNNCache)
+    np.testing.assert_array_equal(rnn_cell_cache.a_prev, ref[0]["inputs"]["a_prev"])
+    assert len(lstm_caches[0]) == 7
     assert scratch.LSTMCache._fields == ("a_next", "c_next", "a_prev", "c_prev", "ft", "it",
                                          "cct", "ot", "xt", "parameters")
 
 
-def test_rnn_forward_caches_match_seed_and_hold_a_prev():
+def test_rnn_forward_caches_match_reference_and_hold_a_prev():
     rng = np.random.default_rng(1)
     p = {"Waa": rng.standard_normal((4, 4)), "Wax": rng.standard_normal((4, 3)),
          "ba": rng.standard_normal((4, 1)), "Wya": rng.standard_normal((2, 4)),
          "by": rng.standard_normal((2, 1))}
     x, a0 = rng.standard_normal((3, 5, 6)), rng.standard_normal((4, 5))
     a, y, caches = rnn_forward(x, a0, p)
-    sa, sy, scaches = seed_rnn_forward(x, a0, p)
-    assert_close((a, y, caches), (sa, sy, scaches), "rnn_forward")
+    ra, ry, rcaches = ref_rnn_forward(x, a0, p)
+    assert_close((a, y, caches), (ra, ry, rcaches), "rnn_forward")
     a_prevs = [a0] + [a[:, :, t] for t in range(5)]
     for t, c in enumerate(caches[0]):
         np.testing.assert_array_equal(c.a_prev, a_prevs[t])
+
+
+def test_lstm_cell_and_forward_match_reference_on_random_cases():
+    rng = np.random.default_rng(2)
+    n_x, n_a, n_y, m, T_x = 4, 3, 3, 2, 5
+    p = {k: rng.standard_normal((n_a, n_a + n_x)) for k in ("Wf", "Wi", "Wc", "Wo")}
+    p |= {k: rng.standard_normal((n_a, 1)) for k in ("bf", "bi", "bc", "bo")}
+    p |= {"Wy": rng.standard_normal((n_y, n_a)), "by": rng.standard_normal((n_y, 1))}
+    x, a0, c0 = (rng.standard_normal(s) for s in ((n_x, m, T_x), (n_a, m), (n_a, m)))
+    assert_close(lstm_forward(x, a0, p), ref_lstm_forward(x, a0, p), "lstm_forward")
+    assert_close(lstm_cell(x[:, :, 0], a0, c0, p), ref_lstm_cell(x[:, :, 0], a0, c0, p), "lstm_cell")
+    assert_close(lstm_forward(x, a0, p, c0=c0), _ref_lstm_run(x, a0, c0, p), "lstm_forward c0")
+
+
+def test_reference_softmax_shifts_by_one_global_maximum():
+    # columns on the same scale: same numbers as a per-column softmax; 1-D input: one column
+    z = np.array([[0.5, -1.0], [2.0, 0.25], [-0.5, 1.5]])
+    np.testing.assert_allclose(ref_softmax(z), reference_softmax_axis0(z), rtol=1e-14)
+    np.testing.assert_allclose(ref_softmax(z[:, 1]), reference_softmax_axis0(z[:, 1:])[:, 0],
+                               rtol=1e-14)
+    # a column 800 below the global maximum underflows to exact zeros, hence 0 / 0
+    with np.errstate(all="ignore"):
+        far = ref_softmax(np.array([[0.0, -800.0], [1.0, -801.0]]))
+    assert np.isfinite(far[:, 0]).all() and np.isnan(far[:, 1]).all()
 
 
 # ---------------------------------------------------------------------------------------
@@ -300,21 +308,21 @@ def reference_softmax_axis0(x):
         return out
 
 
-def test_softmax_is_stable_per_column_where_the_seed_gives_nan():
+def test_softmax_is_stable_per_column_where_the_reference_gives_nan():
     x = np.array([[1000.0, -1000.0, 3.0], [1001.0, -1001.0, 1.0], [999.0, -1003.0, 2.0]])
     with np.errstate(all="ignore"):
-        seed = seed_softmax(x)
-    assert np.isnan(seed[:, 1]).all()            # the notebook's global max fails here
+        ref = ref_softmax(x)
+    assert np.isnan(ref[:, 1]).all()             # the notebook's global max fails here
     ours = softmax(x)
     assert np.isfinite(ours).all()
     np.testing.assert_allclose(ours, reference_softmax_axis0(x), rtol=1e-14, atol=0)
     np.testing.assert_allclose(ours.sum(axis=0), 1.0, rtol=1e-15)
 
 
-def test_softmax_matches_seed_on_ordinary_inputs():
+def test_softmax_matches_reference_on_ordinary_inputs():
     x = np.random.default_rng(3).standard_normal((4, 6))
-    np.testing.assert_allclose(softmax(x), seed_softmax(x), rtol=1e-14)
-    np.testing.assert_allclose(softmax(x[:, 0]), seed_softmax(x[:, 0]), rtol=1e-14)
+    np.testing.assert_allclose(softmax(x), ref_softmax(x), rtol=1e-14)
+    np.testing.assert_allclose(softmax(x[:, 0]), ref_softmax(x[:, 0]), rtol=1e-14)
 
 
 def test_sigmoid_large_inputs_no_warnings_and_exact():
@@ -329,7 +337,7 @@ def test_sigmoid_large_inputs_no_warnings_and_exact():
     np.testing.assert_allclose(got, expected, rtol=4e-16, atol=0)
     assert scalar == 0.0
     mid = np.linspace(-30, 30, 61)
-    np.testing.assert_allclose(sigmoid(mid), seed_sigmoid(mid), rtol=1e-15)
+    np.testing.assert_allclose(sigmoid(mid), ref_sigmoid(mid), rtol=1e-15)
 
 
 # ---------------------------------------------------------------------------------------

@@ -60,12 +60,12 @@ import numpy as np
 
 from .errors import CheckpointError, ConfigError
 from .io import (
-    _find_json_problem,
-    _fsync_dir,
-    _is_int,
     atomic_write_json,
     atomic_write_text,
     append_jsonl,
+    find_json_problem,
+    fsync_dir,
+    is_int,
     load_safetensors,
     load_safetensors_with_metadata,
     read_json,
@@ -181,7 +181,7 @@ def _check_json_dict(who: str, name: str, obj):
     if not isinstance(obj, dict):
         raise CheckpointError(f"{who}: expected {name} as a dict (JSON object) or None, got "
                               f"{type(obj).__name__}.")
-    problem = _find_json_problem(obj, name)
+    problem = find_json_problem(obj, name)
     if problem:
         raise CheckpointError(f"{who}: cannot store {name} as JSON: {problem[0]} is {problem[1]}. "
                               f"Use dicts with str keys, lists, str, int, finite float, bool, None.")
@@ -250,7 +250,7 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
         optimizer_state = {}
     trainer_arrays = (_check_state(who, "trainer_arrays", trainer_arrays, floats_only=False)
                       if trainer_arrays else None)
-    if not _is_int(keep) or keep < 1:
+    if not is_int(keep) or keep < 1:
         raise CheckpointError(f"{who}: expected keep >= 1, got {keep!r}.")
 
     try:
@@ -297,7 +297,7 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
                 files[fname] = {"size": size, "sha256": digest}
         atomic_write_json(tmp / MANIFEST_FILE, {"format": _FORMAT, "format_version": _FORMAT_VERSION,
                                                 "version": number, "files": files})
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         final = directory / name
         os.rename(tmp, final)                         # <- commit point
     except BaseException as e:
@@ -305,7 +305,7 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
         if isinstance(e, OSError):
             raise CheckpointError(f"{who}: cannot write checkpoint into {directory}: {e}.") from e
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
     # Everything below is convenience and cleanup; a crash here loses nothing.
     try:
@@ -315,7 +315,7 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
                 _copy_atomic(final / fname, directory / fname)
             elif (directory / fname).exists():
                 os.unlink(directory / fname)      # no stale vocab next to a new model
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except OSError as e:
         raise CheckpointError(f"{who}: saved {final}, but could not update the convenience "
                               f"copies in {directory}: {e}.") from e
@@ -355,7 +355,7 @@ def _verify_manifest(version: Path) -> dict:
         if fname not in _ALL_FILES:  # never follow a hostile name such as "../../etc/passwd"
             raise CheckpointError(f"load_checkpoint: {manifest_path}: unexpected file name "
                                   f"{fname!r:.100} in the manifest.")
-        if not (isinstance(info, dict) and _is_int(info.get("size"))
+        if not (isinstance(info, dict) and is_int(info.get("size"))
                 and isinstance(info.get("sha256"), str)):
             raise CheckpointError(f"load_checkpoint: {manifest_path}: expected {{\"size\": int, "
                                   f"\"sha256\": str}} for {fname}, got {info!r:.200}.")
@@ -440,7 +440,7 @@ def _check_trainer_state(state: dict, path) -> None:
             continue
         v = state[key]
         if kind in ("count", "count?"):
-            ok = (v is None and kind == "count?") or (_is_int(v) and v >= 0)
+            ok = (v is None and kind == "count?") or (is_int(v) and v >= 0)
             want = "an integer >= 0" + (" or null" if kind == "count?" else "")
         elif kind == "number?":
             ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
@@ -545,7 +545,7 @@ def truncate_metrics(directory, max_step: int) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torn lines are exactly what we are cleaning up
         records = read_metrics(directory)
-    kept = [r for r in records if not (_is_int(r.get("step")) and r["step"] > max_step)]
+    kept = [r for r in records if not (is_int(r.get("step")) and r["step"] > max_step)]
     text = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in kept)
     atomic_write_text(path, text)
     return len(records) - len(kept)

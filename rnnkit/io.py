@@ -8,22 +8,24 @@ the target's directory, flushes and fsyncs it, ``os.replace``-s it onto the targ
 the directory, so a reader (or a process killed mid-write) sees the old file or the new one,
 never a mixture.
 
-safetensors layout (https://github.com/huggingface/safetensors), written here in pure NumPy::
-
-    [u64 little-endian n][n bytes of UTF-8 JSON header, space-padded to a multiple of 8][data]
-    header = {"__metadata__": {str: str},                         # optional
-              name: {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...}
-
-``data_offsets`` are relative to the start of the data region; the tensors tile it exactly
-(no gaps, no overlaps, nothing after the last one) and ``end - begin == prod(shape) *
-itemsize``. Data are little-endian, C order. Files written here load with
-``safetensors.numpy.load_file`` / ``safetensors.torch.load_file`` and vice versa.
+The safetensors format (https://github.com/huggingface/safetensors) is read and written by
+its reference implementation, the ``safetensors`` package: it parses and validates the
+header (length, JSON, dtypes, shapes, offsets tiling the data region exactly, 100 MB header
+bound) before any tensor is allocated, and serialises the tensors. rnnkit keeps what the
+package does not do: it refuses anything but a regular file within ``max_bytes`` before the
+package opens it (a FIFO or ``/dev/zero`` would hang or never end), writes atomically,
+wraps every exception of the package in a :class:`CheckpointError` naming the file, applies
+its dtype policy (:data:`SAFETENSORS_DTYPES`; BF16 and other codes NumPy cannot hold are
+refused with a hint), and is stricter than the package about the header: no duplicate keys,
+no unknown keys in an entry, BOOL bytes 0 or 1 only.
 
 Example::
 
     >>> save_safetensors("w.safetensors", {"head.weight": np.ones((2, 3), np.float32)})
     >>> load_safetensors("w.safetensors")["head.weight"].shape
     (2, 3)
+    >>> read_safetensors_header("w.safetensors")
+    ({'head.weight': (dtype('float32'), (2, 3))}, {})
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ import math
 import os
 import secrets
 import stat
-import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
+import safetensors.numpy
+from safetensors import safe_open
 
 from .errors import CheckpointError
 
@@ -49,6 +52,7 @@ __all__ = [
     "save_safetensors",
     "load_safetensors",
     "load_safetensors_with_metadata",
+    "read_safetensors_header",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
@@ -56,9 +60,13 @@ __all__ = [
     "append_jsonl",
     "read_jsonl",
     "sha256_file",
+    "find_json_problem",
+    "fsync_dir",
+    "is_int",
 ]
 
-#: safetensors dtype code -> little-endian NumPy dtype.
+#: safetensors dtype code -> little-endian NumPy dtype: the codes rnnkit reads and writes.
+#: Other codes the format knows (BF16, F8_*, F6_*, F4, C64) are refused with a hint.
 SAFETENSORS_DTYPES: dict[str, np.dtype] = {
     "F64": np.dtype("<f8"),
     "F32": np.dtype("<f4"),
@@ -73,24 +81,35 @@ SAFETENSORS_DTYPES: dict[str, np.dtype] = {
     "U8": np.dtype("u1"),
     "BOOL": np.dtype("?"),
 }
-# Codes the safetensors spec knows but NumPy cannot represent: refused with a specific hint.
-_KNOWN_UNSUPPORTED = {"BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",
-                      "C64", "F8_E4M3FNUZ", "F8_E5M2FNUZ"}
 _CODE_OF_KIND_SIZE = {(np.dtype(dt).kind, np.dtype(dt).itemsize): code
                       for code, dt in SAFETENSORS_DTYPES.items()}
 
-MAX_HEADER_BYTES = 100 * 1024 * 1024   # safetensors' own reader uses the same 100 MB bound
+MAX_HEADER_BYTES = 100 * 1024 * 1024   # the safetensors package refuses longer headers
 MAX_JSON_BYTES = 10 * 1024 * 1024      # config.json, vocab.json, trainer.json, checkpoint.json
 MAX_JSONL_BYTES = 256 * 1024 * 1024    # metrics.jsonl grows with training; still bounded
+_MAX_DIMS = 32                         # NumPy 1.x's limit
 _MAX_ELEMENTS = 2 ** 56                # shapes whose element count exceeds this are absurd
+_ENTRY_KEYS = {"dtype", "shape", "data_offsets"}
+# safetensors >= 0.8 can read tensors with pread(2) instead of through a memory map: a file
+# truncated in place while it is being read then gives an error instead of a SIGBUS crash.
+try:
+    _SAFE_OPEN_OPTIONS = ({"backend": "pread"} if tuple(
+        int(x) for x in safetensors.__version__.split(".")[:2]) >= (0, 8) else {})
+except ValueError:
+    _SAFE_OPEN_OPTIONS = {}
 _CHUNK = 1 << 20
+
+
+def is_int(x) -> bool:
+    """True for a Python ``int`` that is not a ``bool`` (JSON integers as ``json`` parses them)."""
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 # ---------------------------------------------------------------------------------------------
 # atomic writes
 # ---------------------------------------------------------------------------------------------
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """fsync a directory so a rename inside it survives power loss (no-op where unsupported)."""
     try:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -129,7 +148,7 @@ def _atomic_write(path, write_fn, who: str) -> None:
             raise CheckpointError(f"{who}: cannot write {path}: {e}. Check the path, the "
                                   f"permissions and the free disk space.") from e
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -161,7 +180,7 @@ def _json_default(obj):
     raise TypeError(type(obj).__name__)
 
 
-def _find_json_problem(obj, where: str = "obj", depth: int = 0):
+def find_json_problem(obj, where: str = "obj", depth: int = 0):
     """Return ``(path, description)`` of the first value JSON cannot hold, or None."""
     if depth > 200:
         return where, "nesting deeper than 200 levels"
@@ -173,13 +192,13 @@ def _find_json_problem(obj, where: str = "obj", depth: int = 0):
         for k, v in obj.items():
             if not isinstance(k, str):
                 return f"{where}[{k!r}]", f"non-string key {k!r} ({type(k).__name__})"
-            p = _find_json_problem(v, f"{where}[{k!r}]", depth + 1)
+            p = find_json_problem(v, f"{where}[{k!r}]", depth + 1)
             if p:
                 return p
         return None
     if isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
-            p = _find_json_problem(v, f"{where}[{i}]", depth + 1)
+            p = find_json_problem(v, f"{where}[{i}]", depth + 1)
             if p:
                 return p
         return None
@@ -187,7 +206,7 @@ def _find_json_problem(obj, where: str = "obj", depth: int = 0):
 
 
 def _dumps_json(obj, who: str, path, indent=2) -> str:
-    problem = _find_json_problem(obj)
+    problem = find_json_problem(obj)
     if problem is None:
         try:
             return json.dumps(obj, indent=indent, sort_keys=True, allow_nan=False,
@@ -391,8 +410,17 @@ def read_jsonl(path, what: str = "metrics", max_bytes: int = MAX_JSONL_BYTES) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# safetensors
+# safetensors (the format itself is the safetensors package's business)
 # ---------------------------------------------------------------------------------------------
+
+def _call_library(fn, problem: str, advice: str):
+    """Return ``fn()``, a call into the safetensors package; whatever it raises (its
+    ``SafetensorError``, an ``OSError``, a NumPy ``ValueError`` ...) becomes a CheckpointError."""
+    try:
+        return fn()
+    except Exception as e:
+        raise CheckpointError(f"{problem}: {type(e).__name__}: {str(e):.300}. {advice}") from None
+
 
 def _dtype_code(who: str, name: str, arr: np.ndarray) -> str:
     code = _CODE_OF_KIND_SIZE.get((arr.dtype.kind, arr.dtype.itemsize))
@@ -407,11 +435,11 @@ def _dtype_code(who: str, name: str, arr: np.ndarray) -> str:
 def save_safetensors(path, tensors: dict, metadata: dict | None = None) -> None:
     """Write ``tensors`` (name -> ndarray) to ``path`` in the safetensors format, atomically.
 
-    Header keys are sorted; the data region holds the tensors ordered by decreasing itemsize,
-    then name (as the safetensors package does, so every tensor starts at an offset aligned to
-    its itemsize). Supported dtypes: F64, F32, F16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL.
-    Arrays of any shape are accepted, including 0-d and empty ones; non-native byte order and
-    non-contiguous arrays are converted. ``metadata`` must map str to str.
+    The safetensors package serialises (its layout: tensors ordered by decreasing alignment,
+    then name, header padded to 8 bytes); rnnkit writes the bytes atomically.
+    Supported dtypes: F64, F32, F16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL. Arrays of any
+    shape are accepted, including 0-d and empty ones; non-native byte order and non-contiguous
+    arrays are converted. ``metadata`` must map str to str.
 
     Example::
 
@@ -427,172 +455,139 @@ def save_safetensors(path, tensors: dict, metadata: dict | None = None) -> None:
                 isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise CheckpointError(f"{who}: expected metadata as a dict of str -> str, got "
                                   f"{metadata!r:.200}. Encode other values with json.dumps.")
-    prepared = []
+    prepared = {}
     for name, arr in tensors.items():
         if not isinstance(name, str) or name == "__metadata__":
             raise CheckpointError(f"{who}: expected tensor names as str other than "
                                   f"'__metadata__', got {name!r}.")
         if not isinstance(arr, np.ndarray):
             arr = np.asarray(arr)
-        code = _dtype_code(who, name, arr)
-        le = SAFETENSORS_DTYPES[code]
-        flat = np.ascontiguousarray(arr, dtype=le).reshape(-1)  # (numel,) little-endian
-        prepared.append((name, code, list(arr.shape), flat))
-    prepared.sort(key=lambda t: (-t[3].dtype.itemsize, t[0]))
-
-    header: dict = {}
-    if metadata is not None:
-        header["__metadata__"] = dict(metadata)
-    offset = 0
-    for name, code, shape, flat in prepared:
-        header[name] = {"dtype": code, "shape": shape, "data_offsets": [offset, offset + flat.nbytes]}
-        offset += flat.nbytes
-    hbytes = json.dumps(header, sort_keys=True, separators=(",", ":"),
-                        ensure_ascii=False).encode("utf-8")
-    hbytes += b" " * (-len(hbytes) % 8)  # pad so the data region starts 8-byte aligned
-
-    def write(f):
-        f.write(struct.pack("<Q", len(hbytes)))
-        f.write(hbytes)
-        for _, _, _, flat in prepared:
-            if flat.nbytes:
-                f.write(memoryview(flat.view(np.uint8)))
-
-    _atomic_write(path, write, who)
+        # little-endian, C-contiguous: the package reads each array's buffer as it is
+        prepared[name] = np.asarray(arr, dtype=SAFETENSORS_DTYPES[_dtype_code(who, name, arr)],
+                                    order="C")
+    data = _call_library(lambda: safetensors.numpy.save(prepared, metadata=metadata),
+                         f"{who}: cannot serialise the tensors for {path}",
+                         "Check the tensor names and arrays.")
+    _atomic_write(path, lambda f: f.write(data), who)
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+def _fd_name(fd: int, path: Path) -> str:
+    """A name that opens the very file behind ``fd`` (``/proc/self/fd/N`` where it exists), so
+    the package opens the file just checked even if ``path`` was swapped for a FIFO meanwhile."""
+    name = f"/proc/self/fd/{fd}"
+    return name if os.path.exists(name) else str(path)
 
 
-def _check_entry(name, entry, path, who):
-    """Validate one header entry; return (code, shape tuple, begin, end)."""
-    def bad(msg):
-        return CheckpointError(f"{who}: {path}: tensor {name!r}: {msg}. The file is damaged or "
-                               f"not a valid safetensors file.")
+def _check_header_entries(info: dict, path, who: str) -> dict:
+    """Apply rnnkit's policy to name -> (code, shape) from the package; return name -> (native
+    np.dtype, shape), sorted by name. Refused: codes outside SAFETENSORS_DTYPES (BF16 ...), more than 32
+    dimensions, shapes NumPy cannot hold even when empty (e.g. (0, 2**62, 2**62))."""
+    out = {}
+    for name, (code, shape) in sorted(info.items()):
+        def bad(msg):
+            return CheckpointError(f"{who}: {path}: tensor {name!r}: {msg}.")
+        if code not in SAFETENSORS_DTYPES:
+            raise bad(f"dtype {code} is not supported (rnnkit reads "
+                      f"{', '.join(SAFETENSORS_DTYPES)}; NumPy has no BF16 or 8-bit floats). "
+                      f"Convert the tensor to F32 before saving, e.g. with torch: t.float()")
+        if len(shape) > _MAX_DIMS:
+            raise bad(f"expected at most {_MAX_DIMS} dimensions, got {len(shape)}")
+        if math.prod(max(d, 1) for d in shape) > _MAX_ELEMENTS:
+            raise bad(f"shape {list(shape)!r:.200} is absurdly large")
+        out[name] = (SAFETENSORS_DTYPES[code].newbyteorder("="), shape)
+    return out
 
-    if not isinstance(entry, dict):
-        raise bad(f"expected a JSON object with dtype/shape/data_offsets, got "
-                  f"{type(entry).__name__}")
-    if set(entry) != {"dtype", "shape", "data_offsets"}:
-        raise bad(f"expected exactly the keys dtype, shape, data_offsets, got "
-                  f"{sorted(entry)!r:.200}")
-    code, shape, offs = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if not isinstance(code, str):
-        raise bad(f"expected dtype as a string, got {code!r:.100}")
-    if code not in SAFETENSORS_DTYPES:
-        if code in _KNOWN_UNSUPPORTED:
-            raise bad(f"dtype {code} has no NumPy equivalent and is not supported; convert the "
-                      f"tensor to F32 (e.g. with torch: t.float()) before saving")
-        raise bad(f"unknown dtype {code!r:.100}; expected one of {', '.join(SAFETENSORS_DTYPES)}")
-    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-        raise bad(f"expected shape as a list of non-negative integers, got {shape!r:.200}")
-    if len(shape) > 32:
-        raise bad(f"expected at most 32 dimensions, got {len(shape)}")
-    if not (isinstance(offs, list) and len(offs) == 2 and all(_is_int(o) for o in offs)):
-        raise bad(f"expected data_offsets as a list of two integers, got {offs!r:.200}")
-    begin, end = offs
-    if begin < 0 or end < begin:
-        raise bad(f"expected 0 <= begin <= end in data_offsets, got {offs}")
-    nonzero = 1
-    for d in shape:
-        nonzero *= max(d, 1)
-        if nonzero > _MAX_ELEMENTS:
-            raise bad(f"shape {shape!r:.200} is absurdly large")
-    numel = math.prod(shape)
-    nbytes = numel * SAFETENSORS_DTYPES[code].itemsize
-    if end - begin != nbytes:
-        raise bad(f"shape {shape} with dtype {code} needs {nbytes} bytes but data_offsets "
-                  f"{offs} span {end - begin}")
-    return code, tuple(shape), begin, end
+
+def _check_strict_header(f, size: int, specs: dict, path, who: str) -> None:
+    """Refuse what the package's JSON parser lets through: duplicate keys (it keeps the last,
+    another reader may keep the first) and unknown keys in a tensor entry.
+
+    The package has already proven that the tensors tile everything after the header, so the
+    header is the ``size - 8 - data bytes`` bytes after the 8-byte length; rnnkit re-reads that
+    JSON text with its strict parser and looks at nothing else.
+    """
+    data_len = sum(math.prod(shape) * dtype.itemsize for dtype, shape in specs.values())
+    f.seek(8)
+    header = _parse_json(_read_exact(f, size - 8 - data_len, path, who, "header"), path, who,
+                         "the safetensors header")
+    for name, entry in header.items():
+        if name != "__metadata__" and not (isinstance(entry, dict) and set(entry) == _ENTRY_KEYS):
+            raise CheckpointError(f"{who}: {path}: tensor {name!r}: expected exactly the keys "
+                                  f"data_offsets, dtype, shape, got {entry!r:.200}. The file is "
+                                  f"damaged or not a valid safetensors file.")
+
+
+def _read_safetensors(path, max_bytes, who: str, with_data: bool):
+    """The one reader: ``(specs, metadata, tensors or None)``; see load_safetensors_with_metadata."""
+    path = Path(path)
+    f, size = _open_regular(path, who, "safetensors", max_bytes)   # before the package opens it
+    problem = f"{who}: {path} is not a valid safetensors file"
+    advice = "The file is damaged, truncated or not a safetensors file."
+    with f:
+        handle = _call_library(lambda: safe_open(_fd_name(f.fileno(), path), framework="np",
+                                                 **_SAFE_OPEN_OPTIONS), problem, advice)
+        with handle:
+            def header():
+                slices = {name: handle.get_slice(name) for name in handle.keys()}
+                return ({name: (s.get_dtype(), tuple(s.get_shape())) for name, s in slices.items()},
+                        handle.metadata() or {})
+            info, metadata = _call_library(header, problem, advice)
+            specs = _check_header_entries(info, path, who)
+            _check_strict_header(f, size, specs, path, who)
+            if not with_data:
+                return specs, metadata, None
+            # Every size is now proven to fit in the file: the package copies each tensor
+            # into its own buffer, so memory is bounded by the file size.
+            raw = _call_library(lambda: {name: handle.get_tensor(name) for name in specs},
+                                problem, advice)
+    tensors = {}  # sorted by name, like specs
+    for name, arr in raw.items():
+        dtype, shape = specs[name]
+        arr = np.require(arr, dtype=dtype, requirements=("C", "W")).reshape(shape)
+        if dtype == np.bool_ and arr.size and arr.view(np.uint8).max() > 1:
+            raise CheckpointError(f"{who}: {path}: BOOL tensor {name!r} holds bytes other "
+                                  f"than 0 and 1. The file is damaged.")
+        tensors[name] = arr
+    return specs, metadata, tensors
+
+
+def read_safetensors_header(path, max_bytes: int | None = None):
+    """Read only a safetensors file's header; return ``(specs, metadata)``.
+
+    ``specs`` maps each tensor name (sorted) to ``(np.dtype, shape tuple)``; ``metadata`` is the
+    ``__metadata__`` dict of str -> str (``{}`` when absent). No tensor data is read, so this is
+    cheap for any file size, e.g. to compare a checkpoint's config with its weights before
+    building a model. The file passes the same checks as in :func:`load_safetensors_with_metadata`
+    except the BOOL values.
+
+    Example::
+
+        >>> specs, meta = read_safetensors_header("runs/x/model.safetensors")
+        >>> specs["head.weight"]
+        (dtype('float32'), (65, 128))
+    """
+    specs, metadata, _ = _read_safetensors(path, max_bytes, "read_safetensors_header", False)
+    return specs, metadata
 
 
 def load_safetensors_with_metadata(path, max_bytes: int | None = None):
     """Load a safetensors file defensively; return ``(tensors, metadata)``.
 
     ``tensors`` maps name -> writable, native-endian ndarray (a copy, not a memmap);
-    ``metadata`` is the ``__metadata__`` dict of str -> str (``{}`` when absent). Every size the
-    header declares is checked against the real file size before anything is allocated, so
-    memory use is bounded by the file size. ``max_bytes`` (optional) bounds the file size.
+    ``metadata`` is the ``__metadata__`` dict of str -> str (``{}`` when absent). The safetensors
+    package checks every size the header declares against the real file before anything is
+    allocated, so memory use is bounded by the file size. ``max_bytes`` (optional) bounds the
+    file size.
 
     Raises :class:`CheckpointError` naming ``path`` for: a missing file or one that is not a
-    regular file; fewer than 8 bytes; a header length beyond the file or 100 MB; a header that
-    is not UTF-8 JSON object without duplicate keys; entries with wrong types, unknown dtypes,
-    bad shapes or offsets that do not tile the data region exactly; non-string metadata;
-    BOOL bytes other than 0/1.
+    regular file (checked before the package opens it); anything the package refuses (too
+    short, a header length beyond the file or 100 MB, a header that is not a UTF-8 JSON object
+    of valid entries, non-string metadata, offsets that do not tile the data region exactly,
+    ...); duplicate keys or unknown entry keys in the header; dtypes outside
+    :data:`SAFETENSORS_DTYPES`; more than 32 dimensions; BOOL bytes other than 0/1.
     """
-    who = "load_safetensors"
-    path = Path(path)
-    f, size = _open_regular(path, who, "safetensors", max_bytes)
-    with f:
-        if size < 8:
-            raise CheckpointError(f"{who}: {path} is {size} bytes long, too short for a "
-                                  f"safetensors file (needs an 8-byte header length). The file "
-                                  f"is truncated or empty.")
-        (n,) = struct.unpack("<Q", _read_exact(f, 8, path, who, "header length"))
-        if n > MAX_HEADER_BYTES:
-            raise CheckpointError(f"{who}: {path} declares a header of {n} bytes, more than the "
-                                  f"{MAX_HEADER_BYTES}-byte limit. The file is damaged or hostile.")
-        if n > size - 8:
-            raise CheckpointError(f"{who}: {path} declares a header of {n} bytes but the file "
-                                  f"has only {size - 8} bytes after the length field. The file "
-                                  f"is truncated or not a safetensors file.")
-        header = _parse_json(_read_exact(f, n, path, who, "header"), path, who,
-                             "the safetensors header")
-        if not isinstance(header, dict):
-            raise CheckpointError(f"{who}: {path}: expected the safetensors header to be a JSON "
-                                  f"object, got {type(header).__name__}.")
-        metadata = header.pop("__metadata__", None)
-        if metadata is None:
-            metadata = {}
-        if not isinstance(metadata, dict) or not all(
-                isinstance(v, str) for v in metadata.values()):
-            raise CheckpointError(f"{who}: {path}: expected __metadata__ to be an object of "
-                                  f"string values, got {metadata!r:.200}.")
-        data_len = size - 8 - n
-        entries = []
-        for name, entry in header.items():
-            code, shape, begin, end = _check_entry(name, entry, path, who)
-            if end > data_len:
-                raise CheckpointError(f"{who}: {path}: tensor {name!r}: data_offsets "
-                                      f"[{begin}, {end}] go beyond the data region of "
-                                      f"{data_len} bytes. The file is truncated or damaged.")
-            entries.append((begin, end, name, code, shape))
-        entries.sort()
-        pos = 0
-        for begin, end, name, _, _ in entries:
-            if begin != pos:
-                kind = "overlaps the previous tensor" if begin < pos else "leaves a gap"
-                raise CheckpointError(f"{who}: {path}: tensor {name!r}: data_offsets start at "
-                                      f"{begin}, expected {pos}: it {kind}. The file is damaged "
-                                      f"or hostile.")
-            pos = end
-        if pos != data_len:
-            raise CheckpointError(f"{who}: {path}: the tensors cover {pos} bytes of data but the "
-                                  f"data region has {data_len} (trailing garbage or a damaged "
-                                  f"header).")
-        # All sizes are now proven to fit in the real file: read each tensor straight into its
-        # own buffer, in file order.
-        tensors = {}
-        for begin, end, name, code, shape in entries:
-            le = SAFETENSORS_DTYPES[code]
-            arr = np.empty(math.prod(shape), dtype=le)  # (numel,) little-endian
-            if end > begin:
-                view = memoryview(arr.view(np.uint8))
-                got = 0
-                while got < end - begin:
-                    k = f.readinto(view[got:got + _CHUNK])
-                    if not k:
-                        raise CheckpointError(f"{who}: {path} is truncated inside tensor "
-                                              f"{name!r} (was it modified while reading?).")
-                    got += k
-            if code == "BOOL" and arr.size and arr.view(np.uint8).max() > 1:
-                raise CheckpointError(f"{who}: {path}: BOOL tensor {name!r} holds bytes other "
-                                      f"than 0 and 1. The file is damaged.")
-            if not le.isnative:
-                arr = arr.astype(le.newbyteorder("="))
-            tensors[name] = arr.reshape(shape)
-    return {k: tensors[k] for k in sorted(tensors)}, dict(metadata)
+    _, metadata, tensors = _read_safetensors(path, max_bytes, "load_safetensors", True)
+    return tensors, metadata
 
 
 def load_safetensors(path, max_bytes: int | None = None) -> dict:

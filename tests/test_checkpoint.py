@@ -40,6 +40,7 @@ from rnnkit.io import (
     load_safetensors_with_metadata,
     read_json,
     read_jsonl,
+    read_safetensors_header,
     save_safetensors,
 )
 
@@ -97,12 +98,17 @@ def test_exact_bytes_against_hand_built_file(tmp_path):
     b = np.array([7], dtype=np.int64)
     path = tmp_path / "x.safetensors"
     save_safetensors(path, {"a": a, "b": b})
-    # itemsize-descending order: b (8 bytes) then a (4 bytes); keys sorted in the header
+    # itemsize-descending order: b (8 bytes) then a (4 bytes), so each tensor is aligned; the
+    # order of the keys in the header is the writer's choice
     header = {"a": {"data_offsets": [8, 16], "dtype": "F32", "shape": [1, 2]},
               "b": {"data_offsets": [0, 8], "dtype": "I64", "shape": [1]}}
-    h = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     data = struct.pack("<q", 7) + struct.pack("<2f", 1.0, -2.0)
-    assert path.read_bytes() == _raw_file(h, data)
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert n % 8 == 0 and len(raw) == 8 + n + len(data)
+    assert json.loads(raw[8:8 + n]) == header
+    assert raw[8:8 + n].rstrip(b" ").endswith(b"}")     # padded with spaces only
+    assert raw[8 + n:] == data
 
 
 def test_non_native_and_non_contiguous_inputs(tmp_path):
@@ -261,32 +267,134 @@ def test_good_hostile_baseline_loads(tmp_path):
     np.testing.assert_array_equal(load_safetensors(path)["a"], [1.0, 2.0])
 
 
+# both readers refuse every hostile file; the header reader reads no tensor data, so it cannot
+# see a BOOL byte other than 0/1
+READERS = {"load": load_safetensors, "header": read_safetensors_header}
+_DATA_ONLY = {"BOOL byte not 0/1"}
+
+
+@pytest.mark.parametrize("reader", list(READERS))
 @pytest.mark.parametrize("case", list(HOSTILE))
-def test_hostile_safetensors_raise_checkpoint_error(tmp_path, case):
+def test_hostile_safetensors_raise_checkpoint_error(tmp_path, case, reader):
     path = tmp_path / "hostile.safetensors"
     path.write_bytes(HOSTILE[case])
-    _assert_clean_failure(lambda: load_safetensors(path), path)
+    if reader == "header" and case in _DATA_ONLY:
+        read_safetensors_header(path)
+        return
+    _assert_clean_failure(lambda: READERS[reader](path), path)
 
 
-def test_hostile_special_paths(tmp_path):
+@pytest.mark.parametrize("reader", list(READERS))
+def test_hostile_special_paths(tmp_path, reader):
+    read = READERS[reader]
     d = tmp_path / "adir.safetensors"
     d.mkdir()
-    _assert_clean_failure(lambda: load_safetensors(d), d)
+    _assert_clean_failure(lambda: read(d), d)
     missing = tmp_path / "missing.safetensors"
-    _assert_clean_failure(lambda: load_safetensors(missing), missing)
+    _assert_clean_failure(lambda: read(missing), missing)
     if os.path.exists("/dev/zero"):
         link = tmp_path / "zero.safetensors"
         link.symlink_to("/dev/zero")
-        _assert_clean_failure(lambda: load_safetensors(link), link)
+        _assert_clean_failure(lambda: read(link), link)
     if hasattr(os, "mkfifo"):
         fifo = tmp_path / "fifo.safetensors"
         os.mkfifo(fifo)  # opening a FIFO without a writer would block forever
         t0 = time.perf_counter()
-        _assert_clean_failure(lambda: load_safetensors(fifo), fifo)
+        _assert_clean_failure(lambda: read(fifo), fifo)
         assert time.perf_counter() - t0 < 5
     big = tmp_path / "big.safetensors"
     save_safetensors(big, {"a": np.zeros(1000)})
-    _assert_clean_failure(lambda: load_safetensors(big, max_bytes=100), big)
+    _assert_clean_failure(lambda: read(big, max_bytes=100), big)
+
+
+def test_hostile_messages_name_the_problem(tmp_path):
+    path = tmp_path / "hostile.safetensors"
+    expected = {"unsupported dtype BF16": r"dtype BF16 is not supported.*F32.*t\.float\(\)",
+                "duplicate keys": "duplicate key 'a'",
+                "entry with extra key": "'exec'",
+                "trailing garbage": "not a valid safetensors file",
+                "BOOL byte not 0/1": "other than 0 and 1"}
+    for case, msg in expected.items():
+        path.write_bytes(HOSTILE[case])
+        with pytest.raises(CheckpointError, match=msg) as info:
+            load_safetensors(path)
+        e = info.value     # no exception of the package is chained to it (or shown)
+        assert e.__cause__ is None and (e.__context__ is None or e.__suppress_context__)
+
+
+def test_read_safetensors_header(tmp_path):
+    tensors = {"rnn.weight_ih_l0": np.zeros((8, 3), np.float32), "n": np.arange(5),
+               "scalar": np.float64(2.0) * np.ones(()), "flags": np.zeros((2, 0), np.bool_)}
+    path = tmp_path / "m.safetensors"
+    save_safetensors(path, tensors, metadata={"format": "np"})
+    specs, meta = read_safetensors_header(path)
+    assert meta == {"format": "np"}
+    assert list(specs) == sorted(tensors)
+    assert specs == {k: (v.dtype, v.shape) for k, v in tensors.items()}
+    assert all(isinstance(dt, np.dtype) and isinstance(shape, tuple) for dt, shape in specs.values())
+    st_np = pytest.importorskip("safetensors.numpy")      # a file the package wrote, no metadata
+    st_np.save_file({"w": np.ones((2, 3), np.float16)}, str(path))
+    assert read_safetensors_header(path) == ({"w": (np.dtype(np.float16), (2, 3))}, {})
+
+
+def test_read_safetensors_header_reads_no_data(tmp_path):
+    path = tmp_path / "big.safetensors"
+    save_safetensors(path, {"w": np.ones((2048, 4096), np.float32)})     # 32 MiB of data
+    tracemalloc.start()
+    try:
+        specs, _ = read_safetensors_header(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert specs == {"w": (np.dtype(np.float32), (2048, 4096))}
+    assert peak < 2 ** 20, f"peak allocation {peak} bytes"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_the_package_reads_the_file_that_was_checked(tmp_path, monkeypatch):
+    import rnnkit.io as rio
+    path = tmp_path / "m.safetensors"
+    save_safetensors(path, {"a": np.arange(3.0)})
+    real_open = rio._open_regular
+
+    def swap_after_check(*args):
+        opened = real_open(*args)
+        os.replace(path, tmp_path / "checked.safetensors")   # the checked file moves away ...
+        save_safetensors(path, {"b": np.zeros(2)})            # ... and another takes its name
+        return opened
+
+    monkeypatch.setattr(rio, "_open_regular", swap_after_check)
+    out = load_safetensors(path)
+    assert list(out) == ["a"]
+    np.testing.assert_array_equal(out["a"], np.arange(3.0))
+
+
+def test_file_truncated_while_being_read_is_an_error_not_a_crash(tmp_path):
+    # e.g. `cp` over a checkpoint that another process is loading; with a memory map this
+    # would kill the reader with SIGBUS, hence a subprocess
+    st = pytest.importorskip("safetensors")
+    if tuple(int(x) for x in st.__version__.split(".")[:2]) < (0, 8):
+        pytest.skip("safetensors < 0.8 reads through a memory map only")
+    script = textwrap.dedent("""
+        import os, sys, numpy as np
+        import rnnkit.io as rio
+        path = sys.argv[1]
+        rio.save_safetensors(path, {"w": np.ones(100_000, np.float32)})
+        check = rio._check_strict_header
+        def check_then_truncate(*args):
+            check(*args)
+            os.truncate(path, 1000)
+        rio._check_strict_header = check_then_truncate
+        try:
+            rio.load_safetensors(path)
+        except rio.CheckpointError as e:
+            print("CheckpointError:", e)
+    """)
+    path = tmp_path / "m.safetensors"
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"CheckpointError: load_safetensors: {path}"), proc.stdout
 
 
 # ------------------------------------------------------------------ JSON helpers

@@ -14,41 +14,34 @@ import threading
 _state = threading.local()
 
 
+@contextlib.contextmanager
+def _switch(name: str, value: bool):
+    prev = getattr(_state, name, True)
+    setattr(_state, name, value)
+    try:
+        yield
+    finally:
+        setattr(_state, name, prev)
+
+
 def is_grad_enabled() -> bool:
     return getattr(_state, "grad", True)
 
 
-@contextlib.contextmanager
 def no_grad():
     """Context manager: forward passes inside it keep no backward cache (inference only)."""
-    prev = is_grad_enabled()
-    _state.grad = False
-    try:
-        yield
-    finally:
-        _state.grad = prev
+    return _switch("grad", False)
 
 
-@contextlib.contextmanager
 def enable_grad():
-    prev = is_grad_enabled()
-    _state.grad = True
-    try:
-        yield
-    finally:
-        _state.grad = prev
+    """Context manager: forward passes inside it keep their backward cache (the default)."""
+    return _switch("grad", True)
 
 
 def init_enabled() -> bool:
     return getattr(_state, "init", True)
 
 
-@contextlib.contextmanager
 def no_init():
     """Context manager: layers built inside it get zero parameters instead of random ones."""
-    prev = init_enabled()
-    _state.init = False
-    try:
-        yield
-    finally:
-        _state.init = prev
+    return _switch("init", False)

@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from .errors import ConfigError, DTypeError, NonFiniteError, ShapeError
+from .errors import ConfigError, DTypeError, NonFiniteError, ParameterKeyError, ShapeError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -94,6 +94,41 @@ def check_shape(who: str, name: str, arr: np.ndarray, expected: tuple, hint: str
             raise ShapeError(f"{who}: expected {name} of shape {spec()} with {sym} >= 1, got shape "
                              f"{fmt_shape(arr.shape)} ({sym} = 0). Empty sequences and batches "
                              f"cannot be processed; drop them before calling.")
+
+
+def short_list(names, limit: int = 8) -> str:
+    """At most ``limit`` names, then a count, so that an error message stays one readable line."""
+    names = [str(n) for n in names]
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def key_mismatch(expected, got) -> str | None:
+    """``"missing a, b and unexpected c"`` for two collections of names (lists capped by
+    :func:`short_list`), or None when they hold the same names."""
+    got = list(got)
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    parts = []
+    if missing:
+        parts.append(f"missing {short_list(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {short_list(unexpected)}")
+    return " and ".join(parts) or None
+
+
+def require_keys(who: str, name: str, mapping, keys, hint: str = ""):
+    """Check that ``mapping`` is a dict-like holding every key of ``keys``; a clear
+    :class:`ConfigError` / :class:`ParameterKeyError` names what is missing otherwise."""
+    from collections.abc import Mapping
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"{who}: expected {name} to be a dict of arrays, got "
+                          f"{type(mapping).__name__}.{(' ' + hint) if hint else ''}")
+    for k in keys:
+        if k not in mapping:
+            raise ParameterKeyError(f"{who}: expected {name} to contain the key '{k}', got keys "
+                                    f"{short_list(sorted(map(str, mapping)))}. Needed keys: "
+                                    f"{', '.join(keys)}.{(' ' + hint) if hint else ''}")
 
 
 def check_int(who: str, name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:

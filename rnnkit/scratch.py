@@ -63,7 +63,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validate import as_float_array, check_choice, check_shape, fmt_shape
+from ._validate import as_float_array, check_choice, check_shape, fmt_shape, require_keys
 from .errors import ConfigError, ParameterKeyError, ShapeError
 
 __all__ = [
@@ -687,14 +687,7 @@ def gru_backward(da, caches):
 
 def _fetch(who, parameters, keys):
     """Return ``dict(parameters)`` with ``keys`` present and converted to float64 arrays."""
-    if not isinstance(parameters, Mapping):
-        raise ConfigError(f"{who}: expected parameters to be a dict of arrays, got "
-                          f"{type(parameters).__name__}. Build it as {{'{keys[0]}': ..., ...}}.")
-    for k in keys:
-        if k not in parameters:
-            raise ParameterKeyError(
-                f"{who}: expected parameters to contain the key '{k}', got keys "
-                f"{sorted(map(str, parameters))}. Needed keys: {', '.join(keys)}.")
+    require_keys(who, "parameters", parameters, keys)
     p = dict(parameters)
     for k in keys:
         p[k] = as_float_array(who, f"parameters['{k}']", parameters[k], dtype=np.float64)

@@ -294,7 +294,11 @@ class Trainer:
         if vocab is not None and ck.vocab is not None and ck.vocab != vocab:
             raise CheckpointError(f"Trainer: the vocabulary in {src}/vocab.json differs from the one "
                                   f"built from the training data; resume on the same data.")
-        if ck.config != self._model_config():
+        try:
+            saved = type(self.model.config).from_dict(ck.config)
+        except RnnkitError as e:
+            raise CheckpointError(f"Trainer: {src}/config.json: {e}") from None
+        if saved != self.model.config:
             raise CheckpointError(f"Trainer: the checkpoint in {src} was made with model config "
                                   f"{ck.config}, but this model has {self._model_config()}. Resume with "
                                   f"the same model options (or start a new --out directory).")

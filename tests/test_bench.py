@@ -94,8 +94,7 @@ def test_seed_baseline_is_the_notebook_loop_step_by_step():
     """benchmarks/seed_lstm.py does the notebook's per-step work: same outputs as
     rnnkit.scratch.lstm_forward (c starts at 0) and one 10-field cache per step."""
     from rnnkit import scratch
-    seed = bench._load_benchmark_module("seed_lstm")
-    assert seed is not None
+    import seed_lstm as seed                     # benchmarks/ is on sys.path (see the top)
     p = seed.init_parameters(3, 5, 2)
     rng = np.random.default_rng(4)
     x, a0 = rng.standard_normal((3, 4, 6)), rng.standard_normal((5, 4))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rnnkit import datasets
-from rnnkit.data import (BOUNDARY, IGNORE_INDEX, LinesDataset, StreamDataset, Vocab, detect_mode,
+from rnnkit.data import (BOUNDARY, IGNORE_INDEX, LinesDataset, LinesSource, StreamDataset, StreamSource, Vocab, detect_mode,
                          read_text, split_lines, split_stream, train_val_split, unigram_entropy)
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 
@@ -176,40 +176,27 @@ def test_lines_batch_layout(pad_id):
     assert vocab.decode(b.x[:, 0], skip_specials=True) == "olivia"
 
 
-def test_lines_epochs_shuffle_and_resume():
+def test_lines_source_epochs_are_seeded_permutations_and_pure_in_step():
     lines = [f"w{i:02d}" for i in range(23)]
     vocab = Vocab.build(lines, specials=(BOUNDARY,))
-    ds = LinesDataset(lines, vocab)
+    src = LinesSource(LinesDataset(lines, vocab), batch_size=5, seed=7)
+    assert src.per_epoch == 4                                 # the partial 5th batch is dropped
     firsts = []
-    batches = list(ds.batches(5, np.random.default_rng(7), epochs=2))
-    assert len(batches) == 2 * ds.num_batches(5) == 10
     for e in range(2):
         seen = []
-        for b in batches[5 * e: 5 * e + 5]:
+        for k in range(4 * e, 4 * e + 4):
+            b, reset = src.batch(k)
+            assert reset
             seen += [vocab.decode(b.x[1:L, n]) for n, L in enumerate(b.lengths)]
-        assert sorted(seen) == lines                          # each epoch = a permutation
+        assert len(set(seen)) == 20 and set(seen) <= set(lines)   # no repeats within an epoch
         firsts.append(seen)
-    assert firsts[0] != firsts[1] and firsts[0] != lines      # shuffled, differently
-    # the permutation comes from the rng passed in
-    perm = np.random.default_rng(7).permutation(23)
-    assert firsts[0] == [lines[i] for i in perm]
-    # start=k with the rng in its epoch-start state resumes exactly
-    resumed = list(ds.batches(5, np.random.default_rng(7), epochs=1, start=3))
-    for a, b in zip(resumed, batches[3:5]):
-        np.testing.assert_array_equal(a.x, b.x)
-    assert len(resumed) == 2
-    # drop_last and infinite streams
-    assert len(list(ds.batches(5, np.random.default_rng(0), drop_last=True))) == 4
-    it = ds.batches(5, np.random.default_rng(0), epochs=None)
-    assert len([next(it) for _ in range(12)]) == 12
-
-
-def test_lines_sample_uses_rng():
-    lines = ["ab", "abc", "b", "ccc"]
-    ds = LinesDataset(lines, Vocab.build(lines, specials=(BOUNDARY,)))
-    idx = np.random.default_rng(3).integers(0, 4, size=6)
-    b = ds.sample(6, np.random.default_rng(3))
-    np.testing.assert_array_equal(b.lengths, [len(lines[i]) + 1 for i in idx])
+    assert firsts[0] != firsts[1]                             # shuffled, differently
+    perm = np.random.default_rng([7, 0]).permutation(23)      # epoch 0's order, from (seed, epoch)
+    assert firsts[0] == [lines[i] for i in perm[:20]]
+    # a pure function of (seed, step): a fresh source, asked out of order, gives the same batches
+    other = LinesSource(LinesDataset(lines, vocab), batch_size=5, seed=7)
+    for k in (6, 1, 13, 6):
+        np.testing.assert_array_equal(other.batch(k)[0].x, src.batch(k)[0].x)
 
 
 def test_lines_dataset_needs_boundary_token():
@@ -236,7 +223,7 @@ def test_stream_chunks_match_tracks_and_are_contiguous():
             assert x[:, n].tolist() == ids[start:start + T].tolist()
             assert y[:, n].tolist() == ids[start + 1:start + T + 1].tolist()
     # across chunks, every track continues where it stopped: y's last = next x's first
-    chunks = list(ds.epoch())
+    chunks = [ds.chunk(k) for k in range(ds.num_chunks)]
     for a, b in zip(chunks, chunks[1:]):
         np.testing.assert_array_equal(a.y[-1], b.x[0])
     # concatenating the chunks of one epoch gives back each track, in order
@@ -245,18 +232,28 @@ def test_stream_chunks_match_tracks_and_are_contiguous():
         assert xs[:, n].tolist() == ids[n * L:n * L + ds.num_chunks * T].tolist()
 
 
-def test_stream_resume_and_wraparound():
+def test_stream_source_wraps_around_and_is_pure_in_step():
     ds = StreamDataset(np.arange(203) % 13, seq_len=5, batch_size=3)
     C = ds.num_chunks
-    full = list(ds.chunks(0, 2 * C + 4))
-    for k in (0, 1, C - 1, C + 2):
-        resumed = list(ds.chunks(start=k, stop=2 * C + 4))
-        assert len(resumed) == len(full) - k
-        for a, b in zip(resumed, full[k:]):
-            np.testing.assert_array_equal(a.x, b.x)
-            np.testing.assert_array_equal(a.y, b.y)
-    np.testing.assert_array_equal(full[C].x, full[0].x)      # epoch 2 restarts the tracks
-    np.testing.assert_array_equal(full[C + 1].y, full[1].y)
+    src = StreamSource(ds)
+    full = [src.batch(k) for k in range(2 * C + 4)]
+    assert [reset for _, reset in full] == [k % C == 0 for k in range(2 * C + 4)]
+    for k in (0, 1, C - 1, C + 2):                            # a fresh source from step k
+        b, reset = StreamSource(ds).batch(k)
+        np.testing.assert_array_equal(b.x, full[k][0].x)
+        np.testing.assert_array_equal(b.y, full[k][0].y)
+    np.testing.assert_array_equal(full[C][0].x, full[0][0].x)      # epoch 2 restarts the tracks
+    np.testing.assert_array_equal(full[C + 1][0].y, full[1][0].y)
+
+
+def test_stream_dataset_keeps_compact_ids():
+    ids = (np.arange(500) % 200).astype(np.uint8)
+    ds = StreamDataset(ids, seq_len=7, batch_size=3)
+    assert ds.ids.dtype == np.uint8                           # not widened to int64 in memory
+    ref = StreamDataset(ids.astype(np.int64), seq_len=7, batch_size=3)
+    for k in range(ds.num_chunks):
+        np.testing.assert_array_equal(ds.chunk(k).x, ref.chunk(k).x)
+        assert ds.chunk(k).x.dtype == np.int64
 
 
 def test_stream_too_short():

@@ -7,6 +7,7 @@ import pytest
 
 import rnnkit
 import rnnkit.nn as nn
+from rnnkit.interop import notebook
 from rnnkit.gradcheck import gradcheck
 
 CELLS = ["RNN", "LSTM", "GRU"]

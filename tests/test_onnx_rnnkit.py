@@ -64,7 +64,8 @@ def test_exported_batch_first_layer_matches_rnnkit(tmp_path):
 
 @pytest.mark.parametrize("cell,mode", [("lstm", "lines"), ("gru", "stream")])
 def test_trained_charlm_checkpoint_exports_to_rnnkit_numbers(cell, mode, tmp_path, capsys):
-    from rnnkit.cli import _load_model, main
+    from rnnkit.cli import main
+    from rnnkit.load import load_model
     text = tmp_path / "t.txt"
     text.write_text("\n".join(["anna", "bob", "carla", "dave", "emma", "fred"] * 30) + "\n")
     out = tmp_path / "run"
@@ -74,7 +75,7 @@ def test_trained_charlm_checkpoint_exports_to_rnnkit_numbers(cell, mode, tmp_pat
     f = tmp_path / "lm.onnx"
     assert main(["export", str(out), "--onnx", str(f)]) == 0
     capsys.readouterr()
-    model, vocab, _, _ = _load_model(out)
+    model, vocab, _, _ = load_model(out)
     lm = OnnxCharLM(str(f))
     tokens = vocab.encode("anna\nbob\nemma"[: 12] if mode == "stream" else "annabobemma")[:, None]
     tokens = np.concatenate([tokens, tokens[::-1]], axis=1)                     # (T, 2)

@@ -150,8 +150,8 @@ def _opt_meta(fn):
     return mutate
 
 
-M, C, V, T, O = ("model.safetensors", "config.json", "vocab.json", "trainer.json",
-                 "optimizer.safetensors")
+M, C, V, T, O, A = ("model.safetensors", "config.json", "vocab.json", "trainer.json",
+                    "optimizer.safetensors", "trainer.safetensors")
 
 # name -> (mutation, file the error must name, which loaders must refuse it)
 # loaders: "sample", "info", "eval" (the CLI commands) and "resume" (Trainer.resume())
@@ -227,10 +227,12 @@ CASES = {
     "optimizer meta other class": (_opt_meta(_setitem("class", "SGD")), O, RESUME),
     "optimizer meta step string": (_opt_meta(_setitem("step", "3")), O, RESUME),
     "optimizer meta shapes disagree": (_opt_meta(lambda m: m["params"].update({"head.bias": [99]})), O, RESUME),
-    "carry wrong shape": (_edit_tensors(O, lambda t: t.update({"trainer.carry/h": np.zeros((1, 3, 8), np.float32)})), O, RESUME),
-    "carry NaN": (_edit_tensors(O, _nan("trainer.carry/c")), O, RESUME),
-    "carry c missing (LSTM)": (_edit_tensors(O, lambda t: t.pop("trainer.carry/c")), O, RESUME),
     "optimizer file missing": (_remove(O), O, RESUME),
+    # trainer.safetensors: the carried TBPTT state of a stream run
+    "carry wrong shape": (_edit_tensors(A, lambda t: t.update({"carry.h": np.zeros((1, 3, 8), np.float32)})), A, RESUME),
+    "carry NaN": (_edit_tensors(A, _nan("carry.c")), A, RESUME),
+    "carry c missing (LSTM)": (_edit_tensors(A, lambda t: t.pop("carry.c")), A, RESUME),
+    "carry int": (_edit_tensors(A, _retype("carry.h", np.int32)), A, RESUME),
 }
 
 

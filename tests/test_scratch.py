@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from rnnkit import scratch
+from rnnkit.interop import notebook
 from rnnkit.errors import ParameterKeyError, ShapeError
 from rnnkit.scratch import (
     gru_backward, gru_cell, gru_cell_backward, gru_forward,
@@ -493,18 +494,18 @@ TORCH_KEYS = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_converter_round_trip_is_identity(kind):
     p = make_params(kind, np.random.default_rng(11))
-    sd = scratch.to_torch_state_dict(kind, p)
+    sd = notebook.to_torch_state_dict(kind, p)
     G = GATES[kind]
     assert list(sd) == TORCH_KEYS
     assert sd["weight_ih_l0"].shape == (G * N_A, N_X) and sd["weight_hh_l0"].shape == (G * N_A, N_A)
     assert sd["bias_ih_l0"].shape == sd["bias_hh_l0"].shape == (G * N_A,)
     assert all(isinstance(v, np.ndarray) and v.dtype == np.float64 for v in sd.values())
-    back = scratch.from_torch_state_dict(kind, sd)
+    back = notebook.from_torch_state_dict(kind, sd)
     assert set(back) == RECURRENT_KEYS[kind]           # Wy / Wya / by are omitted
     for k in back:
         np.testing.assert_array_equal(back[k], p[k], err_msg=k)
         assert back[k].dtype == np.float64
-    specific = getattr(scratch, f"{kind}_params_to_torch")(p)
+    specific = getattr(notebook, f"{kind}_params_to_torch")(p)
     for k in TORCH_KEYS:
         np.testing.assert_array_equal(specific[k], sd[k])
 
@@ -512,7 +513,7 @@ def test_converter_round_trip_is_identity(kind):
 def test_lstm_to_torch_block_layout():
     """Spot-check the documented layout: PyTorch rows i, f, g, o; notebook [a | x] columns."""
     p = make_params("lstm", np.random.default_rng(12))
-    sd = scratch.lstm_params_to_torch(p)
+    sd = notebook.lstm_params_to_torch(p)
     H = N_A
     np.testing.assert_array_equal(sd["weight_ih_l0"][H:2 * H], p["Wf"][:, H:])
     np.testing.assert_array_equal(sd["weight_hh_l0"][2 * H:3 * H], p["Wc"][:, :H])
@@ -533,12 +534,12 @@ def test_forward_and_backward_match_torch(kind, direction):
     module = _torch_module(torch, kind)
     if direction == "to_torch":
         p = make_params(kind, rng)
-        module.load_state_dict({k: torch.from_numpy(v) for k, v in scratch.to_torch_state_dict(kind, p).items()})
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in notebook.to_torch_state_dict(kind, p).items()})
     else:  # torch's own random init, both biases non-zero; tensors go straight in
         torch.manual_seed(0)
         for t in module.parameters():
             torch.nn.init.uniform_(t, -0.8, 0.8)
-        p = scratch.from_torch_state_dict(kind, module.state_dict())
+        p = notebook.from_torch_state_dict(kind, module.state_dict())
         p["Wya" if kind == "rnn" else "Wy"] = rng.standard_normal((N_Y, N_A))
         p["by"] = rng.standard_normal((N_Y, 1))
 
@@ -565,7 +566,7 @@ def test_forward_and_backward_match_torch(kind, direction):
         np.testing.assert_allclose(grads["dc0"], cc0.grad.numpy()[0].T, rtol=0, atol=1e-11)
     # parameter gradients, mapped to torch's layout with the same converter
     as_params = {k[1:]: v for k, v in grads.items() if k[1:] in RECURRENT_KEYS[kind]}
-    expected = scratch.to_torch_state_dict(kind, as_params)
+    expected = notebook.to_torch_state_dict(kind, as_params)
     if kind == "gru":   # torch's bias_hh grad: r, z parts equal bias_ih's; n part is dbna
         expected["bias_hh_l0"] = np.concatenate([expected["bias_ih_l0"][:2 * N_A], grads["dbna"][:, 0]])
     else:
@@ -614,9 +615,9 @@ def _rnn_cell_backward_bad_da():
 
 
 def _from_torch_bad():
-    sd = scratch.gru_params_to_torch(_nb_gru())
+    sd = notebook.gru_params_to_torch(_nb_gru())
     sd["weight_ih_l0"] = np.zeros((14, 3))
-    return scratch.gru_params_from_torch(sd)
+    return notebook.gru_params_from_torch(sd)
 
 
 SHAPE_ERRORS = {
@@ -658,9 +659,9 @@ KEY_ERRORS = {
     "rnn_cell Waa": (lambda: rnn_cell(np.zeros((3, 10)), np.zeros((5, 10)), _without(_nb_rnn(), "Waa")), "Waa"),
     "lstm_forward bo": (lambda: lstm_forward(np.zeros((3, 10, 2)), np.zeros((5, 10)), _without(_nb_lstm(), "bo")), "bo"),
     "gru_forward Wy": (lambda: gru_forward(np.zeros((3, 10, 2)), np.zeros((5, 10)), _without(_nb_gru(), "Wy")), "Wy"),
-    "to_torch bna": (lambda: scratch.gru_params_to_torch(_without(_nb_gru(), "bna")), "bna"),
-    "from_torch bias_hh": (lambda: scratch.lstm_params_from_torch(
-        _without(scratch.lstm_params_to_torch(_nb_lstm()), "bias_hh_l0")), "bias_hh_l0"),
+    "to_torch bna": (lambda: notebook.gru_params_to_torch(_without(_nb_gru(), "bna")), "bna"),
+    "from_torch bias_hh": (lambda: notebook.lstm_params_from_torch(
+        _without(notebook.lstm_params_to_torch(_nb_lstm()), "bias_hh_l0")), "bias_hh_l0"),
 }
 
 
@@ -674,12 +675,12 @@ def test_missing_key_raises_key_error_naming_the_key(case):
 
 
 def test_converters_refuse_multi_layer_state_dicts_and_unknown_kind():
-    sd = scratch.rnn_params_to_torch(_nb_rnn())
+    sd = notebook.rnn_params_to_torch(_nb_rnn())
     sd["weight_ih_l1"] = np.zeros((5, 5))
     with pytest.raises(KeyError, match="weight_ih_l1"):
-        scratch.rnn_params_from_torch(sd)
+        notebook.rnn_params_from_torch(sd)
     with pytest.raises(ValueError, match="'rnn', 'lstm', 'gru'"):
-        scratch.to_torch_state_dict("transformer", _nb_rnn())
+        notebook.to_torch_state_dict("transformer", _nb_rnn())
 
 
 def test_aliases():

@@ -281,7 +281,7 @@ def test_stream_evaluation_equals_one_long_forward():
     tr = Trainer(model, train, val, quiet(dict(steps=1)))
     ds = val.dataset                                         # one track (batch_size 1)
     T = ds.num_chunks * ds.seq_len
-    x, y = ds._x[:T, :1], ds._y[:T, 0]
+    x, y = ds.ids[:T, None].astype(np.int64), ds.ids[1:T + 1]
     model.eval()
     with no_grad():
         logits, _ = model(x)

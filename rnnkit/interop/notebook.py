@@ -13,12 +13,10 @@ state dicts of a one-layer, one-direction ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
-from .._validate import as_float_array, check_choice, check_shape, to_numpy
-from ..errors import ConfigError, ParameterKeyError
+from .._validate import as_float_array, check_choice, check_shape, require_keys, to_numpy
+from ..errors import ParameterKeyError
 from ..scratch import check_parameters
 
 __all__ = ["rnn_params_to_torch", "rnn_params_from_torch", "lstm_params_to_torch",
@@ -44,15 +42,8 @@ _LSTM_TORCH_ORDER = ("i", "f", "c", "o")   # PyTorch's i, f, g, o; the notebook'
 
 def _read_state_dict(who, state_dict, gates):
     """Validate a single-layer, unidirectional state dict; return (w_ih, w_hh, b_ih, b_hh, H)."""
-    if not isinstance(state_dict, Mapping):
-        raise ConfigError(f"{who}: expected state_dict to be a dict of arrays or tensors, got "
-                          f"{type(state_dict).__name__}.")
-    for k in _TORCH_KEYS:
-        if k not in state_dict:
-            raise ParameterKeyError(
-                f"{who}: expected state_dict to contain the key '{k}', got keys "
-                f"{sorted(map(str, state_dict))}. Expected exactly {', '.join(_TORCH_KEYS)} "
-                f"(a single-layer unidirectional layer; bias=False layers are not supported).")
+    require_keys(who, "state_dict", state_dict, _TORCH_KEYS,
+                 "(A single-layer unidirectional layer; bias=False layers are not supported.)")
     extra = sorted(str(k) for k in state_dict if k not in _TORCH_KEYS)
     if extra:
         raise ParameterKeyError(

@@ -95,7 +95,7 @@ except ImportError as _e:  # pragma: no cover - exercised by a test that hides o
         "rnnkit.interop.onnx: expected the optional 'onnx' package, but it is not installed. "
         "Install it with: pip install 'rnnkit[onnx]'") from _e
 
-from .._validate import check_dtype_arg, check_int, to_numpy as _to_numpy
+from .._validate import check_dtype_arg, check_int, to_numpy
 from ..cells import CellSpec, cell_spec
 from ..errors import ConfigError, DataError, DTypeError, ParameterKeyError, ShapeError
 
@@ -118,12 +118,6 @@ _ONNX_FLOAT = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): Te
 # --------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------
-
-def to_numpy(value) -> np.ndarray:
-    """``value`` (NumPy array, torch tensor, or array-like) as a NumPy array; torch itself is
-    never imported."""
-    return _to_numpy("rnnkit.interop.onnx", "a parameter", value)
-
 
 def _cell(who: str, cell) -> CellSpec:
     try:
@@ -179,7 +173,7 @@ def _float_param(who: str, params: Mapping[str, np.ndarray], key: str, shape: tu
         raise ParameterKeyError(f"{who}: expected parameter {key!r} in the state dict, but it is "
                                 f"missing (have: {', '.join(sorted(params)) or 'nothing'}). Pass "
                                 f"the full state_dict() of the module/model.")
-    arr = to_numpy(params[key])
+    arr = to_numpy(who, key, params[key])
     if arr.dtype.kind not in "fiu":
         raise DTypeError(f"{who}: expected parameter {key!r} with a real float dtype, got dtype "
                          f"{arr.dtype}. Convert it to float32 or float64.")
@@ -736,7 +730,7 @@ class OnnxCharLM:
             parts = [("h", state)]
         out = []
         for name, s in parts:
-            arr = np.ascontiguousarray(to_numpy(s), dtype=self._dtype)
+            arr = np.ascontiguousarray(to_numpy(who, f"state {name}", s), dtype=self._dtype)
             if arr.shape != shape:
                 raise ShapeError(f"{who}: expected state {name} of shape (num_layers="
                                  f"{self.num_layers}, N={n}, hidden_size={self.hidden_size}), got "
@@ -752,12 +746,12 @@ class OnnxCharLM:
         each (num_layers, N, H).
         """
         who = "OnnxCharLM.step"
-        tok = to_numpy(tokens)
+        tok = to_numpy(who, "tokens", tokens)
         if tok.ndim == 1:
             tok = tok[None, :]                                        # (1, N)
         if tok.ndim != 2 or tok.shape[0] == 0 or tok.shape[1] == 0:
             raise ShapeError(f"{who}: expected tokens of shape (T, N) with T, N >= 1, got shape "
-                             f"{tuple(to_numpy(tokens).shape)}.")
+                             f"{tuple(np.shape(tokens))}.")
         if tok.dtype.kind not in "iu":
             raise DTypeError(f"{who}: expected integer token ids, got dtype {tok.dtype}. Convert "
                              f"with np.asarray(tokens, dtype=np.int64).")

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from .._mode import no_grad, no_init
-from .._validate import check_choice, check_dtype_arg, check_float, check_int, fmt_shape
+from .._validate import check_choice, check_dtype_arg, check_float, check_int, fmt_shape, key_mismatch
 from ..cells import CELLS, cell_spec, map_state
 from ..errors import ConfigError, ParameterKeyError, ShapeError
 from ..ops import softmax
@@ -111,26 +111,14 @@ class _Config:
         :meth:`parameter_shapes`; a missing, unexpected or wrongly shaped entry raises
         :class:`ParameterKeyError` / :class:`ShapeError` naming it."""
         want = self.parameter_shapes()
-        missing = [k for k in want if k not in shapes]
-        unexpected = [k for k in shapes if k not in want]
-        if missing or unexpected:
-            parts = []
-            if missing:
-                parts.append(f"missing {_short_list(missing)}")
-            if unexpected:
-                parts.append(f"unexpected {_short_list(unexpected)}")
+        mismatch = key_mismatch(want, shapes)
+        if mismatch:
             raise ParameterKeyError(f"expected the weights of a {self.model} with cell {self.cell} "
-                                    f"as the config describes, got {' and '.join(parts)}.")
+                                    f"as the config describes, got {mismatch}.")
         for k, shape in want.items():
             if tuple(shapes[k]) != tuple(shape):
                 raise ShapeError(f"expected weight {k} of shape {fmt_shape(shape)} as the config "
                                  f"describes, got {fmt_shape(tuple(shapes[k]))}.")
-
-
-def _short_list(names, limit: int = 8) -> str:
-    """At most ``limit`` names, then a count: error messages stay one readable line."""
-    shown = ", ".join(names[:limit])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def _build_rnn(cfg, input_size, rng, bidirectional=False):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._mode import init_enabled
-from .._validate import fmt_shape, to_numpy
+from .._validate import fmt_shape, key_mismatch, short_list, to_numpy
 from ..errors import DTypeError, NonFiniteError, ParameterKeyError, ShapeError
 
 
@@ -82,17 +82,11 @@ class Module:
         params = self.parameters()
         if not hasattr(state_dict, "keys"):
             raise ParameterKeyError(f"{who}: expected a dict name -> array, got {type(state_dict).__name__}.")
-        missing = [k for k in params if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in params]
-        if strict and (missing or unexpected):
-            parts = []
-            if missing:
-                parts.append(f"missing key(s) {missing}")
-            if unexpected:
-                parts.append(f"unexpected key(s) {unexpected}")
-            raise ParameterKeyError(f"{who}: {' and '.join(parts)}. Expected exactly the keys "
-                                    f"{list(params)}; was the state_dict saved from a model with "
-                                    f"the same configuration?")
+        mismatch = key_mismatch(params, state_dict.keys())
+        if strict and mismatch:
+            raise ParameterKeyError(f"{who}: {mismatch} key(s). Expected exactly the keys "
+                                    f"{short_list(list(params))}; was the state_dict saved from a "
+                                    f"model with the same configuration?")
         staged = {}
         for k, p in params.items():
             if k not in state_dict:

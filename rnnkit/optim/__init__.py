@@ -18,21 +18,21 @@ Every public name is importable from ``rnnkit.optim`` itself.
 Example (a small character-level LSTM, 100 steps of Adam with warm-up, cosine decay and
 clipping)::
 
-    import numpy as np
     from rnnkit import nn
-    from rnnkit.data import BOUNDARY, LinesDataset, Vocab
+    from rnnkit.data import BOUNDARY, LinesDataset, LinesSource, Vocab
     from rnnkit.optim import Adam, CosineAnnealingLR, LinearWarmup, clip_grad_norm
 
     words = ["anna", "otto", "hannah", "bob", "eve", "ada"]
     data = LinesDataset(words, Vocab.build(words, specials=(BOUNDARY,)))
+    source = LinesSource(data, batch_size=4, seed=0)
     model = nn.CharLM(nn.CharLMConfig(vocab_size=len(data.vocab), hidden_size=16, num_layers=1,
                                       embedding_size=8), seed=0)
     opt = Adam(model.parameters(), lr=1e-2)
     schedule = LinearWarmup(CosineAnnealingLR(1e-2, T_max=90), warmup_steps=10)
-    rng = np.random.default_rng(0)
     for k in range(100):
         model.zero_grad()
-        loss = model.loss(data.sample(4, rng)).loss       # mean cross-entropy, nats per char
+        batch, _ = source.batch(k)                        # shuffled epochs, a function of k
+        loss = model.loss(batch).loss                     # mean cross-entropy, nats per char
         model.backward_loss()                             # fills model.gradients()
         grads = model.gradients()
         total = clip_grad_norm(grads, max_norm=5.0)       # norm before clipping

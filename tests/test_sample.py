@@ -377,3 +377,39 @@ def test_cli_sample_onnx_gives_the_same_text(tmp_path, capsys, monkeypatch, ckpt
     assert code == 0, err
     assert via_onnx == plain and len(plain) > 20
     assert len(calls) >= 3                                     # ONNX Runtime did the work
+
+
+# ------------------------------------------------------------------------ the inference path
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "rnn_relu"])
+@pytest.mark.parametrize("E,dtype", [(5, "float64"), (0, "float64"), (5, "float32")])
+def test_stepper_equals_the_whole_sequence_forward(cell, E, dtype):
+    """CharLM.stepper() - the path of the sampler, beam search and `rnnkit sample` - gives the
+    logits and final state of one forward call over the same tokens (N = 3 sequences)."""
+    V, T, N = 7, 9, 3
+    m = nn.CharLM(nn.CharLMConfig(vocab_size=V, cell=cell, hidden_size=6, num_layers=2,
+                                  embedding_size=E, dropout=0.3, dtype=dtype), seed=4)
+    m.eval()
+    tokens = np.random.default_rng(1).integers(0, V, size=(T, N))
+    with no_grad():
+        want, want_state = m(tokens)
+    step = m.stepper().step
+    state, got = None, []
+    for t in range(T):
+        logits, state = step(tokens[t], state)
+        got.append(logits)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == "float64" else dict(rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.stack(got), want, **tol)
+    for a, b in zip(state if isinstance(state, tuple) else (state,),
+                    want_state if isinstance(want_state, tuple) else (want_state,)):
+        np.testing.assert_allclose(a, b, **tol)
+
+
+def test_stepper_is_a_snapshot_of_the_weights():
+    m = nn.CharLM(nn.CharLMConfig(vocab_size=5, hidden_size=4, num_layers=1), seed=0)
+    step = m.stepper().step
+    before, _ = step(np.array([1]), None)
+    m.parameters()["head.bias"][...] += 1.0                 # train a little ...
+    again, _ = step(np.array([1]), None)
+    np.testing.assert_array_equal(before, again)            # ... the old stepper does not see it
+    fresh, _ = m.stepper().step(np.array([1]), None)
+    np.testing.assert_allclose(fresh, before + 1.0, rtol=1e-6)

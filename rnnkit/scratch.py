@@ -79,7 +79,7 @@ _BIAS_HINT = "Biases are column vectors: reshape a 1-D bias b with b.reshape(-1,
 
 
 # ----------------------------------------------------------------------------------------
-# Utility functions
+# Activation helpers
 # ----------------------------------------------------------------------------------------
 
 def sigmoid(x):
@@ -124,9 +124,10 @@ def softmax(x):
     if x.ndim == 0:
         raise ShapeError("softmax: expected x with at least 1 dimension (classes first), got a "
                          "0-D scalar. Pass an array of shape (n_y,) or (n_y, m).")
+    col_max = x.max(axis=0, keepdims=True)           # (1, m): the largest score of each column
     with np.errstate(under="ignore"):
-        e_x = np.exp(x - np.max(x, axis=0, keepdims=True))   # (n_y, m), every column max -> 1
-    return e_x / e_x.sum(axis=0, keepdims=True)
+        unnorm = np.exp(x - col_max)                 # (n_y, m), each column's largest entry is 1
+    return unnorm / np.sum(unnorm, axis=0, keepdims=True)
 
 
 # ----------------------------------------------------------------------------------------
@@ -147,12 +148,13 @@ class RNNCache(NamedTuple):
 
 
 def _rnn_step(xt, a_prev, p):
-    a_next = np.tanh(p["Waa"] @ a_prev + p["Wax"] @ xt + p["ba"])   # (n_a, m)
-    yt_pred = softmax(p["Wya"] @ a_next + p["by"])                  # (n_y, m)
-    return a_next, yt_pred, RNNCache(a_next, yt_pred, xt, p, a_prev)
+    pre_act = p["Waa"] @ a_prev + p["Wax"] @ xt + p["ba"]   # (n_a, m)
+    h_new = np.tanh(pre_act)                                # a_next, (n_a, m)
+    probs = softmax(p["Wya"] @ h_new + p["by"])             # yt_pred, (n_y, m)
+    return h_new, probs, RNNCache(h_new, probs, xt, p, a_prev)
 
 
-def rnn_cell(xt, a_prev, parameters):
+def rnn_cell(xt: np.ndarray, a_prev: np.ndarray, parameters: Mapping) -> tuple:
     """One step of a vanilla RNN.
 
     Equations::
@@ -189,7 +191,7 @@ def rnn_cell(xt, a_prev, parameters):
 rnn_cell_forward = rnn_cell
 
 
-def rnn_forward(x, a0, parameters):
+def rnn_forward(x: np.ndarray, a0: np.ndarray, parameters: Mapping) -> tuple:
     """Run a vanilla RNN over a whole sequence.
 
     For t = 0 .. T_x-1::
@@ -217,16 +219,15 @@ def rnn_forward(x, a0, parameters):
     x, a0, m = _check_sequence_inputs(who, n_x, n_a, x, a0)
     T_x = x.shape[2]
 
-    a = np.zeros((n_a, m, T_x))
+    a = np.zeros((n_a, m, T_x))            # filled one time slice per step
     y_pred = np.zeros((n_y, m, T_x))
-    caches = []
-    a_next = a0
+    step_caches = []
+    h = a0                                 # the running hidden state
     for t in range(T_x):
-        a_next, yt_pred, cache = _rnn_step(x[:, :, t], a_next, p)
-        a[:, :, t] = a_next
-        y_pred[:, :, t] = yt_pred
-        caches.append(cache)
-    return a, y_pred, (caches, x)
+        h, probs, step_cache = _rnn_step(x[:, :, t], h, p)
+        a[..., t], y_pred[..., t] = h, probs
+        step_caches.append(step_cache)
+    return a, y_pred, (step_caches, x)
 
 
 def _rnn_step_backward(da_next, cache):
@@ -241,7 +242,7 @@ def _rnn_step_backward(da_next, cache):
     }
 
 
-def rnn_cell_backward(da_next, cache):
+def rnn_cell_backward(da_next: np.ndarray, cache: RNNCache) -> dict:
     """Backward pass of one :func:`rnn_cell` step.
 
     ``da_next`` is dL/da_next, the gradient on the hidden state; the output softmax
@@ -264,7 +265,7 @@ def rnn_cell_backward(da_next, cache):
     return _rnn_step_backward(da_next, cache)
 
 
-def rnn_backward(da, caches):
+def rnn_backward(da: np.ndarray, caches: tuple) -> dict:
     """Backpropagation through time for :func:`rnn_forward`.
 
     ``da (n_a, m, T_x)`` is the upstream gradient on every hidden state ``a<t>`` (e.g. from
@@ -321,19 +322,21 @@ class LSTMCache(NamedTuple):
 
 
 def _lstm_step(xt, a_prev, c_prev, p):
-    concat = np.concatenate([a_prev, xt], axis=0)        # (n_a + n_x, m)  a first
-    ft = sigmoid(p["Wf"] @ concat + p["bf"])             # (n_a, m)
-    it = sigmoid(p["Wi"] @ concat + p["bi"])             # (n_a, m)
-    cct = np.tanh(p["Wc"] @ concat + p["bc"])            # (n_a, m)
-    c_next = ft * c_prev + it * cct                      # (n_a, m)
-    ot = sigmoid(p["Wo"] @ concat + p["bo"])             # (n_a, m)
-    a_next = ot * np.tanh(c_next)                        # (n_a, m)
-    yt_pred = softmax(p["Wy"] @ a_next + p["by"])        # (n_y, m)
-    cache = LSTMCache(a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, p)
-    return a_next, c_next, yt_pred, cache
+    concat = np.vstack((a_prev, xt))                      # [a_prev; xt], (n_a + n_x, m)
+    f_gate = sigmoid(p["Wf"] @ concat + p["bf"])          # ft,  (n_a, m)
+    i_gate = sigmoid(p["Wi"] @ concat + p["bi"])          # it,  (n_a, m)
+    c_tilde = np.tanh(p["Wc"] @ concat + p["bc"])         # cct, (n_a, m)
+    o_gate = sigmoid(p["Wo"] @ concat + p["bo"])          # ot,  (n_a, m)
+    c_new = f_gate * c_prev + i_gate * c_tilde            # c_next, (n_a, m)
+    h_new = o_gate * np.tanh(c_new)                       # a_next, (n_a, m)
+    probs = softmax(p["Wy"] @ h_new + p["by"])            # yt_pred, (n_y, m)
+    saved = LSTMCache(a_next=h_new, c_next=c_new, a_prev=a_prev, c_prev=c_prev,
+                      ft=f_gate, it=i_gate, cct=c_tilde, ot=o_gate, xt=xt, parameters=p)
+    return h_new, c_new, probs, saved
 
 
-def lstm_cell(xt, a_prev, c_prev, parameters):
+def lstm_cell(xt: np.ndarray, a_prev: np.ndarray, c_prev: np.ndarray,
+              parameters: Mapping) -> tuple:
     """One step of an LSTM (the notebook's equations).
 
     With ``concat = [a_prev; xt]`` of shape ``(n_a + n_x, m)`` (hidden state first)::
@@ -352,8 +355,9 @@ def lstm_cell(xt, a_prev, c_prev, parameters):
         ``by (n_y, 1)``.
 
     Returns:
-        ``(a_next, c_next, yt_pred, cache)`` with ``cache`` an :class:`LSTMCache`
-        ``(a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)``.
+        ``(a_next, c_next, yt_pred, cache)``. The :class:`LSTMCache` holds the two new
+        states ``a_next, c_next``, the two old ones ``a_prev, c_prev``, the gate values
+        ``ft, it, cct, ot``, and finally ``xt`` and ``parameters``.
 
     >>> p = {k: np.zeros((2, 5)) for k in ("Wf", "Wi", "Wc", "Wo")}
     >>> p.update({k: np.zeros((2, 1)) for k in ("bf", "bi", "bc", "bo")})
@@ -372,7 +376,8 @@ def lstm_cell(xt, a_prev, c_prev, parameters):
 lstm_cell_forward = lstm_cell
 
 
-def lstm_forward(x, a0, parameters, c0=None):
+def lstm_forward(x: np.ndarray, a0: np.ndarray, parameters: Mapping,
+                 c0: np.ndarray | None = None) -> tuple:
     """Run an LSTM over a whole sequence (the notebook's unfinished function, completed).
 
     For t = 0 .. T_x-1::
@@ -400,26 +405,26 @@ def lstm_forward(x, a0, parameters, c0=None):
     who = "lstm_forward"
     p, n_x, n_a, n_y = _check_lstm_parameters(who, parameters)
     x, a0, m = _check_sequence_inputs(who, n_x, n_a, x, a0)
-    c_next = np.zeros((n_a, m)) if c0 is None else _array(who, "c0", c0, (("n_a", n_a), ("m", m)))
+    cell = np.zeros((n_a, m)) if c0 is None else _array(who, "c0", c0, (("n_a", n_a), ("m", m)))
     T_x = x.shape[2]
 
-    a = np.zeros((n_a, m, T_x))
+    a = np.zeros((n_a, m, T_x))            # filled one time slice per step
     c = np.zeros((n_a, m, T_x))
     y = np.zeros((n_y, m, T_x))
-    caches = []
-    a_next = a0
+    step_caches = []
+    h = a0                                 # the running hidden state; cell is the running c
     for t in range(T_x):
-        a_next, c_next, yt, cache = _lstm_step(x[:, :, t], a_next, c_next, p)
-        a[:, :, t] = a_next
-        c[:, :, t] = c_next
-        y[:, :, t] = yt
-        caches.append(cache)
-    return a, y, c, (caches, x)
+        h, cell, probs, step_cache = _lstm_step(x[:, :, t], h, cell, p)
+        a[..., t], c[..., t], y[..., t] = h, cell, probs
+        step_caches.append(step_cache)
+    return a, y, c, (step_caches, x)
 
 
 def _lstm_step_backward(da_next, dc_next, cache):
-    a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, p = cache
-    n_a = a_next.shape[0]
+    ft, it, cct, ot = cache.ft, cache.it, cache.cct, cache.ot        # the four gates
+    c_next, c_prev, a_prev, xt = cache.c_next, cache.c_prev, cache.a_prev, cache.xt
+    p = cache.parameters
+    n_a = a_prev.shape[0]
     tanh_c = np.tanh(c_next)
     dot = da_next * tanh_c * ot * (1.0 - ot)                       # (n_a, m) before sigmoid
     dc = dc_next + da_next * ot * (1.0 - tanh_c ** 2)              # (n_a, m) total dL/dc_next
@@ -440,7 +445,7 @@ def _lstm_step_backward(da_next, dc_next, cache):
     }
 
 
-def lstm_cell_backward(da_next, dc_next, cache):
+def lstm_cell_backward(da_next: np.ndarray, dc_next: np.ndarray, cache: LSTMCache) -> dict:
     """Backward pass of one :func:`lstm_cell` step.
 
     ``da_next`` and ``dc_next`` are dL/da_next and dL/dc_next; the output softmax is **not**
@@ -467,7 +472,7 @@ def lstm_cell_backward(da_next, dc_next, cache):
     return _lstm_step_backward(da_next, dc_next, cache)
 
 
-def lstm_backward(da, caches):
+def lstm_backward(da: np.ndarray, caches: tuple) -> dict:
     """Backpropagation through time for :func:`lstm_forward`.
 
     ``da (n_a, m, T_x)`` is the upstream gradient on every hidden state ``a<t>``; no loss
@@ -540,7 +545,7 @@ def _gru_step(xt, a_prev, p):
     return a_next, yt_pred, GRUCache(a_next, yt_pred, a_prev, rt, zt, nt, hn, xt, p)
 
 
-def gru_cell(xt, a_prev, parameters):
+def gru_cell(xt: np.ndarray, a_prev: np.ndarray, parameters: Mapping) -> tuple:
     """One step of a GRU with PyTorch's equations (``torch.nn.GRU``), notebook layout.
 
     With ``concat = [a_prev; xt]`` of shape ``(n_a + n_x, m)``::
@@ -575,7 +580,7 @@ def gru_cell(xt, a_prev, parameters):
 gru_cell_forward = gru_cell
 
 
-def gru_forward(x, a0, parameters):
+def gru_forward(x: np.ndarray, a0: np.ndarray, parameters: Mapping) -> tuple:
     """Run a GRU (:func:`gru_cell`) over a whole sequence.
 
     For t = 0 .. T_x-1: ``a<t>, y<t>, cache<t> = gru_cell(x<t>, a<t-1>, parameters)``,
@@ -590,16 +595,15 @@ def gru_forward(x, a0, parameters):
     x, a0, m = _check_sequence_inputs(who, n_x, n_a, x, a0)
     T_x = x.shape[2]
 
-    a = np.zeros((n_a, m, T_x))
+    a = np.zeros((n_a, m, T_x))            # filled one time slice per step
     y = np.zeros((n_y, m, T_x))
-    caches = []
-    a_next = a0
+    step_caches = []
+    h = a0                                 # the running hidden state
     for t in range(T_x):
-        a_next, yt, cache = _gru_step(x[:, :, t], a_next, p)
-        a[:, :, t] = a_next
-        y[:, :, t] = yt
-        caches.append(cache)
-    return a, y, (caches, x)
+        h, probs, step_cache = _gru_step(x[:, :, t], h, p)
+        a[..., t], y[..., t] = h, probs
+        step_caches.append(step_cache)
+    return a, y, (step_caches, x)
 
 
 def _gru_step_backward(da_next, cache):
@@ -621,7 +625,7 @@ def _gru_step_backward(da_next, cache):
     }
 
 
-def gru_cell_backward(da_next, cache):
+def gru_cell_backward(da_next: np.ndarray, cache: GRUCache) -> dict:
     """Backward pass of one :func:`gru_cell` step.
 
     ``da_next`` is dL/da_next; the output softmax is **not** backpropagated (``Wy``/``by``
@@ -648,7 +652,7 @@ def gru_cell_backward(da_next, cache):
     return _gru_step_backward(da_next, cache)
 
 
-def gru_backward(da, caches):
+def gru_backward(da: np.ndarray, caches: tuple) -> dict:
     """Backpropagation through time for :func:`gru_forward`.
 
     ``da (n_a, m, T_x)`` is the upstream gradient on every hidden state; the output softmax is

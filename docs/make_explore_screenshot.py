@@ -49,16 +49,22 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(DOCS.parent))                  # this checkout's rnnkit
     from selenium.webdriver.common.action_chains import ActionChains
     from rnnkit.cli import main as rnnkit
+    out = Path(args.out).resolve()
+    run = None if args.run is None else Path(args.run).resolve()
+    home = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="rnnkit-explore-") as tmp:
-        run = args.run
-        if run is None:
-            run = os.path.join(tmp, "names")
-            if rnnkit(["train", "--quiet", "--num-samples", "0", "--out", run]) != 0:
+        os.chdir(tmp)                             # the page names the run as `names/best`
+        try:
+            if run is None:
+                run = "names"
+                if rnnkit(["train", "--quiet", "--num-samples", "0", "--out", run]) != 0:
+                    return 1
+            page = os.path.join(tmp, "explore.html")
+            if rnnkit(["explore", str(run), "--num", "110", "--seed", "1", "--out", page]) != 0:
                 return 1
-        page = os.path.join(tmp, "explore.html")
-        if rnnkit(["explore", run, "--length", "600", "--seed", "1", "--out", page]) != 0:
-            return 1
-        driver = chromium(os.path.join(tmp, "profile"), 1280, 760)
+        finally:
+            os.chdir(home)
+        driver = chromium(os.path.join(tmp, "profile"), 1280, 720)
         try:
             driver.get(Path(page).resolve().as_uri())
             chars = driver.find_elements("css selector", "span.ch")
@@ -67,11 +73,11 @@ def main(argv=None) -> int:
             if errors:
                 print(f"the page logged errors: {errors}", file=sys.stderr)
                 return 1
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            driver.save_screenshot(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(out))
         finally:
             driver.quit()
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
 
 

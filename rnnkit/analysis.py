@@ -3,8 +3,6 @@
 * :func:`loss_curves` - training / validation loss against the step, from ``metrics.jsonl``;
 * :func:`gate_activations` - a layer's gates and states over one sequence (T, H);
 * :func:`most_active_units` - the hidden units with the largest mean |activation|;
-* :func:`text_tokens` - the token ids a char LM reads for a text (lines wrapped in the
-  boundary token in lines mode);
 * :func:`gradient_norms_through_time` - how much gradient survives k steps back (vanishing
   gradients, measured exactly).
 
@@ -31,8 +29,7 @@ from ._validate import as_float_array, check_int
 from .cells import CELLS, cell_spec, state_arrays
 from .errors import ConfigError, DataError, ShapeError
 
-__all__ = ["loss_curves", "gate_activations", "most_active_units", "text_tokens",
-           "gradient_norms_through_time"]
+__all__ = ["loss_curves", "gate_activations", "most_active_units", "gradient_norms_through_time"]
 
 
 def loss_curves(metrics) -> dict:
@@ -162,21 +159,6 @@ def most_active_units(hidden, k: int = 8) -> np.ndarray:
     k = check_int("most_active_units", "k", k, 1)
     score = np.abs(h).mean(axis=0)                                              # (H,)
     return np.argsort(-score, kind="stable")[:k]
-
-
-def text_tokens(vocab, text: str) -> np.ndarray:
-    """Token ids (int64) a char LM reads for ``text``. In lines mode (a vocabulary with the
-    boundary token) each line is wrapped in it, as in training: ``"emma\\nmia"`` ->
-    ``<eos> e m m a <eos> m i a <eos>``; in stream mode the characters as they are.
-    Unknown characters raise :class:`~rnnkit.errors.DataError` naming them."""
-    B = vocab.bos_id
-    if B is None:
-        return vocab.encode(text)
-    ids = [B]
-    for line in text.split("\n"):
-        ids.extend(vocab.encode(line).tolist())
-        ids.append(B)
-    return np.array(ids, dtype=np.int64)
 
 
 def gradient_norms_through_time(cell="rnn", T: int = 50, hidden_size: int = 32, *,

@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--text", help="text whose gate activations are drawn (default: a sample)")
     pl.add_argument("--debug", action="store_true", help="show tracebacks")
 
-    from .explore import GENERATE, MAX_CHARS
+    from .explore import GENERATE, GENERATE_LINES, MAX_CHARS
     ex = sub.add_parser("explore", help="write an interactive HTML page of what each unit and gate does",
                         formatter_class=_fmt_help, description="Run the model over a text (FILE, or "
                         "one it generates) and write one self-contained HTML page: the text coloured "
@@ -164,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "the model generates, see --prime and --length)")
     ex.add_argument("--out", default="explore.html", help="the HTML file to write")
     ex.add_argument("--prime", help="generate after this text (instead of FILE)")
-    ex.add_argument("--length", type=int, help=f"characters to generate (default: {GENERATE})")
+    ex.add_argument("--num", type=int, help=f"lines mode: lines to generate (default: {GENERATE_LINES})")
+    ex.add_argument("--length", type=int, help="stream mode: characters to generate; lines mode: "
+                    f"the longest line (default: {GENERATE})")
     ex.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the "
                     "generation; 0 = greedy")
     ex.add_argument("--seed", type=int, default=0, help="random seed of the generation")
@@ -494,7 +496,7 @@ def cmd_plot(args) -> int:
 def cmd_explore(args) -> int:
     from .explore import explore_checkpoint                   # checks --out before any work
     r = explore_checkpoint(args.dir, args.out, file=args.file, prime=args.prime,
-                           length=args.length, seed=args.seed, temperature=args.temperature,
+                           length=args.length, num=args.num, seed=args.seed, temperature=args.temperature,
                            max_chars=args.max_chars, encoding=args.encoding, latest=args.latest)
     cut = f" (the first {r['chars']:,} of {r['total']:,}: the text was cut)" if r["cut"] else ""
     print(f"wrote {r['path']}: {r['chars']:,} characters{cut} of {r['source']}; open it in a browser")

@@ -52,7 +52,8 @@ __all__ = [
     "MAX_CHARS", "MAX_VALUES", "SATURATION", "TOP_K",
     "inside_quotes_or_brackets", "line_position", "correlations", "saturation",
     "unit_measurements", "rank_units", "top_predictions",
-    "page_data", "render_page", "check_out_path", "text_ids", "explore_checkpoint",
+    "page_data", "render_page", "read_page_data", "decode_values", "check_out_path", "lines_ids",
+    "text_ids", "line_starts", "explore_checkpoint",
 ]
 
 #: Most characters (tokens, boundary tokens included) one page holds.
@@ -61,8 +62,10 @@ MAX_CHARS = 5000
 MAX_VALUES = 4_000_000
 #: |activation| above this counts as saturated.
 SATURATION = 0.9
-#: Characters generated when no text is given.
+#: Characters generated when no text is given (stream mode; in lines mode the longest line).
 GENERATE = 500
+#: Lines generated when no text is given (lines mode).
+GENERATE_LINES = 60
 #: Next-character predictions shown per step.
 TOP_K = 5
 #: Units per ranked list.
@@ -235,7 +238,9 @@ def page_data(model, vocab, ids, *, title: str = "", source: str = "", total: in
     """Everything the page shows, as a JSON-able dict (activations as base64 float32).
 
     ``ids`` (T,) are the tokens the page holds (already cut to the page's capacity);
-    ``total`` the length of the whole text (default T), so the page can say it was cut.
+    ``total`` the length of the whole text (default T), so the page can say it was cut. In
+    lines mode every boundary token starts a new line from the zero state, as in training
+    (:func:`line_starts`); in stream mode the whole text is one run.
     """
     from .plot import char_labels
     who = "page_data"
@@ -246,11 +251,13 @@ def page_data(model, vocab, ids, *, title: str = "", source: str = "", total: in
     spec = cell_spec(cfg.cell)
     boundary = vocab.itos[vocab.bos_id] if vocab.bos_id is not None else None
     tokens = [vocab.itos[i] for i in ids.tolist()]
-    logits, _, acts = model.trace(ids[:, None])
-    layers = [{q: np.asarray(v[:, 0]) for q, v in layer[0].items()} for layer in acts]
-    quantities = list(layers[0])
-    top_ids, top_p, p = top_predictions(logits[:, 0])
     T = len(ids)
+    bounds = line_starts(vocab, ids).tolist() + [T]
+    runs = [model.trace(ids[a:b, None]) for a, b in zip(bounds, bounds[1:])]    # one per line
+    quantities = list(runs[0][2][0][0])
+    layers = [{q: np.concatenate([acts[k][0][q][:, 0] for _, _, acts in runs]) for q in quantities}
+              for k in range(cfg.num_layers)]
+    top_ids, top_p, p = top_predictions(np.concatenate([logits[:, 0] for logits, _, _ in runs]))
     next_p = [float(p[t, ids[t + 1]]) for t in range(T - 1)] + [None]
     measures = [unit_measurements(layer, tokens, boundary) for layer in layers]
     total = T if total is None else int(total)
@@ -261,7 +268,7 @@ def page_data(model, vocab, ids, *, title: str = "", source: str = "", total: in
                   "vocab_size": cfg.vocab_size, "dtype": cfg.dtype,
                   "mode": "lines" if boundary is not None else "stream"},
         "T": T, "total": total, "cut": total > T, "capacity_reason": capacity_reason,
-        "tokens": ids.tolist(),
+        "tokens": ids.tolist(), "boundary": vocab.bos_id,
         "labels": char_labels(tokens),
         "newline": [tok == "\n" for tok in tokens],
         "vocab_labels": char_labels(list(vocab.itos)),
@@ -336,36 +343,55 @@ def check_out_path(out) -> Path:
     return out
 
 
+def lines_ids(vocab, lines: Sequence[str]) -> np.ndarray:
+    """Lines mode: every line as the model reads it in training, the boundary token and then
+    its characters (``<eos> e m m a <eos> m i a``)."""
+    B = vocab.bos_id
+    return np.array([i for line in lines for i in [B] + vocab.encode(line).tolist()], dtype=np.int64)
+
+
 def text_ids(vocab, text: str) -> np.ndarray:
-    """The tokens a page shows for ``text``: :func:`rnnkit.analysis.text_tokens` (lines
-    wrapped in the boundary token in lines mode; one final newline is dropped there, as it
-    only ends the last line)."""
-    from .analysis import text_tokens
-    if vocab.bos_id is not None and text.endswith("\n"):
-        text = text[:-1]
-    return text_tokens(vocab, text)
+    """The tokens a page shows for ``text``: in lines mode the lines of
+    :func:`rnnkit.data.split_lines` (stripped, empty ones dropped, as ``rnnkit train`` reads
+    them) through :func:`lines_ids`; in stream mode the characters as they are. Unknown
+    characters raise :class:`~rnnkit.errors.DataError` naming them."""
+    from .data import split_lines
+    if vocab.bos_id is None:
+        return vocab.encode(text)
+    return lines_ids(vocab, split_lines(text))
+
+
+def line_starts(vocab, ids) -> np.ndarray:
+    """Where a run of the model starts from the zero state: in lines mode at every boundary
+    token (each line is an example of its own, as in training) and at 0; in stream mode at 0."""
+    ids = np.asarray(ids)
+    if vocab.bos_id is None:
+        return np.zeros(1, np.int64)
+    return np.union1d([0], np.flatnonzero(ids == vocab.bos_id)).astype(np.int64)
 
 
 def explore_checkpoint(directory, out, *, file=None, prime: str | None = None, length: int | None = None,
-                       seed: int = 0, temperature: float = 1.0, max_chars: int = MAX_CHARS,
-                       encoding: str = "utf-8", latest: bool = False) -> dict:
+                       num: int | None = None, seed: int = 0, temperature: float = 1.0,
+                       max_chars: int = MAX_CHARS, encoding: str = "utf-8", latest: bool = False) -> dict:
     """Write the explorer page of the run in ``directory`` to ``out``; return a summary dict
     (``path``, ``chars``, ``total``, ``cut``, ``source``).
 
     The text is ``file`` (read with :func:`rnnkit.data.read_text`), or, without one, what the
-    model generates with :func:`rnnkit.sample.sample_tokens` (its stepper) after ``prime``:
-    ``length`` characters (default :data:`GENERATE`), drawn with ``seed`` and
-    ``temperature``; in lines mode the generation starts at the boundary token, so it holds
-    several generated lines. ``out`` is checked first, before any work.
+    model generates with :mod:`rnnkit.sample` (its stepper), drawn with ``seed`` and
+    ``temperature``, as ``rnnkit sample`` does: in lines mode ``num`` lines (default
+    :data:`GENERATE_LINES`; :func:`~rnnkit.sample.sample_lines`) that begin with ``prime``, each
+    at most ``length`` characters long; in stream mode ``length`` characters (default
+    :data:`GENERATE`; :func:`~rnnkit.sample.sample_stream`) after ``prime``.
+    ``out`` is checked first, before any work.
     """
     from .data import read_text
     from .load import load_model
-    from .sample import _encode_prime, sample_tokens
+    from .sample import sample_lines, sample_stream
     who = "explore"
     out = check_out_path(out)
     max_chars = check_int(who, "max_chars", max_chars, 1, MAX_CHARS)
-    if file is not None and (prime is not None or length is not None):
-        raise ConfigError("give either FILE (a text to read) or --prime/--length (a text to "
+    if file is not None and (prime is not None or length is not None or num is not None):
+        raise ConfigError("give either FILE (a text to read) or --prime/--length/--num (a text to "
                           "generate), not both.")
     model, vocab, _, used = load_model(directory, latest=latest)
     capacity, reason = _capacity(model, max_chars)
@@ -375,14 +401,18 @@ def explore_checkpoint(directory, out, *, file=None, prime: str | None = None, l
     else:
         length = check_int(who, "length", GENERATE if length is None else length, 1, MAX_CHARS)
         temperature = check_float(who, "temperature", temperature, 0.0)
-        prime_ids = _encode_prime(vocab, prime or "")
+        step, rng, prime = model.stepper().step, np.random.default_rng(seed), prime or ""
+        drawn = f"seed {seed}, temperature {temperature:g}"
         if vocab.bos_id is not None:
-            prime_ids = np.concatenate([[vocab.bos_id], prime_ids]).astype(np.int64)
-        ids = sample_tokens(model.stepper().step, vocab, length, np.random.default_rng(seed),
-                            prime_ids, temperature=temperature)
-        source = (f"a text the model generated: {length:,} characters after "
-                  + (f"the prime {prime!r}" if prime else "its start")
-                  + f" (seed {seed}, temperature {temperature:g})")
+            num = check_int(who, "num", GENERATE_LINES if num is None else num, 1, MAX_CHARS)
+            ids = lines_ids(vocab, sample_lines(step, vocab, num, rng, max_len=length, prime=prime,
+                                                temperature=temperature))
+            source = (f"{num} lines the model generated" + (f" after the prime {prime!r}" if prime else "")
+                      + f" ({drawn})")
+        else:
+            ids = vocab.encode(sample_stream(step, vocab, length, rng, prime=prime, temperature=temperature))
+            source = (f"a text the model generated: {length:,} characters after "
+                      + (f"the prime {prime!r}" if prime else "a newline") + f" ({drawn})")
     if len(ids) == 0:
         raise DataError(f"{who}: the text is empty; nothing to show.")
     total = len(ids)

@@ -35,7 +35,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ._validate import as_float_array, check_int
-from .analysis import loss_curves, most_active_units, text_tokens
+from .analysis import loss_curves, most_active_units
 from .cells import CELLS
 from .errors import ConfigError, DataError, ShapeError
 
@@ -285,6 +285,18 @@ def plot_gradient_norms(norms_by_cell: Mapping, path,
 # A checkpoint directory
 # ============================================================================================
 
+def _text_tokens(vocab, text):
+    """Token ids of ``text``; in lines mode each line is wrapped in the boundary token."""
+    B = vocab.bos_id
+    if B is None:
+        return vocab.encode(text)
+    ids = [B]
+    for line in text.split("\n"):
+        ids.extend(vocab.encode(line).tolist())
+        ids.append(B)
+    return np.array(ids, dtype=np.int64)
+
+
 def plot_checkpoint(directory, out_dir=None, text: str | None = None, *, max_chars: int = 80,
                     k: int = 8, seed: int = 0) -> list:
     """Draw the pictures of a training run; return the list of PNG paths written.
@@ -325,7 +337,7 @@ def plot_checkpoint(directory, out_dir=None, text: str | None = None, *, max_cha
     else:
         if not isinstance(text, str) or not text:
             raise DataError(f"{who}: expected text as a non-empty str, got {text!r:.40}.")
-        ids = text_tokens(vocab, text)[:max_chars]
+        ids = _text_tokens(vocab, text)[:max_chars]
     labels = [vocab.itos[i] for i in ids.tolist()]
     acts = gate_activations(model, ids)
     name = ck.config.get("cell", "").upper()

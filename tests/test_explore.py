@@ -192,14 +192,23 @@ def test_predictions_and_measurements_on_the_page_against_independent_references
     assert data["labels"][:4] == list(text[:4].replace(" ", "\u2423"))
 
 
-def test_lines_mode_wraps_each_line_in_the_boundary_token():
+def test_lines_mode_runs_each_line_from_a_fresh_state_after_the_boundary_token():
     vocab = Vocab.build(["emma", "mia"], specials=(B,))
-    ids = explore.text_ids(vocab, "emma\nmia\n")                      # the final newline ends a line
-    assert [vocab.itos[i] for i in ids] == [B, "e", "m", "m", "a", B, "m", "i", "a", B]
-    data = page_data(_model("gru", vocab, layers=1), vocab, ids)
+    ids = explore.text_ids(vocab, "emma\n\n  mia \n")                 # as `rnnkit train` reads lines
+    assert [vocab.itos[i] for i in ids] == [B, "e", "m", "m", "a", B, "m", "i", "a"]
+    assert explore.line_starts(vocab, ids).tolist() == [0, 5]
+    model = _model("gru", vocab, layers=2)
+    data = page_data(model, vocab, ids)
     assert data["labels"][0] == data["labels"][5] == "\u21b5" and data["model"]["mode"] == "lines"
-    assert data["position"] == [0, 1, 2, 3, 4, 0, 1, 2, 3, 0]
+    assert data["position"] == [0, 1, 2, 3, 4, 0, 1, 2, 3]
     assert not any(data["newline"])
+    # the second line's numbers are those of the line alone, from the zero state
+    logits, _, alone = model.trace(ids[5:, None])
+    carried = model.trace(ids[:, None])[2][1][0]["hidden"][5:, 0]
+    page = decode_values(data, 1, "hidden")[5:]
+    np.testing.assert_array_equal(page, alone[1][0]["hidden"][:, 0].astype(np.float32))
+    assert not np.allclose(page, carried, atol=1e-4)
+    np.testing.assert_array_equal(data["top_ids"][5], np.argsort(-logits[0, 0], kind="stable")[:5])
 
 
 def test_page_escapes_the_text_and_asks_for_nothing_from_the_network():
@@ -231,28 +240,31 @@ def _page(path):
 def test_cli_explore_on_the_default_names_run(explore_runs, tmp_path, capsys):
     run = explore_runs["names"]
     out = tmp_path / "names.html"
-    assert main(["explore", str(run), "--out", str(out)]) == 0            # a generated text
-    assert "501 characters" in capsys.readouterr().out
+    assert main(["explore", str(run), "--out", str(out)]) == 0            # generated lines
     data = _page(out)
-    assert data["T"] == 501 and data["model"]["mode"] == "lines" and data["model"]["num_layers"] == 2
+    assert f"{data['T']:,} characters" in capsys.readouterr().out
+    assert data["model"]["mode"] == "lines" and data["model"]["num_layers"] == 2
     assert data["model"]["hidden_size"] == 128 and data["quantities"][-1] == "cell"
-    assert data["labels"][0] == "\u21b5" and data["labels"].count("\u21b5") > 20
+    assert data["labels"].count("\u21b5") == 60 and data["labels"][0] == "\u21b5"
     assert data["model"]["path"].endswith("best")
-    # the generation is rnnkit.sample's, from the model's stepper: same seed, same text
+    # the generation is rnnkit.sample's, from the model's stepper: same seed, same lines
     from rnnkit.load import load_model
-    from rnnkit.sample import sample_tokens
+    from rnnkit.sample import sample_lines
     model, vocab, _, _ = load_model(run)
-    want = sample_tokens(model.stepper().step, vocab, 500, np.random.default_rng(0), np.array([0]))
-    assert data["tokens"] == want.tolist()
+    lines = sample_lines(model.stepper().step, vocab, 60, np.random.default_rng(0), max_len=500)
+    assert data["tokens"] == [i for s in lines for i in [0] + vocab.encode(s).tolist()]
     names = tmp_path / "some_names.txt"
     names.write_text("emma\nolivia\n", encoding="utf-8")
     assert main(["explore", str(run), str(names), "--out", str(tmp_path / "file.html")]) == 0
     assert _page(tmp_path / "file.html")["tokens"] == [0] + vocab.encode("emma").tolist() + [0] + \
-        vocab.encode("olivia").tolist() + [0]
-    assert main(["explore", str(run), "--prime", "em", "--length", "40", "--out", str(tmp_path / "p.html")]) == 0
+        vocab.encode("olivia").tolist()
+    assert main(["explore", str(run), "--prime", "em", "--num", "4", "--length", "12",
+                 "--out", str(tmp_path / "p.html")]) == 0
     d = _page(tmp_path / "p.html")
-    assert d["T"] == 43 and d["tokens"][:3] == [0] + vocab.encode("em").tolist()
-    assert "'em'" in d["source"]
+    starts = [i for i, t in enumerate(d["tokens"]) if t == 0]
+    assert len(starts) == 4 and "'em'" in d["source"]
+    for a, b in zip(starts, starts[1:] + [d["T"]]):
+        assert d["tokens"][a:a + 3] == [0] + vocab.encode("em").tolist() and b - a <= 1 + 2 + 12
 
 
 def test_cli_explore_on_a_stream_mode_run(explore_runs, tmp_path, capsys):
@@ -290,6 +302,7 @@ def test_cli_explore_errors_are_one_line_and_the_output_is_checked_first(explore
     both.write_text("emma\n", encoding="utf-8")
     assert "not both" in err([run, str(both), "--prime", "em", "--out", str(tmp_path / "a.html")])
     assert "not both" in err([run, str(both), "--length", "9", "--out", str(tmp_path / "a.html")])
+    assert "not both" in err([run, str(both), "--num", "9", "--out", str(tmp_path / "a.html")])
     bad = tmp_path / "bad.txt"
     bad.write_text("emma\nZo\u00eb!\n", encoding="utf-8")
     assert "unknown character" in err([run, str(bad), "--out", str(tmp_path / "a.html")])

@@ -58,7 +58,8 @@ def test_notebook_runs_in_a_kernel_and_draws_every_picture_it_shows(tmp_path):
     nb.cells.append(nbformat.v4.new_code_cell(
         "import json, rnnkit\n"
         "print(json.dumps({'rnnkit': rnnkit.__file__, 'rnn40': float(norms['rnn'][40]),\n"
-        "                  'lstm40': float(norms['lstm'][40]), 'val_loss': float(val_loss)}))"))
+        "                  'lstm40': float(norms['lstm'][40]), 'val_loss': float(val_loss),\n"
+        "                  'page': os.path.abspath(page)}))"))
     rt.execute_notebook(nb, tmp_path)                  # raises on the first cell with an error
     code = [c for c in nb.cells[:n_cells] if c.cell_type == "code"]
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1))   # every cell ran
@@ -70,6 +71,7 @@ def test_notebook_runs_in_a_kernel_and_draws_every_picture_it_shows(tmp_path):
     # the claims the text makes are checked by asserts inside the cells; spot-check two here
     assert report["rnn40"] < 1e-3 * report["lstm40"]
     assert np.isfinite(report["val_loss"]) and report["val_loss"] < 2.4
+    assert Path(report["page"]).read_text(encoding="utf-8").count('id="rnnkit-data"') == 1
     shown = rt.images(md)
     assert {"img/gradient_norms.png", "img/gates.png", "img/units.png"} <= set(shown)
     for p in shown:

@@ -64,6 +64,14 @@ def _open(driver, path):
     _no_console_errors(driver)
 
 
+def _start(driver, page, layer, quantity, unit):
+    """Open the test page on one unit; return the page's data."""
+    path, data = page
+    _open(driver, path)
+    _choose(driver, layer, quantity, unit)
+    return data
+
+
 def _no_console_errors(driver):
     errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert not errors, errors
@@ -126,9 +134,7 @@ def test_choosing_another_unit_changes_the_colours(driver, page):
 
 
 def test_hovering_a_character_shows_its_five_predictions(driver, page):
-    path, data = page
-    _open(driver, path)
-    _choose(driver, 0, "hidden", 2)
+    data = _start(driver, page, 0, "hidden", 2)
     spans = driver.find_elements(By.CSS_SELECTOR, "span.ch")
     for t in (0, 37, data["T"] - 1):
         ActionChains(driver).move_to_element(spans[t]).perform()
@@ -151,9 +157,7 @@ def test_hovering_a_character_shows_its_five_predictions(driver, page):
 
 
 def test_keyboard_arrows_step_through_the_units(driver, page):
-    path, data = page
-    _open(driver, path)
-    _choose(driver, 1, "hidden", 5)
+    _start(driver, page, 1, "hidden", 5)
     body = driver.find_element(By.TAG_NAME, "body")
     body.click()                                              # focus leaves the unit box
     before = _colours(driver)

@@ -10,20 +10,17 @@ import shutil
 import pytest
 
 
-def _missing(what: str) -> str:
-    hint = ("pip install -e '.[test]'" if not what.startswith("/")
-            else "apt-get install -y chromium chromium-driver")
-    return f"{what} is not installed ({hint}; .ci/run installs it)"
+_PIP = "pip install -e '.[test]'"
+_APT = "apt-get install -y chromium chromium-driver"
 
 
 def require(*modules: str, programs: tuple = ()) -> None:
     """Skip the calling module (fail it under CI) unless every module and program is there."""
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    missing += [p for p in programs if not (os.path.isfile(p) and os.access(p, os.X_OK))
-                and shutil.which(p) is None]
+    missing = [f"module {m} ({_PIP})" for m in modules if importlib.util.find_spec(m) is None]
+    missing += [f"program {p} ({_APT})" for p in programs if shutil.which(p) is None]
     if not missing:
         return
-    message = "; ".join(_missing(m) for m in missing)
+    message = "not installed: " + ", ".join(missing) + "; .ci/run installs them"
     if os.environ.get("CI"):
         pytest.fail(f"CI must install the test requirements: {message}", pytrace=False)
     pytest.skip(message, allow_module_level=True)

@@ -1,10 +1,12 @@
 """An interactive page that shows what each neuron and gate of a char LM does over a text.
 
 In the spirit of Karpathy, Johnson & Fei-Fei (2015), "Visualizing and Understanding Recurrent
-Networks": :func:`explore_checkpoint` (``rnnkit explore DIR [FILE | --prime TEXT --length N]
---out explore.html``) runs a trained :class:`~rnnkit.nn.CharLM` over a text - a file, or text
-the model generates with :mod:`rnnkit.sample` - and writes **one HTML file** with all its
-JavaScript, CSS and data inline (no network; its Content-Security-Policy forbids any request):
+Networks": :func:`explore_checkpoint` (``rnnkit explore DIR [FILE | --prime TEXT --length N |
+--num N] --out explore.html``) runs a trained :class:`~rnnkit.nn.CharLM` over a text - a file,
+or text the model generates with :mod:`rnnkit.sample` - and writes **one HTML file** with all
+its JavaScript, CSS and data inline (no network; its Content-Security-Policy forbids any
+request). In lines mode every line is run from the zero state after its boundary token, as the
+model was trained; in stream mode the text is one run. The page shows:
 
 * the text, each character coloured by the activation of a chosen unit of a chosen layer and
   quantity (the hidden state, the LSTM cell state, or a gate: the registry's gate names);

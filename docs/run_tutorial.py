@@ -1,22 +1,23 @@
-"""Execute docs/tutorial.md: every ```python block, in order, in one namespace.
+"""The tutorial as a Jupyter notebook: ``docs/tutorial.md`` is the source, ``docs/tutorial.ipynb``
+is generated from it with jupytext, and the notebook runs top to bottom in a real kernel.
 
 Usage::
 
-    python docs/run_tutorial.py              # run in a temporary directory, then copy the
-                                             # pictures into docs/img/ (redraws the figures)
-    python docs/run_tutorial.py --check      # run in a temporary directory, change nothing
+    python docs/run_tutorial.py              # regenerate docs/tutorial.ipynb, execute it in a
+                                             # temporary directory with a Jupyter kernel, and
+                                             # copy the pictures it drew into docs/img/
+    python docs/run_tutorial.py --check      # execute only; change nothing in docs/
 
-A block whose first line is ``# requires: mod1, mod2`` runs only when those modules can be
-imported (optional dependencies such as torch or onnxruntime); otherwise it is reported as
-skipped. ``tests/test_tutorial.py`` runs the tutorial through :func:`run_tutorial` in CI, so
-the tutorial cannot rot.
+Every ```` ```python ```` block of the markdown is one code cell; everything else (prose, the
+```` ```shell ```` examples for a terminal) is markdown. ``tests/test_tutorial.py`` checks that
+the committed notebook is what this script generates and executes it with nbclient + ipykernel
+in CI, so neither copy can rot.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import os
 import re
 import shutil
@@ -26,23 +27,12 @@ import time
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
 TUTORIAL = DOCS / "tutorial.md"
+NOTEBOOK = DOCS / "tutorial.ipynb"
+KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
-_FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
-_REQUIRES = re.compile(r"^#\s*requires:\s*(.+)$")
 _IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+\.png)\)")
-
-
-def extract_blocks(markdown: str) -> list[tuple[int, str]]:
-    """``(line number, code)`` of every ```python block, in order."""
-    return [(markdown.count("\n", 0, m.start()) + 1, m.group(1)) for m in _FENCE.finditer(markdown)]
-
-
-def requirements(code: str) -> list[str]:
-    """Modules named on a first line ``# requires: a, b`` (empty list when there is none)."""
-    first = code.lstrip().splitlines()[0] if code.strip() else ""
-    m = _REQUIRES.match(first)
-    return [s.strip() for s in m.group(1).split(",") if s.strip()] if m else []
 
 
 def images(markdown: str) -> list[str]:
@@ -50,61 +40,68 @@ def images(markdown: str) -> list[str]:
     return _IMAGE.findall(markdown)
 
 
-def _importable(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
+def notebook_from_markdown(markdown: str):
+    """The notebook (an ``nbformat`` node, version 4, no outputs) that jupytext makes of
+    ``markdown``, with the Python 3 kernel named in its metadata."""
+    import jupytext
+    nb = jupytext.reads(markdown, fmt="md")
+    nb.metadata = {"kernelspec": dict(KERNEL), "language_info": {"name": "python"}}
+    for i, cell in enumerate(nb.cells):            # stable ids: regenerating changes nothing
+        cell.id = f"cell-{i:03d}"
+    return nb
+
+
+def cell_sources(nb) -> list[tuple[str, str]]:
+    """``(cell type, source)`` of every cell: what must agree between the two copies."""
+    return [(c.cell_type, c.source) for c in nb.cells]
+
+
+def write_notebook(path=NOTEBOOK, markdown_path=TUTORIAL) -> Path:
+    """Regenerate ``docs/tutorial.ipynb`` from ``docs/tutorial.md``."""
+    import nbformat
+    nb = notebook_from_markdown(Path(markdown_path).read_text(encoding="utf-8"))
+    Path(path).write_text(nbformat.writes(nb) + "\n", encoding="utf-8")
+    return Path(path)
 
 
 @contextlib.contextmanager
-def _cwd(path):
-    old = os.getcwd()
-    os.chdir(path)
+def _pythonpath(first: Path):
+    """The kernel imports this checkout's rnnkit (it inherits PYTHONPATH)."""
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(first)] + ([old] if old else []))
     try:
         yield
     finally:
-        os.chdir(old)
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
 
 
-def run_tutorial(workdir, markdown_path=TUTORIAL, verbose: bool = True) -> dict:
-    """Run every python block of ``markdown_path`` inside ``workdir``; return a report dict.
-
-    The report has ``namespace`` (the globals after the last block), ``ran`` and
-    ``skipped`` (lists of block line numbers; skipped ones with the missing modules) and
-    ``seconds``. A failing block raises ``RuntimeError`` naming its line in the markdown.
-    """
-    markdown = Path(markdown_path).read_text(encoding="utf-8")
-    ns: dict = {"__name__": "__tutorial__"}
-    ran, skipped = [], []
-    t0 = time.perf_counter()
-    with _cwd(workdir):
-        for line, code in extract_blocks(markdown):
-            missing = [r for r in requirements(code) if not _importable(r)]
-            if missing:
-                skipped.append((line, missing))
-                if verbose:
-                    print(f"--- block at line {line}: skipped (missing {', '.join(missing)})")
-                continue
-            if verbose:
-                print(f"--- block at line {line}")
-            try:
-                exec(compile(code, f"{Path(markdown_path).name}:{line}", "exec"), ns)
-            except Exception as e:
-                raise RuntimeError(f"tutorial block at line {line} of {markdown_path} failed: "
-                                   f"{type(e).__name__}: {e}") from e
-            ran.append(line)
-    return {"namespace": ns, "ran": ran, "skipped": skipped,
-            "seconds": time.perf_counter() - t0}
+def execute_notebook(nb, workdir, timeout: int = 600):
+    """Run every cell of ``nb`` in order in a fresh Python 3 kernel whose working directory
+    is ``workdir``; the outputs are stored in ``nb`` (returned). A cell that raises stops the
+    run with nbclient's ``CellExecutionError`` (it shows the cell and the traceback)."""
+    from nbclient import NotebookClient
+    with _pythonpath(ROOT):
+        NotebookClient(nb, timeout=timeout, kernel_name=KERNEL["name"],
+                       resources={"metadata": {"path": str(workdir)}}).execute()
+    return nb
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--check", action="store_true", help="do not copy the pictures into docs/img")
+    ap.add_argument("--check", action="store_true",
+                    help="do not rewrite docs/tutorial.ipynb nor copy the pictures into docs/img")
     args = ap.parse_args(argv)
+    markdown = TUTORIAL.read_text(encoding="utf-8")
+    if not args.check:
+        write_notebook()
     with tempfile.TemporaryDirectory(prefix="rnnkit-tutorial-") as tmp:
-        report = run_tutorial(tmp)
-        shown = images(TUTORIAL.read_text(encoding="utf-8"))
+        t0 = time.perf_counter()
+        nb = execute_notebook(notebook_from_markdown(markdown), tmp)
+        seconds = time.perf_counter() - t0
+        shown = images(markdown)
         missing = [p for p in shown if not (Path(tmp) / p).is_file()]
         if missing:
             print(f"the tutorial shows pictures its code did not draw: {missing}", file=sys.stderr)
@@ -114,9 +111,9 @@ def main(argv=None) -> int:
                 dst = DOCS / p
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(Path(tmp) / p, dst)
-    print(f"tutorial ran {len(report['ran'])} blocks in {report['seconds']:.1f} s"
-          + (f"; skipped {report['skipped']}" if report["skipped"] else "")
-          + ("" if args.check else f"; pictures copied to {DOCS / 'img'}"))
+    code = sum(c.cell_type == "code" for c in nb.cells)
+    print(f"tutorial notebook: {code} code cells ran in a kernel in {seconds:.1f} s"
+          + ("" if args.check else f"; {NOTEBOOK.name} regenerated, pictures copied to {DOCS / 'img'}"))
     return 0
 
 

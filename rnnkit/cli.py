@@ -1,4 +1,4 @@
-"""``rnnkit`` command line: train / sample / eval / info / export / plot.
+"""``rnnkit`` command line: train / sample / eval / info / export / plot / explore.
 
 Exit codes: 0 success, 1 error (one line on stderr; ``--debug`` shows the traceback),
 2 usage error, 130 interrupted outside training (training itself saves and exits 0 on Ctrl-C).
@@ -152,6 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", help="where to write the PNG files (default: DIR)")
     pl.add_argument("--text", help="text whose gate activations are drawn (default: a sample)")
     pl.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    from .explore import GENERATE, GENERATE_LINES, MAX_CHARS
+    ex = sub.add_parser("explore", help="write an interactive HTML page of what each unit and gate does",
+                        formatter_class=_fmt_help, description="Run the model over a text (FILE, or "
+                        "one it generates) and write one self-contained HTML page: the text coloured "
+                        "by a chosen unit or gate, the top-5 next-character predictions at every "
+                        "character, and the units worth looking at. Works offline.")
+    ex.add_argument("dir", help="checkpoint directory")
+    ex.add_argument("file", nargs="?", help="a text file to run the model over (default: a text "
+                    "the model generates, see --prime and --length)")
+    ex.add_argument("--out", default="explore.html", help="the HTML file to write")
+    ex.add_argument("--prime", help="generate after this text (instead of FILE)")
+    ex.add_argument("--num", type=int, help=f"lines mode: lines to generate (default: {GENERATE_LINES})")
+    ex.add_argument("--length", type=int, help="stream mode: characters to generate; lines mode: "
+                    f"the longest line (default: {GENERATE})")
+    ex.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the "
+                    "generation; 0 = greedy")
+    ex.add_argument("--seed", type=int, default=0, help="random seed of the generation")
+    ex.add_argument("--max-chars", type=int, default=MAX_CHARS, help="most characters the page "
+                    f"holds (at most {MAX_CHARS}; fewer for big models); a longer text is cut")
+    ex.add_argument("--encoding", default="utf-8", help="text encoding of FILE")
+    ex.add_argument("--latest", action="store_true", help="use the latest weights instead of the best ones")
+    ex.add_argument("--debug", action="store_true", help="show tracebacks")
 
     return p
 
@@ -470,8 +493,18 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_explore(args) -> int:
+    from .explore import explore_checkpoint                   # checks --out before any work
+    r = explore_checkpoint(args.dir, args.out, file=args.file, prime=args.prime,
+                           length=args.length, num=args.num, seed=args.seed, temperature=args.temperature,
+                           max_chars=args.max_chars, encoding=args.encoding, latest=args.latest)
+    cut = f" (the first {r['chars']:,} of {r['total']:,}: the text was cut)" if r["cut"] else ""
+    print(f"wrote {r['path']}: {r['chars']:,} characters{cut} of {r['source']}; open it in a browser")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
-            "export": cmd_export, "plot": cmd_plot}
+            "export": cmd_export, "plot": cmd_plot, "explore": cmd_explore}
 
 
 def main(argv=None) -> int:

@@ -41,3 +41,9 @@ def test_installed_wheel_trains_without_the_source_tree(tmp_path):
     proc = subprocess.run([str(bindir / "rnnkit"), "sample", "run", "--num", "3"], cwd=work,
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 3, proc.stderr
+    # the explorer's page template is package data in the wheel
+    proc = subprocess.run([str(bindir / "rnnkit"), "explore", "run", "--num", "5", "--out", "page.html"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    page = (work / "page.html").read_text(encoding="utf-8")
+    assert '<script id="rnnkit-data" type="application/json">{' in page and "function showStep" in page

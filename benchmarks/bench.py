@@ -48,9 +48,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 FULL_SHAPES = [(100, 64, 128, 256), (50, 128, 256, 1024), (1000, 1, 65, 128)]
 QUICK_SHAPES = [(6, 4, 5, 8), (4, 8, 6, 16), (12, 1, 5, 4)]
+#: LSTM fp32 forward+backward sweep, T = 50: (N, D=H) for N=32 and H in 64..1024, and N in
+#: {1, 8, 128} at D=128, H=256
+FULL_SWEEP = ([(50, 32, h, h) for h in (64, 128, 256, 512, 1024)]
+              + [(50, n, 128, 256) for n in (1, 8, 128)])
+QUICK_SWEEP = [(5, 4, 8, 8), (5, 1, 6, 8)]
 CELLS = ("LSTM", "GRU", "RNN")            # layer classes of rnnkit.nn (RNN = the tanh RNN)
 GATES = {spec.layer: spec.num_gates for spec in CELL_SPECS.values()}
-SECTIONS = ("layers", "seed", "numpyml", "gen", "charlm", "memory", "profile")
+SECTIONS = ("user", "layers", "sweep", "seed", "numpyml", "charlm", "memory", "profile")
 
 
 # ----------------------------------------------------------------------------- timing
@@ -277,46 +282,42 @@ def bench_numpy_ml(shape, repeats, gap):
     return dict(shape=shape, rnnkit=t["rnnkit"], numpy_ml=t["numpy-ml"])
 
 
-def bench_generation(torch, n_chars, repeats, gap, V=65, H=256, layers=2, E=32):
-    """Per-character latency of greedy generation at N=1 from a CharLM (embedding -> LSTM
-    -> linear): rnnkit's ``CharLM.stepper()`` (the path ``rnnkit sample`` runs) vs the same
-    model as a torch eager loop."""
-    import rnnkit.nn as rnn
+def bench_sweep(shapes, torch, repeats, gap, log=None):
+    """LSTM float32 forward+backward over the sweep's shapes: rows as :func:`bench_layers`."""
+    rows = []
+    for shape in shapes:
+        rows += [r for r in bench_layers(["LSTM"], [shape], (np.float32,), torch, repeats, gap, log)
+                 if r["work"] == "forward+backward"]
+    return rows
 
-    lm = rnn.CharLM(rnn.CharLMConfig(vocab_size=V, hidden_size=H, num_layers=layers,
-                                     embedding_size=E), seed=0)
-    lm.eval()
 
-    def r_run():
-        step = lm.stepper().step
-        tok, st, out = np.array([0]), None, []
-        for _ in range(n_chars):
-            logits, st = step(tok, st)
-            tok = logits.argmax(axis=-1)
-            out.append(int(tok[0]))
-        return out
-
-    fns = {"rnnkit": r_run}
-    if torch is not None:
-        from rnnkit.interop.torch import to_torch
-        tm = to_torch(lm).eval()
-
-        def t_run():
-            tok, st, out = torch.zeros((1, 1), dtype=torch.int64), None, []
-            with torch.no_grad():
-                for _ in range(n_chars):
-                    logits, st = tm(tok, st)
-                    tok = logits[-1].argmax(dim=-1, keepdim=True)
-                    out.append(int(tok[0, 0]))
-            return out
-
-        fns["torch"] = t_run
-        same = r_run() == t_run()
-    else:
-        same = None
-    t = time_alternating(fns, repeats, gap)
-    return dict(n_chars=n_chars, layers=layers, H=H, V=V, same_text=same,
-                rnnkit=t["rnnkit"] / n_chars, torch=(t["torch"] / n_chars) if "torch" in t else None)
+def plot_sweep(rows, path) -> str | None:
+    """rnnkit / torch against N and against H (two panels), or None without matplotlib."""
+    try:
+        from matplotlib.figure import Figure
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+    except ImportError:
+        return None
+    fig = Figure(figsize=(8, 3.2), dpi=110)
+    FigureCanvasAgg(fig)
+    for ax, key, label, keep in ((fig.add_subplot(1, 2, 1), 1, "batch N (D=128, H=256)",
+                                  lambda s: s[2] == 128 and s[3] == 256),
+                                 (fig.add_subplot(1, 2, 2), 3, "hidden H = D (N=32)",
+                                  lambda s: s[1] == 32 and s[2] == s[3])):
+        pts = sorted((r["shape"][key], r["rnnkit"] / r["torch"]) for r in rows
+                     if r["torch"] and keep(r["shape"]))
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
+        ax.axhline(1.0, color="gray", lw=0.8, ls="--")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(label)
+        ax.set_ylabel("rnnkit / torch (lower is better)")
+        ax.set_ylim(bottom=0)
+    fig.suptitle("LSTM float32 forward+backward, T = 50")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return str(path)
 
 
 def bench_charlm(repeats, gap, V=65, H=100, T=25, N=64, chunks=4, dtypes=(np.float32, np.float64)):
@@ -481,58 +482,87 @@ def _shape_s(s):
     return "(" + ", ".join(str(v) for v in s) + ")"
 
 
+def _verdict(value, required, goal, higher_is_better=False):
+    if value is None:
+        return "n/a"
+    ok = (lambda v, t: v >= t) if higher_is_better else (lambda v, t: v <= t)
+    if goal is not None and ok(value, goal):
+        return "goal met"
+    return "required met" if ok(value, required) else "MISSED"
+
+
+def _sweep_stats(res):
+    rows = [r for r in res.get("sweep") or [] if r["torch"]]
+    if not rows:
+        return None, None, None
+    ratios = [r["rnnkit"] / r["torch"] for r in rows]
+    worst = rows[int(np.argmax(ratios))]
+    return float(np.median(ratios)), float(max(ratios)), worst
+
+
 def _targets(res, shapes):
-    """Rows (work, target, measured, verdict) of the issue's target table."""
+    """Rows (work, required, goal, measured, verdict): the user paths and layer targets first,
+    then the targets of the first performance round."""
     rows = []
     layers = res.get("layers") or []
-    s0, s1 = shapes[0], shapes[1]
+    s0, s1, s2 = shapes
 
     def find(cell, dt, shape, work):
-        for r in layers:
-            if r["cell"] == cell and r["dtype"] == dt and r["shape"] == shape and r["work"] == work:
-                return r
-        return None
+        return next((r for r in layers if r["cell"] == cell and r["dtype"] == dt
+                     and r["shape"] == shape and r["work"] == work), None)
 
-    def add(work, target, value, ok_fn, fmt=_fmt_r):
-        verdict = "n/a" if value is None else ("met" if ok_fn(value) else "MISSED")
-        rows.append((work, target, fmt(value), verdict))
+    def add(work, value, required, goal=None, higher=False, fmt=_fmt_r):
+        sym = ">=" if higher else "<="
+        rows.append((work, f"{sym} {required:g}", "-" if goal is None else f"{sym} {goal:g}",
+                     fmt(value), _verdict(value, required, goal, higher)))
 
-    r = find("LSTM", "float32", s0, "forward+backward")
-    v = _ratio(r["rnnkit"], r["torch"]) if r else None
-    verdict = "n/a" if v is None else ("met" if v <= 1.0 else ("required met (<= 1.3)" if v <= 1.3 else "MISSED"))
-    rows.append((f"LSTM fp32 forward+backward {_shape_s(s0)}, rnnkit / torch", "<= 1.0 (required <= 1.3)",
-                 _fmt_r(v), verdict))
+    u = res.get("user") or {}
+    for key, work, req, goal in (
+            ("sample", "`rnnkit sample` per character (stream, LSTM 2x256, temperature 1), "
+                       "command end to end vs torch eager", 0.5, 0.3),
+            ("eval", "`rnnkit eval` per character (stream, same model), command end to end vs "
+                     "torch in 1024-step chunks", 1.5, 1.0),
+            ("names", "`rnnkit sample DIR --num 200` (lines mode), start-up cancelled, vs torch "
+                      "batched", 1.0, 0.5)):
+        r = u.get(key)
+        add(work, _ratio(r["rnnkit"], r.get("torch")) if r else None, req, goal)
+    r = find("LSTM", "float32", s2, "forward")
+    add(f"LSTM fp32 forward {_shape_s(s2)} (N=1), rnnkit / torch",
+        _ratio(r["rnnkit"], r["torch"]) if r else None, 1.5, 1.0)
     r = find("LSTM", "float32", s0, "forward")
-    add(f"LSTM fp32 forward {_shape_s(s0)}, rnnkit / torch", "<= 1.3",
-        _ratio(r["rnnkit"], r["torch"]) if r else None, lambda v: v <= 1.3)
+    add(f"LSTM fp32 forward {_shape_s(s0)}, rnnkit / torch",
+        _ratio(r["rnnkit"], r["torch"]) if r else None, 1.3, 1.0)
+    r = find("LSTM", "float32", s0, "forward+backward")
+    add(f"LSTM fp32 forward+backward {_shape_s(s0)}, rnnkit / torch",
+        _ratio(r["rnnkit"], r["torch"]) if r else None, 1.0, 0.8)
+    med, worst, _ = _sweep_stats(res)
+    add("LSTM fp32 forward+backward sweep (8 shapes): median rnnkit / torch", med, 1.0, 0.8)
+    add("LSTM fp32 forward+backward sweep (8 shapes): worst rnnkit / torch", worst, 1.5, 1.0)
+    # the first performance round
     for cell in ("GRU", "RNN"):
         r = find(cell, "float32", s0, "forward+backward")
-        add(f"{cell} fp32 forward+backward {_shape_s(s0)}, rnnkit / torch", "<= 1.3",
-            _ratio(r["rnnkit"], r["torch"]) if r else None, lambda v: v <= 1.3)
+        add(f"{cell} fp32 forward+backward {_shape_s(s0)}, rnnkit / torch",
+            _ratio(r["rnnkit"], r["torch"]) if r else None, 1.3)
     for cell in CELLS:
         r = find(cell, "float64", s0, "forward+backward")
-        add(f"{cell} fp64 forward+backward {_shape_s(s0)}, rnnkit / torch", "<= 0.8",
-            _ratio(r["rnnkit"], r["torch"]) if r else None, lambda v: v <= 0.8)
-    g = res.get("gen")
-    add("generation latency per character, N=1, rnnkit / torch", "<= 0.5",
-        _ratio(g["rnnkit"], g["torch"]) if g else None, lambda v: v <= 0.5)
-    for key, shp in (("numpyml", shapes[0]), ("numpyml_small", shapes[2])):
+        add(f"{cell} fp64 forward+backward {_shape_s(s0)}, rnnkit / torch",
+            _ratio(r["rnnkit"], r["torch"]) if r else None, 0.8)
+    times = lambda v: "n/a" if v is None else f"{v:.1f}x"          # noqa: E731
+    for key, shp in (("numpyml", s0), ("numpyml_small", s2)):
         m = res.get(key)
-        add(f"numpy-ml LSTMCell loop / rnnkit, forward+backward {_shape_s(shp)} (speed-up)", ">= 5x",
+        add(f"numpy-ml LSTMCell loop / rnnkit, forward+backward {_shape_s(shp)} (speed-up)",
             _ratio(m.get("numpy_ml"), m.get("rnnkit")) if m and "skipped" not in m else None,
-            lambda v: v >= 5, lambda v: "n/a" if v is None else f"{v:.1f}x")
+            5, higher=True, fmt=times)
     s = res.get("seed")
-    add("seed-style loop / rnnkit, forward (speed-up)", ">= 1.5x",
-        _ratio(s["seed"], s["rnnkit"]) if s else None, lambda v: v >= 1.5,
-        lambda v: "n/a" if v is None else f"{v:.1f}x")
+    add("seed-style loop / rnnkit, forward (speed-up)", _ratio(s["seed"], s["rnnkit"]) if s else None,
+        1.5, higher=True, fmt=times)
     r = find("LSTM", "float32", s1, "forward+backward")
     mm = (res.get("matmul") or {}).get("float32")
-    v = (r["flops"] / r["rnnkit"] / 1e9 / mm) if (r and mm) else None
-    add(f"LSTM fp32 forward+backward {_shape_s(s1)}: rnnkit GFLOP/s / matmul GFLOP/s", ">= 0.6",
-        v, lambda v: v >= 0.6)
+    add(f"LSTM fp32 forward+backward {_shape_s(s1)}: rnnkit GFLOP/s / matmul GFLOP/s",
+        (r["flops"] / r["rnnkit"] / 1e9 / mm) if (r and mm) else None, 0.6, higher=True)
     mem = res.get("memory")
-    add("training-step peak memory / activation bytes kept", "<= 1.5",
-        _ratio(mem["peak"], mem["activations"]) if mem else None, lambda v: v <= 1.5)
+    add("training-step peak memory / activation bytes kept",
+        _ratio(mem["peak"], mem["activations"]) if mem else None, 1.5)
     return rows
 
 
@@ -562,11 +592,52 @@ def render(res, meta) -> str:
     w("")
     w("## Targets")
     w("")
-    w("| work | target | measured | verdict |")
-    w("|---|---|---|---|")
+    w("| work | required | goal | measured | verdict |")
+    w("|---|---|---|---|---|")
     for row in _targets(res, meta["shapes"]):
         w("| " + " | ".join(row) + " |")
     w("")
+    u = res.get("user")
+    if u:
+        w("## The paths users run: `rnnkit sample` and `rnnkit eval`, end to end")
+        w("")
+        w("Each rnnkit figure is the wall time of the real command in a fresh process, two sizes, "
+          "and the difference: per character = (t(large) - t(small)) / (large - small), so "
+          "start-up (interpreter, imports, checkpoint load) cancels and is reported on its own. "
+          "The torch reference runs the same model with the same weights and threads in this "
+          "process, two sizes likewise (see benchmarks/userpaths.py).")
+        w("")
+        w("| path | command (difference of) | rnnkit | torch | rnnkit / torch | rnnkit start-up |")
+        w("|---|---|---|---|---|---|")
+        for key, unit in (("sample", "us/char"), ("eval", "us/char")):
+            r = u[key]
+            w(f"| {key} | `{r['command']}` | {_fmt_us(r['rnnkit'])} {unit} | "
+              f"{_fmt_us(r.get('torch'))} {unit} | {_fmt_r(_ratio(r['rnnkit'], r.get('torch')))} | "
+              f"{r['startup']:.2f} s |")
+        r = u["names"]
+        w(f"| {r['num']} names, lines mode | `{r['command']}` | {_fmt_ms(r['rnnkit'])} ms "
+          f"({_fmt_ms(r['wall'])} ms with start-up) | {_fmt_ms(r.get('torch'))} ms | "
+          f"{_fmt_r(_ratio(r['rnnkit'], r.get('torch')))} | {r['startup']:.2f} s |")
+        w("")
+        w(f"Model: {u['model']}. {u['lines_note']}")
+        w("")
+    sw = res.get("sweep")
+    if sw:
+        med, worst, wrow = _sweep_stats(res)
+        w("## LSTM float32 forward+backward sweep (T = 50)")
+        w("")
+        if meta.get("sweep_plot"):
+            w(f"![rnnkit / torch against N and H]({meta['sweep_plot']})")
+            w("")
+        w("| (T, N, D, H) | rnnkit ms | torch ms | rnnkit / torch |")
+        w("|---|---|---|---|")
+        for r in sw:
+            w(f"| {_shape_s(r['shape'])} | {_fmt_ms(r['rnnkit'])} | {_fmt_ms(r['torch'])} | "
+              f"{_fmt_r(_ratio(r['rnnkit'], r['torch']))} |")
+        w("")
+        if med is not None:
+            w(f"Median {med:.2f}, worst {worst:.2f} at {_shape_s(wrow['shape'])}.")
+            w("")
     mm = res.get("matmul")
     if mm:
         w("## Reference: numpy.matmul")
@@ -619,19 +690,6 @@ def render(res, meta) -> str:
               f"{s['max_abs_diff']:.1e}. numpy-ml needs `collections.Hashable` etc. aliased to "
               f"`collections.abc` on Python >= 3.10; the harness does that before importing it.")
             w("")
-    g = res.get("gen")
-    if g:
-        w("## Generation latency (per character, N=1)")
-        w("")
-        w(f"CharLM: embedding -> {g['layers']}-layer LSTM H={g['H']} -> linear over {g['V']} "
-          f"characters, float32, {g['n_chars']} characters decoded greedily one at a time "
-          f"(`CharLM.stepper()`, the path `rnnkit sample` runs, vs the same model as a torch "
-          f"eager loop under no_grad); same text from both: {g['same_text']}.")
-        w("")
-        w("| rnnkit us/char | torch us/char | rnnkit / torch |")
-        w("|---|---|---|")
-        w(f"| {_fmt_us(g['rnnkit'])} | {_fmt_us(g['torch'])} | {_fmt_r(_ratio(g['rnnkit'], g['torch']))} |")
-        w("")
     c = res.get("charlm")
     if c:
         w("## Char-LM training throughput")
@@ -688,28 +746,55 @@ def render(res, meta) -> str:
 
 
 def _explain_misses(res, meta) -> list:
-    """One bullet per missed target, with the measured figures that explain it."""
+    """One bullet per missed target, with this run's own figures that explain it."""
     out = []
-    missed = {row[0] for row in _targets(res, meta["shapes"]) if row[3] == "MISSED"}
+    missed = {row[0] for row in _targets(res, meta["shapes"]) if row[4] == "MISSED"}
     layers = res.get("layers") or []
-    s0, s1 = meta["shapes"][0], meta["shapes"][1]
+    s0, s1, s2 = meta["shapes"]
     mm = res.get("matmul") or {}
 
     def find(cell, dt, shape, work):
         return next((r for r in layers if r["cell"] == cell and r["dtype"] == dt
                      and r["shape"] == shape and r["work"] == work), None)
 
+    def is_missed(prefix):
+        return any(m.startswith(prefix) for m in missed)
+
+    u = res.get("user") or {}
+    for key in ("sample", "eval"):
+        r = u.get(key)
+        if r and r.get("torch") and is_missed(f"`rnnkit {key}` per character"):
+            out.append(f"- `rnnkit {key}`: {r['rnnkit'] * 1e6:.1f} us per character against torch's "
+                       f"{r['torch'] * 1e6:.1f} us in this run (start-up {r['startup']:.2f} s, "
+                       f"cancelled). {meta['machine']['compiled N=1 LSTM kernel (numba)']}: see "
+                       f"the N=1 layer row below for the per-step cost.")
+    r = u.get("names")
+    if r and r.get("torch") and is_missed("`rnnkit sample DIR --num 200`"):
+        out.append(f"- 200 names: {r['rnnkit'] * 1e3:.0f} ms against torch's {r['torch'] * 1e3:.0f} ms; "
+                   f"at N=200 each step is three (200 x 256) x (256 x 1024) products plus the "
+                   f"gate passes, where torch's fused kernel wins (see the batched forward row).")
     p = res.get("profile")
     for work, key, pk in (("forward", "fwd", "products_fwd"), ("forward+backward", "fb", None)):
         r = find("LSTM", "float32", s0, work)
-        if p and r and r["torch"] and any(m.startswith(f"LSTM fp32 {work} ") for m in missed):
+        if p and r and r["torch"] and is_missed(f"LSTM fp32 {work} {_shape_s(s0)}"):
             prod = p["products_fwd"] + p["products_bwd"] if pk is None else p[pk]
             out.append(f"- LSTM fp32 {work} {_shape_s(s0)}: the products alone (same BLAS calls) "
                        f"take {prod * 1e3:.1f} ms, {prod / r['torch']:.2f} x torch's whole "
                        f"{r['torch'] * 1e3:.1f} ms; the other {(p[key] - prod) * 1e3:.1f} ms are "
-                       f"NumPy's separate elementwise passes over the gates (about 9 per step "
-                       f"forward, 20 backward) that torch fuses into one kernel. Pure NumPy cannot "
-                       f"fuse them; an optional compiled kernel would be the next step.")
+                       f"NumPy's separate elementwise passes over the gates that torch fuses.")
+    r = find("LSTM", "float32", s2, "forward")
+    if r and r["torch"] and is_missed(f"LSTM fp32 forward {_shape_s(s2)}"):
+        out.append(f"- LSTM fp32 forward {_shape_s(s2)}: {r['rnnkit'] / s2[0] * 1e6:.1f} us per "
+                   f"step against torch's {r['torch'] / s2[0] * 1e6:.1f} us; at N=1 a step is a "
+                   f"({s2[3]} x {4 * s2[3]}) product and about ten elementwise calls, so the time is "
+                   f"call overhead unless the compiled kernel runs "
+                   f"({meta['machine']['compiled N=1 LSTM kernel (numba)']}).")
+    med, worst, wrow = _sweep_stats(res)
+    if wrow is not None and (is_missed("LSTM fp32 forward+backward sweep")):
+        out.append(f"- sweep: median {med:.2f}, worst {worst:.2f} at {_shape_s(wrow['shape'])} "
+                   f"({wrow['rnnkit'] * 1e3:.1f} ms vs {wrow['torch'] * 1e3:.1f} ms); the products of "
+                   f"both libraries run at the BLAS's speed, and the gap is the unfused gate passes "
+                   f"(larger at small N, where each pass is a separate call).")
     fp64 = [m for m in missed if "fp64" in m]
     if fp64:
         rows = [find(c, "float64", s0, "forward+backward") for c in CELLS]
@@ -717,26 +802,19 @@ def _explain_misses(res, meta) -> list:
         if rows:
             desc = ", ".join(f"{r['cell']} {r['flops'] / r['rnnkit'] / 1e9:.0f} vs "
                              f"{r['flops'] / r['torch'] / 1e9:.0f}" for r in rows)
-            out.append(f"- fp64 forward+backward {_shape_s(s0)} (target <= 0.8): both libraries "
-                       f"are bound by the float64 products (GFLOP/s rnnkit vs torch: {desc}; the "
-                       f"2048^2 matmul limit is {mm.get('float64', float('nan')):.0f}). Going 20% "
-                       f"below torch would need faster products than this BLAS delivers; at "
-                       f"N=1, where torch's per-step overhead dominates, rnnkit is far ahead (see "
-                       f"the (1000, 1, 65, 128) rows).")
+            out.append(f"- fp64 forward+backward {_shape_s(s0)}: both libraries are bound by the "
+                       f"float64 products (GFLOP/s rnnkit vs torch: {desc}; the 2048^2 matmul "
+                       f"reaches {mm.get('float64', float('nan')):.0f}).")
     m = res.get("numpyml")
-    if m and "skipped" not in m and any(k.startswith("numpy-ml") and _shape_s(s0) in k for k in missed):
-        out.append(f"- numpy-ml at {_shape_s(s0)}: at this shape the time is in the products, which "
-                   f"numpy-ml also does with BLAS (its cell multiplies the concatenated [h, x] by "
-                   f"four gate matrices at every step), so no loop-level change can give 5x; at N=1, where per-step "
-                   f"Python overhead dominates, the speed-up is "
-                   f"{_fmt_r(_ratio(res.get('numpyml_small', {}).get('numpy_ml'), res.get('numpyml_small', {}).get('rnnkit')), 1)}x.")
+    if m and "skipped" not in m and is_missed(f"numpy-ml LSTMCell loop / rnnkit, forward+backward {_shape_s(s0)}"):
+        out.append(f"- numpy-ml at {_shape_s(s0)}: the time is in the products, which numpy-ml also "
+                   f"does with BLAS, so no loop-level change gives 5x here.")
     r = find("LSTM", "float32", s1, "forward+backward")
-    if r and mm.get("float32") and any("GFLOP/s / matmul" in k for k in missed):
+    if r and mm.get("float32") and is_missed(f"LSTM fp32 forward+backward {_shape_s(s1)}: rnnkit GFLOP/s"):
         gf = r["flops"] / r["rnnkit"] / 1e9
         out.append(f"- {_shape_s(s1)}: rnnkit reaches {gf:.0f} GFLOP/s, {gf / mm['float32']:.2f} of "
-                   f"the 2048^2 matmul's {mm['float32']:.0f}; the per-step products are ({s1[1]} x {s1[3]}) "
-                   f"by ({s1[3]} x {4 * s1[3]}), smaller and less efficient than 2048^2, and the elementwise "
-                   f"gate work takes the rest.")
+                   f"the 2048^2 matmul's {mm['float32']:.0f}; the per-step products ({s1[1]} x {s1[3]}) "
+                   f"by ({s1[3]} x {4 * s1[3]}) are smaller and less efficient than 2048^2.")
     return out
 
 
@@ -759,6 +837,7 @@ def run(quick=False, repeats=5, gap=0.2, only=None, mm_n=None, verbose=True):
         if verbose:
             print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
+    from rnnkit import _jit
     machine = {
         "CPU": _cpu_model(),
         "logical cores": os.cpu_count(),
@@ -766,6 +845,10 @@ def run(quick=False, repeats=5, gap=0.2, only=None, mm_n=None, verbose=True):
         "python": platform.python_version(),
         "numpy": np.__version__,
         "BLAS (numpy, threadpoolctl)": blas,
+        "OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE": (f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')} / "
+                                                 f"{os.environ.get('OPENBLAS_L2_SIZE', 'unset')}"),
+        "compiled N=1 LSTM kernel (numba)": ("on" if _jit.enabled() else "off (numba not installed "
+                                             "or RNNKIT_NO_JIT=1): the NumPy loop"),
         "torch": (f"{torch.__version__}, {torch.get_num_threads()} threads "
                   f"(set to NumPy's BLAS threads)") if torch is not None else "not installed",
     }
@@ -778,6 +861,13 @@ def run(quick=False, repeats=5, gap=0.2, only=None, mm_n=None, verbose=True):
         log(f"layers {cells}")
         res["layers"] = bench_layers(cells, shapes, (np.float32, np.float64), torch, repeats, gap,
                                      log)
+    if "sweep" in sections:
+        log("sweep")
+        res["sweep"] = bench_sweep(QUICK_SWEEP if quick else FULL_SWEEP, torch, repeats, gap, log)
+    if "user" in sections:
+        log("user paths (rnnkit sample / eval commands)")
+        from userpaths import bench_user_paths
+        res["user"] = bench_user_paths(torch, threads or 1, repeats=repeats, quick=quick)
     if "profile" in sections:
         log("profile")
         res["profile"] = bench_profile(shapes[0], repeats, gap)
@@ -788,10 +878,6 @@ def run(quick=False, repeats=5, gap=0.2, only=None, mm_n=None, verbose=True):
         log("numpy-ml baseline")
         res["numpyml"] = bench_numpy_ml(shapes[0], repeats, gap)
         res["numpyml_small"] = bench_numpy_ml(shapes[2], repeats, gap)
-    if "gen" in sections:
-        log("generation")
-        res["gen"] = bench_generation(torch, 8 if quick else 300, repeats, gap,
-                                      H=16 if quick else 256)
     if "charlm" in sections:
         log("char-LM")
         res["charlm"] = bench_charlm(repeats, gap, V=11 if quick else 65, H=8 if quick else 100,
@@ -820,6 +906,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default=None,
                     help="comma list of sections: " + ",".join(SECTIONS + ("lstm", "gru", "rnn")))
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    ap.add_argument("--plot", default=None, help="where to draw the sweep's ratios (PNG; default "
+                    "docs/img/bench_sweep.png beside the report's folder, none with --quick)")
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error(f"--repeats: expected an integer >= 1, got {args.repeats}.")
@@ -833,6 +921,9 @@ def main(argv=None) -> int:
         return 2
     cmd = "python benchmarks/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     meta["command"] = cmd.strip()
+    plot = args.plot or (None if args.quick else str(Path(args.out).parent / "docs/img/bench_sweep.png"))
+    if plot and res.get("sweep") and plot_sweep(res["sweep"], plot):
+        meta["sweep_plot"] = os.path.relpath(plot, Path(args.out).parent)
     text = render(res, meta)
     Path(args.out).write_text(text + "\n", encoding="utf-8")
     if not args.quiet:

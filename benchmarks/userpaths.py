@@ -123,19 +123,30 @@ class _TorchLM:
         return time.perf_counter() - t0
 
 
-def bench_user_paths(torch, repeats: int = 5, quick: bool = False) -> dict:
-    """Rows for the user paths; ``torch`` is the imported module (None: rnnkit only)."""
+def bench_user_paths(torch, threads: int, repeats: int = 5, quick: bool = False) -> dict:
+    """Rows for the user paths; ``torch`` is the imported module (None: rnnkit only), set to
+    ``threads`` threads; the commands run with the same number of BLAS threads."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(threads)
     n1, n2 = (20, 120) if quick else (200, 2200)             # characters generated
     c1, c2 = (300, 3000) if quick else (2_000, 60_000)       # characters scored
-    out = {}
+    out = {"model": f"CharLM, LSTM {LAYERS} x {H}, embedding {E}, {len(V_CHARS)} characters, float32"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         stream, lines = tmp / "stream", tmp / "lines"
         _save_run(stream, lines=False)
-        _save_run(lines, lines=True)
+        if quick:
+            _save_run(lines, lines=True)
+            out["lines_note"] = "Lines mode: the same sizes with random weights (quick run)."
+        else:                     # the names a user samples come from the default names run
+            subprocess.run([sys.executable, "-m", "rnnkit", "train", "--quiet", "--num-samples", "0",
+                            "--out", str(lines)], env=env, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            out["lines_note"] = ("Lines mode: the default names run (`rnnkit train`, LSTM 2 x 128), "
+                                 "whose names end after a few characters, so the batch of 200 "
+                                 "runs until the longest name ends.")
         rng = np.random.default_rng(0)
         texts = {}
         for n in (c1, c2):
@@ -179,7 +190,8 @@ def bench_user_paths(torch, repeats: int = 5, quick: bool = False) -> dict:
 if __name__ == "__main__":
     try:
         import torch as _torch
+        _torch.set_num_threads(1)
     except ImportError:
         _torch = None
-    for name, row in bench_user_paths(_torch, repeats=3).items():
-        print(name, {k: v for k, v in row.items()})
+    for name, row in bench_user_paths(_torch, threads=1, repeats=3).items():
+        print(name, row)

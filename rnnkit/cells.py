@@ -76,6 +76,8 @@ class Cell:
 
     #: True when the cell keeps a per-step cache array for backward (``Step.keep``)
     keeps = False
+    #: name of a compiled N = 1 inference loop in :mod:`rnnkit._jit`, if there is one
+    jit_n1 = None
 
     def __init__(self, spec: "CellSpec"):
         self.spec = spec
@@ -162,6 +164,7 @@ class LSTMCell(Cell):
     """
 
     keeps = True
+    jit_n1 = "lstm_n1"
 
     def constants(self, H, dtype):
         a = self.gate_scale(H, dtype)             # (4H,) affine after the tanh

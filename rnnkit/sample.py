@@ -51,50 +51,72 @@ def _check_logits(who, logits) -> np.ndarray:
     return z
 
 
+class Picker:
+    """Chooses the next token of every row of ``logits`` (N, V) with settings checked once:
+    ``Picker(temperature, top_k, top_p, greedy)(logits, rng) -> (N,) int64``. The samplers
+    below make one per call and use it at every step; :func:`pick` is the one-off form.
+
+    The draw is the inverse CDF of one uniform number per row from ``rng``, in float64.
+    """
+
+    def __init__(self, temperature=1.0, top_k=None, top_p=None, greedy=False):
+        self.temperature, self.top_k, self.top_p = check_sampling_args(temperature, top_k, top_p)
+        self.greedy = bool(greedy) or self.temperature == 0
+
+    def probabilities(self, z: np.ndarray) -> np.ndarray:
+        """The distribution (N, V) for finite float64 logits ``z`` (N, V)."""
+        if self.greedy:
+            p = np.zeros_like(z)
+            p[np.arange(len(z)), z.argmax(axis=-1)] = 1.0
+            return p
+        with np.errstate(over="ignore"):      # a tiny temperature sends non-max entries to -inf
+            z = (z - z.max(axis=-1, keepdims=True)) / self.temperature    # <= 0, max rows 0
+        V = z.shape[-1]
+        top_k, top_p = self.top_k, self.top_p
+        if top_k and top_k < V:
+            kth = np.partition(z, V - top_k, axis=-1)[:, V - top_k][:, None]
+            z = np.where(z >= kth, z, -np.inf)
+            z -= z.max(axis=-1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=-1, keepdims=True)
+        if top_p is not None and top_p < 1.0:
+            order = np.argsort(-p, axis=-1, kind="stable")
+            sp = np.take_along_axis(p, order, axis=-1)
+            before = np.cumsum(sp, axis=-1) - sp                 # mass of strictly better tokens
+            keep_sorted = before < top_p
+            keep_sorted[:, 0] = True                             # always keep the best one
+            keep = np.zeros_like(keep_sorted)
+            np.put_along_axis(keep, order, keep_sorted, axis=-1)
+            p = np.where(keep, p, 0.0)
+            p /= p.sum(axis=-1, keepdims=True)
+        return p
+
+    def __call__(self, logits, rng: np.random.Generator) -> np.ndarray:
+        z = np.asarray(logits)
+        if z.ndim != 2 or z.dtype.kind != "f" or not np.isfinite(z.max()):
+            z = _check_logits("pick", logits)      # says what is wrong (or converts)
+        z = z.astype(np.float64)
+        if self.greedy:
+            return z.argmax(axis=-1)
+        c = np.cumsum(self.probabilities(z), axis=-1)
+        u = rng.random(len(c))                                               # (N,)
+        idx = (c < (u * c[:, -1])[:, None]).sum(axis=-1)
+        return np.minimum(idx, c.shape[-1] - 1)
+
+
 def probabilities(logits, temperature=1.0, top_k=None, top_p=None) -> np.ndarray:
     """Next-token distribution (N, V) in float64 after temperature, top-k and top-p.
 
     ``logits`` (V,) or (N, V), finite. The maximum is subtracted *before* dividing by the
     temperature, so a temperature near 0 tends to greedy (never inf - inf = NaN).
     """
-    temperature, top_k, top_p = check_sampling_args(temperature, top_k, top_p)
-    z = _check_logits("probabilities", logits)
-    if temperature == 0:
-        p = np.zeros_like(z)
-        p[np.arange(len(z)), z.argmax(axis=-1)] = 1.0
-        return p
-    with np.errstate(over="ignore"):          # a tiny temperature sends non-max entries to -inf
-        z = (z - z.max(axis=-1, keepdims=True)) / temperature             # <= 0, max rows 0
-    V = z.shape[-1]
-    if top_k and top_k < V:
-        kth = np.partition(z, V - top_k, axis=-1)[:, V - top_k][:, None]
-        z = np.where(z >= kth, z, -np.inf)
-    z = z - z.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
-    if top_p is not None and top_p < 1.0:
-        order = np.argsort(-p, axis=-1, kind="stable")
-        sp = np.take_along_axis(p, order, axis=-1)
-        before = np.cumsum(sp, axis=-1) - sp                     # mass of strictly better tokens
-        keep_sorted = before < top_p
-        keep_sorted[:, 0] = True                                 # always keep the best one
-        keep = np.zeros_like(keep_sorted)
-        np.put_along_axis(keep, order, keep_sorted, axis=-1)
-        p = np.where(keep, p, 0.0)
-        p /= p.sum(axis=-1, keepdims=True)
-    return p
+    picker = Picker(temperature, top_k, top_p)
+    return picker.probabilities(_check_logits("probabilities", logits))
 
 
 def pick(logits, rng: np.random.Generator, temperature=1.0, top_k=None, top_p=None, greedy=False) -> np.ndarray:
     """Choose one token per row of ``logits`` (N, V); returns (N,) int64."""
-    if greedy or temperature == 0:
-        check_sampling_args(temperature, top_k, top_p)
-        return _check_logits("pick", logits).argmax(axis=-1).astype(np.int64)
-    p = probabilities(logits, temperature, top_k, top_p)
-    u = rng.random(len(p))                                                   # (N,)
-    c = np.cumsum(p, axis=-1)
-    idx = (c < (u * c[:, -1])[:, None]).sum(axis=-1)
-    return np.minimum(idx, p.shape[-1] - 1).astype(np.int64)
+    return Picker(temperature, top_k, top_p, greedy)(_check_logits("pick", logits), rng)
 
 
 def _encode_prime(vocab, prime: str) -> np.ndarray:
@@ -121,23 +143,22 @@ def sample_lines(step, vocab, num: int, rng, max_len: int = 64, prime: str = "",
     bos = vocab.bos_id
     if bos is None:
         raise ConfigError("sample_lines: the vocabulary has no boundary token; this is a stream-mode model.")
+    choose = Picker(**pick_kw)
     prime_ids = _encode_prime(vocab, prime)
     logits, state = step(np.full(num, bos, np.int64), None)
     if len(prime_ids):
         logits, state = _feed(step, prime_ids, state, num)
-    out = [[] for _ in range(num)]
+    toks = np.empty((max_len, num), np.int64)        # every draw; a line ends at its first bos
     done = np.zeros(num, bool)
-    for _ in range(max_len):
-        tok = pick(logits, rng, **pick_kw)
-        for i in np.flatnonzero(~done):
-            if tok[i] == bos:
-                done[i] = True
-            else:
-                out[i].append(int(tok[i]))
-        if done.all():
+    for t in range(max_len):
+        toks[t] = choose(logits, rng)
+        done |= toks[t] == bos
+        if done.all() or t == max_len - 1:
             break
-        logits, state = step(tok, state)
-    return [prime + vocab.decode(o) for o in out]
+        logits, state = step(toks[t], state)
+    toks = toks[: t + 1]
+    ends = np.where((toks == bos).any(axis=0), (toks == bos).argmax(axis=0), t + 1)
+    return [prime + vocab.decode(toks[: ends[i], i]) for i in range(num)]
 
 
 def _newline_id(vocab) -> int:
@@ -153,10 +174,11 @@ def sample_tokens(step, vocab, length: int, rng, prime_ids=None, **pick_kw) -> n
     if prime_ids is None or len(prime_ids) == 0:
         start = vocab.bos_id if vocab.bos_id is not None else _newline_id(vocab)
         prime_ids = np.array([start], np.int64)
+    choose = Picker(**pick_kw)
     logits, state = _feed(step, prime_ids, None, 1)
     out = np.empty(length, np.int64)
     for i in range(length):
-        tok = pick(logits, rng, **pick_kw)
+        tok = choose(logits, rng)
         out[i] = tok[0]
         logits, state = step(tok, state)
     return np.concatenate([np.asarray(prime_ids, np.int64), out])

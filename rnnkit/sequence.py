@@ -34,20 +34,38 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from . import _jit
+from ._threads import for_step_product
 from .cells import Cell, Step
 
-# Steps per chunk of the input projection when no cache is kept (bounded-memory inference).
+# Without a cache, the input projection is computed for chunks of steps (bounded-memory
+# inference): at least STREAM_CHUNK steps, more while the chunk's gates hold at most
+# STREAM_GATES numbers (a few MB).
 STREAM_CHUNK = 256
+STREAM_GATES = 2 ** 20
 
 
-class Prepared(NamedTuple):
-    """One direction's weights laid out for the time loop (see :func:`prepare`)."""
+class Prepared:
+    """One direction's weights laid out for the time loop (see :func:`prepare`).
 
-    W_ihT: np.ndarray                # (D, G*H) input weights, transposed, gate rows scaled
-    W_hhT: np.ndarray                # (H, G*H) recurrent weights, transposed (C order), scaled
-    b_x: Optional[np.ndarray]        # (G*H,) bias folded into the input projection, scaled
-    b_hh: Optional[np.ndarray]       # (G*H,) the raw recurrent bias (GRU keeps b_hn apart)
-    const: dict                      # the cell's size-only constants (LSTM's gate affine)
+    ``W_ihT`` (D, G*H) input weights, transposed; ``W_rows`` (G*H, H) the recurrent weights,
+    one gate row each; ``W_hhT`` (H, G*H) the same transposed (C order, made on first use);
+    all with the gate rows scaled. ``b_x`` (G*H,) the bias folded into the input projection,
+    scaled; ``b_hh`` (G*H,) the raw recurrent bias (GRU keeps b_hn apart); ``const`` the
+    cell's size-only constants (LSTM's gate affine).
+    """
+
+    __slots__ = ("W_ihT", "W_rows", "b_x", "b_hh", "const", "_W_hhT")
+
+    def __init__(self, W_ihT, W_rows, b_x, b_hh, const):
+        self.W_ihT, self.W_rows, self.b_x, self.b_hh, self.const = W_ihT, W_rows, b_x, b_hh, const
+        self._W_hhT = None
+
+    @property
+    def W_hhT(self) -> np.ndarray:
+        if self._W_hhT is None:
+            self._W_hhT = np.ascontiguousarray(self.W_rows.T)
+        return self._W_hhT
 
 
 def prepare(cell: Cell, W_ih, W_hh, b_ih=None, b_hh=None) -> Prepared:
@@ -62,14 +80,13 @@ def prepare(cell: Cell, W_ih, W_hh, b_ih=None, b_hh=None) -> Prepared:
     b_x = cell.input_bias(b_ih, b_hh)
     s = cell.gate_scale(H, dtype)
     if s is None:
-        W_ihT = W_ih.T                                                     # (D, G*H) view
-        W_hhT = np.ascontiguousarray(W_hh.T)                               # (H, G*H)
+        W_ihT, W_rows = W_ih.T, W_hh                                       # views
     else:
         W_ihT = np.multiply(W_ih.T, s)                                     # (D, G*H)
-        W_hhT = np.multiply(W_hh.T, s, order="C")                          # (H, G*H)
+        W_rows = W_hh * s[:, None]                                         # (G*H, H)
         if b_x is not None:
             b_x = b_x * s
-    return Prepared(W_ihT, W_hhT, b_x, b_hh, cell.constants(H, dtype))
+    return Prepared(W_ihT, np.ascontiguousarray(W_rows), b_x, b_hh, cell.constants(H, dtype))
 
 
 class UnrollCache(NamedTuple):
@@ -110,16 +127,21 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     Returns ``(Hs, h_T, c_T, cache)`` where ``Hs`` (T+1, N, H) holds h0 and every hidden state
     (``Hs[1:]`` is the output sequence), and ``cache`` is an :class:`UnrollCache` or None when
     ``keep_cache`` is False. Without a cache the input projection is computed in chunks of
-    :data:`STREAM_CHUNK` steps, so memory beyond the output is bounded.
+    :data:`STREAM_CHUNK` steps, so memory beyond the output is bounded. Small per-step
+    products run on one BLAS thread (:mod:`rnnkit._threads`).
     """
+    with for_step_product(x.shape[1] * w.W_rows.size):
+        return _unroll_forward(cell, x, h0, c0, w, mask, keep_cache)
+
+
+def _unroll_forward(cell, x, h0, c0, w, mask, keep_cache):
     T, N, D = x.shape
-    GH = w.W_hhT.shape[1]
-    H = w.W_hhT.shape[0]
+    GH, H = w.W_rows.shape
     dtype = x.dtype
     hp = np.empty((N, GH), dtype)
     Hs = np.empty((T + 1, N, H), dtype)
     Hs[0] = h0
-    chunk = T if keep_cache else min(T, STREAM_CHUNK)
+    chunk = T if keep_cache else min(T, max(STREAM_CHUNK, STREAM_GATES // (N * GH)))
     Cs = None
     if c0 is not None:
         Cs = np.empty(((T if keep_cache else chunk) + 1, N, H), dtype)
@@ -127,13 +149,18 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     keep = np.empty((chunk, N, H), dtype) if cell.keeps else None
     G = None
     Gbuf = np.empty((chunk * N, GH), dtype)                                # (k*N, G*H)
+    compiled = None
+    if not keep_cache and mask is None and N == 1 and dtype == np.float32 and cell.jit_n1:
+        compiled = _jit.kernel(cell.jit_n1)          # None without numba: the NumPy loop below
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
         k = t1 - t0
         G = np.matmul(x[t0:t1].reshape(k * N, D), w.W_ihT, out=Gbuf[: k * N]).reshape(k, N, GH)
         if w.b_x is not None:
             G += w.b_x
-        if keep_cache:
+        if compiled is not None:                     # the whole chunk in one compiled call
+            compiled(G[:, 0], w.W_rows, Hs[t0, 0], Cs[0, 0], Hs[t0 + 1: t1 + 1, 0])
+        elif keep_cache:
             _loop(cell, w, G, Hs, Cs, keep, mask, hp)
         else:
             m = mask[t0:t1] if mask is not None else None
@@ -188,6 +215,11 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
     gradient). Returns ``(dx, dh0, dc0, grads)`` with
     ``grads = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}`` for this direction.
     """
+    with for_step_product(cache.x.shape[1] * W_hh.size):
+        return _unroll_backward(cell, cache, dout, dhT, dcT, W_ih, W_hh, has_bias, need_dx)
+
+
+def _unroll_backward(cell, cache, dout, dhT, dcT, W_ih, W_hh, has_bias, need_dx):
     x, G, Hs, Cs, keep, mask = cache
     T, N, D = x.shape
     H = W_hh.shape[1]

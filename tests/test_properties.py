@@ -301,7 +301,8 @@ def test_recurrent_layers_correct_or_refused(c):
 @given(layer_case(defects_allowed=False), st.integers(1, 3))
 def test_no_grad_streaming_equals_cached_forward(c, chunk):
     """no_grad() computes the input projection in chunks and keeps no cache; the numbers must
-    be those of the cached forward for any chunk size (STREAM_CHUNK patched to 1..3)."""
+    be those of the cached forward for any chunk size (STREAM_CHUNK patched to 1..3, and
+    STREAM_GATES to 0 so that the chunk is exactly that)."""
     assert not c["defects"]
     _count("no_grad chunked forward", True)
     layer = KINDS[c["kind"]](c["D"], c["H"], num_layers=c["layers"], bidirectional=c["bidir"],
@@ -309,13 +310,13 @@ def test_no_grad_streaming_equals_cached_forward(c, chunk):
                              seed=c["seed"])
     x, lengths, state, _, _ = _build_inputs(c, layer)
     out, st_n = layer(x, state, lengths)
-    old = sequence_mod.STREAM_CHUNK
-    sequence_mod.STREAM_CHUNK = chunk
+    old = sequence_mod.STREAM_CHUNK, sequence_mod.STREAM_GATES
+    sequence_mod.STREAM_CHUNK, sequence_mod.STREAM_GATES = chunk, 0
     try:
         with rnnkit.no_grad():
             out2, st2 = layer(x, state, lengths)
     finally:
-        sequence_mod.STREAM_CHUNK = old
+        sequence_mod.STREAM_CHUNK, sequence_mod.STREAM_GATES = old
     assert layer._cache is None
     np.testing.assert_allclose(out2, out, rtol=1e-6, atol=1e-6)
     for a, b in zip(st2 if isinstance(st2, tuple) else (st2,), st_n if isinstance(st_n, tuple) else (st_n,)):

@@ -437,7 +437,7 @@ class LayerStepper:
 
     @property
     def cell_width(self) -> int:
-        return self.prepared[0].W_hhT.shape[1]
+        return self.prepared[0].W_rows.shape[0]
 
     def project(self, layer: int, x):
         """Input projection ``x W_ih^T + b_x`` (N, G*H) of ``layer`` for inputs ``x`` (N, in)."""

@@ -1,0 +1,96 @@
+"""The fast paths equal the reference paths.
+
+* The compiled N=1 LSTM loop (rnnkit/_jit.py, numba) against the NumPy loop it replaces: the
+  same numbers to float32 round-off, in one chunk and across chunks, from given states.
+* Small products run on one BLAS thread, and the caller's thread setting comes back after.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import rnnkit.nn as nn
+from rnnkit import _jit, _threads, no_grad
+from rnnkit import sequence as sequence_mod
+
+from needs import require
+
+
+@pytest.fixture
+def numpy_loop(monkeypatch):
+    """Run a block with the compiled kernels switched off (RNNKIT_NO_JIT=1)."""
+    def run(fn):
+        with monkeypatch.context() as m:
+            m.setenv("RNNKIT_NO_JIT", "1")
+            m.setattr(_jit, "_KERNELS", {})
+            return fn()
+    return run
+
+
+@pytest.mark.parametrize("T,chunk", [(1, 256), (700, 256), (700, 64)])
+def test_compiled_lstm_loop_equals_the_numpy_loop(T, chunk, numpy_loop, monkeypatch):
+    require("numba")
+    assert _jit.enabled() and _jit.kernel("lstm_n1") is not None
+    monkeypatch.setattr(sequence_mod, "STREAM_CHUNK", chunk)
+    monkeypatch.setattr(sequence_mod, "STREAM_GATES", 0)
+    rng = np.random.default_rng(T)
+    lstm = nn.LSTM(11, 48, num_layers=2, seed=3)
+    x = rng.standard_normal((T, 1, 11)).astype(np.float32) * 2
+    state = tuple(rng.standard_normal((2, 1, 48)).astype(np.float32) for _ in range(2))
+    calls = []
+    real = _jit.kernel("lstm_n1")
+    monkeypatch.setitem(_jit._KERNELS, "lstm_n1", lambda *a: (calls.append(1), real(*a)))
+    with no_grad():
+        out, (h, c) = lstm(x, state)
+    assert len(calls) == 2 * -(-T // chunk)               # every chunk of both layers compiled
+    with no_grad():
+        ref_out, (ref_h, ref_c) = numpy_loop(lambda: lstm(x, state))
+    for got, want in ((out, ref_out), (h, ref_h), (c, ref_c)):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+
+
+def test_compiled_loop_is_not_used_where_it_does_not_apply(monkeypatch):
+    """Batches, float64, lengths and training keep the NumPy loop (the only one they have)."""
+    require("numba")
+    monkeypatch.setitem(_jit._KERNELS, "lstm_n1", lambda *a: pytest.fail("compiled path used"))
+    rng = np.random.default_rng(0)
+    with no_grad():
+        nn.LSTM(3, 4)(rng.standard_normal((5, 2, 3)).astype(np.float32))              # N = 2
+        nn.LSTM(3, 4, dtype=np.float64)(rng.standard_normal((5, 1, 3)))               # float64
+        nn.LSTM(3, 4)(rng.standard_normal((5, 2, 3)).astype(np.float32), lengths=[5, 3])
+        nn.GRU(3, 4)(rng.standard_normal((5, 1, 3)).astype(np.float32))               # no kernel
+    nn.LSTM(3, 4)(rng.standard_normal((5, 1, 3)).astype(np.float32))                  # a cache
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_small_products_run_on_one_blas_thread_and_the_setting_comes_back():
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        assert before and max(before) == 2
+        with _threads.for_step_product(_threads.SMALL_PRODUCT):
+            assert max(_blas_threads()) == 1
+        assert _blas_threads() == before
+        with _threads.for_step_product(_threads.SMALL_PRODUCT + 1):       # large: untouched
+            assert _blas_threads() == before
+        seen = []
+        real = sequence_mod._loop
+
+        def spy(*a):
+            seen.append(max(_blas_threads()))
+            return real(*a)
+
+        sequence_mod._loop = spy
+        try:
+            x = np.zeros((3, 2, 4), np.float32)
+            nn.GRU(4, 8)(x)                                   # N * H * 3H = 384: small
+            nn.GRU(4, 512)(np.zeros((2, 16, 4), np.float32))  # 16 * 512 * 1536: large
+        finally:
+            sequence_mod._loop = real
+        assert seen == [1, 2]
+        assert _blas_threads() == before

@@ -20,17 +20,28 @@ SMALL_PRODUCT = 2 ** 21
 _blas = None
 
 
-def one_blas_thread():
-    """Context manager: NumPy's BLAS on one thread inside, as before outside."""
+def numpy_blas():
+    """threadpoolctl's controller of the BLAS NumPy itself links (not torch's or others'), or
+    None without threadpoolctl or when NumPy's BLAS is not one threadpoolctl knows."""
     global _blas
     if _blas is None:
+        _blas = False
         try:
             from threadpoolctl import ThreadpoolController
-        except ImportError:                  # an older environment: leave the threads alone
-            _blas = False
-        else:
-            _blas = ThreadpoolController().select(user_api="blas")
-    return _blas.limit(limits=1) if _blas else contextlib.nullcontext()
+        except ImportError:
+            return None
+        controller = ThreadpoolController()
+        mine = [i["filepath"] for i in controller.info()
+                if i["user_api"] == "blas" and "numpy" in i["filepath"]]
+        if mine:
+            _blas = controller.select(filepath=mine)
+    return _blas or None
+
+
+def one_blas_thread():
+    """Context manager: NumPy's BLAS on one thread inside, as before outside."""
+    blas = numpy_blas()
+    return blas.limit(limits=1) if blas is not None else contextlib.nullcontext()
 
 
 def for_step_product(macs: int):

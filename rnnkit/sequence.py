@@ -127,14 +127,10 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     Returns ``(Hs, h_T, c_T, cache)`` where ``Hs`` (T+1, N, H) holds h0 and every hidden state
     (``Hs[1:]`` is the output sequence), and ``cache`` is an :class:`UnrollCache` or None when
     ``keep_cache`` is False. Without a cache the input projection is computed in chunks of
-    :data:`STREAM_CHUNK` steps, so memory beyond the output is bounded. Small per-step
-    products run on one BLAS thread (:mod:`rnnkit._threads`).
+    :data:`STREAM_CHUNK` steps, so memory beyond the output is bounded. The time loop runs on
+    one BLAS thread when its per-step product is small (:mod:`rnnkit._threads`); the products
+    over all steps keep the caller's threads.
     """
-    with for_step_product(x.shape[1] * w.W_rows.size):
-        return _unroll_forward(cell, x, h0, c0, w, mask, keep_cache)
-
-
-def _unroll_forward(cell, x, h0, c0, w, mask, keep_cache):
     T, N, D = x.shape
     GH, H = w.W_rows.shape
     dtype = x.dtype
@@ -160,14 +156,16 @@ def _unroll_forward(cell, x, h0, c0, w, mask, keep_cache):
             G += w.b_x
         if compiled is not None:                     # the whole chunk in one compiled call
             compiled(G[:, 0], w.W_rows, Hs[t0, 0], Cs[0, 0], Hs[t0 + 1: t1 + 1, 0])
-        elif keep_cache:
-            _loop(cell, w, G, Hs, Cs, keep, mask, hp)
-        else:
-            m = mask[t0:t1] if mask is not None else None
-            _loop(cell, w, G, Hs[t0: t1 + 1], Cs[: k + 1] if Cs is not None else None,
-                  keep, m, hp)
-            if Cs is not None:
-                Cs[0] = Cs[k]
+            continue
+        with for_step_product(N * w.W_rows.size):
+            if keep_cache:
+                _loop(cell, w, G, Hs, Cs, keep, mask, hp)
+            else:
+                m = mask[t0:t1] if mask is not None else None
+                _loop(cell, w, G, Hs[t0: t1 + 1], Cs[: k + 1] if Cs is not None else None,
+                      keep, m, hp)
+        if Cs is not None and not keep_cache:
+            Cs[0] = Cs[k]
     if keep_cache:
         cT = Cs[T] if Cs is not None else None
         return Hs, Hs[T], cT, UnrollCache(x, G, Hs, Cs, keep, mask)
@@ -205,33 +203,9 @@ def step_forward(cell, w: Prepared, buf: StepBuffers, xp, h_prev, c_prev, h, c):
     return g
 
 
-def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bias=True,
-                    need_dx=True):
-    """Backpropagation through time for :func:`unroll_forward`.
-
-    ``dout`` (T, N, H) or None: gradient on the output sequence ``Hs[1:]``; ``dhT``/``dcT``
-    (N, H) or None: gradients on the final states. ``W_ih``/``W_hh`` are the layer's own
-    (unscaled) weights. Consumes the cache (the gate array becomes the pre-activation
-    gradient). Returns ``(dx, dh0, dc0, grads)`` with
-    ``grads = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}`` for this direction.
-    """
-    with for_step_product(cache.x.shape[1] * W_hh.size):
-        return _unroll_backward(cell, cache, dout, dhT, dcT, W_ih, W_hh, has_bias, need_dx)
-
-
-def _unroll_backward(cell, cache, dout, dhT, dcT, W_ih, W_hh, has_bias, need_dx):
-    x, G, Hs, Cs, keep, mask = cache
-    T, N, D = x.shape
-    H = W_hh.shape[1]
-    dtype = x.dtype
-    dh = np.zeros((N, H), dtype) if dhT is None else np.array(dhT, dtype=dtype, copy=True)
-    dc = None
-    if Cs is not None:
-        dc = np.zeros((N, H), dtype) if dcT is None else np.array(dcT, dtype=dtype, copy=True)
-    parts = cell.recurrent_parts(G, keep, H)
-    W_parts = [W_hh[rows] for _, rows in parts]
-    ws = cell.new_workspace(N, H, dtype)
-    dh_part = np.empty((N, H), dtype) if len(parts) > 1 else None
+def _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws, dh_part):
+    """The time loop of :func:`unroll_backward`: returns the gradients on h0 and c0."""
+    T = G.shape[0]
     s = Step()
     for t in range(T - 1, -1, -1):
         s.g, s.h_prev = G[t], Hs[t]
@@ -267,6 +241,34 @@ def _unroll_backward(cell, cache, dout, dhT, dcT, W_ih, W_hh, has_bias, need_dx)
         if dc is not None:
             dc_prev += dc * keep_m
         dc = dc_prev
+    return dh, dc
+
+
+def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bias=True,
+                    need_dx=True):
+    """Backpropagation through time for :func:`unroll_forward`.
+
+    ``dout`` (T, N, H) or None: gradient on the output sequence ``Hs[1:]``; ``dhT``/``dcT``
+    (N, H) or None: gradients on the final states. ``W_ih``/``W_hh`` are the layer's own
+    (unscaled) weights. Consumes the cache (the gate array becomes the pre-activation
+    gradient). Returns ``(dx, dh0, dc0, grads)`` with
+    ``grads = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}`` for this direction.
+    """
+    x, G, Hs, Cs, keep, mask = cache
+    T, N, D = x.shape
+    H = W_hh.shape[1]
+    dtype = x.dtype
+    dh = np.zeros((N, H), dtype) if dhT is None else np.array(dhT, dtype=dtype, copy=True)
+    dc = None
+    if Cs is not None:
+        dc = np.zeros((N, H), dtype) if dcT is None else np.array(dcT, dtype=dtype, copy=True)
+    parts = cell.recurrent_parts(G, keep, H)
+    W_parts = [W_hh[rows] for _, rows in parts]
+    ws = cell.new_workspace(N, H, dtype)
+    dh_part = np.empty((N, H), dtype) if len(parts) > 1 else None
+    with for_step_product(N * W_hh.size):
+        dh, dc = _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws,
+                                dh_part)
     GH = G.shape[2]
     G2 = G.reshape(T * N, GH)
     Hprev = Hs[:-1].reshape(T * N, H)

@@ -64,13 +64,13 @@ def test_compiled_loop_is_not_used_where_it_does_not_apply(monkeypatch):
 
 
 def _blas_threads():
-    from threadpoolctl import threadpool_info
-    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    """Threads of NumPy's own BLAS (torch, loaded by other tests, has its own)."""
+    return [i["num_threads"] for i in _threads.numpy_blas().info()]
 
 
 def test_small_products_run_on_one_blas_thread_and_the_setting_comes_back():
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=2, user_api="blas"):
+    assert _threads.numpy_blas() is not None
+    with _threads.numpy_blas().limit(limits=2):
         before = _blas_threads()
         assert before and max(before) == 2
         with _threads.for_step_product(_threads.SMALL_PRODUCT):

@@ -164,6 +164,19 @@ def check_choice(who: str, name: str, value, choices) -> str:
     return value
 
 
+def make_rng(who: str, seed) -> np.random.Generator:
+    """``np.random.default_rng(seed)`` for a public ``seed`` argument: None, an integer >= 0, a
+    sequence of them, a SeedSequence, BitGenerator or Generator. Anything else (a negative or
+    fractional number, a string ...) raises :class:`ConfigError` instead of NumPy's error."""
+    if not isinstance(seed, (bool, np.bool_, float, np.floating, str, bytes)):
+        try:
+            return np.random.default_rng(seed)
+        except (TypeError, ValueError, OverflowError):
+            pass
+    raise ConfigError(f"{who}: expected seed to be None or an integer >= 0, got {seed!r:.60} "
+                      f"({type(seed).__name__}).")
+
+
 def check_dtype_arg(who: str, dtype) -> np.dtype:
     dt = None
     if dtype is not None and not isinstance(dtype, (bool, numbers.Number)):

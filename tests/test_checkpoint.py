@@ -355,7 +355,7 @@ def test_the_package_reads_the_file_that_was_checked(tmp_path, monkeypatch):
     import rnnkit.io as rio
     path = tmp_path / "m.safetensors"
     save_safetensors(path, {"a": np.arange(3.0)})
-    real_open = rio._open_regular
+    real_open = rio.open_regular
 
     def swap_after_check(*args):
         opened = real_open(*args)
@@ -363,7 +363,7 @@ def test_the_package_reads_the_file_that_was_checked(tmp_path, monkeypatch):
         save_safetensors(path, {"b": np.zeros(2)})            # ... and another takes its name
         return opened
 
-    monkeypatch.setattr(rio, "_open_regular", swap_after_check)
+    monkeypatch.setattr(rio, "open_regular", swap_after_check)
     out = load_safetensors(path)
     assert list(out) == ["a"]
     np.testing.assert_array_equal(out["a"], np.arange(3.0))

@@ -39,9 +39,8 @@ RESUMABLE = {"steps", "epochs", "eval_every", "patience", "num_samples", "out"}
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+    def error(self, message):       # one line, like every other error (exit code 2)
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -90,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup", type=int, help=f"linear warm-up steps (default: {d['warmup']})")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, help=f"optimizer steps (default: {DEFAULT_STEPS})")
-    g.add_argument("--epochs", type=float, help="passes over the training data instead of --steps")
+    g.add_argument("--epochs", type=float, help="passes over the training data instead of --steps "
+                   "(> 0; at least one step)")
     t.add_argument("--val-frac", type=float, help=f"share of the data held out for validation "
                    f"(default: {d['val_frac']})")
     t.add_argument("--eval-every", type=int, help=f"validate, sample and checkpoint every N steps "
@@ -101,13 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "(makemore); stream: one text with state carried across chunks (char-rnn); auto: "
                    f"lines for files of short lines (default: {d['mode']})")
     t.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
-    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped")
+    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped "
+                   "(one `rnnkit train` at a time may write a run directory)")
     t.add_argument("--dtype", choices=["float32", "float64"], help=f"parameter dtype (default: {d['dtype']})")
     t.add_argument("--encoding", help="text encoding of FILE; 'bytes' reads any file byte by byte "
                    f"(default: {d['encoding']})")
     t.add_argument("--num-samples", type=int, help=f"samples printed at the end (default: {d['num_samples']})")
     t.add_argument("--overwrite", action="store_true", help="start over in an --out directory that "
-                   "already holds a checkpoint (its old checkpoint versions are replaced)")
+                   "already holds a run: everything rnnkit wrote there (checkpoint versions, best/, "
+                   "metrics.jsonl, pictures) is deleted first; other files are kept")
     t.add_argument("--quiet", action="store_true", help="no progress bar and no samples during training")
     t.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -309,7 +311,13 @@ def _check_train_paths(args) -> None:
                               f"--overwrite to start over there.")
 
 
-def _open_run(out: Path, overwrite: bool, stack) -> None:
+def _command(args) -> str:
+    """This command line, for the run lock's record (`rnnkit train ...`)."""
+    import shlex
+    return "rnnkit " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
+
+
+def _open_run(out: Path, overwrite: bool, stack, command: str) -> None:
     """Create the run directory ``out``, take its lock (held until ``stack`` closes) and, with
     ``overwrite``, delete the previous run there."""
     from .checkpoint import clear_run, has_checkpoint
@@ -320,7 +328,7 @@ def _open_run(out: Path, overwrite: bool, stack) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"--out {out}: cannot create the directory: {e.strerror or e}.") from None
-    stack.enter_context(RunLock(out))
+    stack.enter_context(RunLock(out, command))
     if has_checkpoint(out):
         if not overwrite:
             raise ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
@@ -351,7 +359,7 @@ def _train(args, stack) -> int:
     _check_option_ranges({k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None})
     _check_train_paths(args)
     if args.resume is not None:
-        stack.enter_context(RunLock(args.resume))
+        stack.enter_context(RunLock(args.resume, _command(args)))
     o = _resolve_train_args(args)
     data = load_text_data(o["file"], o["dataset"], mode=o["mode"], encoding=o["encoding"],
                           val_frac=o["val_frac"], seq_len=o["seq_len"],
@@ -362,12 +370,14 @@ def _train(args, stack) -> int:
     o["out"] = str(out)
     o["mode"] = data.mode
     saved_opts = {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}
-    problem = find_json_problem(saved_opts, "options")
-    if problem:                               # e.g. a file name that is not valid UTF-8
-        raise ConfigError(f"the options of this run cannot be saved in trainer.json for --resume: "
-                          f"{problem[0]} is {problem[1]}. Rename the file or directory.")
+    for key, value in saved_opts.items():     # e.g. a file name that is not valid UTF-8
+        problem = find_json_problem(value, key)
+        if problem:
+            opt = "FILE" if key == "file" else f"--{key.replace('_', '-')}"
+            raise ConfigError(f"{opt} {value!r:.200} cannot be recorded in trainer.json (needed by "
+                              f"--resume): it is {problem[1]}. Rename the file or directory.")
     if not args.resume:
-        _open_run(out, args.overwrite, stack)
+        _open_run(out, args.overwrite, stack, _command(args))
     vocab = data.vocab
     steps = o["steps"] if o["steps"] is not None else (
         max(1, int(round(o["epochs"] * data.train.per_epoch))) if o["epochs"] is not None
@@ -669,6 +679,7 @@ def _main(argv) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

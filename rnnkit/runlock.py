@@ -26,6 +26,7 @@ import datetime
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 from .errors import CheckpointError, RunLockedError
@@ -46,6 +47,31 @@ def lock_holder(directory) -> dict | None:
     except CheckpointError:
         return None
     return info if isinstance(info, dict) else None
+
+
+def _current_holder(directory, tries: int = 40) -> dict | None:
+    """The holder's record; the holder writes it right after taking the lock, and a record
+    naming a process of this host that no longer exists is a killed holder's, so wait up to
+    ``tries`` x 50 ms for the new one."""
+    info = None
+    for i in range(tries):
+        info = lock_holder(directory)
+        if info is not None and (info.get("host") != socket.gethostname() or _alive(info.get("pid"))):
+            return info
+        time.sleep(0.05)
+    return info
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def _describe(info: dict | None) -> str:
@@ -87,7 +113,8 @@ class RunLock:
         try:
             lock.acquire()
         except Timeout:
-            raise RunLockedError(f"{d} is in use by {_describe(lock_holder(d))}: only one "
+            info = _current_holder(d)
+            raise RunLockedError(f"{d} is in use by {_describe(info)}: only one "
                                  f"`rnnkit train` may write a run directory. Wait for it to "
                                  f"finish (or stop it; it saves on Ctrl-C), or use another "
                                  f"--out.") from None

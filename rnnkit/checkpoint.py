@@ -440,6 +440,13 @@ def _load_version(version: Path, load_optimizer: bool, max_bytes, check_config=N
         raise CheckpointError(f"load_checkpoint: {model_path} is missing; the checkpoint is "
                               f"incomplete.")
     config = _check_model_config(read_json(cfg_path, what="config"), cfg_path)
+    vocab = None
+    vocab_path = version / VOCAB_FILE
+    if vocab_path.exists() or vocab_path.is_symlink():
+        vocab = read_json(vocab_path, what="vocab")
+        if not isinstance(vocab, dict):
+            raise CheckpointError(f"load_checkpoint: {vocab_path}: expected a JSON object, got "
+                                  f"{type(vocab).__name__}.")
     specs, _ = read_safetensors_header(model_path, max_bytes=max_bytes)     # no data read yet
     if not specs:
         raise CheckpointError(f"load_checkpoint: {model_path} holds no tensors.")
@@ -448,15 +455,11 @@ def _load_version(version: Path, load_optimizer: bool, max_bytes, check_config=N
             raise CheckpointError(f"load_checkpoint: {model_path}: weight {k!r} has dtype "
                                   f"{dtype}; expected float32 or float64.")
     if check_config is not None:
-        check_config(config, specs, version)
+        try:
+            check_config(config, specs, version)
+        except CheckpointError as e:
+            raise _Mismatch(e) from None
     model_state = load_safetensors(model_path, max_bytes=max_bytes)
-    vocab = None
-    vocab_path = version / VOCAB_FILE
-    if vocab_path.exists() or vocab_path.is_symlink():
-        vocab = read_json(vocab_path, what="vocab")
-        if not isinstance(vocab, dict):
-            raise CheckpointError(f"load_checkpoint: {vocab_path}: expected a JSON object, got "
-                                  f"{type(vocab).__name__}.")
     trainer_state = None
     trainer_path = version / TRAINER_FILE
     if trainer_path.exists() or trainer_path.is_symlink():
@@ -526,6 +529,15 @@ def _refuse(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
+class _Mismatch(Exception):
+    """A version whose files are intact but do not belong together (``check_config``): it is
+    reported, not skipped for an older version, like a damaged file would be."""
+
+    def __init__(self, error: CheckpointError):
+        super().__init__(error)
+        self.error = error
+
+
 def load_checkpoint(directory, *, load_optimizer: bool = True, max_bytes: int | None = None,
                     check_config=None) -> Checkpoint:
     """Load the newest complete checkpoint version in ``directory``.
@@ -544,7 +556,13 @@ def load_checkpoint(directory, *, load_optimizer: bool = True, max_bytes: int | 
     raises :class:`CheckpointError` when they do not belong together (:mod:`rnnkit.load` passes
     the model classes' check). Every problem raises :class:`CheckpointError` naming the file.
     """
-    d = Path(directory)
+    try:
+        return _load_checkpoint(Path(directory), load_optimizer, max_bytes, check_config)
+    except _Mismatch as e:
+        raise e.error from None
+
+
+def _load_checkpoint(d: Path, load_optimizer: bool, max_bytes, check_config) -> Checkpoint:
     if not d.is_dir():
         what = "a file, not a directory" if d.exists() else "nothing there"
         raise CheckpointError(f"load_checkpoint: no checkpoint at {d} ({what}); run "
@@ -568,11 +586,13 @@ def load_checkpoint(directory, *, load_optimizer: bool = True, max_bytes: int | 
             continue
         if problems:
             warnings.warn(f"load_checkpoint: skipped {len(problems)} damaged or incomplete newer "
-                          f"version(s) in {d} and loaded {version.name}: " + " | ".join(problems),
-                          UserWarning, stacklevel=2)
+                          f"version(s) in {d} and loaded {version.name}: " + " | ".join(problems[:3])
+                          + (f" | ... ({len(problems)} in all)" if len(problems) > 3 else ""),
+                          UserWarning, stacklevel=3)
         return ck
     raise CheckpointError(f"load_checkpoint: no loadable checkpoint version in {d}; every "
-                          f"version is damaged: " + " | ".join(problems))
+                          f"version is damaged: " + " | ".join(problems[:3])
+                          + (f" | ... ({len(problems)} in all)" if len(problems) > 3 else ""))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -287,11 +287,12 @@ def check_output_dir(path, name: str = "directory") -> Path:
     return p
 
 
-def check_output_file(path, name: str = "file") -> Path:
+def check_output_file(path, name: str = "file", example: str = "model.onnx") -> Path:
     """Check that ``path`` can be a regular file rnnkit (re)writes, without creating anything:
     not a directory, a device such as ``/dev/null`` or a FIFO, and in a directory that exists
     or can be created (:func:`check_output_dir`). Raises :class:`~rnnkit.errors.ConfigError`
-    naming ``name`` (``"--onnx"``); returns ``Path(path)``."""
+    naming ``name`` (``"--onnx"``), suggesting a file name like ``example``; returns
+    ``Path(path)``."""
     if path is None or not str(path).strip():
         raise ConfigError(f"{name}: expected a file path, got an empty string.")
     p = Path(path)
@@ -305,7 +306,7 @@ def check_output_file(path, name: str = "file") -> Path:
     if st is not None:
         if not stat.S_ISREG(st.st_mode):
             raise ConfigError(f"{name} {path}: expected a file path, got {_kind(st.st_mode)}. "
-                              f"Name a file, e.g. {p / 'model.onnx' if stat.S_ISDIR(st.st_mode) else 'model.onnx'}.")
+                              f"Name a file, e.g. {p / example if stat.S_ISDIR(st.st_mode) else example}.")
         if not os.access(p, os.W_OK):
             raise ConfigError(f"{name} {path}: the file exists and cannot be written (no "
                               f"permission or a read-only file system).")

@@ -306,3 +306,109 @@ def test_zz_report_cli_error_cases(capsys):
         print(f"\nCLI error cases (every subcommand): {COUNT['cases']} of {len(CASES)}")
     if COUNT["cases"]:
         assert COUNT["cases"] == len(CASES)
+
+
+@pytest.mark.parametrize("out", ["/dev/null", "{adir}", "{afile}/report.md", ""])
+def test_bench_refuses_its_output_path_before_running(paths, capsys, monkeypatch, out):
+    """benchmarks/bench.py used to find an unwritable --out only after the whole benchmark."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench
+
+    def never(**kw):
+        raise AssertionError("the benchmark ran before --out was checked")
+    monkeypatch.setattr(bench, "run", never)
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--quick", "--quiet", "--out", out.format(**{k: str(v) for k, v in paths.items()})])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--out" in err.strip().splitlines()[-1] and "Traceback" not in err
+
+
+# ============================================================================== decisions
+# (issue 13's questionable items, each with its decision tested)
+
+def _peak_cli(argv):
+    """(exit code, tracemalloc peak) of rnnkit ARGV with its output discarded."""
+    import contextlib
+    import tracemalloc
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), \
+            contextlib.redirect_stderr(null):
+        tracemalloc.start()
+        try:
+            code = main([str(a) for a in argv])
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    return code, peak
+
+
+def test_sample_streams_any_number_of_lines(paths, capsys):
+    """`sample --num N` generates 1,000 samples at a time and prints them as they come: the
+    first 1,000 of N equal `--num 1000`, and memory does not grow with N."""
+    code, out_1000, _ = cli(capsys, "sample", paths["lines"], "--num", 1000, "--seed", 3)
+    assert code == 0
+    code, out_2500, _ = cli(capsys, "sample", paths["lines"], "--num", 2500, "--seed", 3)
+    assert code == 0
+    lines = out_2500.split("\n")[:-1]
+    assert len(lines) == 2500 and lines[:1000] == out_1000.split("\n")[:-1]
+    _, peak_small = _peak_cli(["sample", paths["lines"], "--num", 1000])
+    _, peak_big = _peak_cli(["sample", paths["lines"], "--num", 8000])
+    assert peak_big < 1.5 * peak_small + 256 * 1024, (peak_small, peak_big)
+
+
+def test_sample_stream_prints_as_it_generates(paths, capsys, monkeypatch):
+    import io
+    import sys
+    writes = []
+
+    class Recorder(io.StringIO):
+        def write(self, s):
+            writes.append(s)
+            return super().write(s)
+    monkeypatch.setattr(sys, "stdout", Recorder())
+    assert main(["sample", str(paths["stream"]), "--length", "10000", "--seed", "1"]) == 0
+    text = "".join(writes)
+    assert len(text) == 10000 + 1 + 1                   # the start character, 10,000, newline
+    assert len([w for w in writes if w != "\n"]) >= 3   # pieces of at most 4,096 characters
+    monkeypatch.undo()
+    code, out, _ = cli(capsys, "sample", paths["stream"], "--length", 10000, "--seed", 1)
+    assert out == text                                  # the same text as one piece would be
+    _, peak_small = _peak_cli(["sample", paths["stream"], "--length", 2000])
+    _, peak_big = _peak_cli(["sample", paths["stream"], "--length", 20000])
+    assert peak_big < 1.5 * peak_small + 256 * 1024, (peak_small, peak_big)
+
+
+def test_best_weights_named_only_when_they_exist(paths, capsys, tmp_path):
+    code, _, err = cli(capsys, "train", paths["names"], "--out", tmp_path / "a", "--steps", 2,
+                       "--val-frac", 0, *TINY)
+    assert code == 0 and "best weights" not in err and not (tmp_path / "a" / "best").exists()
+    code, _, err = cli(capsys, "train", paths["names"], "--out", tmp_path / "b", "--steps", 2,
+                       "--eval-every", 2, *TINY)
+    assert code == 0 and f"best weights in {tmp_path / 'b' / 'best'}" in err
+
+
+def test_resume_with_its_own_out_is_accepted(paths, capsys, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(paths["lines"], run)
+    code, _, err = cli(capsys, "train", "--resume", run, "--out", run, "--steps", 5)
+    assert code == 0, err
+
+
+def test_ctrl_c_while_importing_is_one_line(monkeypatch, capsys):
+    """Ctrl-C while NumPy and the rest load (before rnnkit.cli exists): `rnnkit` prints one
+    line and exits 130 instead of a long traceback."""
+    import importlib.abc
+    import sys
+
+    import rnnkit.__main__ as entry
+
+    class Interrupt(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "rnnkit.cli":
+                raise KeyboardInterrupt
+            return None
+    monkeypatch.delitem(sys.modules, "rnnkit.cli")
+    monkeypatch.setattr(sys, "meta_path", [Interrupt(), *sys.meta_path])
+    assert entry.run() == 130
+    assert capsys.readouterr().err == "rnnkit: error: interrupted\n"

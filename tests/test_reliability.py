@@ -595,6 +595,7 @@ def test_auto_mode_reads_a_huge_line_as_a_stream_in_bounded_memory(tmp_path):
     assert load_checkpoint(tmp_path / "run").trainer_state["extra"]["cli"]["mode"] == "stream"
     # lines mode would hold the gate cache of a (50,001 x batch) batch: 50,001 x 53 x 32 x 4 B
     assert peak < 32 * 2 ** 20, peak
+    COUNT["train 50k-line file (MB)"] = round(peak / 2 ** 20, 1)
 
 
 def test_lines_mode_refuses_a_1mb_line_before_allocating(tmp_path):
@@ -658,6 +659,20 @@ def test_eval_lines_model_on_a_1mb_line_in_bounded_memory(lines_run, tmp_path):
     # padding to the line would need its (T, 1, V) logits alone: 10^6 x 1 x V x 8 bytes
     assert peak_big < 1_000_001 * 8 * 8
     assert peak_big < 12 * peak_small                  # ~linear in the text, 10x longer
+    COUNT["eval 1 MB line (MB)"] = round(peak_big / 2 ** 20, 1)
+
+
+def test_stream_text_pipeline_memory_per_byte(tmp_path):
+    """What MAX_TEXT_BYTES means in memory: load_text_data (read, vocabulary, ids, split) of a
+    4 MB stream-mode text peaks at < 16 bytes per byte of file (ids are int64: 8 of them)."""
+    words = np.array(["alpha", "beta", "gamma", "épsilon", "zeta", "théta", "\n"])
+    f = tmp_path / "big.txt"
+    f.write_text(" ".join(np.random.default_rng(0).choice(words, 700_000)))
+    size = f.stat().st_size
+    data, peak = _peak(lambda: load_text_data(f, mode="stream"))
+    assert data.mode == "stream"
+    assert peak < 16 * size, peak / size
+    COUNT["text pipeline (bytes per byte)"] = round(peak / size, 1)
 
 
 # ---------------------------------------------------------------- 3. header before data
@@ -963,4 +978,5 @@ for tokens in (np.zeros((1, 0), np.int64), np.zeros((0,), np.int64), np.zeros((0
 def test_report_issue13_counts(capsys):
     with capsys.disabled():
         print(f"\nPython API error cases: {COUNT.get('api_cases')}; hostile ONNX files: "
-              f"{COUNT.get('onnx_files')}")
+              f"{COUNT.get('onnx_files')}; peaks: " + ", ".join(
+                  f"{k} {v}" for k, v in COUNT.items() if "(" in k))

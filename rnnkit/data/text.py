@@ -16,7 +16,8 @@ BYTES = "bytes"
 
 
 #: The largest text file :func:`read_text` reads whole (128 MiB: enwik8's 100 MB fits). The
-#: stream pipeline of ``rnnkit train`` peaks at about 12 bytes of memory per byte of text.
+#: stream pipeline of ``rnnkit train`` peaks at 10 to 15 bytes of memory per byte of text
+#: (under 16, tested), so at most about 2 GB.
 MAX_TEXT_BYTES = 128 * 1024 * 1024
 
 

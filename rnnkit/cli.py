@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validate import short_list
 from .cells import CELLS
 from .data.corpus import BUILTIN_TEXTS, MODES
-from ._validate import short_list
 from .errors import CheckpointError, ConfigError, DataError, RnnkitError
 
 LN2 = math.log(2.0)

@@ -23,7 +23,7 @@ from rnnkit.checkpoint import has_checkpoint, list_versions
 from rnnkit.cli import main
 from rnnkit.io import load_safetensors, save_safetensors
 
-from test_reliability import _rehash
+from test_reliability import _rehash, cli
 
 pytestmark = pytest.mark.usefixtures("fast_io")
 
@@ -35,15 +35,6 @@ TINY = ["--hidden-size", "8", "--num-layers", "1", "--embedding-size", "4", "--b
         "--seq-len", "8", "--quiet", "--num-samples", "0"]
 UNEXPECTED = re.compile(r"unexpected \w+:")
 COUNT = {"cases": 0}
-
-
-def cli(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _hostile_resume(root, run, name, edit):

@@ -483,10 +483,9 @@ def test_grad_mode_keeps_a_cache_that_grows_with_T():
 
 import subprocess
 import sys
-import threading
 
 from rnnkit.data import MAX_TEXT_BYTES, detect_mode, load_text_data, read_text
-from rnnkit.errors import DataError, DTypeError, NoForwardError, NonFiniteError, ShapeError
+from rnnkit.errors import DataError, DTypeError, NoForwardError, NonFiniteError
 
 NAMES13 = "\n".join(f"{a}{b}" for a in ("ann", "bob", "cid", "dee", "eve", "fay", "gus", "hal",
                                         "ida", "jon") for b in ("a", "ie", "o", "y", "elle", "ric")) + "\n"

@@ -12,19 +12,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from rnnkit.checkpoint import has_checkpoint, list_versions, load_checkpoint, read_metrics
-from rnnkit.cli import main
 from rnnkit.errors import CheckpointError, RunLockedError
 from rnnkit.runlock import HOLDER_FILE, RunLock, lock_holder
 
 from test_kill import _start, _wait_for
+from test_reliability import cli
 
 pytestmark = pytest.mark.usefixtures("fast_io")
 
@@ -34,15 +31,6 @@ PROSE = ("It was the best of times, it was the worst of times, it was the age of
          "the age of foolishness.\n") * 20
 TINY = ["--hidden-size", "8", "--num-layers", "1", "--embedding-size", "4", "--batch-size", "4",
         "--seq-len", "8", "--quiet", "--num-samples", "0"]
-
-
-def cli(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(err):

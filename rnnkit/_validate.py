@@ -106,9 +106,10 @@ def short_list(names, limit: int = 8) -> str:
 def key_mismatch(expected, got) -> str | None:
     """``"missing a, b and unexpected c"`` for two collections of names (lists capped by
     :func:`short_list`), or None when they hold the same names."""
-    got = list(got)
-    missing = [k for k in expected if k not in got]
-    unexpected = [k for k in got if k not in expected]
+    expected, got = list(expected), list(got)
+    got_set, expected_set = set(got), set(expected)
+    missing = [k for k in expected if k not in got_set]
+    unexpected = [k for k in got if k not in expected_set]
     parts = []
     if missing:
         parts.append(f"missing {short_list(missing)}")

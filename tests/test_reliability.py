@@ -244,6 +244,8 @@ CASES = {
         specials=["<eos>"], chars=v["chars"][:-1])), V, ALL),
     "trainer RNG state out of range": (_edit_json(T, lambda tj: tj["rng_states"]["rnn"][
         "state"].update(state=2 ** 200)), T, RESUME),
+    "optimizer state with 10,000 extra arrays": (_edit_tensors(O, lambda t: t.update(
+        {f"exp_avg/junk.{i}": np.zeros(1, np.float32) for i in range(10_000)})), O, RESUME),
 }
 
 
@@ -325,6 +327,7 @@ def test_hostile_checkpoint_directory(trained, tmp_path, capsys, case, variant):
     with pytest.raises((CheckpointError, ConfigError)) as info:
         _resume_trainer(d, text)
     assert bad_file in str(info.value) or str(d) in str(info.value), info.value
+    assert len(str(info.value)) < 2000, len(str(info.value))            # lists are capped
     if loaders == RESUME:
         # damage to training state never blocks using the model
         code, out, err = cli(capsys, "sample", d, "--length", "5")

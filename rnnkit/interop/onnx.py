@@ -95,7 +95,7 @@ except ImportError as _e:  # pragma: no cover - exercised by a test that hides o
         "rnnkit.interop.onnx: expected the optional 'onnx' package, but it is not installed. "
         "Install it with: pip install 'rnnkit[onnx]'") from _e
 
-from .._validate import check_dtype_arg, check_int, to_numpy
+from .._validate import check_dtype_arg, check_int, short_list, to_numpy
 from ..cells import CELLS, CellSpec, cell_spec
 from ..errors import CheckpointError, ConfigError, DataError, DTypeError, ParameterKeyError, ShapeError
 from ..io import open_regular
@@ -592,8 +592,8 @@ def export_charlm(state_dict: Mapping, config, path=None, **options) -> "onnx.Mo
     if unexpected:
         hint = (" embedding_size=0 means one-hot input without an embedding table."
                 if "embedding.weight" in unexpected else "")
-        raise ParameterKeyError(f"{who}: expected only the parameters {sorted(expected)}, got "
-                                f"unexpected {unexpected}. Check cell, num_layers and "
+        raise ParameterKeyError(f"{who}: expected only the parameters {short_list(sorted(expected))}, "
+                                f"got unexpected {short_list(unexpected)}. Check cell, num_layers and "
                                 f"embedding_size against the weights (the char LM is "
                                 f"unidirectional).{hint}")
 

@@ -763,6 +763,19 @@ def test_load_state_dict_checks_finiteness_after_the_cast():
     assert l64.parameters()["weight_hh_l0"][1, 2] == 1e300
 
 
+@pytest.mark.parametrize("which", ["h", "c"])
+def test_step_refuses_a_nan_state(which):
+    """The issue: `LSTM.step` accepted a NaN state and returned NaN silently."""
+    lstm = nn.LSTM(3, 4, num_layers=2, seed=0)
+    h, c = np.zeros((2, 1, 4), np.float32), np.zeros((2, 1, 4), np.float32)
+    (h if which == "h" else c)[1, 0, 2] = np.nan
+    with pytest.raises(NonFiniteError, match=f"{which}0"):
+        lstm.step(np.zeros((1, 3), np.float32), (h, c))
+    gru = nn.GRU(3, 4, seed=0)
+    with pytest.raises(NonFiniteError, match="h0"):
+        gru.step(np.zeros((1, 3), np.float32), np.full((1, 1, 4), np.inf, np.float32))
+
+
 def test_sample_with_overflowing_weights_names_the_checkpoint(trained, tmp_path, capsys):
     """Finite weights that overflow in the forward pass: one line naming the checkpoint, no
     raw overflow warnings, no advice to clean data."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import math
 import os
 import platform
 import sys
@@ -42,6 +43,7 @@ import numpy as np
 
 from rnnkit.cells import CELLS as CELL_SPECS
 from rnnkit.errors import ConfigError
+from rnnkit.io import check_output_file
 
 # the baselines beside this file (benchmarks/ is on sys.path when this file is run as a script)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -911,6 +913,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error(f"--repeats: expected an integer >= 1, got {args.repeats}.")
+    if args.gap is not None and not (math.isfinite(args.gap) and args.gap >= 0):
+        ap.error(f"--gap: expected a finite number >= 0, got {args.gap}.")
+    try:                                   # before the benchmark runs, not after
+        check_output_file(args.out, "--out", example="BENCHMARKS.md")
+    except ConfigError as e:
+        ap.error(str(e))
     only = [s.strip().lower() for s in args.only.split(",") if s.strip()] if args.only else None
     gap = args.gap if args.gap is not None else (0.0 if args.quick else 0.2)
     try:
@@ -925,7 +933,12 @@ def main(argv=None) -> int:
     if plot and res.get("sweep") and plot_sweep(res["sweep"], plot):
         meta["sweep_plot"] = os.path.relpath(plot, Path(args.out).parent)
     text = render(res, meta)
-    Path(args.out).write_text(text + "\n", encoding="utf-8")
+    try:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    except OSError as e:
+        print(f"bench: cannot write --out {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 1
     if not args.quiet:
         print(f"[bench] wrote {args.out} in {meta['seconds']:.0f} s", file=sys.stderr)
     return 0

@@ -106,9 +106,10 @@ def short_list(names, limit: int = 8) -> str:
 def key_mismatch(expected, got) -> str | None:
     """``"missing a, b and unexpected c"`` for two collections of names (lists capped by
     :func:`short_list`), or None when they hold the same names."""
-    got = list(got)
-    missing = [k for k in expected if k not in got]
-    unexpected = [k for k in got if k not in expected]
+    expected, got = list(expected), list(got)
+    got_set, expected_set = set(got), set(expected)
+    missing = [k for k in expected if k not in got_set]
+    unexpected = [k for k in got if k not in expected_set]
     parts = []
     if missing:
         parts.append(f"missing {short_list(missing)}")
@@ -162,6 +163,19 @@ def check_choice(who: str, name: str, value, choices) -> str:
         raise ConfigError(f"{who}: expected {name} to be one of {', '.join(repr(c) for c in choices)}, "
                           f"got {value!r}.")
     return value
+
+
+def make_rng(who: str, seed) -> np.random.Generator:
+    """``np.random.default_rng(seed)`` for a public ``seed`` argument: None, an integer >= 0, a
+    sequence of them, a SeedSequence, BitGenerator or Generator. Anything else (a negative or
+    fractional number, a string ...) raises :class:`ConfigError` instead of NumPy's error."""
+    if not isinstance(seed, (bool, np.bool_, float, np.floating, str, bytes)):
+        try:
+            return np.random.default_rng(seed)
+        except (TypeError, ValueError, OverflowError):
+            pass
+    raise ConfigError(f"{who}: expected seed to be None or an integer >= 0, got {seed!r:.60} "
+                      f"({type(seed).__name__}).")
 
 
 def check_dtype_arg(who: str, dtype) -> np.dtype:

@@ -25,7 +25,7 @@ from typing import Mapping
 import numpy as np
 
 from ._mode import enable_grad, no_grad
-from ._validate import as_float_array, check_int
+from ._validate import as_float_array, check_int, make_rng
 from .cells import CELLS, cell_spec, state_arrays
 from .errors import ConfigError, DataError, ShapeError
 
@@ -204,7 +204,7 @@ def gradient_norms_through_time(cell="rnn", T: int = 50, hidden_size: int = 32, 
     """
     who = "gradient_norms_through_time"
     from .nn.rnn import RNNBase, recurrent_layer
-    rng = np.random.default_rng(seed)
+    rng = make_rng(who, seed)
     if isinstance(cell, RNNBase):
         rnn = cell
         if rnn.bidirectional:

@@ -69,6 +69,7 @@ from .io import (
     load_safetensors,
     load_safetensors_with_metadata,
     read_json,
+    read_safetensors_header,
     read_jsonl,
     save_safetensors,
     sha256_file,
@@ -83,6 +84,8 @@ __all__ = [
     "append_metrics",
     "read_metrics",
     "truncate_metrics",
+    "clear_run",
+    "check_not_inside_run",
 ]
 
 MODEL_FILE = "model.safetensors"
@@ -324,6 +327,65 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
     return final
 
 
+#: Pictures ``rnnkit train`` / ``rnnkit plot`` draw into a run directory.
+PICTURES = ("loss.png", "gates.png", "units.png")
+
+
+def clear_run(directory) -> list[str]:
+    """Delete everything of a previous run that rnnkit wrote in ``directory`` - versions,
+    ``best/``, ``LATEST``, the convenience copies, ``metrics.jsonl``, the pictures, the files of
+    a flat checkpoint and leftovers of killed saves - so that nothing of it can be loaded,
+    resumed or plotted any more (``rnnkit train --overwrite``). Files rnnkit does not write
+    are left alone. Hold the run's :class:`~rnnkit.runlock.RunLock` while calling it.
+    Versions disappear one at a time by a rename, so a crash midway leaves complete
+    versions of the old run or none. Returns the names removed."""
+    d = Path(directory)
+    removed = []
+    for version in list_versions(d):
+        _remove_tree(version)
+        removed.append(version.name)
+    if (d / BEST_DIR).is_dir() and not (d / BEST_DIR).is_symlink():
+        _remove_tree(d / BEST_DIR)
+        removed.append(BEST_DIR + "/")
+    names = (LATEST_FILE, *_CONVENIENCE, *_ALL_FILES, MANIFEST_FILE, METRICS_FILE, *PICTURES)
+    for name in dict.fromkeys(names):
+        p = d / name
+        if p.is_file() or p.is_symlink():
+            try:
+                os.unlink(p)
+            except OSError as e:
+                raise CheckpointError(f"clear_run: cannot remove {p}: {e.strerror or e}.") from e
+            removed.append(name)
+    for e in os.scandir(d):
+        if e.name.startswith((".tmp-ckpt-", ".old-ckpt-", ".old-best-")):
+            shutil.rmtree(e.path, ignore_errors=True)
+    left = [p.name for p in list_versions(d)] + ([BEST_DIR] if (d / BEST_DIR).exists() else [])
+    if left:
+        raise CheckpointError(f"clear_run: could not remove {', '.join(left)} from {d}; check "
+                              f"the permissions and remove them by hand.")
+    if removed:
+        fsync_dir(d)
+    return removed
+
+
+def check_not_inside_run(path, name: str = "path") -> None:
+    """Refuse an output ``path`` (file or directory) that would write into a checkpoint
+    version or ``best/`` of a run directory, or replace one of the files a run directory's
+    loader reads (``model.safetensors``, ``config.json``, ``LATEST``, ...): a ConfigError
+    naming ``name`` (``"--onnx"``). ``rnnkit export`` and ``rnnkit plot`` call it first."""
+    p = Path(os.path.abspath(path))
+    for a in (p, *p.parents):
+        if (_VERSION_RE.match(a.name) or a.name == BEST_DIR) and a.is_dir() and \
+                has_checkpoint(a.parent):
+            raise ConfigError(f"{name} {path}: that is inside {a}, a checkpoint of the run in "
+                              f"{a.parent}; rnnkit never writes there (its files are verified by "
+                              f"the manifest). Write beside it, in {a.parent}.")
+    if p.name in (*_ALL_FILES, MANIFEST_FILE, LATEST_FILE, METRICS_FILE) and p.parent.is_dir() \
+            and has_checkpoint(p.parent):
+        raise ConfigError(f"{name} {path}: that would replace the run's own {p.name} in "
+                          f"{p.parent}. Choose another file name, e.g. {p.parent / 'model.onnx'}.")
+
+
 # ---------------------------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------------------------
@@ -371,20 +433,13 @@ def _verify_manifest(version: Path) -> dict:
     return files
 
 
-def _load_version(version: Path, load_optimizer: bool, max_bytes) -> Checkpoint:
+def _load_version(version: Path, load_optimizer: bool, max_bytes, check_config=None) -> Checkpoint:
     cfg_path = version / CONFIG_FILE
     model_path = version / MODEL_FILE
     if not model_path.exists():
         raise CheckpointError(f"load_checkpoint: {model_path} is missing; the checkpoint is "
                               f"incomplete.")
     config = _check_model_config(read_json(cfg_path, what="config"), cfg_path)
-    model_state = load_safetensors(model_path, max_bytes=max_bytes)
-    if not model_state:
-        raise CheckpointError(f"load_checkpoint: {model_path} holds no tensors.")
-    for k, v in model_state.items():
-        if v.dtype not in (np.float32, np.float64):
-            raise CheckpointError(f"load_checkpoint: {model_path}: weight {k!r} has dtype "
-                                  f"{v.dtype}; expected float32 or float64.")
     vocab = None
     vocab_path = version / VOCAB_FILE
     if vocab_path.exists() or vocab_path.is_symlink():
@@ -392,6 +447,19 @@ def _load_version(version: Path, load_optimizer: bool, max_bytes) -> Checkpoint:
         if not isinstance(vocab, dict):
             raise CheckpointError(f"load_checkpoint: {vocab_path}: expected a JSON object, got "
                                   f"{type(vocab).__name__}.")
+    specs, _ = read_safetensors_header(model_path, max_bytes=max_bytes)     # no data read yet
+    if not specs:
+        raise CheckpointError(f"load_checkpoint: {model_path} holds no tensors.")
+    for k, (dtype, _) in specs.items():
+        if dtype not in (np.float32, np.float64):
+            raise CheckpointError(f"load_checkpoint: {model_path}: weight {k!r} has dtype "
+                                  f"{dtype}; expected float32 or float64.")
+    if check_config is not None:
+        try:
+            check_config(config, specs, version)
+        except CheckpointError as e:
+            raise _Mismatch(e) from None
+    model_state = load_safetensors(model_path, max_bytes=max_bytes)
     trainer_state = None
     trainer_path = version / TRAINER_FILE
     if trainer_path.exists() or trainer_path.is_symlink():
@@ -461,7 +529,17 @@ def _refuse(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def load_checkpoint(directory, *, load_optimizer: bool = True, max_bytes: int | None = None) -> Checkpoint:
+class _Mismatch(Exception):
+    """A version whose files are intact but do not belong together (``check_config``): it is
+    reported, not skipped for an older version, like a damaged file would be."""
+
+    def __init__(self, error: CheckpointError):
+        super().__init__(error)
+        self.error = error
+
+
+def load_checkpoint(directory, *, load_optimizer: bool = True, max_bytes: int | None = None,
+                    check_config=None) -> Checkpoint:
     """Load the newest complete checkpoint version in ``directory``.
 
     Accepts a run directory (``DIR`` with ``ckpt-*`` versions; the newest one whose manifest
@@ -472,10 +550,19 @@ def load_checkpoint(directory, *, load_optimizer: bool = True, max_bytes: int | 
     object with a str ``"model"`` (its model class checks the rest), weights are
     float32/float64, vocab and trainer state are JSON objects. ``load_optimizer=False`` skips
     the files only resuming needs (``optimizer.safetensors``, ``trainer.safetensors``).
-    ``max_bytes`` optionally bounds each safetensors file. Every problem raises
-    :class:`CheckpointError` naming the file.
+    ``max_bytes`` optionally bounds each safetensors file. ``check_config(config, specs,
+    version)``, if given, is called with the config dict and the weights' header (name ->
+    (dtype, shape), :func:`rnnkit.io.read_safetensors_header`) before any weight is read, and
+    raises :class:`CheckpointError` when they do not belong together (:mod:`rnnkit.load` passes
+    the model classes' check). Every problem raises :class:`CheckpointError` naming the file.
     """
-    d = Path(directory)
+    try:
+        return _load_checkpoint(Path(directory), load_optimizer, max_bytes, check_config)
+    except _Mismatch as e:
+        raise e.error from None
+
+
+def _load_checkpoint(d: Path, load_optimizer: bool, max_bytes, check_config) -> Checkpoint:
     if not d.is_dir():
         what = "a file, not a directory" if d.exists() else "nothing there"
         raise CheckpointError(f"load_checkpoint: no checkpoint at {d} ({what}); run "
@@ -484,26 +571,28 @@ def load_checkpoint(directory, *, load_optimizer: bool = True, max_bytes: int | 
     if not versions:
         if (d / MANIFEST_FILE).exists():          # a version directory itself
             _verify_manifest(d)
-            return _load_version(d, load_optimizer, max_bytes)
+            return _load_version(d, load_optimizer, max_bytes, check_config)
         if (d / MODEL_FILE).exists() or (d / CONFIG_FILE).exists():
-            return _load_version(d, load_optimizer, max_bytes)
+            return _load_version(d, load_optimizer, max_bytes, check_config)
         raise CheckpointError(f"load_checkpoint: no checkpoint at {d} (no ckpt-* version and no "
                               f"{MODEL_FILE}); run `rnnkit train --out {d}` first.")
     problems = []
     for version in versions:
         try:
             _verify_manifest(version)
-            ck = _load_version(version, load_optimizer, max_bytes)
+            ck = _load_version(version, load_optimizer, max_bytes, check_config)
         except CheckpointError as e:
             problems.append(str(e))
             continue
         if problems:
             warnings.warn(f"load_checkpoint: skipped {len(problems)} damaged or incomplete newer "
-                          f"version(s) in {d} and loaded {version.name}: " + " | ".join(problems),
-                          UserWarning, stacklevel=2)
+                          f"version(s) in {d} and loaded {version.name}: " + " | ".join(problems[:3])
+                          + (f" | ... ({len(problems)} in all)" if len(problems) > 3 else ""),
+                          UserWarning, stacklevel=3)
         return ck
     raise CheckpointError(f"load_checkpoint: no loadable checkpoint version in {d}; every "
-                          f"version is damaged: " + " | ".join(problems))
+                          f"version is damaged: " + " | ".join(problems[:3])
+                          + (f" | ... ({len(problems)} in all)" if len(problems) > 3 else ""))
 
 
 # ---------------------------------------------------------------------------------------------

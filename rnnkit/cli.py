@@ -12,10 +12,12 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ._validate import short_list
 from .cells import CELLS
 from .data.corpus import BUILTIN_TEXTS, MODES
 from .errors import CheckpointError, ConfigError, DataError, RnnkitError
@@ -37,9 +39,8 @@ RESUMABLE = {"steps", "epochs", "eval_every", "patience", "num_samples", "out"}
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+    def error(self, message):       # one line, like every other error (exit code 2)
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup", type=int, help=f"linear warm-up steps (default: {d['warmup']})")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, help=f"optimizer steps (default: {DEFAULT_STEPS})")
-    g.add_argument("--epochs", type=float, help="passes over the training data instead of --steps")
+    g.add_argument("--epochs", type=float, help="passes over the training data instead of --steps "
+                   "(> 0; at least one step)")
     t.add_argument("--val-frac", type=float, help=f"share of the data held out for validation "
                    f"(default: {d['val_frac']})")
     t.add_argument("--eval-every", type=int, help=f"validate, sample and checkpoint every N steps "
@@ -99,13 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "(makemore); stream: one text with state carried across chunks (char-rnn); auto: "
                    f"lines for files of short lines (default: {d['mode']})")
     t.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
-    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped")
+    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped "
+                   "(one `rnnkit train` at a time may write a run directory)")
     t.add_argument("--dtype", choices=["float32", "float64"], help=f"parameter dtype (default: {d['dtype']})")
     t.add_argument("--encoding", help="text encoding of FILE; 'bytes' reads any file byte by byte "
                    f"(default: {d['encoding']})")
     t.add_argument("--num-samples", type=int, help=f"samples printed at the end (default: {d['num_samples']})")
     t.add_argument("--overwrite", action="store_true", help="start over in an --out directory that "
-                   "already holds a checkpoint (its old checkpoint versions are replaced)")
+                   "already holds a run: everything rnnkit wrote there (checkpoint versions, best/, "
+                   "metrics.jsonl, pictures) is deleted first; other files are kept")
     t.add_argument("--quiet", action="store_true", help="no progress bar and no samples during training")
     t.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -188,7 +192,55 @@ def _err(msg):
     print(f"rnnkit: error: {msg}", file=sys.stderr)
 
 
+def _dir_arg(path) -> str:
+    """A checkpoint directory argument; an empty string would silently mean the current
+    directory, so it is refused."""
+    if not str(path).strip():
+        raise ConfigError("DIR: expected a checkpoint directory, got an empty string (use . for "
+                          "the current directory).")
+    return path
+
+
 # ============================================================================== train
+#: Range of every numeric option of `rnnkit train`: (kind, lowest, lowest allowed?, highest,
+#: highest allowed?). Checked for the options given and for those saved in trainer.json, before
+#: any work starts (model-size bounds are the config's: CharLMConfig.validate).
+OPTION_RANGES = {
+    "hidden_size": ("int", 1, True, None, True), "num_layers": ("int", 1, True, None, True),
+    "embedding_size": ("int", 0, True, None, True), "seq_len": ("int", 1, True, None, True),
+    "batch_size": ("int", 1, True, None, True), "steps": ("int", 1, True, None, True),
+    "warmup": ("int", 0, True, None, True), "eval_every": ("int", 1, True, None, True),
+    "patience": ("int", 0, True, None, True), "seed": ("int", 0, True, None, True),
+    "num_samples": ("int", 0, True, None, True),
+    "lr": ("number", 0, False, None, True), "weight_decay": ("number", 0, True, None, True),
+    "clip": ("number", 0, True, None, True), "dropout": ("number", 0, True, 1, False),
+    "val_frac": ("number", 0, True, 1, False), "epochs": ("number", 0, False, None, True),
+}
+
+
+def _range_problem(key, v) -> str | None:
+    """Why ``v`` is not a valid value of option ``key`` (see OPTION_RANGES), or None."""
+    if key not in OPTION_RANGES or v is None:
+        return None
+    kind, lo, lo_ok, hi, hi_ok = OPTION_RANGES[key]
+    want = ("an integer" if kind == "int" else "a finite number") + (
+        f" {'>=' if lo_ok else '>'} {lo}" if hi is None else
+        f" in {'[' if lo_ok else '('}{lo}, {hi}{']' if hi_ok else ')'}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind == "int" and not isinstance(v, int)):
+        return f"expected {want}, got {v!r:.60}"
+    if not math.isfinite(v) or v < lo or (v == lo and not lo_ok) or (
+            hi is not None and (v > hi or (v == hi and not hi_ok))):
+        return f"expected {want}, got {v:.6g}" if kind == "number" else f"expected {want}, got {v}"
+    return None
+
+
+def _check_option_ranges(given: dict) -> None:
+    for k, v in given.items():
+        problem = _range_problem(k, v)
+        if problem:
+            raise ConfigError(f"--{k.replace('_', '-')}: {problem}.")
+
+
 def _resolve_train_args(args) -> dict:
     given = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
     if args.resume:
@@ -202,7 +254,7 @@ def _resolve_train_args(args) -> dict:
         opts = dict(TRAIN_DEFAULTS)
         opts.update(saved)
         for k, v in given.items():
-            if k in RESUMABLE or k == "out":
+            if k in RESUMABLE:
                 opts[k] = v
             elif v != saved.get(k):
                 opt = "FILE" if k == "file" else f"--{k.replace('_', '-')}"
@@ -222,8 +274,8 @@ def _resolve_train_args(args) -> dict:
 
 def _check_saved_options(saved: dict, path) -> None:
     """The options saved by `rnnkit train` in trainer.json have the types of TRAIN_DEFAULTS
-    (an option whose default is None may be null, a string or a number); anything else means
-    the file is damaged or hostile."""
+    (an option whose default is None may be null, a string or a number) and the ranges of
+    OPTION_RANGES; anything else means the file is damaged or hostile."""
     for k, v in saved.items():
         if k not in TRAIN_DEFAULTS:
             raise CheckpointError(f"{path}: unknown saved option {k!r:.60}; the file is damaged or "
@@ -240,6 +292,9 @@ def _check_saved_options(saved: dict, path) -> None:
         if not ok:
             raise CheckpointError(f"{path}: saved option {k} = {v!r:.60} has the wrong type; the "
                                   f"file is damaged.")
+        problem = _range_problem(k, v)
+        if problem:
+            raise CheckpointError(f"{path}: saved option {k}: {problem}; the file is damaged.")
 
 
 def _default_out(name: str) -> Path:
@@ -253,31 +308,99 @@ def _default_out(name: str) -> Path:
     return Path("runs") / f"{name}-{k}"
 
 
-def cmd_train(args) -> int:
+def _check_train_paths(args) -> None:
+    """Refuse unusable or contradictory directories before any work starts."""
     from .checkpoint import has_checkpoint
+    from .io import check_output_dir
+    if args.resume is not None:
+        if not args.resume.strip():
+            raise ConfigError("--resume: expected a run directory, got an empty string.")
+        if args.overwrite:
+            raise ConfigError("--overwrite starts a run over and --resume continues one; pass only "
+                              "one of them.")
+        if args.out is not None and Path(args.out) != Path(args.resume):
+            raise ConfigError(f"--out {args.out} differs from --resume {args.resume}: a resumed run "
+                              f"continues in its own directory. Drop --out (or copy the directory "
+                              f"and resume the copy).")
+        if not Path(args.resume).is_dir():
+            what = "a file, not a directory" if Path(args.resume).exists() else "nothing there"
+            raise CheckpointError(f"--resume: no checkpoint at {args.resume} ({what}); pass the "
+                                  f"directory `rnnkit train --out DIR` wrote.")
+    elif args.out is not None:
+        out = check_output_dir(args.out, "--out")
+        if out.is_dir() and has_checkpoint(out) and not args.overwrite:
+            raise ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
+                              f"`rnnkit train --resume {out}`, choose another --out, or pass "
+                              f"--overwrite to start over there.")
+
+
+def _command(args) -> str:
+    """This command line, for the run lock's record (`rnnkit train ...`)."""
+    import shlex
+    return "rnnkit " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
+
+
+def _open_run(out: Path, overwrite: bool, stack, command: str) -> None:
+    """Create the run directory ``out``, take its lock (held until ``stack`` closes) and, with
+    ``overwrite``, delete the previous run there."""
+    from .checkpoint import clear_run, has_checkpoint
+    from .io import check_output_dir
+    from .runlock import RunLock
+    check_output_dir(out, "--out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create the directory: {e.strerror or e}.") from None
+    stack.enter_context(RunLock(out, command))
+    if has_checkpoint(out):
+        if not overwrite:
+            raise ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
+                              f"`rnnkit train --resume {out}`, choose another --out, or pass "
+                              f"--overwrite to start over there.")
+        removed = clear_run(out)
+        print(f"rnnkit train: --overwrite: deleted the previous run in {out} "
+              f"({short_list(removed, 6)})", file=sys.stderr)
+
+
+def cmd_train(args) -> int:
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:                 # holds the run directory's lock to the end
+        return _train(args, stack)
+
+
+def _train(args, stack) -> int:
     from .data import load_text_data
+    from .io import find_json_problem
     from .load import load_model
     from .nn import CharLM, CharLMConfig
     from .plot_hook import maybe_plot
-    from .sample import sample_lines, sample_stream
+    from .runlock import RunLock
+    from .sample import iter_sample_lines, sample_lines, sample_stream
     from .train import Checkpointing, Trainer, TrainConfig
 
+    _check_option_ranges({k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None})
+    _check_train_paths(args)
+    if args.resume is not None:
+        stack.enter_context(RunLock(args.resume, _command(args)))
     o = _resolve_train_args(args)
     data = load_text_data(o["file"], o["dataset"], mode=o["mode"], encoding=o["encoding"],
                           val_frac=o["val_frac"], seq_len=o["seq_len"],
                           batch_size=o["batch_size"], seed=o["seed"])
-    if o["out"] is None:
-        out = _default_out(data.name)
-    else:
-        out = Path(o["out"])
-        if not args.resume and out.exists() and has_checkpoint(out) and not args.overwrite:
-            raise ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
-                              f"`rnnkit train --resume {out}`, choose another --out, or pass "
-                              f"--overwrite to start over there.")
+    out = Path(o["out"]) if o["out"] is not None else _default_out(data.name)
     if not o["file"]:
         o["dataset"] = data.name
     o["out"] = str(out)
     o["mode"] = data.mode
+    saved_opts = {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}
+    for key, value in saved_opts.items():     # e.g. a file name that is not valid UTF-8
+        problem = find_json_problem(value, key)
+        if problem:
+            opt = "FILE" if key == "file" else f"--{key.replace('_', '-')}"
+            raise ConfigError(f"{opt} {value!r:.200} cannot be recorded in trainer.json (needed by "
+                              f"--resume): it is {problem[1]}. Rename the file or directory.")
+    if not args.resume:
+        _open_run(out, args.overwrite, stack, _command(args))
     vocab = data.vocab
     steps = o["steps"] if o["steps"] is not None else (
         max(1, int(round(o["epochs"] * data.train.per_epoch))) if o["epochs"] is not None
@@ -308,8 +431,7 @@ def cmd_train(args) -> int:
         return extra
 
     trainer = Trainer(model, data.train, data.val, tcfg,
-                      checkpoint=Checkpointing(out, vocab=vocab.to_json(), extra={
-                          "cli": {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}}),
+                      checkpoint=Checkpointing(out, vocab=vocab.to_json(), extra={"cli": saved_opts}),
                       on_eval=on_eval, log=lambda m: print(m, file=sys.stderr))
     if args.resume:
         trainer.resume()
@@ -332,8 +454,8 @@ def cmd_train(args) -> int:
           + (f"; best val loss {result.best_val_loss:.4f} nats = {result.best_val_loss / LN2:.3f} "
              f"bits/char at step {result.best_step}" if result.best_val_loss is not None else ""),
           file=sys.stderr)
-    print(f"rnnkit train: checkpoint in {out} (best weights in {out / 'best'}); try `rnnkit sample {out}`",
-          file=sys.stderr)
+    best = f" (best weights in {out / 'best'})" if (out / "best").is_dir() else ""
+    print(f"rnnkit train: checkpoint in {out}{best}; try `rnnkit sample {out}`", file=sys.stderr)
     maybe_plot(out)
     n = o["num_samples"]
     if n > 0:
@@ -341,38 +463,69 @@ def cmd_train(args) -> int:
         rng = np.random.default_rng(o["seed"])
         if data.mode == "lines":
             seen = set(data.train_lines or [])
-            smp = sample_lines(step, vocab, n, rng, max_len=64)
-            new = [s for s in smp if s not in seen]
-            for s_ in smp:
+            new = 0
+            for s_ in iter_sample_lines(step, vocab, n, rng, max_len=64):
+                new += s_ not in seen
                 print(s_ + ("" if s_ in seen else "   (new)"))
-            print(f"new (not in the training set): {len(new)}/{len(smp)}")
+            print(f"new (not in the training set): {new}/{n}")
         else:
-            print(sample_stream(step, vocab, 400, rng))
+            _print_stream(step, vocab, 400, rng)
     return 0
 
 
 # ============================================================================== using a model
+def _print_stream(step, vocab, length, rng, **kw) -> None:
+    """Print a stream-mode sample as it is generated (one line at the end)."""
+    from .sample import iter_sample_stream
+    for piece in iter_sample_stream(step, vocab, length, rng, **kw):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
+#: `rnnkit sample --beam`: the largest beam (each step keeps this many hypotheses).
+MAX_BEAM = 1000
+
+
 def cmd_sample(args) -> int:
     from .load import load_model
-    from .sample import beam_search, check_sampling_args, sample_lines, sample_stream
-    model, vocab, _, _ = load_model(args.dir, latest=args.latest)
-    temperature, top_k, top_p = check_sampling_args(args.temperature, args.top_k or None, args.top_p)
+    from .sample import beam_search, check_sampling_args, iter_sample_lines
     if args.num < 1 or args.length < 1:
-        raise ConfigError("--num and --length must be >= 1.")
-    lines = vocab.bos_id is not None
-    if args.onnx:
+        raise ConfigError(f"--num and --length: expected integers >= 1, got --num {args.num} "
+                          f"and --length {args.length}.")
+    if not 0 <= args.beam <= MAX_BEAM:
+        raise ConfigError(f"--beam: expected an integer in [0, {MAX_BEAM}] (0 = off), got {args.beam}.")
+    if args.seed < 0:
+        raise ConfigError(f"--seed: expected an integer >= 0, got {args.seed}.")
+    temperature, top_k, top_p = check_sampling_args(args.temperature, args.top_k or None, args.top_p)
+    lm = None
+    if args.onnx is not None:
         from .interop.onnx import OnnxCharLM
         lm = OnnxCharLM(args.onnx)
-        if lm.vocab_size != len(vocab):
+    model, vocab, _, used = load_model(_dir_arg(args.dir), latest=args.latest)
+    lines = vocab.bos_id is not None
+    V = len(vocab)
+    if lm is not None:
+        if lm.vocab_size != V:
             raise CheckpointError(f"{args.onnx}: the ONNX model has vocab size {lm.vocab_size}, the "
-                                  f"checkpoint {len(vocab)}; export it from this checkpoint.")
-        V = len(vocab)
+                                  f"checkpoint {V}; export it from this checkpoint.")
 
-        def step(tokens, state):
+        def raw_step(tokens, state):
             logits, state = lm.step(np.asarray(tokens, np.int64)[None, :], state)
             return np.asarray(logits).reshape(-1, V), state
+        source = args.onnx
     else:
-        step = model.stepper().step
+        raw_step, source = model.stepper().step, str(used)
+
+    def step(tokens, state):
+        with np.errstate(over="ignore", invalid="ignore"):
+            logits, state = raw_step(tokens, state)
+        if not np.isfinite(logits).all():
+            raise CheckpointError(f"{source}: the model computes NaN or infinite scores (its "
+                                  f"weights overflow float32); the checkpoint is damaged or its "
+                                  f"training diverged. Use another checkpoint (--latest, or an "
+                                  f"earlier run).")
+        return logits, state
     rng = np.random.default_rng(args.seed)
     kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=args.greedy)
     if args.beam:
@@ -381,11 +534,11 @@ def cmd_sample(args) -> int:
             print(f"{b.logprob:10.4f}  {b.text}" + ("" if b.finished else "  (unfinished)"))
         return 0
     if lines:
-        for s in sample_lines(step, vocab, args.num, rng, max_len=min(args.length, 1000),
-                              prime=args.prime, **kw):
+        for s in iter_sample_lines(step, vocab, args.num, rng, max_len=min(args.length, 1000),
+                                   prime=args.prime, **kw):
             print(s)
     else:
-        print(sample_stream(step, vocab, args.length, rng, prime=args.prime, **kw))
+        _print_stream(step, vocab, args.length, rng, prime=args.prime, **kw)
     return 0
 
 
@@ -393,7 +546,7 @@ def cmd_eval(args) -> int:
     from ._mode import no_grad
     from .data import LinesDataset, read_text, split_lines
     from .load import load_model
-    model, vocab, _, used = load_model(args.dir, latest=args.latest)
+    model, vocab, _, used = load_model(_dir_arg(args.dir), latest=args.latest)
     text = read_text(args.file, encoding=args.encoding)
     unknown = sorted({ch for ch in set(text) if ch not in vocab.stoi and ch not in "\r\n"})
     if unknown:
@@ -404,30 +557,39 @@ def cmd_eval(args) -> int:
     total, count = 0.0, 0
     from .nn.losses import CrossEntropyLoss
     crit = CrossEntropyLoss(reduction="sum")
+    chunk = 1024                          # steps per forward call; the state is carried
+
+    def score_stream(ids, state=None):
+        """Summed loss of predicting ids[1:] from ids[:-1], in chunks with the state carried."""
+        nonlocal total, count
+        for i in range(0, len(ids) - 1, chunk):
+            x = ids[i: min(i + chunk, len(ids) - 1)][:, None]
+            logits, state = model(x, state)
+            total += crit(logits, ids[i + 1: i + 1 + len(x)][:, None])
+            count += crit.last_count
+
     with no_grad():
         if vocab.bos_id is not None:
             lines = split_lines(text)
             if not lines:
                 raise DataError(f"{args.file}: no non-empty lines to evaluate.")
-            vocab.encode("".join(lines))                 # names unknown characters clearly
-            ds = LinesDataset(lines, vocab)
-            for i in range(0, len(lines), 256):
-                b = ds.get_batch(np.arange(i, min(len(lines), i + 256)))
+            ds = LinesDataset(lines, vocab)      # names unknown characters clearly
+            order = np.argsort(ds.line_lengths, kind="stable")
+            short = order[ds.line_lengths[order] < chunk]
+            for idx in ds.index_batches(short):  # similar lengths together, bounded N x T
+                b = ds.get_batch(idx)
                 logits, _ = model(b.x, None, b.lengths)
                 total += crit(logits, b.y)
                 count += crit.last_count
+            bos = np.array([vocab.bos_id], np.int64)
+            for i in order[len(short):]:         # long lines one at a time, chunked
+                o, n = ds.offsets[i], ds.line_lengths[i]
+                score_stream(np.concatenate([bos, ds.ids[o:o + n], bos]))
         else:
             ids = vocab.encode(text)
             if len(ids) < 2:
                 raise DataError(f"{args.file}: need at least 2 characters to evaluate, got {len(ids)}.")
-            state = None
-            chunk = 1024
-            for i in range(0, len(ids) - 1, chunk):
-                x = ids[i: min(i + chunk, len(ids) - 1)][:, None]
-                y = ids[i + 1: i + 1 + len(x)][:, None]
-                logits, state = model(x, state)
-                total += crit(logits, y)
-                count += crit.last_count
+            score_stream(ids)
     nats = total / count
     print(f"checkpoint: {used}")
     print(f"characters: {count}")
@@ -437,11 +599,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .checkpoint import load_checkpoint
-    from .load import checked_model
-    d = Path(args.dir)
-    ck = load_checkpoint(d, load_optimizer=False)
-    _, vocab = checked_model(ck, str(ck.path))                      # files belong together
+    from .load import load_checked
+    d = Path(_dir_arg(args.dir))
+    ck, _, vocab = load_checked(d, need_charlm=False)               # files belong together
     ts = ck.trainer_state or {}
     n_params = int(sum(int(np.prod(v.shape)) for v in ck.model_state.values()))
     info = {
@@ -472,12 +632,17 @@ def cmd_info(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from .checkpoint import check_not_inside_run
     from .interop.onnx import export_model
+    from .io import check_output_file
     from .load import load_model
-    model, vocab, _, used = load_model(args.dir, latest=args.latest)
-    out = Path(args.onnx)
-    if out.parent and not out.parent.exists():
+    out = check_output_file(args.onnx, "--onnx")                    # before any work
+    check_not_inside_run(out, "--onnx")
+    model, vocab, _, used = load_model(_dir_arg(args.dir), latest=args.latest)
+    try:
         out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--onnx {out}: cannot create {out.parent}: {e.strerror or e}.") from None
     export_model(model, str(out), metadata={"vocab": json.dumps(vocab.to_json())})
     print(f"wrote {out} (from {used}); run it with `rnnkit sample {args.dir} --onnx {out}`")
     return 0
@@ -488,7 +653,13 @@ def cmd_plot(args) -> int:
         from .plot import plot_checkpoint
     except ImportError as e:
         raise ConfigError(f"plotting needs matplotlib: pip install 'rnnkit[plot]' ({e}).") from None
-    for p in plot_checkpoint(args.dir, out_dir=args.out, text=args.text):
+    if args.out is not None:
+        from .checkpoint import check_not_inside_run
+        from .io import check_output_dir
+        check_not_inside_run(check_output_dir(args.out, "--out"), "--out")   # before any work
+    if args.text is not None and not args.text:
+        raise ConfigError("--text: expected some text to draw, got an empty string.")
+    for p in plot_checkpoint(_dir_arg(args.dir), out_dir=args.out, text=args.text):
         print(p)
     return 0
 
@@ -507,10 +678,41 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": 
             "export": cmd_export, "plot": cmd_plot, "explore": cmd_explore}
 
 
+class _WarningLines:
+    """``warnings.showwarning`` for the command line: each distinct warning once, as one line
+    ``rnnkit: warning: ...`` (no file name, no source line, long texts cut)."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split()) or category.__name__
+        if len(text) > 500:
+            text = text[:500] + " ..."
+        if not issubclass(category, UserWarning):
+            text += f" ({category.__name__})"
+        if text not in self.seen:
+            self.seen.add(text)
+            print(f"rnnkit: warning: {text}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _WarningLines()
+            return _main(argv)
+    except KeyboardInterrupt:
+        if os.environ.get("RNNKIT_DEBUG") == "1":
+            raise
+        _err("interrupted")
+        return 130
+
+
+def _main(argv) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

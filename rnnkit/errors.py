@@ -45,6 +45,11 @@ class CheckpointError(RnnkitError, ValueError):
     """A checkpoint directory or file is missing, damaged, inconsistent or hostile."""
 
 
+class RunLockedError(CheckpointError):
+    """A run directory is being written by another process (``rnnkit train`` holds
+    :class:`rnnkit.runlock.RunLock` on it); the message names that process."""
+
+
 class NoForwardError(RnnkitError, RuntimeError):
     """``backward()`` was called without a forward pass to differentiate (or twice, or after a
     forward under ``rnnkit.no_grad()``)."""
@@ -63,6 +68,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "CheckpointError",
+    "RunLockedError",
     "TrainingDivergedError",
     "NoForwardError",
 ]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._validate import make_rng
 from .errors import ConfigError
 
 
@@ -100,7 +101,7 @@ def gradcheck(module, *inputs, eps: float = 1e-6, seed: int = 0, max_entries: in
     The module should be float64 and in a deterministic mode (``eval()`` or dropout 0);
     inputs are used as given (convert them to float64 first).
     """
-    rng = np.random.default_rng(seed)
+    rng = make_rng("gradcheck", seed)
     params = module.parameters()
     for k, p in params.items():
         if p.dtype != np.float64:

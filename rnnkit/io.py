@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
 import stat
 import warnings
@@ -43,7 +44,7 @@ import numpy as np
 import safetensors.numpy
 from safetensors import safe_open
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 
 __all__ = [
     "SAFETENSORS_DTYPES",
@@ -63,6 +64,9 @@ __all__ = [
     "find_json_problem",
     "fsync_dir",
     "is_int",
+    "open_regular",
+    "check_output_dir",
+    "check_output_file",
 ]
 
 #: safetensors dtype code -> little-endian NumPy dtype: the codes rnnkit reads and writes.
@@ -98,6 +102,9 @@ try:
 except ValueError:
     _SAFE_OPEN_OPTIONS = {}
 _CHUNK = 1 << 20
+#: A lone surrogate (U+D800..U+DFFF): what ``surrogateescape`` makes of undecodable bytes in file
+#: names; UTF-8 cannot store it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def is_int(x) -> bool:
@@ -184,7 +191,12 @@ def find_json_problem(obj, where: str = "obj", depth: int = 0):
     """Return ``(path, description)`` of the first value JSON cannot hold, or None."""
     if depth > 200:
         return where, "nesting deeper than 200 levels"
-    if obj is None or isinstance(obj, (bool, str, int, np.bool_, np.integer)):
+    if isinstance(obj, str):
+        bad = _SURROGATE.search(obj)
+        return None if bad is None else (
+            where, f"a string that is not valid Unicode (lone surrogate U+{ord(bad.group()):04X} "
+                   f"at index {bad.start()}), which UTF-8 cannot store")
+    if obj is None or isinstance(obj, (bool, int, np.bool_, np.integer)):
         return None
     if isinstance(obj, (float, np.floating)):
         return None if math.isfinite(obj) else (where, f"non-finite number {obj!r}")
@@ -192,6 +204,9 @@ def find_json_problem(obj, where: str = "obj", depth: int = 0):
         for k, v in obj.items():
             if not isinstance(k, str):
                 return f"{where}[{k!r}]", f"non-string key {k!r} ({type(k).__name__})"
+            p = find_json_problem(k, f"{where} key {k!r:.60}", depth + 1)
+            if p:
+                return p
             p = find_json_problem(v, f"{where}[{k!r}]", depth + 1)
             if p:
                 return p
@@ -231,25 +246,96 @@ def atomic_write_json(path, obj) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# output paths, checked before any work starts
+# ---------------------------------------------------------------------------------------------
+
+def _kind(mode) -> str:
+    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "a regular file" if stat.S_ISREG(mode) else "a special file")
+
+
+def check_output_dir(path, name: str = "directory") -> Path:
+    """Check that ``path`` can be a directory rnnkit writes into, without creating anything:
+    it is a writable directory, or it does not exist yet and its nearest existing ancestor
+    is a writable directory. ``name`` is what the user called it (``"--out"``). Raises
+    :class:`~rnnkit.errors.ConfigError` (empty path, a file or device in the way, no write
+    permission); returns ``Path(path)``."""
+    if path is None or not str(path).strip():
+        raise ConfigError(f"{name}: expected a directory path, got an empty string. Give a "
+                          f"directory such as runs/my-run (use . for the current directory).")
+    p = Path(path)
+    probe = p
+    while True:
+        try:
+            st = os.stat(probe)
+            break
+        except FileNotFoundError:
+            if probe.parent == probe:
+                raise ConfigError(f"{name} {path}: no existing parent directory.") from None
+            probe = probe.parent
+        except OSError as e:             # ENOTDIR (a file in the path), EACCES, ELOOP ...
+            raise ConfigError(f"{name} {path}: cannot use this path: {e.strerror or e}. Choose "
+                              f"a directory you can write to.") from None
+    if not stat.S_ISDIR(st.st_mode):
+        where = "it" if probe == p else f"{probe}"
+        raise ConfigError(f"{name} {path}: expected a directory, but {where} is "
+                          f"{_kind(st.st_mode)}. Choose another path.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name} {path}: cannot write into {probe} (no permission or a "
+                          f"read-only file system). Choose a directory you can write to.")
+    return p
+
+
+def check_output_file(path, name: str = "file", example: str = "model.onnx") -> Path:
+    """Check that ``path`` can be a regular file rnnkit (re)writes, without creating anything:
+    not a directory, a device such as ``/dev/null`` or a FIFO, and in a directory that exists
+    or can be created (:func:`check_output_dir`). Raises :class:`~rnnkit.errors.ConfigError`
+    naming ``name`` (``"--onnx"``), suggesting a file name like ``example``; returns
+    ``Path(path)``."""
+    if path is None or not str(path).strip():
+        raise ConfigError(f"{name}: expected a file path, got an empty string.")
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise ConfigError(f"{name} {path}: cannot use this path: {e.strerror or e}. Choose a "
+                          f"file path you can write to.") from None
+    if st is not None:
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{name} {path}: expected a file path, got {_kind(st.st_mode)}. "
+                              f"Name a file, e.g. {p / example if stat.S_ISDIR(st.st_mode) else example}.")
+        if not os.access(p, os.W_OK):
+            raise ConfigError(f"{name} {path}: the file exists and cannot be written (no "
+                              f"permission or a read-only file system).")
+    check_output_dir(p.parent if str(p.parent) else Path("."), name=f"{name} {path}: directory")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
 # safe reading
 # ---------------------------------------------------------------------------------------------
 
-def _open_regular(path, who: str, what: str, max_bytes):
+def open_regular(path, who: str, what: str, max_bytes, error=CheckpointError):
     """Open ``path`` for binary reading; refuse anything but a regular file within max_bytes.
 
     ``O_NONBLOCK`` makes opening a FIFO return at once instead of hanging; the fstat check then
     refuses FIFOs, devices (``/dev/zero``) and directories. Returns ``(fileobj, size)``.
+    Problems raise ``error`` (:class:`CheckpointError` by default; the text reader of
+    :mod:`rnnkit.data` passes :class:`~rnnkit.errors.DataError`) naming the file.
     """
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
-        raise CheckpointError(f"{who}: {what} file {path} does not exist.") from None
+        raise error(f"{who}: {what} file {path} does not exist.") from None
     except IsADirectoryError:
-        raise CheckpointError(f"{who}: expected {what} file {path} to be a regular file, got a "
-                              f"directory.") from None
+        raise error(f"{who}: expected {what} file {path} to be a regular file, got a "
+                    f"directory.") from None
     except OSError as e:
-        raise CheckpointError(f"{who}: cannot open {what} file {path}: {e}.") from None
+        raise error(f"{who}: cannot open {what} file {path}: {e.strerror or e}.") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -257,13 +343,12 @@ def _open_regular(path, who: str, what: str, max_bytes):
                     "a FIFO" if stat.S_ISFIFO(st.st_mode) else
                     "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else
                     "a special file")
-            raise CheckpointError(f"{who}: expected {what} file {path} to be a regular file, "
-                                  f"got {kind}.")
+            raise error(f"{who}: expected {what} file {path} to be a regular file, got {kind}.")
         size = st.st_size
         if max_bytes is not None and size > max_bytes:
-            raise CheckpointError(f"{who}: {what} file {path} is {size} bytes, more than the "
-                                  f"limit of {max_bytes} bytes. It is not a file rnnkit wrote; "
-                                  f"pass a larger max_bytes if you trust it.")
+            raise error(f"{who}: {what} file {path} is {size} bytes, more than the limit of "
+                        f"{max_bytes} bytes. It is not a file rnnkit wrote; pass a larger "
+                        f"max_bytes if you trust it.")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         f = os.fdopen(fd, "rb", buffering=0)
@@ -288,7 +373,7 @@ def _read_exact(f, n: int, path, who: str, what: str) -> bytes:
 
 
 def _read_bounded(path, who: str, what: str, max_bytes: int) -> bytes:
-    f, size = _open_regular(path, who, what, max_bytes)
+    f, size = open_regular(path, who, what, max_bytes)
     with f:
         return _read_exact(f, size, path, who, what)
 
@@ -335,7 +420,7 @@ def read_json(path, what: str = "config", max_bytes: int = MAX_JSON_BYTES):
 
 def sha256_file(path, max_bytes=None) -> tuple[int, str]:
     """Return ``(size, sha256 hex digest)`` of a regular file, reading it in 1 MiB chunks."""
-    f, _ = _open_regular(path, "sha256_file", "checkpoint", max_bytes)
+    f, _ = open_regular(path, "sha256_file", "checkpoint", max_bytes)
     h = hashlib.sha256()
     n = 0
     with f:
@@ -520,7 +605,7 @@ def _check_strict_header(f, size: int, specs: dict, path, who: str) -> None:
 def _read_safetensors(path, max_bytes, who: str, with_data: bool):
     """The one reader: ``(specs, metadata, tensors or None)``; see load_safetensors_with_metadata."""
     path = Path(path)
-    f, size = _open_regular(path, who, "safetensors", max_bytes)   # before the package opens it
+    f, size = open_regular(path, who, "safetensors", max_bytes)   # before the package opens it
     problem = f"{who}: {path} is not a valid safetensors file"
     advice = "The file is damaged, truncated or not a safetensors file."
     with f:

@@ -19,8 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-from .checkpoint import BEST_DIR, Checkpoint, load_checkpoint
-from .data import Vocab
+from .checkpoint import BEST_DIR, CONFIG_FILE, MODEL_FILE, Checkpoint, load_checkpoint
+from .data import BOUNDARY, Vocab
 from .errors import CheckpointError, RnnkitError
 from .nn.models import config_from_dict, model_from_state
 
@@ -37,19 +37,40 @@ def load_model(directory, *, latest: bool = False, need_charlm: bool = True) -> 
     exists, unless ``latest``; ``need_charlm`` refuses other models and a missing vocabulary."""
     d = Path(directory)
     use = d / BEST_DIR if not latest and (d / BEST_DIR).is_dir() else d
-    ck = load_checkpoint(use, load_optimizer=False)
-    model, vocab = checked_model(ck, str(use), need_charlm)
+    ck, model, vocab = load_checked(use, need_charlm=need_charlm)
     model.eval()
     return LoadedModel(model, vocab, ck, use)
+
+
+def load_checked(directory, *, need_charlm: bool = False):
+    """``(checkpoint, model, vocab or None)`` of the checkpoint in ``directory``: the config is
+    validated by its class and compared with the weights' safetensors header (names, shapes,
+    dtypes) before any weight is read, then the model is built from the weights without
+    random initialisation (:func:`checked_model`)."""
+    def check(config, specs, version):
+        cfg = _config(config, version)
+        if need_charlm and cfg.model != "CharLM":
+            raise CheckpointError(f"{version}: holds a {cfg.model} model; this command needs a CharLM.")
+        try:
+            cfg.check_shapes({k: shape for k, (_, shape) in specs.items()})
+        except RnnkitError as e:
+            raise CheckpointError(f"{version}/{MODEL_FILE} does not match {CONFIG_FILE}: {e}") from None
+    ck = load_checkpoint(directory, load_optimizer=False, check_config=check)
+    model, vocab = checked_model(ck, str(ck.path), need_charlm)
+    return ck, model, vocab
+
+
+def _config(config: dict, src):
+    try:
+        return config_from_dict(config)
+    except RnnkitError as e:
+        raise CheckpointError(f"{src}/{CONFIG_FILE}: {e}") from None
 
 
 def checked_model(ck: Checkpoint, src: str, need_charlm: bool = False):
     """``(model, vocab or None)`` of a loaded checkpoint, after checking that config.json,
     model.safetensors and vocab.json belong together."""
-    try:
-        cfg = config_from_dict(ck.config)
-    except RnnkitError as e:
-        raise CheckpointError(f"{src}/config.json: {e}") from None
+    cfg = _config(ck.config, src)
     if need_charlm and cfg.model != "CharLM":
         raise CheckpointError(f"{src}: holds a {cfg.model} model; this command needs a CharLM.")
     if need_charlm and ck.vocab is None:
@@ -64,8 +85,25 @@ def checked_model(ck: Checkpoint, src: str, need_charlm: bool = False):
         if size and len(vocab) != size:
             raise CheckpointError(f"{src}: vocab.json has {len(vocab)} entries but config.json says "
                                   f"vocab_size={size}; the files do not belong together.")
+        _check_vocab_mode(vocab, ck, src)
+    try:
+        cfg.check_shapes({k: v.shape for k, v in ck.model_state.items()})
+    except RnnkitError as e:
+        raise CheckpointError(f"{src}/{MODEL_FILE} does not match {CONFIG_FILE}: {e}") from None
     try:
         model = model_from_state(ck.config, ck.model_state)
     except RnnkitError as e:
-        raise CheckpointError(f"{src}/model.safetensors does not match config.json: {e}") from None
+        raise CheckpointError(f"{src}/{MODEL_FILE}: {e} The file is damaged.") from None
     return model, vocab
+
+
+def _check_vocab_mode(vocab: Vocab, ck: Checkpoint, src: str) -> None:
+    """A run's mode (saved by `rnnkit train` in trainer.json) fixes whether its vocabulary has
+    the boundary token: a hand-edited vocab.json that adds or drops it would silently turn a
+    lines model into a stream model or back."""
+    mode = (((ck.trainer_state or {}).get("extra") or {}).get("cli") or {}).get("mode")
+    has = vocab.bos_id is not None
+    if mode in ("lines", "stream") and has != (mode == "lines"):
+        raise CheckpointError(f"{src}/vocab.json: the run was trained in {mode} mode, but its "
+                              f"vocabulary {'has' if has else 'lacks'} the boundary token "
+                              f"{BOUNDARY!r}; the file was edited or does not belong to this run.")

@@ -34,7 +34,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ._validate import as_float_array, check_int
+from ._validate import as_float_array, check_int, short_list
 from .analysis import loss_curves, most_active_units
 from .cells import CELLS
 from .errors import ConfigError, DataError, ShapeError
@@ -175,10 +175,11 @@ def gates_figure(text, gates: Mapping, names: Sequence[str] | None = None, units
         names = [n for n in SIGMOID_GATES if n in gates]
         if not names:
             raise DataError(f"{who}: expected gates with some of the names {SIGMOID_GATES}, got "
-                            f"{sorted(gates)}. Pass names=[...] to choose arrays to draw.")
+                            f"{short_list(sorted(map(str, gates)))}. Pass names=[...] to choose arrays to draw.")
     missing = [n for n in names if n not in gates]
     if missing:
-        raise DataError(f"{who}: expected gates to contain {missing}, got keys {sorted(gates)}.")
+        raise DataError(f"{who}: expected gates to contain {short_list(missing)}, got keys "
+                        f"{short_list(sorted(map(str, gates)))}.")
     arrays = {n: as_float_array(who, f"gates[{n!r}]", gates[n], np.float64) for n in names}
     labels = _check_steps(who, text, arrays)
     H = next(iter(arrays.values())).shape[1]

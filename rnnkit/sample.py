@@ -166,32 +166,58 @@ def _newline_id(vocab) -> int:
     return vocab.stoi.get("\n", len(vocab.specials))
 
 
-def sample_tokens(step, vocab, length: int, rng, prime_ids=None, **pick_kw) -> np.ndarray:
-    """One continuous sample of ``length`` ids after ``prime_ids`` (default: the boundary
-    token in lines mode, else a newline); boundary tokens are kept, so in lines mode several
-    lines follow each other. Returns prime + continuation ids (int64)."""
+def iter_sample_lines(step, vocab, num: int, rng, max_len: int = 64, prime: str = "",
+                      batch: int = 1000, **pick_kw):
+    """:func:`sample_lines` for any ``num``: yields the samples one by one, generated ``batch``
+    at a time, so memory stays bounded and output starts at once. The first ``batch`` samples
+    equal ``sample_lines(step, vocab, batch, rng, ...)``."""
+    num = check_int("sample", "num", num, 1)
+    batch = check_int("sample", "batch", batch, 1)
+    for start in range(0, num, batch):
+        yield from sample_lines(step, vocab, min(batch, num - start), rng, max_len, prime, **pick_kw)
+
+
+def iter_tokens(step, vocab, length: int, rng, prime_ids=None, chunk: int = 4096, **pick_kw):
+    """The ids of :func:`sample_tokens`, yielded as arrays of at most ``chunk`` ids (the prime
+    first): a long sample needs no memory for all of it and can be printed as it grows."""
     length = check_int("sample", "length", length, 1)
     if prime_ids is None or len(prime_ids) == 0:
         start = vocab.bos_id if vocab.bos_id is not None else _newline_id(vocab)
         prime_ids = np.array([start], np.int64)
     choose = Picker(**pick_kw)
+    prime_ids = np.asarray(prime_ids, np.int64)
+    yield prime_ids
     logits, state = _feed(step, prime_ids, None, 1)
-    out = np.empty(length, np.int64)
-    for i in range(length):
-        tok = choose(logits, rng)
-        out[i] = tok[0]
-        logits, state = step(tok, state)
-    return np.concatenate([np.asarray(prime_ids, np.int64), out])
+    for first in range(0, length, chunk):
+        out = np.empty(min(chunk, length - first), np.int64)
+        for i in range(len(out)):
+            tok = choose(logits, rng)
+            out[i] = tok[0]
+            logits, state = step(tok, state)
+        yield out
+
+
+def sample_tokens(step, vocab, length: int, rng, prime_ids=None, **pick_kw) -> np.ndarray:
+    """One continuous sample of ``length`` ids after ``prime_ids`` (default: the boundary
+    token in lines mode, else a newline); boundary tokens are kept, so in lines mode several
+    lines follow each other. Returns prime + continuation ids (int64)."""
+    return np.concatenate(list(iter_tokens(step, vocab, length, rng, prime_ids, **pick_kw)))
+
+
+def iter_sample_stream(step, vocab, length: int, rng, prime: str = "", **pick_kw):
+    """:func:`sample_stream` as pieces of text (the prime first), for printing as it grows."""
+    prime_ids = _encode_prime(vocab, prime)
+    if len(prime_ids) == 0:
+        prime_ids = np.array([_newline_id(vocab)], np.int64)
+    for ids in iter_tokens(step, vocab, length, rng, prime_ids, **pick_kw):
+        yield vocab.decode(ids)
 
 
 def sample_stream(step, vocab, length: int, rng, prime: str = "", **pick_kw) -> str:
     """Stream mode: ``length`` characters after ``prime`` - returns prime + continuation.
     Without a prime the sample starts after a newline (or the vocabulary's first character),
     which is shown as the first character."""
-    prime_ids = _encode_prime(vocab, prime)
-    if len(prime_ids) == 0:
-        prime_ids = np.array([_newline_id(vocab)], np.int64)
-    return vocab.decode(sample_tokens(step, vocab, length, rng, prime_ids, **pick_kw))
+    return "".join(iter_sample_stream(step, vocab, length, rng, prime, **pick_kw))
 
 
 class Beam(NamedTuple):

@@ -331,7 +331,7 @@ class Trainer:
                 if path in states:
                     m.rng.bit_generator.state = states[path]
             self.checkpoint.extra.update(ts.get("extra", {}))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:   # e.g. RNG state out of range
             raise CheckpointError(f"Trainer: {src}/trainer.json is damaged ({e}).") from None
         saved = [ck.trainer_arrays[k] for k in _CARRY_NAMES if k in (ck.trainer_arrays or {})]
         if saved or legacy:

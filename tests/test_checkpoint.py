@@ -355,7 +355,7 @@ def test_the_package_reads_the_file_that_was_checked(tmp_path, monkeypatch):
     import rnnkit.io as rio
     path = tmp_path / "m.safetensors"
     save_safetensors(path, {"a": np.arange(3.0)})
-    real_open = rio._open_regular
+    real_open = rio.open_regular
 
     def swap_after_check(*args):
         opened = real_open(*args)
@@ -363,7 +363,7 @@ def test_the_package_reads_the_file_that_was_checked(tmp_path, monkeypatch):
         save_safetensors(path, {"b": np.zeros(2)})            # ... and another takes its name
         return opened
 
-    monkeypatch.setattr(rio, "_open_regular", swap_after_check)
+    monkeypatch.setattr(rio, "open_regular", swap_after_check)
     out = load_safetensors(path)
     assert list(out) == ["a"]
     np.testing.assert_array_equal(out["a"], np.arange(3.0))
@@ -795,3 +795,87 @@ def test_metrics(tmp_path):
     assert truncate_metrics(d, 20) == 1   # resumed from the step-20 checkpoint
     assert (d / "metrics.jsonl").read_text().splitlines() == [
         '{"step": 10, "val_loss": 2.0}', '{"step": 20, "val_loss": 1.5}', '{"note": "no step"}']
+
+
+# ---------------------------------------------------------------- issue 13: run directories
+
+def test_clear_run_removes_everything_rnnkit_wrote_and_nothing_else(tmp_path):
+    from rnnkit.checkpoint import PICTURES, clear_run
+    d = tmp_path / "run"
+    for step in (1, 2, 3):
+        _save(d, step)
+    _save(d / "best", 2)
+    append_metrics(d, {"step": 3, "val_loss": 1.0})
+    for name in PICTURES:
+        (d / name).write_bytes(b"png")
+    (d / ".tmp-ckpt-000009-abc").mkdir()                     # a killed save's leftovers
+    (d / "notes.txt").write_text("mine")
+    (d / "model.onnx").write_bytes(b"user export")
+    removed = clear_run(d)
+    assert {"ckpt-000002", "ckpt-000003", "best/", "metrics.jsonl", "LATEST"} <= set(removed)
+    assert sorted(os.listdir(d)) == ["model.onnx", "notes.txt"]
+    assert not has_checkpoint(d) and read_metrics(d) == []
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(d)
+    assert clear_run(d) == []                                 # idempotent
+    flat = tmp_path / "flat"                                  # a flat checkpoint someone sent
+    _save(flat, 1)
+    v = list_versions(flat)[0]
+    for f in os.listdir(v):
+        os.replace(v / f, flat / f)
+    v.rmdir()
+    assert has_checkpoint(flat)
+    clear_run(flat)
+    assert not has_checkpoint(flat) and os.listdir(flat) == []
+
+
+def test_check_config_sees_the_header_before_any_data(tmp_path, monkeypatch):
+    """load_checkpoint(check_config=...) hands over the header (names, dtypes, shapes) before a
+    single weight is read; a refusal there is reported, not skipped for an older version."""
+    import rnnkit.checkpoint as ck_mod
+    d = tmp_path / "run"
+    _save(d, 1)
+    _save(d, 2)
+    seen = []
+
+    def check(config, specs, version):
+        seen.append((config["model"], {k: s for k, (_, s) in specs.items()}, version.name))
+        raise CheckpointError(f"{version}: refused by the check")
+
+    def no_data(*a, **k):
+        raise AssertionError("tensor data was read before the check")
+    monkeypatch.setattr(ck_mod, "load_safetensors", no_data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                         # no fallback warning either
+        with pytest.raises(CheckpointError, match="ckpt-000002: refused by the check"):
+            load_checkpoint(d, check_config=check)
+    assert seen == [("CharLM", {k: v.shape for k, v in _state().items()}, "ckpt-000002")]
+
+
+def test_check_not_inside_run(tmp_path):
+    from rnnkit.checkpoint import check_not_inside_run
+    d = tmp_path / "run"
+    _save(d, 1)
+    _save(d / "best", 1)
+    for bad in (d / "ckpt-000001" / "x.onnx", d / "ckpt-000001", d / "best" / "m.onnx",
+                d / "best" / "ckpt-000001" / "y", d / "config.json", d / "model.safetensors",
+                d / "LATEST", d / "metrics.jsonl"):
+        with pytest.raises(ConfigError, match="--onnx"):
+            check_not_inside_run(bad, "--onnx")
+    for ok in (d / "model.onnx", d / "pics", d, tmp_path / "elsewhere" / "config.json",
+               tmp_path / "best" / "m.onnx"):            # a directory named best, not a run's
+        check_not_inside_run(ok, "--onnx")
+
+
+def test_fallback_warning_lists_at_most_three_problems(tmp_path):
+    d = tmp_path / "run"
+    for step in range(1, 7):
+        _save(d, step, keep=10)
+    for v in list_versions(d)[:5]:
+        (v / "model.safetensors").write_bytes(b"damaged")
+    with pytest.warns(UserWarning) as rec:
+        ck = load_checkpoint(d)
+    assert ck.trainer_state["step"] == 1
+    msg = str(rec[0].message)
+    assert "skipped 5" in msg and msg.count("does not match the manifest") == 3
+    assert "(5 in all)" in msg and rec[0].filename == __file__      # points at the caller

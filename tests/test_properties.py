@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -621,13 +622,14 @@ def test_optimizer_step_correct_or_refused(opt, seed, defect):
         if opt == "sgd":   # SGD with momentum 0: p - lr * g
             np.testing.assert_allclose(params[k], start[k] - 0.1 * grads[k], rtol=1e-12,
                                        atol=1e-15)
-        else:              # Adam's first step moves every element by lr * sign(g) (|g| >> eps)
-            np.testing.assert_allclose(params[k], start[k] - 0.1 * np.sign(grads[k]), rtol=1e-6,
-                                       atol=1e-6)
+        else:              # Adam's first step: m_hat = g, v_hat = g^2, so lr * g / (|g| + eps)
+            np.testing.assert_allclose(params[k], start[k] - 0.1 * grads[k] / (np.abs(grads[k]) + 1e-8),
+                                       rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(global_norm(grads),
                                np.sqrt(sum((g ** 2).sum() for g in grads.values())), rtol=1e-12)
-    clip_grad_norm(grads, 1e-3)
-    np.testing.assert_allclose(global_norm(grads), 1e-3, rtol=1e-6)
+    total = global_norm(grads)
+    clip_grad_norm(grads, 1e-3)                 # PyTorch's formula: coef = max / (total + 1e-6)
+    np.testing.assert_allclose(global_norm(grads), 1e-3 * total / (total + 1e-6), rtol=1e-12)
 
 
 # ============================================================================ Vocab
@@ -735,6 +737,182 @@ def test_sampling_arguments_refused(temperature, top_k, top_p, logits_defect):
             _expect_error(fn, defects)
         else:
             fn()
+
+
+# ============================================================================ text files, batches
+# (issue 13: the text-file boundary, lines-mode batching by length, seeds, output paths)
+
+_ENCODINGS = ["utf-8", "latin-1", "utf-16", "ascii", "cp1252", "bytes", "unicode_escape", "rot13",
+              "base64", "no-such-codec"]
+
+
+@_settings(300)
+@given(raw=st.binary(max_size=64) | st.text(max_size=30).map(lambda t: t.encode("utf-8")),
+       encoding=st.sampled_from(_ENCODINGS), errors=st.sampled_from(["strict", "replace", "ignore",
+                                                                     "surrogateescape", "bogus"]),
+       limit=st.sampled_from([None, 8]))
+def test_read_text_decodes_or_refuses(tmp_path_factory, raw, encoding, errors, limit):
+    """read_text returns exactly what an independent decode gives (newlines normalised), or
+    raises DataError / ConfigError; never another exception, never a lone surrogate."""
+    import codecs
+    import re as _re
+    from rnnkit.data import read_text
+    path = tmp_path_factory.mktemp("text") / "t.txt"
+    path.write_bytes(raw)
+    kw = {"max_bytes": limit} if limit else {}
+    expected, defect = None, None
+    if encoding == "bytes":
+        expected = raw.decode("latin-1")
+    else:
+        try:
+            codecs.lookup(encoding)
+            b"a".decode(encoding)
+        except UnicodeDecodeError:
+            pass
+        except LookupError:
+            defect = (ConfigError, "encoding")
+        if defect is None:
+            try:
+                codecs.lookup_error(errors)
+            except LookupError:
+                defect = (ConfigError, "errors")
+        if defect is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    expected = raw.decode(encoding, errors)
+                expected = expected.replace("\r\n", "\n").replace("\r", "\n")
+            except UnicodeDecodeError:
+                defect = (DataError, "")
+    if defect is None and (not raw or (limit and len(raw) > limit)):
+        defect = (DataError, "")
+    if defect is None and _re.search("[\ud800-\udfff]", expected):
+        defect = (DataError, "surrogate")
+    _count("read_text", defect is None)
+    with warnings.catch_warnings():     # unicode_escape warns about "\q"-style escapes
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if defect is None:
+            assert read_text(path, encoding=encoding, errors=errors, **kw) == expected
+        else:
+            e = _expect_error(lambda: read_text(path, encoding=encoding, errors=errors, **kw), [defect])
+            if defect[0] is DataError:
+                assert str(path) in str(e)
+
+
+@_settings(150)
+@given(text=st.text(min_size=1, max_size=200), chunk=st.integers(1, 17))
+def test_vocab_encode_in_slices_equals_lookup(text, chunk):
+    """Vocab.encode works on slices of ENCODE_CHUNK characters: any slice size gives the ids
+    of a plain dictionary lookup, and an unknown character is reported at its true position."""
+    import rnnkit.data.vocab as vocab_mod
+    saved, vocab_mod.ENCODE_CHUNK = vocab_mod.ENCODE_CHUNK, chunk
+    try:
+        vocab = Vocab.build(text[: max(1, len(text) // 2)])
+        known = all(c in vocab.stoi for c in text)
+        _count("Vocab.encode in slices", known)
+        if known:
+            assert vocab.encode(text).tolist() == [vocab.stoi[c] for c in text]
+        else:
+            first = next(i for i, c in enumerate(text) if c not in vocab.stoi)
+            e = _expect_error(lambda: vocab.encode(text), [(DataError, "")])
+            assert f"first at position {first})" in str(e)
+    finally:
+        vocab_mod.ENCODE_CHUNK = saved
+
+
+@_settings(200)
+@given(lengths=st.lists(st.integers(0, 60), min_size=1, max_size=40),
+       max_tokens=st.integers(1, 200), max_lines=st.integers(1, 12), shuffle=st.booleans())
+def test_lines_index_batches_partition_within_budget(lengths, max_tokens, max_lines, shuffle):
+    """LinesDataset.index_batches: the batches are the given order cut into consecutive runs,
+    each within max_lines and within max_tokens padded steps (or a single line), and
+    LinesSource.eval_batches covers every line once in order."""
+    from rnnkit.data import LinesDataset, LinesSource
+    lines = ["a" * n for n in lengths]
+    vocab = Vocab.build(["a"], specials=(BOUNDARY,))
+    ds = LinesDataset(lines, vocab)
+    order = np.random.default_rng(len(lengths)).permutation(len(lines)) if shuffle else None
+    batches = list(ds.index_batches(order, max_tokens=max_tokens, max_lines=max_lines))
+    _count("lines batches by length", True)
+    want = np.arange(len(lines)) if order is None else order
+    assert np.concatenate(batches).tolist() == list(want)
+    for b in batches:
+        padded = len(b) * (max(lengths[i] for i in b) + 1)
+        assert len(b) <= max_lines and (padded <= max_tokens or len(b) == 1)
+    seen = []
+    for batch in LinesSource(ds, batch_size=4).eval_batches(batch_size=max_lines):
+        assert batch.x.shape[1] <= max_lines
+        seen += [int(n) - 1 for n in batch.lengths]
+    assert seen == lengths
+
+
+@_settings(150)
+@given(seed=st.one_of(st.none(), st.integers(-5, 2 ** 70), st.floats(allow_nan=True),
+                      st.text(max_size=3), st.booleans(), st.lists(st.integers(-2, 5), max_size=3)))
+def test_seed_arguments_accepted_or_refused(seed):
+    """Every ``seed`` argument: what NumPy's default_rng takes (None, integers >= 0 and lists
+    of them) seeds the layer reproducibly; anything else is a ConfigError naming seed."""
+    valid = seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0) or (
+        isinstance(seed, list) and all(v >= 0 for v in seed))
+    _count("seed", valid)
+    makers = (lambda: nn.LSTM(2, 3, seed=seed), lambda: nn.Linear(2, 3, seed=seed),
+              lambda: nn.Dropout(0.5, seed=seed))
+    for make in makers:
+        if not valid:
+            _expect_error(make, [(ConfigError, "seed")])
+    if valid and seed is not None:
+        a, b = makers[0](), makers[0]()
+        for k, v in a.state_dict().items():
+            np.testing.assert_array_equal(v, b.state_dict()[k])
+        assert makers[2]().rng.random() == np.random.default_rng(seed).random()
+
+
+@_settings(200)
+@given(parts=st.lists(st.sampled_from(["dir", "file", "missing", "fifo"]), min_size=1, max_size=4),
+       as_file=st.booleans())
+def test_output_paths_checked_before_work(tmp_path_factory, parts, as_file):
+    """check_output_dir / check_output_file over paths whose components are directories,
+    files, FIFOs or missing: accepted exactly when the path can then really be created
+    (os.makedirs / open for writing, the independent oracle), refused with a ConfigError
+    naming the option otherwise. Nothing is created by the check itself."""
+    from rnnkit.io import check_output_dir, check_output_file
+    root = tmp_path_factory.mktemp("out")
+    p = root
+    for i, kind in enumerate(parts):
+        p = p / f"{kind}{i}"
+        if kind == "dir":
+            p.mkdir()
+        elif kind == "file":
+            p.write_text("x")
+        elif kind == "fifo":
+            os.mkfifo(p)
+        if kind != "dir":
+            break                      # nothing can exist below a file, FIFO or missing entry
+    target = p / "out" if parts[-1] == "dir" and len(parts) < 4 and not as_file else p
+    before = sorted(str(q) for q in root.rglob("*"))
+    check = check_output_file if as_file else check_output_dir
+    try:
+        check(target, "--out")
+        ok = True
+    except ConfigError as e:
+        assert "--out" in str(e)
+        ok = False
+    assert sorted(str(q) for q in root.rglob("*")) == before           # the check creates nothing
+    try:
+        if as_file:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            import stat as _stat
+            if target.exists() and not _stat.S_ISREG(target.stat().st_mode):
+                raise IsADirectoryError(target)
+            with open(target, "a"):
+                pass
+        else:
+            os.makedirs(target, exist_ok=True)
+        creatable = True
+    except OSError:
+        creatable = False
+    _count("output paths", ok)
+    assert ok == creatable, (parts, as_file, target)
 
 
 # ============================================================================ report

@@ -18,7 +18,7 @@ from .lines import LinesDataset
 from .sources import LinesSource, StreamSource
 from .splits import split_stream, train_val_split
 from .stream import StreamDataset
-from .text import detect_mode, read_text, split_lines
+from .text import MAX_LINE_CHARS, check_line_lengths, detect_mode, read_text, split_lines
 from .vocab import BOUNDARY, Vocab
 
 
@@ -86,6 +86,8 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
 
 def _lines_data(text, name, origin, val_frac, batch_size, seed) -> TextData:
     lines = split_lines(text)
+    if max(map(len, lines), default=0) > MAX_LINE_CHARS:
+        check_line_lengths(text, origin)                 # names the line
     if not lines:
         raise DataError(f"{origin}: no non-empty lines to train on.")
     vocab = Vocab.build(lines, specials=(BOUNDARY,))
@@ -101,6 +103,9 @@ def _lines_data(text, name, origin, val_frac, batch_size, seed) -> TextData:
 
 def _stream_data(text, name, origin, val_frac, seq_len, batch_size) -> TextData:
     vocab = Vocab.build(text)
+    if len(vocab) < 2:
+        raise DataError(f"{origin}: the text has one distinct character ({vocab.chars[0]!r}); a "
+                        f"language model needs at least 2 to have anything to predict.")
     ids = vocab.encode(text)
     tr_ids, va_ids = split_stream(ids, val_frac) if val_frac > 0 else (ids, ids[:0])
     T, B = seq_len, batch_size

@@ -32,6 +32,9 @@ from .vocab import BOUNDARY, Vocab
 
 #: Target value at padded positions; the cross-entropy losses skip it (PyTorch's default).
 IGNORE_INDEX = -100
+#: Evaluation batches hold at most this many padded steps (``N * T``): see
+#: :meth:`LinesDataset.index_batches`.
+EVAL_BATCH_TOKENS = 16384
 
 
 class LinesBatch(NamedTuple):
@@ -104,6 +107,22 @@ class LinesDataset:
     def max_len(self) -> int:
         """Longest sequence (``max L + 1``), i.e. the largest possible ``T``."""
         return int(self.line_lengths.max()) + 1
+
+    def index_batches(self, order=None, max_tokens: int = EVAL_BATCH_TOKENS, max_lines: int = 256):
+        """Split ``order`` (line indices; default all in order) into consecutive batches of at
+        most ``max_lines`` lines whose padded size ``len(batch) * (longest line + 1)`` stays
+        within ``max_tokens`` (a line longer than that gets a batch of its own). Yields int64
+        index arrays; evaluation uses them so memory follows the real lengths."""
+        order = np.arange(len(self.lines)) if order is None else np.asarray(order, dtype=np.int64)
+        start, longest = 0, 0
+        for i, n in enumerate((self.line_lengths[order] + 1).tolist()):
+            grown = max(longest, n)
+            if i > start and ((i - start + 1) * grown > max_tokens or i - start >= max_lines):
+                yield order[start:i]
+                start, grown = i, n
+            longest = grown
+        if len(order) > start:
+            yield order[start:]
 
     def get_batch(self, indices) -> LinesBatch:
         """The padded batch of the lines ``indices`` (in that order), built without a Python

@@ -30,7 +30,7 @@ class EpochOrder:
     def __init__(self, n: int, batch_size: int, seed: int = 0):
         self.n = n
         self.batch_size = min(batch_size, n)
-        self.seed = int(seed)
+        self.seed = check_int("EpochOrder", "seed", seed, 0)
         self.per_epoch = max(1, n // self.batch_size)
         self._epoch, self._perm = None, None
 
@@ -56,9 +56,10 @@ class LinesSource:
         return self.dataset.get_batch(self.order.indices(step)), True
 
     def eval_batches(self, batch_size: int = 256):
-        n = len(self.dataset)
-        for i in range(0, n, batch_size):
-            yield self.dataset.get_batch(np.arange(i, min(n, i + batch_size)))
+        """Every line once, in order, in batches of at most ``batch_size`` lines and
+        :data:`~rnnkit.data.lines.EVAL_BATCH_TOKENS` padded steps."""
+        for idx in self.dataset.index_batches(max_lines=batch_size):
+            yield self.dataset.get_batch(idx)
 
     def tokens_in(self, batch) -> int:
         return int(np.sum(batch.lengths))

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import check_int
+from .._validate import check_int, to_numpy
 from ..errors import DataError, DTypeError, ShapeError
 
 
@@ -48,7 +48,7 @@ class StreamDataset:
         who = "StreamDataset"
         T = check_int(who, "seq_len", seq_len, 1)
         N = check_int(who, "batch_size", batch_size, 1)
-        arr = np.asarray(ids)
+        arr = to_numpy(who, "ids", ids)
         if arr.ndim != 1:
             raise ShapeError(f"{who}: expected ids of shape (length,), got shape {arr.shape}. "
                              f"Flatten the stream (ids.reshape(-1)).")

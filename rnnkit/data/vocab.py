@@ -18,6 +18,8 @@ BOUNDARY = "<eos>"
 #: Format tag written by :meth:`Vocab.to_json`.
 VOCAB_FORMAT = "rnnkit.vocab"
 VOCAB_VERSION = 1
+#: :meth:`Vocab.encode` works on slices of this many characters (bounded temporary memory).
+ENCODE_CHUNK = 1 << 20
 
 
 def _preview(chars, limit: int = 8) -> str:
@@ -132,30 +134,35 @@ class Vocab:
     def encode(self, text: str) -> np.ndarray:
         """Ids of the characters of ``text``: int64 array of shape ``(len(text),)``.
 
-        Raises :class:`DataError` naming the characters that are not in the vocabulary.
+        Long texts are encoded in slices of :data:`ENCODE_CHUNK` characters, so the memory
+        needed beyond the result is bounded. Raises :class:`DataError` naming the characters
+        that are not in the vocabulary.
         """
         if not isinstance(text, str):
             raise DataError(f"Vocab.encode: expected a str, got {type(text).__name__}.")
+        out = np.empty(len(text), dtype=np.int64)
+        for start in range(0, len(text), ENCODE_CHUNK):
+            self._encode_into(text[start:start + ENCODE_CHUNK], out[start:start + ENCODE_CHUNK], start)
+        return out
+
+    def _encode_into(self, text: str, out: np.ndarray, offset: int) -> None:
         cp = _codepoints(text)                                              # (L,)
-        if cp.size == 0:
-            return np.zeros(0, dtype=np.int64)
         if self._cps.size == 0:
             pos = np.zeros(cp.shape, dtype=np.intp)
             found = np.zeros(cp.shape, dtype=bool)
         else:
             pos = np.searchsorted(self._cps, cp)                            # (L,)
-            pos_c = np.minimum(pos, self._cps.size - 1)
-            found = self._cps[pos_c] == cp
-            pos = pos_c
+            np.minimum(pos, self._cps.size - 1, out=pos)
+            found = self._cps[pos] == cp
         if not found.all():
             unknown = sorted({chr(c) for c in np.unique(cp[~found]).tolist()})
-            first = int(np.argmin(found))
+            first = offset + int(np.argmin(found))
             raise DataError(f"Vocab.encode: expected only characters of the vocabulary "
                             f"({len(self.chars)} characters), got {len(unknown)} unknown "
                             f"character(s): {_preview(unknown)} (first at position {first}). "
                             f"Rebuild the vocabulary with Vocab.build on text that contains them, "
                             f"or remove/replace those characters in the text.")
-        return self._ids[pos]
+        np.take(self._ids, pos, out=out)
 
     def decode(self, ids, skip_specials: bool = False) -> str:
         """Text of a sequence of ids; special tokens are written out as their names

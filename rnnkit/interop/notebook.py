@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import as_float_array, check_choice, check_shape, require_keys, to_numpy
+from .._validate import as_float_array, check_choice, check_shape, require_keys, short_list, to_numpy
 from ..errors import ParameterKeyError
 from ..scratch import check_parameters
 
@@ -47,7 +47,7 @@ def _read_state_dict(who, state_dict, gates):
     extra = sorted(str(k) for k in state_dict if k not in _TORCH_KEYS)
     if extra:
         raise ParameterKeyError(
-            f"{who}: expected only the keys {', '.join(_TORCH_KEYS)}, got also {extra}. Only a "
+            f"{who}: expected only the keys {', '.join(_TORCH_KEYS)}, got also {short_list(extra)}. Only a "
             f"single-layer unidirectional layer converts to a notebook dict; pass the l0 "
             f"weights alone.")
     arr = {k: as_float_array(who, f"state_dict['{k}']", to_numpy(who, k, state_dict[k]),

@@ -95,9 +95,13 @@ except ImportError as _e:  # pragma: no cover - exercised by a test that hides o
         "rnnkit.interop.onnx: expected the optional 'onnx' package, but it is not installed. "
         "Install it with: pip install 'rnnkit[onnx]'") from _e
 
-from .._validate import check_dtype_arg, check_int, to_numpy
-from ..cells import CellSpec, cell_spec
-from ..errors import ConfigError, DataError, DTypeError, ParameterKeyError, ShapeError
+from .._validate import check_dtype_arg, check_int, short_list, to_numpy
+from ..cells import CELLS, CellSpec, cell_spec
+from ..errors import CheckpointError, ConfigError, DataError, DTypeError, ParameterKeyError, ShapeError
+from ..io import open_regular
+
+#: The largest ONNX file OnnxCharLM opens (ONNX's protobuf itself stops at 2 GiB).
+MAX_ONNX_BYTES = 2 * 1024 ** 3
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -588,8 +592,8 @@ def export_charlm(state_dict: Mapping, config, path=None, **options) -> "onnx.Mo
     if unexpected:
         hint = (" embedding_size=0 means one-hot input without an embedding table."
                 if "embedding.weight" in unexpected else "")
-        raise ParameterKeyError(f"{who}: expected only the parameters {sorted(expected)}, got "
-                                f"unexpected {unexpected}. Check cell, num_layers and "
+        raise ParameterKeyError(f"{who}: expected only the parameters {short_list(sorted(expected))}, "
+                                f"got unexpected {short_list(unexpected)}. Check cell, num_layers and "
                                 f"embedding_size against the weights (the char LM is "
                                 f"unidirectional).{hint}")
 
@@ -693,23 +697,44 @@ class OnnxCharLM:
         opts = ort.SessionOptions()
         if num_threads is not None:
             opts.intra_op_num_threads = check_int(who, "num_threads", num_threads, minimum=1)
-        self.session = ort.InferenceSession(os.fspath(path), opts,
-                                            providers=providers or ["CPUExecutionProvider"])
+        self.path = os.fspath(path)
+        f, _ = open_regular(self.path, who, "ONNX", MAX_ONNX_BYTES)   # a file, not a FIFO or dir
+        f.close()
+        try:
+            self.session = ort.InferenceSession(self.path, opts,
+                                                providers=providers or ["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own exception classes (Fail, InvalidProtobuf ...)
+            raise CheckpointError(f"{who}: ONNX Runtime cannot load {self.path!r} "
+                                  f"({type(e).__name__}: {str(e):.300}). It is not a valid ONNX "
+                                  f"model; write one with `rnnkit export`.") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         if self.metadata.get("kind") != "charlm":
             raise ConfigError(f"{who}: expected an ONNX char LM exported by rnnkit "
-                              f"(metadata kind='charlm'), got kind={self.metadata.get('kind')!r} "
-                              f"in {os.fspath(path)!r}. Export it with export_charlm().")
-        self.cell = self.metadata["cell"]
-        self.vocab_size = int(self.metadata["vocab_size"])
-        self.hidden_size = int(self.metadata["hidden_size"])
-        self.num_layers = int(self.metadata["num_layers"])
-        self.embedding_size = int(self.metadata["embedding_size"])
-        names = {i.name: i for i in self.session.get_inputs()}
+                              f"(metadata kind='charlm'), got kind={self.metadata.get('kind')!r:.60} "
+                              f"in {self.path!r}. Export it with export_charlm().")
+        self.cell = self.metadata.get("cell")
+        try:
+            self._is_lstm = cell_spec(self.cell).cell_state
+        except (ConfigError, TypeError):
+            raise CheckpointError(f"{who}: {self.path!r}: metadata cell={self.cell!r:.60} is not "
+                                  f"one of {', '.join(CELLS)}; the file is damaged.") from None
+        for key in ("vocab_size", "hidden_size", "num_layers", "embedding_size"):
+            value = self.metadata.get(key, "")
+            if not (value.isdigit() and len(value) < 10 and (int(value) > 0 or key == "embedding_size")):
+                raise CheckpointError(f"{who}: {self.path!r}: expected metadata {key} to be a "
+                                      f"positive integer, got {value!r:.60}; the file is damaged.")
+            setattr(self, key, int(value))
+        names = {i.name for i in self.session.get_inputs()}
+        outputs = self.session.get_outputs()
+        want_in = {"tokens"} | ({"h0", "c0"} if self._is_lstm else {"h0"})
+        if not (names == want_in or names == {"tokens"}) or len(outputs) != (3 if self._is_lstm else 2):
+            raise CheckpointError(f"{who}: {self.path!r}: expected the inputs and outputs of an "
+                                  f"rnnkit char LM (tokens[, h0{', c0' if self._is_lstm else ''}] -> "
+                                  f"logits, h_n{', c_n' if self._is_lstm else ''}), got inputs "
+                                  f"{sorted(names)!r:.100} and {len(outputs)} outputs; the file is "
+                                  f"damaged.")
         self._has_state = "h0" in names
-        self._dtype = (np.float64 if "double" in self.session.get_outputs()[0].type
-                       else np.float32)
-        self._is_lstm = _cell(who, self.cell).cell_state
+        self._dtype = np.float64 if "double" in outputs[0].type else np.float32
 
     def initial_state(self, batch_size: int):
         """Zeros of shape (num_layers, batch_size, H) (a tuple ``(h, c)`` for LSTM)."""
@@ -771,7 +796,11 @@ class OnnxCharLM:
             raise ConfigError(f"{who}: this model was exported with initial_state=False and "
                               f"takes no state; pass state=None, or re-export with "
                               f"initial_state=True to generate step by step.")
-        out = self.session.run(None, feeds)
+        try:
+            out = self.session.run(None, feeds)
+        except Exception as e:  # a graph that loads but does not compute (crafted file)
+            raise CheckpointError(f"{who}: ONNX Runtime failed to run {self.path!r} "
+                                  f"({type(e).__name__}: {str(e):.300}); the file is damaged.") from None
         logits, h = out[0], out[1]
         return logits, ((h, out[2]) if self._is_lstm else h)
 

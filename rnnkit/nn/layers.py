@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import as_float_array, check_dtype_arg, check_float, check_int
+from .._validate import as_float_array, check_dtype_arg, check_float, check_int, make_rng, to_numpy
 from ..errors import DataError, DTypeError, NoForwardError, ShapeError
 from ..ops import linear, linear_backward
 from .module import Module
@@ -27,7 +27,7 @@ class Linear(Module):
         self.in_features = check_int("Linear", "in_features", in_features, 1)
         self.out_features = check_int("Linear", "out_features", out_features, 1)
         self.dtype = check_dtype_arg("Linear", dtype)
-        rng = rng if rng is not None else np.random.default_rng(seed)
+        rng = rng if rng is not None else make_rng(type(self).__name__, seed)
         k = 1.0 / np.sqrt(self.in_features)
         self._add_param("weight", (self.out_features, self.in_features), self.dtype,
                         lambda shape: rng.uniform(-k, k, shape))
@@ -67,7 +67,7 @@ class Embedding(Module):
         self.num_embeddings = check_int("Embedding", "num_embeddings", num_embeddings, 1)
         self.embedding_dim = check_int("Embedding", "embedding_dim", embedding_dim, 1)
         self.dtype = check_dtype_arg("Embedding", dtype)
-        rng = rng if rng is not None else np.random.default_rng(seed)
+        rng = rng if rng is not None else make_rng(type(self).__name__, seed)
         self._add_param("weight", (self.num_embeddings, self.embedding_dim), self.dtype,
                         rng.standard_normal)
         self._ids = None
@@ -88,7 +88,7 @@ class Embedding(Module):
 
 def check_ids(who, name, ids, num):
     """Validate integer token ids in [0, num)."""
-    arr = np.asarray(ids)
+    arr = to_numpy(who, name, ids)
     if arr.dtype.kind not in "iu":
         raise DTypeError(f"{who}: expected {name} as integer token ids, got dtype {arr.dtype}. "
                          f"Encode text with a Vocab first.")
@@ -108,7 +108,7 @@ class Dropout(Module):
     def __init__(self, p=0.5, seed=None, rng=None):
         super().__init__()
         self.p = check_float("Dropout", "p", p, 0.0, 1.0, max_inclusive=False)
-        self.rng = rng if rng is not None else np.random.default_rng(seed)
+        self.rng = rng if rng is not None else make_rng(type(self).__name__, seed)
         self._mask = None
 
     def forward(self, x):

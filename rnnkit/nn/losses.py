@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import as_float_array
-from ..errors import ConfigError, DataError, DTypeError, ShapeError
+from .._validate import as_float_array, to_numpy
+from ..errors import ConfigError, DataError, DTypeError, NoForwardError, ShapeError
 from ..ops import log_softmax
+
+
+def _take_cache(loss, who: str):
+    """The cache of ``loss``'s last forward, consumed (one backward per forward)."""
+    cache, loss._cache = loss._cache, None
+    if cache is None:
+        raise NoForwardError(f"{who}.backward: expected a forward call to differentiate, got none "
+                             f"(backward was called before any forward, or twice for one "
+                             f"forward). Call the loss on (prediction, target) first.")
+    return cache
 
 
 class CrossEntropyLoss:
@@ -40,7 +50,7 @@ class CrossEntropyLoss:
         logits = as_float_array("CrossEntropyLoss", "logits", logits)
         if logits.ndim < 1:
             raise ShapeError(f"CrossEntropyLoss: expected logits of shape (..., C), got a scalar.")
-        target = np.asarray(target)
+        target = to_numpy("CrossEntropyLoss", "target", target)
         if target.dtype.kind not in "iu":
             raise DTypeError(f"CrossEntropyLoss: expected integer class targets, got dtype {target.dtype}.")
         if logits.shape[:-1] != target.shape:
@@ -49,7 +59,7 @@ class CrossEntropyLoss:
         C = logits.shape[-1]
         valid = target != self.ignore_index
         if mask is not None:
-            mask = np.asarray(mask)
+            mask = to_numpy("CrossEntropyLoss", "mask", mask)
             if mask.shape != target.shape:
                 raise ShapeError(f"CrossEntropyLoss: expected mask of shape {target.shape} (the "
                                  f"target's), got {mask.shape}.")
@@ -68,8 +78,7 @@ class CrossEntropyLoss:
         return total / denom
 
     def backward(self, scale: float = 1.0):
-        logp, t, valid, denom = self._cache
-        self._cache = None
+        logp, t, valid, denom = _take_cache(self, "CrossEntropyLoss")
         d = np.exp(logp)                                                    # softmax
         np.put_along_axis(d, t[..., None], np.take_along_axis(d, t[..., None], axis=-1) - 1, axis=-1)
         d *= (valid[..., None] * (scale / denom)).astype(d.dtype)
@@ -115,6 +124,5 @@ class MSELoss:
         return float((diff.astype(np.float64) ** 2).sum() / denom)
 
     def backward(self, scale: float = 1.0):
-        diff, denom = self._cache
-        self._cache = None
+        diff, denom = _take_cache(self, "MSELoss")
         return diff * (2.0 * scale / denom)

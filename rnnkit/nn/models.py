@@ -21,7 +21,8 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from .._mode import no_grad, no_init
-from .._validate import check_choice, check_dtype_arg, check_float, check_int, fmt_shape, key_mismatch
+from .._validate import (check_choice, check_dtype_arg, check_float, check_int, fmt_shape, key_mismatch,
+                         make_rng, short_list)
 from ..cells import CELLS, cell_spec, map_state
 from ..errors import ConfigError, ParameterKeyError, ShapeError
 from ..ops import softmax
@@ -62,7 +63,8 @@ class _Config:
         names = {f.name: f for f in fields(cls)}
         unknown = sorted(set(d) - set(names))
         if unknown:
-            raise ConfigError(f"{cls.__name__}: unknown config key(s) {unknown}; expected keys from {sorted(names)}.")
+            raise ConfigError(f"{cls.__name__}: unknown config key(s) {short_list(map(repr, unknown))}; "
+                              f"expected keys from {sorted(names)}.")
         for k, v in d.items():
             default = names[k].default
             if isinstance(default, bool):
@@ -173,7 +175,7 @@ class CharLM(Module):
     def __init__(self, config: CharLMConfig, seed=None):
         super().__init__()
         self.config = config.validate()
-        rng = np.random.default_rng(seed)
+        rng = make_rng(type(self).__name__, seed)
         dt = np.dtype(config.dtype)
         V, E = config.vocab_size, config.embedding_size
         self._add_child("embedding", Embedding(V, E, dtype=dt, rng=rng) if E > 0 else None)
@@ -365,7 +367,7 @@ class SequenceClassifier(_ManyToOne):
     def __init__(self, config: SequenceClassifierConfig, seed=None):
         super().__init__()
         self.config = config.validate()
-        rng = np.random.default_rng(seed)
+        rng = make_rng(type(self).__name__, seed)
         dt = np.dtype(config.dtype)
         self.dtype = dt
         tokens = config.vocab_size > 0
@@ -453,7 +455,7 @@ class SequenceRegressor(_ManyToOne):
     def __init__(self, config: SequenceRegressorConfig, seed=None):
         super().__init__()
         self.config = config.validate()
-        rng = np.random.default_rng(seed)
+        rng = make_rng(type(self).__name__, seed)
         dt = np.dtype(config.dtype)
         self.dtype = dt
         self._add_child("rnn", _build_rnn(config, config.input_size, rng, config.bidirectional))

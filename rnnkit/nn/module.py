@@ -100,7 +100,14 @@ class Module:
                                  f"weights were saved with.")
             if not np.isfinite(v).all():
                 raise NonFiniteError(f"{who}: {k} contains NaN or infinite values; refusing to load it.")
-            staged[k] = v
+            with np.errstate(over="ignore"):
+                cast = v.astype(p.dtype, copy=False)       # the values the layer would hold
+            if not np.isfinite(cast).all():
+                big = float(np.abs(v[~np.isfinite(cast)]).max())
+                raise NonFiniteError(f"{who}: {k} holds values out of {p.dtype} range (up to "
+                                     f"{big:.3g}; {p.dtype} ends at {float(np.finfo(p.dtype).max):.3g}), "
+                                     f"which would load as inf; refusing to load it.")
+            staged[k] = cast
         for k, v in staged.items():
             params[k][...] = v
 

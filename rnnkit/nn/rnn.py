@@ -27,7 +27,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .._mode import enable_grad, is_grad_enabled
-from .._validate import as_float_array, check_choice, check_dtype_arg, check_float, check_int, check_shape
+from .._validate import (as_float_array, check_choice, check_dtype_arg, check_float, check_int, check_shape,
+                         make_rng, to_numpy)
 from ..cells import CellSpec, cell_spec
 from ..errors import ConfigError, DTypeError, NoForwardError, ShapeError
 from ..sequence import prepare, step_buffers, step_forward, unroll_backward, unroll_forward
@@ -107,7 +108,7 @@ class RNNBase(Module):
         self.dtype = check_dtype_arg(who, dtype)
         self.num_directions = 2 if self.bidirectional else 1
         self.cell = self.spec.new_cell()
-        self.rng = np.random.default_rng(seed)
+        self.rng = make_rng(who, seed)
         k = 1.0 / np.sqrt(self.hidden_size)
         for name, shape in rnn_parameter_shapes(self.spec, self.input_size, self.hidden_size,
                                                 self.num_layers, self.bidirectional,
@@ -162,10 +163,7 @@ class RNNBase(Module):
     def _check_lengths(self, who, lengths, T, N):
         if lengths is None:
             return None
-        try:
-            arr = np.asarray(lengths)
-        except (TypeError, ValueError):
-            arr = np.asarray([None])
+        arr = to_numpy(who, "lengths", lengths)
         if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         if arr.dtype.kind not in "iu":

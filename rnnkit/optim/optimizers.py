@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .._validate import check_float, fmt_shape
+from .._validate import check_float, fmt_shape, key_mismatch
 from ..errors import CheckpointError, ConfigError, DTypeError, ParameterKeyError, ShapeError
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "get_optimizer", "OPTIMIZERS"]
@@ -33,14 +33,9 @@ _STATE_VERSION = 1
 
 
 def _key_diff(expected, got) -> str:
-    missing = sorted(set(expected) - set(got))
-    extra = sorted(set(got) - set(expected))
-    parts = []
-    if missing:
-        parts.append(f"missing {missing}")
-    if extra:
-        parts.append(f"unexpected {extra}")
-    return ", ".join(parts)
+    """``"missing a, b and unexpected c"`` (lists capped, so a hostile file with 100k names
+    gives a readable message)."""
+    return key_mismatch(sorted(expected), sorted(got)) or ""
 
 
 def _lerp_(a: np.ndarray, b: np.ndarray, w: float) -> None:

@@ -45,6 +45,11 @@ class CheckpointError(RnnkitError, ValueError):
     """A checkpoint directory or file is missing, damaged, inconsistent or hostile."""
 
 
+class DistributedError(RnnkitError, RuntimeError):
+    """Another process of a multi-process (torchrun) training job failed or went away, or the
+    job is set up in a way one engine cannot run."""
+
+
 class NoForwardError(RnnkitError, RuntimeError):
     """``backward()`` was called without a forward pass to differentiate (or twice, or after a
     forward under ``rnnkit.no_grad()``)."""
@@ -64,5 +69,6 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "TrainingDivergedError",
+    "DistributedError",
     "NoForwardError",
 ]

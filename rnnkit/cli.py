@@ -265,9 +265,14 @@ def cmd_train(args) -> int:
                      f"engine runs on the CPU (add --engine torch, or drop --device).")
     group = start_group(o["engine"], args.device)     # under torchrun: joins the job
     try:
-        return _train(args, o, group)
+        code = _train(args, o, group)
+    except Exception as e:
+        if not group.is_main and getattr(e, "_rnnkit_agreed", False):
+            return 0        # rank 0 reports it, and fails the torchrun job with its status
+        raise
     finally:
         group.close()
+    return code if group.is_main else 0
 
 
 def _train_out(args, o) -> Path:

@@ -111,6 +111,7 @@ class TorchGroup(LocalGroup):
         self.device = _resolve_device(device, self.world_size, self.local_rank)
         self.backend = None
         self._started = False
+        self._before_close = []                # DDP wrappers to drop before the group goes
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.deterministic = True
@@ -197,6 +198,8 @@ class TorchGroup(LocalGroup):
         return out
 
     def close(self) -> None:
+        while self._before_close:
+            self._before_close.pop()()
         if self._started and dist.is_initialized():
             dist.destroy_process_group()
             self._started = False
@@ -294,6 +297,7 @@ class TorchEngine(Engine):
             from torch.nn.parallel import DistributedDataParallel
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.net, device_ids=ids)
+            self.group._before_close.append(self._drop_ddp)
         else:
             self.ddp = self.net
         reference = config.make_optimizer({k: np.zeros(1) for k in ("w",)})
@@ -302,6 +306,12 @@ class TorchEngine(Engine):
         self.step_count = 0
         self._pending = None
         self._seed_generators(0)
+
+    def _drop_ddp(self):
+        """Release DDP's reducer while its process group still exists (an error may leave it
+        waiting for a backward, and a traceback may keep the engine alive)."""
+        self.ddp = self.net
+        self._pending = None
 
     # -- processes / description -----------------------------------------------------------
     def device_name(self) -> str:

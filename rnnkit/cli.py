@@ -264,14 +264,17 @@ def cmd_train(args) -> int:
         _usage_error("train", f"--device {args.device} applies to --engine torch; the numpy "
                      f"engine runs on the CPU (add --engine torch, or drop --device).")
     group = start_group(o["engine"], args.device)     # under torchrun: joins the job
+    in_sync = False
     try:
         code = _train(args, o, group)
+        in_sync = True
     except Exception as e:
-        if not group.is_main and getattr(e, "_rnnkit_agreed", False):
+        in_sync = getattr(e, "_rnnkit_agreed", False)    # every process stops with it
+        if in_sync and not group.is_main:
             return 0        # rank 0 reports it, and fails the torchrun job with its status
         raise
     finally:
-        group.close()
+        group.close(in_sync)
     return code if group.is_main else 0
 
 
@@ -347,6 +350,7 @@ def _train(args, o, group) -> int:
                           engine=make_engine(o["engine"], model, tcfg, group=group))
         if args.resume:
             trainer.resume()
+            trainer.checkpoint.extra["cli"]["engine"] = o["engine"]    # the next resume's default
     trainer.log = lambda m: print(m, file=sys.stderr)
     if group.is_main:
         print(f"rnnkit train: engine {trainer.engine.describe()}", file=sys.stderr)

@@ -154,11 +154,14 @@ class Checkpointing:
 
 class _StopFlag:
     """SIGINT/SIGTERM handler: ask the loop to stop at the next step boundary. A second
-    Ctrl-C interrupts at once."""
+    Ctrl-C interrupts at once, unless it comes within ``echo`` seconds of the first (under
+    torchrun a Ctrl-C reaches a process twice: from the terminal, and forwarded by torchrun)."""
 
-    def __init__(self):
+    def __init__(self, echo: float = 0.0):
         self.signal = None
         self._old = {}
+        self._echo = echo
+        self._first = None
 
     def __enter__(self):
         import threading
@@ -172,9 +175,11 @@ class _StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        if self.signal is not None and signum == signal.SIGINT:
+        now = time.monotonic()
+        if self.signal is not None and signum == signal.SIGINT and now - self._first >= self._echo:
             raise KeyboardInterrupt
-        self.signal = signum
+        if self.signal is None:
+            self.signal, self._first = signum, now
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
@@ -417,7 +422,7 @@ class Trainer:
         tok0 = self.tokens_seen
         loss_ema = self.loss_ema
         try:
-            with _StopFlag() as stop:
+            with _StopFlag(echo=2.0 if eng.group.world_size > 1 else 0.0) as stop:
                 while self.step < cfg.steps:
                     sigint, sigterm = eng.any([stop.signal == signal.SIGINT, stop.signal == signal.SIGTERM])
                     if sigint or sigterm:

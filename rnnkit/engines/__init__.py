@@ -89,8 +89,8 @@ class LocalGroup:
         """The main process's ``obj`` in every process."""
         return obj
 
-    def close(self) -> None:
-        pass
+    def close(self, in_sync: bool = True) -> None:
+        """Leave the group; ``in_sync``: every process got here the same way."""
 
     def describe(self) -> str:
         return "1 process"

@@ -25,6 +25,7 @@ float32, as in NumPy), so that a resumed run repeats a straight one.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
@@ -197,10 +198,19 @@ class TorchGroup(LocalGroup):
         self._call(dist.all_gather_object, out, obj)
         return out
 
-    def close(self) -> None:
+    def close(self, in_sync: bool = True) -> None:
+        """Leave the job. ``in_sync``: every process got here the same way (a finished run or
+        an agreed error); then they wait for each other and end the group together (a process
+        that ends it while another still uses it can abort). Otherwise the group is left as it
+        is (a process failed alone; torchrun stops the others)."""
         while self._before_close:
             self._before_close.pop()()
-        if self._started and dist.is_initialized():
+        gc.collect()          # DDP holds the group: free it now, not while Python shuts down
+        if self._started and dist.is_initialized() and in_sync:
+            try:
+                dist.barrier()
+            except (RuntimeError, ValueError):
+                return
             dist.destroy_process_group()
             self._started = False
 

@@ -50,7 +50,7 @@ __all__ = ["BLOCK_BYTES", "STREAM_MIN_BYTES", "ids_dtype", "iter_text", "head_te
 BLOCK_BYTES = 4 << 20
 #: Stream-mode text files at least this large are encoded block by block (smaller ones are
 #: read whole, as before).
-STREAM_MIN_BYTES = 32 << 20
+STREAM_MIN_BYTES = 4 << 20
 #: The file's head and tail bytes that go into its fingerprint.
 _FINGERPRINT_BYTES = 1 << 20
 _CACHE_FORMAT, _CACHE_VERSION = "rnnkit.ids", 1

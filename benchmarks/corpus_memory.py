@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,11 +55,13 @@ def generate(path: Path, mb: float, seed: int = 0) -> int:
 def _rss_parts(pid: int):
     """(anonymous, file-backed) resident MiB of a running process, from /proc."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
         return None
-    get = lambda key: int(status.split(key + ":")[1].split()[0]) / 1024   # noqa: E731
-    return get("RssAnon"), get("RssFile")
+    kb = {k: v.split()[0] for k, _, v in (line.partition(":") for line in lines) if v.strip()}
+    if "RssAnon" not in kb or "RssFile" not in kb:
+        return None
+    return int(kb["RssAnon"]) / 1024, int(kb["RssFile"]) / 1024
 
 
 def measure(cmd: list, env: dict) -> dict:
@@ -105,12 +108,21 @@ def main(argv=None) -> int:
     rows = []
     for engine in args.engines.split(","):
         run = root / f"run-{engine}"
+        shutil.rmtree(run, ignore_errors=True)                 # the first run encodes the text
         extra = ["--engine", engine] + (["--device", "cpu"] if engine == "torch" else [])
-        first = measure([*base, "--out", str(run), "--overwrite", "--steps", str(args.steps), *extra], env)
+        first = measure([*base, "--out", str(run), "--steps", str(args.steps), *extra], env)
         again = measure([sys.executable, "-m", "rnnkit", "train", "--resume", str(run), "--steps",
                          str(2 * args.steps), *extra], env)
         rows.append((f"{engine}: encode + {args.steps} steps", first))
         rows.append((f"{engine}: resume (id file reused) + {args.steps} steps", again))
+    tiny = root / "tiny.txt"
+    with open(text, "rb") as src, open(tiny, "wb") as dst:
+        dst.write(src.read(1_000_000))
+    for engine in args.engines.split(","):
+        extra = ["--engine", engine] + (["--device", "cpu"] if engine == "torch" else [])
+        floor = [sys.executable, "-m", "rnnkit", "train", str(tiny), *base[5:], "--out",
+                 str(root / f"run-tiny-{engine}"), "--overwrite", "--steps", str(args.steps), *extra]
+        rows.append((f"{engine}: 1 MB text (the floor: interpreter, libraries, model)", measure(floor, env)))
     small = root / "small.txt"
     with open(text, "rb") as src, open(small, "wb") as dst:
         dst.write(src.read(size // 10))

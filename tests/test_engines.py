@@ -219,6 +219,25 @@ def test_resume_across_engines(tmp_path, capsys, files, mode, first, second, dev
 
 
 @needs_torch
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+def test_optimizer_state_crosses_engines(tmp_path, capsys, files, optimizer):
+    """Every optimizer's state (moments, momentum buffers, accumulators, step count) goes
+    through optimizer.safetensors in rnnkit's format: numpy 6 + torch 6 + numpy 6 steps equal
+    18 numpy steps."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = [files["lines"], "--eval-every", 3, *EXACT, "--optimizer", optimizer, "--weight-decay", "0.01"]
+    train(capsys, *common, "--steps", 18, "--out", straight)
+    train(capsys, *common, "--steps", 6, "--out", split)
+    train(capsys, "--resume", split, "--steps", 12, "--engine", "torch", "--device", "cpu")
+    assert load_checkpoint(split).optimizer_meta["step"] == 12
+    train(capsys, "--resume", split, "--steps", 18, "--engine", "numpy")
+    a, b = load_checkpoint(straight), load_checkpoint(split)
+    assert a.optimizer_meta == b.optimizer_meta
+    assert max_diff(a.model_state, b.model_state) < 1e-8
+    assert max_diff(a.optimizer_state, b.optimizer_state) < 1e-8
+
+
+@needs_torch
 @pytest.mark.parametrize("engine,device", [("numpy", None), ("torch", "cpu"),
                                            pytest.param("torch", "cuda", marks=DEVICES[1].marks)])
 def test_dropout_each_engine_is_exact_with_itself_across_resume(tmp_path, capsys, monkeypatch, files,
@@ -263,6 +282,18 @@ def test_changing_engine_with_dropout_says_the_stream_restarts(tmp_path, capsys,
 
 
 # ============================================================================== options and errors
+@needs_torch
+def test_torch_engine_trains_charlm_only():
+    from rnnkit import nn
+    from rnnkit.data import ArraySource
+    from rnnkit.errors import ConfigError
+    from rnnkit.train import Trainer, TrainConfig
+    model = nn.SequenceRegressor(nn.SequenceRegressorConfig(input_size=1, output_size=1, hidden_size=4))
+    src = ArraySource(np.zeros((3, 8, 1), np.float32), np.zeros((8, 1), np.float32), batch_size=4)
+    with pytest.raises(ConfigError, match="CharLM"):
+        Trainer(model, src, config=TrainConfig(steps=1, progress=False), engine="torch", device="cpu")
+
+
 def test_device_with_numpy_engine_is_a_usage_error(tmp_path, capsys, files):
     code, _, err = cli(capsys, "train", files["lines"], "--out", tmp_path / "r", "--device", "cpu", *MODEL)
     assert code == 2

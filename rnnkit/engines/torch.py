@@ -310,7 +310,7 @@ class TorchEngine(Engine):
             self.group._before_close.append(self._drop_ddp)
         else:
             self.ddp = self.net
-        reference = config.make_optimizer({k: np.zeros(1) for k in ("w",)})
+        reference = config.make_optimizer({"w": np.zeros(1)})       # its name and hyper-parameters
         self._opt_name, self._hyper = reference.name, reference.hyperparameters()
         self.opt = self._torch_optimizer()
         self.step_count = 0

@@ -8,6 +8,7 @@ subprocess) and is compared through the checkpoints it writes. Tiny models: the 
 runs in about half a minute on 2 cores. CUDA variants run when a GPU is present.
 """
 
+import functools
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ import pytest
 
 from rnnkit import datasets
 from rnnkit.checkpoint import load_checkpoint, read_metrics
-from rnnkit.cli import main
+from test_cli import cli as run_cli  # noqa: E402  (tests/ is on sys.path, as for conftest)
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = datasets.names()[:400]
@@ -66,17 +67,14 @@ def files(tmp_path_factory):
     return {"lines": root / "names.txt", "stream": root / "prose.txt"}
 
 
-def cli(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+@pytest.fixture
+def cli(capsys):
+    """``cli(*argv) -> (code, stdout, stderr)``: `rnnkit` in-process (test_cli's helper)."""
+    return functools.partial(run_cli, capsys)
 
 
-def train(capsys, *argv):
-    code, out, err = cli(capsys, "train", *argv)
+def train(cli, *argv):
+    code, out, err = cli("train", *argv)
     assert code == 0, err
     return err
 
@@ -108,13 +106,13 @@ def torchrun(nproc, args, env_extra=None, cwd=None, timeout=180):
 @needs_torch
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["lines", "stream"])
-def test_numpy_and_torch_engines_agree_in_float64(tmp_path, capsys, files, mode, device):
+def test_numpy_and_torch_engines_agree_in_float64(tmp_path, cli, files, mode, device):
     """30 steps, float64, no dropout: the same weights within 1e-8 and the same validation
     losses, optimizer state and step count."""
     a, b = tmp_path / "numpy", tmp_path / "torch"
     common = [files[mode], "--steps", 30, "--eval-every", 10, *EXACT]
-    err_a = train(capsys, *common, "--out", a)
-    err_b = train(capsys, *common, "--out", b, *engine_args("torch", device))
+    err_a = train(cli, *common, "--out", a)
+    err_b = train(cli, *common, "--out", b, *engine_args("torch", device))
     assert err_a.splitlines()[0].startswith("rnnkit train: engine numpy")
     assert re.match(rf"rnnkit train: engine torch \S+ on {device}", err_b.splitlines()[0]), err_b
     ca, cb = load_checkpoint(a), load_checkpoint(b)
@@ -131,7 +129,7 @@ def test_numpy_and_torch_engines_agree_in_float64(tmp_path, capsys, files, mode,
     assert cb.trainer_state["engine"]["name"] == "torch"
     # the checkpoint is the same kind of directory: the other commands work unchanged on it
     for command in (["info", b], ["sample", b, "--num", 3], ["eval", b, files[mode]]):
-        code, out, err = cli(capsys, *command)
+        code, out, err = cli(*command)
         assert code == 0 and out, (command, err)
 
 
@@ -139,12 +137,12 @@ def test_numpy_and_torch_engines_agree_in_float64(tmp_path, capsys, files, mode,
 @needs_torch
 @pytest.mark.parametrize("device", DDP_DEVICES)
 @pytest.mark.parametrize("mode", ["lines", "stream"])
-def test_torchrun_two_processes_equal_one(tmp_path, capsys, files, mode, device):
+def test_torchrun_two_processes_equal_one(tmp_path, cli, files, mode, device):
     """torchrun --nproc_per_node=2 (gloo on CPU): each process takes half of the columns of
     the same global batch; after 30 steps the weights equal the one-process run's."""
     one, two = tmp_path / "one", tmp_path / "two"
     common = [files[mode], "--steps", 30, "--eval-every", 10, *EXACT, *engine_args("torch", device)]
-    train(capsys, *common, "--out", one)
+    train(cli, *common, "--out", one)
     r = torchrun(2, [*common, "--out", two], cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = [s for s in (r.stdout + r.stderr).splitlines() if s.startswith("rnnkit")]
@@ -196,14 +194,14 @@ def test_error_in_one_process_stops_all_with_one_message(tmp_path, files):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["lines", "stream"])
 @pytest.mark.parametrize("first,second", [("numpy", "torch"), ("torch", "numpy")])
-def test_resume_across_engines(tmp_path, capsys, files, mode, first, second, device):
+def test_resume_across_engines(tmp_path, cli, files, mode, first, second, device):
     """15 steps on one engine, then 15 on the other (--resume DIR --engine OTHER) equal 30 on
     the first within 1e-8 (float64, no dropout; the carried state crosses in stream mode)."""
     straight, split = tmp_path / "straight", tmp_path / "split"
     common = [files[mode], "--eval-every", 5, *EXACT]
-    train(capsys, *common, "--steps", 30, "--out", straight, *engine_args(first, device))
-    train(capsys, *common, "--steps", 15, "--out", split, *engine_args(first, device))
-    err = train(capsys, "--resume", split, "--steps", 30, *engine_args(second, device))
+    train(cli, *common, "--steps", 30, "--out", straight, *engine_args(first, device))
+    train(cli, *common, "--steps", 15, "--out", split, *engine_args(first, device))
+    err = train(cli, "--resume", split, "--steps", 30, *engine_args(second, device))
     assert err.splitlines()[0].startswith(f"rnnkit train: engine {second}")
     assert f"resumed from {split} at step 15" in err
     assert "dropout random stream" not in err              # no dropout: nothing to say
@@ -220,17 +218,17 @@ def test_resume_across_engines(tmp_path, capsys, files, mode, first, second, dev
 
 @needs_torch
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
-def test_optimizer_state_crosses_engines(tmp_path, capsys, files, optimizer):
+def test_optimizer_state_crosses_engines(tmp_path, cli, files, optimizer):
     """Every optimizer's state (moments, momentum buffers, accumulators, step count) goes
     through optimizer.safetensors in rnnkit's format: numpy 6 + torch 6 + numpy 6 steps equal
     18 numpy steps."""
     straight, split = tmp_path / "straight", tmp_path / "split"
     common = [files["lines"], "--eval-every", 3, *EXACT, "--optimizer", optimizer, "--weight-decay", "0.01"]
-    train(capsys, *common, "--steps", 18, "--out", straight)
-    train(capsys, *common, "--steps", 6, "--out", split)
-    train(capsys, "--resume", split, "--steps", 12, "--engine", "torch", "--device", "cpu")
+    train(cli, *common, "--steps", 18, "--out", straight)
+    train(cli, *common, "--steps", 6, "--out", split)
+    train(cli, "--resume", split, "--steps", 12, "--engine", "torch", "--device", "cpu")
     assert load_checkpoint(split).optimizer_meta["step"] == 12
-    train(capsys, "--resume", split, "--steps", 18, "--engine", "numpy")
+    train(cli, "--resume", split, "--steps", 18, "--engine", "numpy")
     a, b = load_checkpoint(straight), load_checkpoint(split)
     assert a.optimizer_meta == b.optimizer_meta
     assert max_diff(a.model_state, b.model_state) < 1e-8
@@ -240,17 +238,17 @@ def test_optimizer_state_crosses_engines(tmp_path, capsys, files, optimizer):
 @needs_torch
 @pytest.mark.parametrize("engine,device", [("numpy", None), ("torch", "cpu"),
                                            pytest.param("torch", "cuda", marks=DEVICES[1].marks)])
-def test_dropout_each_engine_is_exact_with_itself_across_resume(tmp_path, capsys, monkeypatch, files,
+def test_dropout_each_engine_is_exact_with_itself_across_resume(tmp_path, cli, monkeypatch, files,
                                                                 engine, device):
     """With dropout the two engines draw different masks; each one resumes bit-exactly (its
     generators are in the checkpoint: trainer.json for NumPy, trainer.safetensors for torch)."""
     straight, split, control = tmp_path / "straight", tmp_path / "split", tmp_path / "control"
     common = [files["stream"], "--eval-every", 4, *MODEL, "--dropout", "0.3", "--dtype", "float64",
               *engine_args(engine, device)]
-    train(capsys, *common, "--steps", 20, "--out", straight)
-    train(capsys, *common, "--steps", 10, "--out", split)
+    train(cli, *common, "--steps", 20, "--out", straight)
+    train(cli, *common, "--steps", 10, "--out", split)
     shutil.copytree(split, control)
-    err = train(capsys, "--resume", split, "--steps", 20)
+    err = train(cli, "--resume", split, "--steps", 20)
     assert "dropout random stream" not in err
     a, b = load_checkpoint(straight), load_checkpoint(split)
     for k in a.model_state:
@@ -265,19 +263,19 @@ def test_dropout_each_engine_is_exact_with_itself_across_resume(tmp_path, capsys
         from rnnkit.engines.torch import TorchEngine
         monkeypatch.setattr(TorchEngine, "load_rng_state",
                             lambda self, json, arrays, saved, step: self._seed_generators(step))
-        train(capsys, "--resume", control, "--steps", 20)
+        train(cli, "--resume", control, "--steps", 20)
         assert max_diff(a.model_state, load_checkpoint(control).model_state) > 1e-6
 
 
 @needs_torch
-def test_changing_engine_with_dropout_says_the_stream_restarts(tmp_path, capsys, files):
+def test_changing_engine_with_dropout_says_the_stream_restarts(tmp_path, cli, files):
     run = tmp_path / "run"
-    train(capsys, files["lines"], "--steps", 4, "--eval-every", 2, *MODEL, "--dropout", "0.2",
+    train(cli, files["lines"], "--steps", 4, "--eval-every", 2, *MODEL, "--dropout", "0.2",
           "--out", run)
-    err = train(capsys, "--resume", run, "--steps", 8, "--engine", "torch", "--device", "cpu")
+    err = train(cli, "--resume", run, "--steps", 8, "--engine", "torch", "--device", "cpu")
     notes = [s for s in err.splitlines() if "dropout random stream restarts" in s]
     assert len(notes) == 1 and "numpy engine" in notes[0] and "torch engine" in notes[0]
-    err = train(capsys, "--resume", run, "--steps", 12)        # continues on torch: nothing to say
+    err = train(cli, "--resume", run, "--steps", 12)        # continues on torch: nothing to say
     assert "dropout random stream" not in err and "engine torch" in err.splitlines()[0]
 
 
@@ -294,19 +292,19 @@ def test_torch_engine_trains_charlm_only():
         Trainer(model, src, config=TrainConfig(steps=1, progress=False), engine="torch", device="cpu")
 
 
-def test_device_with_numpy_engine_is_a_usage_error(tmp_path, capsys, files):
-    code, _, err = cli(capsys, "train", files["lines"], "--out", tmp_path / "r", "--device", "cpu", *MODEL)
+def test_device_with_numpy_engine_is_a_usage_error(tmp_path, cli, files):
+    code, _, err = cli("train", files["lines"], "--out", tmp_path / "r", "--device", "cpu", *MODEL)
     assert code == 2
     assert "--device cpu applies to --engine torch" in err and "usage: rnnkit train" in err
 
 
 @needs_torch
-def test_bad_device_and_batch_smaller_than_processes(tmp_path, capsys, files):
-    code, _, err = cli(capsys, "train", files["lines"], "--out", tmp_path / "r", "--engine", "torch",
+def test_bad_device_is_one_clear_error(tmp_path, cli, files):
+    code, _, err = cli("train", files["lines"], "--out", tmp_path / "r", "--engine", "torch",
                        "--device", "tpu", *MODEL)
     assert code == 1 and "expected cpu, cuda or cuda:N" in err
     if not torch.cuda.is_available():
-        code, _, err = cli(capsys, "train", files["lines"], "--out", tmp_path / "r", "--engine",
+        code, _, err = cli("train", files["lines"], "--out", tmp_path / "r", "--engine",
                            "torch", "--device", "cuda", *MODEL)
         assert code == 1 and "no CUDA device" in err and "--device cpu" in err
 

@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 
 #: (name, rnnkit train options, (N1, N2), (quick N1, N2))
@@ -87,17 +89,22 @@ def timed_run(prefix, options, env_extra, steps, out_dir) -> tuple:
     return dt, int(state["tokens_seen"])
 
 
-def measure(prefix, options, env_extra, steps: tuple, root: Path) -> dict:
-    """steps/s and chars/s from two step counts (start-up cancelled)."""
+def measure(prefix, options, env_extra, steps: tuple, root: Path, repeats: int = 2) -> dict:
+    """steps/s and chars/s from two step counts (start-up cancelled): the medians of
+    ``repeats`` runs of each, alternated."""
     (n1, n2) = steps
-    t1, c1 = timed_run(prefix, options, env_extra, n1, root / f"a{len(list(root.iterdir()))}")
-    t2, c2 = timed_run(prefix, options, env_extra, n2, root / f"b{len(list(root.iterdir()))}")
+    runs = {n1: [], n2: []}
+    for _ in range(repeats):
+        for n in (n1, n2):
+            d = root / f"s{n}-{len(runs[n])}"
+            runs[n].append(timed_run(prefix, options, env_extra, n, d))
+    (t1, c1), (t2, c2) = (tuple(float(np.median(v)) for v in zip(*runs[n])) for n in (n1, n2))
     dt = max(t2 - t1, 1e-9)
     return {"steps_per_s": (n2 - n1) / dt, "chars_per_s": (c2 - c1) / dt, "steps": [n1, n2],
-            "seconds": [t1, t2]}
+            "seconds": [t1, t2], "repeats": repeats}
 
 
-def run(quick: bool = False, only_models=None, verbose: bool = True) -> list:
+def run(quick: bool = False, only_models=None, verbose: bool = True, repeats: int = 2) -> list:
     """Time every (model, engine) pair; returns rows for :func:`render`."""
     info = _torch_info()
     rows = []
@@ -109,7 +116,8 @@ def run(quick: bool = False, only_models=None, verbose: bool = True) -> list:
             for label, prefix, extra, env in engines(info):
                 d = root / f"m{m}-{len(rows)}"
                 d.mkdir()
-                r = measure(prefix, [*options, *extra], env, quick_steps if quick else steps, d)
+                r = measure(prefix, [*options, *extra], env, quick_steps if quick else steps, d,
+                            repeats=1 if quick else repeats)
                 r.update(model=model, engine=label)
                 rows.append(r)
                 if verbose:
@@ -124,9 +132,12 @@ def render(rows) -> str:
     lines = ["## Engines: `rnnkit train --engine numpy | torch`, and torchrun", "",
              f"Real `rnnkit train` commands, end to end; each figure is (N2 - N1) steps over the "
              f"difference of the wall times of a `--steps N1` and a `--steps N2` run, so start-up "
-             f"(imports, data, model, final checkpoint) cancels. Machine: {platform.machine()}, "
-             f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
-             + (f", torch {info['version']}" if info else ", no torch") + ".", "",
+             f"(imports, data, model, final checkpoint) cancels; medians of "
+             f"{max((r.get('repeats', 1) for r in rows), default=1)} runs of each. Machine: "
+             f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+             + (f", torch {info['version']}" if info else ", no torch")
+             + f"; load average {os.getloadavg()[0]:.1f} when the table was written (other work "
+             f"on the machine slows the multi-threaded rows most).", "",
              "| model | engine | steps/s | characters/s | vs numpy |",
              "|---|---|---:|---:|---:|"]
     base = {r["model"]: r["steps_per_s"] for r in rows if r["engine"] == "numpy"}
@@ -142,9 +153,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny step counts (smoke run)")
     p.add_argument("--models", help="comma-separated indices of MODELS to run (default: all)")
+    p.add_argument("--repeats", type=int, default=2, help="runs of each step count (medians)")
     args = p.parse_args(argv)
     only = None if not args.models else {int(i) for i in args.models.split(",")}
-    print(render(run(quick=args.quick, only_models=only)))
+    print(render(run(quick=args.quick, only_models=only, repeats=args.repeats)))
     return 0
 
 

@@ -333,3 +333,15 @@ def test_engine_torch_without_torch_is_one_clear_error(tmp_path, files):
                        text=True, env=env, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines()[0].startswith("rnnkit train: engine numpy")
+
+
+def test_engines_benchmark_renders_its_table():
+    """benchmarks/engines.py (run by hand and by bench.py): its markdown, without timing."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import engines
+    rows = [{"model": "m", "engine": "numpy", "steps_per_s": 2.0, "chars_per_s": 1000.0, "repeats": 2},
+            {"model": "m", "engine": "torch CPU, 1 process x 2 threads", "steps_per_s": 3.0,
+             "chars_per_s": 1500.0, "repeats": 2}]
+    text = engines.render(rows)
+    assert text.startswith("## Engines") and "| m | torch CPU, 1 process x 2 threads | 3.00 | 1,500 | 1.50x |" in text
+    assert [label for label, *_ in engines.engines(None)] == ["numpy"]

@@ -39,7 +39,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ..cells import cell_spec, map_state, state_arrays, state_from_arrays
 from ..data.lines import IGNORE_INDEX
-from ..errors import ConfigError, DataError, DistributedError
+from ..errors import ConfigError, DataError, DistributedError, RnnkitError
 from ..interop.torch import _make_torch_rnn
 from ..nn.models import CharLM, LossResult
 from ..optim import get_optimizer
@@ -91,7 +91,6 @@ def _resolve_device(device, world_size: int, local_rank: int) -> torch.device:
 
 
 def _describe_error(e: BaseException) -> str:
-    from ..errors import RnnkitError
     if isinstance(e, RnnkitError):
         return str(e)
     return f"unexpected {type(e).__name__}: {e}"

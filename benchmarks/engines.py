@@ -7,7 +7,8 @@ Usage::
 
 From benchmarks/bench.py: ``rows = engines.run(); text = engines.render(rows)``.
 
-Method: every figure times the real command, end to end, in a fresh process:
+Method: every figure times the real command, end to end, in a fresh process, started once
+the machine's CPUs are idle (medians of 3 runs of each step count):
 ``rnnkit train ... --steps N1`` and ``--steps N2`` (each in a new run directory, no
 validation, no samples); the difference ``(N2 - N1) / (t2 - t1)`` cancels start-up (Python,
 imports, data, model build, the final checkpoint). Characters per second use the trainer's own
@@ -39,10 +40,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: (name, rnnkit train options, (N1, N2), (quick N1, N2))
 MODELS = [
-    ("default model (LSTM 2x128, batch 64, names, lines mode)", [], (40, 240), (2, 6)),
+    ("default model (LSTM 2x128, batch 64, names, lines mode)", [], (50, 1050), (2, 6)),
     ("LSTM 2x512, batch 128, seq 128 (pydoc, stream mode)",
      ["--dataset", "pydoc", "--hidden-size", "512", "--batch-size", "128", "--seq-len", "128"],
-     (2, 6), (1, 2)),
+     (1, 6), (1, 2)),
 ]
 COMMON = ["--val-frac", "0", "--eval-every", "1000000", "--quiet", "--num-samples", "0"]
 
@@ -74,8 +75,37 @@ def engines(torch_info) -> list:
     return out
 
 
+def _busy(seconds: float = 0.5) -> float:
+    """The share of the machine's CPU time spent busy over ``seconds`` (Linux /proc/stat)."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]                        # total, idle + iowait
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except OSError:
+        return 0.0
+    return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+
+
+def wait_for_quiet(limit: float = 0.15, max_wait: float = 300.0) -> float:
+    """Wait (up to ``max_wait`` s) until other work leaves the CPUs idle: on a shared machine,
+    multi-threaded BLAS slows down many times when another process takes a core. Returns the
+    busy share seen last."""
+    deadline = time.monotonic() + max_wait
+    busy = _busy()
+    while busy > limit and time.monotonic() < deadline:
+        time.sleep(2.0)
+        busy = _busy()
+    return busy
+
+
 def timed_run(prefix, options, env_extra, steps, out_dir) -> tuple:
-    """Wall time of one `rnnkit train` command and the characters it trained on."""
+    """Wall time of one `rnnkit train` command and the characters it trained on (started
+    once the machine is quiet)."""
+    wait_for_quiet()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     env.update(env_extra)
     cmd = [*prefix, *options, *COMMON, "--steps", str(steps), "--out", str(out_dir)]
@@ -89,7 +119,7 @@ def timed_run(prefix, options, env_extra, steps, out_dir) -> tuple:
     return dt, int(state["tokens_seen"])
 
 
-def measure(prefix, options, env_extra, steps: tuple, root: Path, repeats: int = 2) -> dict:
+def measure(prefix, options, env_extra, steps: tuple, root: Path, repeats: int = 3) -> dict:
     """steps/s and chars/s from two step counts (start-up cancelled): the medians of
     ``repeats`` runs of each, alternated."""
     (n1, n2) = steps
@@ -104,7 +134,7 @@ def measure(prefix, options, env_extra, steps: tuple, root: Path, repeats: int =
             "seconds": [t1, t2], "repeats": repeats}
 
 
-def run(quick: bool = False, only_models=None, verbose: bool = True, repeats: int = 2) -> list:
+def run(quick: bool = False, only_models=None, verbose: bool = True, repeats: int = 3) -> list:
     """Time every (model, engine) pair; returns rows for :func:`render`."""
     info = _torch_info()
     rows = []
@@ -136,8 +166,8 @@ def render(rows) -> str:
              f"{max((r.get('repeats', 1) for r in rows), default=1)} runs of each. Machine: "
              f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
              + (f", torch {info['version']}" if info else ", no torch")
-             + f"; load average {os.getloadavg()[0]:.1f} when the table was written (other work "
-             f"on the machine slows the multi-threaded rows most).", "",
+             + "; every run starts once the CPUs are idle (other work on a shared machine slows "
+             "multi-threaded BLAS many times over).", "",
              "| model | engine | steps/s | characters/s | vs numpy |",
              "|---|---|---:|---:|---:|"]
     base = {r["model"]: r["steps_per_s"] for r in rows if r["engine"] == "numpy"}
@@ -153,7 +183,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny step counts (smoke run)")
     p.add_argument("--models", help="comma-separated indices of MODELS to run (default: all)")
-    p.add_argument("--repeats", type=int, default=2, help="runs of each step count (medians)")
+    p.add_argument("--repeats", type=int, default=3, help="runs of each step count (medians)")
     args = p.parse_args(argv)
     only = None if not args.models else {int(i) for i in args.models.split(",")}
     print(render(run(quick=args.quick, only_models=only, repeats=args.repeats)))

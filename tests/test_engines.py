@@ -328,7 +328,7 @@ def test_engine_torch_without_torch_is_one_clear_error(tmp_path, files):
     assert r.returncode == 1
     assert r.stderr.splitlines() == [
         "rnnkit: error: --engine torch needs PyTorch, which is not installed here (No module named "
-        "'torch'). Install it with: pip install -e \".[torch]\""], r.stderr
+        "'torch'). Install it with: pip install -e \".[torch]\" (or train with --engine numpy)"], r.stderr
     r = subprocess.run([*run, "--out", str(tmp_path / "n"), "--engine", "numpy"], capture_output=True,
                        text=True, env=env, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -102,7 +102,7 @@ def torch_engine_module():
         from . import torch as torch_engine
     except ImportError as e:
         raise ConfigError(f"--engine torch needs PyTorch, which is not installed here ({e}). "
-                          f"Install it with: {TORCH_INSTALL}") from None
+                          f"Install it with: {TORCH_INSTALL} (or train with --engine numpy)") from None
     return torch_engine
 
 

@@ -31,11 +31,11 @@ TRAIN_DEFAULTS = dict(
     embedding_size=32, dropout=0.2, seq_len=100, batch_size=64, optimizer="adam", lr=3e-3,
     clip=5.0, steps=None, epochs=None, val_frac=0.1, eval_every=100, mode="auto", seed=0,
     dtype="float32", encoding="utf-8", schedule="constant", warmup=0, patience=0,
-    weight_decay=0.0, num_samples=10,
+    weight_decay=0.0, num_samples=10, engine="numpy",
 )
 DEFAULT_STEPS = 1000
 # Options that may change when resuming; all others must match the checkpoint.
-RESUMABLE = {"steps", "epochs", "eval_every", "patience", "num_samples", "out"}
+RESUMABLE = {"steps", "epochs", "eval_every", "patience", "num_samples", "out", "engine"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,7 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                    f"lines for files of short lines (default: {d['mode']})")
     t.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped "
-                   "(one `rnnkit train` at a time may write a run directory)")
+                   "(on either engine; one `rnnkit train` at a time may write a run directory)")
+    t.add_argument("--engine", choices=["numpy", "torch"], help="numpy: rnnkit itself, in this "
+                   "process; torch: PyTorch on a CPU or GPU, and many processes under `torchrun "
+                   f"--nproc_per_node=N -m rnnkit train ...` (default: {d['engine']})")
+    t.add_argument("--device", help="torch engine: cpu, cuda or cuda:N (default: cuda when "
+                   "available, else cpu)")
     t.add_argument("--dtype", choices=["float32", "float64"], help=f"parameter dtype (default: {d['dtype']})")
     t.add_argument("--encoding", help="text encoding of FILE; 'bytes' reads any file byte by byte "
                    f"(default: {d['encoding']})")
@@ -362,15 +367,59 @@ def _open_run(out: Path, overwrite: bool, stack, command: str) -> None:
               f"({short_list(removed, 6)})", file=sys.stderr)
 
 
+def _usage_error(command: str, message: str):
+    """Exit 2 with ``rnnkit COMMAND``'s usage line, as argparse does for a bad option."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub.choices[command].error(message)
+
+
+def _silence_other_processes(args) -> None:
+    """Under torchrun only the process of rank 0 speaks: the others' stdout and stderr go to
+    /dev/null (unless --debug), so that a run prints its lines, and an error, once."""
+    if (os.environ.get("RANK") or "0") == "0" or args.debug or os.environ.get("RNNKIT_DEBUG") == "1":
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
+
+
 def cmd_train(args) -> int:
     from contextlib import ExitStack
+    from .engines import start_group
+    _silence_other_processes(args)
+    _check_option_ranges({k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None})
+    _check_train_paths(args)
+    o = _resolve_train_args(args)
+    if args.device is not None and o["engine"] != "torch":
+        _usage_error("train", f"--device {args.device} applies to --engine torch; the numpy "
+                     f"engine runs on the CPU (add --engine torch, or drop --device).")
+    group = start_group(o["engine"], args.device)     # under torchrun: joins the job
+    in_sync = False
+    try:
+        with ExitStack() as stack:                    # holds the run directory's lock to the end
+            code = _train(args, o, group, stack)
+        in_sync = True
+    except Exception as e:
+        in_sync = getattr(e, "_rnnkit_agreed", False)    # every process stops with it
+        if in_sync and not group.is_main:
+            return 0        # rank 0 reports it, and fails the torchrun job with its status
+        raise
+    finally:
+        group.close(in_sync)
+    return code if group.is_main else 0
 
-    with ExitStack() as stack:                 # holds the run directory's lock to the end
-        return _train(args, stack)
 
-
-def _train(args, stack) -> int:
+def _train(args, o, group, stack) -> int:
+    """`rnnkit train` in this process: every step agreed with the other processes under
+    torchrun (``group``); only the main process takes the run directory's lock, writes and
+    prints."""
     from .data import load_text_data
+    from .data.corpus import text_name
+    from .engines import make_engine
     from .io import find_json_problem
     from .load import load_model
     from .nn import CharLM, CharLMConfig
@@ -379,15 +428,18 @@ def _train(args, stack) -> int:
     from .sample import iter_sample_lines, sample_lines, sample_stream
     from .train import Checkpointing, Trainer, TrainConfig
 
-    _check_option_ranges({k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None})
-    _check_train_paths(args)
-    if args.resume is not None:
-        stack.enter_context(RunLock(args.resume, _command(args)))
-    o = _resolve_train_args(args)
-    data = load_text_data(o["file"], o["dataset"], mode=o["mode"], encoding=o["encoding"],
-                          val_frac=o["val_frac"], seq_len=o["seq_len"],
-                          batch_size=o["batch_size"], seed=o["seed"])
-    out = Path(o["out"]) if o["out"] is not None else _default_out(data.name)
+    with group.agreed():
+        out = Path(o["out"]) if o["out"] is not None else _default_out(text_name(o["file"], o["dataset"]))
+    out = Path(group.broadcast(str(out)))             # rank 0's choice of runs/<name>-N
+    with group.agreed():                              # a refusal stops every process
+        if group.is_main:                             # the lock, before anything is written
+            if args.resume:
+                stack.enter_context(RunLock(args.resume, _command(args)))
+            else:
+                _open_run(out, args.overwrite, stack, _command(args))
+    data = group.main_first(lambda: load_text_data(
+        o["file"], o["dataset"], mode=o["mode"], encoding=o["encoding"], val_frac=o["val_frac"],
+        seq_len=o["seq_len"], batch_size=o["batch_size"], seed=o["seed"], cache_dir=out / "data"))
     if not o["file"]:
         o["dataset"] = data.name
     o["out"] = str(out)
@@ -399,20 +451,10 @@ def _train(args, stack) -> int:
             opt = "FILE" if key == "file" else f"--{key.replace('_', '-')}"
             raise ConfigError(f"{opt} {value!r:.200} cannot be recorded in trainer.json (needed by "
                               f"--resume): it is {problem[1]}. Rename the file or directory.")
-    if not args.resume:
-        _open_run(out, args.overwrite, stack, _command(args))
     vocab = data.vocab
     steps = o["steps"] if o["steps"] is not None else (
         max(1, int(round(o["epochs"] * data.train.per_epoch))) if o["epochs"] is not None
         else DEFAULT_STEPS)
-    cfg = CharLMConfig(vocab_size=len(vocab), cell=o["cell"], hidden_size=o["hidden_size"],
-                       num_layers=o["num_layers"], embedding_size=o["embedding_size"],
-                       dropout=o["dropout"], dtype=o["dtype"])
-    model = CharLM(cfg, seed=o["seed"])
-    tcfg = TrainConfig(steps=steps, lr=o["lr"], optimizer=o["optimizer"], clip=o["clip"],
-                       schedule=o["schedule"], warmup=o["warmup"], eval_every=o["eval_every"],
-                       patience=o["patience"], weight_decay=o["weight_decay"], seed=o["seed"],
-                       restore_best=False, progress=False if args.quiet else None)
     quiet = args.quiet
 
     def on_eval(trainer, record):
@@ -422,7 +464,7 @@ def _train(args, stack) -> int:
         if quiet:
             return extra
         rng = np.random.default_rng([o["seed"], trainer.step])      # never the training RNGs
-        step = model.stepper().step                                 # today's weights
+        step = trainer.model.stepper().step                         # today's weights
         if data.mode == "lines":
             text = "  samples: " + ", ".join(sample_lines(step, vocab, 5, rng, max_len=40))
         else:
@@ -430,26 +472,47 @@ def _train(args, stack) -> int:
         print(text, file=sys.stderr)
         return extra
 
-    trainer = Trainer(model, data.train, data.val, tcfg,
-                      checkpoint=Checkpointing(out, vocab=vocab.to_json(), extra={"cli": saved_opts}),
-                      on_eval=on_eval, log=lambda m: print(m, file=sys.stderr))
-    if args.resume:
-        trainer.resume()
-    print(f"rnnkit train: {cfg.cell.upper()} {cfg.num_layers}x{cfg.hidden_size}, "
-          f"{model.num_parameters():,} parameters, vocab {len(vocab)}, {data.mode} mode; "
-          f"{data.origin}: {data.summary}; {steps:,} steps -> {out}", file=sys.stderr)
+    setup_log = []                                    # printed after the engine line
+    with group.agreed():
+        cfg = CharLMConfig(vocab_size=len(vocab), cell=o["cell"], hidden_size=o["hidden_size"],
+                           num_layers=o["num_layers"], embedding_size=o["embedding_size"],
+                           dropout=o["dropout"], dtype=o["dtype"])
+        model = CharLM(cfg, seed=o["seed"])
+        tcfg = TrainConfig(steps=steps, lr=o["lr"], optimizer=o["optimizer"], clip=o["clip"],
+                           schedule=o["schedule"], warmup=o["warmup"], eval_every=o["eval_every"],
+                           patience=o["patience"], weight_decay=o["weight_decay"], seed=o["seed"],
+                           restore_best=False, progress=False if quiet else None)
+        trainer = Trainer(model, data.train, data.val, tcfg,
+                          checkpoint=Checkpointing(out, vocab=vocab.to_json(), extra={"cli": saved_opts}),
+                          on_eval=on_eval, log=setup_log.append,
+                          engine=make_engine(o["engine"], model, tcfg, group=group))
+        if args.resume:
+            trainer.resume()
+            trainer.checkpoint.extra["cli"]["engine"] = o["engine"]    # the next resume's default
+    trainer.log = lambda m: print(m, file=sys.stderr)
+    if group.is_main:
+        print(f"rnnkit train: engine {trainer.engine.describe()}", file=sys.stderr)
+        for line in setup_log:
+            print(line, file=sys.stderr)
+        print(f"rnnkit train: {cfg.cell.upper()} {cfg.num_layers}x{cfg.hidden_size}, "
+              f"{model.num_parameters():,} parameters, vocab {len(vocab)}, {data.mode} mode; "
+              f"{data.origin}: {data.summary}; {steps:,} steps -> {out}", file=sys.stderr)
     t0 = time.perf_counter()
     start_step = trainer.step
     result = trainer.fit()
     dt = time.perf_counter() - t0
     if result.stopped == "diverged":
-        _err(result.message)
+        if group.is_main:
+            _err(result.message)
         return 1
     if result.stopped == "interrupted":
-        print(f"rnnkit train: stopped: {result.message}", file=sys.stderr)
+        if group.is_main:
+            print(f"rnnkit train: stopped: {result.message}", file=sys.stderr)
         return 0
     if trainer.out_dir is not None and trainer.step > start_step and not result.history:
         trainer.save()
+    if not group.is_main:
+        return 0
     print(f"rnnkit train: {result.stopped} at step {result.steps} in {dt:.0f} s"
           + (f"; best val loss {result.best_val_loss:.4f} nats = {result.best_val_loss / LN2:.3f} "
              f"bits/char at step {result.best_step}" if result.best_val_loss is not None else ""),

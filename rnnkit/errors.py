@@ -50,6 +50,11 @@ class RunLockedError(CheckpointError):
     :class:`rnnkit.runlock.RunLock` on it); the message names that process."""
 
 
+class DistributedError(RnnkitError, RuntimeError):
+    """Another process of a multi-process (torchrun) training job failed or went away, or the
+    job is set up in a way one engine cannot run."""
+
+
 class NoForwardError(RnnkitError, RuntimeError):
     """``backward()`` was called without a forward pass to differentiate (or twice, or after a
     forward under ``rnnkit.no_grad()``)."""
@@ -70,5 +75,6 @@ __all__ = [
     "CheckpointError",
     "RunLockedError",
     "TrainingDivergedError",
+    "DistributedError",
     "NoForwardError",
 ]

@@ -22,6 +22,11 @@ Truncated BPTT (stream mode): a :class:`~rnnkit.data.StreamSource` yields consec
 of ``batch_size`` parallel tracks; the final state of one chunk is the initial state of the
 next (detached: gradients stop at chunk boundaries), reset at the start of every pass over
 the text.
+
+Engines: the loop is the same for every engine; what runs a step (NumPy in this process, or
+PyTorch on a CPU or GPU, one process or many under ``torchrun``) is an engine
+(:mod:`rnnkit.engines`): ``Trainer(..., engine="torch", device="cuda")``. Checkpoints do not
+depend on the engine, so a run resumes on the other one.
 """
 
 from __future__ import annotations
@@ -37,12 +42,12 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import checkpoint as ckpt
-from ._mode import no_grad
 from ._validate import check_choice, check_float, check_int
-from .cells import map_state, state_arrays, state_from_arrays
+from .cells import state_arrays, state_from_arrays
+from .engines import make_engine
+from .engines.numpy import _rng_owners  # noqa: F401  (the dropout generators; tests use it)
 from .errors import CheckpointError, ConfigError, RnnkitError, TrainingDivergedError
-from .optim import (ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR,
-                    clip_grad_norm, clip_grad_value, get_optimizer, global_norm)
+from .optim import ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR, get_optimizer
 
 
 # ============================================================================== config
@@ -123,34 +128,10 @@ class TrainResult:
 
 
 # ============================================================================== helpers
-def _rng_owners(module, prefix=""):
-    """(path, module) for every sub-module holding a random generator (dropout)."""
-    if getattr(module, "rng", None) is not None:
-        yield prefix or "<root>", module
-    for name, child in getattr(module, "_children", {}).items():
-        yield from _rng_owners(child, f"{prefix}.{name}" if prefix else name)
-
-
-def _jsonable_rng_state(state):
-    return {k: _jsonable_rng_state(v) if isinstance(v, dict) else (int(v) if isinstance(v, (int, np.integer)) else v)
-            for k, v in state.items()}
-
-
 #: Names of the carried TBPTT state in the checkpoint's trainer.safetensors: h, then c.
 _CARRY_NAMES = ("carry.h", "carry.c")
 #: Where checkpoints written before trainer.safetensors existed kept it (optimizer file).
 _LEGACY_CARRY_NAMES = ("trainer.carry/h", "trainer.carry/c")
-
-
-def _detach(carry):
-    return map_state(lambda a: np.array(a, copy=True), carry)
-
-
-def _all_finite(arrays) -> bool:
-    """True when every array is free of NaN/inf (one reduction each; exact check on doubt)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return all(np.isfinite(np.add.reduce(a, axis=None)) or np.isfinite(a).all()
-                   for a in arrays)
 
 
 @dataclass
@@ -173,11 +154,14 @@ class Checkpointing:
 
 class _StopFlag:
     """SIGINT/SIGTERM handler: ask the loop to stop at the next step boundary. A second
-    Ctrl-C interrupts at once."""
+    Ctrl-C interrupts at once, unless it comes within ``echo`` seconds of the first (under
+    torchrun a Ctrl-C reaches a process twice: from the terminal, and forwarded by torchrun)."""
 
-    def __init__(self):
+    def __init__(self, echo: float = 0.0):
         self.signal = None
         self._old = {}
+        self._echo = echo
+        self._first = None
 
     def __enter__(self):
         import threading
@@ -191,9 +175,11 @@ class _StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        if self.signal is not None and signum == signal.SIGINT:
+        now = time.monotonic()
+        if self.signal is not None and signum == signal.SIGINT and now - self._first >= self._echo:
             raise KeyboardInterrupt
-        self.signal = signum
+        if self.signal is None:
+            self.signal, self._first = signum, now
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
@@ -211,11 +197,16 @@ class Trainer:
     order and random draws: N + M resumed steps equal N + M straight steps).
     ``on_eval(trainer, record)`` is called after each validation (the CLI prints samples
     there) and may return extra entries for the record. ``log`` prints one-line messages.
+    ``engine``: ``"numpy"`` (default), ``"torch"`` or an engine object
+    (:mod:`rnnkit.engines`); ``device``: the torch engine's device (``"cpu"``, ``"cuda"``,
+    ``"cuda:N"``). Under ``torchrun`` every process runs the same trainer; only the main one
+    (rank 0) writes files, logs and calls ``on_eval``.
     """
 
     def __init__(self, model, train, val=None, config: TrainConfig | None = None,
                  checkpoint: Checkpointing | str | Path | None = None,
-                 on_eval: Callable | None = None, log: Callable = print):
+                 on_eval: Callable | None = None, log: Callable = print,
+                 engine=None, device: str | None = None):
         self.model = model
         self.train_source = train
         self.val_source = val
@@ -226,8 +217,7 @@ class Trainer:
         self.out_dir = checkpoint.out_dir if checkpoint is not None else None
         self.on_eval = on_eval
         self.log = log
-        self.params = model.parameters()
-        self.optimizer = self.config.make_optimizer(self.params)
+        self.engine = make_engine(engine, model, self.config, device=device)
         self.schedule = self.config.make_schedule()
         self.step = 0
         self.carry = None
@@ -237,16 +227,29 @@ class Trainer:
         self.best_state: Optional[dict] = None     # weights of the best validation so far
         self.evals_since_best = 0
         self.initial_loss: Optional[float] = None
-        self._good = None           # (step, params copy, optimizer state) of the last good point
+        self._good = None           # (step, engine snapshot, carry) of the last good point
         self.tokens_seen = 0
         self.loss_ema: Optional[float] = None   # smoothed training loss (0.9 decay), checkpointed
         self._saved_step: Optional[int] = None  # step of the last checkpoint written to out_dir
+
+    @property
+    def is_main(self) -> bool:
+        """True in the process that writes files and logs (always, without torchrun)."""
+        return self.engine.is_main
+
+    def _log(self, msg: str) -> None:
+        if self.is_main:
+            self.log(msg)
 
     # -- checkpoint ------------------------------------------------------------------------
     def _model_config(self) -> dict:
         return self.model.config.to_dict()
 
     def trainer_state(self) -> dict:
+        rng_json, _ = self.engine.rng_state()
+        return self._trainer_state(rng_json)
+
+    def _trainer_state(self, rng_json: dict) -> dict:
         return {
             "step": self.step,
             "train_config": asdict(self.config),
@@ -258,27 +261,44 @@ class Trainer:
             "initial_loss": self.initial_loss,
             "tokens_seen": self.tokens_seen,
             "loss_ema": self.loss_ema,
-            "rng_states": {path: _jsonable_rng_state(m.rng.bit_generator.state)
-                           for path, m in _rng_owners(self.model)},
+            **rng_json,
+            "engine": self.engine.info(),
             "has_carry": self.carry is not None,
             "extra": self.checkpoint.extra if self.checkpoint is not None else {},
         }
 
+    def _gather(self):
+        """What every process must contribute to a checkpoint (the carried state of its
+        columns, its dropout generators): ``(rng json, trainer arrays)``. Collective."""
+        rng_json, rng_arrays = self.engine.rng_state()
+        arrays = dict(zip(_CARRY_NAMES, state_arrays(self.engine.carry_to_numpy(self.carry))))
+        arrays.update(rng_arrays)
+        return rng_json, arrays
+
     def save(self, directory=None) -> Path:
-        """Write a checkpoint version to ``directory`` (default: the output directory)."""
+        """Write a checkpoint version to ``directory`` (default: the output directory).
+        Under torchrun every process calls it; the main one writes."""
         directory = Path(directory) if directory is not None else self.out_dir
         if directory is None:
             raise ConfigError("Trainer.save: no directory given and the trainer has no checkpoint "
                               "directory; pass one.")
         if directory == self.out_dir:
             self._saved_step = self.step
-        arrays, meta = self.optimizer.state_dict()
-        return ckpt.save_checkpoint(directory, model_state=self.model.state_dict(),
+        gathered = self._gather()
+        written = None
+        with self.engine.agreed():
+            if self.is_main:
+                written = self._write(directory, *gathered)
+        return written
+
+    def _write(self, directory, rng_json, arrays) -> Path:
+        opt_arrays, meta = self.engine.optimizer_state()
+        return ckpt.save_checkpoint(directory, model_state=self.engine.state_dict(),
                                     config=self._model_config(),
                                     vocab=self.checkpoint.vocab if self.checkpoint else None,
-                                    optimizer_state=arrays, optimizer_meta=meta,
-                                    trainer_state=self.trainer_state(),
-                                    trainer_arrays=dict(zip(_CARRY_NAMES, state_arrays(self.carry))))
+                                    optimizer_state=opt_arrays, optimizer_meta=meta,
+                                    trainer_state=self._trainer_state(rng_json),
+                                    trainer_arrays=arrays)
 
     def resume(self) -> "Trainer":
         """Continue from the checkpoint directory exactly where its last save left off."""
@@ -303,7 +323,7 @@ class Trainer:
                                   f"{ck.config}, but this model has {self._model_config()}. Resume with "
                                   f"the same model options (or start a new --out directory).")
         try:
-            self.model.load_state_dict(ck.model_state)
+            self.engine.load_state_dict(ck.model_state)
         except RnnkitError as e:
             raise CheckpointError(f"Trainer: {src}/model.safetensors does not match config.json: "
                                   f"{e}") from None
@@ -313,7 +333,7 @@ class Trainer:
         if ck.optimizer_meta is None:
             raise CheckpointError(f"Trainer: {src} has no optimizer state; it cannot be resumed exactly.")
         try:
-            self.optimizer.load_state_dict(opt_arrays, ck.optimizer_meta)
+            self.engine.load_optimizer_state(opt_arrays, ck.optimizer_meta)
         except RnnkitError as e:
             raise CheckpointError(f"Trainer: {src}/optimizer.safetensors does not fit this model "
                                   f"and optimizer: {e}") from None
@@ -326,22 +346,26 @@ class Trainer:
             self.initial_loss = ts.get("initial_loss")
             self.tokens_seen = int(ts.get("tokens_seen", 0))
             self.loss_ema = ts.get("loss_ema")
-            states = ts.get("rng_states", {})
-            for path, m in _rng_owners(self.model):
-                if path in states:
-                    m.rng.bit_generator.state = states[path]
+            saved_engine = ts.get("engine") if isinstance(ts.get("engine"), dict) else {"name": "numpy"}
+            same_stream = self.engine.load_rng_state(ts, ck.trainer_arrays or {}, saved_engine, self.step)
             self.checkpoint.extra.update(ts.get("extra", {}))
         except (KeyError, TypeError, ValueError, OverflowError) as e:   # e.g. RNG state out of range
             raise CheckpointError(f"Trainer: {src}/trainer.json is damaged ({e}).") from None
         saved = [ck.trainer_arrays[k] for k in _CARRY_NAMES if k in (ck.trainer_arrays or {})]
         if saved or legacy:
-            self.carry = self._checked_carry(tuple(saved or legacy), src)
+            self.carry = self.engine.carry_from_numpy(self._checked_carry(tuple(saved or legacy), src))
         best_dir = self.out_dir / "best"
         if self.best_val is not None and best_dir.is_dir():   # so restore_best also works after a resume
             self.best_state = ckpt.load_checkpoint(best_dir, load_optimizer=False).model_state
-        ckpt.truncate_metrics(self.out_dir, self.step)
+        if self.is_main:
+            ckpt.truncate_metrics(self.out_dir, self.step)
         self._saved_step = self.step
-        self.log(f"resumed from {src} at step {self.step}")
+        self._log(f"resumed from {src} at step {self.step}")
+        if not same_stream and self.engine.uses_dropout:
+            self._log(f"note: the run was trained with {_engine_words(saved_engine)} and continues "
+                      f"with {_engine_words(self.engine.info())}: dropout masks are drawn by each "
+                      f"engine's own generator, so the dropout random stream restarts here (the run "
+                      f"stays reproducible, but differs from one that never changed engines).")
         return self
 
     def _checked_carry(self, arrays: tuple, src: str):
@@ -372,39 +396,24 @@ class Trainer:
         source = source if source is not None else self.val_source
         if source is None:
             return None
-        was_training = self.model.training
-        self.model.eval()
-        total, count, carry = 0.0, 0, None
-        try:
-            with no_grad():
-                for b in source.eval_batches():
-                    res = self.model.loss(b, carry)
-                    total += res.loss * res.count
-                    count += res.count
-                    carry = res.carry if source.carries_state else None
-        finally:
-            self.model.train(was_training)
-        return total / max(count, 1)
+        return self.engine.evaluate(source)
 
     def _snapshot(self):
-        arrays, meta = self.optimizer.state_dict()
-        self._good = (self.step, {k: v.copy() for k, v in self.params.items()},
-                      {k: v.copy() for k, v in arrays.items()}, meta, _detach(self.carry))
+        self._good = (self.step, self.engine.snapshot(), self.engine.detach(self.carry))
 
     def _restore_good(self):
-        step, params, arrays, meta, carry = self._good
-        for k, v in params.items():
-            self.params[k][...] = v
-        self.optimizer.load_state_dict(arrays, meta)
+        step, snapshot, carry = self._good
+        self.engine.restore(snapshot)
         self.step, self.carry = step, carry
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         cfg = self.config
+        eng = self.engine
         self.model.train()
         self._snapshot()
         bar = None
-        if cfg.progress is not False and self.step < cfg.steps:
+        if cfg.progress is not False and self.step < cfg.steps and self.is_main:
             from tqdm.auto import tqdm
             bar = tqdm(total=cfg.steps, initial=self.step, disable=None if cfg.progress is None else False,
                        unit="step", dynamic_ncols=True, file=sys.stderr)
@@ -413,43 +422,29 @@ class Trainer:
         tok0 = self.tokens_seen
         loss_ema = self.loss_ema
         try:
-            with _StopFlag() as stop:
+            with _StopFlag(echo=2.0 if eng.group.world_size > 1 else 0.0) as stop:
                 while self.step < cfg.steps:
-                    if stop.signal is not None:
+                    sigint, sigterm = eng.any([stop.signal == signal.SIGINT, stop.signal == signal.SIGTERM])
+                    if sigint or sigterm:
                         result.stopped = "interrupted"
-                        name = "Ctrl-C" if stop.signal == signal.SIGINT else "SIGTERM"
+                        name = "Ctrl-C" if sigint else "SIGTERM"
                         result.message = f"{name} received at step {self.step}"
                         break
-                    batch, reset = self.train_source.batch(self.step)
-                    if reset or not self.train_source.carries_state:
-                        self.carry = None
-                    res = self.model.loss(batch, self.carry)
+                    res, tokens = eng.forward(self.train_source, self.step, self.carry)
                     if self.initial_loss is None:
                         self.initial_loss = float(res.loss)
                     diverged = self._divergence(res.loss, "loss")
                     if diverged:
-                        self.model.zero_grad()
+                        eng.discard()
                         raise diverged
-                    self.model.backward_loss()
-                    grads = self.model.gradients()
-                    if cfg.clip:
-                        norm = clip_grad_norm(grads, cfg.clip)
-                    else:
-                        norm = global_norm(grads)
-                    if cfg.clip_value:
-                        clip_grad_value(grads, cfg.clip_value)
+                    norm, finite = eng.update(self.schedule(self.step))
                     if not math.isfinite(norm):
-                        self.model.zero_grad()
                         raise self._divergence(norm, "gradient norm")
-                    with np.errstate(over="ignore", invalid="ignore"):
-                        self.optimizer.step(grads, lr=self.schedule(self.step))
-                    if not _all_finite(self.params.values()):
-                        self.model.zero_grad()
+                    if not finite:
                         raise self._divergence(math.inf, "update of the weights")
-                    self.model.zero_grad()
-                    self.carry = _detach(res.carry) if self.train_source.carries_state else None
+                    self.carry = eng.detach(res.carry) if self.train_source.carries_state else None
                     self.step += 1
-                    self.tokens_seen += self.train_source.tokens_in(batch)
+                    self.tokens_seen += tokens
                     loss_ema = res.loss if loss_ema is None else 0.9 * loss_ema + 0.1 * res.loss
                     self.loss_ema = loss_ema
                     if bar is not None:
@@ -481,8 +476,9 @@ class Trainer:
         result.history = self.history
         result.best_val_loss = self.best_val
         result.best_step = self.best_step
+        eng.sync_model()
         if cfg.restore_best and self.val_source is not None and self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
+            eng.load_state_dict(self.best_state)
         return result
 
 
@@ -520,10 +516,34 @@ class Trainer:
                 self.best_val, self.best_step = float(val), self.step
                 self.evals_since_best = 0
                 improved = True
-                self.best_state = self.model.state_dict()
+                self.best_state = self.engine.state_dict()
             else:
                 self.evals_since_best += 1
+        gathered = self._gather() if self.out_dir is not None else None
+        with self.engine.agreed():      # what only the main process does; it may fail there
+            if self.is_main:
+                self._report(record, improved, gathered)
+        if not self.is_main:
+            self.history.append(record)
+        if self.out_dir is not None:
+            self._saved_step = self.step
+        self._snapshot()
+        msg = f"step {self.step}: train {record['train_loss']:.4f}"
+        if val is not None:
+            msg += f", val {val:.4f}" + (" (best)" if improved else "")
+        if "val_bpc" in record:
+            msg += f", val bpc {record['val_bpc']:.3f}"
+        if bar is not None:
+            bar.write(msg, file=sys.stderr)
+        elif cfg.progress is not False:
+            self._log(msg)
+        return bool(cfg.patience and self.evals_since_best >= cfg.patience)
+
+    def _report(self, record, improved, gathered) -> None:
+        """The main process's part of an evaluation: ``on_eval``, the record, ``best/``,
+        ``metrics.jsonl`` and the checkpoint."""
         if self.on_eval is not None:
+            self.engine.sync_model()
             extra = self.on_eval(self, record)
             if isinstance(extra, dict):
                 record.update(extra)
@@ -534,15 +554,11 @@ class Trainer:
                                      config=self._model_config(), vocab=self.checkpoint.vocab,
                                      trainer_state={"step": self.step, "val_loss": self.best_val})
             ckpt.append_metrics(self.out_dir, record)
-            self.save()
-        self._snapshot()
-        msg = f"step {self.step}: train {record['train_loss']:.4f}"
-        if val is not None:
-            msg += f", val {val:.4f}" + (" (best)" if improved else "")
-        if "val_bpc" in record:
-            msg += f", val bpc {record['val_bpc']:.3f}"
-        if bar is not None:
-            bar.write(msg, file=sys.stderr)
-        elif cfg.progress is not False:
-            self.log(msg)
-        return bool(cfg.patience and self.evals_since_best >= cfg.patience)
+            self._write(self.out_dir, *gathered)
+
+
+def _engine_words(info: dict) -> str:
+    n = int(info.get("world_size", 1) or 1)
+    device = info.get("device") or "cpu"
+    return (f"the {info.get('name', 'numpy')} engine on {device}"
+            + (f" in {n} processes" if n > 1 else ""))

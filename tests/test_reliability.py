@@ -730,9 +730,9 @@ def test_lr_1e39_rolls_back_and_advises_end_to_end(tmp_path, extra):
                           env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("rnnkit train:"), proc.stderr
+    assert len(lines) == 3 and all(ln.startswith("rnnkit train:") for ln in lines[:2]), proc.stderr
     assert "Warning" not in proc.stderr and "Traceback" not in proc.stderr
-    err = lines[1]
+    err = lines[2]
     assert err.startswith("rnnkit: error: training stopped") and "lower the learning rate" in err
     assert "rolled back" in err and "NaN" not in err and "Clean the data" not in err, err
     ck = load_checkpoint(out)

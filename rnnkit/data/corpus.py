@@ -3,6 +3,8 @@
 :func:`load_text_data` is the whole data pipeline of ``rnnkit train``: read the text, choose
 lines or stream mode, build the vocabulary, hold out validation data, and wrap both parts in
 batch sources (:mod:`rnnkit.data.sources`). The command line only passes its options here.
+Stream-mode files too large to read whole are encoded block by block into a compact id file
+(:mod:`rnnkit.data.encode`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .encode import head_text, ids_dtype, is_large_text, load_encoded
 from .lines import LinesDataset
 from .sources import LinesSource, StreamSource
 from .splits import split_stream, train_val_split
@@ -51,9 +54,14 @@ class TextData:
     train_lines: Optional[list]      # lines mode: the training lines (to mark new samples)
 
 
+def text_name(file=None, dataset=None) -> str:
+    """The name of a text (the file's stem, or the built-in corpus): ``runs/<name>``."""
+    return (Path(file).stem or "text") if file else (dataset or "names")
+
+
 def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str = "utf-8",
                    val_frac: float = 0.1, seq_len: int = 100, batch_size: int = 64,
-                   seed: int = 0) -> TextData:
+                   seed: int = 0, cache_dir=None) -> TextData:
     """Read ``file`` (or the built-in ``dataset``, default ``"names"``) and cut it into sources.
 
     * lines mode: the non-empty lines, a random ``val_frac`` of them held out (seeded);
@@ -63,14 +71,24 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
 
     ``mode="auto"`` picks lines mode for files of many short lines
     (:func:`rnnkit.data.detect_mode`) and the built-in corpus's own mode otherwise.
+
+    A file of at least :data:`rnnkit.data.encode.STREAM_MIN_BYTES` in stream mode is never
+    read whole: its ids are built in two streaming passes, into ``cache_dir`` (a memory-mapped
+    id file, reused while the file is unchanged) or into memory without one; ``mode="auto"``
+    then looks at the file's first lines only.
     """
     if mode not in MODES:
         raise ConfigError(f"--mode: expected one of {', '.join(MODES)}, got {mode!r}.")
     if not (0 <= val_frac < 1):
         raise ConfigError(f"--val-frac: expected a number in [0, 1), got {val_frac}.")
     if file:
+        name, origin = text_name(file), str(file)
+        if mode != "lines" and is_large_text(file):
+            mode = mode if mode != "auto" else detect_mode(head_text(file, encoding))
+            if mode == "stream":
+                vocab, ids = load_encoded(file, encoding, cache_dir)
+                return _stream_sources(vocab, ids, name, origin, val_frac, seq_len, batch_size)
         text = read_text(file, encoding=encoding)
-        name, origin = Path(file).stem or "text", str(file)
         mode = mode if mode != "auto" else detect_mode(text)
     else:
         name = origin = dataset or "names"
@@ -103,10 +121,14 @@ def _lines_data(text, name, origin, val_frac, batch_size, seed) -> TextData:
 
 def _stream_data(text, name, origin, val_frac, seq_len, batch_size) -> TextData:
     vocab = Vocab.build(text)
+    ids = vocab.encode(text).astype(ids_dtype(len(vocab)))      # compact: 1 byte per character
+    return _stream_sources(vocab, ids, name, origin, val_frac, seq_len, batch_size)
+
+
+def _stream_sources(vocab, ids, name, origin, val_frac, seq_len, batch_size) -> TextData:
     if len(vocab) < 2:
         raise DataError(f"{origin}: the text has one distinct character ({vocab.chars[0]!r}); a "
                         f"language model needs at least 2 to have anything to predict.")
-    ids = vocab.encode(text)
     tr_ids, va_ids = split_stream(ids, val_frac) if val_frac > 0 else (ids, ids[:0])
     T, B = seq_len, batch_size
     if (len(tr_ids) - 1) // B < T:

@@ -57,7 +57,7 @@ FULL_SWEEP = ([(50, 32, h, h) for h in (64, 128, 256, 512, 1024)]
 QUICK_SWEEP = [(5, 4, 8, 8), (5, 1, 6, 8)]
 CELLS = ("LSTM", "GRU", "RNN")            # layer classes of rnnkit.nn (RNN = the tanh RNN)
 GATES = {spec.layer: spec.num_gates for spec in CELL_SPECS.values()}
-SECTIONS = ("user", "layers", "sweep", "seed", "numpyml", "charlm", "memory", "profile")
+SECTIONS = ("user", "layers", "sweep", "seed", "numpyml", "charlm", "memory", "profile", "engines")
 
 
 # ----------------------------------------------------------------------------- timing
@@ -738,6 +738,9 @@ def render(res, meta) -> str:
             w(f"| {name} | {prod * 1e3:.2f} | {p[fk] * 1e3:.2f} | {(p[fk] - prod) * 1e3:.2f} | "
               f"{prod / p[fk]:.2f} |")
         w("")
+    if res.get("engines"):
+        L.append(res["engines"].rstrip())
+        w("")
     notes = _explain_misses(res, meta)
     if notes:
         w("## Misses, explained from this run's numbers")
@@ -870,6 +873,11 @@ def run(quick=False, repeats=5, gap=0.2, only=None, mm_n=None, verbose=True):
         log("user paths (rnnkit sample / eval commands)")
         from userpaths import bench_user_paths
         res["user"] = bench_user_paths(torch, threads or 1, repeats=repeats, quick=quick)
+    if "engines" in sections:
+        log("engines (rnnkit train --engine numpy | torch | torchrun)")
+        import engines
+        res["engines"] = engines.render(engines.run(quick=quick, verbose=verbose,
+                                                    repeats=1 if quick else 3))
     if "profile" in sections:
         log("profile")
         res["profile"] = bench_profile(shapes[0], repeats, gap)

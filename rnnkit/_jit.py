@@ -63,7 +63,7 @@ def _build_lstm_n1():
 
     # One explicit signature (contiguous float32 arrays), compiled once and cached on disk.
     @njit("void(float32[:, ::1], float32[:, ::1], float32[::1], float32[::1], float32[:, ::1])",
-          cache=True, **opts)
+          cache=True, nogil=True, **opts)          # nogil: layers can run in parallel threads
     def lstm_n1_loop(XP, W_rows, h0, c, Y):
         """XP (T, 4H): prescaled input projections; W_rows (4H, H): the prescaled recurrent
         weights, one gate row each; h0 (H,); c (H,): c0 in, c_T out; Y (T, H): every h_t."""

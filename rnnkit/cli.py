@@ -620,13 +620,14 @@ def cmd_eval(args) -> int:
     total, count = 0.0, 0
     from .nn.losses import CrossEntropyLoss
     crit = CrossEntropyLoss(reduction="sum")
-    chunk = 1024                          # steps per forward call; the state is carried
+    chunk = 1024                          # lines this long or longer are scored one by one
+    steps = 4096                          # steps per forward call; the state is carried
 
     def score_stream(ids, state=None):
         """Summed loss of predicting ids[1:] from ids[:-1], in chunks with the state carried."""
         nonlocal total, count
-        for i in range(0, len(ids) - 1, chunk):
-            x = ids[i: min(i + chunk, len(ids) - 1)][:, None]
+        for i in range(0, len(ids) - 1, steps):
+            x = ids[i: min(i + steps, len(ids) - 1)][:, None]
             logits, state = model(x, state)
             total += crit(logits, ids[i + 1: i + 1 + len(x)][:, None])
             count += crit.last_count

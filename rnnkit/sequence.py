@@ -30,12 +30,13 @@ through, so each sequence's final state is the state at its own last step.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple, Optional
 
 import numpy as np
 
 from . import _jit
-from ._threads import for_step_product
+from ._threads import for_step_product, one_blas_thread
 from .cells import Cell, Step
 
 # Without a cache, the input projection is computed for chunks of steps (bounded-memory
@@ -242,6 +243,68 @@ def _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws
             dc_prev += dc * keep_m
         dc = dc_prev
     return dh, dc
+
+
+#: Steps per piece of the layer pipeline (:func:`pipeline_forward`).
+PIPELINE_CHUNK = 128
+
+
+def pipeline_applies(cell, x, num_layers: int) -> bool:
+    """True when :func:`pipeline_forward` can run a stack over ``x`` (T, N, D): several layers,
+    N = 1 in float32 with the compiled loop available (it releases the GIL), and more than one
+    CPU to run on."""
+    return (num_layers > 1 and x.shape[1] == 1 and x.dtype == np.float32 and bool(cell.jit_n1)
+            and (os.cpu_count() or 1) > 1 and _jit.kernel(cell.jit_n1) is not None)
+
+
+def pipeline_forward(cell, x, h0s, c0s, weights):
+    """A unidirectional stack without cache, mask or dropout, its layers run in a pipeline:
+    layer ``l`` reads pieces of :data:`PIPELINE_CHUNK` steps of layer ``l-1``'s output as soon as
+    they are done, each layer in its own thread (the compiled loop and the products release the
+    GIL), so two layers use two cores. The numbers are those of running the layers one after
+    the other. ``h0s``/``c0s`` (L, N, H) (``c0s`` None without a cell state); returns
+    ``(out (T, N, H), h_n, c_n)``."""
+    import threading
+    T = x.shape[0]
+    L = len(weights)
+    pieces = [(t0, min(T, t0 + PIPELINE_CHUNK)) for t0 in range(0, T, PIPELINE_CHUNK)]
+    outs = [np.empty((T,) + h0s.shape[1:], x.dtype) for _ in range(L)]
+    h_n, c_n = np.empty_like(h0s), (np.empty_like(c0s) if c0s is not None else None)
+    ready = [[threading.Event() for _ in pieces] for _ in range(L)]
+    failed = []
+
+    def run(layer):
+        try:
+            h, c = h0s[layer], (c0s[layer] if c0s is not None else None)
+            inp = x if layer == 0 else outs[layer - 1]
+            for k, (t0, t1) in enumerate(pieces):
+                if layer:
+                    ready[layer - 1][k].wait()
+                    if failed:
+                        return
+                Hs, h, c, _ = unroll_forward(cell, inp[t0:t1], h, c, weights[layer],
+                                             keep_cache=False)
+                outs[layer][t0:t1] = Hs[1:]
+                ready[layer][k].set()
+            h_n[layer] = h
+            if c_n is not None:
+                c_n[layer] = c
+        except BaseException as e:               # stop the layers above, report in the caller
+            failed.append(e)
+            for events in ready[layer:]:
+                for ev in events:
+                    ev.set()
+
+    with one_blas_thread():                      # the layers' threads are the parallelism
+        threads = [threading.Thread(target=run, args=(layer,), daemon=True) for layer in range(1, L)]
+        for th in threads:
+            th.start()
+        run(0)
+        for th in threads:
+            th.join()
+    if failed:
+        raise failed[0]
+    return outs[-1], h_n, c_n
 
 
 def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bias=True,

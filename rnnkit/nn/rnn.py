@@ -31,7 +31,8 @@ from .._validate import (as_float_array, check_choice, check_dtype_arg, check_fl
                          make_rng, to_numpy)
 from ..cells import CellSpec, cell_spec
 from ..errors import ConfigError, DTypeError, NoForwardError, ShapeError
-from ..sequence import prepare, step_buffers, step_forward, unroll_backward, unroll_forward
+from ..sequence import (pipeline_applies, pipeline_forward, prepare, step_buffers, step_forward,
+                        unroll_backward, unroll_forward)
 from .module import Module
 
 
@@ -201,6 +202,14 @@ class RNNBase(Module):
             mask = (np.arange(T)[:, None] < lengths[None, :]).astype(self.dtype)[:, :, None]
         H = self.hidden_size
         D = self.num_directions
+        if (not keep and D == 1 and mask is None and not (self.training and self.dropout > 0)
+                and pipeline_applies(self.cell, x, self.num_layers)):
+            out, h_n, c_n = pipeline_forward(self.cell, x, h0, c0,
+                                             [self._prepared(k, 0) for k in range(self.num_layers)])
+            self._cache = None
+            if self.batch_first:
+                out = out.transpose(1, 0, 2)
+            return out, ((h_n, c_n) if c_n is not None else h_n)
         h_n = np.empty(self.state_shape(N), self.dtype)
         c_n = np.empty_like(h_n) if c0 is not None else None
         caches = []

@@ -188,16 +188,16 @@ def step_buffers(cell, N: int, H: int, GH: int, dtype) -> StepBuffers:
                        np.empty((N, H), dtype) if cell.keeps else None, Step())
 
 
-def step_forward(cell, w: Prepared, buf: StepBuffers, xp, h_prev, c_prev, h, c):
-    """One time step: ``h`` (and ``c``) <- the cell applied to ``xp`` and ``h_prev``.
+def step_forward(cell, w: Prepared, buf: StepBuffers, h_prev, c_prev, h, c):
+    """One time step: ``h`` (and ``c``) <- the cell applied to ``buf.g`` and ``h_prev``.
 
-    ``xp`` (N, G*H) is the input projection ``x_t W_ih^T + b_x`` of :class:`Prepared` weights
-    (a row of a precomputed table works too); it is copied into ``buf.g``, not modified.
-    Returns the activated gates ``buf.g`` (valid until the next call).
+    ``buf.g`` (N, G*H) must hold the input projection ``x_t W_ih^T + b_x`` of
+    :class:`Prepared` weights (the caller writes it there: a product, or rows of a precomputed
+    table). It is overwritten with the activated gates (valid until the next call), which are
+    returned.
     """
     s = buf.step
     g = buf.g
-    g[...] = xp
     np.matmul(h_prev, w.W_hhT, out=buf.hp)                                 # (N, G*H)
     s.g, s.hp, s.h_prev, s.c_prev, s.h, s.c, s.keep = g, buf.hp, h_prev, c_prev, h, c, buf.keep
     cell.forward_step(s, w)

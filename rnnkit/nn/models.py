@@ -279,7 +279,7 @@ class CharLMStepper:
         tokens = np.asarray(tokens)
         if state is None:
             state = self.initial_state(tokens.shape[0])
-        h, state = self.layers.step(None, state, xp0=self.table[tokens])
+        h, state = self.layers.step(tokens, state, table=self.table)
         logits = h @ self.W_headT
         logits += self.b_head
         return logits, state

@@ -454,18 +454,24 @@ class LayerStepper:
             xp += w.b_x
         return xp
 
-    def step(self, x_t, state, xp0=None):
-        """``h_top, new_state``; ``xp0`` optionally gives layer 0's input projection instead
-        of ``x_t`` (a row of a precomputed table)."""
+    def step(self, x_t, state, table=None):
+        """``h_top, new_state`` for inputs ``x_t`` (N, input_size); with ``table`` (rows of
+        layer 0's input projection, e.g. one per token id) ``x_t`` are row indices (N,)."""
         h0, c0 = state if self.layer.spec.cell_state else (state, None)
         N = h0.shape[1]
         buf = self.buffers(N)
+        g = buf.g
         h_n = np.empty_like(h0)
         c_n = np.empty_like(c0) if c0 is not None else None
         inp = x_t
         for k, w in enumerate(self.prepared):
-            xp = xp0 if (k == 0 and xp0 is not None) else self.project(k, inp)
-            step_forward(self.cell, w, buf, xp, h0[k], c0[k] if c0 is not None else None,
+            if k == 0 and table is not None:
+                np.take(table, x_t, axis=0, out=g)                         # (N, G*H)
+            else:
+                np.matmul(inp, w.W_ihT, out=g)
+                if w.b_x is not None:
+                    g += w.b_x
+            step_forward(self.cell, w, buf, h0[k], c0[k] if c0 is not None else None,
                          h_n[k], c_n[k] if c_n is not None else None)
             inp = h_n[k]
         return h_n[-1], ((h_n, c_n) if c_n is not None else h_n)

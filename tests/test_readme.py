@@ -78,3 +78,13 @@ def test_readme_runs_top_to_bottom_in_a_fresh_environment(tmp_path):
         log.append(f"--- block {i} ({lang}) exit {proc.returncode}\n{code}\n{proc.stdout[-2000:]}"
                    f"\n{proc.stderr[-3000:]}")
         assert proc.returncode == 0, "\n".join(log)
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = [ln for lang, code, _ in readme_blocks(readme) if lang == "bash"
+                for ln in code.splitlines() if "python -m pytest" in ln]
+    assert len(commands) == 1, commands
+    ci = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines()
+          if ln.strip() and not ln.lstrip().startswith("#")]
+    assert commands[0].strip() == ci[-1].strip()

@@ -10,12 +10,10 @@ as a vectorisable rational approximation (Eigen's float32 one, clamped at +-7.90
 absolute error 3e-7 against float64 tanh, within float32 round-off of the NumPy path).
 
 Used by :func:`rnnkit.sequence.unroll_forward` for float32, N = 1, no ``lengths``, no
-backward cache (inference: ``rnnkit eval``, ``no_grad`` forward passes). Batched float32 LSTM
-steps (training too) fuse their elementwise gate math into one compiled pass forward and one
-backward (:class:`rnnkit.cells.LSTMCell`); the products stay NumPy's (BLAS). float64 runs the
-NumPy code, which is also the fallback when numba is missing or ``RNNKIT_NO_JIT=1`` is set.
-The two agree to float32 round-off (tested). Compiled code is cached on disk by numba after
-the first call (a few seconds once).
+backward cache (inference: ``rnnkit eval``, ``no_grad`` forward passes). Everything else -
+float64, batches, training - runs the NumPy code, which is also the fallback when numba is
+missing or ``RNNKIT_NO_JIT=1`` is set. The two agree to float32 round-off (tested). Compiled
+code is cached on disk by numba after the first call (a few seconds once).
 """
 
 from __future__ import annotations
@@ -34,20 +32,14 @@ def enabled() -> bool:
 
 
 def kernel(name):
-    """The compiled kernel ``name`` (e.g. ``"lstm_n1"``, built on first use with the others of
-    its cell), or None when numba is unavailable or disabled."""
+    """The compiled kernel ``name`` (e.g. ``"lstm_n1"``, built on first use), or None when
+    numba is unavailable or disabled."""
     if name not in _KERNELS:
-        if enabled():
-            _KERNELS.update(_BUILDERS[name]())
-        else:
-            _KERNELS[name] = None
+        _KERNELS[name] = _BUILDERS[name]() if enabled() else None
     return _KERNELS[name]
 
 
-def _build_lstm():
-    """The LSTM kernels: ``lstm_n1`` (the whole N = 1 time loop) and ``lstm_step`` /
-    ``lstm_step_back`` (the elementwise part of one batched step, forward and backward, fused
-    into one pass each instead of NumPy's ten or so)."""
+def _build_lstm_n1():
     from numba import njit
 
     f32 = np.float32
@@ -97,48 +89,7 @@ def _build_lstm():
                 y[j] = o * tanh32(cj)
             h = y
 
-    m2 = "float32[:, ::1]"
-
-    @njit(f"void({m2}, {m2}, {m2}, {m2}, {m2}, {m2})", cache=True, nogil=True, **opts)
-    def lstm_step(g, hp, c_prev, c, tc, h):
-        """One batched step after the recurrent product: g (N, 4H) prescaled input projection
-        in, activated gates [i, f, g, o] out; hp (N, 4H) the recurrent projection; c_prev,
-        c, tc = tanh(c), h (N, H)."""
-        N, G = g.shape
-        H = G // 4
-        for n in range(N):
-            gn, pn = g[n], hp[n]
-            for j in range(H):
-                i = half * tanh32(gn[j] + pn[j]) + half
-                f = half * tanh32(gn[H + j] + pn[H + j]) + half
-                gg = tanh32(gn[2 * H + j] + pn[2 * H + j])
-                o = half * tanh32(gn[3 * H + j] + pn[3 * H + j]) + half
-                gn[j], gn[H + j], gn[2 * H + j], gn[3 * H + j] = i, f, gg, o
-                cj = f * c_prev[n, j] + i * gg
-                t = tanh32(cj)
-                c[n, j], tc[n, j], h[n, j] = cj, t, o * t
-
-    @njit(f"void({m2}, {m2}, {m2}, {m2}, {m2})", cache=True, nogil=True, **opts)
-    def lstm_step_back(g, tc, c_prev, dh, dc):
-        """Backward of :func:`lstm_step`'s gate math: g (N, 4H) activated gates in, the
-        gradient of their pre-activations out; tc = tanh(c_t), c_prev (N, H); dh, dc (N, H) the
-        gradients arriving at h_t and c_t; dc is overwritten with the gradient of c_{t-1}."""
-        N, G = g.shape
-        H = G // 4
-        one = f32(1.0)
-        for n in range(N):
-            gn = g[n]
-            for j in range(H):
-                i, f, gg, o, t = gn[j], gn[H + j], gn[2 * H + j], gn[3 * H + j], tc[n, j]
-                dho = dh[n, j] * o
-                dct = dho * (one - t * t) + dc[n, j]
-                gn[3 * H + j] = dho * t * (one - o)
-                gn[H + j] = dct * c_prev[n, j] * f * (one - f)
-                gn[j] = dct * gg * i * (one - i)
-                gn[2 * H + j] = dct * i * (one - gg * gg)
-                dc[n, j] = dct * f
-
-    return {"lstm_n1": lstm_n1_loop, "lstm_step": lstm_step, "lstm_step_back": lstm_step_back}
+    return lstm_n1_loop
 
 
-_BUILDERS = {"lstm_n1": _build_lstm, "lstm_step": _build_lstm, "lstm_step_back": _build_lstm}
+_BUILDERS = {"lstm_n1": _build_lstm_n1}

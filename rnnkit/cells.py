@@ -51,7 +51,6 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import _jit
 from .errors import ConfigError
 
 
@@ -176,9 +175,6 @@ class LSTMCell(Cell):
 
     def forward_step(self, s, w):
         g, c, tc = s.g, s.c, s.keep
-        if g.dtype == np.float32 and _jit.kernel("lstm_step") is not None:
-            _jit.kernel("lstm_step")(g, s.hp, s.c_prev, c, tc, s.h)      # one fused pass
-            return
         H = c.shape[1]
         g += s.hp                                 # (N, 4H) prescaled pre-activations
         np.tanh(g, out=g)
@@ -193,9 +189,6 @@ class LSTMCell(Cell):
 
     def backward_step(self, s, dh, dc, ws):
         g, tc = s.g, s.keep                       # activated gates, tanh(c')
-        if dc is not None and g.dtype == np.float32 and _jit.kernel("lstm_step_back") is not None:
-            _jit.kernel("lstm_step_back")(g, tc, s.c_prev, dh, dc)       # one fused pass
-            return None, dc
         H = tc.shape[1]
         i, f, gg, o = g[:, :H], g[:, H: 2 * H], g[:, 2 * H: 3 * H], g[:, 3 * H:]
         dct, tmp = ws["dct"], ws["tmp"]

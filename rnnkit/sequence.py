@@ -39,6 +39,10 @@ from . import _jit
 from ._threads import for_step_product, one_blas_thread
 from .cells import Cell, Step
 
+# The compiled N=1 loop is used for this many steps or more: loading it (numba) costs about a
+# second once per process, which a short input would not win back.
+JIT_MIN_STEPS = 1024
+
 # Without a cache, the input projection is computed for chunks of steps (bounded-memory
 # inference): at least STREAM_CHUNK steps, more while the chunk's gates hold at most
 # STREAM_GATES numbers (a few MB).
@@ -147,7 +151,8 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     G = None
     Gbuf = np.empty((chunk * N, GH), dtype)                                # (k*N, G*H)
     compiled = None
-    if not keep_cache and mask is None and N == 1 and dtype == np.float32 and cell.jit_n1:
+    if (not keep_cache and mask is None and N == 1 and dtype == np.float32 and cell.jit_n1
+            and T >= JIT_MIN_STEPS):
         compiled = _jit.kernel(cell.jit_n1)          # None without numba: the NumPy loop below
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
@@ -254,7 +259,8 @@ def pipeline_applies(cell, x, num_layers: int) -> bool:
     N = 1 in float32 with the compiled loop available (it releases the GIL), and more than one
     CPU to run on."""
     return (num_layers > 1 and x.shape[1] == 1 and x.dtype == np.float32 and bool(cell.jit_n1)
-            and (os.cpu_count() or 1) > 1 and _jit.kernel(cell.jit_n1) is not None)
+            and x.shape[0] >= JIT_MIN_STEPS and (os.cpu_count() or 1) > 1
+            and _jit.kernel(cell.jit_n1) is not None)
 
 
 def pipeline_forward(cell, x, h0s, c0s, weights):

@@ -17,6 +17,12 @@ from rnnkit import sequence as sequence_mod
 from needs import require
 
 
+@pytest.fixture(autouse=True)
+def compiled_from_the_first_step(monkeypatch):
+    """The compiled loop serves inputs from JIT_MIN_STEPS steps on; these tests use short ones."""
+    monkeypatch.setattr(sequence_mod, "JIT_MIN_STEPS", 1)
+
+
 @pytest.fixture
 def numpy_loop(monkeypatch):
     """Run a block with the compiled kernels switched off (RNNKIT_NO_JIT=1)."""
@@ -51,10 +57,14 @@ def test_compiled_lstm_loop_equals_the_numpy_loop(T, chunk, numpy_loop, monkeypa
 
 
 def test_compiled_loop_is_not_used_where_it_does_not_apply(monkeypatch):
-    """Batches, float64, lengths and training keep the NumPy loop (the only one they have)."""
+    """Batches, float64, lengths, training and short inputs (not worth loading numba for) keep
+    the NumPy loop (the only one they have)."""
     require("numba")
     monkeypatch.setitem(_jit._KERNELS, "lstm_n1", lambda *a: pytest.fail("compiled path used"))
     rng = np.random.default_rng(0)
+    monkeypatch.setattr(sequence_mod, "JIT_MIN_STEPS", 6)
+    with no_grad():
+        nn.LSTM(3, 4, num_layers=2)(rng.standard_normal((5, 1, 3)).astype(np.float32))  # T < 6
     with no_grad():
         nn.LSTM(3, 4)(rng.standard_normal((5, 2, 3)).astype(np.float32))              # N = 2
         nn.LSTM(3, 4, dtype=np.float64)(rng.standard_normal((5, 1, 3)))               # float64
@@ -142,27 +152,3 @@ def test_an_error_in_a_pipeline_layer_reaches_the_caller(monkeypatch):
     x = np.zeros((600, 1, 4), np.float32)
     with pytest.raises(MemoryError, match="layer thread failed"), no_grad():
         nn.LSTM(4, 8, num_layers=2)(x)
-
-
-@pytest.mark.parametrize("lengths", [None, [9, 4, 1]])
-def test_fused_lstm_steps_equal_the_numpy_steps(lengths, numpy_loop):
-    """Training in float32: forward (with the cache), backward and every parameter gradient,
-    with the fused compiled gate passes and with NumPy's, from given states, with lengths."""
-    require("numba")
-    assert _jit.kernel("lstm_step") is not None and _jit.kernel("lstm_step_back") is not None
-    rng = np.random.default_rng(9)
-    lstm = nn.LSTM(5, 24, num_layers=2, bidirectional=True, seed=1)
-    x = rng.standard_normal((9, 3, 5)).astype(np.float32)
-    state = tuple(rng.standard_normal((4, 3, 24)).astype(np.float32) for _ in range(2))
-    dout = rng.standard_normal((9, 3, 48)).astype(np.float32)
-
-    def run():
-        lstm.zero_grad()
-        out, (h, c) = lstm(x, state, lengths)
-        dx, (dh0, dc0) = lstm.backward(dout, (np.ones_like(h), np.ones_like(c)))
-        return [out, h, c, dx, dh0, dc0] + [g.copy() for g in lstm.gradients().values()]
-
-    fused = run()
-    ref = numpy_loop(run)
-    for got, want in zip(fused, ref):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5)

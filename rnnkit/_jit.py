@@ -31,10 +31,13 @@ def enabled() -> bool:
     return os.environ.get("RNNKIT_NO_JIT") != "1" and importlib.util.find_spec("numba") is not None
 
 
-def kernel(name):
-    """The compiled kernel ``name`` (e.g. ``"lstm_n1"``, built on first use), or None when
-    numba is unavailable or disabled."""
+def kernel(name, load: bool = True):
+    """The compiled kernel ``name`` (e.g. ``"lstm_n1"``), or None when numba is unavailable or
+    disabled. It is built (or read from numba's disk cache) on the first call with ``load``
+    true; before that, a call with ``load`` false returns None."""
     if name not in _KERNELS:
+        if not load:
+            return None
         _KERNELS[name] = _BUILDERS[name]() if enabled() else None
     return _KERNELS[name]
 

@@ -39,9 +39,22 @@ from . import _jit
 from ._threads import for_step_product, one_blas_thread
 from .cells import Cell, Step
 
-# The compiled N=1 loop is used for this many steps or more: loading it (numba) costs about a
-# second once per process, which a short input would not win back.
+# The compiled N=1 loop is loaded (numba: about a second, once per process) when this process
+# has run this many N=1 float32 inference steps, this call's included, so short inputs never pay
+# for it; once loaded it serves every such call, short pieces of a longer run included.
 JIT_MIN_STEPS = 1024
+_n1_steps = 0
+
+
+def _compiled_n1(cell, T: int):
+    """The compiled N=1 loop of ``cell`` for a call of ``T`` steps (loaded on first need, see
+    :data:`JIT_MIN_STEPS`), or None: the cell has none, numba is missing or switched off, or
+    the process has not run enough steps yet to pay for loading it."""
+    global _n1_steps
+    if not cell.jit_n1:
+        return None
+    _n1_steps += T
+    return _jit.kernel(cell.jit_n1, load=_n1_steps >= JIT_MIN_STEPS)
 
 # Without a cache, the input projection is computed for chunks of steps (bounded-memory
 # inference): at least STREAM_CHUNK steps, more while the chunk's gates hold at most
@@ -151,9 +164,8 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     G = None
     Gbuf = np.empty((chunk * N, GH), dtype)                                # (k*N, G*H)
     compiled = None
-    if (not keep_cache and mask is None and N == 1 and dtype == np.float32 and cell.jit_n1
-            and T >= JIT_MIN_STEPS):
-        compiled = _jit.kernel(cell.jit_n1)          # None without numba: the NumPy loop below
+    if not keep_cache and mask is None and N == 1 and dtype == np.float32:
+        compiled = _compiled_n1(cell, T)             # None: the NumPy loop below
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
         k = t1 - t0
@@ -259,8 +271,8 @@ def pipeline_applies(cell, x, num_layers: int) -> bool:
     N = 1 in float32 with the compiled loop available (it releases the GIL), and more than one
     CPU to run on."""
     return (num_layers > 1 and x.shape[1] == 1 and x.dtype == np.float32 and bool(cell.jit_n1)
-            and x.shape[0] >= JIT_MIN_STEPS and (os.cpu_count() or 1) > 1
-            and _jit.kernel(cell.jit_n1) is not None)
+            and x.shape[0] >= 2 * PIPELINE_CHUNK and (os.cpu_count() or 1) > 1
+            and _compiled_n1(cell, x.shape[0]) is not None)
 
 
 def pipeline_forward(cell, x, h0s, c0s, weights):

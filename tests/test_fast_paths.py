@@ -57,20 +57,57 @@ def test_compiled_lstm_loop_equals_the_numpy_loop(T, chunk, numpy_loop, monkeypa
 
 
 def test_compiled_loop_is_not_used_where_it_does_not_apply(monkeypatch):
-    """Batches, float64, lengths, training and short inputs (not worth loading numba for) keep
-    the NumPy loop (the only one they have)."""
+    """Batches, float64, lengths and training keep the NumPy loop (the only one they have)."""
     require("numba")
     monkeypatch.setitem(_jit._KERNELS, "lstm_n1", lambda *a: pytest.fail("compiled path used"))
     rng = np.random.default_rng(0)
-    monkeypatch.setattr(sequence_mod, "JIT_MIN_STEPS", 6)
-    with no_grad():
-        nn.LSTM(3, 4, num_layers=2)(rng.standard_normal((5, 1, 3)).astype(np.float32))  # T < 6
     with no_grad():
         nn.LSTM(3, 4)(rng.standard_normal((5, 2, 3)).astype(np.float32))              # N = 2
         nn.LSTM(3, 4, dtype=np.float64)(rng.standard_normal((5, 1, 3)))               # float64
         nn.LSTM(3, 4)(rng.standard_normal((5, 2, 3)).astype(np.float32), lengths=[5, 3])
         nn.GRU(3, 4)(rng.standard_normal((5, 1, 3)).astype(np.float32))               # no kernel
     nn.LSTM(3, 4)(rng.standard_normal((5, 1, 3)).astype(np.float32))                  # a cache
+
+
+def test_the_compiled_loop_loads_once_enough_steps_have_run(monkeypatch):
+    """numba is loaded only when the process has run JIT_MIN_STEPS N=1 steps (short inputs
+    alone never pay for it); from then on short calls use it too."""
+    require("numba")
+    monkeypatch.setattr(sequence_mod, "JIT_MIN_STEPS", 12)
+    monkeypatch.setattr(sequence_mod, "_n1_steps", 0)
+    monkeypatch.setattr(_jit, "_KERNELS", {})
+    x = np.random.default_rng(0).standard_normal((5, 1, 3)).astype(np.float32)
+    lstm = nn.LSTM(3, 4)
+    with no_grad():
+        lstm(x), lstm(x)                                   # 10 steps: not loaded
+    assert "lstm_n1" not in _jit._KERNELS
+    with no_grad():
+        lstm(x)                                            # 15 steps: loaded, and used
+    assert _jit._KERNELS.get("lstm_n1") is not None
+    calls = []
+    real = _jit._KERNELS["lstm_n1"]
+    monkeypatch.setitem(_jit._KERNELS, "lstm_n1", lambda *a: (calls.append(1), real(*a)))
+    with no_grad():
+        lstm(x[:1])
+    assert calls == [1]
+
+
+def test_a_long_input_runs_every_piece_of_the_layer_pipeline_compiled(monkeypatch):
+    """With the real threshold, a stack over JIT_MIN_STEPS steps (what `rnnkit eval` feeds)
+    runs each layer's pieces of PIPELINE_CHUNK steps in the compiled loop, not the NumPy one."""
+    require("numba")
+    monkeypatch.undo()                                     # the real JIT_MIN_STEPS
+    T = sequence_mod.JIT_MIN_STEPS
+    lstm = nn.LSTM(5, 16, num_layers=2, seed=1)
+    x = np.random.default_rng(1).standard_normal((T, 1, 5)).astype(np.float32)
+    real = _jit.kernel("lstm_n1")
+    calls = []
+    monkeypatch.setitem(_jit._KERNELS, "lstm_n1", lambda *a: (calls.append(1), real(*a)))
+    monkeypatch.setattr(sequence_mod, "_loop", lambda *a: pytest.fail("NumPy loop used"))
+    assert sequence_mod.pipeline_applies(lstm.cell, x, 2)
+    with no_grad():
+        lstm(x)
+    assert len(calls) == 2 * -(-T // sequence_mod.PIPELINE_CHUNK)
 
 
 def _blas_threads():

@@ -91,7 +91,11 @@ class Picker:
             p /= p.sum(axis=-1, keepdims=True)
         return p
 
-    def __call__(self, logits, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, logits, rng: np.random.Generator, rows=None) -> np.ndarray:
+        """One token per row of ``logits``. ``rows=(index, batch)`` when the rows are what is
+        left of a batch of ``batch`` lines (``index``: their places in it): the draw still
+        takes one uniform per line of the whole batch and uses these rows' own, so a line's
+        sample does not depend on which other lines are still running."""
         z = np.asarray(logits)
         if z.ndim != 2 or z.dtype.kind != "f" or not np.isfinite(z.max()):
             z = _check_logits("pick", logits)      # says what is wrong (or converts)
@@ -99,7 +103,7 @@ class Picker:
         if self.greedy:
             return z.argmax(axis=-1)
         c = np.cumsum(self.probabilities(z), axis=-1)
-        u = rng.random(len(c))                                               # (N,)
+        u = rng.random(len(c)) if rows is None else rng.random(rows[1])[rows[0]]      # (N,)
         idx = (c < (u * c[:, -1])[:, None]).sum(axis=-1)
         return np.minimum(idx, c.shape[-1] - 1)
 
@@ -148,17 +152,24 @@ def sample_lines(step, vocab, num: int, rng, max_len: int = 64, prime: str = "",
     logits, state = step(np.full(num, bos, np.int64), None)
     if len(prime_ids):
         logits, state = _feed(step, prime_ids, state, num)
-    toks = np.empty((max_len, num), np.int64)        # every draw; a line ends at its first bos
-    done = np.zeros(num, bool)
+    # Rows whose line has ended leave the batch (their state rows are dropped), so each step
+    # costs what the lines still running need; every step still draws one uniform per line of
+    # the whole batch, so the samples are those of running all rows to the end.
+    toks = np.full((max_len, num), bos, np.int64)    # every draw; a line ends at its first bos
+    live = np.arange(num)                            # the lines still running, in order
     for t in range(max_len):
-        toks[t] = choose(logits, rng)
-        done |= toks[t] == bos
-        if done.all() or t == max_len - 1:
+        new = choose(logits, rng, rows=(live, num))
+        toks[t, live] = new
+        running = new != bos
+        if t == max_len - 1 or not running.any():
             break
-        logits, state = step(toks[t], state)
+        if not running.all():
+            live, new = live[running], new[running]
+            state = map_state(lambda a: a[:, running], state)
+        logits, state = step(new, state)
     toks = toks[: t + 1]
     ends = np.where((toks == bos).any(axis=0), (toks == bos).argmax(axis=0), t + 1)
-    return [prime + vocab.decode(toks[: ends[i], i]) for i in range(num)]
+    return [prime + text for text in vocab.decode_rows(toks.T, ends.tolist())]
 
 
 def _newline_id(vocab) -> int:

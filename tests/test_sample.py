@@ -204,6 +204,48 @@ def test_sample_lines_at_temperature_zero_is_greedy(lines_lm):
     assert got == ["ma" + vocab.decode(pre)] * 2
 
 
+def test_sample_lines_drops_ended_lines_and_samples_what_the_whole_batch_would(lines_lm):
+    """Finished lines leave the batch, yet each line is the one the full batch gives: a
+    reference that steps all rows to the end with the whole forward pass, drawing one uniform
+    per row and step by the inverse CDF of the model's distribution."""
+    model, vocab = lines_lm
+    num, max_len, bos = 40, 30, vocab.bos_id
+    rng = np.random.default_rng(7)
+    toks = np.full((num, 1), bos)
+    ended = np.full(num, -1)
+    for t in range(max_len):
+        with no_grad():
+            logits, _ = model(toks.T)                                  # (t+1, num, V)
+        p = np.exp(np_log_softmax(logits[-1]))
+        c = np.cumsum(p, axis=-1)
+        u = rng.random(num)
+        nxt = np.minimum((c < (u * c[:, -1])[:, None]).sum(axis=-1), c.shape[1] - 1)
+        ended[(nxt == bos) & (ended < 0)] = t
+        toks = np.concatenate([toks, nxt[:, None]], axis=1)
+        if (ended >= 0).all():
+            break
+    want = [vocab.decode(toks[i, 1:1 + (ended[i] if ended[i] >= 0 else max_len)]) for i in range(num)]
+    sizes = []
+    step = charlm_step(model)
+
+    def counting(tokens, state):
+        sizes.append(len(tokens))
+        return step(tokens, state)
+
+    got = sample_lines(counting, vocab, num, np.random.default_rng(7), max_len=max_len)
+    assert got == want
+    assert sizes[0] == num and sizes[-1] < num and sizes == sorted(sizes, reverse=True)
+
+
+def test_decode_rows_equals_decode_row_by_row():
+    vocab = Vocab.build("abcdef", specials=(BOUNDARY,))
+    ids = np.random.default_rng(0).integers(0, len(vocab), size=(5, 9))
+    lengths = [0, 3, 9, 1, 7]
+    assert vocab.decode_rows(ids, lengths) == [vocab.decode(r[:n]) for r, n in zip(ids, lengths)]
+    with pytest.raises(DataError, match="expected ids in"):
+        vocab.decode_rows(ids + len(vocab), lengths)
+
+
 def test_sample_stream_greedy_and_length(small_stream_lm):
     model, vocab = small_stream_lm
     step = charlm_step(model)

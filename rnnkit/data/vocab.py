@@ -167,24 +167,36 @@ class Vocab:
     def decode(self, ids, skip_specials: bool = False) -> str:
         """Text of a sequence of ids; special tokens are written out as their names
         (``"<eos>"``) unless ``skip_specials``."""
-        try:
-            arr = np.asarray(ids)
-        except (ValueError, TypeError):     # ragged nesting
-            raise DTypeError(f"Vocab.decode: expected a flat sequence of integer ids, got a "
-                             f"ragged {type(ids).__name__}.") from None
-        if arr.size == 0:
-            return ""
-        if arr.dtype.kind not in "iu":
-            raise DTypeError(f"Vocab.decode: expected integer ids, got dtype {arr.dtype}.")
-        arr = arr.reshape(-1)
-        bad = (arr < 0) | (arr >= len(self.itos))
-        if bad.any():
-            raise DataError(f"Vocab.decode: expected ids in [0, {len(self.itos) - 1}], got "
-                            f"{arr[bad][:5].tolist()}. Decode with the vocabulary the model "
-                            f"was trained with.")
+        arr = self._check_ids("decode", ids).reshape(-1)
         n_sp = len(self.specials)
         itos = self.itos
         return "".join(itos[i] for i in arr.tolist() if not (skip_specials and i < n_sp))
+
+    def decode_rows(self, ids, lengths) -> list[str]:
+        """Texts of the rows of ``ids`` (N, T), row ``i`` cut at ``lengths[i]``: one check for
+        the whole batch (the samplers decode hundreds of lines at once)."""
+        arr = self._check_ids("decode_rows", ids)
+        if arr.ndim != 2:
+            raise DTypeError(f"Vocab.decode_rows: expected ids of shape (N, T), got {arr.shape}.")
+        itos = self.itos
+        return ["".join([itos[i] for i in row[:n]]) for row, n in zip(arr.tolist(), lengths)]
+
+    def _check_ids(self, who: str, ids) -> np.ndarray:
+        try:
+            arr = np.asarray(ids)
+        except (ValueError, TypeError):     # ragged nesting
+            raise DTypeError(f"Vocab.{who}: expected integer ids, got a ragged "
+                             f"{type(ids).__name__}.") from None
+        if arr.size == 0:
+            return arr.astype(np.int64)
+        if arr.dtype.kind not in "iu":
+            raise DTypeError(f"Vocab.{who}: expected integer ids, got dtype {arr.dtype}.")
+        bad = (arr < 0) | (arr >= len(self.itos))
+        if bad.any():
+            raise DataError(f"Vocab.{who}: expected ids in [0, {len(self.itos) - 1}], got "
+                            f"{arr[bad][:5].tolist()}. Decode with the vocabulary the model "
+                            f"was trained with.")
+        return arr
 
     # -- JSON --------------------------------------------------------------------------------
     def to_json(self) -> dict:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ._validate import as_float_array, check_float, check_int, check_shape
 from .cells import map_state
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, ShapeError
 from .ops import log_softmax
 
 
@@ -95,7 +95,7 @@ class Picker:
         """One token per row of ``logits``. ``rows=(index, batch)`` when the rows are what is
         left of a batch of ``batch`` lines (``index``: their places in it): the draw still
         takes one uniform per line of the whole batch and uses these rows' own, so a line's
-        sample does not depend on which other lines are still running."""
+        draws do not depend on which other lines are still running."""
         z = np.asarray(logits)
         if z.ndim != 2 or z.dtype.kind != "f" or not np.isfinite(z.max()):
             z = _check_logits("pick", logits)      # says what is wrong (or converts)
@@ -103,7 +103,14 @@ class Picker:
         if self.greedy:
             return z.argmax(axis=-1)
         c = np.cumsum(self.probabilities(z), axis=-1)
-        u = rng.random(len(c)) if rows is None else rng.random(rows[1])[rows[0]]      # (N,)
+        if rows is None:
+            u = rng.random(len(c))                                                   # (N,)
+        else:
+            index, batch = rows
+            if len(index) != len(c):
+                raise ShapeError(f"Picker: expected one row index per row of logits ({len(c)}), "
+                                 f"got {len(index)}.")
+            u = rng.random(batch)[index]
         idx = (c < (u * c[:, -1])[:, None]).sum(axis=-1)
         return np.minimum(idx, c.shape[-1] - 1)
 
@@ -152,24 +159,41 @@ def sample_lines(step, vocab, num: int, rng, max_len: int = 64, prime: str = "",
     logits, state = step(np.full(num, bos, np.int64), None)
     if len(prime_ids):
         logits, state = _feed(step, prime_ids, state, num)
-    # Rows whose line has ended leave the batch (their state rows are dropped), so each step
-    # costs what the lines still running need; every step still draws one uniform per line of
-    # the whole batch, so the samples are those of running all rows to the end.
+    # Lines that have ended leave the batch (their rows of the state are dropped), so a step
+    # costs what the lines still running need. Every step still draws one uniform per line of
+    # the whole batch, so each line gets the draws it would get in the full batch (its numbers
+    # equal the full batch's up to the round-off of products over fewer rows). A step function
+    # whose state is not arrays with the batch on axis 1 (h, or a tuple (h, c), as rnnkit's and
+    # ONNX's steppers return) runs the full batch to the end instead.
     toks = np.full((max_len, num), bos, np.int64)    # every draw; a line ends at its first bos
-    live = np.arange(num)                            # the lines still running, in order
+    live = np.arange(num)                            # the lines still in the batch, in order
+    compact = _batch_on_axis1(state, num)
+    done = np.zeros(num, bool)
     for t in range(max_len):
         new = choose(logits, rng, rows=(live, num))
         toks[t, live] = new
-        running = new != bos
-        if t == max_len - 1 or not running.any():
-            break
-        if not running.all():
-            live, new = live[running], new[running]
-            state = map_state(lambda a: a[:, running], state)
+        if compact:
+            running = new != bos
+            if t == max_len - 1 or not running.any():
+                break
+            if not running.all():
+                live, new = live[running], new[running]
+                state = map_state(lambda a: a[:, running], state)
+        else:
+            done |= new == bos
+            if t == max_len - 1 or done.all():
+                break
         logits, state = step(new, state)
     toks = toks[: t + 1]
     ends = np.where((toks == bos).any(axis=0), (toks == bos).argmax(axis=0), t + 1)
     return [prime + text for text in vocab.decode_rows(toks.T, ends.tolist())]
+
+
+def _batch_on_axis1(state, n: int) -> bool:
+    """True when ``state`` is an array, or a tuple of arrays, with ``n`` rows on axis 1 (the
+    layout of rnnkit's states, (layers, N, H)), so rows can be dropped from it."""
+    arrays = state if isinstance(state, tuple) else (state,)
+    return all(isinstance(a, np.ndarray) and a.ndim >= 2 and a.shape[1] == n for a in arrays)
 
 
 def _newline_id(vocab) -> int:

@@ -40,8 +40,9 @@ from ._threads import for_step_product, one_blas_thread
 from .cells import Cell, Step
 
 # The compiled N=1 loop is loaded (numba: about a second, once per process) when this process
-# has run this many N=1 float32 inference steps, this call's included, so short inputs never pay
-# for it; once loaded it serves every such call, short pieces of a longer run included.
+# has run this many N=1 float32 inference layer-steps (one layer over one step), this call's
+# included, so short inputs never pay for it; once loaded it serves every such call, short
+# pieces of a longer run included.
 JIT_MIN_STEPS = 1024
 _n1_steps = 0
 
@@ -272,7 +273,8 @@ def pipeline_applies(cell, x, num_layers: int) -> bool:
     CPU to run on."""
     return (num_layers > 1 and x.shape[1] == 1 and x.dtype == np.float32 and bool(cell.jit_n1)
             and x.shape[0] >= 2 * PIPELINE_CHUNK and (os.cpu_count() or 1) > 1
-            and _compiled_n1(cell, x.shape[0]) is not None)
+            and _jit.kernel(cell.jit_n1, load=_n1_steps + num_layers * x.shape[0] >= JIT_MIN_STEPS)
+            is not None)
 
 
 def pipeline_forward(cell, x, h0s, c0s, weights):

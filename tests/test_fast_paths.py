@@ -110,6 +110,40 @@ def test_a_long_input_runs_every_piece_of_the_layer_pipeline_compiled(monkeypatc
     assert len(calls) == 2 * -(-T // sequence_mod.PIPELINE_CHUNK)
 
 
+def test_asking_whether_the_pipeline_applies_loads_nothing_and_counts_nothing(monkeypatch):
+    """The threshold counts layer-steps actually run: a 2-layer call of 300 steps (600
+    layer-steps, under JIT_MIN_STEPS) and any number of questions leave numba unloaded."""
+    require("numba")
+    monkeypatch.undo()
+    monkeypatch.setattr(sequence_mod, "_n1_steps", 0)
+    monkeypatch.setattr(_jit, "_KERNELS", {})
+    lstm = nn.LSTM(3, 8, num_layers=2, seed=0)
+    x = np.zeros((300, 1, 3), np.float32)
+    for _ in range(5):
+        assert not sequence_mod.pipeline_applies(lstm.cell, x, 2)
+    with no_grad():
+        lstm(x)
+    assert "lstm_n1" not in _jit._KERNELS and sequence_mod._n1_steps == 600
+
+
+def test_a_saturated_forget_gate_keeps_the_cell_exactly_as_numpy_does(numpy_loop):
+    """Gates saturated at 1 for thousands of steps: the compiled loop's tanh is exactly 1 there
+    (as float32 tanh), so c grows by 1 a step as in the NumPy loop, instead of drifting by a
+    few ulp per step (it used to end 2.4e-4 low after 4000 steps)."""
+    require("numba")
+    lstm = nn.LSTM(2, 4, seed=0)
+    sd = lstm.state_dict()
+    sd["weight_hh_l0"] = np.zeros_like(sd["weight_hh_l0"])
+    sd["bias_ih_l0"] = np.full_like(sd["bias_ih_l0"], 30.0)     # i = f = g = o = 1
+    lstm.load_state_dict(sd)
+    x = np.zeros((4000, 1, 2), np.float32)
+    with no_grad():
+        _, (_, c) = lstm(x)
+    _, (_, ref_c) = numpy_loop(lambda: _no_grad_call(lstm, x))
+    assert np.all(ref_c == 4000.0)
+    np.testing.assert_allclose(c, ref_c, rtol=1e-6)
+
+
 def _blas_threads():
     """Threads of NumPy's own BLAS (torch, loaded by other tests, has its own)."""
     return [i["num_threads"] for i in _threads.numpy_blas().info()]

@@ -19,7 +19,7 @@ from rnnkit._mode import no_grad
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.cli import main
 from rnnkit.data import BOUNDARY, LinesDataset, Vocab
-from rnnkit.errors import DataError
+from rnnkit.errors import DataError, ShapeError
 from rnnkit.nn import model_from_config
 from rnnkit.sample import (beam_search, charlm_step, greedy_with_logprob, pick, probabilities,
                            sample_lines, sample_stream, sequence_logprob)
@@ -242,8 +242,37 @@ def test_decode_rows_equals_decode_row_by_row():
     ids = np.random.default_rng(0).integers(0, len(vocab), size=(5, 9))
     lengths = [0, 3, 9, 1, 7]
     assert vocab.decode_rows(ids, lengths) == [vocab.decode(r[:n]) for r, n in zip(ids, lengths)]
+    assert (vocab.decode_rows(ids, lengths, skip_specials=True)
+            == [vocab.decode(r[:n], skip_specials=True) for r, n in zip(ids, lengths)])
+    padded = ids.copy()
+    padded[1, 3:] = -1                                   # past the row's length: never read
+    assert vocab.decode_rows(padded, lengths)[1] == vocab.decode(ids[1, :3])
     with pytest.raises(DataError, match="expected ids in"):
         vocab.decode_rows(ids + len(vocab), lengths)
+    for bad in ([3], [1] * 6, [-1, 3, 9, 1, 7], [0, 3, 10, 1, 7]):
+        with pytest.raises((ShapeError, DataError), match="lengths"):
+            vocab.decode_rows(ids, bad)
+    with pytest.raises(ShapeError, match=r"\(N, T\)"):
+        vocab.decode_rows(ids[0], [3])
+
+
+def test_sample_lines_runs_the_full_batch_for_a_state_it_cannot_cut(lines_lm):
+    """A step function with its own state layout (here batch-first arrays in a list, and a
+    counter) gets the full batch at every step, and samples what rnnkit's own state gives."""
+    model, vocab = lines_lm
+    step = charlm_step(model)
+
+    def own_layout(tokens, state):
+        inner = None if state is None else tuple(np.swapaxes(a, 0, 1) for a in state[0])
+        logits, (h, c) = step(tokens, inner)
+        sizes.append(len(tokens))
+        return logits, ([np.swapaxes(h, 0, 1), np.swapaxes(c, 0, 1)], len(sizes))
+
+    sizes = []
+    want = sample_lines(step, vocab, 30, np.random.default_rng(3), max_len=25)
+    got = sample_lines(own_layout, vocab, 30, np.random.default_rng(3), max_len=25)
+    assert set(sizes) == {30} and len(sizes) > 1
+    assert got == want
 
 
 def test_sample_stream_greedy_and_length(small_stream_lm):

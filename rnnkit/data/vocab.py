@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import CheckpointError, ConfigError, DataError, DTypeError
+from ..errors import CheckpointError, ConfigError, DataError, DTypeError, ShapeError
 
 #: The reserved boundary token of lines mode: id 0, used as both start (BOS) and end (EOS).
 BOUNDARY = "<eos>"
@@ -167,33 +167,50 @@ class Vocab:
     def decode(self, ids, skip_specials: bool = False) -> str:
         """Text of a sequence of ids; special tokens are written out as their names
         (``"<eos>"``) unless ``skip_specials``."""
-        arr = self._check_ids("decode", ids).reshape(-1)
+        arr = self._check_ids("Vocab.decode", ids).reshape(-1)
         n_sp = len(self.specials)
         itos = self.itos
         return "".join(itos[i] for i in arr.tolist() if not (skip_specials and i < n_sp))
 
-    def decode_rows(self, ids, lengths) -> list[str]:
-        """Texts of the rows of ``ids`` (N, T), row ``i`` cut at ``lengths[i]``: one check for
-        the whole batch (the samplers decode hundreds of lines at once)."""
-        arr = self._check_ids("decode_rows", ids)
+    def decode_rows(self, ids, lengths, skip_specials: bool = False) -> list[str]:
+        """Texts of the rows of ``ids`` (N, T), row ``i`` cut at ``lengths[i]`` (0..T): one
+        check for the whole batch (the samplers decode hundreds of lines at once). Ids past a
+        row's length are not read."""
+        who = "Vocab.decode_rows"
+        try:
+            arr = np.asarray(ids)
+            n = np.asarray(lengths)
+        except (ValueError, TypeError):     # ragged nesting
+            raise DTypeError(f"{who}: expected ids (N, T) and lengths (N,) of integers, got "
+                             f"ragged input.") from None
         if arr.ndim != 2:
-            raise DTypeError(f"Vocab.decode_rows: expected ids of shape (N, T), got {arr.shape}.")
+            raise ShapeError(f"{who}: expected ids of shape (N, T), got shape {arr.shape}.")
+        if n.shape != (arr.shape[0],) or (n.size and n.dtype.kind not in "iu"):
+            raise ShapeError(f"{who}: expected lengths, one integer per row ({arr.shape[0]}), "
+                             f"got {n.dtype} of shape {n.shape}.")
+        if n.size and (n.min() < 0 or n.max() > arr.shape[1]):
+            raise DataError(f"{who}: expected lengths in [0, {arr.shape[1]}], got "
+                            f"{n[(n < 0) | (n > arr.shape[1])][:5].tolist()}.")
+        used = np.arange(arr.shape[1]) < n[:, None]
+        self._check_ids(who, arr[used])
+        n_sp = len(self.specials)
         itos = self.itos
-        return ["".join([itos[i] for i in row[:n]]) for row, n in zip(arr.tolist(), lengths)]
+        return ["".join([itos[i] for i in row[:k] if not (skip_specials and i < n_sp)])
+                for row, k in zip(arr.tolist(), n.tolist())]
 
     def _check_ids(self, who: str, ids) -> np.ndarray:
         try:
             arr = np.asarray(ids)
         except (ValueError, TypeError):     # ragged nesting
-            raise DTypeError(f"Vocab.{who}: expected integer ids, got a ragged "
+            raise DTypeError(f"{who}: expected integer ids, got a ragged "
                              f"{type(ids).__name__}.") from None
         if arr.size == 0:
             return arr.astype(np.int64)
         if arr.dtype.kind not in "iu":
-            raise DTypeError(f"Vocab.{who}: expected integer ids, got dtype {arr.dtype}.")
+            raise DTypeError(f"{who}: expected integer ids, got dtype {arr.dtype}.")
         bad = (arr < 0) | (arr >= len(self.itos))
         if bad.any():
-            raise DataError(f"Vocab.{who}: expected ids in [0, {len(self.itos) - 1}], got "
+            raise DataError(f"{who}: expected ids in [0, {len(self.itos) - 1}], got "
                             f"{arr[bad][:5].tolist()}. Decode with the vocabulary the model "
                             f"was trained with.")
         return arr

@@ -19,6 +19,7 @@ the weights learned. Run alone: ``python benchmarks/userpaths.py`` prints the ro
 
 from __future__ import annotations
 
+import json
 import os
 import string
 import subprocess
@@ -189,8 +190,11 @@ def bench_user_paths(torch, threads: int, repeats: int = 5, quick: bool = False)
             "one": lambda: _command_seconds(["sample", lines, "--num", num, "--length", 1, "--seed", 1], env),
         }, 5 * repeats)
         diff = float(np.median(np.subtract(t["names"], t["one"])))
+        cfg = json.loads((lines / "config.json").read_text(encoding="utf-8"))
         out["names"] = dict(rnnkit=diff, wall=float(np.median(t["names"])),
                             startup=float(np.median(t["one"])), num=num,
+                            hidden=cfg["hidden_size"], layers=cfg["num_layers"],
+                            spread=float(np.subtract(t["names"], t["one"]).std()),
                             command=f"rnnkit sample DIR --num {num}  minus  the same with --length 1")
         if torch is not None:
             ref = _TorchLM(stream, torch)

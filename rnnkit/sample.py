@@ -172,17 +172,13 @@ def sample_lines(step, vocab, num: int, rng, max_len: int = 64, prime: str = "",
     for t in range(max_len):
         new = choose(logits, rng, rows=(live, num))
         toks[t, live] = new
-        if compact:
-            running = new != bos
-            if t == max_len - 1 or not running.any():
-                break
-            if not running.all():
-                live, new = live[running], new[running]
-                state = map_state(lambda a: a[:, running], state)
-        else:
-            done |= new == bos
-            if t == max_len - 1 or done.all():
-                break
+        done[live[new == bos]] = True
+        if t == max_len - 1 or done.all():
+            break
+        running = ~done[live]
+        if compact and not running.all():
+            live, new = live[running], new[running]
+            state = map_state(lambda a: a[:, running], state)
         logits, state = step(new, state)
     toks = toks[: t + 1]
     ends = np.where((toks == bos).any(axis=0), (toks == bos).argmax(axis=0), t + 1)

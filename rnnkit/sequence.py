@@ -86,6 +86,14 @@ class Prepared:
             self._W_hhT = np.ascontiguousarray(self.W_rows.T)
         return self._W_hhT
 
+    def project(self, x, out=None) -> np.ndarray:
+        """The input projection ``x W_ih^T + b_x`` (M, G*H) of inputs ``x`` (M, D), into
+        ``out`` when given."""
+        xp = np.matmul(x, self.W_ihT, out=out)
+        if self.b_x is not None:
+            xp += self.b_x
+        return xp
+
 
 def prepare(cell: Cell, W_ih, W_hh, b_ih=None, b_hh=None) -> Prepared:
     """Weights of one direction for :func:`unroll_forward` / :func:`step_forward`.
@@ -170,9 +178,7 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
         k = t1 - t0
-        G = np.matmul(x[t0:t1].reshape(k * N, D), w.W_ihT, out=Gbuf[: k * N]).reshape(k, N, GH)
-        if w.b_x is not None:
-            G += w.b_x
+        G = w.project(x[t0:t1].reshape(k * N, D), out=Gbuf[: k * N]).reshape(k, N, GH)
         if compiled is not None:                     # the whole chunk in one compiled call
             compiled(G[:, 0], w.W_rows, Hs[t0, 0], Cs[0, 0], Hs[t0 + 1: t1 + 1, 0])
             continue

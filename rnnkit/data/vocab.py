@@ -167,10 +167,7 @@ class Vocab:
     def decode(self, ids, skip_specials: bool = False) -> str:
         """Text of a sequence of ids; special tokens are written out as their names
         (``"<eos>"``) unless ``skip_specials``."""
-        arr = self._check_ids("Vocab.decode", ids).reshape(-1)
-        n_sp = len(self.specials)
-        itos = self.itos
-        return "".join(itos[i] for i in arr.tolist() if not (skip_specials and i < n_sp))
+        return self._join(self._check_ids("Vocab.decode", ids).reshape(-1).tolist(), skip_specials)
 
     def decode_rows(self, ids, lengths, skip_specials: bool = False) -> list[str]:
         """Texts of the rows of ``ids`` (N, T), row ``i`` cut at ``lengths[i]`` (0..T): one
@@ -193,10 +190,15 @@ class Vocab:
                             f"{n[(n < 0) | (n > arr.shape[1])][:5].tolist()}.")
         used = np.arange(arr.shape[1]) < n[:, None]
         self._check_ids(who, arr[used])
-        n_sp = len(self.specials)
+        return [self._join(row[:k], skip_specials) for row, k in zip(arr.tolist(), n.tolist())]
+
+    def _join(self, ids: list, skip_specials: bool) -> str:
+        """The text of checked ids (a list of ints)."""
         itos = self.itos
-        return ["".join([itos[i] for i in row[:k] if not (skip_specials and i < n_sp)])
-                for row, k in zip(arr.tolist(), n.tolist())]
+        if skip_specials:
+            n_sp = len(self.specials)
+            return "".join([itos[i] for i in ids if i >= n_sp])
+        return "".join([itos[i] for i in ids])
 
     def _check_ids(self, who: str, ids) -> np.ndarray:
         try:

@@ -448,11 +448,7 @@ class LayerStepper:
 
     def project(self, layer: int, x):
         """Input projection ``x W_ih^T + b_x`` (N, G*H) of ``layer`` for inputs ``x`` (N, in)."""
-        w = self.prepared[layer]
-        xp = x @ w.W_ihT
-        if w.b_x is not None:
-            xp += w.b_x
-        return xp
+        return self.prepared[layer].project(x)
 
     def step(self, x_t, state, table=None):
         """``h_top, new_state`` for inputs ``x_t`` (N, input_size); with ``table`` (rows of
@@ -468,9 +464,7 @@ class LayerStepper:
             if k == 0 and table is not None:
                 np.take(table, x_t, axis=0, out=g)                         # (N, G*H)
             else:
-                np.matmul(inp, w.W_ihT, out=g)
-                if w.b_x is not None:
-                    g += w.b_x
+                w.project(inp, out=g)
             step_forward(self.cell, w, buf, h0[k], c0[k] if c0 is not None else None,
                          h_n[k], c_n[k] if c_n is not None else None)
             inp = h_n[k]

@@ -13,6 +13,8 @@ from rnnkit.errors import ConfigError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench  # noqa: E402  (benchmarks/bench.py: the harness lives beside the package)
 
+from needs import require
+
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
@@ -137,7 +139,7 @@ def test_bad_only_is_an_error():
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
 def test_step_matches_forward_and_torch(cell):
     import rnnkit.nn as nn
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     rng = np.random.default_rng(0)
     m = getattr(nn, cell)(5, 6, num_layers=2, dtype=np.float64, seed=1)
     x = rng.standard_normal((7, 3, 5))

@@ -17,6 +17,8 @@ from rnnkit.data import (BOUNDARY, IGNORE_INDEX, LinesDataset, LinesSource, Stre
                          read_text, split_lines, split_stream, train_val_split, unigram_entropy)
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 
+from needs import require
+
 # ------------------------------------------------------------------------------------ Vocab
 
 
@@ -307,7 +309,7 @@ def _census_file(name):
 
 
 def test_names_sizes_and_ambiguity():
-    pytest.importorskip("names")
+    require("names")
     with open(_census_file("dist.female.first")) as f:
         raw_f = [ln.split()[0].lower() for ln in f if ln.strip()]
     with open(_census_file("dist.male.first")) as f:
@@ -395,7 +397,7 @@ def test_sunspots():
 
 
 def test_sunspots_against_statsmodels():
-    sm = pytest.importorskip("statsmodels.datasets.sunspots")
+    sm = require("statsmodels.datasets.sunspots")
     df = sm.load_pandas().data
     years, values = datasets.sunspots()
     np.testing.assert_array_equal(years, df["YEAR"].to_numpy().astype(np.int64))

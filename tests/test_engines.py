@@ -22,6 +22,7 @@ import pytest
 from rnnkit import datasets
 from rnnkit.checkpoint import load_checkpoint, read_metrics
 from test_cli import cli as run_cli  # noqa: E402  (tests/ is on sys.path, as for conftest)
+from needs import optional
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = datasets.names()[:400]
@@ -31,10 +32,7 @@ MODEL = ["--hidden-size", "16", "--num-layers", "2", "--embedding-size", "8", "-
          "--seq-len", "16", "--lr", "0.01", "--quiet", "--num-samples", "0"]
 EXACT = [*MODEL, "--dtype", "float64", "--dropout", "0"]
 
-try:
-    import torch
-except ImportError:            # the engine-less tests below still run
-    torch = None
+torch = optional("torch")      # the engine-less tests below run without it (not under CI)
 
 needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed (pip install -e '.[torch]')")
 _NO_GPU = "no CUDA device here: the torch engine's CUDA variants run on a machine with a GPU"

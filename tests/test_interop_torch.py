@@ -11,8 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-safetensors_torch = pytest.importorskip("safetensors.torch")
+from needs import require
+
+torch = require("torch")
+safetensors_torch = require("safetensors.torch")
 
 import rnnkit.nn as nn  # noqa: E402
 from rnnkit import optim  # noqa: E402

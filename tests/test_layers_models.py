@@ -17,6 +17,8 @@ from rnnkit.errors import ConfigError
 from rnnkit.gradcheck import gradcheck
 from rnnkit.nn.module import Module
 
+from needs import require
+
 TOL = 1e-7
 # Central-difference step for the models. With L = sum(out * W) = O(1), the round-off of a
 # difference quotient is ~1e-16 / eps, which at the default eps=1e-6 is already ~1e-8 of the
@@ -147,7 +149,7 @@ def test_cross_entropy_gradcheck_and_torch(use_mask, reduction):
     w = LossWrap(crit, target, mask)
     _assert_all_checked(gradcheck(w, logits), w, ["input[0]"])
     # independent reference: torch (mask expressed as ignore_index)
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     t_target = target.copy()
     if mask is not None:
         t_target[mask == 0] = -100

@@ -10,6 +10,8 @@ import rnnkit.nn as nn
 from rnnkit.interop import notebook
 from rnnkit.gradcheck import gradcheck
 
+from needs import require
+
 CELLS = ["RNN", "LSTM", "GRU"]
 MATRIX = list(itertools.product(CELLS, [1, 2], [False, True], [False, True]))
 IDS = [f"{c}-L{L}-{'bi' if b else 'uni'}-{'len' if ln else 'full'}" for c, L, b, ln in MATRIX]
@@ -73,7 +75,7 @@ def rel(a, b):
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tmajor", "bfirst"])
 @pytest.mark.parametrize("cell,L,bi,use_len", MATRIX, ids=IDS)
 def test_torch_parity(cell, L, bi, use_len, batch_first):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     rng = np.random.default_rng(2)
     m = make(cell, L, bi, batch_first=batch_first)
     tm = getattr(torch.nn, cell)(D, H, num_layers=L, bidirectional=bi, batch_first=batch_first).double()
@@ -106,7 +108,7 @@ def test_torch_parity(cell, L, bi, use_len, batch_first):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_state_dict_roundtrip_with_torch(cell):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     tm = getattr(torch.nn, cell)(D, H, num_layers=2, bidirectional=True)
     m = getattr(nn, cell)(D, H, num_layers=2, bidirectional=True, seed=0)
     m.load_state_dict(tm.state_dict())                       # torch tensors accepted

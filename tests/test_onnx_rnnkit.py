@@ -6,8 +6,10 @@ import itertools
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+from needs import require
+
+onnx = require("onnx")
+ort = require("onnxruntime")
 
 import rnnkit.nn as nn  # noqa: E402
 from rnnkit.interop.onnx import OnnxCharLM, export_layer  # noqa: E402

@@ -12,7 +12,9 @@ from rnnkit.checkpoint import append_metrics, save_checkpoint
 from rnnkit.data import BOUNDARY, Vocab
 from rnnkit.errors import ConfigError, DataError, ShapeError
 
-matplotlib = pytest.importorskip("matplotlib")
+from needs import require
+
+matplotlib = require("matplotlib")
 from matplotlib.image import imread  # noqa: E402
 
 RNG = np.random.default_rng(0)

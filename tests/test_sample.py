@@ -26,6 +26,8 @@ from rnnkit.sample import (beam_search, charlm_step, greedy_with_logprob, pick, 
 from rnnkit.data import LinesSource
 from rnnkit.train import Trainer, TrainConfig
 
+from needs import require
+
 NAMES = datasets.names()[:400]
 STREAM_TEXT = ("the quick brown fox jumps over the lazy dog; pack my box with five dozen "
                "liquor jugs. how vexingly quick daft zebras jump!\n") * 30
@@ -428,8 +430,8 @@ def test_cli_sample_beam_prints_scored_lines(capsys, ckpts):
 @pytest.mark.parametrize("kind,args", [("lines", ["--num", "12"]), ("lines", ["--num", "5", "--prime", "ka"]),
                                        ("stream", ["--length", "200", "--top-k", "5"])])
 def test_cli_sample_onnx_gives_the_same_text(tmp_path, capsys, monkeypatch, ckpts, kind, args):
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
+    require("onnx")
+    require("onnxruntime")
     from rnnkit.interop.onnx import OnnxCharLM
     calls = []
     real_step = OnnxCharLM.step

@@ -32,6 +32,8 @@ from rnnkit.scratch import (
     sigmoid, softmax,
 )
 
+from needs import require
+
 # ---------------------------------------------------------------------------------------
 # Scalar reference of the notebook's API
 # ---------------------------------------------------------------------------------------
@@ -529,7 +531,7 @@ def _torch_module(torch, kind):
 @pytest.mark.parametrize("direction", ["to_torch", "from_torch"])
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_forward_and_backward_match_torch(kind, direction):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     rng = np.random.default_rng(13)
     module = _torch_module(torch, kind)
     if direction == "to_torch":

@@ -43,11 +43,13 @@ TARGET_ROWS = [("`rnnkit sample` per character", True), ("`rnnkit eval` per char
                ("peak memory / activation bytes", False)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("heading", SECTIONS)
 def test_report_has_section(report, heading):
     assert heading in report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("row,difference", TARGET_ROWS)
 def test_report_has_target_row(report, row, difference):
     lines = [ln for ln in report.splitlines() if ln.startswith("| ") and row in ln]
@@ -59,11 +61,13 @@ def test_report_has_target_row(report, row, difference):
     assert difference or value > 0
 
 
+@pytest.mark.slow
 def test_numpy_ml_is_compared_at_two_shapes(report):
     rows = [ln for ln in report.splitlines() if ln.startswith("| numpy-ml LSTMCell loop / rnnkit")]
     assert len(rows) == 2
 
 
+@pytest.mark.slow
 def test_layer_table_is_complete_and_positive(report):
     rows = [ln for ln in report.splitlines()
             if re.match(r"\| (LSTM|GRU|RNN) \| float(32|64) \|", ln)]

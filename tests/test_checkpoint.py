@@ -647,6 +647,7 @@ _KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(tmp_path):
     if not hasattr(signal, "SIGKILL"):
         pytest.skip("needs SIGKILL")

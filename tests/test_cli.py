@@ -203,6 +203,7 @@ def test_eval_stream_beats_unigram_and_matches_reference(capsys, trained):
 
 
 # ============================================================================== Ctrl-C / SIGTERM
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_saves_and_resume_continues(tmp_path, capsys, names_file, sig):
     out_dir = tmp_path / "run"

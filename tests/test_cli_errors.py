@@ -332,6 +332,7 @@ def _peak_cli(argv):
     return code, peak
 
 
+@pytest.mark.slow
 def test_sample_streams_any_number_of_lines(paths, capsys):
     """`sample --num N` generates 1,000 samples at a time and prints them as they come: the
     first 1,000 of N equal `--num 1000`, and memory does not grow with N."""
@@ -346,6 +347,7 @@ def test_sample_streams_any_number_of_lines(paths, capsys):
     assert peak_big < 1.5 * peak_small + 256 * 1024, (peak_small, peak_big)
 
 
+@pytest.mark.slow
 def test_sample_stream_prints_as_it_generates(paths, capsys, monkeypatch):
     import io
     import sys

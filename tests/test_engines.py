@@ -101,6 +101,7 @@ def torchrun(nproc, args, env_extra=None, cwd=None, timeout=180):
 
 
 # ============================================================================== engines agree
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["lines", "stream"])
@@ -134,6 +135,7 @@ def test_numpy_and_torch_engines_agree_in_float64(tmp_path, cli, files, mode, de
 
 # ============================================================================== torchrun
 @needs_torch
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DDP_DEVICES)
 @pytest.mark.parametrize("mode", ["lines", "stream"])
 def test_torchrun_two_processes_equal_one(tmp_path, cli, files, mode, device):
@@ -161,6 +163,7 @@ def test_torchrun_two_processes_equal_one(tmp_path, cli, files, mode, device):
 
 
 @needs_torch
+@pytest.mark.slow
 def test_error_in_one_process_stops_all_with_one_message(tmp_path, files):
     """Bad data in process 1 only (a test hook patches its batch source at step 3): every
     process stops, rank 0 reports the error once, and the job fails."""
@@ -189,6 +192,7 @@ def test_error_in_one_process_stops_all_with_one_message(tmp_path, files):
 
 
 # ============================================================================== resume across engines
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["lines", "stream"])
@@ -234,6 +238,7 @@ def test_optimizer_state_crosses_engines(tmp_path, cli, files, optimizer):
     assert max_diff(a.optimizer_state, b.optimizer_state) < 1e-8
 
 
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.parametrize("engine,device", [("numpy", None), ("torch", "cpu"),
                                            pytest.param("torch", "cuda", marks=DEVICES[1].marks)])
@@ -308,6 +313,7 @@ def test_bad_device_is_one_clear_error(tmp_path, cli, files):
         assert code == 1 and "no CUDA device" in err and "--device cpu" in err
 
 
+@pytest.mark.slow
 def test_engine_torch_without_torch_is_one_clear_error(tmp_path, files):
     """PyTorch hidden by a meta-path blocker: `--engine torch` is one error line naming the
     install command, and the numpy engine (the core never imports torch) still trains."""

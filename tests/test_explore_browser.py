@@ -15,6 +15,8 @@ from needs import require
 
 require("selenium", "PIL", programs=("chromium", "chromedriver"))
 
+pytestmark = pytest.mark.slow          # a real browser
+
 from PIL import Image  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402

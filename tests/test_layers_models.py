@@ -211,7 +211,8 @@ CLF_CASES = [(CELLS[i % 4], pool, bi, ln, tok) for i, (pool, bi, ln, tok) in
              enumerate(itertools.product(["last", "mean"], [False, True], [False, True], [True, False]))]
 
 
-@pytest.mark.parametrize("cell,pooling,bi,use_len,tokens", CLF_CASES)
+@pytest.mark.parametrize("cell,pooling,bi,use_len,tokens", [        # bidirectional: slow
+    pytest.param(*c, marks=pytest.mark.slow if c[2] else ()) for c in CLF_CASES])
 def test_gradcheck_classifier(cell, pooling, bi, use_len, tokens):
     rng = np.random.default_rng(8)
     cfg = nn.SequenceClassifierConfig(num_classes=3, vocab_size=6 if tokens else 0,
@@ -229,7 +230,8 @@ REG_CASES = [(CELLS[i % 4], m2m, bi, ln, pool) for i, (m2m, bi, ln, pool) in
              if not (m2m and pool == "mean")]
 
 
-@pytest.mark.parametrize("cell,m2m,bi,use_len,pooling", REG_CASES)
+@pytest.mark.parametrize("cell,m2m,bi,use_len,pooling", [           # bidirectional: slow
+    pytest.param(*c, marks=pytest.mark.slow if c[2] else ()) for c in REG_CASES])
 def test_gradcheck_regressor(cell, m2m, bi, use_len, pooling):
     rng = np.random.default_rng(9)
     cfg = nn.SequenceRegressorConfig(input_size=D, output_size=2, cell=cell, hidden_size=H, num_layers=2,
@@ -359,6 +361,7 @@ def _train(model, batches, steps, lr):
     return losses
 
 
+@pytest.mark.slow
 def test_charlm_learns_repetitive_text():
     text = "hello world. " * 40
     chars = sorted(set(text))
@@ -398,6 +401,7 @@ def test_classifier_learns_separable_task():
     assert acc > 0.9
 
 
+@pytest.mark.slow
 def test_regressor_learns_sine():
     cfg = nn.SequenceRegressorConfig(input_size=1, output_size=1, cell="lstm", hidden_size=16, many_to_many=True)
     m = nn.SequenceRegressor(cfg, seed=0)

@@ -163,6 +163,7 @@ def test_gradient_norm_matches_finite_differences(kind):
     np.testing.assert_allclose(norms[k], expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_vanishing_gradients_rnn_decays_much_faster_than_gated_cells():
     n = {c: analysis.gradient_norms_through_time(c, T=40, hidden_size=16, batch_size=8, seed=0)
          for c in ("rnn", "lstm", "gru")}
@@ -206,6 +207,7 @@ def test_loss_curves_from_records_and_directory(tmp_path):
 TEXT = "hello world\nhi"
 
 
+@pytest.mark.slow
 def test_plot_losses(tmp_path):
     recs = [{"step": s, "train_loss": 3.0 / (1 + s / 50), "val_loss": 3.2 / (1 + s / 50)}
             for s in range(0, 500, 25)]
@@ -223,6 +225,7 @@ def test_plot_losses(tmp_path):
         plot.plot_losses(recs, tmp_path / "loss.jpg")
 
 
+@pytest.mark.slow
 def test_plot_gates_shows_the_arrays(tmp_path):
     T, H = len(TEXT), 5
     gates = {"input": RNG.random((T, H)), "forget": RNG.random((T, H)), "output": RNG.random((T, H)),
@@ -242,6 +245,7 @@ def test_plot_gates_shows_the_arrays(tmp_path):
         plot.plot_gates(TEXT, {"hidden": gates["hidden"]}, tmp_path / "g3.png")
 
 
+@pytest.mark.slow
 def test_plot_top_units_shows_the_most_active(tmp_path):
     T, H = len(TEXT), 12
     h = RNG.uniform(-0.2, 0.2, (T, H))
@@ -256,6 +260,7 @@ def test_plot_top_units_shows_the_most_active(tmp_path):
     _png_ok(plot.plot_top_units(TEXT, h, tmp_path / "u.png", k=4), min_side=150)
 
 
+@pytest.mark.slow
 def test_plot_gradient_norms(tmp_path):
     norms = {"rnn": 0.5 ** np.arange(30), "lstm": 0.8 ** np.arange(30)}
     norms["rnn"][-1] = 0.0                    # underflow: not drawn on a log axis
@@ -271,6 +276,7 @@ def test_plot_gradient_norms(tmp_path):
 
 
 # ------------------------------------------------------------------------------ checkpoint
+@pytest.mark.slow
 @pytest.mark.parametrize("cell,expected", [("lstm", ["loss.png", "gates.png", "units.png"]),
                                            ("rnn", ["loss.png", "units.png"])])
 def test_plot_checkpoint(tmp_path, cell, expected):

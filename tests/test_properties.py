@@ -254,6 +254,7 @@ def _build_inputs(c, layer):
     return x, lengths, state, h0, c0
 
 
+@pytest.mark.slow
 @_settings(600)
 @given(layer_case())
 def test_recurrent_layers_correct_or_refused(c):
@@ -299,6 +300,7 @@ def test_recurrent_layers_correct_or_refused(c):
         np.testing.assert_allclose(cN, ref_c, rtol=tol, atol=tol)
 
 
+@pytest.mark.slow
 @_settings(150)
 @given(layer_case(defects_allowed=False), st.integers(1, 3))
 def test_no_grad_streaming_equals_cached_forward(c, chunk):
@@ -325,6 +327,7 @@ def test_no_grad_streaming_equals_cached_forward(c, chunk):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 @_settings(120)
 @given(kind=st.sampled_from(list(KINDS)), T=st.integers(1, 5), N=st.integers(1, 3),
        D=st.integers(1, 4), H=st.integers(1, 4), layers=st.integers(1, 2),
@@ -422,6 +425,7 @@ def test_layer_constructor_refuses_bad_arguments(arg, value):
 
 # ============================================================================ Linear / Embedding
 
+@pytest.mark.slow
 @_settings(150)
 @given(lead=st.lists(st.integers(0, 3), min_size=0, max_size=3), fin=st.integers(1, 4),
        fout=st.integers(1, 4), dtype=st.sampled_from(OK_DTYPES + BAD_DTYPES),
@@ -457,6 +461,7 @@ def test_linear_correct_or_refused(lead, fin, fout, dtype, defect, seed):
     assert dx.shape == x.shape
 
 
+@pytest.mark.slow
 @_settings(150)
 @given(V=st.integers(1, 6), E=st.integers(1, 3), shape=st.lists(st.integers(0, 3), min_size=0, max_size=3),
        kind=st.sampled_from(["int64", "int32", "uint8", "float", "bool", "object", "str",
@@ -502,6 +507,7 @@ def _ce_reference(logits, target, ignore=-100):
     return nll.sum() / max(valid.sum(), 1)
 
 
+@pytest.mark.slow
 @_settings(200)
 @given(lead=st.lists(st.integers(1, 3), min_size=1, max_size=3), C=st.integers(1, 5),
        seed=st.integers(0, 999),
@@ -555,6 +561,7 @@ def test_cross_entropy_correct_or_refused(lead, C, seed, defect, ignore_some):
     assert np.all(d[target == -100] == 0)
 
 
+@pytest.mark.slow
 @_settings(150)
 @given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=3), seed=st.integers(0, 999),
        defect=st.sampled_from([None] * 5 + ["shape", "nan target", "complex", "mask shape"]),
@@ -635,6 +642,7 @@ def test_optimizer_step_correct_or_refused(opt, seed, defect):
 
 # ============================================================================ Vocab
 
+@pytest.mark.slow
 @_settings(200)
 @given(text=st.text(min_size=1, max_size=30), probe=st.text(max_size=20), lines=st.booleans(),
        bad_ids=st.sampled_from([None, "float", "negative", "too big", "ragged", "string",
@@ -668,6 +676,7 @@ def test_vocab_round_trip_or_refused(text, probe, lines, bad_ids):
 
 # ============================================================================ sampling
 
+@pytest.mark.slow
 @_settings(250)
 @given(V=st.integers(1, 8), N=st.integers(1, 3), seed=st.integers(0, 999),
        temperature=st.sampled_from([0.0, 1e-300, 1e-12, 1e-3, 0.5, 1.0, 2.0, 1e6]),
@@ -747,6 +756,7 @@ _ENCODINGS = ["utf-8", "latin-1", "utf-16", "ascii", "cp1252", "bytes", "unicode
               "base64", "no-such-codec"]
 
 
+@pytest.mark.slow
 @_settings(300)
 @given(raw=st.binary(max_size=64) | st.text(max_size=30).map(lambda t: t.encode("utf-8")),
        encoding=st.sampled_from(_ENCODINGS), errors=st.sampled_from(["strict", "replace", "ignore",
@@ -821,6 +831,7 @@ def test_vocab_encode_in_slices_equals_lookup(text, chunk):
         vocab_mod.ENCODE_CHUNK = saved
 
 
+@pytest.mark.slow
 @_settings(200)
 @given(lengths=st.lists(st.integers(0, 60), min_size=1, max_size=40),
        max_tokens=st.integers(1, 200), max_lines=st.integers(1, 12), shuffle=st.booleans())
@@ -847,6 +858,7 @@ def test_lines_index_batches_partition_within_budget(lengths, max_tokens, max_li
     assert seen == lengths
 
 
+@pytest.mark.slow
 @_settings(150)
 @given(seed=st.one_of(st.none(), st.integers(-5, 2 ** 70), st.floats(allow_nan=True),
                       st.text(max_size=3), st.booleans(), st.lists(st.integers(-2, 5), max_size=3)))
@@ -868,6 +880,7 @@ def test_seed_arguments_accepted_or_refused(seed):
         assert makers[2]().rng.random() == np.random.default_rng(seed).random()
 
 
+@pytest.mark.slow
 @_settings(200)
 @given(parts=st.lists(st.sampled_from(["dir", "file", "missing", "fifo"]), min_size=1, max_size=4),
        as_file=st.booleans())

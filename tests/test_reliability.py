@@ -450,6 +450,7 @@ def _stream_peak(layer, steps, chunk=1024, D=16):
     return peak, out, state
 
 
+@pytest.mark.slow
 def test_stream_100k_steps_in_bounded_memory():
     H, D = 32, 16
     lstm = nn.LSTM(D, H, seed=0)
@@ -465,6 +466,7 @@ def test_stream_100k_steps_in_bounded_memory():
     assert np.isfinite(out).all() and np.isfinite(h).all() and np.isfinite(c).all()
 
 
+@pytest.mark.slow
 def test_grad_mode_keeps_a_cache_that_grows_with_T():
     """Control for the test above: with gradients on, the peak grows ~linearly with T, so the
     flat peak of no_grad() is a property of streaming and not of the measurement."""
@@ -585,6 +587,7 @@ def test_resume_reads_the_saved_file_with_the_same_checks(trained, tmp_path, cap
 
 
 # ---------------------------------------------------------------- 2. lines-mode memory
+@pytest.mark.slow
 def test_auto_mode_reads_a_huge_line_as_a_stream_in_bounded_memory(tmp_path):
     """59 short lines and one 50,000-character line: auto mode used to pick lines mode and pad
     every batch to 50,001 steps (1.29 GiB asked for by the default model)."""
@@ -605,6 +608,7 @@ def test_auto_mode_reads_a_huge_line_as_a_stream_in_bounded_memory(tmp_path):
     COUNT["train 50k-line file (MB)"] = round(peak / 2 ** 20, 1)
 
 
+@pytest.mark.slow
 def test_lines_mode_refuses_a_1mb_line_before_allocating(tmp_path):
     f = tmp_path / "one-line.txt"
     f.write_text("abcdefghij" * 100_000 + "\n")
@@ -652,6 +656,7 @@ def test_eval_lines_model_on_long_lines_matches_reference(lines_run, tmp_path, c
     assert bpc == pytest.approx(ref, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_eval_lines_model_on_a_1mb_line_in_bounded_memory(lines_run, tmp_path):
     """`eval` on a 1 MB single line used to take 1.1 GB. Now each forward call holds at
     most 1,024 steps: memory is the text's own arrays (about 30 bytes per character)."""
@@ -669,6 +674,7 @@ def test_eval_lines_model_on_a_1mb_line_in_bounded_memory(lines_run, tmp_path):
     COUNT["eval 1 MB line (MB)"] = round(peak_big / 2 ** 20, 1)
 
 
+@pytest.mark.slow
 def test_stream_text_pipeline_memory_per_byte(tmp_path):
     """What MAX_TEXT_BYTES means in memory: load_text_data (read, vocabulary, ids, split) of a
     4 MB stream-mode text peaks at < 16 bytes per byte of file (ids are int64: 8 of them)."""
@@ -717,6 +723,7 @@ def test_small_checkpoint_claiming_a_huge_model_is_refused_before_building_it(tr
 
 
 # ---------------------------------------------------------------- 6. the divergence guard
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [["--mode", "lines"], ["--mode", "lines", "--dtype", "float64"],
                                    ["--mode", "stream", "--optimizer", "sgd"]],
                          ids=["float32-adam", "float64-adam", "stream-sgd"])
@@ -971,6 +978,7 @@ def test_hostile_onnx_files(tmp_path, capsys, trained):
     COUNT["onnx_files"] = len(cases)
 
 
+@pytest.mark.slow
 def test_onnx_batch_0_is_refused_before_onnx_runtime(tmp_path):
     """ONNX Runtime aborts the whole process on a batch of 0 sequences (an upstream bug), so
     OnnxCharLM.step must refuse it itself. Run in a child: a regression kills only the child."""

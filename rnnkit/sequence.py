@@ -31,7 +31,7 @@ through, so each sequence's final state is the state at its own last step.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -122,9 +122,9 @@ class UnrollCache(NamedTuple):
     x: np.ndarray                    # (T, N, D) the input as this direction saw it
     G: np.ndarray                    # (T, N, G*H) activated gates (dG after backward)
     Hs: np.ndarray                   # (T+1, N, H) hidden states, Hs[0] = h0
-    Cs: Optional[np.ndarray]         # (T+1, N, H) LSTM cell states, Cs[0] = c0
-    keep: Optional[np.ndarray]       # (T, N, H) the cell's own per-step cache, or None
-    mask: Optional[np.ndarray]       # (T, N, 1) or None
+    Cs: np.ndarray | None         # (T+1, N, H) LSTM cell states, Cs[0] = c0
+    keep: np.ndarray | None       # (T, N, H) the cell's own per-step cache, or None
+    mask: np.ndarray | None       # (T, N, 1) or None
 
 
 def _loop(cell, w, G, Hs, Cs, keep, mask, hp):
@@ -203,7 +203,7 @@ class StepBuffers(NamedTuple):
 
     g: np.ndarray                    # (N, G*H)
     hp: np.ndarray                   # (N, G*H)
-    keep: Optional[np.ndarray]       # (N, H)
+    keep: np.ndarray | None       # (N, H)
     step: Step
 
 

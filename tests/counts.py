@@ -4,7 +4,7 @@ that no test exists only to print and a ``-k`` selection prints what it ran."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 _REPORTS: dict[str, Callable[[], str | None]] = {}
 

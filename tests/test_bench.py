@@ -12,7 +12,6 @@ from rnnkit.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench  # noqa: E402  (benchmarks/bench.py: the harness lives beside the package)
-
 from needs import require
 
 
@@ -109,8 +108,9 @@ def test_seed_baseline_matches_rnnkit():
 def test_seed_baseline_is_the_notebook_loop_step_by_step():
     """benchmarks/seed_lstm.py does the notebook's per-step work: same outputs as
     rnnkit.scratch.lstm_forward (c starts at 0) and one 10-field cache per step."""
+    import seed_lstm as seed  # benchmarks/ is on sys.path (see the top)
+
     from rnnkit import scratch
-    import seed_lstm as seed                     # benchmarks/ is on sys.path (see the top)
     p = seed.init_parameters(3, 5, 2)
     rng = np.random.default_rng(4)
     x, a0 = rng.standard_normal((3, 4, 6)), rng.standard_normal((5, 4))

@@ -30,8 +30,6 @@ from rnnkit.checkpoint import (
     truncate_metrics,
 )
 from rnnkit.errors import CheckpointError, ConfigError, ParameterKeyError, ShapeError
-from rnnkit.load import load_model
-from rnnkit.nn.models import config_from_dict, model_from_config
 from rnnkit.io import (
     append_jsonl,
     atomic_write_json,
@@ -43,6 +41,8 @@ from rnnkit.io import (
     read_safetensors_header,
     save_safetensors,
 )
+from rnnkit.load import load_model
+from rnnkit.nn.models import config_from_dict, model_from_config
 
 from needs import require
 

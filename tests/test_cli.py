@@ -28,6 +28,7 @@ from rnnkit.data import Vocab, read_text, split_lines, unigram_entropy
 from rnnkit.errors import DataError
 from rnnkit.nn import model_from_config
 from rnnkit.plot_hook import maybe_plot as _REAL_MAYBE_PLOT
+
 from needs import optional
 
 REPO = Path(__file__).resolve().parents[1]
@@ -356,7 +357,7 @@ def test_info_parameter_count(tmp_path, capsys, names_file):
     code, out, err = cli(capsys, "info", out_dir)
     assert code == 0, err
     assert f"parameters: {expected}" in out.splitlines()
-    assert f"steps_trained: 2" in out.splitlines()
+    assert "steps_trained: 2" in out.splitlines()
     code, out, _ = cli(capsys, "info", out_dir, "--json")
     info = json.loads(out)
     assert info["parameters"] == expected and info["vocab_size"] == V
@@ -389,6 +390,7 @@ def test_train_help_shows_defaults_of_model_options(capsys):
 
 
 # ============================================================================== the built-in job
+@pytest.mark.slow
 def test_train_without_file_uses_builtin_names(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("rnnkit.plot_hook.maybe_plot", _REAL_MAYBE_PLOT)

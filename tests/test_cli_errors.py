@@ -23,8 +23,8 @@ from rnnkit.checkpoint import has_checkpoint, list_versions
 from rnnkit.cli import main
 from rnnkit.io import load_safetensors, save_safetensors
 
-from test_reliability import _rehash, cli
 from counts import report
+from test_reliability import _rehash, cli
 
 pytestmark = pytest.mark.usefixtures("fast_io")
 

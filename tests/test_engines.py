@@ -21,8 +21,9 @@ import pytest
 
 from rnnkit import datasets
 from rnnkit.checkpoint import load_checkpoint, read_metrics
-from test_cli import cli as run_cli  # noqa: E402  (tests/ is on sys.path, as for conftest)
+
 from needs import optional
+from test_cli import cli as run_cli  # noqa: E402  (tests/ is on sys.path, as for conftest)
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = datasets.names()[:400]
@@ -116,7 +117,6 @@ def test_numpy_and_torch_engines_agree_in_float64(tmp_path, cli, files, mode, de
     assert re.match(rf"rnnkit train: engine torch \S+ on {device}", err_b.splitlines()[0]), err_b
     ca, cb = load_checkpoint(a), load_checkpoint(b)
     assert ca.trainer_state["step"] == cb.trainer_state["step"] == 30
-    moved = max_diff(ca.model_state, load_checkpoint(a / "best").model_state)
     weights = max_diff(ca.model_state, cb.model_state)
     assert weights < 1e-8
     assert ca.optimizer_meta == cb.optimizer_meta
@@ -219,6 +219,7 @@ def test_resume_across_engines(tmp_path, cli, files, mode, first, second, device
     assert max(abs(x - y) for x, y in zip(val_losses(straight), val_losses(split))) < 1e-8
 
 
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
 def test_optimizer_state_crosses_engines(tmp_path, cli, files, optimizer):
@@ -271,6 +272,7 @@ def test_dropout_each_engine_is_exact_with_itself_across_resume(tmp_path, cli, m
         assert max_diff(a.model_state, load_checkpoint(control).model_state) > 1e-6
 
 
+@pytest.mark.slow
 @needs_torch
 def test_changing_engine_with_dropout_says_the_stream_restarts(tmp_path, cli, files):
     run = tmp_path / "run"
@@ -289,7 +291,7 @@ def test_torch_engine_trains_charlm_only():
     from rnnkit import nn
     from rnnkit.data import ArraySource
     from rnnkit.errors import ConfigError
-    from rnnkit.train import Trainer, TrainConfig
+    from rnnkit.train import TrainConfig, Trainer
     model = nn.SequenceRegressor(nn.SequenceRegressorConfig(input_size=1, output_size=1, hidden_size=4))
     src = ArraySource(np.zeros((3, 8, 1), np.float32), np.zeros((8, 1), np.float32), batch_size=4)
     with pytest.raises(ConfigError, match="CharLM"):

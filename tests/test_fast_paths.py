@@ -5,7 +5,6 @@
 * Small products run on one BLAS thread, and the caller's thread setting comes back after.
 """
 
-import os
 
 import numpy as np
 import pytest

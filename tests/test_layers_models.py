@@ -194,6 +194,7 @@ def _state(cell, L, rng, scale=0.5):
     return (h, scale * rng.standard_normal(shape)) if cell == "lstm" else h
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell,E,use_len", list(itertools.product(CELLS, [3, 0], [False, True])))
 def test_gradcheck_charlm(cell, E, use_len):
     rng = np.random.default_rng(7)

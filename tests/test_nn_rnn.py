@@ -7,8 +7,8 @@ import pytest
 
 import rnnkit
 import rnnkit.nn as nn
-from rnnkit.interop import notebook
 from rnnkit.gradcheck import gradcheck
+from rnnkit.interop import notebook
 
 from needs import require
 
@@ -16,7 +16,8 @@ CELLS = ["RNN", "LSTM", "GRU"]
 MATRIX = list(itertools.product(CELLS, [1, 2], [False, True], [False, True]))
 IDS = [f"{c}-L{L}-{'bi' if b else 'uni'}-{'len' if ln else 'full'}" for c, L, b, ln in MATRIX]
 # finite differences of the bidirectional and 2-layer LSTM cases take seconds: CI runs them
-GRADCHECK_MATRIX = [pytest.param(*case, id=name, marks=pytest.mark.slow if case[2] or (case[1] == 2 and case[0] == "LSTM") else ())
+GRADCHECK_MATRIX = [pytest.param(*case, id=name,
+                                 marks=pytest.mark.slow if case[2] or (case[1] == 2 and case[0] == "LSTM") else ())
                     for case, name in zip(MATRIX, IDS)]
 
 T, N, D, H = 5, 3, 3, 4

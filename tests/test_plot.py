@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 
 import rnnkit.nn as nn
-from rnnkit import plot, scratch
-from rnnkit import analysis
-from rnnkit.interop import notebook
+from rnnkit import analysis, plot, scratch
 from rnnkit.checkpoint import append_metrics, save_checkpoint
 from rnnkit.data import BOUNDARY, Vocab
 from rnnkit.errors import ConfigError, DataError, ShapeError
+from rnnkit.interop import notebook
 
 from needs import require
 
@@ -150,8 +149,10 @@ def test_gradient_norm_matches_finite_differences(kind):
         out = np.zeros_like(arr)
         for i in np.ndindex(arr.shape):
             old = arr[i]
-            arr[i] = old + eps; up = loss()
-            arr[i] = old - eps; down = loss()
+            arr[i] = old + eps
+            up = loss()
+            arr[i] = old - eps
+            down = loss()
             arr[i] = old
             out[i] = (up - down) / (2 * eps)
         return out                                                 # (H, B)

@@ -10,7 +10,8 @@ one of two outcomes only:
   exactly one defect, whose message names the argument) and never a NumPy exception from
   deep inside, a wrong shape, or a silent success.
 
-Every example tried is counted (each property must try at least one); pytest's summary prints the totals (and writes them to
+Every example tried is counted (each property must try at least one); pytest's summary prints
+the totals (and writes them to
 ``$RNNKIT_REPORT_DIR/property_counts.json`` when that variable is set) for
 ``docs/reliability.md``. ``RNNKIT_PROPERTY_SCALE=10`` multiplies the number of examples for a
 longer local run.
@@ -25,7 +26,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-import counts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,12 +33,13 @@ import rnnkit
 import rnnkit.sequence as sequence_mod
 from rnnkit import nn
 from rnnkit.data import BOUNDARY, Vocab
-from rnnkit.errors import (ConfigError, DataError, DTypeError, NonFiniteError, ParameterKeyError,
-                           RnnkitError, ShapeError)
+from rnnkit.errors import ConfigError, DataError, DTypeError, NonFiniteError, ParameterKeyError, RnnkitError, ShapeError
+from rnnkit.interop.notebook import from_torch_state_dict
 from rnnkit.optim import SGD, Adam, clip_grad_norm, global_norm
 from rnnkit.sample import check_sampling_args, pick, probabilities
-from rnnkit.interop.notebook import from_torch_state_dict
 from rnnkit.scratch import gru_forward, lstm_forward, rnn_forward
+
+import counts
 
 SCALE = float(os.environ.get("RNNKIT_PROPERTY_SCALE", "1"))
 COUNTS: Counter = Counter()          # property name -> examples tried
@@ -544,7 +545,8 @@ def test_cross_entropy_correct_or_refused(lead, C, seed, defect, ignore_some):
         cls = {"target shape": ShapeError, "target float": DTypeError, "target range": DataError,
                "logits nan": NonFiniteError, "logits complex": DTypeError, "logits scalar": ShapeError,
                "mask shape": ShapeError, "reduction": ConfigError}[defect]
-        name = {"reduction": "reduction", "mask shape": "mask"}.get(defect, "target" if "target" in defect else "logits")
+        name = {"reduction": "reduction", "mask shape": "mask"}.get(
+            defect, "target" if "target" in defect else "logits")
 
         def run():
             crit = nn.CrossEntropyLoss(**kw)
@@ -767,6 +769,7 @@ def test_read_text_decodes_or_refuses(tmp_path_factory, raw, encoding, errors, l
     raises DataError / ConfigError; never another exception, never a lone surrogate."""
     import codecs
     import re as _re
+
     from rnnkit.data import read_text
     path = tmp_path_factory.mktemp("text") / "t.txt"
     path.write_bytes(raw)

@@ -23,6 +23,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tokenize
 import tracemalloc
 from pathlib import Path
@@ -34,10 +36,9 @@ import rnnkit
 from rnnkit import nn
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.cli import main
-from rnnkit.data import StreamDataset, Vocab
-from rnnkit.errors import CheckpointError, ConfigError, RnnkitError
+from rnnkit.data import MAX_TEXT_BYTES, StreamDataset, StreamSource, Vocab, detect_mode, load_text_data, read_text
+from rnnkit.errors import CheckpointError, ConfigError, DataError, DTypeError, NoForwardError, NonFiniteError
 from rnnkit.io import load_safetensors, save_safetensors
-from rnnkit.data import StreamSource
 from rnnkit.train import Checkpointing, TrainConfig, Trainer
 
 from counts import report
@@ -179,7 +180,8 @@ CASES = {
     # config.json
     "hidden_size 10**9": (_edit_json(C, _setitem("hidden_size", 10 ** 9)), C, ALL),
     "num_layers 10**6": (_edit_json(C, _setitem("num_layers", 10 ** 6)), C, ALL),
-    "vocab_size 10**7 x hidden 65536": (_edit_json(C, lambda c: c.update(vocab_size=10 ** 7, hidden_size=65536)), C, ALL),
+    "vocab_size 10**7 x hidden 65536": (_edit_json(C, lambda c: c.update(vocab_size=10 ** 7, hidden_size=65536)),
+                                        C, ALL),
     "hidden_size negative": (_edit_json(C, _setitem("hidden_size", -8)), C, ALL),
     "hidden_size as string": (_edit_json(C, _setitem("hidden_size", "8")), C, ALL),
     "hidden_size as float": (_edit_json(C, _setitem("hidden_size", 8.0)), C, ALL),
@@ -224,7 +226,8 @@ CASES = {
     "optimizer state wrong shape": (_edit_tensors(O, lambda t: t.update(
         {"exp_avg/head.weight": np.zeros((3, 3), np.float32)})), O, RESUME),
     "optimizer state missing array": (_edit_tensors(O, lambda t: t.pop("exp_avg_sq/head.bias")), O, RESUME),
-    "optimizer state extra array": (_edit_tensors(O, lambda t: t.update({"exp_avg/x": np.zeros(1, np.float32)})), O, RESUME),
+    "optimizer state extra array": (_edit_tensors(O, lambda t: t.update({"exp_avg/x": np.zeros(1, np.float32)})),
+                                    O, RESUME),
     "optimizer state int": (_edit_tensors(O, _retype("exp_avg/head.bias", np.int32)), O, RESUME),
     "optimizer state NaN": (_edit_tensors(O, _nan("exp_avg/rnn.weight_hh_l0")), O, RESUME),
     "optimizer meta other class": (_opt_meta(_setitem("class", "SGD")), O, RESUME),
@@ -232,7 +235,8 @@ CASES = {
     "optimizer meta shapes disagree": (_opt_meta(lambda m: m["params"].update({"head.bias": [99]})), O, RESUME),
     "optimizer file missing": (_remove(O), O, RESUME),
     # trainer.safetensors: the carried TBPTT state of a stream run
-    "carry wrong shape": (_edit_tensors(A, lambda t: t.update({"carry.h": np.zeros((1, 3, 8), np.float32)})), A, RESUME),
+    "carry wrong shape": (_edit_tensors(A, lambda t: t.update({"carry.h": np.zeros((1, 3, 8), np.float32)})),
+                          A, RESUME),
     "carry NaN": (_edit_tensors(A, _nan("carry.c")), A, RESUME),
     "carry c missing (LSTM)": (_edit_tensors(A, lambda t: t.pop("carry.c")), A, RESUME),
     "carry int": (_edit_tensors(A, _retype("carry.h", np.int32)), A, RESUME),
@@ -290,6 +294,7 @@ def _resume_trainer(d, text):
                    checkpoint=Checkpointing(d, vocab=vocab.to_json()), log=lambda m: None).resume()
 
 
+@pytest.mark.slow
 def test_unchanged_copies_load(trained, tmp_path, capsys):
     """The baseline: both variants of an unmodified copy pass every loader."""
     run, text = trained
@@ -307,7 +312,8 @@ def test_unchanged_copies_load(trained, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("variant", ["flat", "rehashed"])
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [      # the cases with 10,000s of entries take seconds: CI
+    pytest.param(c, marks=pytest.mark.slow if re.search(r"\d,000", c) else ()) for c in CASES])
 def test_hostile_checkpoint_directory(trained, tmp_path, capsys, case, variant):
     _, text = trained
     _, bad_file, loaders = CASES[case]
@@ -491,12 +497,6 @@ def test_grad_mode_keeps_a_cache_that_grows_with_T():
 # Text files, lines-mode memory, header-first loading, the divergence guard end to end,
 # float64 values beyond float32, the Python API's errors and hostile ONNX files.
 
-import subprocess
-import sys
-
-from rnnkit.data import MAX_TEXT_BYTES, detect_mode, load_text_data, read_text
-from rnnkit.errors import DataError, DTypeError, NoForwardError, NonFiniteError
-
 NAMES13 = "\n".join(f"{a}{b}" for a in ("ann", "bob", "cid", "dee", "eve", "fay", "gus", "hal",
                                         "ida", "jon") for b in ("a", "ie", "o", "y", "elle", "ric")) + "\n"
 
@@ -557,6 +557,7 @@ def test_text_inputs_refused_before_reading(tmp_path, kind):
         assert peak < 1 << 20, peak                     # nothing of the file was read
 
 
+@pytest.mark.slow
 def test_text_fifo_never_blocks_the_cli(tmp_path, lines_run):
     """A FIFO with no writer used to block `rnnkit eval` / `train` forever: both must refuse
     it at once (the subprocess deadline only turns a hang into a failure)."""
@@ -805,6 +806,7 @@ def test_sample_with_overflowing_weights_names_the_checkpoint(trained, tmp_path,
 
 
 # ---------------------------------------------------------------- CLI warnings
+@pytest.mark.slow
 def test_cli_warnings_are_one_line_each(trained, tmp_path, capsys):
     run, text = trained
     d = tmp_path / "run"
@@ -867,7 +869,8 @@ def _api_cases(tmp_path):
         ("StreamDataset ragged ids", lambda: StreamDataset(ragged, 1, 1), DTypeError),
         ("unigram_entropy ragged ids", lambda: unigram_entropy(ragged, 4), DTypeError),
         ("Vocab.decode ragged ids", lambda: Vocab.build("abc").decode(ragged), DTypeError),
-        ("load_state_dict ragged", lambda: lstm.load_state_dict({**lstm.state_dict(), "bias_ih_l0": ragged}), DTypeError),
+        ("load_state_dict ragged", lambda: lstm.load_state_dict({**lstm.state_dict(), "bias_ih_l0": ragged}),
+         DTypeError),
         ("load_state_dict beyond float32", lambda: lstm.load_state_dict(huge), NonFiniteError),
         ("CrossEntropyLoss.backward before forward", lambda: CrossEntropyLoss().backward(), NoForwardError),
         ("MSELoss.backward twice", lambda: [m := MSELoss(), m(np.ones(2), np.zeros(2)), m.backward(),
@@ -884,6 +887,7 @@ def _api_cases(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_python_api_raises_rnnkit_errors(tmp_path):
     """Twelve cases that used to leak a NumPy error, and their neighbours: each raises the documented
     RnnkitError subclass, never a raw NumPy / torch / onnxruntime exception."""
@@ -902,6 +906,7 @@ def test_python_api_raises_rnnkit_errors(tmp_path):
     COUNT["api_cases"] = len(cases)
 
 
+@pytest.mark.slow
 def test_bfloat16_tensors_load_exactly():
     torch = require("torch")
     lstm = nn.LSTM(2, 3, seed=0)
@@ -1006,4 +1011,5 @@ for tokens in (np.zeros((1, 0), np.int64), np.zeros((0,), np.int64), np.zeros((0
 report("Python API error cases, hostile ONNX files, memory peaks", lambda: (
     any(k in COUNT for k in ("api_cases", "onnx_files")) or any("(" in k for k in COUNT)) and (
     f"Python API error cases: {COUNT.get('api_cases')}; hostile ONNX files: "
-    f"{COUNT.get('onnx_files')}; peaks: " + ", ".join(f"{k} {v}" for k, v in COUNT.items() if "(" in k)))
+    f"{COUNT.get('onnx_files')}; peaks: " + (", ".join(f"{k} {v}" for k, v in COUNT.items() if "(" in k)
+                                             or "-")))

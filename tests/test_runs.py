@@ -15,12 +15,12 @@ import signal
 import time
 
 import pytest
+from test_kill import _start, _wait_for
 
 from rnnkit.checkpoint import has_checkpoint, list_versions, load_checkpoint, read_metrics
 from rnnkit.errors import CheckpointError, RunLockedError
 from rnnkit.runlock import HOLDER_FILE, RunLock, lock_holder
 
-from test_kill import _start, _wait_for
 from test_reliability import cli
 
 pytestmark = pytest.mark.usefixtures("fast_io")

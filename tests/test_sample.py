@@ -18,13 +18,20 @@ from rnnkit import datasets, nn
 from rnnkit._mode import no_grad
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.cli import main
-from rnnkit.data import BOUNDARY, LinesDataset, Vocab
+from rnnkit.data import BOUNDARY, LinesDataset, LinesSource, Vocab
 from rnnkit.errors import DataError, ShapeError
 from rnnkit.nn import model_from_config
-from rnnkit.sample import (beam_search, charlm_step, greedy_with_logprob, pick, probabilities,
-                           sample_lines, sample_stream, sequence_logprob)
-from rnnkit.data import LinesSource
-from rnnkit.train import Trainer, TrainConfig
+from rnnkit.sample import (
+    beam_search,
+    charlm_step,
+    greedy_with_logprob,
+    pick,
+    probabilities,
+    sample_lines,
+    sample_stream,
+    sequence_logprob,
+)
+from rnnkit.train import TrainConfig, Trainer
 
 from needs import require
 

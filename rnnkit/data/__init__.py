@@ -33,13 +33,22 @@ from .lines import IGNORE_INDEX, LinesBatch, LinesDataset
 from .sources import ArrayBatch, ArraySource, EpochOrder, LinesSource, StreamSource
 from .splits import split_stream, train_val_split
 from .stream import StreamChunk, StreamDataset
-from .text import (BYTES, MAX_LINE_CHARS, MAX_TEXT_BYTES, check_line_lengths, detect_mode, read_text,
-                   split_lines, unigram_entropy)
+from .text import (
+                   BYTES,
+                   MAX_LINE_CHARS,
+                   MAX_TEXT_BYTES,
+                   check_line_lengths,
+                   detect_mode,
+                   read_text,
+                   split_lines,
+                   unigram_entropy,
+)
 from .vocab import BOUNDARY, Vocab
 
 __all__ = [
     "BOUNDARY", "IGNORE_INDEX", "BYTES", "MAX_TEXT_BYTES", "MAX_LINE_CHARS", "Vocab", "read_text",
-    "split_lines", "detect_mode", "check_line_lengths", "unigram_entropy", "LinesBatch", "LinesDataset", "StreamChunk", "StreamDataset",
+    "split_lines", "detect_mode", "check_line_lengths", "unigram_entropy", "LinesBatch", "LinesDataset",
+    "StreamChunk", "StreamDataset",
     "train_val_split", "split_stream", "EpochOrder", "LinesSource", "StreamSource", "ArrayBatch",
     "ArraySource", "TextData", "load_text_data", "BUILTIN_TEXTS",
 ]

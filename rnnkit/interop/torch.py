@@ -60,8 +60,14 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
 from .. import nn as rnn_nn
 from ..cells import cell_spec
 from ..errors import ConfigError, DTypeError
-from ..nn.models import (CharLM, CharLMConfig, SequenceClassifier, SequenceClassifierConfig,
-                         SequenceRegressor, SequenceRegressorConfig)
+from ..nn.models import (
+    CharLM,
+    CharLMConfig,
+    SequenceClassifier,
+    SequenceClassifierConfig,
+    SequenceRegressor,
+    SequenceRegressorConfig,
+)
 
 __all__ = ["to_torch", "from_torch", "charlm_torch_module", "torch_model_from_config",
            "TorchCharLM", "TorchSequenceClassifier", "TorchSequenceRegressor"]

@@ -2,8 +2,16 @@
 
 from .layers import Dropout, Embedding, Linear, Sequential
 from .losses import CrossEntropyLoss, MSELoss
-from .models import (CharLM, CharLMConfig, LossResult, SequenceClassifier, SequenceClassifierConfig,
-                     SequenceRegressor, SequenceRegressorConfig, model_from_config)
+from .models import (
+                     CharLM,
+                     CharLMConfig,
+                     LossResult,
+                     SequenceClassifier,
+                     SequenceClassifierConfig,
+                     SequenceRegressor,
+                     SequenceRegressorConfig,
+                     model_from_config,
+)
 from .module import Module
 from .rnn import GRU, LSTM, RNN, RNNBase, recurrent_layer
 

@@ -16,14 +16,22 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._mode import no_grad, no_init
-from .._validate import (check_choice, check_dtype_arg, check_float, check_int, fmt_shape, key_mismatch,
-                         make_rng, short_list)
-from ..cells import CELLS, cell_spec, map_state
+from .._validate import (
+    check_choice,
+    check_dtype_arg,
+    check_float,
+    check_int,
+    fmt_shape,
+    key_mismatch,
+    make_rng,
+    short_list,
+)
+from ..cells import CELLS
 from ..errors import ConfigError, ParameterKeyError, ShapeError
 from ..ops import softmax
 from .layers import Embedding, Linear, check_ids
@@ -214,7 +222,7 @@ class CharLM(Module):
         """Zeros of shape (num_layers, batch_size, hidden_size); ``(h, c)`` for LSTM."""
         return self.rnn.initial_state(batch_size)
 
-    def stepper(self) -> "CharLMStepper":
+    def stepper(self) -> CharLMStepper:
         """Fast next-character inference over the current weights (see :class:`CharLMStepper`)."""
         return CharLMStepper(self)
 

@@ -12,7 +12,10 @@ Same constructor, names, shapes, gate order and numbers as ``torch.nn.RNN/LSTM/G
 
 Layout: ``x`` is (T, N, input_size), or (N, T, input_size) with ``batch_first=True``; states are
 (num_layers * num_directions, N, hidden_size) and row ``layer * num_directions + direction``.
-``out`` is (T, N, num_directions * hidden_size) (batch-first likewise).
+``out`` is (T, N, num_directions * hidden_size) (batch-first likewise). Unbatched input, as
+PyTorch: ``x`` (T, input_size) (whatever ``batch_first`` says) with states
+(num_layers * num_directions, hidden_size), ``out`` (T, num_directions * hidden_size), and
+``backward`` takes and returns gradients of those shapes.
 
 ``lengths`` (N,) ints in [1, T] describe right-padded sequences: outputs past a sequence's
 end are 0, the final state is the state at its last step (for the reverse direction: after
@@ -29,7 +32,7 @@ import numpy as np
 from .._mode import enable_grad, is_grad_enabled
 from .._validate import (as_float_array, check_choice, check_dtype_arg, check_float, check_int, check_shape,
                          make_rng, to_numpy)
-from ..cells import CellSpec, cell_spec
+from ..cells import CellSpec, cell_spec, map_state
 from ..errors import ConfigError, DTypeError, NoForwardError, ShapeError
 from ..sequence import (pipeline_applies, pipeline_forward, prepare, step_buffers, step_forward,
                         unroll_backward, unroll_forward)
@@ -111,6 +114,7 @@ class RNNBase(Module):
                                                 self.bias).items():
             self._add_param(name, shape, self.dtype, lambda shp: self.rng.uniform(-k, k, size=shp))
         self._cache = None
+        self._unbatched = False
 
     # -- helpers ---------------------------------------------------------------------------
     def _weights(self, layer, d) -> _Weights:
@@ -176,18 +180,57 @@ class RNNBase(Module):
         return arr
 
     # -- forward ---------------------------------------------------------------------------
+    def _unbatched_state(self, who, name, state):
+        """A state for unbatched input ((L*D, H) arrays, or an LSTM tuple of them, or None) with
+        a batch axis of 1 added, so the batched code runs it."""
+        if state is None:
+            return None
+        parts = state if isinstance(state, (tuple, list)) else (state,)
+        out = []
+        for k, a in zip(("h", "c"), parts):
+            if a is None:
+                out.append(None)
+                continue
+            a = as_float_array(who, f"{name} ({k})", a, self.dtype)
+            if a.ndim != 2:
+                raise ShapeError(f"{who}: expected {name} ({k}) of shape (num_layers*num_directions="
+                                 f"{self.num_layers * self.num_directions}, hidden_size="
+                                 f"{self.hidden_size}) (2-D) for unbatched input, got shape "
+                                 f"{a.shape} ({a.ndim}-D). Give the input a batch axis too, or "
+                                 f"drop the state's.")
+            out.append(a[:, None, :])
+        return tuple(out) if isinstance(state, (tuple, list)) else out[0]
+
     def forward(self, x, state=None, lengths=None):
         """``out, state_n = layer(x, state=None, lengths=None)``; see the module docstring."""
         who = type(self).__name__
         x = as_float_array(who, "x", x, self.dtype)
+        if x.ndim == 2:                 # unbatched (T, input_size): PyTorch's semantics
+            check_shape(who, "x", x, (("T", None), ("input_size", self.input_size)))
+            if lengths is not None:
+                raise ShapeError(f"{who}: expected lengths=None for unbatched input (one sequence "
+                                 f"of shape (T, input_size)), got lengths. Cut the sequence to its "
+                                 f"length, or pass a batch (T, N, input_size).")
+            out, state_n = self._forward(who, x[:, None, :], self._unbatched_state(who, "state", state),
+                                         None)
+            self._unbatched = True
+            return out[:, 0], map_state(lambda a: a[:, 0], state_n)
         names = ("N", "T") if self.batch_first else ("T", "N")
         if x.ndim != 3:
             raise ShapeError(f"{who}: expected x of shape ({names[0]}, {names[1]}, input_size="
-                             f"{self.input_size}) (3-D), got shape {x.shape} ({x.ndim}-D). "
-                             f"Add a batch axis with x[:, None, :] for a single sequence.")
+                             f"{self.input_size}) (3-D), or unbatched (T, input_size), got shape "
+                             f"{x.shape} ({x.ndim}-D).")
         check_shape(who, "x", x, ((names[0], None), (names[1], None), ("input_size", self.input_size)))
         if self.batch_first:
             x = x.transpose(1, 0, 2)
+        out, state_n = self._forward(who, x, state, lengths)
+        self._unbatched = False
+        if self.batch_first:
+            out = out.transpose(1, 0, 2)
+        return out, state_n
+
+    def _forward(self, who, x, state, lengths):
+        """The forward pass over time-major ``x`` (T, N, input_size)."""
         T, N, _ = x.shape
         h0, c0 = self._state_or_zeros(who, state, N)
         lengths = self._check_lengths(who, lengths, T, N)
@@ -202,8 +245,6 @@ class RNNBase(Module):
             out, h_n, c_n = pipeline_forward(self.cell, x, h0, c0,
                                              [self._prepared(k, 0) for k in range(self.num_layers)])
             self._cache = None
-            if self.batch_first:
-                out = out.transpose(1, 0, 2)
             return out, ((h_n, c_n) if c_n is not None else h_n)
         h_n = np.empty(self.state_shape(N), self.dtype)
         c_n = np.empty_like(h_n) if c0 is not None else None
@@ -255,15 +296,14 @@ class RNNBase(Module):
         if out.base is not None and out.flags.writeable:
             out = out.view()
             out.flags.writeable = False      # a view of the backward cache: protect it
-        if self.batch_first:
-            out = out.transpose(1, 0, 2)
         state_n = (h_n, c_n) if c_n is not None else h_n
         return out, state_n
 
     def trace(self, x, state=None, lengths=None):
         """Forward pass that also returns every activation: ``out, state_n, acts``.
 
-        ``acts[layer][direction]`` is a dict of float arrays (T, N, H) in the input's time
+        ``acts[layer][direction]`` is a dict of float arrays (T, N, H) ((T, H) for unbatched
+        input) in the input's time
         order: the activated gates by :attr:`CellSpec.gate_names` (LSTM ``input``, ``forget``,
         ``candidate``, ``output``; GRU ``reset``, ``update``, ``candidate``; RNN ``hidden``),
         ``"hidden"`` (h_t) and, for LSTM, ``"cell"`` (c_t). Nothing is kept for backward.
@@ -285,7 +325,7 @@ class RNNBase(Module):
                     a["cell"] = cache.Cs[1:]
                 if idx is not None:                 # the reverse direction: back to input order
                     a = {k: _gather_time(v, idx) for k, v in a.items()}
-                per_dir.append({k: np.array(v) for k, v in a.items()})
+                per_dir.append({k: np.array(v[:, 0] if self._unbatched else v) for k, v in a.items()})
             acts.append(per_dir)
         return out, state_n, acts
 
@@ -333,12 +373,26 @@ class RNNBase(Module):
             raise NoForwardError(f"{who}: no forward pass to differentiate. Call the layer first "
                                f"(outside rnnkit.no_grad()), then backward once.")
         caches, drop_masks, mask, T, N = self._cache
+        H = self.hidden_size
+        D = self.num_directions
+        if self._unbatched:
+            if dout is not None:
+                dout = as_float_array(who, "dout", dout, self.dtype)
+                check_shape(who, "dout", dout, (("T", T), ("num_directions*hidden_size", D * H)))
+                dout = dout[:, None, :]
+            dx, dstate0 = self._backward(who, dout, self._unbatched_state(who, "dstate_n", dstate_n))
+            return dx[:, 0], map_state(lambda a: a[:, 0], dstate0)
+        return self._backward(who, dout, dstate_n)
+
+    def _backward(self, who, dout, dstate_n):
+        """:meth:`backward` for batched (or batched-up) gradients."""
+        caches, drop_masks, mask, T, N = self._cache
         self._cache = None
         H = self.hidden_size
         D = self.num_directions
         if dout is not None:
             dout = as_float_array(who, "dout", dout, self.dtype)
-            if self.batch_first:
+            if self.batch_first and not self._unbatched:
                 check_shape(who, "dout", dout, (("N", N), ("T", T), ("num_directions*hidden_size", D * H)))
                 dout = dout.transpose(1, 0, 2)
             else:
@@ -389,7 +443,7 @@ class RNNBase(Module):
                 dx_layer = dx if dx_layer is None else dx_layer + dx
             d_layer_out = dx_layer
         dx = d_layer_out
-        if self.batch_first:
+        if self.batch_first and not self._unbatched:
             dx = dx.transpose(1, 0, 2)
         return dx, ((dh0, dc0) if dc0 is not None else dh0)
 

@@ -495,6 +495,10 @@ def export_layer(layer, path=None, **options) -> "onnx.ModelProto":
                       bias=_check_bool(who, "bias", layer.bias))
     batch_first = _check_bool(who, "batch_first", layer.batch_first)
     params = _state_dict(who, layer)
+    if "h0" in params:
+        raise ConfigError(f"{who}: expected a layer without a learned initial state, got h0 in "
+                          f"its parameters (learn_initial_state=True). Export with "
+                          f"initial_state=True and feed its h0 (c0) repeated over the batch.")
     unexpected = sorted(set(params) - set(spec.expected_keys()))
     if unexpected:
         raise ParameterKeyError(f"{who}: expected only the parameters {spec.expected_keys()}, "
@@ -604,6 +608,10 @@ def export_charlm(state_dict: Mapping, config, path=None, **options) -> "onnx.Mo
         raise ConfigError(f"{who}: expected state_dict as a mapping of name -> array, got "
                           f"{type(state_dict).__name__}.")
     params = dict(state_dict)
+    if "rnn.h0" in params:
+        raise ConfigError(f"{who}: expected a model without a learned initial state, got rnn.h0 "
+                          f"in the weights (learn_initial_state). Its graph would start from "
+                          f"zeros, unlike the model; export a model trained without it.")
     has_bias = "rnn.bias_ih_l0" in params or "rnn.bias_hh_l0" in params
     spec = _StackSpec(cell=cell, input_size=E if E > 0 else V, hidden_size=H, num_layers=L,
                       bidirectional=False, bias=has_bias, prefix="rnn.")

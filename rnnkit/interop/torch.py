@@ -124,7 +124,13 @@ def _make_torch_rnn(cell, input_size, hidden_size, num_layers, bias, batch_first
 
 def _run_rnn(rnn, x, state, lengths):
     """``rnn(x, state)`` over right-padded sequences of ``lengths`` (packed), outputs 0 past
-    each sequence's end; time-major or batch-first as the rnn says."""
+    each sequence's end; time-major or batch-first as the rnn says. Without a state, a learned
+    initial state (the parameters ``h0``/``c0`` a twin adds to ``rnn``) starts every sequence."""
+    if state is None and hasattr(rnn, "h0"):
+        N = x.shape[0 if rnn.batch_first else 1]
+        parts = [getattr(rnn, n)[:, None, :].expand(-1, N, -1).contiguous()
+                 for n in (("h0", "c0") if hasattr(rnn, "c0") else ("h0",))]
+        state = tuple(parts) if len(parts) == 2 else parts[0]
     if lengths is None:
         return rnn(x, state)
     lengths = torch.as_tensor(np.asarray(lengths) if not torch.is_tensor(lengths) else lengths)
@@ -158,8 +164,14 @@ class _TorchModel(tnn.Module):
         return cfg
 
     def _rnn(self, cfg, input_size, bidirectional):
-        return _make_torch_rnn(cfg.cell, input_size, cfg.hidden_size, cfg.num_layers,
-                               True, False, cfg.dropout, bidirectional, self._dtype)
+        rnn = _make_torch_rnn(cfg.cell, input_size, cfg.hidden_size, cfg.num_layers,
+                              True, False, cfg.dropout, bidirectional, self._dtype)
+        if cfg.learn_initial_state:            # rnn.h0 (rnn.c0), as in the rnnkit model
+            shape = (cfg.num_layers * (2 if bidirectional else 1), cfg.hidden_size)
+            names = ("h0", "c0") if cell_spec(cfg.cell).cell_state else ("h0",)
+            for n in names:
+                rnn.register_parameter(n, tnn.Parameter(torch.zeros(shape, dtype=self._dtype)))
+        return rnn
 
     def _pool(self, out, state, lengths):
         """(T, N, D*H) -> (N, D*H): the top layer's final state(s), or the mean over valid steps."""
@@ -317,6 +329,11 @@ def to_torch(obj) -> tnn.Module:
         tmod = getattr(tnn, obj.spec.cell_layer)(obj.input_size, obj.hidden_size, bias=obj.bias,
                                                  dtype=_torch_dtype(obj.dtype), **obj.spec.layer_kwargs)
     elif isinstance(obj, rnn_nn.RNNBase):
+        if obj.learn_initial_state:
+            raise ConfigError(f"to_torch: expected a layer without a learned initial state, got "
+                              f"learn_initial_state=True: torch.nn.{obj.spec.layer} has no such "
+                              f"parameters. Pass (h0, c0) to the torch layer yourself: they are "
+                              f"obj.parameters()['h0'] (['c0']) repeated over the batch.")
         tmod = _make_torch_rnn(obj.mode, obj.input_size, obj.hidden_size, obj.num_layers, obj.bias,
                                obj.batch_first, obj.dropout, obj.bidirectional, _torch_dtype(obj.dtype))
     elif isinstance(obj, rnn_nn.Linear):

@@ -17,6 +17,12 @@ PyTorch: ``x`` (T, input_size) (whatever ``batch_first`` says) with states
 (num_layers * num_directions, hidden_size), ``out`` (T, num_directions * hidden_size), and
 ``backward`` takes and returns gradients of those shapes.
 
+``learn_initial_state=True`` (beyond PyTorch's arguments, which has no such option) adds the
+parameters ``h0`` (and ``c0`` for LSTM) of shape (num_layers * num_directions, hidden_size),
+zeros at first: a call without a state starts every sequence from them, and backward gives
+them the gradient summed over the batch, so they train with the rest. A given state is used
+as it is (the parameters get no gradient from that call).
+
 ``lengths`` (N,) ints in [1, T] describe right-padded sequences: outputs past a sequence's
 end are 0, the final state is the state at its last step (for the reverse direction: after
 reading its first element), and padding gets no gradient - the numbers of PyTorch's packed
@@ -40,8 +46,11 @@ from .module import Module
 
 
 def rnn_parameter_shapes(cell, input_size: int, hidden_size: int, num_layers: int = 1,
-                         bidirectional: bool = False, bias: bool = True) -> dict:
-    """PyTorch's parameter names and shapes of a recurrent stack, computed without allocating.
+                         bidirectional: bool = False, bias: bool = True,
+                         learn_initial_state: bool = False) -> dict:
+    """PyTorch's parameter names and shapes of a recurrent stack, computed without allocating;
+    with ``learn_initial_state`` also ``h0`` (and ``c0`` for a cell state) of shape
+    (num_layers * num_directions, hidden_size).
 
     >>> rnn_parameter_shapes("gru", 3, 5)["weight_ih_l0"]
     (15, 3)
@@ -54,6 +63,9 @@ def rnn_parameter_shapes(cell, input_size: int, hidden_size: int, num_layers: in
         for d in range(D):
             sfx = f"_l{layer}" + ("_reverse" if d else "")
             shapes.update(spec.parameter_shapes(in_size, hidden_size, bias, sfx))
+    if learn_initial_state:
+        for name in ("h0", "c0") if spec.cell_state else ("h0",):
+            shapes[name] = (num_layers * D, hidden_size)
     return shapes
 
 
@@ -92,7 +104,8 @@ class RNNBase(Module):
     """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
+                 learn_initial_state=False):
         super().__init__()
         who = type(self).__name__
         self.spec: CellSpec = cell_spec(mode)
@@ -106,15 +119,20 @@ class RNNBase(Module):
         self.bidirectional = bool(bidirectional)
         self.dtype = check_dtype_arg(who, dtype)
         self.num_directions = 2 if self.bidirectional else 1
+        self.learn_initial_state = bool(learn_initial_state)
         self.cell = self.spec.new_cell()
         self.rng = make_rng(who, seed)
         k = 1.0 / np.sqrt(self.hidden_size)
         for name, shape in rnn_parameter_shapes(self.spec, self.input_size, self.hidden_size,
                                                 self.num_layers, self.bidirectional,
-                                                self.bias).items():
-            self._add_param(name, shape, self.dtype, lambda shp: self.rng.uniform(-k, k, size=shp))
+                                                self.bias, self.learn_initial_state).items():
+            if name in ("h0", "c0"):                 # a learned initial state starts at zero
+                self._add_param(name, shape, self.dtype, np.zeros)
+            else:
+                self._add_param(name, shape, self.dtype, lambda shp: self.rng.uniform(-k, k, size=shp))
         self._cache = None
         self._unbatched = False
+        self._learned_used = False
 
     # -- helpers ---------------------------------------------------------------------------
     def _weights(self, layer, d) -> _Weights:
@@ -132,8 +150,15 @@ class RNNBase(Module):
         return (self.num_layers * self.num_directions, batch_size, self.hidden_size)
 
     def initial_state(self, batch_size: int):
-        """Zeros of :meth:`state_shape`; the tuple ``(h, c)`` for LSTM."""
-        h = np.zeros(self.state_shape(batch_size), self.dtype)
+        """The state a sequence starts from when none is given, of :meth:`state_shape` (the
+        tuple ``(h, c)`` for LSTM): zeros, or with ``learn_initial_state`` the parameters
+        ``h0`` (``c0``) repeated for every sequence (fresh arrays)."""
+        shape = self.state_shape(batch_size)
+        if self.learn_initial_state:
+            names = ("h0", "c0") if self.spec.cell_state else ("h0",)
+            parts = [np.repeat(self._params[n][:, None, :], batch_size, axis=1) for n in names]
+            return tuple(parts) if self.spec.cell_state else parts[0]
+        h = np.zeros(shape, self.dtype)
         return (h, np.zeros_like(h)) if self.spec.cell_state else h
 
     def _state_or_zeros(self, who, state, N):
@@ -235,6 +260,7 @@ class RNNBase(Module):
         h0, c0 = self._state_or_zeros(who, state, N)
         lengths = self._check_lengths(who, lengths, T, N)
         keep = is_grad_enabled()
+        self._learned_used = keep and state is None and self.learn_initial_state
         mask = None
         if lengths is not None:
             mask = (np.arange(T)[:, None] < lengths[None, :]).astype(self.dtype)[:, :, None]
@@ -442,6 +468,10 @@ class RNNBase(Module):
                     dx = _gather_time(dx, idx) if mask is not None else dx[::-1]
                 dx_layer = dx if dx_layer is None else dx_layer + dx
             d_layer_out = dx_layer
+        if self._learned_used:                   # the learned h0 (c0) served every sequence
+            self._grads["h0"] += dh0.sum(axis=1)
+            if dc0 is not None:
+                self._grads["c0"] += dc0.sum(axis=1)
         dx = d_layer_out
         if self.batch_first and not self._unbatched:
             dx = dx.transpose(1, 0, 2)
@@ -457,6 +487,8 @@ class RNNBase(Module):
             s += ", batch_first=True"
         if self.dropout:
             s += f", dropout={self.dropout}"
+        if self.learn_initial_state:
+            s += ", learn_initial_state=True"
         if not self.bias:
             s += ", bias=False"
         return s + f", dtype={self.dtype.name}"
@@ -522,16 +554,18 @@ class LayerStepper:
 class RNN(RNNBase):
     """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act = tanh or relu.
 
-    Same arguments as ``torch.nn.RNN`` plus ``dtype`` and ``seed``. See the module docstring
+    Same arguments as ``torch.nn.RNN`` plus ``dtype``, ``seed`` and ``learn_initial_state``. See the module docstring
     for shapes, ``lengths`` and the backward contract.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
+                 learn_initial_state=False):
         check_choice("RNN", "nonlinearity", nonlinearity, ("tanh", "relu"))
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
-                         hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype, seed)
+                         hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype, seed,
+                         learn_initial_state)
 
 
 class LSTM(RNNBase):
@@ -542,9 +576,10 @@ class LSTM(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
+                 learn_initial_state=False):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed)
+                         bidirectional, dtype, seed, learn_initial_state)
 
 
 class GRU(RNNBase):
@@ -555,9 +590,10 @@ class GRU(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
+                 learn_initial_state=False):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed)
+                         bidirectional, dtype, seed, learn_initial_state)
 
 
 def recurrent_layer(cell, *args, **kwargs) -> RNNBase:

@@ -109,13 +109,16 @@ def _load_into_torch(tmod, state: dict) -> None:
 
 
 def _make_torch_rnn(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                    bidirectional, dtype):
+                    bidirectional, dtype, proj_size=0):
     """``torch.nn.RNN/LSTM/GRU`` for any cell name or mode: the spec names the class (the same
-    name in rnnkit.nn and torch.nn) and its keyword arguments (the RNN's nonlinearity)."""
+    name in rnnkit.nn and torch.nn) and its keyword arguments (the RNN's nonlinearity); an
+    LSTM's ``proj_size``."""
     spec = cell_spec(cell)
     kw = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, bias=bias,
               batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, dtype=dtype,
               **spec.layer_kwargs)
+    if proj_size:
+        kw["proj_size"] = proj_size
     with warnings.catch_warnings():
         # torch warns about dropout with num_layers=1 (it has no effect); rnnkit allows it too.
         warnings.simplefilter("ignore", UserWarning)
@@ -335,7 +338,8 @@ def to_torch(obj) -> tnn.Module:
                               f"parameters. Pass (h0, c0) to the torch layer yourself: they are "
                               f"obj.parameters()['h0'] (['c0']) repeated over the batch.")
         tmod = _make_torch_rnn(obj.mode, obj.input_size, obj.hidden_size, obj.num_layers, obj.bias,
-                               obj.batch_first, obj.dropout, obj.bidirectional, _torch_dtype(obj.dtype))
+                               obj.batch_first, obj.dropout, obj.bidirectional, _torch_dtype(obj.dtype),
+                               obj.proj_size)
     elif isinstance(obj, rnn_nn.Linear):
         tmod = tnn.Linear(obj.in_features, obj.out_features, bias="bias" in obj.parameters(),
                           dtype=_torch_dtype(obj.dtype))
@@ -354,7 +358,7 @@ def to_torch(obj) -> tnn.Module:
 def from_torch(module, dtype=None):
     """The rnnkit object computing the same function as the PyTorch module ``module``.
 
-    ``module``: ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (``proj_size`` must be 0),
+    ``module``: ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (an LSTM's ``proj_size`` included),
     ``RNNCell`` / ``LSTMCell`` / ``GRUCell``, ``Linear``,
     ``Embedding`` (without ``max_norm``; ``padding_idx`` does not change the forward pass, and
     the rnnkit copy gives that row a gradient like any other), or a torch model carrying an
@@ -370,13 +374,11 @@ def from_torch(module, dtype=None):
         cfg = dict(cfg, dtype=_np_dtype(who, module, dtype).name)
         out = rnn_nn.model_from_config(cfg)
     elif isinstance(module, (tnn.RNN, tnn.LSTM, tnn.GRU)):
-        if getattr(module, "proj_size", 0):
-            raise ConfigError(f"{who}: expected an LSTM with proj_size=0, got proj_size="
-                              f"{module.proj_size}. rnnkit has no projected LSTM.")
+        proj = {"proj_size": module.proj_size} if getattr(module, "proj_size", 0) else {}
         out = rnn_nn.recurrent_layer(
             module.mode, module.input_size, module.hidden_size, num_layers=module.num_layers,
             bias=module.bias, batch_first=module.batch_first, dropout=float(module.dropout),
-            bidirectional=module.bidirectional, dtype=_np_dtype(who, module, dtype))
+            bidirectional=module.bidirectional, dtype=_np_dtype(who, module, dtype), **proj)
     elif isinstance(module, _TORCH_CELLS):
         spec = next(s for s in CELLS.values() if isinstance(module, getattr(tnn, s.cell_layer))
                     and s.layer_kwargs.get("nonlinearity") in (None, getattr(module, "nonlinearity", None)))

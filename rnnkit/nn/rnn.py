@@ -47,10 +47,11 @@ from .module import Module
 
 def rnn_parameter_shapes(cell, input_size: int, hidden_size: int, num_layers: int = 1,
                          bidirectional: bool = False, bias: bool = True,
-                         learn_initial_state: bool = False) -> dict:
+                         learn_initial_state: bool = False, proj_size: int = 0) -> dict:
     """PyTorch's parameter names and shapes of a recurrent stack, computed without allocating;
     with ``learn_initial_state`` also ``h0`` (and ``c0`` for a cell state) of shape
-    (num_layers * num_directions, hidden_size).
+    (num_layers * num_directions, hidden_size); an LSTM's ``proj_size`` P > 0 makes the states
+    and the outputs P wide and adds ``weight_hr_l{k}`` (P, hidden_size).
 
     >>> rnn_parameter_shapes("gru", 3, 5)["weight_ih_l0"]
     (15, 3)
@@ -59,13 +60,14 @@ def rnn_parameter_shapes(cell, input_size: int, hidden_size: int, num_layers: in
     D = 2 if bidirectional else 1
     shapes = {}
     for layer in range(num_layers):
-        in_size = input_size if layer == 0 else hidden_size * D
+        in_size = input_size if layer == 0 else (proj_size or hidden_size) * D
         for d in range(D):
             sfx = f"_l{layer}" + ("_reverse" if d else "")
-            shapes.update(spec.parameter_shapes(in_size, hidden_size, bias, sfx))
+            shapes.update(spec.parameter_shapes(in_size, hidden_size, bias, sfx, proj_size))
     if learn_initial_state:
-        for name in ("h0", "c0") if spec.cell_state else ("h0",):
-            shapes[name] = (num_layers * D, hidden_size)
+        shapes["h0"] = (num_layers * D, proj_size or hidden_size)
+        if spec.cell_state:
+            shapes["c0"] = (num_layers * D, hidden_size)
     return shapes
 
 
@@ -94,6 +96,7 @@ class _Weights(NamedTuple):
     b_ih: np.ndarray | None
     b_hh: np.ndarray | None
     suffix: str
+    W_hr: np.ndarray | None = None       # an LSTM's projection (proj_size)
 
 
 class RNNBase(Module):
@@ -105,7 +108,7 @@ class RNNBase(Module):
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
-                 learn_initial_state=False):
+                 learn_initial_state=False, proj_size=0):
         super().__init__()
         who = type(self).__name__
         self.spec: CellSpec = cell_spec(mode)
@@ -120,12 +123,23 @@ class RNNBase(Module):
         self.dtype = check_dtype_arg(who, dtype)
         self.num_directions = 2 if self.bidirectional else 1
         self.learn_initial_state = bool(learn_initial_state)
+        self.proj_size = check_int(who, "proj_size", proj_size, 0)
+        if self.proj_size and not self.spec.projectable:
+            raise ConfigError(f"{who}: expected proj_size=0, got proj_size={self.proj_size}: only "
+                              f"an LSTM has a projection (LSTMP).")
+        if self.proj_size >= self.hidden_size:
+            raise ConfigError(f"{who}: expected proj_size < hidden_size={self.hidden_size}, got "
+                              f"proj_size={self.proj_size} (PyTorch's rule). Use proj_size=0 for "
+                              f"no projection.")
+        #: width of h and of the outputs: proj_size with a projection, else hidden_size
+        self.state_size = self.proj_size or self.hidden_size
         self.cell = self.spec.new_cell()
         self.rng = make_rng(who, seed)
         k = 1.0 / np.sqrt(self.hidden_size)
         for name, shape in rnn_parameter_shapes(self.spec, self.input_size, self.hidden_size,
                                                 self.num_layers, self.bidirectional,
-                                                self.bias, self.learn_initial_state).items():
+                                                self.bias, self.learn_initial_state,
+                                                self.proj_size).items():
             if name in ("h0", "c0"):                 # a learned initial state starts at zero
                 self._add_param(name, shape, self.dtype, np.zeros)
             else:
@@ -139,14 +153,19 @@ class RNNBase(Module):
         sfx = f"_l{layer}" + ("_reverse" if d else "")
         p = self._params
         return _Weights(p["weight_ih" + sfx], p["weight_hh" + sfx],
-                        p.get("bias_ih" + sfx), p.get("bias_hh" + sfx), sfx)
+                        p.get("bias_ih" + sfx), p.get("bias_hh" + sfx), sfx, p.get("weight_hr" + sfx))
 
     def _prepared(self, layer, d):
         w = self._weights(layer, d)
-        return prepare(self.cell, w.W_ih, w.W_hh, w.b_ih, w.b_hh)
+        return prepare(self.cell, w.W_ih, w.W_hh, w.b_ih, w.b_hh, w.W_hr)
 
     def state_shape(self, batch_size: int) -> tuple:
-        """Shape of each state array: (num_layers * num_directions, N, hidden_size)."""
+        """Shape of h: (num_layers * num_directions, N, hidden_size), or proj_size wide for
+        an LSTM with a projection (its c stays hidden_size wide: :meth:`cell_state_shape`)."""
+        return (self.num_layers * self.num_directions, batch_size, self.state_size)
+
+    def cell_state_shape(self, batch_size: int) -> tuple:
+        """Shape of an LSTM's c: (num_layers * num_directions, N, hidden_size)."""
         return (self.num_layers * self.num_directions, batch_size, self.hidden_size)
 
     def initial_state(self, batch_size: int):
@@ -159,7 +178,7 @@ class RNNBase(Module):
             parts = [np.repeat(self._params[n][:, None, :], batch_size, axis=1) for n in names]
             return tuple(parts) if self.spec.cell_state else parts[0]
         h = np.zeros(shape, self.dtype)
-        return (h, np.zeros_like(h)) if self.spec.cell_state else h
+        return (h, np.zeros(self.cell_state_shape(batch_size), self.dtype)) if self.spec.cell_state else h
 
     def _state_or_zeros(self, who, state, N):
         """``(h0, c0)`` from a user's state (checked), or zeros for ``None``; c0 is None
@@ -168,7 +187,8 @@ class RNNBase(Module):
             z = self.initial_state(N)
             return z if self.spec.cell_state else (z, None)
         spec = (("num_layers*num_directions", self.num_layers * self.num_directions), ("N", N),
-                ("hidden_size", self.hidden_size))
+                ("proj_size" if self.proj_size else "hidden_size", self.state_size))
+        c_spec = spec[:2] + (("hidden_size", self.hidden_size),)
         if self.spec.cell_state:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise ShapeError(f"{who}: expected state as a tuple (h0, c0) for LSTM, got "
@@ -176,7 +196,7 @@ class RNNBase(Module):
             h0 = as_float_array(who, "h0", state[0], self.dtype)
             c0 = as_float_array(who, "c0", state[1], self.dtype)
             check_shape(who, "h0", h0, spec)
-            check_shape(who, "c0", c0, spec)
+            check_shape(who, "c0", c0, c_spec)
             return h0, c0
         if isinstance(state, (tuple, list)):
             raise ShapeError(f"{who}: expected state as one array h0 for {self.spec.layer}, "
@@ -264,16 +284,16 @@ class RNNBase(Module):
         mask = None
         if lengths is not None:
             mask = (np.arange(T)[:, None] < lengths[None, :]).astype(self.dtype)[:, :, None]
-        H = self.hidden_size
+        H = self.state_size
         D = self.num_directions
         if (not keep and D == 1 and mask is None and not (self.training and self.dropout > 0)
-                and pipeline_applies(self.cell, x, self.num_layers)):
+                and not self.proj_size and pipeline_applies(self.cell, x, self.num_layers)):
             out, h_n, c_n = pipeline_forward(self.cell, x, h0, c0,
                                              [self._prepared(k, 0) for k in range(self.num_layers)])
             self._cache = None
             return out, ((h_n, c_n) if c_n is not None else h_n)
         h_n = np.empty(self.state_shape(N), self.dtype)
-        c_n = np.empty_like(h_n) if c0 is not None else None
+        c_n = np.empty(self.cell_state_shape(N), self.dtype) if c0 is not None else None
         caches = []
         drop_masks = []
         inp = x
@@ -358,6 +378,10 @@ class RNNBase(Module):
     # -- one step (generation) ------------------------------------------------------------
     def stepper(self) -> "LayerStepper":
         """A :class:`LayerStepper` over the current weights (prepared once)."""
+        if self.proj_size:
+            raise ConfigError(f"{type(self).__name__}.stepper: expected proj_size=0, got proj_size="
+                              f"{self.proj_size}; the one-step path has no projection. Call the "
+                              f"layer on sequences (of length 1 for one step) instead.")
         if self.bidirectional:
             raise ConfigError(f"{type(self).__name__}.stepper: expected a unidirectional layer, got "
                               f"bidirectional=True. A bidirectional layer needs the whole sequence; "
@@ -399,7 +423,7 @@ class RNNBase(Module):
             raise NoForwardError(f"{who}: no forward pass to differentiate. Call the layer first "
                                f"(outside rnnkit.no_grad()), then backward once.")
         caches, drop_masks, mask, T, N = self._cache
-        H = self.hidden_size
+        H = self.state_size
         D = self.num_directions
         if self._unbatched:
             if dout is not None:
@@ -414,7 +438,7 @@ class RNNBase(Module):
         """:meth:`backward` for batched (or batched-up) gradients."""
         caches, drop_masks, mask, T, N = self._cache
         self._cache = None
-        H = self.hidden_size
+        H = self.state_size
         D = self.num_directions
         if dout is not None:
             dout = as_float_array(who, "dout", dout, self.dtype)
@@ -425,7 +449,9 @@ class RNNBase(Module):
                 check_shape(who, "dout", dout, (("T", T), ("N", N), ("num_directions*hidden_size", D * H)))
         dh_n, dc_n = None, None
         if dstate_n is not None:
-            spec = (("num_layers*num_directions", self.num_layers * D), ("N", N), ("hidden_size", H))
+            spec = (("num_layers*num_directions", self.num_layers * D), ("N", N),
+                    ("proj_size" if self.proj_size else "hidden_size", H))
+            c_spec = spec[:2] + (("hidden_size", self.hidden_size),)
             if self.spec.cell_state:
                 if not isinstance(dstate_n, (tuple, list)) or len(dstate_n) != 2:
                     raise ShapeError(f"{who}: expected dstate_n as a tuple (dh_n, dc_n) for LSTM.")
@@ -437,9 +463,9 @@ class RNNBase(Module):
                 check_shape(who, "dh_n", dh_n, spec)
             if dc_n is not None:
                 dc_n = as_float_array(who, "dc_n", dc_n, self.dtype)
-                check_shape(who, "dc_n", dc_n, spec)
+                check_shape(who, "dc_n", dc_n, c_spec)
         dh0 = np.zeros(self.state_shape(N), self.dtype)
-        dc0 = np.zeros_like(dh0) if self.spec.cell_state else None
+        dc0 = np.zeros(self.cell_state_shape(N), self.dtype) if self.spec.cell_state else None
         d_layer_out = dout
         for layer in range(self.num_layers - 1, -1, -1):
             if drop_masks[layer] is not None and d_layer_out is not None:
@@ -447,7 +473,7 @@ class RNNBase(Module):
             dx_layer = None
             for d in range(D):
                 cache, idx = caches[layer][d]
-                W_ih, W_hh, _, _, sfx = self._weights(layer, d)
+                W_ih, W_hh, _, _, sfx, W_hr = self._weights(layer, d)
                 row = layer * D + d
                 do = None
                 if d_layer_out is not None:
@@ -458,7 +484,7 @@ class RNNBase(Module):
                     self.cell, cache, do,
                     dh_n[row] if dh_n is not None else None,
                     dc_n[row] if dc_n is not None else None,
-                    W_ih, W_hh, has_bias=self.bias)
+                    W_ih, W_hh, has_bias=self.bias, W_hr=W_hr)
                 dh0[row] = dh
                 if dc0 is not None:
                     dc0[row] = dc
@@ -487,6 +513,8 @@ class RNNBase(Module):
             s += ", batch_first=True"
         if self.dropout:
             s += f", dropout={self.dropout}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.learn_initial_state:
             s += ", learn_initial_state=True"
         if not self.bias:
@@ -577,9 +605,9 @@ class LSTM(RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
-                 learn_initial_state=False):
+                 learn_initial_state=False, proj_size=0):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed, learn_initial_state)
+                         bidirectional, dtype, seed, learn_initial_state, proj_size)
 
 
 class GRU(RNNBase):

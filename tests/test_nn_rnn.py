@@ -70,6 +70,16 @@ def rel(a, b):
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
 
 
+def _backward_both(torch, m, cell, out, hs, tout, ths, rng):
+    """Random output and final-state gradients through rnnkit's backward and torch's autograd;
+    returns rnnkit's ``(dx, dstate0)`` (torch's are in the leaves' ``.grad``)."""
+    dout = rng.standard_normal(out.shape)
+    dsn = tuple(rng.standard_normal(h.shape) for h in hs)
+    loss = (tout * torch.tensor(dout)).sum() + sum((t * torch.tensor(d)).sum() for t, d in zip(ths, dsn))
+    loss.backward()
+    return m.backward(dout, dsn if cell == "LSTM" else dsn[0])
+
+
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tmajor", "bfirst"])
 @pytest.mark.parametrize("cell,L,bi,use_len", MATRIX, ids=IDS)
 def test_torch_parity(cell, L, bi, use_len, batch_first):
@@ -89,11 +99,7 @@ def test_torch_parity(cell, L, bi, use_len, batch_first):
     ths = tsn if cell == "LSTM" else (tsn,)
     for a, b in zip(hs, ths):
         assert rel(a, b.detach().numpy()) < 1e-9
-    dout = rng.standard_normal(out.shape)
-    dsn = tuple(rng.standard_normal(h.shape) for h in hs)
-    loss = (tout * torch.tensor(dout)).sum() + sum((t * torch.tensor(d)).sum() for t, d in zip(ths, dsn))
-    loss.backward()
-    dx, ds0 = m.backward(dout, dsn if cell == "LSTM" else dsn[0])
+    dx, ds0 = _backward_both(torch, m, cell, out, hs, tout, ths, rng)
     assert rel(dx, xt.grad.numpy()) < 1e-9
     ds0 = ds0 if cell == "LSTM" else (ds0,)
     tst = st if cell == "LSTM" else (st,)
@@ -359,11 +365,7 @@ def test_unbatched_input_matches_torch(cell, bi, batch_first, given):
     for a, b in zip(hs, ths):
         assert a.shape == tuple(b.shape) and rel(a, b.detach().numpy()) < 1e-9
     assert rel(out, tout.detach().numpy()) < 1e-9
-    dout = rng.standard_normal(out.shape)
-    dsn = tuple(rng.standard_normal(h.shape) for h in hs)
-    loss = (tout * torch.tensor(dout)).sum() + sum((t * torch.tensor(d)).sum() for t, d in zip(ths, dsn))
-    loss.backward()
-    dx, ds0 = m.backward(dout, dsn if cell == "LSTM" else dsn[0])
+    dx, ds0 = _backward_both(torch, m, cell, out, hs, tout, ths, rng)
     assert dx.shape == x.shape and rel(dx, xt.grad.numpy()) < 1e-9
     if given:
         for a, b in zip(ds0 if cell == "LSTM" else (ds0,), st if cell == "LSTM" else (st,)):

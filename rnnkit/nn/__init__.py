@@ -12,7 +12,7 @@ from .models import (CharLM, CharLMConfig, LossResult, SequenceClassifier, Seque
                      SequenceRegressor, SequenceRegressorConfig, model_from_config)
 from .module import Module
 from .rnn import GRU, LSTM, RNN, RNNBase, recurrent_layer
-from . import utils  # noqa: E402  (rnnkit.nn.utils.pad_sequence / unpad_sequence)
+from . import utils  # rnnkit.nn.utils.pad_sequence / unpad_sequence
 
 __all__ = ["Module", "RNN", "LSTM", "GRU", "RNNBase", "recurrent_layer", "RNNCell", "LSTMCell",
            "GRUCell", "RNNCellBase", "recurrent_cell", "Linear", "Embedding",

@@ -410,7 +410,7 @@ def _error_message(name, err, case_label):
         text = f"{name} {msg}."
     else:
         text = f"{name} raised {t}: {msg}"
-    return f"{text} (on {case_label})"
+    return f"{text} (on {case_label})" if case_label else text
 
 
 class Judge:
@@ -438,8 +438,7 @@ class Judge:
                                   f"{record['not_callable']}, not a function.")
         if "fatal" in record:                  # the child process died or hung in this function
             err = record["fatal"]
-            return FunctionResult(name, "error", message=_error_message(name, err, "its first case"),
-                                  cause=None)
+            return FunctionResult(name, "error", message=_error_message(name, err, None), cause=None)
         cases = cases_for(name)
         warnings = []
         if info.kind in ("cellb", "seqb"):
@@ -501,7 +500,7 @@ class Judge:
         robust = [c for c in chosen if c.case.kind == "robustness"]
         res = FunctionResult(name, "pass", warnings=list(warnings))
         # warnings NumPy gave on otherwise right results, and robustness cases
-        for c in chosen:
+        for c in ordinary:
             for w in (c.run or {}).get("warnings", []):
                 text = f"NumPy warned \"{w}\" on {c.case.label}"
                 if c.passed and name == "sigmoid" and "overflow" in w:
@@ -509,7 +508,11 @@ class Judge:
                              "(a stable form: exp(x) / (1 + exp(x)) where x < 0)")
                 if text not in res.warnings:
                     res.warnings.append(text)
-        for c in robust:
+        mutated = [(c, n) for c in chosen if c.run for n in c.run.get("mutated", [])]
+        errors = [c for c in ordinary if c.run is not None and not c.ok]
+        structure = [c for c in ordinary if c.structure]
+        wrong = [c for c in ordinary if c.wrong is not None]
+        for c in robust if not (mutated or errors or structure or wrong) else ():
             if c.ok and not c.passed:
                 hint = ("it subtracts one maximum for the whole array, so a column far below the "
                         "others becomes exp(-1000) / exp(-1000) = 0/0 = NaN; subtract each column's "
@@ -517,10 +520,6 @@ class Judge:
                         if self._explains(info, c, "softmax.global_max") else
                         "compare with the reference on this input")
                 res.warnings.append(f"not robust: wrong on {c.case.label} ({hint}).")
-        mutated = [(c, n) for c in chosen if c.run for n in c.run.get("mutated", [])]
-        errors = [c for c in ordinary if c.run is not None and not c.ok]
-        structure = [c for c in ordinary if c.structure]
-        wrong = [c for c in ordinary if c.wrong is not None]
         if not (mutated or errors or structure or wrong):
             return res
         res.status = "error" if errors else "fail"
@@ -680,7 +679,8 @@ class Judge:
 
 
 _EQUATIONS = {
-    "output": "sigmoid(x) = 1 / (1 + exp(-x)); softmax(x) = exp(x - max) / sum(exp(x - max), axis=0)",
+    "sigmoid": "sigmoid(x) = 1 / (1 + exp(-x))",
+    "softmax": "softmax(x) = exp(x - max) / sum(exp(x - max), axis=0), max over axis 0 (or the whole array)",
     "a_next": "a_next = tanh(Waa @ a_prev + Wax @ xt + ba) (LSTM: ot * tanh(c_next))",
     "yt_pred": "yt_pred = softmax(Wy @ a_next + by)",
     "ft": "ft = sigmoid(Wf @ concat + bf), concat = [a_prev; xt]",
@@ -692,7 +692,7 @@ _EQUATIONS = {
 
 
 def _equation_hint(info, q):
-    base = q.split(" ")[0]
+    base = info.name if q == "output" else q.split(" ")[0]
     base = {"a": "a_next", "y": "yt_pred", "y_pred": "yt_pred", "c": "c_next"}.get(base, base)
     if base in _EQUATIONS:
         return f"compare {q} with its equation: {_EQUATIONS[base]}."

@@ -11,7 +11,9 @@
   order the equations compute the quantities (see docs/check.md), not taken from the checker.
 
 Run ``python tests/check_programs.py`` for the figures (mutants, first-wrong accuracy,
-likely-cause accuracy); ``tests/test_check_mutants.py`` asserts them.
+likely-cause accuracy; ``tests/test_check_mutants.py`` asserts them), and
+``python tests/check_programs.py --time`` for the time ``rnnkit check`` takes on a file with all
+ten functions.
 """
 
 from __future__ import annotations
@@ -491,10 +493,45 @@ def measure():
     return rows, figures
 
 
+def time_cli(repeats=5):
+    """Run ``python -m rnnkit check`` on a file with all ten functions (CORRECT) ``repeats``
+    times; return (median wall seconds, median CPU seconds of the whole command, load average)."""
+    import os
+    import resource
+    import statistics
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + ([os.environ["PYTHONPATH"]]
+                                                               if os.environ.get("PYTHONPATH") else [])))
+    walls, cpus = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "all_ten.py"
+        path.write_text(CORRECT)
+        for _ in range(repeats):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "rnnkit", "check", str(path)], env=env,
+                                  capture_output=True, text=True, check=False)
+            walls.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+    return statistics.median(walls), statistics.median(cpus), os.getloadavg()[0]
+
+
 if __name__ == "__main__":
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    if sys.argv[1:] == ["--time"]:
+        wall, cpu, load = time_cli()
+        print(f"rnnkit check on a file with all ten functions: median {wall:.2f} s wall, {cpu:.2f} s "
+              f"CPU (5 runs; load average {load:.1f})")
+        sys.exit(0)
     rows, figures = measure()
     for r in rows:
         flag = "ok " if r["where_ok"] and r["cause_ok"] else "BAD"

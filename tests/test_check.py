@@ -314,3 +314,21 @@ def test_encode_decode_round_trip_keeps_values_shapes_and_structure():
 def test_catalogue_hints_are_sentences():
     for mis in CATALOGUE.values():
         assert mis.hint.endswith(".") and len(mis.hint) > 20, mis.id
+
+
+def test_docs_show_what_the_checker_prints_and_list_every_catalogue_entry():
+    import re
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    md = (docs / "tutorial.md").read_text(encoding="utf-8")
+    section = md[md.index("## 6. When your own code is wrong"):]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)
+    ns = {"np": np, "scratch": scratch}
+    exec(code[0], ns)                                     # the tutorial's deliberate mistake
+    shown = re.findall(r"```text\n(.*?)```", section, re.S)[0]
+    assert shown in ns["report"].text()
+    exec(code[1], ns)                                     # ... and its fix
+    assert ns["report"].ok
+    page = (docs / "check.md").read_text(encoding="utf-8")
+    for mis in CATALOGUE:
+        crossing = re.fullmatch(r"lstm\.[fico]_[Wb][fico]", mis)
+        assert f"`{mis}`" in page or (crossing and "`lstm.{g}_W{h}`, `lstm.{g}_b{h}`" in page), mis

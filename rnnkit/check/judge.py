@@ -355,10 +355,6 @@ def _hypothesis_out(info, case, mis):
         return m(*case.grads, cache, mis=mis)
 
 
-def _capital(text):
-    return text[0].upper() + text[1:]
-
-
 def _rank(info, ran, failing, mistakes):
     """``(mistake, full)``: the hypothesis that reproduces the learner's results furthest.
 
@@ -500,7 +496,7 @@ class Judge:
         robust = [c for c in chosen if c.case.kind == "robustness"]
         res = FunctionResult(name, "pass", warnings=list(warnings))
         # warnings NumPy gave on otherwise right results, and robustness cases
-        for c in ordinary:
+        for c in ordinary if all(c.passed for c in ordinary) else ():
             for w in (c.run or {}).get("warnings", []):
                 text = f"NumPy warned \"{w}\" on {c.case.label}"
                 if c.passed and name == "sigmoid" and "overflow" in w:
@@ -598,7 +594,7 @@ class Judge:
                                       f"is wrong: fix {h} first" + (f" ({detail})" if detail else "") + ".")
         ranked = _rank(info, ran, failing, model.mistakes_for(name)) if failing else (None, False)
         if ranked[1]:
-            return ranked[0], _capital(CATALOGUE[ranked[0]].hint)
+            return ranked[0], CATALOGUE[ranked[0]].hint
         if example.passed and (errors or structure or wrong):
             other = next(c for c in ordinary if not c.passed)
             return "hardcoded", (f"{name} is right on the notebook's example but not on "
@@ -606,7 +602,7 @@ class Judge:
                                  f"n_x, m, T_x from the input's shape and n_a, n_y from the weights.")
         if failing:
             if ranked[0] is not None:
-                return ranked[0], (f"{_capital(CATALOGUE[ranked[0]].hint)} That explains the first "
+                return ranked[0], (f"{CATALOGUE[ranked[0]].hint} That explains the first "
                                    f"wrong quantity; something later is still different, so look "
                                    f"for a second mistake too.")
             w = failing[0].wrong
@@ -633,16 +629,19 @@ class Judge:
         parts = []
         if res.first_wrong is not None:
             at = f" at time step {res.time_step}" if res.time_step is not None else ""
-            size = f"max |error| {res.max_abs_error:.3g}" if res.max_abs_error is not None else \
-                ("expected " + res.expected + ", got " + res.got if res.expected and
-                 res.got and res.got.startswith("shape") else "NaN or not comparable")
+            if res.max_abs_error is not None:
+                size = f"max |error| {res.max_abs_error:.3g}"
+            elif res.got and res.got.startswith("shape"):
+                size = f"expected {res.expected}, got {res.got}"
+            else:
+                size = first.wrong.detail or "not comparable"
             parts.append(f"{res.first_wrong}{at} is wrong on {res.case} ({size}).")
         elif mutated and first is None:
-            c, arg = mutated[0]
+            arg = mutated[0][1]
             res.first_wrong = arg
             parts.append(f"The results are right, but {arg} is changed in place.")
-        parts.append(("Likely cause: " if cause and cause not in ("inplace",) and
-                      not text.startswith(info.name) else "") + text)
+        recomputed = cause in CATALOGUE and CATALOGUE[cause].functions
+        parts.append(("Likely cause: " if recomputed else "") + text)
         return " ".join(p for p in parts if p)
 
     def _own_forward_notes(self, info, res, chosen, own, layout):

@@ -154,8 +154,9 @@ _ENTRIES += [
     Mistake("lstmb.dc_prev_no_ft", _LB, "dc_prev misses the forget gate: dc_prev = dc * ft."),
     Mistake("lstmb.dft_c_next", _LB, "dft uses c_next; the forget gate multiplies c_prev."),
     Mistake("lstmb.cct_grad_not_squared", _LB, "the derivative of tanh in dcct is 1 - cct; it is 1 - cct**2."),
-    Mistake("lstmb.split_x_first", _LB, "dconcat is split as if concat were [xt; a_prev]: "
-                                        "da_prev = dconcat[:n_a], dxt = dconcat[n_a:]."),
+    Mistake("lstmb.split_x_first", _LB, "dconcat is split as if concat were [xt; a_prev] (dxt = "
+                                        "dconcat[:n_x]); concat is [a_prev; xt]: da_prev = "
+                                        "dconcat[:n_a], dxt = dconcat[n_a:]."),
 ]
 for _g in "fio":
     _ENTRIES.append(Mistake(f"lstmb.no_sig_grad_{_g}", _LB,
@@ -432,11 +433,11 @@ def rnn_backward(da, caches, mis=None, cell_backward=None):
     replaces the step (default: the model's, with the cell mistake lifted to every step)."""
     cell_backward = cell_backward or (lambda d, c: rnn_cell_backward(d, c, mis))
     steps, x = caches
-    n_x, m, T = x.shape
+    _, m, T = x.shape
     n_a = da.shape[0]
     keys = ("dWax", "dWaa", "dba")
     total = {k: 0.0 for k in keys}
-    dx = np.zeros((n_x, m, T))
+    dx = np.zeros(x.shape)
     da_prevt = np.zeros((n_a, m))
     for t in _backward_steps(T, mis):
         g = cell_backward(_carry(da[:, :, t], da_prevt, mis), steps[t])
@@ -451,11 +452,11 @@ def lstm_backward(da, caches, mis=None, cell_backward=None):
     cache)`` as in :func:`rnn_backward`."""
     cell_backward = cell_backward or (lambda d, dc, c: lstm_cell_backward(d, dc, c, mis))
     steps, x = caches
-    n_x, m, T = x.shape
+    _, m, T = x.shape
     n_a = da.shape[0]
     keys = tuple(f"{w}{g}" for g in "fico" for w in ("dW", "db"))
     total = {k: 0.0 for k in keys}
-    dx = np.zeros((n_x, m, T))
+    dx = np.zeros(x.shape)
     da_prevt, dc_prevt = np.zeros((n_a, m)), np.zeros((n_a, m))
     for t in _backward_steps(T, mis):
         g = cell_backward(_carry(da[:, :, t], da_prevt, mis), dc_prevt, steps[t])

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import html
 import json
+import textwrap
 from dataclasses import dataclass, field
 
 from .judge import FunctionResult
 
 _MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "missing": "missing"}
 _COLOUR = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#9a6700", "missing": "#57606a"}
+
+
+def _wrap(text, indent=" " * 8):
+    return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent + "  "
+                         if indent.strip() == "" and text.startswith(("warning:", "note:")) else indent,
+                         break_long_words=False, break_on_hyphens=False)
 
 
 @dataclass
@@ -61,21 +68,21 @@ class Report:
         if self.file:
             lines.append(f"rnnkit check {self.file}")
         for note in self.notes:
-            lines.append(f"  note: {note}")
+            lines.append(_wrap("note: " + note, "  "))
         for f in self.functions:
             lines.append("")
             lines.append(f"{_MARK[f.status]:<7} {f.name}")
             if f.status in ("fail", "error"):
-                lines.append(f"        {f.message}")
+                lines.append(_wrap(f.message))
                 if f.expected is not None and f.got is not None:
                     lines.append(f"        expected {f.expected}")
                     lines.append(f"        got      {f.got}")
                 if f.where:
                     lines.append(f"        at {f.where}")
             elif f.status == "missing":
-                lines.append(f"        {f.message}")
+                lines.append(_wrap(f.message))
             for w in f.warnings:
-                lines.append(f"        warning: {w}")
+                lines.append(_wrap("warning: " + w))
         s = self.summary
         lines.append("")
         lines.append(f"{s['pass']} pass, {s['fail']} fail, {s['error']} error, {s['missing']} missing"

@@ -72,8 +72,7 @@ def _same(a, b):
 
 def _learner_frame(filename):
     f = os.path.abspath(filename) if not filename.startswith("<") else filename
-    return not (f.startswith(_PACKAGE_DIR) or f.startswith(_NUMPY_DIR) or f.startswith(_STDLIB)
-                or "site-packages" in f)
+    return not (f.startswith((_PACKAGE_DIR, _NUMPY_DIR, _STDLIB)) or "site-packages" in f)
 
 
 def error_info(exc):
@@ -184,7 +183,7 @@ def run_function(name, ns):
             if info.kind == "seqb" and callable(cell_b):
                 loop = model.rnn_backward if info.cell == "rnn" else model.lstm_backward
                 record["runs"].append({"case": i, "variant": "composed:" + layout,
-                                       **call(lambda d, c: loop(d, c, cell_backward=cell_b),
+                                       **call(lambda d, c, loop=loop, cb=cell_b: loop(d, c, cell_backward=cb),
                                               case.grads + (cache,), names)})
         fwd = find(ns, info.forward)[0]
         if callable(fwd):

@@ -155,3 +155,16 @@ def test_an_endless_top_level_loop_is_skipped_and_the_functions_after_it_are_che
     rc, out, err = rnnkit_check(tmp_path / "loops.py", "--timeout", "3", "--function", "lstm_cell", timeout=120)
     assert rc == 0, out + err
     assert "did not finish within 3 s; the checker skipped it" in out and "PASS    lstm_cell" in out
+
+
+@pytest.mark.slow
+def test_the_learners_folder_is_the_working_directory_and_cannot_shadow_numpy(tmp_path):
+    folder = tmp_path / "course"
+    folder.mkdir()
+    (folder / "numpy.py").write_text("raise SystemExit('not the real numpy')\n")
+    (folder / "helpers.py").write_text("SCALE = 1.0\n")
+    (folder / "mine.py").write_text("import os\nfrom helpers import SCALE\n"
+                                    "assert os.path.basename(os.getcwd()) == 'course'\n" + CORRECT)
+    rc, out, err = rnnkit_check(folder / "mine.py", "--function", "rnn_cell")
+    assert rc == 0, out + err
+    assert "PASS    rnn_cell" in out and "raised" not in out

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import model
-from .cases import INFO, cases_for, forward_cache, reference, reference_forward
+from .cases import ALIASES, INFO, cases_for, forward_cache, reference, reference_forward
 from .model import CATALOGUE, LAYOUTS
 from ..scratch import LSTMCache, RNNCache
 
@@ -427,8 +427,8 @@ class Judge:
         name = record["name"]
         info = INFO[name]
         if record.get("found_as") is None:
-            aliases = [name] + [a for a in ("rnn_cell_forward", "lstm_cell_forward") if a.startswith(name)]
-            return FunctionResult(name, "missing", message=f"{' or '.join(aliases)} is not defined.")
+            names = (name,) + ALIASES.get(name, ())
+            return FunctionResult(name, "missing", message=f"{' or '.join(names)} is not defined.")
         if "not_callable" in record:
             return FunctionResult(name, "error", message=f"{name} is defined but is a "
                                   f"{record['not_callable']}, not a function.")

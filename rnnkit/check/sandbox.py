@@ -126,14 +126,19 @@ def _describe_exit(rc):
 
 
 class _Child:
-    def __init__(self, job, cwd):
+    def __init__(self, job):
         env = dict(os.environ)
         for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[k] = "1"                           # one thread: small products, less memory
+        # the child runs in the learner's folder and must still import this rnnkit
+        home = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join([home] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         self.stderr = tempfile.TemporaryFile()
+        # started beside the rnnkit package (so a learner's file named numpy.py or rnnkit.py
+        # cannot stand in for them); the child then moves to the learner's folder
         self.proc = subprocess.Popen([sys.executable, "-m", "rnnkit.check.sandbox", "--child"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     cwd=cwd, env=env, start_new_session=True)
+                                     cwd=home, env=env, start_new_session=True)
         try:
             self.proc.stdin.write(json.dumps(job).encode())
             self.proc.stdin.close()
@@ -195,8 +200,8 @@ def run_file(path, names, *, timeout=5.0, memory_mb=2048) -> Report:
     cwd = str(Path(path).resolve().parent)
     while True:
         job = {"units": units, "skip": sorted(skip), "functions": remaining, "memory_mb": memory_mb,
-               "argv0": str(path)}
-        child = _Child(job, cwd)
+               "argv0": str(path), "cwd": cwd}
+        child = _Child(job)
         current, deadline = None, time.monotonic() + _STARTUP_S + timeout
         finished = False
         while True:
@@ -277,6 +282,9 @@ def _child_main():
     import numpy  # noqa: F401 - import before the learner's code runs (and its limits bite)
 
     from .runner import encode, error_info, run_function
+
+    os.chdir(job["cwd"])                           # the learner's folder, as in Jupyter
+    sys.path.insert(0, job["cwd"])
 
     ns = {"__name__": "__main__", "__builtins__": __builtins__}
     skip = set(job["skip"])

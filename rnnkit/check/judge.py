@@ -595,11 +595,18 @@ class Judge:
         ranked = _rank(info, ran, failing, model.mistakes_for(name)) if failing else (None, False)
         if ranked[1]:
             return ranked[0], CATALOGUE[ranked[0]].hint
-        if example.passed and (errors or structure or wrong):
-            other = next(c for c in ordinary if not c.passed)
+        extreme_only = [c for c in ordinary if not c.passed]
+        if extreme_only and all(c.case.kind == "extreme" for c in extreme_only):
+            mis = "softmax.no_max" if name == "softmax" else "sigmoid.overflow"
+            return mis, (f"{name} is right on ordinary inputs and wrong on {extreme_only[0].case.label}: "
+                         + CATALOGUE[mis].hint)
+        if example.passed and any(c.case.kind == "sizes" and not c.passed for c in ordinary):
+            other = next(c for c in ordinary if c.case.kind == "sizes" and not c.passed)
             return "hardcoded", (f"{name} is right on the notebook's example but not on "
-                                 f"{other.case.label}: a size is hard-coded to the example; read "
-                                 f"n_x, m, T_x from the input's shape and n_a, n_y from the weights.")
+                                 f"{other.case.label}: a size is hard-coded to the example (read "
+                                 f"n_x, m, T_x from the input's shape and n_a, n_y from the weights), "
+                                 f"or it reads one of the notebook's variables instead of its own "
+                                 f"argument.")
         if failing:
             if ranked[0] is not None:
                 return ranked[0], (f"{CATALOGUE[ranked[0]].hint} That explains the first "

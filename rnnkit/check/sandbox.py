@@ -41,6 +41,7 @@ _STARTUP_S = 30.0          # importing numpy in a fresh child on a busy machine
 # ----------------------------------------------------------------------------------------
 
 _MAGIC = re.compile(r"^(\s*)([%!].*)$")
+_PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
 
 
 def _strip_magics(source):
@@ -104,8 +105,13 @@ def load_units(path):
         count = cell.get("execution_count")
         label = f"cell {n}" + (f" (In [{count}])" if isinstance(count, int) else "")
         if src.lstrip().startswith("%%"):
-            units.append({"label": label, "filename": f"<cell {n}>", "source": "", "skipped": "a %% cell magic"})
-            continue
+            magic, _, body = src.lstrip().partition("\n")
+            if magic.split()[0] not in _PYTHON_CELL_MAGICS:      # %%bash, %%html, %%writefile ...
+                units.append({"label": label, "filename": f"<cell {n}>", "source": "",
+                              "skipped": f"a {magic.split()[0]} cell"})
+                continue
+            src = "\n" + body                     # %%time and the like: the body is Python
+
         units.append({"label": label, "filename": f"<cell {n}>", "source": _strip_magics(src),
                       "first_line": 1})
     return units, None
@@ -286,7 +292,8 @@ def _child_main():
     os.chdir(job["cwd"])                           # the learner's folder, as in Jupyter
     sys.path.insert(0, job["cwd"])
 
-    ns = {"__name__": "__main__", "__builtins__": __builtins__}
+    ns = {"__name__": "__main__", "__builtins__": __builtins__,
+          "display": lambda *args, **kwargs: None}          # IPython's, for notebook cells
     skip = set(job["skip"])
     for i, unit in enumerate(job["units"]):
         if i in skip:

@@ -1,4 +1,4 @@
-"""``rnnkit`` command line: train / sample / eval / info / export / plot / explore.
+"""``rnnkit`` command line: train / sample / translate / eval / info / export / plot / explore.
 
 Exit codes: 0 success, 1 error (one line on stderr; ``--debug`` shows the traceback),
 2 usage error, 130 interrupted outside training (training itself saves and exits 0 on Ctrl-C).
@@ -151,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--encoding", default="utf-8", help="text encoding ('bytes' for byte level)")
     e.add_argument("--latest", action="store_true", help="use the latest weights instead of the best ones")
     e.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    tr = sub.add_parser("translate", help="translate text with a seq2seq run (trained on pairs)",
+                        formatter_class=_fmt_help)
+    tr.add_argument("dir", help="checkpoint directory written by `rnnkit train` on pairs")
+    tr.add_argument("text", nargs="*", help="source texts (default: each line of standard input); "
+                    "one output line per input, nothing else on stdout")
+    tr.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
+    tr.add_argument("--max-length", type=int, help="longest output (default: 2 x the longest "
+                    "source + 10)")
+    tr.add_argument("--latest", action="store_true", help="use the latest weights instead of the best ones")
+    tr.add_argument("--debug", action="store_true", help="show tracebacks")
 
     i = sub.add_parser("info", help="describe a checkpoint", formatter_class=_fmt_help)
     i.add_argument("dir", help="checkpoint directory")
@@ -629,11 +640,28 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_translate(args) -> int:
+    from .translate import load_translator
+    tr = load_translator(_dir_arg(args.dir), latest=args.latest)
+    texts = args.text or sys.stdin.read().splitlines()
+    for t in tr.translate(texts, beam=args.beam, max_length=args.max_length):
+        print(t.text)
+    return 0
+
+
 def cmd_eval(args) -> int:
     from ._mode import no_grad
     from .data import LinesDataset, read_text, split_lines
     from .load import load_model
-    model, vocab, _, used = load_model(_dir_arg(args.dir), latest=args.latest)
+    loaded = load_model(_dir_arg(args.dir), latest=args.latest, need_charlm=False)
+    if type(loaded.model).__name__ == "Seq2Seq":
+        from .translate import eval_pairs_file, translator_of
+        for line in eval_pairs_file(translator_of(loaded), args.file, args.encoding):
+            print(line)
+        return 0
+    if type(loaded.model).__name__ != "CharLM" or loaded.vocab is None:
+        loaded = load_model(_dir_arg(args.dir), latest=args.latest)      # says what is wrong
+    model, vocab, _, used = loaded
     text = read_text(args.file, encoding=args.encoding)
     unknown = sorted({ch for ch in set(text) if ch not in vocab.stoi and ch not in "\r\n"})
     if unknown:
@@ -695,7 +723,8 @@ def cmd_info(args) -> int:
     info = {
         "path": str(d),
         "config": ck.config,
-        "vocab_size": len(vocab) if vocab is not None else None,
+        "vocab_size": (None if vocab is None else [len(v) for v in vocab] if isinstance(vocab, tuple)
+                       else len(vocab)),
         "parameters": n_params,
         "steps_trained": ts.get("step"),
         "best_val_loss": ts.get("best_val_loss"),
@@ -763,6 +792,7 @@ def cmd_explore(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
+            "translate": cmd_translate,
             "export": cmd_export, "plot": cmd_plot, "explore": cmd_explore}
 
 

@@ -247,3 +247,39 @@ def evaluate_pairs(model: Seq2Seq, pairs, src_vocab, tgt_vocab, beam: int = 1) -
             total += res.loss * res.count
             count += res.count
     return {"exact_match": exact, "bits_per_char": total / max(count, 1) / math.log(2), "pairs": len(pairs)}
+
+
+def load_translator(directory, latest: bool = False) -> Translator:
+    """The :class:`Translator` of a seq2seq run directory (its best weights unless
+    ``latest``); a run of another model raises :class:`CheckpointError` naming the command
+    that fits it."""
+    from .load import load_model
+    return translator_of(load_model(directory, latest=latest, need_charlm=False))
+
+
+def translator_of(loaded) -> Translator:
+    """The :class:`Translator` of a :func:`rnnkit.load.load_model` result (see
+    :func:`load_translator`)."""
+    from .errors import CheckpointError
+    if not isinstance(loaded.model, Seq2Seq):
+        hint = (" Use `rnnkit sample DIR` to generate from a CharLM." if
+                type(loaded.model).__name__ == "CharLM" else "")
+        raise CheckpointError(f"{loaded.path}: holds a {type(loaded.model).__name__} model; "
+                              f"`rnnkit translate` needs a seq2seq run trained on pairs (`rnnkit "
+                              f"train pairs.tsv` or `rnnkit train --dataset dates`).{hint}")
+    if loaded.vocab is None:
+        raise CheckpointError(f"{loaded.path}: vocab.json is missing; it is needed to turn text "
+                              f"into ids and back.")
+    tr = Translator(loaded.model, loaded.vocab.source, loaded.vocab.target)
+    tr.path = loaded.path
+    return tr
+
+
+def eval_pairs_file(translator: Translator, path, encoding: str = "utf-8", beam: int = 1) -> list:
+    """The lines ``rnnkit eval DIR pairs.tsv`` prints for a seq2seq run: the checkpoint, the
+    number of pairs, ``exact_match: X`` and ``bits_per_char: Y``."""
+    from .data.pairs import read_pairs
+    pairs = read_pairs(path, encoding)
+    res = evaluate_pairs(translator.model, pairs, translator.src_vocab, translator.tgt_vocab, beam=beam)
+    return [f"checkpoint: {getattr(translator, 'path', '-')}", f"pairs: {res['pairs']}",
+            f"exact_match: {res['exact_match']:.6f}", f"bits_per_char: {res['bits_per_char']:.6f}"]

@@ -101,3 +101,30 @@ def test_wrong_kind_of_run_is_one_clear_error(run, tmp_path, capsys):
     assert code == 1 and "CharLM" in err and "rnnkit sample" in err and out == ""
     code, out, err = cli(capsys, "sample", run)
     assert code == 1 and "Seq2Seq" in err and "rnnkit translate" in err and out == ""
+
+
+def test_plot_draws_attention_heatmaps_and_info_describes_the_run(run, tmp_path, capsys):
+    from needs import require
+    require("matplotlib")
+    code, out, _ = cli(capsys, "plot", run, "--out", tmp_path / "pics")
+    assert code == 0 and (tmp_path / "pics" / "attention.png").stat().st_size > 1000
+    code, out, _ = cli(capsys, "info", run, "--json")
+    import json
+    info = json.loads(out)
+    assert code == 0 and info["config"]["model"] == "Seq2Seq" and info["vocab_size"] == [4, 4]
+    assert info["mode"] == "pairs"
+
+
+def test_attention_figure_refuses_an_alignment_of_the_wrong_shape():
+    import numpy as np
+    from needs import require
+    require("matplotlib")
+    from rnnkit.errors import ShapeError
+    from rnnkit.plot import attention_figure
+    with pytest.raises(ShapeError, match=r"shape \(3, 2\)"):
+        attention_figure([("ab", "xy", np.zeros((3, 5)))])
+
+
+def test_text_mode_options_do_not_apply_to_a_pair_task(tmp_path, capsys):
+    code, _, err = cli(capsys, "train", "--dataset", "dates", "--mode", "lines", "--out", tmp_path / "o")
+    assert code == 1 and "pair task" in err

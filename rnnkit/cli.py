@@ -1,4 +1,5 @@
-"""``rnnkit`` command line: train / sample / translate / eval / info / export / plot / explore / check.
+"""``rnnkit`` command line: train / sample / translate / eval / info / export / plot / explore /
+check.
 
 Exit codes: 0 success, 1 error (one line on stderr; ``--debug`` shows the traceback),
 2 usage error, 130 interrupted outside training (training itself saves and exits 0 on Ctrl-C).

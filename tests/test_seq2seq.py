@@ -74,6 +74,16 @@ def test_alignment_gradient_matches_finite_differences():
     gradcheck(Align(m), src, x, src_lengths=sl, eps=1e-5).assert_ok(1e-6)
 
 
+def _forward_backward(m, src, x, sl, seed):
+    """rnnkit's logits and alignments, and its gradients (in m.gradients()) for random dlogits."""
+    logits, align = m(src, x, sl)
+    dlogits = np.random.default_rng(seed).standard_normal(logits.shape)
+    m.zero_grad()
+    m(src, x, sl)
+    m.backward(dlogits)
+    return logits, align, dlogits
+
+
 def _torch_grads(tm, src, x, sl, dlogits):
     import torch
     logits, align = tm(src, x, sl)
@@ -88,11 +98,7 @@ def test_outputs_and_every_gradient_match_the_torch_twin(kw):
     from rnnkit.interop.torch import to_torch
     m = _model(scale=1.0, **kw)
     src, x, sl = _inputs(2)
-    logits, align = m(src, x, sl)
-    dlogits = np.random.default_rng(3).standard_normal(logits.shape)
-    m.zero_grad()
-    m(src, x, sl)
-    m.backward(dlogits)
+    logits, align, dlogits = _forward_backward(m, src, x, sl, seed=3)
     tlogits, talign, tgrads = _torch_grads(to_torch(m), src, x, sl, dlogits)
     np.testing.assert_allclose(logits, tlogits, rtol=0, atol=1e-9)
     if align is not None:
@@ -109,11 +115,7 @@ def test_outputs_and_gradients_match_a_torch_reference_from_the_equations():
     import torch
     m = _model(scale=1.0, attention="general", cell="gru", decoder_cell="lstm")
     src, x, sl = _inputs(4)
-    logits, align = m(src, x, sl)
-    dlogits = np.random.default_rng(5).standard_normal(logits.shape)
-    m.zero_grad()
-    m(src, x, sl)
-    m.backward(dlogits)
+    logits, align, dlogits = _forward_backward(m, src, x, sl, seed=5)
     P = {k: torch.tensor(v, requires_grad=True) for k, v in m.parameters().items()}
     S, N = src.shape
     valid = torch.as_tensor(np.arange(S)[:, None] < sl[None, :], dtype=torch.float64)[..., None]

@@ -41,6 +41,7 @@ _STARTUP_S = 30.0          # importing numpy in a fresh child on a busy machine
 # ----------------------------------------------------------------------------------------
 
 _MAGIC = re.compile(r"^(\s*)([%!].*)$")
+_PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
 
 
 def _strip_magics(source):
@@ -104,8 +105,13 @@ def load_units(path):
         count = cell.get("execution_count")
         label = f"cell {n}" + (f" (In [{count}])" if isinstance(count, int) else "")
         if src.lstrip().startswith("%%"):
-            units.append({"label": label, "filename": f"<cell {n}>", "source": "", "skipped": "a %% cell magic"})
-            continue
+            magic, _, body = src.lstrip().partition("\n")
+            if magic.split()[0] not in _PYTHON_CELL_MAGICS:      # %%bash, %%html, %%writefile ...
+                units.append({"label": label, "filename": f"<cell {n}>", "source": "",
+                              "skipped": f"a {magic.split()[0]} cell"})
+                continue
+            src = "\n" + body                     # %%time and the like: the body is Python
+
         units.append({"label": label, "filename": f"<cell {n}>", "source": _strip_magics(src),
                       "first_line": 1})
     return units, None
@@ -126,14 +132,19 @@ def _describe_exit(rc):
 
 
 class _Child:
-    def __init__(self, job, cwd):
+    def __init__(self, job):
         env = dict(os.environ)
         for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[k] = "1"                           # one thread: small products, less memory
+        # the child runs in the learner's folder and must still import this rnnkit
+        home = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join([home] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         self.stderr = tempfile.TemporaryFile()
+        # started beside the rnnkit package (so a learner's file named numpy.py or rnnkit.py
+        # cannot stand in for them); the child then moves to the learner's folder
         self.proc = subprocess.Popen([sys.executable, "-m", "rnnkit.check.sandbox", "--child"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     cwd=cwd, env=env, start_new_session=True)
+                                     cwd=home, env=env, start_new_session=True)
         try:
             self.proc.stdin.write(json.dumps(job).encode())
             self.proc.stdin.close()
@@ -195,8 +206,8 @@ def run_file(path, names, *, timeout=5.0, memory_mb=2048) -> Report:
     cwd = str(Path(path).resolve().parent)
     while True:
         job = {"units": units, "skip": sorted(skip), "functions": remaining, "memory_mb": memory_mb,
-               "argv0": str(path)}
-        child = _Child(job, cwd)
+               "argv0": str(path), "cwd": cwd}
+        child = _Child(job)
         current, deadline = None, time.monotonic() + _STARTUP_S + timeout
         finished = False
         while True:
@@ -278,7 +289,11 @@ def _child_main():
 
     from .runner import encode, error_info, run_function
 
-    ns = {"__name__": "__main__", "__builtins__": __builtins__}
+    os.chdir(job["cwd"])                           # the learner's folder, as in Jupyter
+    sys.path.insert(0, job["cwd"])
+
+    ns = {"__name__": "__main__", "__builtins__": __builtins__,
+          "display": lambda *args, **kwargs: None}          # IPython's, for notebook cells
     skip = set(job["skip"])
     for i, unit in enumerate(job["units"]):
         if i in skip:

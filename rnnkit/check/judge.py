@@ -417,8 +417,14 @@ class Judge:
         self.results = {}
 
     def judge(self, record) -> FunctionResult:
-        """The verdict on one record."""
-        res = self._judge(record)
+        """The verdict on one record (an unexpected result the judge cannot handle is reported
+        as an error of that function, never a crash of the whole report)."""
+        try:
+            res = self._judge(record)
+        except Exception as exc:                   # noqa: BLE001 - one function, not the report
+            res = FunctionResult(record.get("name", "?"), "error", message=(
+                f"rnnkit check could not judge what {record.get('name', 'the function')} returned "
+                f"({type(exc).__name__}: {exc}); please report this with the function."))
         self.results[res.name] = res
         return res
 

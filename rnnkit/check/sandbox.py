@@ -155,7 +155,7 @@ class _Child:
         self.buf = b""
 
     def next_event(self, deadline):
-        """The next JSON event, "timeout", or None at the end of the output."""
+        """The next JSON event, "timeout", "garbled" (not JSON), or None at the end of the output."""
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0 or not self.sel.select(left):
@@ -165,7 +165,10 @@ class _Child:
                 return None
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError:                         # learner code wrote into the channel
+            return "garbled"
 
     def kill(self):
         try:
@@ -212,9 +215,11 @@ def run_file(path, names, *, timeout=5.0, memory_mb=2048) -> Report:
         finished = False
         while True:
             ev = child.next_event(deadline)
-            if ev == "timeout" or ev is None:
-                rc = child.kill() if ev == "timeout" else child.close()
-                what = (f"did not finish within {timeout:g} s" if ev == "timeout" else _describe_exit(rc))
+            if ev in ("timeout", "garbled") or ev is None:
+                rc = child.kill()
+                what = {"timeout": f"did not finish within {timeout:g} s",
+                        "garbled": "wrote into the checker's private channel, so its results could not be read"
+                        }.get(ev) or _describe_exit(rc)
                 if current is None:
                     for n in remaining:
                         records[n] = {"name": n, "found_as": n, "fatal": {"type": "Crash", "message": (
@@ -231,7 +236,7 @@ def run_file(path, names, *, timeout=5.0, memory_mb=2048) -> Report:
                         "type": "Timeout" if ev == "timeout" else "Crash", "message": what}}
                     remaining.remove(n)
                 break
-            kind = ev["e"]
+            kind = ev.get("e") if isinstance(ev, dict) else None
             if kind == "unit":
                 current = ("unit", ev["i"])
             elif kind == "unit_done":
@@ -251,7 +256,7 @@ def run_file(path, names, *, timeout=5.0, memory_mb=2048) -> Report:
                 remaining.remove(rec["name"])
                 current = None
             elif kind == "done":
-                child.close()
+                child.kill()                       # and whatever the learner's code started
                 finished = True
                 break
             deadline = time.monotonic() + timeout

@@ -173,7 +173,7 @@ class _TorchModel(tnn.Module):
     def _rnn(self, cfg, input_size, bidirectional):
         rnn = _make_torch_rnn(cfg.cell, input_size, cfg.hidden_size, cfg.num_layers,
                               True, False, cfg.dropout, bidirectional, self._dtype)
-        if cfg.learn_initial_state:            # rnn.h0 (rnn.c0), as in the rnnkit model
+        if getattr(cfg, "learn_initial_state", False):     # rnn.h0 (rnn.c0), as in rnnkit
             shape = (cfg.num_layers * (2 if bidirectional else 1), cfg.hidden_size)
             names = ("h0", "c0") if cell_spec(cfg.cell).cell_state else ("h0",)
             for n in names:

@@ -104,7 +104,7 @@ class _Config:
     def _rnn_shapes(self, input_size, bidirectional=False) -> dict:
         return {f"rnn.{k}": v for k, v in rnn_parameter_shapes(
             self.cell, input_size, self.hidden_size, self.num_layers, bidirectional,
-            learn_initial_state=self.learn_initial_state).items()}
+            learn_initial_state=getattr(self, "learn_initial_state", False)).items()}
 
     def num_parameters(self) -> int:
         return int(sum(int(np.prod(s)) for s in self.parameter_shapes().values()))
@@ -128,7 +128,7 @@ def _build_rnn(cfg, input_size, rng, bidirectional=False):
     return recurrent_layer(cfg.cell, input_size, cfg.hidden_size, num_layers=cfg.num_layers,
                            dropout=cfg.dropout, bidirectional=bidirectional,
                            dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)),
-                           learn_initial_state=cfg.learn_initial_state)
+                           learn_initial_state=getattr(cfg, "learn_initial_state", False))
 
 
 # ============================================================================== CharLM

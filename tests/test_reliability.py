@@ -401,6 +401,11 @@ def _code_tokens(path):
     return [(t.type, t.string, t.start[0]) for t in toks if t.type in (tokenize.NAME, tokenize.STRING, tokenize.OP)]
 
 
+#: The one module that executes code on purpose: `rnnkit check` runs the learner's own
+#: notebook functions, in a child process (never data read from a file).
+RUNS_LEARNER_CODE = {"check/sandbox.py"}
+
+
 def test_no_pickle_in_the_package():
     files = sorted((REPO / "rnnkit").rglob("*.py"))
     assert len(files) > 15
@@ -423,7 +428,8 @@ def test_no_pickle_in_the_package():
                 if toks[i - 2][1] == "torch" or "allow_pickle=False" not in call:
                     bad.append(f"{f.name}:{line}: {call.strip()}")
             if t == tokenize.NAME and s in ("eval", "exec") and i + 1 < len(toks) and toks[i + 1][1] == "(" \
-                    and (i == 0 or toks[i - 1][1] not in (".", "def")):
+                    and (i == 0 or toks[i - 1][1] not in (".", "def")) \
+                    and f.relative_to(REPO / "rnnkit").as_posix() not in RUNS_LEARNER_CODE:
                 bad.append(f"{f.name}:{line}: {s}(")
     assert not bad, bad
 

@@ -16,14 +16,22 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._mode import no_grad, no_init
-from .._validate import (check_choice, check_dtype_arg, check_float, check_int, fmt_shape, key_mismatch,
-                         make_rng, short_list)
-from ..cells import CELLS, cell_spec, map_state
+from .._validate import (
+    check_choice,
+    check_dtype_arg,
+    check_float,
+    check_int,
+    fmt_shape,
+    key_mismatch,
+    make_rng,
+    short_list,
+)
+from ..cells import CELLS
 from ..errors import ConfigError, ParameterKeyError, ShapeError
 from ..ops import softmax
 from .layers import Embedding, Linear, check_ids
@@ -103,7 +111,8 @@ class _Config:
 
     def _rnn_shapes(self, input_size, bidirectional=False) -> dict:
         return {f"rnn.{k}": v for k, v in rnn_parameter_shapes(
-            self.cell, input_size, self.hidden_size, self.num_layers, bidirectional).items()}
+            self.cell, input_size, self.hidden_size, self.num_layers, bidirectional,
+            learn_initial_state=getattr(self, "learn_initial_state", False)).items()}
 
     def num_parameters(self) -> int:
         return int(sum(int(np.prod(s)) for s in self.parameter_shapes().values()))
@@ -126,7 +135,8 @@ class _Config:
 def _build_rnn(cfg, input_size, rng, bidirectional=False):
     return recurrent_layer(cfg.cell, input_size, cfg.hidden_size, num_layers=cfg.num_layers,
                            dropout=cfg.dropout, bidirectional=bidirectional,
-                           dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)))
+                           dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)),
+                           learn_initial_state=getattr(cfg, "learn_initial_state", False))
 
 
 # ============================================================================== CharLM
@@ -144,6 +154,7 @@ class CharLMConfig(_Config):
     embedding_size: int = 32
     dropout: float = 0.0
     dtype: str = "float32"
+    learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "CharLM"
 
     def validate(self):
@@ -214,7 +225,7 @@ class CharLM(Module):
         """Zeros of shape (num_layers, batch_size, hidden_size); ``(h, c)`` for LSTM."""
         return self.rnn.initial_state(batch_size)
 
-    def stepper(self) -> "CharLMStepper":
+    def stepper(self) -> CharLMStepper:
         """Fast next-character inference over the current weights (see :class:`CharLMStepper`)."""
         return CharLMStepper(self)
 
@@ -302,6 +313,7 @@ class SequenceClassifierConfig(_Config):
     pooling: str = "last"
     dropout: float = 0.0
     dtype: str = "float32"
+    learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "SequenceClassifier"
 
     def validate(self):
@@ -431,6 +443,7 @@ class SequenceRegressorConfig(_Config):
     pooling: str = "last"
     dropout: float = 0.0
     dtype: str = "float32"
+    learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "SequenceRegressor"
 
     def validate(self):

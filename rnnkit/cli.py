@@ -607,11 +607,13 @@ def cmd_sample(args) -> int:
 
 def cmd_eval(args) -> int:
     from ._mode import no_grad
-    from .data import LinesDataset, read_text, split_lines
+    from .data import LinesDataset, dropped_chars, read_text, split_lines
     from .load import load_model
     model, vocab, _, used = load_model(_dir_arg(args.dir), latest=args.latest)
     text = read_text(args.file, encoding=args.encoding)
-    unknown = sorted({ch for ch in set(text) if ch not in vocab.stoi and ch not in "\r\n"})
+    lines = split_lines(text) if vocab.bos_id is not None else None      # what training kept
+    seen = set().union(*map(set, lines)) if lines is not None else set(text)
+    unknown = sorted({ch for ch in seen if ch not in vocab.stoi and ch not in "\r\n"})
     if unknown:
         shown = ", ".join(repr(c) for c in unknown[:10]) + (", ..." if len(unknown) > 10 else "")
         raise DataError(f"{args.file}: {len(unknown)} character(s) the model never saw: {shown}. "
@@ -633,8 +635,7 @@ def cmd_eval(args) -> int:
             count += crit.last_count
 
     with no_grad():
-        if vocab.bos_id is not None:
-            lines = split_lines(text)
+        if lines is not None:
             if not lines:
                 raise DataError(f"{args.file}: no non-empty lines to evaluate.")
             ds = LinesDataset(lines, vocab)      # names unknown characters clearly
@@ -657,6 +658,8 @@ def cmd_eval(args) -> int:
     nats = total / count
     print(f"checkpoint: {used}")
     print(f"characters: {count}")
+    if lines is not None:           # lines mode: surrounding whitespace and blank lines
+        print(f"dropped_characters: {dropped_chars(text, lines)}")
     print(f"loss_nats: {nats:.6f}")
     print(f"bits_per_char: {nats / LN2:.6f}")
     return 0

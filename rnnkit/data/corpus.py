@@ -16,12 +16,12 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .encode import head_text, ids_dtype, is_large_text, load_encoded
+from .encode import ids_dtype, is_large_text, iter_text, load_encoded
 from .lines import LinesDataset
 from .sources import LinesSource, StreamSource
 from .splits import split_stream, train_val_split
 from .stream import StreamDataset
-from .text import MAX_LINE_CHARS, check_line_lengths, detect_mode, read_text, split_lines
+from .text import MAX_LINE_CHARS, check_line_lengths, detect_mode, dropped_chars, read_text, split_lines
 from .vocab import BOUNDARY, Vocab
 
 
@@ -75,7 +75,10 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
     A file of at least :data:`rnnkit.data.encode.STREAM_MIN_BYTES` in stream mode is never
     read whole: its ids are built in two streaming passes, into ``cache_dir`` (a memory-mapped
     id file, reused while the file is unchanged) or into memory without one; ``mode="auto"``
-    then looks at the file's first lines only.
+    looks at the whole file in one more streaming pass.
+
+    Lines mode strips every line and skips blank lines (as makemore does); the summary says
+    how many characters that drops (``"; 1,234 characters dropped ..."``).
     """
     if mode not in MODES:
         raise ConfigError(f"--mode: expected one of {', '.join(MODES)}, got {mode!r}.")
@@ -84,7 +87,7 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
     if file:
         name, origin = text_name(file), str(file)
         if mode != "lines" and is_large_text(file):
-            mode = mode if mode != "auto" else detect_mode(head_text(file, encoding))
+            mode = mode if mode != "auto" else detect_mode(iter_text(file, encoding))
             if mode == "stream":
                 vocab, ids = load_encoded(file, encoding, cache_dir)
                 return _stream_sources(vocab, ids, name, origin, val_frac, seq_len, batch_size)
@@ -115,8 +118,11 @@ def _lines_data(text, name, origin, val_frac, batch_size, seed) -> TextData:
         tr, va = lines, []
     train = LinesSource(LinesDataset(tr, vocab), batch_size, seed=seed)
     val = LinesSource(LinesDataset(va, vocab), batch_size, seed=seed) if va else None
-    return TextData(name, origin, "lines", vocab, train, val,
-                    f"{len(tr):,} train / {len(va):,} val lines", tr)
+    dropped = dropped_chars(text, lines)
+    summary = f"{len(tr):,} train / {len(va):,} val lines" + (
+        f"; {dropped:,} characters dropped (lines mode strips every line and skips blank lines; "
+        f"--mode stream keeps them)" if dropped else "")
+    return TextData(name, origin, "lines", vocab, train, val, summary, tr)
 
 
 def _stream_data(text, name, origin, val_frac, seq_len, batch_size) -> TextData:

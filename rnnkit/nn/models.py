@@ -29,11 +29,8 @@ from ..ops import softmax
 from .layers import Embedding, Linear, check_ids
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
-from .rnn import recurrent_layer, rnn_parameter_shapes
+from .rnn import MAX_LAYERS, MAX_PARAM_BYTES, check_param_bytes, recurrent_layer, rnn_parameter_shapes
 
-#: Largest total parameter size a model config may describe (4 GiB); checked from the config
-#: alone, before anything is allocated.
-MAX_PARAM_BYTES = 4 * 1024 ** 3
 
 
 class LossResult(NamedTuple):
@@ -86,20 +83,15 @@ class _Config:
     def _common(self, who):
         check_choice(who, "cell", self.cell, tuple(CELLS))
         check_int(who, "hidden_size", self.hidden_size, 1, 65536)
-        check_int(who, "num_layers", self.num_layers, 1, 64)
+        check_int(who, "num_layers", self.num_layers, 1, MAX_LAYERS)
         check_float(who, "dropout", self.dropout, 0.0, 1.0, max_inclusive=False)
         check_dtype_arg(who, self.dtype)
 
     def _check_size(self, who):
         """Refuse a config whose parameters would exceed :data:`MAX_PARAM_BYTES`, computed
         from the sizes alone (nothing is allocated)."""
-        n = self.num_parameters()
-        nbytes = n * np.dtype(self.dtype).itemsize
-        if nbytes > MAX_PARAM_BYTES:
-            raise ConfigError(f"{who}: the config describes {n:,} parameters "
-                              f"({nbytes / 1024 ** 3:.1f} GiB), more than the "
-                              f"{MAX_PARAM_BYTES / 1024 ** 3:.0f} GiB rnnkit allows. Use smaller "
-                              f"sizes (hidden_size, num_layers, vocab_size, ...).")
+        check_param_bytes(who, self.num_parameters(), np.dtype(self.dtype).itemsize,
+                          "hidden_size, num_layers, vocab_size, ...")
 
     def _rnn_shapes(self, input_size, bidirectional=False) -> dict:
         return {f"rnn.{k}": v for k, v in rnn_parameter_shapes(

@@ -249,8 +249,10 @@ class CharLMStepper:
     rnnkit's generation: the sampler, beam search, ``rnnkit sample``, the ONNX parity checks
     and the benchmarks all use it. Layer 0's input projection of every token is computed once,
     ``table[v] = embed(v) W_ih0^T + b_x`` (V, G*H), so a step starts with a row lookup; the
-    rest is :class:`rnnkit.nn.rnn.LayerStepper` and the head. Inputs are trusted (the sampler
-    produces them); the weights are a snapshot: take a new stepper after they change.
+    rest is :class:`rnnkit.nn.rnn.LayerStepper` and the head. Token ids are checked (one
+    (N,) array of integers in ``[0, V)``: a negative id would silently index the table from
+    its end) at the cost of a min and a max; the state is trusted (it is the previous step's).
+    The weights are a snapshot: take a new stepper after they change.
     """
 
     def __init__(self, model: CharLM):
@@ -268,7 +270,15 @@ class CharLMStepper:
         return self._rnn.initial_state(batch_size)
 
     def step(self, tokens, state=None):
+        """``logits (N, V), new_state`` of one step for ``tokens`` (N,) ids from ``state``
+        (None: zeros)."""
         tokens = np.asarray(tokens)
+        if (tokens.ndim != 1 or tokens.dtype.kind not in "iu" or not tokens.size
+                or tokens.min() < 0 or tokens.max() >= self.vocab_size):
+            tokens = check_ids("CharLMStepper.step", "tokens", tokens, self.vocab_size)
+            if tokens.ndim != 1:
+                raise ShapeError(f"CharLMStepper.step: expected tokens of shape (N,) (one id per "
+                                 f"sequence), got shape {tokens.shape}.")
         if state is None:
             state = self.initial_state(tokens.shape[0])
         h, state = self.layers.step(tokens, state, table=self.table)

@@ -315,7 +315,7 @@ def _default_out(name: str) -> Path:
 
 def _check_train_paths(args) -> None:
     """Refuse unusable or contradictory directories before any work starts."""
-    from .checkpoint import has_checkpoint
+    from .checkpoint import check_not_inside_run, has_checkpoint
     from .io import check_output_dir
     if args.resume is not None:
         if not args.resume.strip():
@@ -333,6 +333,7 @@ def _check_train_paths(args) -> None:
                                   f"directory `rnnkit train --out DIR` wrote.")
     elif args.out is not None:
         out = check_output_dir(args.out, "--out")
+        check_not_inside_run(out, "--out")
         if out.is_dir() and has_checkpoint(out) and not args.overwrite:
             raise ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
                               f"`rnnkit train --resume {out}`, choose another --out, or pass "

@@ -349,8 +349,9 @@ def decode_values(data: dict, layer: int, quantity: str) -> np.ndarray:
 # ============================================================================================
 
 def check_out_path(out) -> Path:
-    """The output file, checked before any work: it ends in ``.html``, is not a directory, and
-    its folder exists (or can be made) and is writable."""
+    """The output file, checked before any work: it ends in ``.html``, is not a directory, is
+    not inside a run's checkpoint (:func:`rnnkit.checkpoint.check_not_inside_run`), and its
+    folder exists (or can be made) and is writable."""
     import os
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
@@ -358,6 +359,8 @@ def check_out_path(out) -> Path:
                           f"HTML file), e.g. --out explore.html.")
     if out.is_dir():
         raise ConfigError(f"--out {out}: is a directory; expected the path of the HTML file to write.")
+    from .checkpoint import check_not_inside_run
+    check_not_inside_run(out, "--out")                 # before its folder is made
     parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--encoding", help="text encoding of FILE; 'bytes' reads any file byte by byte "
                    f"(default: {d['encoding']})")
     t.add_argument("--num-samples", type=int, help=f"samples printed at the end (default: {d['num_samples']})")
+    t.add_argument("--allow-other-text", action="store_true", help="with --resume: continue on "
+                   "FILE although it is not the text the run was trained on (its SHA-256 differs)")
     t.add_argument("--overwrite", action="store_true", help="start over in an --out directory that "
                    "already holds a run: everything rnnkit wrote there (checkpoint versions, best/, "
                    "metrics.jsonl, pictures) is deleted first; other files are kept")
@@ -258,6 +260,11 @@ def _resolve_train_args(args) -> dict:
         _check_saved_options(saved, Path(ck.path) / "trainer.json")
         opts = dict(TRAIN_DEFAULTS)
         opts.update(saved)
+        if saved.get("file"):             # the run's own text, by absolute path and SHA-256
+            from .data.corpus import resumed_text
+            opts["file"] = resumed_text(saved["file"], ck.trainer_state["extra"].get("text"),
+                                        given.pop("file", None), run=args.resume,
+                                        allow_other=args.allow_other_text)
         for k, v in given.items():
             if k in RESUMABLE:
                 opts[k] = v
@@ -274,6 +281,8 @@ def _resolve_train_args(args) -> dict:
         return opts
     opts = dict(TRAIN_DEFAULTS)
     opts.update(given)
+    if opts["file"]:
+        opts["file"] = os.path.abspath(opts["file"])       # --resume from anywhere reads it
     return opts
 
 
@@ -453,6 +462,10 @@ def _train(args, o, group, stack) -> int:
             raise ConfigError(f"{opt} {value!r:.200} cannot be recorded in trainer.json (needed by "
                               f"--resume): it is {problem[1]}. Rename the file or directory.")
     vocab = data.vocab
+    text_fp = None
+    if o["file"]:
+        from .data.corpus import text_fingerprint
+        text_fp = text_fingerprint(o["file"])     # saved: --resume checks it is the same text
     steps = o["steps"] if o["steps"] is not None else (
         max(1, int(round(o["epochs"] * data.train.per_epoch))) if o["epochs"] is not None
         else DEFAULT_STEPS)
@@ -484,12 +497,15 @@ def _train(args, o, group, stack) -> int:
                            patience=o["patience"], weight_decay=o["weight_decay"], seed=o["seed"],
                            restore_best=False, progress=False if quiet else None)
         trainer = Trainer(model, data.train, data.val, tcfg,
-                          checkpoint=Checkpointing(out, vocab=vocab.to_json(), extra={"cli": saved_opts}),
+                          checkpoint=Checkpointing(out, vocab=vocab.to_json(),
+                                                   extra={"cli": saved_opts, "text": text_fp}),
                           on_eval=on_eval, log=setup_log.append,
                           engine=make_engine(o["engine"], model, tcfg, group=group))
         if args.resume:
             trainer.resume()
             trainer.checkpoint.extra["cli"]["engine"] = o["engine"]    # the next resume's default
+            trainer.checkpoint.extra["cli"]["file"] = o["file"]        # (--allow-other-text)
+            trainer.checkpoint.extra["text"] = text_fp
     trainer.log = lambda m: print(m, file=sys.stderr)
     if group.is_main:
         print(f"rnnkit train: engine {trainer.engine.describe()}", file=sys.stderr)

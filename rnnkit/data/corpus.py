@@ -9,6 +9,7 @@ Stream-mode files too large to read whole are encoded block by block into a comp
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -52,6 +53,49 @@ class TextData:
     val: Optional[object]            # the same kind of source, or None
     summary: str                     # e.g. "4,647 train / 516 val lines"
     train_lines: Optional[list]      # lines mode: the training lines (to mark new samples)
+
+
+def text_fingerprint(path) -> dict:
+    """``{"path": absolute path, "size": bytes, "sha256": hex}`` of a text file: what
+    ``rnnkit train`` saves so that ``--resume`` continues on the same text."""
+    from ..io import sha256_file
+    size, digest = sha256_file(path)
+    return {"path": os.path.abspath(path), "size": size, "sha256": digest}
+
+
+def resumed_text(saved_file, saved_text, given=None, *, run="the run", allow_other: bool = False) -> str:
+    """The text file a resumed run reads: ``given`` (FILE on the command line) or the run's own
+    ``saved_file``; ConfigError when it is not the text the run was trained on (its SHA-256
+    differs from ``saved_text``, :func:`text_fingerprint` saved with the run) unless
+    ``allow_other``. A run saved before the path was absolute (no ``saved_text``) reads a
+    relative ``saved_file`` from the current directory, with a warning."""
+    import warnings
+    if given is None and not os.path.isabs(saved_file):
+        warnings.warn(f"{run}: trainer.json records FILE as the relative path {saved_file!r} (a run "
+                      f"from an older rnnkit); reading it from the current directory "
+                      f"{os.getcwd()}.", stacklevel=2)
+    path = os.path.abspath(given if given is not None else saved_file)
+    if not isinstance(saved_text, dict) or not isinstance(saved_text.get("sha256"), str):
+        if given is not None and path != os.path.abspath(saved_file) and not allow_other:
+            raise ConfigError(f"FILE {path} differs from the text of {run} ({saved_file}); resuming "
+                              f"continues the same run. Drop FILE, or pass --allow-other-text to "
+                              f"continue on {path}.")
+        return path
+    try:
+        now = text_fingerprint(path)
+    except (OSError, ValueError):
+        return path                          # the text reader names what is wrong with it
+    if now["sha256"] == saved_text["sha256"] or allow_other:
+        return path
+    was = saved_text.get("path", saved_file)
+    if path == was:
+        raise ConfigError(f"FILE {path} changed since {run} was trained on it (its SHA-256 "
+                          f"differs from the one saved with the run: {now['size']:,} bytes now, "
+                          f"{saved_text.get('size', '?'):,} then). Restore the text, or pass "
+                          f"--allow-other-text to continue on it as it is now.")
+    raise ConfigError(f"FILE {path} is not the text {run} was trained on ({was}; the SHA-256 "
+                      f"differs). Drop FILE to continue on {was}, or pass --allow-other-text to "
+                      f"continue on {path}.")
 
 
 def text_name(file=None, dataset=None) -> str:

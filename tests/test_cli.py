@@ -225,7 +225,9 @@ def test_signal_saves_and_resume_continues(tmp_path, capsys, names_file, sig):
                 proc.kill()
                 proc.wait()
     err = err_path.read_text()
-    assert proc.returncode == 0, err
+    # saved either way; Ctrl-C exits 130 as an interrupted command does, SIGTERM (an orderly
+    # stop asked by a scheduler) 0
+    assert proc.returncode == (130 if sig == signal.SIGINT else 0), err
     assert "Traceback" not in err
     assert ("Ctrl-C" if sig == signal.SIGINT else "SIGTERM") in err
     ck = load_checkpoint(out_dir)

@@ -136,6 +136,12 @@ class RNNBase(Module):
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.dropout = check_float(who, "dropout", dropout, 0.0, 1.0, max_inclusive=False)
+        if self.dropout > 0 and self.num_layers == 1:
+            import warnings
+            warnings.warn(f"{who}: dropout={self.dropout:g} has no effect with num_layers=1: dropout "
+                          f"acts between stacked layers, on every layer's output but the last (as "
+                          f"in PyTorch, which warns the same). Use num_layers > 1, or dropout 0.",
+                          UserWarning, stacklevel=3)
         self.bidirectional = bool(bidirectional)
         self.dtype = check_dtype_arg(who, dtype)
         self.num_directions = 2 if self.bidirectional else 1

@@ -417,6 +417,7 @@ def explore_checkpoint(directory, out, *, file=None, prime: str | None = None, l
     from .load import load_model
     from .sample import sample_lines, sample_stream
     who = "explore"
+    seed = check_int(who, "--seed", seed, 0)
     out = check_out_path(out)
     max_chars = check_int(who, "max_chars", max_chars, 1, MAX_CHARS)
     if file is not None and (prime is not None or length is not None or num is not None):

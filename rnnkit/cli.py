@@ -198,7 +198,19 @@ def _version():
     return __version__
 
 
-def _err(msg):
+#: Under torchrun, the terminal of a process other than rank 0 (its stderr, kept when its
+#: output is silenced): where an error of that process alone is reported.
+_RANK_STDERR = None
+
+
+def _err(msg, agreed: bool = True):
+    """Print the one error line. An error of a silenced torchrun process that the others did
+    not agree on (it failed alone, e.g. before joining the job) goes to its own terminal,
+    marked with its rank; rank 0 reports the agreed ones."""
+    if not agreed and _RANK_STDERR is not None:
+        rank = os.environ.get("RANK", "?")
+        os.write(_RANK_STDERR, f"rnnkit: error: rank {rank}: {msg}\n".encode("utf-8", "replace"))
+        return
     print(f"rnnkit: error: {msg}", file=sys.stderr)
 
 
@@ -254,9 +266,16 @@ def _check_option_ranges(given: dict) -> None:
 def _resolve_train_args(args) -> dict:
     given = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
     if args.resume:
-        from .checkpoint import load_checkpoint
+        from .checkpoint import list_versions, load_checkpoint
         ck = load_checkpoint(args.resume, load_optimizer=False)
         saved = ((ck.trainer_state or {}).get("extra") or {}).get("cli")
+        if not isinstance(saved, dict) and not list_versions(args.resume) and \
+                Path(ck.path) == Path(args.resume) and (Path(args.resume) / "LATEST").exists():
+            raise CheckpointError(f"{args.resume}: no checkpoint version is left (the ckpt-* "
+                                  f"directories were deleted; only the copies of the newest model "
+                                  f"remain, which hold no training state), so there is nothing to "
+                                  f"resume. Sample or export it as it is, or start over with "
+                                  f"`rnnkit train --out {args.resume} --overwrite`.")
         if not isinstance(saved, dict):
             raise CheckpointError(f"{args.resume}: trainer.json has no saved command-line options; "
                                   f"it was not written by `rnnkit train` and cannot be resumed from the CLI.")
@@ -292,7 +311,11 @@ def _resolve_train_args(args) -> dict:
 def _check_saved_options(saved: dict, path) -> None:
     """The options saved by `rnnkit train` in trainer.json have the types of TRAIN_DEFAULTS
     (an option whose default is None may be null, a string or a number) and the ranges of
-    OPTION_RANGES; anything else means the file is damaged or hostile."""
+    OPTION_RANGES, and the choices of `rnnkit train`'s options; anything else means the file is
+    damaged or hostile."""
+    train = next(a for a in build_parser()._actions
+                 if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    choices = {a.dest: a.choices for a in train._actions if a.choices}
     for k, v in saved.items():
         if k not in TRAIN_DEFAULTS:
             raise CheckpointError(f"{path}: unknown saved option {k!r:.60}; the file is damaged or "
@@ -312,6 +335,9 @@ def _check_saved_options(saved: dict, path) -> None:
         problem = _range_problem(k, v)
         if problem:
             raise CheckpointError(f"{path}: saved option {k}: {problem}; the file is damaged.")
+        if k in choices and v is not None and v not in choices[k]:
+            raise CheckpointError(f"{path}: saved option {k} = {v!r:.60} is not one of "
+                                  f"{', '.join(map(str, choices[k]))}; the file is damaged.")
 
 
 def _default_out(name: str) -> Path:
@@ -390,10 +416,12 @@ def _usage_error(command: str, message: str):
 def _silence_other_processes(args) -> None:
     """Under torchrun only the process of rank 0 speaks: the others' stdout and stderr go to
     /dev/null (unless --debug), so that a run prints its lines, and an error, once."""
+    global _RANK_STDERR
     if (os.environ.get("RANK") or "0") == "0" or args.debug or os.environ.get("RNNKIT_DEBUG") == "1":
         return
     sys.stdout.flush()
     sys.stderr.flush()
+    _RANK_STDERR = os.dup(2)                  # for an error of this process alone (_err)
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.dup2(null, 2)
@@ -407,6 +435,10 @@ def cmd_train(args) -> int:
     _check_option_ranges({k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None})
     _check_train_paths(args)
     o = _resolve_train_args(args)
+    if getattr(args, "dropout", None) and o["num_layers"] == 1:       # given, and it cannot act
+        warnings.warn(f"--dropout {args.dropout:g} has no effect with --num-layers 1: dropout acts "
+                      f"between stacked layers (as in PyTorch, which warns the same). Use "
+                      f"--num-layers 2 or more, or drop --dropout.", UserWarning, stacklevel=2)
     if args.device is not None and o["engine"] != "torch":
         _usage_error("train", f"--device {args.device} applies to --engine torch; the numpy "
                      f"engine runs on the CPU (add --engine torch, or drop --device).")
@@ -419,7 +451,7 @@ def cmd_train(args) -> int:
     except Exception as e:
         in_sync = getattr(e, "_rnnkit_agreed", False)    # every process stops with it
         if in_sync and not group.is_main:
-            return 0        # rank 0 reports it, and fails the torchrun job with its status
+            return 1        # rank 0 reports it; every node's torchrun fails
         raise
     finally:
         group.close(in_sync)
@@ -469,6 +501,9 @@ def _train(args, o, group, stack) -> int:
     if o["file"]:
         from .data.corpus import text_fingerprint
         text_fp = text_fingerprint(o["file"])     # saved: --resume checks it is the same text
+    group.check_same({**{k: v for k, v in saved_opts.items() if k not in ("file", "out")},
+                      "text": text_fp["sha256"] if text_fp else o["dataset"],
+                      "vocab": "".join(vocab.chars)})        # before any process builds DDP
     steps = o["steps"] if o["steps"] is not None else (
         max(1, int(round(o["epochs"] * data.train.per_epoch))) if o["epochs"] is not None
         else DEFAULT_STEPS)
@@ -823,18 +858,18 @@ def _main(argv) -> int:
     except RnnkitError as e:
         if debug:
             raise
-        _err(str(e))
+        _err(str(e), getattr(e, "_rnnkit_agreed", False) or _RANK_STDERR is None)
         return 1
     except ImportError as e:
         if debug:
             raise
-        _err(f"{e}. Install the optional parts with: pip install 'rnnkit[all]'")
+        _err(f"{e}. Install the optional parts with: pip install 'rnnkit[all]'", _RANK_STDERR is None)
         return 1
     except Exception as e:  # noqa: BLE001 - one line, never a traceback without --debug
         if debug:
             raise
         _err(f"unexpected {type(e).__name__}: {e} (run again with --debug for the traceback, and "
-             f"please report it)")
+             f"please report it)", _RANK_STDERR is None)
         return 1
 
 

@@ -116,9 +116,15 @@ class _Config:
 
 
 def _build_rnn(cfg, input_size, rng, bidirectional=False):
-    return recurrent_layer(cfg.cell, input_size, cfg.hidden_size, num_layers=cfg.num_layers,
-                           dropout=cfg.dropout, bidirectional=bidirectional,
-                           dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)))
+    import warnings
+    with warnings.catch_warnings():      # a saved config's dropout with one layer: `rnnkit
+        warnings.filterwarnings("ignore", message=_NO_EFFECT)    # train` warns when it is given
+        return recurrent_layer(cfg.cell, input_size, cfg.hidden_size, num_layers=cfg.num_layers,
+                               dropout=cfg.dropout, bidirectional=bidirectional,
+                               dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)))
+
+
+_NO_EFFECT = r".*has no effect with num_layers=1"
 
 
 # ============================================================================== CharLM

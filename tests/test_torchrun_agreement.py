@@ -100,10 +100,21 @@ def test_a_node_with_other_options_stops_the_job(nodes):
     assert len(lines) == 1 and "seq_len" in lines[0] and "rank 1" in lines[0], e0
 
 
-def test_a_node_failing_before_joining_says_so_on_its_terminal(nodes):
+def test_a_node_whose_text_is_missing_is_reported_once_by_rank_0(nodes):
     a, b, root = nodes
     (b / "input.txt").unlink()
     (r0, e0), (r1, e1) = two_nodes([["input.txt", "--out", root / "run", *OPTS]] * 2, [a, b])
     assert r0 != 0 and r1 != 0
+    lines = _ours(e0)
+    assert len(lines) == 1 and "rank 1" in lines[0] and "input.txt" in lines[0], e0
+    assert _ours(e1) == [], e1                      # said once, on rank 0's terminal
+
+
+def test_a_node_failing_before_joining_says_so_on_its_terminal(nodes):
+    a, b, root = nodes
+    (r0, e0), (r1, e1) = two_nodes([["input.txt", "--out", root / "run", *OPTS],
+                                    ["input.txt", "--out", root / "run", *OPTS, "--lr", "-1"]], [a, b])
+    assert r0 != 0 and r1 != 0
     lines = _ours(e1)
-    assert len(lines) == 1 and "rank 1" in lines[0] and "input.txt" in lines[0], e1
+    assert len(lines) == 1 and "rank 1" in lines[0] and "--lr" in lines[0], e1
+    assert len(_ours(e0)) == 1, e0                  # rank 0 gives up after the timeout

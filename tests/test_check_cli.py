@@ -101,12 +101,14 @@ def test_all_ten_functions_pass_and_exit_0(tmp_path):
 @pytest.mark.slow
 def test_notebook_cells_run_in_order_and_a_failing_cell_is_reported_with_its_number(tmp_path):
     cells = SEED.split("# %%\n")[1:]
-    nb = notebook(["%matplotlib inline\n"] + cells, tmp_path / "practice.ipynb")
+    extra = ["%matplotlib inline\n", "%%time\nshown = 1\ndisplay(shown)\n", "%%bash\necho hi\n"]
+    nb = notebook(extra + cells, tmp_path / "practice.ipynb")
     rc, out, err = rnnkit_check(nb)
     assert rc == 1, err
-    # the last code cell (lstm_forward's example) raises; it is the 26th cell of the notebook
-    n = 2 * len(cells) + 2
-    assert f"cell {n} (In [{len(cells) + 1}]) raised TypeError" in out
+    assert out.count(" raised ") == 1 and "was not run (a %%bash cell)" in out   # %%time, display() ran
+    # the last code cell (lstm_forward's example) raises: cell 2 * (code cells) of the notebook
+    n = 2 * (len(cells) + len(extra))
+    assert f"cell {n} (In [{len(cells) + len(extra)}]) raised TypeError" in out
     assert "a_tmp, y_tmp, c_tmp, caches_tmp = lstm_forward(" in out
     assert "PASS    lstm_cell" in out and "FAIL    lstm_forward" in out
 

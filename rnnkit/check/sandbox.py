@@ -41,6 +41,7 @@ _STARTUP_S = 30.0          # importing numpy in a fresh child on a busy machine
 # ----------------------------------------------------------------------------------------
 
 _MAGIC = re.compile(r"^(\s*)([%!].*)$")
+_PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
 
 
 def _strip_magics(source):
@@ -104,8 +105,13 @@ def load_units(path):
         count = cell.get("execution_count")
         label = f"cell {n}" + (f" (In [{count}])" if isinstance(count, int) else "")
         if src.lstrip().startswith("%%"):
-            units.append({"label": label, "filename": f"<cell {n}>", "source": "", "skipped": "a %% cell magic"})
-            continue
+            magic, _, body = src.lstrip().partition("\n")
+            if magic.split()[0] not in _PYTHON_CELL_MAGICS:      # %%bash, %%html, %%writefile ...
+                units.append({"label": label, "filename": f"<cell {n}>", "source": "",
+                              "skipped": f"a {magic.split()[0]} cell"})
+                continue
+            src = "\n" + body                     # %%time and the like: the body is Python
+
         units.append({"label": label, "filename": f"<cell {n}>", "source": _strip_magics(src),
                       "first_line": 1})
     return units, None
@@ -149,7 +155,7 @@ class _Child:
         self.buf = b""
 
     def next_event(self, deadline):
-        """The next JSON event, "timeout", or None at the end of the output."""
+        """The next JSON event, "timeout", "garbled" (not JSON), or None at the end of the output."""
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0 or not self.sel.select(left):
@@ -159,7 +165,10 @@ class _Child:
                 return None
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError:                         # learner code wrote into the channel
+            return "garbled"
 
     def kill(self):
         try:
@@ -206,9 +215,11 @@ def run_file(path, names, *, timeout=5.0, memory_mb=2048) -> Report:
         finished = False
         while True:
             ev = child.next_event(deadline)
-            if ev == "timeout" or ev is None:
-                rc = child.kill() if ev == "timeout" else child.close()
-                what = (f"did not finish within {timeout:g} s" if ev == "timeout" else _describe_exit(rc))
+            if ev in ("timeout", "garbled") or ev is None:
+                rc = child.kill()
+                what = {"timeout": f"did not finish within {timeout:g} s",
+                        "garbled": "wrote into the checker's private channel, so its results could not be read"
+                        }.get(ev) or _describe_exit(rc)
                 if current is None:
                     for n in remaining:
                         records[n] = {"name": n, "found_as": n, "fatal": {"type": "Crash", "message": (
@@ -225,7 +236,7 @@ def run_file(path, names, *, timeout=5.0, memory_mb=2048) -> Report:
                         "type": "Timeout" if ev == "timeout" else "Crash", "message": what}}
                     remaining.remove(n)
                 break
-            kind = ev["e"]
+            kind = ev.get("e") if isinstance(ev, dict) else None
             if kind == "unit":
                 current = ("unit", ev["i"])
             elif kind == "unit_done":
@@ -245,7 +256,7 @@ def run_file(path, names, *, timeout=5.0, memory_mb=2048) -> Report:
                 remaining.remove(rec["name"])
                 current = None
             elif kind == "done":
-                child.close()
+                child.kill()                       # and whatever the learner's code started
                 finished = True
                 break
             deadline = time.monotonic() + timeout
@@ -286,7 +297,8 @@ def _child_main():
     os.chdir(job["cwd"])                           # the learner's folder, as in Jupyter
     sys.path.insert(0, job["cwd"])
 
-    ns = {"__name__": "__main__", "__builtins__": __builtins__}
+    ns = {"__name__": "__main__", "__builtins__": __builtins__,
+          "display": lambda *args, **kwargs: None}          # IPython's, for notebook cells
     skip = set(job["skip"])
     for i, unit in enumerate(job["units"]):
         if i in skip:

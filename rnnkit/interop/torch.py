@@ -17,6 +17,8 @@ rnnkit                              PyTorch (``to_torch`` / ``from_torch``)
 ``nn.CharLM``                       :class:`TorchCharLM`
 ``nn.SequenceClassifier``           :class:`TorchSequenceClassifier`
 ``nn.SequenceRegressor``            :class:`TorchSequenceRegressor`
+``nn.Seq2Seq``                      :class:`TorchSeq2Seq` (``nn.attention.Attention``:
+                                    :class:`TorchAttention`)
 ==================================  ==========================================================
 
 The ``Torch*`` models are plain ``torch.nn.Module`` subclasses with the attributes
@@ -64,9 +66,11 @@ from ..cells import CELLS, cell_spec
 from ..errors import ConfigError, DTypeError
 from ..nn.models import (CharLM, CharLMConfig, SequenceClassifier, SequenceClassifierConfig,
                          SequenceRegressor, SequenceRegressorConfig)
+from ..nn.seq2seq import Seq2Seq, Seq2SeqConfig
 
 __all__ = ["to_torch", "from_torch", "charlm_torch_module", "torch_model_from_config",
-           "TorchCharLM", "TorchSequenceClassifier", "TorchSequenceRegressor"]
+           "TorchCharLM", "TorchSequenceClassifier", "TorchSequenceRegressor", "TorchAttention",
+           "TorchSeq2Seq"]
 
 _NP_TO_TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 _TORCH_TO_NP = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
@@ -261,8 +265,94 @@ class TorchSequenceRegressor(_TorchModel):
         return self.head(self._pool(out, state, lengths))                       # (N, out)
 
 
+class TorchAttention(tnn.Module):
+    """PyTorch twin of :class:`rnnkit.nn.attention.Attention` (same parameter names):
+    ``context (N, Hk), weights (N, S) = att(query (N, Hq), keys (S, N, Hk), mask (S, N) bool)``."""
+
+    def __init__(self, kind, query_size, key_size, attention_size, dtype):
+        super().__init__()
+        self.kind = kind
+        if kind == "additive":
+            self.query_proj = tnn.Linear(query_size, attention_size, bias=False, dtype=dtype)
+            self.key_proj = tnn.Linear(key_size, attention_size, bias=False, dtype=dtype)
+            self.v = tnn.Linear(attention_size, 1, bias=False, dtype=dtype)
+        elif kind == "general":
+            self.key_proj = tnn.Linear(key_size, query_size, bias=False, dtype=dtype)
+
+    def forward(self, query, keys, mask=None):
+        if self.kind == "additive":
+            score = self.v(torch.tanh(self.key_proj(keys) + self.query_proj(query)[None]))[..., 0].T
+        else:
+            k = self.key_proj(keys) if self.kind == "general" else keys
+            score = torch.einsum("snh,nh->ns", k, query)
+        if mask is not None:
+            score = score.masked_fill(~mask.T, float("-inf"))
+        weights = torch.softmax(score, dim=-1)                                  # (N, S)
+        return torch.einsum("ns,snk->nk", weights, keys), weights
+
+
+class TorchSeq2Seq(_TorchModel):
+    """PyTorch twin of :class:`rnnkit.nn.Seq2Seq` (the equations of :mod:`rnnkit.nn.seq2seq`).
+
+    ``logits (T, N, V), alignments (T, N, S) | None = m(src (S, N), x (T, N), src_lengths=None)``,
+    teacher-forced; the encoder runs packed sequences, the decoder a ``torch.nn`` cell in a
+    Python loop with input feeding. Same ``state_dict`` keys as the rnnkit model.
+    """
+
+    _cfg_cls = Seq2SeqConfig
+
+    def __init__(self, config: dict):
+        super().__init__()
+        cfg = self._init_common(config, "TorchSeq2Seq")
+        E, K, dt = cfg.embedding_size, cfg.key_size, self._dtype
+        self.attends = cfg.attention != "none"
+        self.src_embedding = tnn.Embedding(cfg.src_vocab_size, E, dtype=dt)
+        self.encoder = _make_torch_rnn(cfg.cell, E, cfg.hidden_size, cfg.num_layers, True, False,
+                                       cfg.dropout, cfg.bidirectional, dt)
+        self.bridge = tnn.Linear(K, K, dtype=dt)
+        self.tgt_embedding = tnn.Embedding(cfg.tgt_vocab_size, E, dtype=dt)
+        spec = cell_spec(cfg.decoder_kind)
+        self._lstm = spec.cell_state
+        self.decoder = getattr(tnn, spec.cell_layer)(E + (K if self.attends else 0), K, dtype=dt,
+                                                     **spec.layer_kwargs)
+        if self.attends:
+            self.attention = TorchAttention(cfg.attention, K, K, cfg.attention_size or K, dt)
+            self.combine = tnn.Linear(2 * K, K, bias=False, dtype=dt)
+        self.head = tnn.Linear(K, cfg.tgt_vocab_size, dtype=dt)
+
+    def forward(self, src, x, src_lengths=None):
+        src, x = torch.as_tensor(src).long(), torch.as_tensor(x).long()
+        H, state = _run_rnn(self.encoder, self.src_embedding(src), None, src_lengths)  # (S, N, K)
+        h = state[0] if cell_spec(self.encoder.mode).cell_state else state
+        D = 2 if self.encoder.bidirectional else 1
+        s = torch.tanh(self.bridge(torch.cat(list(h[-D:]), dim=-1)))            # (N, K)
+        state = (s, torch.zeros_like(s)) if self._lstm else s
+        S, N = src.shape
+        mask = None
+        if src_lengths is not None:
+            L = torch.as_tensor(np.asarray(src_lengths)).long()
+            mask = torch.arange(S)[:, None] < L[None, :]
+        emb = self.tgt_embedding(x)
+        feed = torch.zeros_like(s)
+        outs, aligns = [], []
+        for t in range(x.shape[0]):
+            inp = torch.cat([emb[t], feed], dim=-1) if self.attends else emb[t]
+            state = self.decoder(inp, state)
+            hd = state[0] if self._lstm else state
+            if self.attends:
+                context, w = self.attention(hd, H, mask)
+                feed = torch.tanh(self.combine(torch.cat([context, hd], dim=-1)))
+                aligns.append(w)
+                outs.append(feed)
+            else:
+                outs.append(hd)
+        logits = self.head(torch.stack(outs))
+        return logits, (torch.stack(aligns) if self.attends else None)
+
+
 _TORCH_MODELS = {"CharLM": (TorchCharLM, CharLM), "SequenceClassifier": (TorchSequenceClassifier, SequenceClassifier),
-                 "SequenceRegressor": (TorchSequenceRegressor, SequenceRegressor)}
+                 "SequenceRegressor": (TorchSequenceRegressor, SequenceRegressor),
+                 "Seq2Seq": (TorchSeq2Seq, Seq2Seq)}
 
 
 def torch_model_from_config(config: dict) -> tnn.Module:
@@ -307,7 +397,7 @@ def to_torch(obj) -> tnn.Module:
     same hyper-parameters), an ``RNNCell`` / ``LSTMCell`` / ``GRUCell`` (-> the ``torch.nn``
     cell of that name), ``Linear`` (-> ``torch.nn.Linear``), ``Embedding``
     (-> ``torch.nn.Embedding``), or a ``CharLM`` / ``SequenceClassifier`` / ``SequenceRegressor``
-    (-> :class:`TorchCharLM` / ...). Weights are copied; the dtype (float32 or float64) and the
+    / ``Seq2Seq`` (-> :class:`TorchCharLM` / ...). Weights are copied; the dtype (float32 or float64) and the
     train/eval mode follow ``obj``. Example::
 
         >>> tl = to_torch(rnnkit.nn.GRU(3, 4, bidirectional=True, dtype=np.float64))
@@ -324,7 +414,7 @@ def to_torch(obj) -> tnn.Module:
                           dtype=_torch_dtype(obj.dtype))
     elif isinstance(obj, rnn_nn.Embedding):
         tmod = tnn.Embedding(obj.num_embeddings, obj.embedding_dim, dtype=_torch_dtype(obj.dtype))
-    elif isinstance(obj, (CharLM, SequenceClassifier, SequenceRegressor)):
+    elif isinstance(obj, (CharLM, SequenceClassifier, SequenceRegressor, Seq2Seq)):
         tmod = torch_model_from_config(obj.config.to_dict())
     else:
         raise TypeError(f"to_torch: expected an rnnkit RNN/LSTM/GRU, RNNCell/LSTMCell/GRUCell, Linear, Embedding, CharLM, "

@@ -510,6 +510,10 @@ MODELS = {"CharLM": (CharLM, CharLMConfig),
           "SequenceClassifier": (SequenceClassifier, SequenceClassifierConfig),
           "SequenceRegressor": (SequenceRegressor, SequenceRegressorConfig)}
 
+from .seq2seq import Seq2Seq, Seq2SeqConfig  # noqa: E402  (it builds on the pieces above)
+
+MODELS["Seq2Seq"] = (Seq2Seq, Seq2SeqConfig)
+
 
 def config_from_dict(config: dict):
     """The validated config object of a ``config.to_dict()`` dict (e.g. a checkpoint's

@@ -363,7 +363,7 @@ def _check_saved_options(saved: dict, path) -> None:
         problem = _range_problem(k, v)
         if problem:
             raise CheckpointError(f"{path}: saved option {k}: {problem}; the file is damaged.")
-        if k in choices and v is not None and v not in choices[k]:
+        if k in choices and v not in (None, TRAIN_DEFAULTS[k]) and v not in choices[k]:
             raise CheckpointError(f"{path}: saved option {k} = {v!r:.60} is not one of "
                                   f"{', '.join(map(str, choices[k]))}; the file is damaged.")
 

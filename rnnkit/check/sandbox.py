@@ -237,7 +237,9 @@ def run_file(path, names, *, timeout=5.0, memory_mb=2048) -> Report:
                     remaining.remove(n)
                 break
             kind = ev.get("e") if isinstance(ev, dict) else None
-            if kind == "unit":
+            if kind == "note":
+                notes.setdefault("memory", ev["text"])
+            elif kind == "unit":
                 current = ("unit", ev["i"])
             elif kind == "unit_done":
                 if ev.get("error"):
@@ -275,8 +277,15 @@ def _child_main():
     import resource
     job = json.loads(sys.stdin.buffer.read().decode())
     limit = int(job["memory_mb"]) * 2 ** 20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    limited = True
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ValueError, OSError):                  # e.g. macOS refuses RLIMIT_AS
+        limited = False
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError):
+        pass
     channel = os.fdopen(os.dup(1), "w", buffering=1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -294,6 +303,9 @@ def _child_main():
 
     from .runner import encode, error_info, run_function
 
+    if not limited:
+        emit({"e": "note", "text": "this system refuses a memory limit (RLIMIT_AS): the learner's "
+                                   "code ran without one"})
     os.chdir(job["cwd"])                           # the learner's folder, as in Jupyter
     sys.path.insert(0, job["cwd"])
 

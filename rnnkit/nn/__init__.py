@@ -13,6 +13,7 @@ from .models import (CharLM, CharLMConfig, LossResult, SequenceClassifier, Seque
 from .module import Module
 from .seq2seq import Seq2Seq, Seq2SeqConfig
 from .rnn import GRU, LSTM, RNN, RNNBase, recurrent_layer
+from . import utils  # rnnkit.nn.utils.pad_sequence / unpad_sequence
 
 __all__ = ["Module", "RNN", "LSTM", "GRU", "RNNBase", "recurrent_layer", "RNNCell", "LSTMCell",
            "GRUCell", "RNNCellBase", "recurrent_cell", "Linear", "Embedding",

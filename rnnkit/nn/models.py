@@ -95,7 +95,8 @@ class _Config:
 
     def _rnn_shapes(self, input_size, bidirectional=False) -> dict:
         return {f"rnn.{k}": v for k, v in rnn_parameter_shapes(
-            self.cell, input_size, self.hidden_size, self.num_layers, bidirectional).items()}
+            self.cell, input_size, self.hidden_size, self.num_layers, bidirectional,
+            learn_initial_state=getattr(self, "learn_initial_state", False)).items()}
 
     def num_parameters(self) -> int:
         return int(sum(int(np.prod(s)) for s in self.parameter_shapes().values()))
@@ -121,7 +122,8 @@ def _build_rnn(cfg, input_size, rng, bidirectional=False):
         warnings.filterwarnings("ignore", message=_NO_EFFECT)    # train` warns when it is given
         return recurrent_layer(cfg.cell, input_size, cfg.hidden_size, num_layers=cfg.num_layers,
                                dropout=cfg.dropout, bidirectional=bidirectional,
-                               dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)))
+                               dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)),
+                               learn_initial_state=getattr(cfg, "learn_initial_state", False))
 
 
 _NO_EFFECT = r".*has no effect with num_layers=1"
@@ -142,6 +144,7 @@ class CharLMConfig(_Config):
     embedding_size: int = 32
     dropout: float = 0.0
     dtype: str = "float32"
+    learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "CharLM"
 
     def validate(self):
@@ -310,6 +313,7 @@ class SequenceClassifierConfig(_Config):
     pooling: str = "last"
     dropout: float = 0.0
     dtype: str = "float32"
+    learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "SequenceClassifier"
 
     def validate(self):
@@ -439,6 +443,7 @@ class SequenceRegressorConfig(_Config):
     pooling: str = "last"
     dropout: float = 0.0
     dtype: str = "float32"
+    learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "SequenceRegressor"
 
     def validate(self):

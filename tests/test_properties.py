@@ -786,7 +786,8 @@ def test_read_text_decodes_or_refuses(tmp_path_factory, raw, encoding, errors, l
                 expected = expected.replace("\r\n", "\n").replace("\r", "\n")
             except UnicodeDecodeError:
                 defect = (DataError, "")
-        if defect is None and encoding == "utf-16" and raw[:2] not in (codecs.BOM_LE, codecs.BOM_BE):
+        if defect is None and encoding == "utf-16" and len(raw) >= 2 and \
+                raw[:2] not in (codecs.BOM_LE, codecs.BOM_BE):
             defect = (DataError, "")                    # no byte order mark: which order?
     if defect is None and (not raw or (limit and len(raw) > limit)):
         defect = (DataError, "")

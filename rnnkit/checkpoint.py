@@ -61,17 +61,17 @@ import numpy as np
 
 from .errors import CheckpointError, ConfigError
 from .io import (
+    append_jsonl,
     atomic_write_json,
     atomic_write_text,
-    append_jsonl,
     find_json_problem,
     fsync_dir,
     is_int,
     load_safetensors,
     load_safetensors_with_metadata,
     read_json,
-    read_safetensors_header,
     read_jsonl,
+    read_safetensors_header,
     save_safetensors,
     sha256_file,
 )

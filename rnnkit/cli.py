@@ -458,6 +458,7 @@ def _silence_other_processes(args) -> None:
 
 def cmd_train(args) -> int:
     from contextlib import ExitStack
+
     from .engines import start_group
     _silence_other_processes(args)
     _check_option_ranges({k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None})
@@ -490,17 +491,17 @@ def _train(args, o, group, stack) -> int:
     """`rnnkit train` in this process: every step agreed with the other processes under
     torchrun (``group``); only the main process takes the run directory's lock, writes and
     prints."""
+    from . import pairs_run
     from .data import load_text_data
     from .data.corpus import text_name
     from .engines import make_engine
     from .io import find_json_problem
     from .load import load_model
-    from . import pairs_run
     from .nn import CharLM, CharLMConfig
     from .plot_hook import maybe_plot
     from .runlock import RunLock
     from .sample import iter_sample_lines, sample_lines, sample_stream
-    from .train import Checkpointing, Trainer, TrainConfig
+    from .train import Checkpointing, TrainConfig, Trainer
 
     with group.agreed():
         out = Path(o["out"]) if o["out"] is not None else _default_out(text_name(o["file"], o["dataset"]))
@@ -856,7 +857,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_explore(args) -> int:
-    from .explore import explore_checkpoint                   # checks --out before any work
+    from .explore import explore_checkpoint  # checks --out before any work
     r = explore_checkpoint(args.dir, args.out, file=args.file, prime=args.prime,
                            length=args.length, num=args.num, seed=args.seed, temperature=args.temperature,
                            max_chars=args.max_chars, encoding=args.encoding, latest=args.latest)

@@ -41,9 +41,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -29,8 +29,8 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -90,6 +90,7 @@ def save_figure(fig, path) -> str:
     symbolic link at ``path`` is replaced, never written through. An unwritable place is a
     :class:`ConfigError` naming the path."""
     import io
+
     from .io import atomic_write_bytes
     path = Path(path)
     if path.suffix.lower() != ".png":
@@ -434,8 +435,8 @@ def plot_checkpoint(directory, out_dir=None, text: str | None = None, *, max_cha
         return paths
     ck = load_checkpoint(directory, load_optimizer=False)
     if ck.config.get("model") == "Seq2Seq" and ck.config.get("attention") != "none":
-        from .translate import translator_of
         from .load import load_model
+        from .translate import translator_of
         tr = translator_of(load_model(directory, need_charlm=False))
         sources = text.split("\n") if text else _pairs_sources(ck, 4)
         sources = [s for s in sources if s][:4]

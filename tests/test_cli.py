@@ -29,6 +29,8 @@ from rnnkit.errors import DataError
 from rnnkit.nn import model_from_config
 from rnnkit.plot_hook import maybe_plot as _REAL_MAYBE_PLOT
 
+from needs import optional
+
 REPO = Path(__file__).resolve().parents[1]
 NAMES = datasets.names()[:400]
 STREAM_TEXT = ("the quick brown fox jumps over the lazy dog; pack my box with five dozen "
@@ -202,6 +204,7 @@ def test_eval_stream_beats_unigram_and_matches_reference(capsys, trained):
 
 
 # ============================================================================== Ctrl-C / SIGTERM
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_saves_and_resume_continues(tmp_path, capsys, names_file, sig):
     out_dir = tmp_path / "run"
@@ -364,7 +367,7 @@ def test_info_parameter_count(tmp_path, capsys, names_file):
     code, out, err = cli(capsys, "info", out_dir)
     assert code == 0, err
     assert f"parameters: {expected}" in out.splitlines()
-    assert f"steps_trained: 2" in out.splitlines()
+    assert "steps_trained: 2" in out.splitlines()
     code, out, _ = cli(capsys, "info", out_dir, "--json")
     info = json.loads(out)
     assert info["parameters"] == expected and info["vocab_size"] == V
@@ -397,6 +400,7 @@ def test_train_help_shows_defaults_of_model_options(capsys):
 
 
 # ============================================================================== the built-in job
+@pytest.mark.slow
 def test_train_without_file_uses_builtin_names(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("rnnkit.plot_hook.maybe_plot", _REAL_MAYBE_PLOT)
@@ -421,8 +425,6 @@ def test_train_without_file_uses_builtin_names(tmp_path, capsys, monkeypatch):
     assert ck.trainer_state["step"] == 30
     assert [r["step"] for r in read_metrics(run)] == [15, 30]
     assert ck.config["hidden_size"] == 32 and ck.config["num_layers"] == 1
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    if optional("matplotlib") is None:
         return
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -117,6 +117,7 @@ def test_plot_draws_attention_heatmaps_and_info_describes_the_run(run, tmp_path,
 
 def test_attention_figure_refuses_an_alignment_of_the_wrong_shape():
     import numpy as np
+
     from needs import require
     require("matplotlib")
     from rnnkit.errors import ShapeError

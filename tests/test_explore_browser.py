@@ -15,6 +15,9 @@ from needs import require
 
 require("selenium", "PIL", programs=("chromium", "chromedriver"))
 
+pytestmark = pytest.mark.slow          # a real browser
+
+from conftest import EXPLORE_STREAM_TEXT  # noqa: E402
 from PIL import Image  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -25,8 +28,6 @@ import rnnkit.nn as nn  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
 from rnnkit.data import Vocab  # noqa: E402
 from rnnkit.explore import decode_values, page_data, read_page_data, render_page  # noqa: E402
-
-from conftest import EXPLORE_STREAM_TEXT  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -51,9 +50,9 @@ class TextData:
     mode: str                        # "lines" or "stream"
     vocab: Vocab
     train: object                    # LinesSource | StreamSource
-    val: Optional[object]            # the same kind of source, or None
+    val: object | None            # the same kind of source, or None
     summary: str                     # e.g. "4,647 train / 516 val lines"
-    train_lines: Optional[list]      # lines mode: the training lines (to mark new samples)
+    train_lines: list | None      # lines mode: the training lines (to mark new samples)
 
 
 def text_fingerprint(path) -> dict:

@@ -205,7 +205,7 @@ class LineShape:
         self._pending_blank = 0           # blank lines not yet followed by a non-empty one
         self._tail = ""                   # the unfinished last line of the pieces so far
 
-    def update(self, piece: str) -> "LineShape":
+    def update(self, piece: str) -> LineShape:
         """Count the lines that ``piece`` completes."""
         parts = (self._tail + piece).split("\n")
         tail = parts.pop()
@@ -215,7 +215,7 @@ class LineShape:
         self._count(parts)
         return self
 
-    def finish(self) -> "LineShape":
+    def finish(self) -> LineShape:
         """Count the last line (one without a final line break)."""
         if self._tail:
             self._count([self._tail])

@@ -64,8 +64,14 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
 from .. import nn as rnn_nn
 from ..cells import CELLS, cell_spec
 from ..errors import ConfigError, DTypeError
-from ..nn.models import (CharLM, CharLMConfig, SequenceClassifier, SequenceClassifierConfig,
-                         SequenceRegressor, SequenceRegressorConfig)
+from ..nn.models import (
+    CharLM,
+    CharLMConfig,
+    SequenceClassifier,
+    SequenceClassifierConfig,
+    SequenceRegressor,
+    SequenceRegressorConfig,
+)
 from ..nn.seq2seq import Seq2Seq, Seq2SeqConfig
 
 __all__ = ["to_torch", "from_torch", "charlm_torch_module", "torch_model_from_config",

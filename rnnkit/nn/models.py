@@ -16,21 +16,28 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._mode import no_grad, no_init
-from .._validate import (check_choice, check_dtype_arg, check_float, check_int, fmt_shape, key_mismatch,
-                         make_rng, short_list)
-from ..cells import CELLS, cell_spec, map_state
+from .._validate import (
+    check_choice,
+    check_dtype_arg,
+    check_float,
+    check_int,
+    fmt_shape,
+    key_mismatch,
+    make_rng,
+    short_list,
+)
+from ..cells import CELLS
 from ..errors import ConfigError, ParameterKeyError, ShapeError
 from ..ops import softmax
 from .layers import Embedding, Linear, check_ids
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
-from .rnn import MAX_LAYERS, MAX_PARAM_BYTES, check_param_bytes, recurrent_layer, rnn_parameter_shapes
-
+from .rnn import MAX_LAYERS, MAX_PARAM_BYTES, check_param_bytes, recurrent_layer, rnn_parameter_shapes  # noqa: F401 (re-exported)
 
 
 class LossResult(NamedTuple):
@@ -88,7 +95,7 @@ class _Config:
         check_dtype_arg(who, self.dtype)
 
     def _check_size(self, who):
-        """Refuse a config whose parameters would exceed :data:`MAX_PARAM_BYTES`, computed
+        """Refuse a config whose parameters would exceed :data:`rnnkit.nn.rnn.MAX_PARAM_BYTES`, computed
         from the sizes alone (nothing is allocated)."""
         check_param_bytes(who, self.num_parameters(), np.dtype(self.dtype).itemsize,
                           "hidden_size, num_layers, vocab_size, ...")
@@ -215,7 +222,7 @@ class CharLM(Module):
         """Zeros of shape (num_layers, batch_size, hidden_size); ``(h, c)`` for LSTM."""
         return self.rnn.initial_state(batch_size)
 
-    def stepper(self) -> "CharLMStepper":
+    def stepper(self) -> CharLMStepper:
         """Fast next-character inference over the current weights (see :class:`CharLMStepper`)."""
         return CharLMStepper(self)
 

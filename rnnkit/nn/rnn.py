@@ -36,14 +36,28 @@ from typing import NamedTuple
 import numpy as np
 
 from .._mode import enable_grad, is_grad_enabled
-from .._validate import (as_float_array, check_choice, check_dtype_arg, check_float, check_int, check_shape,
-                         make_rng, to_numpy)
+from .._validate import (
+    as_float_array,
+    check_choice,
+    check_dtype_arg,
+    check_float,
+    check_int,
+    check_shape,
+    make_rng,
+    to_numpy,
+)
 from ..cells import CellSpec, cell_spec, map_state
 from ..errors import ConfigError, DTypeError, NoForwardError, ShapeError
-from ..sequence import (pipeline_applies, pipeline_forward, prepare, step_buffers, step_forward,
-                        unroll_backward, unroll_forward)
+from ..sequence import (
+    pipeline_applies,
+    pipeline_forward,
+    prepare,
+    step_buffers,
+    step_forward,
+    unroll_backward,
+    unroll_forward,
+)
 from .module import Module
-
 
 #: Largest total parameter size a recurrent layer or a model config may describe (4 GiB);
 #: checked from the sizes alone, before anything is allocated.
@@ -422,7 +436,7 @@ class RNNBase(Module):
         return out, state_n, acts
 
     # -- one step (generation) ------------------------------------------------------------
-    def stepper(self) -> "LayerStepper":
+    def stepper(self) -> LayerStepper:
         """A :class:`LayerStepper` over the current weights (prepared once)."""
         if self.proj_size:
             raise ConfigError(f"{type(self).__name__}.stepper: expected proj_size=0, got proj_size="

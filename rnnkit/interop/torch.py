@@ -351,8 +351,8 @@ class TorchSeq2Seq(_TorchModel):
         S, N = src.shape
         mask = None
         if src_lengths is not None:
-            L = torch.as_tensor(np.asarray(src_lengths)).long()
-            mask = torch.arange(S)[:, None] < L[None, :]
+            L = torch.as_tensor(np.asarray(src_lengths)).long().to(H.device)
+            mask = torch.arange(S, device=H.device)[:, None] < L[None, :]
         emb = self.tgt_embedding(x)
         feed = torch.zeros_like(s)
         outs, aligns = [], []

@@ -535,7 +535,7 @@ def _train(args, o, group, stack) -> int:
         text_fp = text_fingerprint(o["file"])     # saved: --resume checks it is the same text
     group.check_same({**{k: v for k, v in saved_opts.items() if k not in ("file", "out")},
                       "text": text_fp["sha256"] if text_fp else o["dataset"],
-                      "vocab": "".join(vocab.chars)})        # before any process builds DDP
+                      "vocab": json.dumps(vocab.to_json(), sort_keys=True)})   # before DDP is built
     steps = o["steps"] if o["steps"] is not None else (
         max(1, int(round(o["epochs"] * data.train.per_epoch))) if o["epochs"] is not None
         else DEFAULT_STEPS)

@@ -134,7 +134,7 @@ def test_text_mode_options_do_not_apply_to_a_pair_task(tmp_path, capsys):
 def _engine_run(pairs_file, engine, steps, out=None, resume=False):
     from rnnkit.data import load_pairs_data
     from rnnkit.nn import Seq2Seq, Seq2SeqConfig
-    from rnnkit.train import Checkpointing, Trainer, TrainConfig
+    from rnnkit.train import Checkpointing, TrainConfig, Trainer
     data = load_pairs_data(pairs_file, batch_size=8)
     m = Seq2Seq(Seq2SeqConfig(src_vocab_size=len(data.src_vocab), tgt_vocab_size=len(data.tgt_vocab),
                               hidden_size=5, embedding_size=3, dtype="float64"), seed=0)

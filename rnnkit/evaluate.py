@@ -5,7 +5,8 @@
 model's vocabulary covers it, and sums the cross-entropy of every character under ``no_grad``
 in bounded memory.
 
-* lines mode (a vocabulary with the boundary token): each non-empty line is one example
+* lines mode (a vocabulary with the boundary token): each non-empty line, as training
+  keeps it (:func:`~rnnkit.data.split_lines`; :attr:`TextScore.dropped` counts the rest), is one example
   ``<bos> line <eos>``; lines shorter than :data:`LONG_LINE` are batched by similar length
   (bounded N x T, :meth:`~rnnkit.data.LinesDataset.index_batches`), longer ones are scored
   one at a time in chunks with the state carried;
@@ -27,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._mode import no_grad
-from .data import LinesDataset, Vocab, split_lines
+from .data import LinesDataset, Vocab, dropped_chars, split_lines
 from .errors import DataError
 from .nn.losses import CrossEntropyLoss
 
@@ -44,6 +45,7 @@ class TextScore(NamedTuple):
 
     total: float
     characters: int
+    dropped: int | None = None       # lines mode: characters no line kept (blank lines, edges)
 
     @property
     def loss(self) -> float:
@@ -60,7 +62,9 @@ def score_text(model, vocab: Vocab, text: str, *, source: str = "text", hint: st
     """Score ``text`` with the char LM ``model`` and its ``vocab`` (lines or stream mode as
     the vocabulary says). Characters the vocabulary lacks (line ends aside) are one
     DataError naming ``source`` (and ``hint``, where to see the alphabet)."""
-    unknown = sorted({ch for ch in set(text) if ch not in vocab.stoi and ch not in "\r\n"})
+    lines = split_lines(text) if vocab.bos_id is not None else None      # what training kept
+    seen = set().union(*map(set, lines)) if lines is not None else set(text)
+    unknown = sorted({ch for ch in seen if ch not in vocab.stoi and ch not in "\r\n"})
     if unknown:
         shown = ", ".join(repr(c) for c in unknown[:10]) + (", ..." if len(unknown) > 10 else "")
         raise DataError(f"{source}: {len(unknown)} character(s) the model never saw: {shown}. "
@@ -79,8 +83,7 @@ def score_text(model, vocab: Vocab, text: str, *, source: str = "text", hint: st
             count += crit.last_count
 
     with no_grad():
-        if vocab.bos_id is not None:
-            lines = split_lines(text)
+        if lines is not None:
             if not lines:
                 raise DataError(f"{source}: no non-empty lines to evaluate.")
             ds = LinesDataset(lines, vocab)      # names unknown characters clearly
@@ -100,4 +103,4 @@ def score_text(model, vocab: Vocab, text: str, *, source: str = "text", hint: st
             if len(ids) < 2:
                 raise DataError(f"{source}: need at least 2 characters to evaluate, got {len(ids)}.")
             score_stream(ids)
-    return TextScore(float(total), int(count))
+    return TextScore(float(total), int(count), dropped_chars(text, lines) if lines is not None else None)

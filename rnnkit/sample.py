@@ -153,6 +153,7 @@ def sample_lines(step, vocab, num: int, rng, max_len: int = 64, prime: str = "",
     """Lines mode: ``num`` samples, each starting at the boundary token (then ``prime``) and
     ending at the boundary token (or after ``max_len`` characters)."""
     num = check_int("sample", "num", num, 1)
+    max_len = check_int("sample", "max_len", max_len, 1)
     bos = vocab.bos_id
     if bos is None:
         raise ConfigError("sample_lines: the vocabulary has no boundary token; this is a stream-mode model.")

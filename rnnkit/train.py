@@ -378,7 +378,13 @@ class Trainer:
             raise CheckpointError(f"{where}: holds a carried recurrent state, but "
                                   f"{type(self.model).__name__} carries none; the file does not "
                                   f"belong to this model.")
-        want = state_arrays(like(arrays[0].shape[1] if arrays[0].ndim == 3 else 1))
+        n = arrays[0].shape[1] if arrays[0].ndim == 3 else 1
+        batch = getattr(getattr(self.train_source, "dataset", None), "batch_size", None)
+        if batch is not None and n != batch:
+            raise CheckpointError(f"{where}: the carried state is for a batch of {n} sequences, "
+                                  f"but the run trains batches of {batch}; the file is damaged "
+                                  f"(or belongs to another run).")
+        want = state_arrays(like(n))
         ok = len(arrays) == len(want) and all(
             a.dtype.kind == "f" and a.shape == w.shape and np.isfinite(a).all()
             for a, w in zip(arrays, want))

@@ -179,7 +179,8 @@ def test_ranked_units_are_the_pythons_and_a_click_shows_one(driver, page):
         assert [(int(b.get_attribute("data-layer")), b.get_attribute("data-quantity"),
                  int(b.get_attribute("data-unit"))) for b in buttons] == \
             [(r["layer"], r["quantity"], r["unit"]) for r in data["ranked"][name]]
-    first = data["ranked"]["inside"][0]                      # the page opens on it
+    first = data["default_view"]                             # the page opens on it
+    assert first["quantity"] == "hidden"
     assert _state(driver) == (first["layer"], first["quantity"], first["unit"])
     r = data["ranked"]["position"][-1]
     driver.find_elements(By.CSS_SELECTOR, "#rank-position button")[-1].click()

@@ -95,6 +95,21 @@ def _describe_error(e: BaseException) -> str:
     return f"unexpected {type(e).__name__}: {e}"
 
 
+#: Seconds a process waits for the others (joining the job, any collective) before it gives
+#: up with an error, instead of gloo's and nccl's 30 minutes: ``RNNKIT_DIST_TIMEOUT`` (default
+#: 600, long enough for the main process to encode a large text while the others wait).
+DIST_TIMEOUT_S = 600
+
+
+def dist_timeout():
+    """The :data:`DIST_TIMEOUT_S` (or ``RNNKIT_DIST_TIMEOUT``) as a ``timedelta``."""
+    from datetime import timedelta
+    seconds = _env_int("RNNKIT_DIST_TIMEOUT", DIST_TIMEOUT_S)
+    if seconds < 1:
+        raise DistributedError(f"RNNKIT_DIST_TIMEOUT={seconds}: expected a number of seconds >= 1.")
+    return timedelta(seconds=seconds)
+
+
 class TorchGroup(LocalGroup):
     """This process's place in a torchrun job (or a single process) and its device.
 
@@ -121,7 +136,7 @@ class TorchGroup(LocalGroup):
             self.backend = "nccl" if self.device.type == "cuda" else "gloo"
             if not dist.is_initialized():
                 try:
-                    dist.init_process_group(self.backend)
+                    dist.init_process_group(self.backend, timeout=dist_timeout())
                 except (RuntimeError, ValueError) as e:
                     raise DistributedError(f"could not join the torchrun job ({self.backend}): "
                                            f"{e}") from None

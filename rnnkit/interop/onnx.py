@@ -101,7 +101,7 @@ except ImportError as _e:  # pragma: no cover - exercised by a test that hides o
         "rnnkit.interop.onnx: expected the optional 'onnx' package, but it is not installed. "
         "Install it with: pip install 'rnnkit[onnx]'") from _e
 
-from .._validate import check_dtype_arg, check_int, short_list, to_numpy
+from .._validate import as_float_array, check_dtype_arg, check_int, short_list, to_numpy
 from ..cells import CELLS, CellSpec, cell_spec
 from ..errors import CheckpointError, ConfigError, DataError, DTypeError, ParameterKeyError, ShapeError
 from ..io import open_regular
@@ -788,7 +788,8 @@ class OnnxCharLM:
             parts = [("h", state)]
         out = []
         for name, s in parts:
-            arr = np.ascontiguousarray(to_numpy(who, f"state {name}", s), dtype=self._dtype)
+            arr = np.ascontiguousarray(as_float_array(who, f"state {name}", to_numpy(who, f"state {name}", s),
+                                                      self._dtype))        # no NaN, inf, complex
             if arr.shape != shape:
                 raise ShapeError(f"{who}: expected state {name} of shape (num_layers="
                                  f"{self.num_layers}, N={n}, hidden_size={self.hidden_size}), got "

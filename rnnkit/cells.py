@@ -46,8 +46,8 @@ never scaled (GRU's ``b_hn`` sits on a tanh row).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -79,7 +79,7 @@ class Cell:
     #: name of a compiled N = 1 inference loop in :mod:`rnnkit._jit`, if there is one
     jit_n1 = None
 
-    def __init__(self, spec: "CellSpec"):
+    def __init__(self, spec: CellSpec):
         self.spec = spec
 
     def input_bias(self, b_ih, b_hh):
@@ -319,7 +319,8 @@ class CellSpec:
     to each ONNX gate slot, in ONNX's order; ``onnx_attrs`` are that node's extra attributes.
     ``sigmoid_gates`` are the gates with values in [0, 1] (the others are tanh, or the state).
     ``cell_state``: the state is the tuple ``(h, c)`` instead of ``h``. ``cell_class`` holds
-    the gate math.
+    the gate math. ``projectable``: the layer takes ``proj_size`` (PyTorch's LSTMP:
+    ``h_t = W_hr (o * tanh(c_t))``, a ``weight_hr`` (P, H) per direction of each layer).
     """
 
     name: str
@@ -334,6 +335,7 @@ class CellSpec:
     aliases: tuple = ()
     layer_kwargs: dict = field(default_factory=dict)
     onnx_attrs: dict = field(default_factory=dict)
+    projectable: bool = False
 
     @property
     def num_gates(self) -> int:
@@ -349,15 +351,19 @@ class CellSpec:
         return self.layer + "Cell"
 
     def parameter_shapes(self, input_size: int, hidden_size: int, bias: bool = True,
-                         suffix: str = "") -> dict:
+                         suffix: str = "", proj_size: int = 0) -> dict:
         """PyTorch's names and shapes of one direction of one layer (or of a cell):
         ``weight_ih`` (G*H, input_size), ``weight_hh`` (G*H, H), ``bias_ih``/``bias_hh``
-        (G*H,), each name followed by ``suffix`` (e.g. ``_l0_reverse``)."""
+        (G*H,), each name followed by ``suffix`` (e.g. ``_l0_reverse``); with ``proj_size`` P
+        (a :attr:`projectable` cell) ``weight_hh`` is (G*H, P) and ``weight_hr`` (P, H) follows."""
         GH = self.num_gates * hidden_size
-        shapes = {"weight_ih" + suffix: (GH, input_size), "weight_hh" + suffix: (GH, hidden_size)}
+        shapes = {"weight_ih" + suffix: (GH, input_size),
+                  "weight_hh" + suffix: (GH, proj_size or hidden_size)}
         if bias:
             shapes["bias_ih" + suffix] = (GH,)
             shapes["bias_hh" + suffix] = (GH,)
+        if proj_size:
+            shapes["weight_hr" + suffix] = (proj_size, hidden_size)
         return shapes
 
     def num_parameters(self, input_size: int, hidden_size: int, bias: bool = True) -> int:
@@ -371,7 +377,7 @@ CELLS: dict[str, CellSpec] = {spec.name: spec for spec in (
              gate_names=("input", "forget", "candidate", "output"),
              sigmoid_gates=("input", "forget", "output"),
              onnx_op="LSTM", onnx_gate_order=(0, 3, 1, 2),          # ONNX i, o, f, c
-             cell_state=True, cell_class=LSTMCell),
+             cell_state=True, cell_class=LSTMCell, projectable=True),
     CellSpec(name="gru", torch_mode="GRU", layer="GRU",
              gate_names=("reset", "update", "candidate"), sigmoid_gates=("reset", "update"),
              onnx_op="GRU", onnx_gate_order=(1, 0, 2),              # ONNX z, r, h
@@ -429,7 +435,7 @@ def state_arrays(state) -> tuple:
     return tuple(state) if isinstance(state, tuple) else (state,)
 
 
-def state_from_arrays(arrays: tuple) -> Optional[object]:
+def state_from_arrays(arrays: tuple) -> object | None:
     """Inverse of :func:`state_arrays`: ``(h,)`` -> ``h``, ``(h, c)`` -> ``(h, c)``."""
     if not arrays:
         return None

@@ -17,7 +17,8 @@ Choosing the next token from ``logits`` (:func:`pick`):
 from __future__ import annotations
 
 import heapq
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -151,6 +152,7 @@ def sample_lines(step, vocab, num: int, rng, max_len: int = 64, prime: str = "",
     """Lines mode: ``num`` samples, each starting at the boundary token (then ``prime``) and
     ending at the boundary token (or after ``max_len`` characters)."""
     num = check_int("sample", "num", num, 1)
+    max_len = check_int("sample", "max_len", max_len, 1)
     bos = vocab.bos_id
     if bos is None:
         raise ConfigError("sample_lines: the vocabulary has no boundary token; this is a stream-mode model.")
@@ -307,7 +309,8 @@ def beam_search(step, vocab, beam: int, max_len: int = 64, prime: str = "", line
             if max(new_scores) < kth:           # log-probs only fall: nothing active can win
                 break
         seqs, scores = new_seqs, np.array(new_scores)
-        state = map_state(lambda a, p=np.array(parents): a[:, p], state)
+        rows = np.array(parents)
+        state = map_state(lambda a: a[:, rows], state)
         if t == max_len - 1:
             break
         logits, state = step(np.array(toks, np.int64), state)

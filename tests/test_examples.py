@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow          # each example runs in a subprocess
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 LAST_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (\S+)$")

@@ -89,6 +89,31 @@ class LocalGroup:
         """The main process's ``obj`` in every process."""
         return obj
 
+    def all_gather(self, obj) -> list:
+        """Every process's ``obj``, in rank order (here: ``[obj]``)."""
+        return [obj]
+
+    def check_same(self, facts: dict) -> None:
+        """Refuse to go on unless every process has the main process's ``facts`` (a flat,
+        JSON-able dict: the model config, the options, fingerprints of the data): a
+        :class:`DistributedError` in every process naming the first rank that differs and
+        how, so that no process builds another model (DDP would wait for it forever) or
+        trains on other data (silently other numbers)."""
+        gathered = self.all_gather(facts)
+        main = gathered[0]
+        for rank, theirs in enumerate(gathered[1:], 1):
+            diff = [k for k in dict.fromkeys([*main, *theirs]) if main.get(k) != theirs.get(k)]
+            if diff:
+                shown = "; ".join(f"{k}: rank {rank} has {theirs.get(k)!r:.80}, rank 0 "
+                                  f"{main.get(k)!r:.80}" for k in diff[:3])
+                more = f" (and {len(diff) - 3} more)" if len(diff) > 3 else ""
+                err = DistributedError(
+                    f"the {len(gathered)} processes of this torchrun job differ before training "
+                    f"({shown}{more}); every process must train the same model on the same data: "
+                    f"give every node the same options and the same text.")
+                err._rnnkit_agreed = True          # every process raises it; rank 0 reports
+                raise err
+
     def close(self, in_sync: bool = True) -> None:
         """Leave the group; ``in_sync``: every process got here the same way."""
 

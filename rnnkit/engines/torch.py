@@ -40,8 +40,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from ..cells import cell_spec, map_state, state_arrays, state_from_arrays
 from ..data.lines import IGNORE_INDEX
 from ..errors import ConfigError, DataError, DistributedError, RnnkitError
-from ..interop.torch import _make_torch_rnn
+from ..interop.torch import TorchSeq2Seq, _make_torch_rnn
 from ..nn.models import CharLM, LossResult
+from ..nn.seq2seq import Seq2Seq
 from ..optim import get_optimizer
 from . import Engine, LocalGroup
 
@@ -96,6 +97,21 @@ def _describe_error(e: BaseException) -> str:
     return f"unexpected {type(e).__name__}: {e}"
 
 
+#: Seconds a process waits for the others (joining the job, any collective) before it gives
+#: up with an error, instead of gloo's and nccl's 30 minutes: ``RNNKIT_DIST_TIMEOUT`` (default
+#: 600, long enough for the main process to encode a large text while the others wait).
+DIST_TIMEOUT_S = 600
+
+
+def dist_timeout():
+    """The :data:`DIST_TIMEOUT_S` (or ``RNNKIT_DIST_TIMEOUT``) as a ``timedelta``."""
+    from datetime import timedelta
+    seconds = _env_int("RNNKIT_DIST_TIMEOUT", DIST_TIMEOUT_S)
+    if seconds < 1:
+        raise DistributedError(f"RNNKIT_DIST_TIMEOUT={seconds}: expected a number of seconds >= 1.")
+    return timedelta(seconds=seconds)
+
+
 class TorchGroup(LocalGroup):
     """This process's place in a torchrun job (or a single process) and its device.
 
@@ -122,7 +138,7 @@ class TorchGroup(LocalGroup):
             self.backend = "nccl" if self.device.type == "cuda" else "gloo"
             if not dist.is_initialized():
                 try:
-                    dist.init_process_group(self.backend)
+                    dist.init_process_group(self.backend, timeout=dist_timeout())
                 except (RuntimeError, ValueError) as e:
                     raise DistributedError(f"could not join the torchrun job ({self.backend}): "
                                            f"{e}") from None
@@ -231,6 +247,10 @@ class _LayeredCharLM(tnn.Module):
 
     def __init__(self, config):
         super().__init__()
+        if getattr(config, "learn_initial_state", False):
+            raise ConfigError("the torch engine: expected a model without a learned initial state, "
+                              "got learn_initial_state=true in its config. Train it with the "
+                              "numpy engine (the default).")
         dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
         V, E, H, L = config.vocab_size, config.embedding_size, config.hidden_size, config.num_layers
         self.vocab_size = V
@@ -292,15 +312,22 @@ class TorchEngine(Engine):
     name = "torch"
 
     def __init__(self, model, config, group=None):
-        if not isinstance(model, CharLM):
-            raise ConfigError(f"the torch engine trains CharLM models (what `rnnkit train` "
-                              f"builds); train a {type(model).__name__} with engine='numpy'.")
+        if not isinstance(model, (CharLM, Seq2Seq)):
+            raise ConfigError(f"the torch engine trains CharLM and Seq2Seq models (what `rnnkit "
+                              f"train` builds); train a {type(model).__name__} with engine='numpy'.")
         super().__init__(model, config, group if group is not None else TorchGroup())
         self.device = self.group.device
-        self.net = _LayeredCharLM(model.config).to(self.device)
+        self.pairs = isinstance(model, Seq2Seq)
+        if self.pairs and self.group.world_size > 1:
+            raise ConfigError("the torch engine trains a Seq2Seq in one process; run it without "
+                              "torchrun (or use --engine numpy).")
+        if self.pairs:
+            self.net = TorchSeq2Seq(model.config.to_dict()).to(self.device)
+        else:
+            self.net = _LayeredCharLM(model.config).to(self.device)
         named = dict(self.net.named_parameters())
         self.names = list(model.parameters())                 # rnnkit's order and names
-        self.params = [named[_torch_name(k)] for k in self.names]
+        self.params = [named[k if self.pairs else _torch_name(k)] for k in self.names]
         self._copy_in(model.parameters())
         if self.group.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -396,6 +423,14 @@ class TorchEngine(Engine):
         g = self.group
         return n * g.rank // g.world_size, n * (g.rank + 1) // g.world_size
 
+    def _pairs_batch(self, batch):
+        """A pairs batch (one process) as tensors: ``((src, x, src_lengths), y, count)``."""
+        dev = self.device
+        t = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(dev)
+             for a in (batch.src, batch.x, batch.y)]
+        y = t[2]
+        return (t[0], t[1], np.asarray(batch.src_lengths)), y, int(np.count_nonzero(batch.y != IGNORE_INDEX))
+
     def _slice(self, batch, training: bool):
         """This process's columns of a global batch as tensors: ``(x, y, lengths, count)``;
         ``x`` is None for an empty slice; ``count`` is the global number of targets."""
@@ -428,9 +463,13 @@ class TorchEngine(Engine):
             if reset or not source.carries_state:
                 carry = None
             tokens = source.tokens_in(batch)
-            x, y, lengths, count = self._slice(batch, training=True)
             self.net.train()
-            logits, state = self.ddp(x, carry, lengths)
+            if self.pairs:
+                inputs, y, count = self._pairs_batch(batch)
+                logits, state = self.net(*inputs)[0], None
+            else:
+                x, y, lengths, count = self._slice(batch, training=True)
+                logits, state = self.ddp(x, carry, lengths)
             total = _loss_sum(logits, y)
             self._pending = total * (self.group.world_size / max(count, 1))
             state = map_state(lambda t: t.detach(), state)
@@ -491,6 +530,11 @@ class TorchEngine(Engine):
         try:
             with torch.no_grad():
                 for b in source.eval_batches():
+                    if self.pairs:
+                        inputs, y, n = self._pairs_batch(b)
+                        count += n
+                        total += _loss_sum(net(*inputs)[0], y).to(torch.float64)
+                        continue
                     x, y, lengths, n = self._slice(b, training=False)
                     count += n
                     if x is None:

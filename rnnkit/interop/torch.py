@@ -64,8 +64,14 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
 from .. import nn as rnn_nn
 from ..cells import CELLS, cell_spec
 from ..errors import ConfigError, DTypeError
-from ..nn.models import (CharLM, CharLMConfig, SequenceClassifier, SequenceClassifierConfig,
-                         SequenceRegressor, SequenceRegressorConfig)
+from ..nn.models import (
+    CharLM,
+    CharLMConfig,
+    SequenceClassifier,
+    SequenceClassifierConfig,
+    SequenceRegressor,
+    SequenceRegressorConfig,
+)
 from ..nn.seq2seq import Seq2Seq, Seq2SeqConfig
 
 __all__ = ["to_torch", "from_torch", "charlm_torch_module", "torch_model_from_config",
@@ -113,13 +119,16 @@ def _load_into_torch(tmod, state: dict) -> None:
 
 
 def _make_torch_rnn(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                    bidirectional, dtype):
+                    bidirectional, dtype, proj_size=0):
     """``torch.nn.RNN/LSTM/GRU`` for any cell name or mode: the spec names the class (the same
-    name in rnnkit.nn and torch.nn) and its keyword arguments (the RNN's nonlinearity)."""
+    name in rnnkit.nn and torch.nn) and its keyword arguments (the RNN's nonlinearity); an
+    LSTM's ``proj_size``."""
     spec = cell_spec(cell)
     kw = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, bias=bias,
               batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, dtype=dtype,
               **spec.layer_kwargs)
+    if proj_size:
+        kw["proj_size"] = proj_size
     with warnings.catch_warnings():
         # torch warns about dropout with num_layers=1 (it has no effect); rnnkit allows it too.
         warnings.simplefilter("ignore", UserWarning)
@@ -128,7 +137,13 @@ def _make_torch_rnn(cell, input_size, hidden_size, num_layers, bias, batch_first
 
 def _run_rnn(rnn, x, state, lengths):
     """``rnn(x, state)`` over right-padded sequences of ``lengths`` (packed), outputs 0 past
-    each sequence's end; time-major or batch-first as the rnn says."""
+    each sequence's end; time-major or batch-first as the rnn says. Without a state, a learned
+    initial state (the parameters ``h0``/``c0`` a twin adds to ``rnn``) starts every sequence."""
+    if state is None and hasattr(rnn, "h0"):
+        N = x.shape[0 if rnn.batch_first else 1]
+        parts = [getattr(rnn, n)[:, None, :].expand(-1, N, -1).contiguous()
+                 for n in (("h0", "c0") if hasattr(rnn, "c0") else ("h0",))]
+        state = tuple(parts) if len(parts) == 2 else parts[0]
     if lengths is None:
         return rnn(x, state)
     lengths = torch.as_tensor(np.asarray(lengths) if not torch.is_tensor(lengths) else lengths)
@@ -162,8 +177,14 @@ class _TorchModel(tnn.Module):
         return cfg
 
     def _rnn(self, cfg, input_size, bidirectional):
-        return _make_torch_rnn(cfg.cell, input_size, cfg.hidden_size, cfg.num_layers,
-                               True, False, cfg.dropout, bidirectional, self._dtype)
+        rnn = _make_torch_rnn(cfg.cell, input_size, cfg.hidden_size, cfg.num_layers,
+                              True, False, cfg.dropout, bidirectional, self._dtype)
+        if getattr(cfg, "learn_initial_state", False):     # rnn.h0 (rnn.c0), as in rnnkit
+            shape = (cfg.num_layers * (2 if bidirectional else 1), cfg.hidden_size)
+            names = ("h0", "c0") if cell_spec(cfg.cell).cell_state else ("h0",)
+            for n in names:
+                rnn.register_parameter(n, tnn.Parameter(torch.zeros(shape, dtype=self._dtype)))
+        return rnn
 
     def _pool(self, out, state, lengths):
         """(T, N, D*H) -> (N, D*H): the top layer's final state(s), or the mean over valid steps."""
@@ -330,8 +351,8 @@ class TorchSeq2Seq(_TorchModel):
         S, N = src.shape
         mask = None
         if src_lengths is not None:
-            L = torch.as_tensor(np.asarray(src_lengths)).long()
-            mask = torch.arange(S)[:, None] < L[None, :]
+            L = torch.as_tensor(np.asarray(src_lengths)).long().to(H.device)
+            mask = torch.arange(S, device=H.device)[:, None] < L[None, :]
         emb = self.tgt_embedding(x)
         feed = torch.zeros_like(s)
         outs, aligns = [], []
@@ -407,8 +428,14 @@ def to_torch(obj) -> tnn.Module:
         tmod = getattr(tnn, obj.spec.cell_layer)(obj.input_size, obj.hidden_size, bias=obj.bias,
                                                  dtype=_torch_dtype(obj.dtype), **obj.spec.layer_kwargs)
     elif isinstance(obj, rnn_nn.RNNBase):
+        if obj.learn_initial_state:
+            raise ConfigError(f"to_torch: expected a layer without a learned initial state, got "
+                              f"learn_initial_state=True: torch.nn.{obj.spec.layer} has no such "
+                              f"parameters. Pass (h0, c0) to the torch layer yourself: they are "
+                              f"obj.parameters()['h0'] (['c0']) repeated over the batch.")
         tmod = _make_torch_rnn(obj.mode, obj.input_size, obj.hidden_size, obj.num_layers, obj.bias,
-                               obj.batch_first, obj.dropout, obj.bidirectional, _torch_dtype(obj.dtype))
+                               obj.batch_first, obj.dropout, obj.bidirectional, _torch_dtype(obj.dtype),
+                               obj.proj_size)
     elif isinstance(obj, rnn_nn.Linear):
         tmod = tnn.Linear(obj.in_features, obj.out_features, bias="bias" in obj.parameters(),
                           dtype=_torch_dtype(obj.dtype))
@@ -427,7 +454,7 @@ def to_torch(obj) -> tnn.Module:
 def from_torch(module, dtype=None):
     """The rnnkit object computing the same function as the PyTorch module ``module``.
 
-    ``module``: ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (``proj_size`` must be 0),
+    ``module``: ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (an LSTM's ``proj_size`` included),
     ``RNNCell`` / ``LSTMCell`` / ``GRUCell``, ``Linear``,
     ``Embedding`` (without ``max_norm``; ``padding_idx`` does not change the forward pass, and
     the rnnkit copy gives that row a gradient like any other), or a torch model carrying an
@@ -443,13 +470,11 @@ def from_torch(module, dtype=None):
         cfg = dict(cfg, dtype=_np_dtype(who, module, dtype).name)
         out = rnn_nn.model_from_config(cfg)
     elif isinstance(module, (tnn.RNN, tnn.LSTM, tnn.GRU)):
-        if getattr(module, "proj_size", 0):
-            raise ConfigError(f"{who}: expected an LSTM with proj_size=0, got proj_size="
-                              f"{module.proj_size}. rnnkit has no projected LSTM.")
+        proj = {"proj_size": module.proj_size} if getattr(module, "proj_size", 0) else {}
         out = rnn_nn.recurrent_layer(
             module.mode, module.input_size, module.hidden_size, num_layers=module.num_layers,
             bias=module.bias, batch_first=module.batch_first, dropout=float(module.dropout),
-            bidirectional=module.bidirectional, dtype=_np_dtype(who, module, dtype))
+            bidirectional=module.bidirectional, dtype=_np_dtype(who, module, dtype), **proj)
     elif isinstance(module, _TORCH_CELLS):
         spec = next(s for s in CELLS.values() if isinstance(module, getattr(tnn, s.cell_layer))
                     and s.layer_kwargs.get("nonlinearity") in (None, getattr(module, "nonlinearity", None)))

@@ -49,7 +49,7 @@ class CrossEntropyLoss:
     def forward(self, logits, target, mask=None):
         logits = as_float_array("CrossEntropyLoss", "logits", logits)
         if logits.ndim < 1:
-            raise ShapeError(f"CrossEntropyLoss: expected logits of shape (..., C), got a scalar.")
+            raise ShapeError("CrossEntropyLoss: expected logits of shape (..., C), got a scalar.")
         target = to_numpy("CrossEntropyLoss", "target", target)
         if target.dtype.kind not in "iu":
             raise DTypeError(f"CrossEntropyLoss: expected integer class targets, got dtype {target.dtype}.")

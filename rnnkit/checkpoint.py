@@ -135,7 +135,7 @@ class Checkpoint:
 
 def _check_model_config(config, source) -> dict:
     """The storage layer only checks that config.json names a model; the model's config class
-    validates the rest (:func:`rnnkit.nn.models.config_from_dict`) before anything is built."""
+    validates the rest (:func:`rnnkit.nn.registry.config_from_dict`) before anything is built."""
     if not isinstance(config, dict):
         raise CheckpointError(f"load_checkpoint: {source}: expected the config to be a JSON "
                               f"object, got {type(config).__name__}.")

@@ -22,7 +22,10 @@ from ._validate import short_list
 from .cells import CELLS
 from .data.corpus import BUILTIN_TEXTS, MODES
 from .data.pairs import BUILTIN_PAIRS
-from .errors import CheckpointError, ConfigError, DataError, RnnkitError
+from .engines import ENGINES
+from .errors import CheckpointError, ConfigError, RnnkitError
+from .optim import OPTIMIZERS, SCHEDULE_NAMES
+from .sample import DEFAULT_LENGTH
 
 LN2 = math.log(2.0)
 
@@ -63,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "character-level language models, export them to PyTorch / ONNX.")
     p.add_argument("--version", action="version", version=f"rnnkit {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    p.commands = sub.choices          # name -> the command's parser (its usage errors)
 
     d = TRAIN_DEFAULTS
     t = sub.add_parser("train", help="train a character-level language model", formatter_class=_fmt_help,
@@ -83,12 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dropout", type=float, help=f"dropout between layers (default: {d['dropout']})")
     t.add_argument("--seq-len", type=int, help=f"stream mode: BPTT chunk length (default: {d['seq_len']})")
     t.add_argument("--batch-size", type=int, help=f"sequences per batch (default: {d['batch_size']})")
-    t.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"],
+    t.add_argument("--optimizer", choices=list(OPTIMIZERS),
                    help=f"optimizer (default: {d['optimizer']})")
     t.add_argument("--lr", type=float, help=f"learning rate (default: {d['lr']})")
     t.add_argument("--weight-decay", type=float, help=f"weight decay (default: {d['weight_decay']})")
     t.add_argument("--clip", type=float, help=f"clip the global gradient norm, 0 = off (default: {d['clip']})")
-    t.add_argument("--schedule", choices=["constant", "cosine", "step", "exponential"],
+    t.add_argument("--schedule", choices=list(SCHEDULE_NAMES),
                    help=f"learning-rate schedule (default: {d['schedule']})")
     t.add_argument("--warmup", type=int, help=f"linear warm-up steps (default: {d['warmup']})")
     g = t.add_mutually_exclusive_group()
@@ -115,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped "
                    "(on either engine; one `rnnkit train` at a time may write a run directory)")
-    t.add_argument("--engine", choices=["numpy", "torch"], help="numpy: rnnkit itself, in this "
+    t.add_argument("--engine", choices=list(ENGINES), help="numpy: rnnkit itself, in this "
                    "process; torch: PyTorch on a CPU or GPU, and many processes under `torchrun "
                    f"--nproc_per_node=N -m rnnkit train ...` (default: {d['engine']})")
     t.add_argument("--device", help="torch engine: cpu, cuda or cuda:N (default: cuda when "
@@ -135,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate text from a trained model", formatter_class=_fmt_help)
     s.add_argument("dir", help="checkpoint directory written by `rnnkit train`")
     s.add_argument("--num", type=int, default=10, help="lines mode: how many samples")
-    s.add_argument("--length", type=int, default=500, help="stream mode: characters to generate "
-                   "(lines mode: the longest sample)")
+    s.add_argument("--length", type=int, help=f"stream mode: characters to generate (default: "
+                   f"{DEFAULT_LENGTH}; lines mode: the longest sample)")
     s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy")
     s.add_argument("--top-k", type=int, default=0, help="sample among the k most probable characters (0 = all)")
     s.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set with this "
@@ -401,9 +405,15 @@ def _check_train_paths(args) -> None:
         out = check_output_dir(args.out, "--out")
         check_not_inside_run(out, "--out")
         if out.is_dir() and has_checkpoint(out) and not args.overwrite:
-            raise ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
-                              f"`rnnkit train --resume {out}`, choose another --out, or pass "
-                              f"--overwrite to start over there.")
+            raise _occupied(out)
+
+
+def _occupied(out) -> ConfigError:
+    """The refusal of an --out directory that holds a run (checked before any work, and again
+    under the run lock)."""
+    return ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
+                       f"`rnnkit train --resume {out}`, choose another --out, or pass "
+                       f"--overwrite to start over there.")
 
 
 def _command(args) -> str:
@@ -426,9 +436,7 @@ def _open_run(out: Path, overwrite: bool, stack, command: str) -> None:
     stack.enter_context(RunLock(out, command))
     if has_checkpoint(out):
         if not overwrite:
-            raise ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
-                              f"`rnnkit train --resume {out}`, choose another --out, or pass "
-                              f"--overwrite to start over there.")
+            raise _occupied(out)
         removed = clear_run(out)
         print(f"rnnkit train: --overwrite: deleted the previous run in {out} "
               f"({short_list(removed, 6)})", file=sys.stderr)
@@ -436,9 +444,7 @@ def _open_run(out: Path, overwrite: bool, stack, command: str) -> None:
 
 def _usage_error(command: str, message: str):
     """Exit 2 with ``rnnkit COMMAND``'s usage line, as argparse does for a bad option."""
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    sub.choices[command].error(message)
+    build_parser().commands[command].error(message)
 
 
 def _silence_other_processes(args) -> None:
@@ -653,62 +659,38 @@ def _print_stream(step, vocab, length, rng, **kw) -> None:
     sys.stdout.write("\n")
 
 
-#: `rnnkit sample --beam`: the largest beam (each step keeps this many hypotheses).
-MAX_BEAM = 1000
+def _flag(name: str) -> str:
+    """An argument's name as the command line spells it: top_k -> --top-k."""
+    return "--" + name.replace("_", "-")
 
 
 def cmd_sample(args) -> int:
     from .load import load_model
-    from .sample import beam_search, check_sampling_args, iter_sample_lines
-    if args.num < 1 or args.length < 1:
-        raise ConfigError(f"--num and --length: expected integers >= 1, got --num {args.num} "
-                          f"and --length {args.length}.")
-    if not 0 <= args.beam <= MAX_BEAM:
-        raise ConfigError(f"--beam: expected an integer in [0, {MAX_BEAM}] (0 = off), got {args.beam}.")
-    if args.seed < 0:
-        raise ConfigError(f"--seed: expected an integer >= 0, got {args.seed}.")
-    temperature, top_k, top_p = check_sampling_args(args.temperature, args.top_k or None, args.top_p)
+    from .sample import beam_search, finite_step, iter_sample_lines, onnx_step, sample_request
+    req = sample_request(num=args.num, length=args.length, beam=args.beam, seed=args.seed,
+                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                         greedy=args.greedy, flag=_flag)
     lm = None
     if args.onnx is not None:
         from .interop.onnx import OnnxCharLM
         lm = OnnxCharLM(args.onnx)
     model, vocab, _, used = load_model(_dir_arg(args.dir), latest=args.latest)
     lines = vocab.bos_id is not None
-    V = len(vocab)
     if lm is not None:
-        if lm.vocab_size != V:
-            raise CheckpointError(f"{args.onnx}: the ONNX model has vocab size {lm.vocab_size}, the "
-                                  f"checkpoint {V}; export it from this checkpoint.")
-
-        def raw_step(tokens, state):
-            logits, state = lm.step(np.asarray(tokens, np.int64)[None, :], state)
-            return np.asarray(logits).reshape(-1, V), state
-        source = args.onnx
+        step = finite_step(onnx_step(lm, len(vocab), args.onnx), args.onnx)
     else:
-        raw_step, source = model.stepper().step, str(used)
-
-    def step(tokens, state):
-        with np.errstate(over="ignore", invalid="ignore"):
-            logits, state = raw_step(tokens, state)
-        if not np.isfinite(logits).all():
-            raise CheckpointError(f"{source}: the model computes NaN or infinite scores (its "
-                                  f"weights overflow float32); the checkpoint is damaged or its "
-                                  f"training diverged. Use another checkpoint (--latest, or an "
-                                  f"earlier run).")
-        return logits, state
-    rng = np.random.default_rng(args.seed)
-    kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=args.greedy)
-    if args.beam:
-        for b in beam_search(step, vocab, args.beam, max_len=64 if lines and args.length == 500 else args.length,
-                             prime=args.prime, lines=lines):
+        step = finite_step(model.stepper().step, str(used))
+    if req.beam:
+        for b in beam_search(step, vocab, req.beam, max_len=req.max_len(lines), prime=args.prime, lines=lines):
             print(f"{b.logprob:10.4f}  {b.text}" + ("" if b.finished else "  (unfinished)"))
         return 0
+    rng = np.random.default_rng(req.seed)
     if lines:
-        for s in iter_sample_lines(step, vocab, args.num, rng, max_len=min(args.length, 1000),
-                                   prime=args.prime, **kw):
+        for s in iter_sample_lines(step, vocab, req.num, rng, max_len=req.max_len(lines), prime=args.prime,
+                                   **req.pick_kw()):
             print(s)
     else:
-        _print_stream(step, vocab, args.length, rng, prime=args.prime, **kw)
+        _print_stream(step, vocab, req.max_len(lines), rng, prime=args.prime, **req.pick_kw())
     return 0
 
 
@@ -722,8 +704,8 @@ def cmd_translate(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from ._mode import no_grad
-    from .data import LinesDataset, dropped_chars, read_text, split_lines
+    from .data import read_text
+    from .evaluate import score_text
     from .load import load_model
     loaded = load_model(_dir_arg(args.dir), latest=args.latest, need_charlm=False)
     if type(loaded.model).__name__ == "Seq2Seq":
@@ -733,59 +715,14 @@ def cmd_eval(args) -> int:
         return 0
     if type(loaded.model).__name__ != "CharLM" or loaded.vocab is None:
         loaded = load_model(_dir_arg(args.dir), latest=args.latest)      # says what is wrong
-    model, vocab, _, used = loaded
-    text = read_text(args.file, encoding=args.encoding)
-    lines = split_lines(text) if vocab.bos_id is not None else None      # what training kept
-    seen = set().union(*map(set, lines)) if lines is not None else set(text)
-    unknown = sorted({ch for ch in seen if ch not in vocab.stoi and ch not in "\r\n"})
-    if unknown:
-        shown = ", ".join(repr(c) for c in unknown[:10]) + (", ..." if len(unknown) > 10 else "")
-        raise DataError(f"{args.file}: {len(unknown)} character(s) the model never saw: {shown}. "
-                        f"A character model can only score text in its training alphabet "
-                        f"({len(vocab)} symbols, see `rnnkit info {args.dir}`); remove or replace them.")
-    total, count = 0.0, 0
-    from .nn.losses import CrossEntropyLoss
-    crit = CrossEntropyLoss(reduction="sum")
-    chunk = 1024                          # lines this long or longer are scored one by one
-    steps = 4096                          # steps per forward call; the state is carried
-
-    def score_stream(ids, state=None):
-        """Summed loss of predicting ids[1:] from ids[:-1], in chunks with the state carried."""
-        nonlocal total, count
-        for i in range(0, len(ids) - 1, steps):
-            x = ids[i: min(i + steps, len(ids) - 1)][:, None]
-            logits, state = model(x, state)
-            total += crit(logits, ids[i + 1: i + 1 + len(x)][:, None])
-            count += crit.last_count
-
-    with no_grad():
-        if lines is not None:
-            if not lines:
-                raise DataError(f"{args.file}: no non-empty lines to evaluate.")
-            ds = LinesDataset(lines, vocab)      # names unknown characters clearly
-            order = np.argsort(ds.line_lengths, kind="stable")
-            short = order[ds.line_lengths[order] < chunk]
-            for idx in ds.index_batches(short):  # similar lengths together, bounded N x T
-                b = ds.get_batch(idx)
-                logits, _ = model(b.x, None, b.lengths)
-                total += crit(logits, b.y)
-                count += crit.last_count
-            bos = np.array([vocab.bos_id], np.int64)
-            for i in order[len(short):]:         # long lines one at a time, chunked
-                o, n = ds.offsets[i], ds.line_lengths[i]
-                score_stream(np.concatenate([bos, ds.ids[o:o + n], bos]))
-        else:
-            ids = vocab.encode(text)
-            if len(ids) < 2:
-                raise DataError(f"{args.file}: need at least 2 characters to evaluate, got {len(ids)}.")
-            score_stream(ids)
-    nats = total / count
-    print(f"checkpoint: {used}")
-    print(f"characters: {count}")
-    if lines is not None:           # lines mode: surrounding whitespace and blank lines
-        print(f"dropped_characters: {dropped_chars(text, lines)}")
-    print(f"loss_nats: {nats:.6f}")
-    print(f"bits_per_char: {nats / LN2:.6f}")
+    score = score_text(loaded.model, loaded.vocab, read_text(args.file, encoding=args.encoding),
+                       source=args.file, hint=f", see `rnnkit info {args.dir}`")
+    print(f"checkpoint: {loaded.path}")
+    print(f"characters: {score.characters}")
+    if score.dropped is not None:   # lines mode: surrounding whitespace and blank lines
+        print(f"dropped_characters: {score.dropped}")
+    print(f"loss_nats: {score.loss:.6f}")
+    print(f"bits_per_char: {score.bits_per_char:.6f}")
     return 0
 
 

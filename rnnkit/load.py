@@ -22,7 +22,7 @@ from typing import NamedTuple
 from .checkpoint import BEST_DIR, CONFIG_FILE, MODEL_FILE, Checkpoint, load_checkpoint
 from .data import BOUNDARY, Vocab
 from .errors import CheckpointError, RnnkitError
-from .nn.models import config_from_dict, model_from_state
+from .nn.registry import config_from_dict, model_from_state
 
 
 class LoadedModel(NamedTuple):

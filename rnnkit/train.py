@@ -48,7 +48,7 @@ from .cells import state_arrays, state_from_arrays
 from .engines import make_engine
 from .engines.numpy import _rng_owners  # noqa: F401  (the dropout generators; tests use it)
 from .errors import CheckpointError, ConfigError, RnnkitError, TrainingDivergedError
-from .optim import ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR, get_optimizer
+from .optim import OPTIMIZERS, SCHEDULE_NAMES, ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR, get_optimizer
 
 
 # ============================================================================== config
@@ -86,11 +86,11 @@ class TrainConfig:
         who = "TrainConfig"
         check_int(who, "steps", self.steps, 1)
         check_float(who, "lr", self.lr, 0.0, min_inclusive=False)
-        check_choice(who, "optimizer", self.optimizer, ("sgd", "adam", "adamw", "rmsprop", "adagrad"))
+        check_choice(who, "optimizer", self.optimizer, tuple(OPTIMIZERS))
         check_float(who, "weight_decay", self.weight_decay, 0.0)
         check_float(who, "clip", self.clip, 0.0)
         check_float(who, "clip_value", self.clip_value, 0.0)
-        check_choice(who, "schedule", self.schedule, ("constant", "cosine", "step", "exponential"))
+        check_choice(who, "schedule", self.schedule, SCHEDULE_NAMES)
         check_int(who, "warmup", self.warmup, 0)
         check_int(who, "eval_every", self.eval_every, 1)
         check_int(who, "patience", self.patience, 0)

@@ -42,7 +42,7 @@ from rnnkit.io import (
     save_safetensors,
 )
 from rnnkit.load import load_model
-from rnnkit.nn.models import config_from_dict, model_from_config
+from rnnkit.nn.registry import config_from_dict, model_from_config
 
 from needs import require
 

@@ -371,7 +371,7 @@ def test_schedule_errors():
 PUBLIC = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "get_optimizer", "OPTIMIZERS",
           "clip_grad_norm", "clip_grad_value", "global_norm",
           "Schedule", "ConstantLR", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
-          "schedule_from_config", "SCHEDULES"]
+          "schedule_from_config", "SCHEDULES", "SCHEDULE_NAMES"]
 
 
 def test_package_reexports_every_public_name_once():

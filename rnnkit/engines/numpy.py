@@ -16,7 +16,7 @@ import numpy as np
 from .._mode import no_grad
 from ..cells import map_state
 from ..optim import clip_grad_norm, clip_grad_value, global_norm
-from . import Engine
+from .base import Engine
 
 __all__ = ["NumpyEngine"]
 

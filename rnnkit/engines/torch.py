@@ -38,19 +38,17 @@ from torch import nn as tnn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..cells import cell_spec, map_state, state_arrays, state_from_arrays
-from ..data.lines import IGNORE_INDEX
 from ..errors import ConfigError, DataError, DistributedError, RnnkitError
 from ..interop.torch import TorchSeq2Seq, _make_torch_rnn
 from ..nn.models import CharLM, LossResult
 from ..nn.seq2seq import Seq2Seq
-from ..optim import get_optimizer
-from . import Engine, LocalGroup
+from ..ops import IGNORE_INDEX
+from ..optim import OPTIMIZERS, get_optimizer
+from .base import Engine, LocalGroup
 
 __all__ = ["TorchGroup", "TorchEngine"]
 
 _DEVICE_RE = re.compile(r"^(cpu|cuda)(?::(\d{1,3}))?$")
-_TORCH_OPTIMIZERS = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam",
-                     "adamw": "AdamW"}
 #: rnnkit optimizers whose torch twin keeps a "step" entry per parameter.
 _TORCH_STEP = ("adagrad", "rmsprop", "adam", "adamw")
 
@@ -387,7 +385,7 @@ class TorchEngine(Engine):
         kw = dict(self._hyper)
         if "betas" in kw:
             kw["betas"] = tuple(kw["betas"])
-        cls = getattr(torch.optim, _TORCH_OPTIMIZERS[self._opt_name])
+        cls = getattr(torch.optim, OPTIMIZERS[self._opt_name].__name__)     # the same class names
         return cls(self.params, foreach=False, **kw)
 
     def _reference(self):

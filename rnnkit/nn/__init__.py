@@ -17,9 +17,9 @@ from .models import (
                      SequenceClassifierConfig,
                      SequenceRegressor,
                      SequenceRegressorConfig,
-                     model_from_config,
 )
 from .module import Module
+from .registry import model_from_config
 from .rnn import GRU, LSTM, RNN, RNNBase, recurrent_layer
 from .seq2seq import Seq2Seq, Seq2SeqConfig
 

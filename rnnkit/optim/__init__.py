@@ -42,6 +42,7 @@ clipping)::
 from .clipping import clip_grad_norm, clip_grad_value, global_norm
 from .optimizers import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, get_optimizer
 from .schedules import (
+                        SCHEDULE_NAMES,
                         SCHEDULES,
                         ConstantLR,
                         CosineAnnealingLR,
@@ -56,5 +57,5 @@ __all__ = [
     "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "get_optimizer", "OPTIMIZERS",
     "clip_grad_norm", "clip_grad_value", "global_norm",
     "Schedule", "ConstantLR", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
-    "schedule_from_config", "SCHEDULES",
+    "schedule_from_config", "SCHEDULES", "SCHEDULE_NAMES",
 ]

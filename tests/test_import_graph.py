@@ -9,6 +9,7 @@ still import rnnkit.datasets inside functions. Those edges are the one known cyc
 part of finding 3 of the structure issue."""
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rnnkit"
@@ -24,6 +25,7 @@ def _module_name(path: Path, root: Path = PACKAGE) -> str:
     return ".".join(parts)
 
 
+@functools.lru_cache(maxsize=4)
 def import_graph(root: Path = PACKAGE) -> dict:
     """module -> {(imported rnnkit module, line)} for every .py file under ``root``."""
     modules = {_module_name(p, root): p for p in root.rglob("*.py")}

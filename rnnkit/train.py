@@ -142,14 +142,20 @@ class Checkpointing:
     evaluation, at the end, and on Ctrl-C / SIGTERM; ``best/`` inside it holds the best
     validation weights. ``vocab``: a JSON dict stored beside the weights (``vocab.json``).
     ``extra``: JSON kept in ``trainer.json`` (``rnnkit train`` stores its options there).
+    ``tensorboard``: a directory for TensorBoard event files holding the same numbers as
+    ``metrics.jsonl`` (:mod:`rnnkit.tblog`; needs the ``tensorboard`` extra); a resumed run
+    continues its curves there.
     """
 
     out_dir: Any
     vocab: Optional[dict] = None
     extra: dict = field(default_factory=dict)
+    tensorboard: Any = None
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)
+        if self.tensorboard is not None:
+            self.tensorboard = Path(self.tensorboard)
 
 
 class _StopFlag:
@@ -231,6 +237,8 @@ class Trainer:
         self.tokens_seen = 0
         self.loss_ema: Optional[float] = None   # smoothed training loss (0.9 decay), checkpointed
         self._saved_step: Optional[int] = None  # step of the last checkpoint written to out_dir
+        self._tb = None                          # the TensorBoard log while fit() runs
+        self._rate_mark = (time.perf_counter(), 0)   # (time, tokens_seen) for tokens_per_s
 
     @property
     def is_main(self) -> bool:
@@ -412,6 +420,7 @@ class Trainer:
         eng = self.engine
         self.model.train()
         self._snapshot()
+        self._open_tensorboard()
         bar = None
         if cfg.progress is not False and self.step < cfg.steps and self.is_main:
             from tqdm.auto import tqdm
@@ -420,6 +429,7 @@ class Trainer:
         result = TrainResult(steps=self.step)
         t0 = time.perf_counter()
         tok0 = self.tokens_seen
+        self._rate_mark = (t0, tok0)
         loss_ema = self.loss_ema
         try:
             with _StopFlag(echo=2.0 if eng.group.world_size > 1 else 0.0) as stop:
@@ -465,6 +475,9 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            if self._tb is not None:
+                self._tb.close()
+                self._tb = None
         if result.stopped == "interrupted" and self.out_dir is not None:
             self.save()
             result.message += f"; checkpoint saved to {self.out_dir} (continue with --resume)"
@@ -503,8 +516,11 @@ class Trainer:
 
     def _evaluate_and_save(self, last_loss, norm, loss_ema, bar) -> bool:
         cfg = self.config
+        t_mark, tok_mark = self._rate_mark
         record = {"step": self.step, "train_loss": float(loss_ema), "grad_norm": float(norm),
-                  "lr": float(self.schedule(max(self.step - 1, 0))), "tokens": self.tokens_seen}
+                  "lr": float(self.schedule(max(self.step - 1, 0))), "tokens": self.tokens_seen,
+                  # training throughput since the previous evaluation (wall clock, this process)
+                  "tokens_per_s": (self.tokens_seen - tok_mark) / max(time.perf_counter() - t_mark, 1e-9)}
         val = self.evaluate()
         improved = False
         if val is not None:
@@ -528,6 +544,7 @@ class Trainer:
         if self.out_dir is not None:
             self._saved_step = self.step
         self._snapshot()
+        self._rate_mark = (time.perf_counter(), self.tokens_seen)   # evaluation time not counted
         msg = f"step {self.step}: train {record['train_loss']:.4f}"
         if val is not None:
             msg += f", val {val:.4f}" + (" (best)" if improved else "")
@@ -554,7 +571,21 @@ class Trainer:
                                      config=self._model_config(), vocab=self.checkpoint.vocab,
                                      trainer_state={"step": self.step, "val_loss": self.best_val})
             ckpt.append_metrics(self.out_dir, record)
+            if self._tb is not None:       # after metrics.jsonl, before the checkpoint (rnnkit.tblog)
+                self._tb.write(record)
             self._write(self.out_dir, *gathered)
+
+    def _open_tensorboard(self) -> None:
+        """Open ``checkpoint.tensorboard`` (main process only) at the current step, with the
+        records of ``metrics.jsonl`` it lacks (:class:`rnnkit.tblog.TensorBoardLog`)."""
+        logdir = self.checkpoint.tensorboard if self.checkpoint is not None else None
+        if logdir is None:
+            return
+        from .tblog import TensorBoardLog
+        with self.engine.agreed():      # a failure on the main process stops every process
+            if self.is_main:
+                self._tb = TensorBoardLog(logdir, ckpt.read_metrics(self.out_dir), self.step,
+                                          log=self._log)
 
 
 def _engine_words(info: dict) -> str:

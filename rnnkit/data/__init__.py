@@ -14,6 +14,8 @@ Data flows one way::
 * :mod:`~rnnkit.data.sources` - batch sources: the batch at step k is a pure function of
   (seed, k), which is what makes a resumed run replay a straight one exactly.
 * :mod:`~rnnkit.data.corpus` - :func:`load_text_data`, the pipeline of ``rnnkit train``.
+* :mod:`~rnnkit.data.pairs` - pairs mode (``source<TAB>target``) for sequence-to-sequence
+  models: :func:`load_pairs_data`, :class:`PairsDataset`, :class:`PairsSource`.
 
 Everything is time-major: a batch of token ids is an int64 array of shape ``(T, N)`` (time
 steps first, one column per sequence), the layout ``rnnkit.nn`` layers expect.
@@ -29,6 +31,8 @@ Example::
 """
 
 from .corpus import BUILTIN_TEXTS, TextData, load_text_data
+from .pairs import (PairsBatch, PairsData, PairsDataset, PairsSource, is_pairs_text, load_pairs_data,
+                    pair_vocabs, parse_pairs, read_pairs)
 from .lines import IGNORE_INDEX, LinesBatch, LinesDataset
 from .sources import ArrayBatch, ArraySource, EpochOrder, LinesSource, StreamSource
 from .splits import split_stream, train_val_split
@@ -41,5 +45,7 @@ __all__ = [
     "BOUNDARY", "IGNORE_INDEX", "BYTES", "MAX_TEXT_BYTES", "MAX_LINE_CHARS", "Vocab", "read_text",
     "split_lines", "detect_mode", "check_line_lengths", "unigram_entropy", "LinesBatch", "LinesDataset", "StreamChunk", "StreamDataset",
     "train_val_split", "split_stream", "EpochOrder", "LinesSource", "StreamSource", "ArrayBatch",
-    "ArraySource", "TextData", "load_text_data", "BUILTIN_TEXTS",
+    "ArraySource", "TextData", "load_text_data", "BUILTIN_TEXTS", "PairsBatch", "PairsData",
+    "PairsDataset", "PairsSource", "is_pairs_text", "load_pairs_data", "pair_vocabs", "parse_pairs",
+    "read_pairs",
 ]

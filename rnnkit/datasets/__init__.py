@@ -12,6 +12,8 @@ name               returns                                         kind
 ``copy_memory``    X (T, N) ids, Y (T, N) ids                      many-to-many classification
 ``noisy_sine``     X (T, N, 1), Y (T, N, 1)                        many-to-many regression
 ``sunspots``       (years (309,), values (309,)) 1700-2008         time series
+``dates``          [(human date, ISO date)] pairs                  sequence to sequence
+``number_words``   [(English number words, digits)] pairs          sequence to sequence
 =================  ==============================================  ==========================
 
 Example::
@@ -25,6 +27,7 @@ Example::
 from __future__ import annotations
 
 from ..errors import ConfigError
+from .pairs import dates, number_words
 from .series import sunspots
 from .synthetic import adding_problem, copy_memory, noisy_sine
 from .text import names, names_by_sex, names_sex_dataset, pydoc_topics, text_file
@@ -38,6 +41,8 @@ REGISTRY = {
     "copy_memory": copy_memory,
     "noisy_sine": noisy_sine,
     "sunspots": sunspots,
+    "dates": dates,
+    "number_words": number_words,
 }
 
 
@@ -56,4 +61,5 @@ def load(name: str, **kw):
 
 
 __all__ = ["load", "available", "REGISTRY", "names", "names_by_sex", "names_sex_dataset",
-           "pydoc_topics", "text_file", "adding_problem", "copy_memory", "noisy_sine", "sunspots"]
+           "pydoc_topics", "text_file", "adding_problem", "copy_memory", "noisy_sine", "sunspots",
+           "dates", "number_words"]

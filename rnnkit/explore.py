@@ -62,7 +62,7 @@ __all__ = [
 MAX_CHARS = 5000
 #: Most activation numbers one page holds (float32: 16 MB); bounds the characters of big models.
 MAX_VALUES = 4_000_000
-#: |activation| above this counts as saturated.
+#: ``|activation|`` above this counts as saturated.
 SATURATION = 0.9
 #: Characters generated when no text is given (stream mode; in lines mode the longest line).
 GENERATE = 500

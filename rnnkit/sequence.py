@@ -208,6 +208,9 @@ class StepBuffers(NamedTuple):
 
 
 def step_buffers(cell, N: int, H: int, GH: int, dtype) -> StepBuffers:
+    """Fresh :class:`StepBuffers` for stepping ``cell`` one step at a time: gate and
+    recurrent-projection rows (N, GH), the cell's own per-step buffer (N, H) when it keeps
+    one, and a :class:`Step` of views."""
     return StepBuffers(np.empty((N, GH), dtype), np.empty((N, GH), dtype),
                        np.empty((N, H), dtype) if cell.keeps else None, Step())
 

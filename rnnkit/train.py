@@ -62,6 +62,15 @@ class TrainConfig:
     that many evaluations without improvement (0 = never). ``explode_factor``: stop when the
     training loss exceeds that multiple of the first step's loss.
     ``progress``: tqdm bar (None = only on a terminal).
+
+    >>> cfg = TrainConfig(steps=100, lr=0.01, schedule="cosine", warmup=10, min_lr_frac=0.1)
+    >>> lr = cfg.make_schedule()
+    >>> [round(lr(s), 6) for s in (0, 10, 100)]     # warm-up from lr / 10, cosine to lr / 10
+    [0.001, 0.01, 0.001]
+    >>> TrainConfig(lr=0).validate()
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.ConfigError: ...
     """
 
     steps: int = 1000
@@ -207,6 +216,33 @@ class Trainer:
     (:mod:`rnnkit.engines`); ``device``: the torch engine's device (``"cpu"``, ``"cuda"``,
     ``"cuda:N"``). Under ``torchrun`` every process runs the same trainer; only the main one
     (rank 0) writes files, logs and calls ``on_eval``.
+
+    A run of 10 steps, resumed to 20 from its checkpoint, is the run of 20 steps:
+
+    >>> import tempfile
+    >>> from rnnkit import datasets, nn
+    >>> from rnnkit.data import BOUNDARY, LinesDataset, LinesSource, Vocab
+    >>> names = datasets.names()[:200]
+    >>> vocab = Vocab.build(names, specials=(BOUNDARY,))
+    >>> def trainer(steps, out):
+    ...     model = nn.CharLM(nn.CharLMConfig(vocab_size=len(vocab), hidden_size=16,
+    ...                                       num_layers=1), seed=0)
+    ...     train = LinesSource(LinesDataset(names[:150], vocab), batch_size=16, seed=0)
+    ...     val = LinesSource(LinesDataset(names[150:], vocab), batch_size=50, seed=0)
+    ...     return Trainer(model, train, val, TrainConfig(steps=steps, eval_every=5, progress=False),
+    ...                    checkpoint=out, log=lambda msg: None)
+    >>> a, b = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> straight = trainer(20, a).fit()
+    >>> trainer(10, b).fit().steps
+    10
+    >>> resumed = trainer(20, b).resume()
+    >>> resumed.step
+    10
+    >>> result = resumed.fit()
+    >>> [r["step"] for r in result.history]
+    [5, 10, 15, 20]
+    >>> [r["val_loss"] for r in result.history] == [r["val_loss"] for r in straight.history]
+    True
     """
 
     def __init__(self, model, train, val=None, config: TrainConfig | None = None,

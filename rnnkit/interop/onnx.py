@@ -113,6 +113,7 @@ __all__ = [
     "OnnxCharLM",
 ]
 
+#: The ONNX opset an export targets unless ``opset=`` says otherwise.
 DEFAULT_OPSET = 17
 MIN_OPSET = 14
 

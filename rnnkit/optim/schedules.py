@@ -162,6 +162,7 @@ class LinearWarmup(Schedule):
                 "warmup_steps": self.warmup_steps, "start_factor": self.start_factor}
 
 
+#: The schedule classes by class name, as :meth:`Schedule.to_config` records them.
 SCHEDULES = {c.__name__: c for c in (ConstantLR, StepLR, ExponentialLR, CosineAnnealingLR,
                                      LinearWarmup)}
 

@@ -54,13 +54,16 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(np|numpy|pathlib|os|typing|collections|collections\.abc|torch|onnx|onnxruntime"
                r"|ort|matplotlib|threading|argparse|io|json|re|contextlib|dataclasses|types"
-               r"|numba|selenium|tensorboardX|safetensors|filelock|tqdm)(\..*)?"),
+               r"|numba|selenium|tensorboardX|safetensors|filelock|tqdm|datetime)(\..*)?"),
+    # private base classes named by "Bases:" (not part of the API)
+    (r"py:class", r"rnnkit\.(.*\.)?_\w+"),
     (r"py:(class|obj|data)", r"(Path|PathLike|Any|Optional|Union|Callable|Iterable|Iterator"
                              r"|Sequence|Mapping|Generator|ndarray|DTypeLike|ArrayLike|Tensor"
                              r"|NoneType|None|optional|array|array_like|float|int|str|bool"
                              r"|dict|list|tuple|bytes|object|type|callable|Self)"),
     (r"py:(class|exc)", r"(ValueError|KeyError|TypeError|RuntimeError|OSError|Exception"
                         r"|BaseException|UserWarning|FileNotFoundError|ImportError)"),
+    (r"py:(meth|attr|func)", r"(bytes|str|dict|list|tuple|object)\.\w+"),
 ]
 
 html_theme = "furo"

@@ -78,7 +78,7 @@ class Cell:
 
     #: True when the cell keeps a per-step cache array for backward (``Step.keep``)
     keeps = False
-    #: name of a compiled N = 1 inference loop in :mod:`rnnkit._jit`, if there is one
+    #: name of a compiled N = 1 inference loop in ``rnnkit._jit``, if there is one
     jit_n1 = None
 
     def __init__(self, spec: "CellSpec"):

@@ -381,9 +381,9 @@ def explore_checkpoint(directory, out, *, file=None, prime: str | None = None, l
     The text is ``file`` (read with :func:`rnnkit.data.read_text`), or, without one, what the
     model generates with :mod:`rnnkit.sample` (its stepper), drawn with ``seed`` and
     ``temperature``, as ``rnnkit sample`` does: in lines mode ``num`` lines (default
-    :data:`GENERATE_LINES`; :func:`~rnnkit.sample.sample_lines`) that begin with ``prime``, each
+    ``GENERATE_LINES``; :func:`~rnnkit.sample.sample_lines`) that begin with ``prime``, each
     at most ``length`` characters long; in stream mode ``length`` characters (default
-    :data:`GENERATE`; :func:`~rnnkit.sample.sample_stream`) after ``prime``.
+    ``GENERATE``; :func:`~rnnkit.sample.sample_stream`) after ``prime``.
     ``out`` is checked first, before any work.
     """
     from .data import read_text

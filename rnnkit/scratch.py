@@ -173,8 +173,8 @@ def rnn_cell(xt: np.ndarray, a_prev: np.ndarray, parameters: Mapping) -> tuple:
         ``(a_next, yt_pred, xt, parameters, a_prev)``.
 
     Raises:
-        ShapeError (a ValueError) for wrong shapes, ParameterKeyError (a KeyError) for
-        missing keys.
+        ShapeError: wrong shapes (a ``ValueError``).
+        ParameterKeyError: missing keys (a ``KeyError``).
 
     >>> p = {"Wax": np.ones((2, 3)), "Waa": np.eye(2), "ba": np.zeros((2, 1)),
     ...      "Wya": np.ones((1, 2)), "by": np.zeros((1, 1))}
@@ -368,7 +368,7 @@ def lstm_cell(xt: np.ndarray, a_prev: np.ndarray, c_prev: np.ndarray,
         a_next  = ot * tanh(c_next)                   # (n_a, m)
         yt_pred = softmax(Wy @ a_next + by)           # (n_y, m)
 
-    Args:
+    Inputs:
         xt ``(n_x, m)``, a_prev ``(n_a, m)``, c_prev ``(n_a, m)``; parameters with
         ``Wf, Wi, Wc, Wo (n_a, n_a + n_x)``, ``bf, bi, bc, bo (n_a, 1)``, ``Wy (n_y, n_a)``,
         ``by (n_y, 1)``.
@@ -406,7 +406,7 @@ def lstm_forward(x: np.ndarray, a0: np.ndarray, parameters: Mapping,
     with ``a<-1> = a0`` and ``c<-1> = 0`` (the notebook's choice). ``c0`` is an optional
     extension: pass an ``(n_a, m)`` array to start from another cell state.
 
-    Args:
+    Inputs:
         x ``(n_x, m, T_x)``, a0 ``(n_a, m)``, parameters as for :func:`lstm_cell`,
         c0 ``(n_a, m)`` or None (zeros).
 

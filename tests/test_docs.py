@@ -67,6 +67,13 @@ def test_every_cli_option_has_help():
     assert ext.options_without_help() == []
 
 
+def test_readme_builds_the_site_as_the_test_does():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "python -m sphinx -W --keep-going -b html docs docs/_build/html" in readme
+    assert 'pip install -e ".[docs]"' in readme
+    assert "(docs/img/docs_site.png)" in readme and (DOCS / "img" / "docs_site.png").is_file()
+
+
 def test_summary_line_keeps_literals_whole():
     assert ext.summary_line("Ids ``0 .. n``. Then more.") == "Ids ``0 .. n``."
     assert ext.summary_line("One line\nwrapped. Second.") == "One line wrapped."
@@ -137,7 +144,7 @@ def test_cli_reference_is_what_rnnkit_help_prints(site):
 def test_the_site_holds_the_readme_guides_and_notebook(site):
     front = " ".join(page_text(site / "index.html").split())
     assert "Recurrent neural networks (RNN, LSTM, GRU) in NumPy" in front
-    for guide in ("design", "engines", "onnx", "reliability", "results", "benchmarks", "cli"):
+    for guide in ("design", "engines", "onnx", "reliability", "results", "BENCHMARKS", "cli"):
         assert (site / f"{guide}.html").is_file(), guide
     tutorial = page_text(site / "tutorial.html")
     import json

@@ -85,14 +85,17 @@ def _all_modules(package: str = PACKAGE) -> tuple:
 
 def module_names(modname: str) -> list:
     """The public names of one module: ``__all__``, else the classes and functions it
-    defines whose names do not start with ``_``."""
+    defines and the constants it documents with a ``#:`` comment, whose names do not start
+    with ``_``."""
     mod = importlib.import_module(modname)
     if hasattr(mod, "__all__"):
         return [n for n in mod.__all__ if n != "__version__"] + (
             ["__version__"] if "__version__" in mod.__all__ else [])
     return [n for n, v in vars(mod).items()
-            if not n.startswith("_") and (inspect.isclass(v) or inspect.isfunction(v))
-            and getattr(v, "__module__", None) == modname]
+            if not n.startswith("_") and (
+                ((inspect.isclass(v) or inspect.isfunction(v))
+                 and getattr(v, "__module__", None) == modname)
+                or (not inspect.ismodule(v) and not callable(v) and attribute_doc(modname, n)))]
 
 
 def _kind(obj) -> str:
@@ -228,7 +231,8 @@ def write_api(outdir: Path, warn) -> list:
         lines = [_title(f"``{full}``"), "", f".. currentmodule:: {e.module}", ""]
         if e.kind in ("class", "exception"):
             directive = "autoexception" if e.kind == "exception" else "autoclass"
-            lines += [f".. {directive}:: {e.name}", "   :members:", "   :show-inheritance:"]
+            lines += [f".. {directive}:: {e.name}", "   :members:", "   :undoc-members:",
+                      "   :show-inheritance:"]
             if e.kind == "class":          # members inherited from rnnkit's own classes only
                 others = sorted({c.__name__ for c in e.obj.__mro__[1:]
                                  if not c.__module__.startswith(PACKAGE)} | {"object"})
@@ -324,10 +328,15 @@ def setup(app):
         state["entries"] = write_api(Path(app_.srcdir) / "api",
                                      lambda msg: logger.warning(msg, type="rnnkit", subtype="api"))
         state["canonical"] = {e.fullname: e.canonical for e in state["entries"]}
+        state["documented"] = {e.canonical for e in state["entries"]}
         state["by_last"] = {}
         for e in state["entries"]:
             if e.is_canonical:
                 state["by_last"].setdefault(e.name, set()).add(e.canonical)
+
+    def _member(owner, member):
+        owner = state["canonical"].get(owner, owner)
+        return f"{owner}.{member}" if owner in state["documented"] else None
 
     def resolve(app_, env, node, contnode):
         """A reference to a public object by another of its names, or by its last component."""
@@ -342,14 +351,23 @@ def setup(app):
                 if e.is_canonical and home and f"{home}.{getattr(e.obj, '__qualname__', '')}" == target:
                     found = e.canonical
                     break
-        if found is None:
-            last = target.rsplit(".", 1)[-1]
-            head = target.rsplit(".", 1)[0] if "." in target else ""
-            cands = state["by_last"].get(last if not head or head[:1].isupper() else target, set())
-            if not head and len(cands) == 1:
+        if found is None and "." not in target:
+            # a bare name: a public object of that name (unique), or a member of the class
+            # the reference is written in
+            cands = state["by_last"].get(target, set())
+            if len(cands) == 1:
                 found = next(iter(cands))
+            elif node.get("py:class"):
+                found = _member(f"{node.get('py:module')}.{node.get('py:class')}", target)
+        elif found is None and target.count(".") == 1 and target[:1].isupper():
+            # Class.member, with Class named by its last component
+            cls, member = target.split(".")
+            cands = state["by_last"].get(cls, set())
+            if len(cands) == 1:
+                found = f"{next(iter(cands))}.{member}"
         if found is None or found == target:
             return None
+        found = state["canonical"].get(found, found)
         domain = env.get_domain("py")
         return domain.resolve_xref(env, node["refdoc"], app_.builder, node.get("reftype", "obj"),
                                    found, node, contnode)

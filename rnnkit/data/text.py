@@ -28,7 +28,7 @@ def read_text(path, encoding: str = "utf-8", errors: str = "strict",
     ``encoding`` is any Python text codec name, or :data:`BYTES` (``"bytes"``): every byte
     becomes the Latin-1 character with the same value (256 possible characters, never fails).
     Line endings ``\\r\\n`` and ``\\r`` become ``\\n`` (except with ``"bytes"``, which is exact).
-    ``errors`` is passed to :meth:`bytes.decode` (``"strict"``, ``"replace"``, ``"ignore"``).
+    ``errors`` is passed to ``bytes.decode`` (``"strict"``, ``"replace"``, ``"ignore"``).
 
     Only a regular file of at most ``max_bytes`` (:data:`MAX_TEXT_BYTES`, 128 MiB) is read:
     a FIFO, a device such as ``/dev/zero`` or a directory is refused at once (opened without

@@ -90,7 +90,7 @@ class RNNBase(Module):
     """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU`.
 
     ``mode`` is any cell name or PyTorch mode known to :func:`rnnkit.cells.cell_spec`; the
-    layer's :attr:`spec` tells everything else (gates, state shape, ONNX and torch names).
+    layer's ``spec`` attribute tells everything else (gates, state shape, ONNX and torch names).
     """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,

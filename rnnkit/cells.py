@@ -344,10 +344,27 @@ class CellSpec:
     def new_cell(self) -> Cell:
         return self.cell_class(self)
 
+    @property
+    def cell_layer(self) -> str:
+        """The single-step class in :mod:`rnnkit.nn` *and* ``torch.nn`` (``LSTMCell``, ...):
+        the layer's name followed by ``Cell``, built with the same ``layer_kwargs``."""
+        return self.layer + "Cell"
+
+    def parameter_shapes(self, input_size: int, hidden_size: int, bias: bool = True,
+                         suffix: str = "") -> dict:
+        """PyTorch's names and shapes of one direction of one layer (or of a cell):
+        ``weight_ih`` (G*H, input_size), ``weight_hh`` (G*H, H), ``bias_ih``/``bias_hh``
+        (G*H,), each name followed by ``suffix`` (e.g. ``_l0_reverse``)."""
+        GH = self.num_gates * hidden_size
+        shapes = {"weight_ih" + suffix: (GH, input_size), "weight_hh" + suffix: (GH, hidden_size)}
+        if bias:
+            shapes["bias_ih" + suffix] = (GH,)
+            shapes["bias_hh" + suffix] = (GH,)
+        return shapes
+
     def num_parameters(self, input_size: int, hidden_size: int, bias: bool = True) -> int:
         """Parameters of one direction of one layer: ``G*H*(input_size + H + 2*bias)``."""
-        G, H = self.num_gates, hidden_size
-        return G * H * (input_size + H + (2 if bias else 0))
+        return sum(int(np.prod(s)) for s in self.parameter_shapes(input_size, hidden_size, bias).values())
 
 
 #: Cell kinds by config name, in the order shown to users.

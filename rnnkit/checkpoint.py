@@ -223,6 +223,20 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(hidden, ignore_errors=True)
 
 
+def _remove_debris(directory: Path) -> None:
+    """Drop the leftovers of a killed save in ``directory``: hidden temporary or retired
+    versions and temporary files. They are never versions, so this is safe (single writer)."""
+    stale_files = tuple(f".{n}.tmp-" for n in (*_CONVENIENCE, LATEST_FILE, METRICS_FILE))
+    for e in os.scandir(directory):
+        if e.name.startswith((".tmp-ckpt-", ".old-ckpt-")) and e.is_dir(follow_symlinks=False):
+            shutil.rmtree(e.path, ignore_errors=True)
+        elif e.name.startswith(stale_files) and e.is_file(follow_symlinks=False):
+            try:
+                os.unlink(e.path)
+            except OSError:
+                pass
+
+
 def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict | None = None,
                     optimizer_state: dict | None = None, optimizer_meta: dict | None = None,
                     trainer_state: dict | None = None, trainer_arrays: dict | None = None,
@@ -266,16 +280,11 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
     if not directory.is_dir():
         raise CheckpointError(f"{who}: expected {directory} to be a directory, got a file.")
 
-    # Leftovers of a killed save: never versions, safe to drop (single writer).
-    stale_files = tuple(f".{n}.tmp-" for n in (*_CONVENIENCE, LATEST_FILE, METRICS_FILE))
-    for e in os.scandir(directory):
-        if e.name.startswith((".tmp-ckpt-", ".old-ckpt-")) and e.is_dir(follow_symlinks=False):
-            shutil.rmtree(e.path, ignore_errors=True)
-        elif e.name.startswith(stale_files) and e.is_file(follow_symlinks=False):
-            try:
-                os.unlink(e.path)
-            except OSError:
-                pass
+    # Leftovers of a killed save, here and in best/ (whose own save may be many steps away).
+    _remove_debris(directory)
+    if directory.name != BEST_DIR and (directory / BEST_DIR).is_dir() \
+            and not (directory / BEST_DIR).is_symlink():
+        _remove_debris(directory / BEST_DIR)
 
     versions = list_versions(directory)
     number = int(_VERSION_RE.match(versions[0].name).group(1)) + 1 if versions else 1

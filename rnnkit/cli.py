@@ -1,4 +1,4 @@
-"""``rnnkit`` command line: train / sample / eval / info / export / plot / explore.
+"""``rnnkit`` command line: train / sample / eval / info / export / plot / explore / check.
 
 Exit codes: 0 success, 1 error (one line on stderr; ``--debug`` shows the traceback),
 2 usage error, 130 interrupted outside training (training itself saves and exits 0 on Ctrl-C).
@@ -187,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--encoding", default="utf-8", help="text encoding of FILE")
     ex.add_argument("--latest", action="store_true", help="use the latest weights instead of the best ones")
     ex.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    from .check import command as check_command
+    check_command.add_arguments(sub.add_parser(
+        "check", help="find the first wrong quantity in a learner's own notebook functions",
+        formatter_class=_fmt_help, description="Run the notebook functions a .py file or a Jupyter "
+        "notebook defines (in a child process with time and memory limits) and compare every "
+        "output and cache entry with rnnkit.scratch: the first wrong quantity, where, and its "
+        "likely cause. Exit code 0 when nothing fails, 1 otherwise, 2 for usage errors."))
 
     return p
 
@@ -745,8 +753,13 @@ def cmd_explore(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from .check.command import main as check_main
+    return check_main(args)
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
-            "export": cmd_export, "plot": cmd_plot, "explore": cmd_explore}
+            "export": cmd_export, "plot": cmd_plot, "explore": cmd_explore, "check": cmd_check}
 
 
 class _WarningLines:

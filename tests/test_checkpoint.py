@@ -573,6 +573,20 @@ def test_leftover_tmp_dir_is_ignored_then_cleaned(tmp_path):
     assert load_checkpoint(d).trainer_state["step"] == 2
 
 
+def test_leftovers_in_best_are_cleaned_by_the_next_run_save(tmp_path):
+    # A kill during the best/ copy leaves debris there; the next save of the run may come long
+    # before best/ is written again (no better validation), and must clean it all the same.
+    d = tmp_path / "run"
+    _save(d, 1)
+    _save(d / "best", 1)
+    junk = d / "best" / ".tmp-ckpt-000002-deadbeef"
+    junk.mkdir()
+    (d / "best" / ".model.safetensors.tmp-0a1b").write_bytes(b"\x00")
+    _save(d, 2)
+    assert sorted(n for n in os.listdir(d / "best") if n.startswith(".")) == []
+    assert load_checkpoint(d / "best").trainer_state["step"] == 1
+
+
 @pytest.mark.parametrize("damage", ["delete manifest", "flip model byte", "truncate trainer",
                                     "delete config", "hostile manifest name"])
 def test_damaged_newest_version_falls_back(tmp_path, damage):

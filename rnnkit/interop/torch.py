@@ -10,6 +10,8 @@ rnnkit                              PyTorch (``to_torch`` / ``from_torch``)
 ==================================  ==========================================================
 ``nn.RNN`` / ``nn.LSTM`` / ``GRU``  ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (all of num_layers,
                                     bidirectional, batch_first, bias, nonlinearity, dropout)
+``nn.RNNCell`` / ``LSTMCell`` /     ``torch.nn.RNNCell`` / ``LSTMCell`` / ``GRUCell`` (bias,
+``GRUCell``                         nonlinearity)
 ``nn.Linear``                       ``torch.nn.Linear``
 ``nn.Embedding``                    ``torch.nn.Embedding``
 ``nn.CharLM``                       :class:`TorchCharLM`
@@ -58,7 +60,7 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
                       "with: pip install 'rnnkit[torch]'") from e
 
 from .. import nn as rnn_nn
-from ..cells import cell_spec
+from ..cells import CELLS, cell_spec
 from ..errors import ConfigError, DTypeError
 from ..nn.models import (CharLM, CharLMConfig, SequenceClassifier, SequenceClassifierConfig,
                          SequenceRegressor, SequenceRegressorConfig)
@@ -68,6 +70,8 @@ __all__ = ["to_torch", "from_torch", "charlm_torch_module", "torch_model_from_co
 
 _NP_TO_TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 _TORCH_TO_NP = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+#: torch.nn's single-step cell classes, as the registry names them
+_TORCH_CELLS = tuple({getattr(tnn, s.cell_layer) for s in CELLS.values()})
 
 
 
@@ -300,7 +304,8 @@ def to_torch(obj) -> tnn.Module:
     """A PyTorch module computing the same function as the rnnkit object ``obj``.
 
     ``obj``: an rnnkit ``RNN`` / ``LSTM`` / ``GRU`` layer (-> ``torch.nn.RNN/LSTM/GRU`` with the
-    same hyper-parameters), ``Linear`` (-> ``torch.nn.Linear``), ``Embedding``
+    same hyper-parameters), an ``RNNCell`` / ``LSTMCell`` / ``GRUCell`` (-> the ``torch.nn``
+    cell of that name), ``Linear`` (-> ``torch.nn.Linear``), ``Embedding``
     (-> ``torch.nn.Embedding``), or a ``CharLM`` / ``SequenceClassifier`` / ``SequenceRegressor``
     (-> :class:`TorchCharLM` / ...). Weights are copied; the dtype (float32 or float64) and the
     train/eval mode follow ``obj``. Example::
@@ -308,7 +313,10 @@ def to_torch(obj) -> tnn.Module:
         >>> tl = to_torch(rnnkit.nn.GRU(3, 4, bidirectional=True, dtype=np.float64))
         >>> out, h = tl(torch.randn(5, 2, 3, dtype=torch.float64))
     """
-    if isinstance(obj, rnn_nn.RNNBase):
+    if isinstance(obj, rnn_nn.RNNCellBase):
+        tmod = getattr(tnn, obj.spec.cell_layer)(obj.input_size, obj.hidden_size, bias=obj.bias,
+                                                 dtype=_torch_dtype(obj.dtype), **obj.spec.layer_kwargs)
+    elif isinstance(obj, rnn_nn.RNNBase):
         tmod = _make_torch_rnn(obj.mode, obj.input_size, obj.hidden_size, obj.num_layers, obj.bias,
                                obj.batch_first, obj.dropout, obj.bidirectional, _torch_dtype(obj.dtype))
     elif isinstance(obj, rnn_nn.Linear):
@@ -319,7 +327,7 @@ def to_torch(obj) -> tnn.Module:
     elif isinstance(obj, (CharLM, SequenceClassifier, SequenceRegressor)):
         tmod = torch_model_from_config(obj.config.to_dict())
     else:
-        raise TypeError(f"to_torch: expected an rnnkit RNN/LSTM/GRU, Linear, Embedding, CharLM, "
+        raise TypeError(f"to_torch: expected an rnnkit RNN/LSTM/GRU, RNNCell/LSTMCell/GRUCell, Linear, Embedding, CharLM, "
                         f"SequenceClassifier or SequenceRegressor, got {type(obj).__name__}.")
     _load_into_torch(tmod, obj.state_dict())
     tmod.train(obj.training)
@@ -329,7 +337,8 @@ def to_torch(obj) -> tnn.Module:
 def from_torch(module, dtype=None):
     """The rnnkit object computing the same function as the PyTorch module ``module``.
 
-    ``module``: ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (``proj_size`` must be 0), ``Linear``,
+    ``module``: ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (``proj_size`` must be 0),
+    ``RNNCell`` / ``LSTMCell`` / ``GRUCell``, ``Linear``,
     ``Embedding`` (without ``max_norm``; ``padding_idx`` does not change the forward pass, and
     the rnnkit copy gives that row a gradient like any other), or a torch model carrying an
     ``rnnkit_config`` dict (the ``Torch*`` models of this module). The rnnkit object is float64
@@ -351,6 +360,11 @@ def from_torch(module, dtype=None):
             module.mode, module.input_size, module.hidden_size, num_layers=module.num_layers,
             bias=module.bias, batch_first=module.batch_first, dropout=float(module.dropout),
             bidirectional=module.bidirectional, dtype=_np_dtype(who, module, dtype))
+    elif isinstance(module, _TORCH_CELLS):
+        spec = next(s for s in CELLS.values() if isinstance(module, getattr(tnn, s.cell_layer))
+                    and s.layer_kwargs.get("nonlinearity") in (None, getattr(module, "nonlinearity", None)))
+        out = rnn_nn.recurrent_cell(spec, module.input_size, module.hidden_size, bias=module.bias,
+                                    dtype=_np_dtype(who, module, dtype))
     elif isinstance(module, tnn.Linear):
         out = rnn_nn.Linear(module.in_features, module.out_features, bias=module.bias is not None,
                             dtype=_np_dtype(who, module, dtype))
@@ -361,7 +375,7 @@ def from_torch(module, dtype=None):
         out = rnn_nn.Embedding(module.num_embeddings, module.embedding_dim,
                                dtype=_np_dtype(who, module, dtype))
     else:
-        raise TypeError(f"{who}: expected torch.nn.RNN/LSTM/GRU, Linear, Embedding or a model "
+        raise TypeError(f"{who}: expected torch.nn.RNN/LSTM/GRU, RNNCell/LSTMCell/GRUCell, Linear, Embedding or a model "
                         f"with an rnnkit_config dict (TorchCharLM, ...), got {type(module).__name__}.")
     out.load_state_dict(_numpy_state(module))
     out.train(module.training)

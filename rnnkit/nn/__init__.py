@@ -1,5 +1,11 @@
-"""Layers and models with the rnnkit contract (see :mod:`rnnkit.nn.module`)."""
+"""Layers and models with the rnnkit contract (see :mod:`rnnkit.nn.module`).
 
+Trainable cells for hand-written loops: ``cell = LSTMCell(D, H)``; per step
+``h, c = cell(x_t, (h, c))`` (None = zeros); then ``dx, dstate = cell.backward_step(dstate_out)``
+latest step first, or ``cell.backward(douts)`` for the whole loop (see :mod:`rnnkit.nn.cells`).
+"""
+
+from .cells import GRUCell, LSTMCell, RNNCell, RNNCellBase, recurrent_cell
 from .layers import Dropout, Embedding, Linear, Sequential
 from .losses import CrossEntropyLoss, MSELoss
 from .models import (CharLM, CharLMConfig, LossResult, SequenceClassifier, SequenceClassifierConfig,
@@ -7,7 +13,8 @@ from .models import (CharLM, CharLMConfig, LossResult, SequenceClassifier, Seque
 from .module import Module
 from .rnn import GRU, LSTM, RNN, RNNBase, recurrent_layer
 
-__all__ = ["Module", "RNN", "LSTM", "GRU", "RNNBase", "recurrent_layer", "Linear", "Embedding",
+__all__ = ["Module", "RNN", "LSTM", "GRU", "RNNBase", "recurrent_layer", "RNNCell", "LSTMCell",
+           "GRUCell", "RNNCellBase", "recurrent_cell", "Linear", "Embedding",
            "Dropout", "Sequential", "CrossEntropyLoss", "MSELoss", "CharLM", "CharLMConfig",
            "SequenceClassifier", "SequenceClassifierConfig", "SequenceRegressor",
            "SequenceRegressorConfig", "LossResult", "model_from_config"]

@@ -44,18 +44,13 @@ def rnn_parameter_shapes(cell, input_size: int, hidden_size: int, num_layers: in
     (15, 3)
     """
     spec = cell_spec(cell)
-    G, H = spec.num_gates, hidden_size
     D = 2 if bidirectional else 1
     shapes = {}
     for layer in range(num_layers):
-        in_size = input_size if layer == 0 else H * D
+        in_size = input_size if layer == 0 else hidden_size * D
         for d in range(D):
             sfx = f"_l{layer}" + ("_reverse" if d else "")
-            shapes["weight_ih" + sfx] = (G * H, in_size)
-            shapes["weight_hh" + sfx] = (G * H, H)
-            if bias:
-                shapes["bias_ih" + sfx] = (G * H,)
-                shapes["bias_hh" + sfx] = (G * H,)
+            shapes.update(spec.parameter_shapes(in_size, hidden_size, bias, sfx))
     return shapes
 
 

@@ -47,6 +47,7 @@ autoclass_content = "both"       # a class's docstring and its __init__'s
 napoleon_google_docstring = True
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
+napoleon_use_ivar = True         # Attributes: as fields (autodoc lists the members themselves)
 
 # Every cross-reference must resolve (-W turns a broken one into an error). Names of other
 # libraries cannot: the build fetches no inventory (offline), so they are listed here.

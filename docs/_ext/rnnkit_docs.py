@@ -93,15 +93,20 @@ def module_names(modname: str) -> list:
             ["__version__"] if "__version__" in mod.__all__ else [])
     return [n for n, v in vars(mod).items()
             if not n.startswith("_") and (
-                ((inspect.isclass(v) or inspect.isfunction(v))
+                ((inspect.isclass(v) or _is_function(v))
                  and getattr(v, "__module__", None) == modname)
                 or (not inspect.ismodule(v) and not callable(v) and attribute_doc(modname, n)))]
+
+
+def _is_function(obj) -> bool:
+    """A function, also behind a decorator such as ``functools.lru_cache``."""
+    return inspect.isfunction(inspect.unwrap(obj)) if callable(obj) else False
 
 
 def _kind(obj) -> str:
     if inspect.isclass(obj):
         return "exception" if issubclass(obj, BaseException) else "class"
-    if inspect.isfunction(obj) or inspect.isbuiltin(obj) or inspect.ismethod(obj):
+    if _is_function(obj) or inspect.isbuiltin(obj) or inspect.ismethod(obj):
         return "function"
     return "data"
 

@@ -321,7 +321,8 @@ class CellSpec:
     to each ONNX gate slot, in ONNX's order; ``onnx_attrs`` are that node's extra attributes.
     ``sigmoid_gates`` are the gates with values in [0, 1] (the others are tanh, or the state).
     ``cell_state``: the state is the tuple ``(h, c)`` instead of ``h``. ``cell_class`` holds
-    the gate math.
+    the gate math. ``projectable``: the layer takes ``proj_size`` (PyTorch's LSTMP:
+    ``h_t = W_hr (o * tanh(c_t))``, a ``weight_hr`` (P, H) per direction of each layer).
     """
 
     name: str
@@ -336,6 +337,7 @@ class CellSpec:
     aliases: tuple = ()
     layer_kwargs: dict = field(default_factory=dict)
     onnx_attrs: dict = field(default_factory=dict)
+    projectable: bool = False
 
     @property
     def num_gates(self) -> int:
@@ -351,15 +353,19 @@ class CellSpec:
         return self.layer + "Cell"
 
     def parameter_shapes(self, input_size: int, hidden_size: int, bias: bool = True,
-                         suffix: str = "") -> dict:
+                         suffix: str = "", proj_size: int = 0) -> dict:
         """PyTorch's names and shapes of one direction of one layer (or of a cell):
         ``weight_ih`` (G*H, input_size), ``weight_hh`` (G*H, H), ``bias_ih``/``bias_hh``
-        (G*H,), each name followed by ``suffix`` (e.g. ``_l0_reverse``)."""
+        (G*H,), each name followed by ``suffix`` (e.g. ``_l0_reverse``); with ``proj_size`` P
+        (a :attr:`projectable` cell) ``weight_hh`` is (G*H, P) and ``weight_hr`` (P, H) follows."""
         GH = self.num_gates * hidden_size
-        shapes = {"weight_ih" + suffix: (GH, input_size), "weight_hh" + suffix: (GH, hidden_size)}
+        shapes = {"weight_ih" + suffix: (GH, input_size),
+                  "weight_hh" + suffix: (GH, proj_size or hidden_size)}
         if bias:
             shapes["bias_ih" + suffix] = (GH,)
             shapes["bias_hh" + suffix] = (GH,)
+        if proj_size:
+            shapes["weight_hr" + suffix] = (proj_size, hidden_size)
         return shapes
 
     def num_parameters(self, input_size: int, hidden_size: int, bias: bool = True) -> int:
@@ -373,7 +379,7 @@ CELLS: dict[str, CellSpec] = {spec.name: spec for spec in (
              gate_names=("input", "forget", "candidate", "output"),
              sigmoid_gates=("input", "forget", "output"),
              onnx_op="LSTM", onnx_gate_order=(0, 3, 1, 2),          # ONNX i, o, f, c
-             cell_state=True, cell_class=LSTMCell),
+             cell_state=True, cell_class=LSTMCell, projectable=True),
     CellSpec(name="gru", torch_mode="GRU", layer="GRU",
              gate_names=("reset", "update", "candidate"), sigmoid_gates=("reset", "update"),
              onnx_op="GRU", onnx_gate_order=(1, 0, 2),              # ONNX z, r, h

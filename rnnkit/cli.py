@@ -1,4 +1,5 @@
-"""``rnnkit`` command line: train / sample / eval / info / export / plot / explore / check.
+"""``rnnkit`` command line: train / sample / translate / eval / info / export / plot / explore /
+check.
 
 Exit codes: 0 success, 1 error (one line on stderr; ``--debug`` shows the traceback),
 2 usage error, 130 interrupted outside training (training itself saves and exits 0 on Ctrl-C).
@@ -20,6 +21,7 @@ import numpy as np
 from ._validate import short_list
 from .cells import CELLS
 from .data.corpus import BUILTIN_TEXTS, MODES
+from .data.pairs import BUILTIN_PAIRS
 from .errors import CheckpointError, ConfigError, DataError, RnnkitError
 
 LN2 = math.log(2.0)
@@ -31,7 +33,7 @@ TRAIN_DEFAULTS = dict(
     embedding_size=32, dropout=0.2, seq_len=100, batch_size=64, optimizer="adam", lr=3e-3,
     clip=5.0, steps=None, epochs=None, val_frac=0.1, eval_every=100, mode="auto", seed=0,
     dtype="float32", encoding="utf-8", schedule="constant", warmup=0, patience=0,
-    weight_decay=0.0, num_samples=10, engine="numpy",
+    weight_decay=0.0, num_samples=10, engine="numpy", attention="additive", decoder_cell="",
 )
 DEFAULT_STEPS = 1000
 # Options that may change when resuming; all others must match the checkpoint.
@@ -67,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a character-level LM. With no arguments: US census first "
                        "names (built in), lines mode, a few minutes on a laptop CPU.")
     t.add_argument("file", nargs="?", help="a UTF-8 text file to train on (default: --dataset names)")
-    t.add_argument("--dataset", choices=list(BUILTIN_TEXTS), help="built-in data when no FILE is "
-                   "given (default: names)")
+    t.add_argument("--dataset", choices=list(BUILTIN_TEXTS) + list(BUILTIN_PAIRS), help="built-in "
+                   "data when no FILE is given: a text, or a pair task (dates: human dates -> ISO; "
+                   "numbers: number words -> digits) for a seq2seq model (default: names)")
     t.add_argument("--out", help="checkpoint directory (default: runs/<data name>, or a fresh "
                    "runs/<data name>-N if that one is taken)")
     t.add_argument("--cell", choices=list(CELLS), help=f"recurrent cell (default: {d['cell']})")
@@ -98,8 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, help="stop after N evaluations without improvement, 0 = never "
                    f"(default: {d['patience']})")
     t.add_argument("--mode", choices=list(MODES), help="lines: one example per line "
-                   "(makemore); stream: one text with state carried across chunks (char-rnn); auto: "
-                   f"lines for files of short lines (default: {d['mode']})")
+                   "(makemore); stream: one text with state carried across chunks (char-rnn); pairs: "
+                   "'source<TAB>target' lines for a seq2seq model with attention; auto: pairs when "
+                   "every line has one tab, lines for files of short lines "
+                   f"(default: {d['mode']})")
+    t.add_argument("--attention", choices=["additive", "general", "dot", "none"], help="pairs mode: "
+                   f"the decoder's attention over the source (default: {d['attention']})")
+    t.add_argument("--decoder-cell", choices=list(CELLS), help="pairs mode: the decoder's cell "
+                   "(default: the --cell)")
     t.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped "
                    "(on either engine; one `rnnkit train` at a time may write a run directory)")
@@ -146,6 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--encoding", default="utf-8", help="text encoding ('bytes' for byte level)")
     e.add_argument("--latest", action="store_true", help="use the latest weights instead of the best ones")
     e.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    tr = sub.add_parser("translate", help="translate text with a seq2seq run (trained on pairs)",
+                        formatter_class=_fmt_help)
+    tr.add_argument("dir", help="checkpoint directory written by `rnnkit train` on pairs")
+    tr.add_argument("text", nargs="*", help="source texts (default: each line of standard input); "
+                    "one output line per input, nothing else on stdout")
+    tr.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
+    tr.add_argument("--max-length", type=int, help="longest output (default: 2 x the longest "
+                    "source + 10)")
+    tr.add_argument("--latest", action="store_true", help="use the latest weights instead of the best ones")
+    tr.add_argument("--debug", action="store_true", help="show tracebacks")
 
     i = sub.add_parser("info", help="describe a checkpoint", formatter_class=_fmt_help)
     i.add_argument("dir", help="checkpoint directory")
@@ -436,6 +456,7 @@ def _train(args, o, group, stack) -> int:
     from .engines import make_engine
     from .io import find_json_problem
     from .load import load_model
+    from . import pairs_run
     from .nn import CharLM, CharLMConfig
     from .plot_hook import maybe_plot
     from .runlock import RunLock
@@ -456,6 +477,8 @@ def _train(args, o, group, stack) -> int:
         seq_len=o["seq_len"], batch_size=o["batch_size"], seed=o["seed"], cache_dir=out / "data"))
     if not o["file"]:
         o["dataset"] = data.name
+    if data.mode == "pairs" and not args.resume:
+        pairs_run.apply_defaults(o, {k for k, v in vars(args).items() if v is not None})
     o["out"] = str(out)
     o["mode"] = data.mode
     saved_opts = {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}
@@ -472,6 +495,8 @@ def _train(args, o, group, stack) -> int:
     quiet = args.quiet
 
     def on_eval(trainer, record):
+        if data.mode == "pairs":
+            return pairs_run.on_eval(trainer, record, data, quiet)
         extra = {}
         if "val_loss" in record:
             extra["val_bpc"] = record["val_loss"] / LN2
@@ -488,10 +513,13 @@ def _train(args, o, group, stack) -> int:
 
     setup_log = []                                    # printed after the engine line
     with group.agreed():
-        cfg = CharLMConfig(vocab_size=len(vocab), cell=o["cell"], hidden_size=o["hidden_size"],
-                           num_layers=o["num_layers"], embedding_size=o["embedding_size"],
-                           dropout=o["dropout"], dtype=o["dtype"])
-        model = CharLM(cfg, seed=o["seed"])
+        if data.mode == "pairs":
+            model = pairs_run.build_model(o, data)
+        else:
+            model = CharLM(CharLMConfig(vocab_size=len(vocab), cell=o["cell"], hidden_size=o["hidden_size"],
+                                        num_layers=o["num_layers"], embedding_size=o["embedding_size"],
+                                        dropout=o["dropout"], dtype=o["dtype"]), seed=o["seed"])
+        cfg = model.config
         tcfg = TrainConfig(steps=steps, lr=o["lr"], optimizer=o["optimizer"], clip=o["clip"],
                            schedule=o["schedule"], warmup=o["warmup"], eval_every=o["eval_every"],
                            patience=o["patience"], weight_decay=o["weight_decay"], seed=o["seed"],
@@ -509,7 +537,8 @@ def _train(args, o, group, stack) -> int:
         print(f"rnnkit train: engine {trainer.engine.describe()}", file=sys.stderr)
         for line in setup_log:
             print(line, file=sys.stderr)
-        print(f"rnnkit train: {cfg.cell.upper()} {cfg.num_layers}x{cfg.hidden_size}, "
+        print(pairs_run.describe(model, data, steps, out) if data.mode == "pairs" else
+              f"rnnkit train: {cfg.cell.upper()} {cfg.num_layers}x{cfg.hidden_size}, "
               f"{model.num_parameters():,} parameters, vocab {len(vocab)}, {data.mode} mode; "
               f"{data.origin}: {data.summary}; {steps:,} steps -> {out}", file=sys.stderr)
     t0 = time.perf_counter()
@@ -533,9 +562,16 @@ def _train(args, o, group, stack) -> int:
              f"bits/char at step {result.best_step}" if result.best_val_loss is not None else ""),
           file=sys.stderr)
     best = f" (best weights in {out / 'best'})" if (out / "best").is_dir() else ""
-    print(f"rnnkit train: checkpoint in {out}{best}; try `rnnkit sample {out}`", file=sys.stderr)
+    try_ = f"rnnkit translate {out} TEXT" if data.mode == "pairs" else f"rnnkit sample {out}"
+    print(f"rnnkit train: checkpoint in {out}{best}; try `{try_}`", file=sys.stderr)
     maybe_plot(out)
     n = o["num_samples"]
+    if data.mode == "pairs":
+        best_model = load_model(out, need_charlm=False).model
+        print(f"rnnkit train: {pairs_run.final_report(best_model, data)}", file=sys.stderr)
+        for line in pairs_run.translation_lines(best_model, data, n):
+            print(line)
+        return 0
     if n > 0:
         step = load_model(out).model.stepper().step            # the best weights, as `sample`
         rng = np.random.default_rng(o["seed"])
@@ -620,11 +656,28 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_translate(args) -> int:
+    from .translate import load_translator
+    tr = load_translator(_dir_arg(args.dir), latest=args.latest)
+    texts = args.text or sys.stdin.read().splitlines()
+    for t in tr.translate(texts, beam=args.beam, max_length=args.max_length):
+        print(t.text)
+    return 0
+
+
 def cmd_eval(args) -> int:
     from ._mode import no_grad
     from .data import LinesDataset, read_text, split_lines
     from .load import load_model
-    model, vocab, _, used = load_model(_dir_arg(args.dir), latest=args.latest)
+    loaded = load_model(_dir_arg(args.dir), latest=args.latest, need_charlm=False)
+    if type(loaded.model).__name__ == "Seq2Seq":
+        from .translate import eval_pairs_file, translator_of
+        for line in eval_pairs_file(translator_of(loaded), args.file, args.encoding):
+            print(line)
+        return 0
+    if type(loaded.model).__name__ != "CharLM" or loaded.vocab is None:
+        loaded = load_model(_dir_arg(args.dir), latest=args.latest)      # says what is wrong
+    model, vocab, _, used = loaded
     text = read_text(args.file, encoding=args.encoding)
     unknown = sorted({ch for ch in set(text) if ch not in vocab.stoi and ch not in "\r\n"})
     if unknown:
@@ -686,7 +739,8 @@ def cmd_info(args) -> int:
     info = {
         "path": str(d),
         "config": ck.config,
-        "vocab_size": len(vocab) if vocab is not None else None,
+        "vocab_size": (None if vocab is None else [len(v) for v in vocab] if isinstance(vocab, tuple)
+                       else len(vocab)),
         "parameters": n_params,
         "steps_trained": ts.get("step"),
         "best_val_loss": ts.get("best_val_loss"),
@@ -759,6 +813,7 @@ def cmd_check(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
+            "translate": cmd_translate,
             "export": cmd_export, "plot": cmd_plot, "explore": cmd_explore, "check": cmd_check}
 
 

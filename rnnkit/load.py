@@ -50,7 +50,8 @@ def load_checked(directory, *, need_charlm: bool = False):
     def check(config, specs, version):
         cfg = _config(config, version)
         if need_charlm and cfg.model != "CharLM":
-            raise CheckpointError(f"{version}: holds a {cfg.model} model; this command needs a CharLM.")
+            raise CheckpointError(f"{version}: holds a {cfg.model} model; this command needs a "
+                                  f"CharLM.{_other_command(cfg.model)}")
         try:
             cfg.check_shapes({k: shape for k, (_, shape) in specs.items()})
         except RnnkitError as e:
@@ -72,11 +73,14 @@ def checked_model(ck: Checkpoint, src: str, need_charlm: bool = False):
     model.safetensors and vocab.json belong together."""
     cfg = _config(ck.config, src)
     if need_charlm and cfg.model != "CharLM":
-        raise CheckpointError(f"{src}: holds a {cfg.model} model; this command needs a CharLM.")
+        raise CheckpointError(f"{src}: holds a {cfg.model} model; this command needs a "
+                              f"CharLM.{_other_command(cfg.model)}")
     if need_charlm and ck.vocab is None:
         raise CheckpointError(f"{src}: vocab.json is missing; it is needed to turn ids into text.")
     vocab = None
-    if ck.vocab is not None:
+    if ck.vocab is not None and cfg.model == "Seq2Seq":
+        vocab = _pair_vocabs(ck.vocab, cfg, src)
+    elif ck.vocab is not None:
         try:
             vocab = Vocab.from_json(ck.vocab)
         except RnnkitError as e:
@@ -95,6 +99,28 @@ def checked_model(ck: Checkpoint, src: str, need_charlm: bool = False):
     except RnnkitError as e:
         raise CheckpointError(f"{src}/{MODEL_FILE}: {e} The file is damaged.") from None
     return model, vocab
+
+
+def _other_command(model: str) -> str:
+    """A hint naming the command that fits a model of another kind."""
+    return (" It was trained on pairs: use `rnnkit translate DIR` (or `rnnkit eval DIR "
+            "pairs.tsv`)." if model == "Seq2Seq" else "")
+
+
+def _pair_vocabs(obj, cfg, src: str):
+    """The source and target vocabularies of a seq2seq checkpoint, checked against its config."""
+    from .data import PairVocabs
+    try:
+        vocabs = PairVocabs.from_json(obj)
+    except RnnkitError as e:
+        raise CheckpointError(f"{src}/vocab.json: {e}") from None
+    for side, v, size in (("source", vocabs.source, cfg.src_vocab_size),
+                          ("target", vocabs.target, cfg.tgt_vocab_size)):
+        if len(v) != size or v.eos_id is None:
+            raise CheckpointError(f"{src}: the {side} vocabulary in vocab.json has {len(v)} entries "
+                                  f"but config.json says {size} (with {BOUNDARY!r}); the files do "
+                                  f"not belong together.")
+    return vocabs
 
 
 def _check_vocab_mode(vocab: Vocab, ck: Checkpoint, src: str) -> None:

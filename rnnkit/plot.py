@@ -37,7 +37,7 @@ import numpy as np
 from ._validate import as_float_array, check_int, short_list
 from .analysis import loss_curves, most_active_units
 from .cells import CELLS
-from .errors import ConfigError, DataError, ShapeError
+from .errors import ConfigError, DataError, RnnkitError, ShapeError
 
 __all__ = [
     "SIGMOID_GATES",
@@ -286,6 +286,54 @@ def plot_gradient_norms(norms_by_cell: Mapping, path,
 # A checkpoint directory
 # ============================================================================================
 
+def attention_figure(items, title: str = "Attention: each output character over the source"):
+    """Heatmaps of alignments: ``items`` is a list of ``(source, output, alignment)`` with
+    ``alignment`` (len(output) + 1, len(source)) - one row per output character and a last
+    row for the final ``<eos>`` (drawn '↵'), as :class:`rnnkit.translate.Translation` holds."""
+    items = list(items)
+    if not items:
+        raise DataError("attention_figure: expected at least one (source, output, alignment).")
+    n = len(items)
+    cols = min(n, 2)
+    rows = (n + cols - 1) // cols
+    widest = max(len(s) for s, _, _ in items)
+    fig = _new_figure(min(16, 1.5 + 0.28 * widest * cols), 1.2 + 2.6 * rows)
+    for k, (src, out, a) in enumerate(items):
+        a = np.asarray(a, dtype=np.float64)
+        labels = char_labels(out) + ["\u21b5"]
+        if a.shape != (len(labels), len(src)) and a.shape != (len(labels) - 1, len(src)):
+            raise ShapeError(f"attention_figure: expected the alignment of {src!r} -> {out!r} of "
+                             f"shape ({len(labels)}, {len(src)}), got {a.shape}.")
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.imshow(a, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+        _char_axis(ax, char_labels(src))
+        ax.set_yticks(np.arange(a.shape[0]))
+        ax.set_yticklabels(labels[:a.shape[0]], fontsize=9, fontfamily="DejaVu Sans Mono")
+        ax.set_xlabel("source")
+        ax.set_ylabel("output")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_attention(items, path, title: str = "Attention: each output character over the source") -> str:
+    """Write :func:`attention_figure` to ``path`` (PNG); return the path."""
+    return save_figure(attention_figure(items, title), path)
+
+
+def _pairs_sources(ck, count: int) -> list:
+    """A few validation sources of a seq2seq run, rebuilt from the options `rnnkit train`
+    saved (the same split); the training pairs' when it held none out."""
+    from .data import load_pairs_data
+    cli = ((ck.trainer_state or {}).get("extra") or {}).get("cli") or {}
+    try:
+        data = load_pairs_data(cli.get("file"), cli.get("dataset") if not cli.get("file") else None,
+                               encoding=cli.get("encoding", "utf-8"), val_frac=cli.get("val_frac", 0.1),
+                               seed=cli.get("seed", 0))
+    except (RnnkitError, OSError):
+        return []
+    return [s for s, _ in (data.val_pairs or data.train_pairs)[:count]]
+
+
 def _text_tokens(vocab, text):
     """Token ids of ``text``; in lines mode each line is wrapped in the boundary token."""
     B = vocab.bos_id
@@ -306,7 +354,10 @@ def plot_checkpoint(directory, out_dir=None, text: str | None = None, *, max_cha
     * ``gates.png`` - :func:`plot_gates` of the top recurrent layer (LSTM and GRU models);
     * ``units.png`` - :func:`plot_top_units` of the top layer's hidden states.
 
-    The last two need a char LM (``CharLM``) with its vocabulary and run it over ``text``
+    * ``attention.png`` - for a seq2seq run with attention: :func:`plot_attention` of up to
+      four sources (the lines of ``text``, or the run's first validation pairs).
+
+    The gate and unit pictures need a char LM (``CharLM``) with its vocabulary and run it over ``text``
     (in lines mode each line is wrapped in the boundary token, drawn '↵'); without ``text``
     the model's own sample of ``max_chars`` characters (seeded by ``seed``) is used.
     ``out_dir`` defaults to ``directory``.
@@ -329,6 +380,17 @@ def plot_checkpoint(directory, out_dir=None, text: str | None = None, *, max_cha
                             f"and no checkpoint. Run `rnnkit train --out {directory}` first.")
         return paths
     ck = load_checkpoint(directory, load_optimizer=False)
+    if ck.config.get("model") == "Seq2Seq" and ck.config.get("attention") != "none":
+        from .translate import translator_of
+        from .load import load_model
+        tr = translator_of(load_model(directory, need_charlm=False))
+        sources = text.split("\n") if text else _pairs_sources(ck, 4)
+        sources = [s for s in sources if s][:4]
+        if sources:
+            outs = tr.translate(sources)
+            paths.append(plot_attention([(s, o.text, o.alignment) for s, o in zip(sources, outs)],
+                                        out / "attention.png"))
+        return paths
     if ck.config.get("model") != "CharLM" or ck.vocab is None:
         return paths
     model, vocab = checked_model(ck, str(ck.path), need_charlm=True)

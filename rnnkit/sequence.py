@@ -67,18 +67,20 @@ STREAM_GATES = 2 ** 20
 class Prepared:
     """One direction's weights laid out for the time loop (see :func:`prepare`).
 
-    ``W_ihT`` (D, G*H) input weights, transposed; ``W_rows`` (G*H, H) the recurrent weights,
-    one gate row each; ``W_hhT`` (H, G*H) the same transposed (C order, made on first use);
-    all with the gate rows scaled. ``b_x`` (G*H,) the bias folded into the input projection,
-    scaled; ``b_hh`` (G*H,) the raw recurrent bias (GRU keeps b_hn apart); ``const`` the
-    cell's size-only constants (LSTM's gate affine).
+    ``W_ihT`` (D, G*H) input weights, transposed; ``W_rows`` (G*H, S) the recurrent weights,
+    one gate row each (S = H, or P with a projection); ``W_hhT`` (S, G*H) the same transposed
+    (C order, made on first use); all with the gate rows scaled. ``b_x`` (G*H,) the bias folded
+    into the input projection, scaled; ``b_hh`` (G*H,) the raw recurrent bias (GRU keeps b_hn
+    apart); ``const`` the cell's size-only constants (LSTM's gate affine). ``W_hrT`` (H, P)
+    the transposed projection of an LSTM with ``proj_size`` (``h_t = m_t W_hr^T``), else None.
     """
 
-    __slots__ = ("W_ihT", "W_rows", "b_x", "b_hh", "const", "_W_hhT")
+    __slots__ = ("W_ihT", "W_rows", "b_x", "b_hh", "const", "_W_hhT", "W_hrT")
 
-    def __init__(self, W_ihT, W_rows, b_x, b_hh, const):
+    def __init__(self, W_ihT, W_rows, b_x, b_hh, const, W_hrT=None):
         self.W_ihT, self.W_rows, self.b_x, self.b_hh, self.const = W_ihT, W_rows, b_x, b_hh, const
         self._W_hhT = None
+        self.W_hrT = W_hrT
 
     @property
     def W_hhT(self) -> np.ndarray:
@@ -95,14 +97,15 @@ class Prepared:
         return xp
 
 
-def prepare(cell: Cell, W_ih, W_hh, b_ih=None, b_hh=None) -> Prepared:
+def prepare(cell: Cell, W_ih, W_hh, b_ih=None, b_hh=None, W_hr=None) -> Prepared:
     """Weights of one direction for :func:`unroll_forward` / :func:`step_forward`.
 
     The gate rows are multiplied by ``cell.gate_scale`` (0.5 on sigmoid rows, so a single
-    ``tanh`` activates every gate) and the biases folded by ``cell.input_bias``. The result
-    is a snapshot: prepare again after the weights change.
+    ``tanh`` activates every gate) and the biases folded by ``cell.input_bias``. ``W_hr``
+    (P, H) is an LSTM's projection (``proj_size``). The result is a snapshot: prepare again
+    after the weights change.
     """
-    H = W_hh.shape[1]
+    H = W_hh.shape[0] // cell.spec.num_gates                               # the cell's width
     dtype = W_hh.dtype
     b_x = cell.input_bias(b_ih, b_hh)
     s = cell.gate_scale(H, dtype)
@@ -113,7 +116,8 @@ def prepare(cell: Cell, W_ih, W_hh, b_ih=None, b_hh=None) -> Prepared:
         W_rows = W_hh * s[:, None]                                         # (G*H, H)
         if b_x is not None:
             b_x = b_x * s
-    return Prepared(W_ihT, np.ascontiguousarray(W_rows), b_x, b_hh, cell.constants(H, dtype))
+    W_hrT = np.ascontiguousarray(W_hr.T) if W_hr is not None else None
+    return Prepared(W_ihT, np.ascontiguousarray(W_rows), b_x, b_hh, cell.constants(H, dtype), W_hrT)
 
 
 class UnrollCache(NamedTuple):
@@ -121,10 +125,11 @@ class UnrollCache(NamedTuple):
 
     x: np.ndarray                    # (T, N, D) the input as this direction saw it
     G: np.ndarray                    # (T, N, G*H) activated gates (dG after backward)
-    Hs: np.ndarray                   # (T+1, N, H) hidden states, Hs[0] = h0
+    Hs: np.ndarray                   # (T+1, N, S) hidden states, Hs[0] = h0 (S = H, or P)
     Cs: Optional[np.ndarray]         # (T+1, N, H) LSTM cell states, Cs[0] = c0
     keep: Optional[np.ndarray]       # (T, N, H) the cell's own per-step cache, or None
     mask: Optional[np.ndarray]       # (T, N, 1) or None
+    M: Optional[np.ndarray] = None   # (T, N, H) o * tanh(c) before the projection (proj_size)
 
 
 def _loop(cell, w, G, Hs, Cs, keep, mask, hp):
@@ -148,6 +153,25 @@ def _loop(cell, w, G, Hs, Cs, keep, mask, hp):
                     new += old
 
 
+def _loop_proj(cell, w, G, Hs, Cs, keep, mask, hp, M):
+    """:func:`_loop` for an LSTM with a projection: the cell writes ``m_t`` (N, H) into ``M``
+    and the state is ``h_t = m_t W_hr^T`` (N, P)."""
+    s = Step()
+    s.hp = hp
+    W_hrT = w.W_hrT
+    for t in range(G.shape[0]):
+        s.g, s.h_prev, s.h, s.c_prev, s.c, s.keep = G[t], Hs[t], M[t], Cs[t], Cs[t + 1], keep[t]
+        np.matmul(s.h_prev, w.W_hhT, out=hp)                               # (N, G*H)
+        cell.forward_step(s, w)
+        np.matmul(M[t], W_hrT, out=Hs[t + 1])                              # (N, P)
+        if mask is not None:                       # frozen state after a sequence's end
+            m = mask[t]
+            for new, old in ((Hs[t + 1], Hs[t]), (s.c, s.c_prev)):
+                new -= old
+                new *= m
+                new += old
+
+
 def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     """Run ``cell`` over ``x`` (T, N, D) from ``h0`` (N, H) (and ``c0`` for LSTM).
 
@@ -159,10 +183,11 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     over all steps keep the caller's threads.
     """
     T, N, D = x.shape
-    GH, H = w.W_rows.shape
+    GH, S = w.W_rows.shape                           # S: the state's width (H, or P)
+    H = GH // cell.spec.num_gates                    # the cell's width
     dtype = x.dtype
     hp = np.empty((N, GH), dtype)
-    Hs = np.empty((T + 1, N, H), dtype)
+    Hs = np.empty((T + 1, N, S), dtype)
     Hs[0] = h0
     chunk = T if keep_cache else min(T, max(STREAM_CHUNK, STREAM_GATES // (N * GH)))
     Cs = None
@@ -170,10 +195,11 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
         Cs = np.empty(((T if keep_cache else chunk) + 1, N, H), dtype)
         Cs[0] = c0
     keep = np.empty((chunk, N, H), dtype) if cell.keeps else None
+    M = np.empty((chunk, N, H), dtype) if w.W_hrT is not None else None
     G = None
     Gbuf = np.empty((chunk * N, GH), dtype)                                # (k*N, G*H)
     compiled = None
-    if not keep_cache and mask is None and N == 1 and dtype == np.float32:
+    if not keep_cache and mask is None and N == 1 and dtype == np.float32 and M is None:
         compiled = _compiled_n1(cell, T)             # None: the NumPy loop below
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
@@ -183,7 +209,11 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
             compiled(G[:, 0], w.W_rows, Hs[t0, 0], Cs[0, 0], Hs[t0 + 1: t1 + 1, 0])
             continue
         with for_step_product(N * w.W_rows.size):
-            if keep_cache:
+            if M is not None:                        # an LSTM with a projection
+                m = mask if keep_cache or mask is None else mask[t0:t1]
+                _loop_proj(cell, w, G, Hs if keep_cache else Hs[t0: t1 + 1], Cs if keep_cache
+                           else Cs[: k + 1], keep, m, hp, M)
+            elif keep_cache:
                 _loop(cell, w, G, Hs, Cs, keep, mask, hp)
             else:
                 m = mask[t0:t1] if mask is not None else None
@@ -193,7 +223,7 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
             Cs[0] = Cs[k]
     if keep_cache:
         cT = Cs[T] if Cs is not None else None
-        return Hs, Hs[T], cT, UnrollCache(x, G, Hs, Cs, keep, mask)
+        return Hs, Hs[T], cT, UnrollCache(x, G, Hs, Cs, keep, mask, M)
     cT = Cs[0].copy() if Cs is not None else None
     return Hs, Hs[T], cT, None
 
@@ -272,6 +302,28 @@ def _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws
     return dh, dc
 
 
+def _backward_loop_proj(cell, G, Hs, Cs, keep, mask, dout, dh, dc, W_hh, W_hr, ws, M, DH):
+    """:func:`_backward_loop` for an LSTM with a projection: the gradient on ``h_t`` (N, P)
+    is kept in ``DH`` (for ``W_hr``'s gradient) and reaches the cell as ``dm = dh W_hr``."""
+    s = Step()
+    for t in range(G.shape[0] - 1, -1, -1):
+        s.g, s.h_prev, s.c_prev, s.keep = G[t], Hs[t], Cs[t], keep[t]
+        dh_tot = dh if dout is None else dh + dout[t]                      # (N, P)
+        if mask is not None:
+            m = mask[t]
+            DH[t] = dh_tot * m
+            _, dc_prev = cell.backward_step(s, DH[t] @ W_hr, dc * m, ws)
+            dh_new = G[t] @ W_hh                                           # (N, P)
+            dh_new += dh * (1 - m)                 # padded steps pass the carry through
+            dc_prev += dc * (1 - m)
+        else:
+            DH[t] = dh_tot
+            _, dc_prev = cell.backward_step(s, DH[t] @ W_hr, dc, ws)
+            dh_new = G[t] @ W_hh
+        dh, dc = dh_new, dc_prev
+    return dh, dc
+
+
 #: Steps per piece of the layer pipeline (:func:`pipeline_forward`).
 PIPELINE_CHUNK = 128
 
@@ -337,33 +389,42 @@ def pipeline_forward(cell, x, h0s, c0s, weights):
 
 
 def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bias=True,
-                    need_dx=True):
+                    need_dx=True, W_hr=None):
     """Backpropagation through time for :func:`unroll_forward`.
 
-    ``dout`` (T, N, H) or None: gradient on the output sequence ``Hs[1:]``; ``dhT``/``dcT``
-    (N, H) or None: gradients on the final states. ``W_ih``/``W_hh`` are the layer's own
-    (unscaled) weights. Consumes the cache (the gate array becomes the pre-activation
-    gradient). Returns ``(dx, dh0, dc0, grads)`` with
-    ``grads = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}`` for this direction.
+    ``dout`` (T, N, S) or None: gradient on the output sequence ``Hs[1:]``; ``dhT`` (N, S) /
+    ``dcT`` (N, H) or None: gradients on the final states. ``W_ih``/``W_hh`` (and an LSTM's
+    projection ``W_hr`` (P, H), with S = P) are the layer's own (unscaled) weights. Consumes
+    the cache (the gate array becomes the pre-activation gradient). Returns
+    ``(dx, dh0, dc0, grads)`` with ``grads = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}``
+    (and ``"weight_hr"``) for this direction.
     """
-    x, G, Hs, Cs, keep, mask = cache
+    x, G, Hs, Cs, keep, mask, M = cache
     T, N, D = x.shape
-    H = W_hh.shape[1]
+    S = W_hh.shape[1]                                  # the state's width (H, or P)
+    H = G.shape[2] // cell.spec.num_gates
     dtype = x.dtype
-    dh = np.zeros((N, H), dtype) if dhT is None else np.array(dhT, dtype=dtype, copy=True)
+    dh = np.zeros((N, S), dtype) if dhT is None else np.array(dhT, dtype=dtype, copy=True)
     dc = None
     if Cs is not None:
         dc = np.zeros((N, H), dtype) if dcT is None else np.array(dcT, dtype=dtype, copy=True)
     parts = cell.recurrent_parts(G, keep, H)
-    W_parts = [W_hh[rows] for _, rows in parts]
     ws = cell.new_workspace(N, H, dtype)
-    dh_part = np.empty((N, H), dtype) if len(parts) > 1 else None
-    with for_step_product(N * W_hh.size):
-        dh, dc = _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws,
-                                dh_part)
+    DH = None
+    if M is not None:                                  # an LSTM with a projection
+        DH = np.empty((T, N, S), dtype)
+        with for_step_product(N * W_hh.size):
+            dh, dc = _backward_loop_proj(cell, G, Hs, Cs, keep, mask, dout, dh, dc, W_hh, W_hr,
+                                         ws, M, DH)
+    else:
+        W_parts = [W_hh[rows] for _, rows in parts]
+        dh_part = np.empty((N, H), dtype) if len(parts) > 1 else None
+        with for_step_product(N * W_hh.size):
+            dh, dc = _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws,
+                                    dh_part)
     GH = G.shape[2]
     G2 = G.reshape(T * N, GH)
-    Hprev = Hs[:-1].reshape(T * N, H)
+    Hprev = Hs[:-1].reshape(T * N, S)
     grads = {"weight_ih": G2.T @ x.reshape(T * N, D)}
     grads["weight_hh"] = np.concatenate(
         [P.reshape(T * N, -1).T @ Hprev for P, _ in parts], axis=0) if len(parts) > 1 else G2.T @ Hprev
@@ -373,5 +434,7 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
             grads["bias_hh"] = grads["bias_ih"].copy()
         else:
             grads["bias_hh"] = np.concatenate([P.reshape(T * N, -1).sum(axis=0) for P, _ in parts])
+    if DH is not None:
+        grads["weight_hr"] = DH.reshape(T * N, S).T @ M.reshape(T * N, H)            # (P, H)
     dx = (G2 @ W_ih).reshape(T, N, D) if need_dx else None
     return dx, dh, dc, grads

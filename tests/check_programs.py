@@ -334,6 +334,8 @@ MUTANTS = {
     "sigmoid brackets": _m("sigmoid", [("1 / (1 + np.exp(-x))", "1 / 1 + np.exp(-x)")], "output", None,
                            "sigmoid.precedence"),
     "sigmoid is tanh": _m("sigmoid", [("1 / (1 + np.exp(-x))", "np.tanh(x)")], "output", None, "sigmoid.tanh"),
+    "sigmoid overflows": _m("sigmoid", [("1 / (1 + np.exp(-x))", "np.exp(x) / (1 + np.exp(x))")], "output", None,
+                            "sigmoid.overflow"),
     "softmax over axis 1": _m("softmax", [("axis=0", "axis=1")], "output", None, "softmax.axis1"),
     "softmax over the whole array": _m("softmax", [("np.max(x, axis=0, keepdims=True)", "np.max(x)"),
                                                    ("np.sum(e_x, axis=0, keepdims=True)", "np.sum(e_x)")],
@@ -457,13 +459,43 @@ MUTANTS = {
 }
 
 
-def mutant_source(mutant: Mutant) -> str:
-    """CORRECT with the mutant's edits (each old text must be there)."""
-    src = CORRECT
+# The same kind of mistakes made in the einsum-style implementation: the hypotheses are tested
+# on the numbers a function returns, so the style it is written in must not matter.
+EINSUM_MUTANTS = {
+    "sigmoid branches swapped (a sign error)": _m("sigmoid", [("np.where(x >= 0,", "np.where(x < 0,")],
+                                                  "output", None, "sigmoid.sign"),
+    "softmax without the shift": _m("softmax", [("shifted = x - x.max(axis=0)", "shifted = x")], "output", None,
+                                    "softmax.no_max"),
+    "rnn_cell without ba": _m("rnn_cell", [(' + p["ba"])', ")")], "a_next", None, "rnn.no_ba"),
+    "rnn_forward a0 at every step": _m("rnn_forward", [("rnn_cell(x[..., t], a_t, parameters)",
+                                                        "rnn_cell(x[..., t], a0, parameters)")], "a", 1, "seq.a0_every_step"),
+    "lstm_cell gate blocks f and i swapped": _m("lstm_cell", [("for k in (0, 1, 3))", "for k in (1, 0, 3))")],
+                                                "ft", None, "lstm.swap_fi"),
+    "lstm_cell no tanh on c_next": _m("lstm_cell", [("a_next = ot * np.tanh(c_next)", "a_next = ot * c_next")],
+                                      "a_next", None, "lstm.no_tanh_c"),
+    "lstm_forward y and c swapped": _m("lstm_forward", [("steps[t] = (a_t, y_t, c_t, cache)", "steps[t] = (a_t, c_t, y_t, cache)")],
+                                       "y", None, "seq.y_c_swapped"),
+    "rnn_cell_backward without the tanh derivative": _m("rnn_cell_backward", [("dz = da_next - da_next * a_next * a_next", "dz = da_next")],
+                                                        "dxt", None, "rnnb.no_tanh_grad"),
+    "rnn_backward not summed": _m("rnn_backward", [("grads[k] = grads.get(k, 0) + g[k]", "grads[k] = g[k]")],
+                                  "dWax", None, "seqb.not_summed"),
+    "lstm_cell_backward dc_prev without ft": _m("lstm_cell_backward", [('out = {"dc_prev": dc * ft}', 'out = {"dc_prev": dc}')],
+                                                "dc_prev", None, "lstmb.dc_prev_no_ft"),
+    "lstm_cell_backward no sigmoid derivative on ot": _m("lstm_cell_backward", [('"o": da_next * th * ot * (1 - ot)', '"o": da_next * th')],
+                                                         "dWo", None, "lstmb.no_sig_grad_o"),
+    "lstm_backward carry not added": _m("lstm_backward", [("da[:, :, t] + d_a", "da[:, :, t]")], "dx", 5, "seqb.no_carry"),
+    "lstm_backward forwards in time": _m("lstm_backward", [("for t in reversed(range(x.shape[2])):", "for t in range(x.shape[2]):")],
+                                         "dx", 6, "seqb.forward_order"),
+}
+
+
+def mutant_source(mutant: Mutant, base: str = CORRECT) -> str:
+    """``base`` (CORRECT) with the mutant's edits (each old text must be there)."""
+    src = base
     for old, new in mutant.edits:
         assert old in src, f"edit not applicable: {old!r}"
         src = src.replace(old, new)
-    assert src != CORRECT
+    assert src != base
     return src
 
 
@@ -474,12 +506,12 @@ def namespace(source: str) -> dict:
     return ns
 
 
-def measure():
-    """Check every mutant in-process; return (rows, figures)."""
+def measure(mutants=None, base=CORRECT):
+    """Check every mutant (default: MUTANTS of CORRECT) in-process; return (rows, figures)."""
     from rnnkit.check import check_namespace
     rows = []
-    for label, mut in MUTANTS.items():
-        res = check_namespace(namespace(mutant_source(mut)), [mut.function])[mut.function]
+    for label, mut in (MUTANTS if mutants is None else mutants).items():
+        res = check_namespace(namespace(mutant_source(mut, base)), [mut.function])[mut.function]
         rows.append({"mutant": label, "function": mut.function, "status": res.status,
                      "first_wrong": res.first_wrong, "time_step": res.time_step, "cause": res.cause,
                      "where_ok": (res.first_wrong, res.time_step) == (mut.first_wrong, mut.time_step),
@@ -533,7 +565,8 @@ if __name__ == "__main__":
               f"CPU (5 runs; load average {load:.1f})")
         sys.exit(0)
     rows, figures = measure()
-    for r in rows:
+    rows2, figures2 = measure(EINSUM_MUTANTS, EINSUM)
+    for r in rows + rows2:
         flag = "ok " if r["where_ok"] and r["cause_ok"] else "BAD"
         print(f"{flag} {r['mutant']:<45} {r['status']:<5} {r['first_wrong']!s:<18} t={r['time_step']!s:<4} "
               f"cause={r['cause']} (expected {r['expected'].first_wrong}, t={r['expected'].time_step}, "
@@ -541,3 +574,5 @@ if __name__ == "__main__":
     print(f"\n{figures['mutants']} mutants over {figures['functions']} functions: detected "
           f"{figures['detected']:.0%}, first wrong quantity and time step right {figures['first_wrong_accuracy']:.0%}, "
           f"likely cause right {figures['cause_accuracy']:.0%}")
+    print(f"{figures2['mutants']} mutants of the einsum-style implementation: first wrong quantity and "
+          f"time step right {figures2['first_wrong_accuracy']:.0%}, likely cause right {figures2['cause_accuracy']:.0%}")

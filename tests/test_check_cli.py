@@ -101,12 +101,14 @@ def test_all_ten_functions_pass_and_exit_0(tmp_path):
 @pytest.mark.slow
 def test_notebook_cells_run_in_order_and_a_failing_cell_is_reported_with_its_number(tmp_path):
     cells = SEED.split("# %%\n")[1:]
-    nb = notebook(["%matplotlib inline\n"] + cells, tmp_path / "practice.ipynb")
+    extra = ["%matplotlib inline\n", "%%time\nshown = 1\ndisplay(shown)\n", "%%bash\necho hi\n"]
+    nb = notebook(extra + cells, tmp_path / "practice.ipynb")
     rc, out, err = rnnkit_check(nb)
     assert rc == 1, err
-    # the last code cell (lstm_forward's example) raises; it is the 26th cell of the notebook
-    n = 2 * len(cells) + 2
-    assert f"cell {n} (In [{len(cells) + 1}]) raised TypeError" in out
+    assert out.count(" raised ") == 1 and "was not run (a %%bash cell)" in out   # %%time, display() ran
+    # the last code cell (lstm_forward's example) raises: cell 2 * (code cells) of the notebook
+    n = 2 * (len(cells) + len(extra))
+    assert f"cell {n} (In [{len(cells) + len(extra)}]) raised TypeError" in out
     assert "a_tmp, y_tmp, c_tmp, caches_tmp = lstm_forward(" in out
     assert "PASS    lstm_cell" in out and "FAIL    lstm_forward" in out
 
@@ -155,3 +157,16 @@ def test_an_endless_top_level_loop_is_skipped_and_the_functions_after_it_are_che
     rc, out, err = rnnkit_check(tmp_path / "loops.py", "--timeout", "3", "--function", "lstm_cell", timeout=120)
     assert rc == 0, out + err
     assert "did not finish within 3 s; the checker skipped it" in out and "PASS    lstm_cell" in out
+
+
+@pytest.mark.slow
+def test_the_learners_folder_is_the_working_directory_and_cannot_shadow_numpy(tmp_path):
+    folder = tmp_path / "course"
+    folder.mkdir()
+    (folder / "numpy.py").write_text("raise SystemExit('not the real numpy')\n")
+    (folder / "helpers.py").write_text("SCALE = 1.0\n")
+    (folder / "mine.py").write_text("import os\nfrom helpers import SCALE\n"
+                                    "assert os.path.basename(os.getcwd()) == 'course'\n" + CORRECT)
+    rc, out, err = rnnkit_check(folder / "mine.py", "--function", "rnn_cell")
+    assert rc == 0, out + err
+    assert "PASS    rnn_cell" in out and "raised" not in out

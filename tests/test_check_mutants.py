@@ -5,7 +5,7 @@ of them (``python tests/check_programs.py`` prints the table and the figures).""
 
 import pytest
 
-from check_programs import CORRECT, MUTANTS, measure, mutant_source, namespace
+from check_programs import CORRECT, EINSUM, EINSUM_MUTANTS, MUTANTS, measure, mutant_source, namespace
 from rnnkit.check import CATALOGUE, FUNCTION_NAMES, check_namespace
 
 # The mistakes the issue names, and the catalogue entries that stand for them.
@@ -67,6 +67,14 @@ def test_likely_cause_is_right_for_at_least_80_percent(measured):
     print(f"\nrnnkit check on {figures['mutants']} mutants: first wrong quantity right "
           f"{figures['first_wrong_accuracy']:.0%}, likely cause right {figures['cause_accuracy']:.0%}")
     assert figures["cause_accuracy"] >= 0.8, [(r["mutant"], r["cause"]) for r in rows if not r["cause_ok"]]
+
+
+@pytest.mark.slow
+def test_mutants_of_the_einsum_style_code_are_found_the_same_way():
+    rows, figures = measure(EINSUM_MUTANTS, EINSUM)
+    assert all(r["status"] in ("fail", "error") and r["where_ok"] for r in rows), \
+        [(r["mutant"], r["first_wrong"], r["time_step"]) for r in rows if not r["where_ok"]]
+    assert figures["cause_accuracy"] >= 0.8
 
 
 @pytest.mark.parametrize("edit, function, first_wrong, time_step", [

@@ -25,6 +25,8 @@ CASES = {
     "names_classifier": (["--steps", "20", "--eval-every", "10", "--hidden", "8", "--embedding", "4"],
                          "balanced_accuracy"),
     "sunspots": (["--steps", "20", "--eval-every", "10", "--hidden", "8"], "test_rmse"),
+    "seq2seq_attention": (["--attention", "additive", "none", "--steps", "2", "--hidden-size", "4",
+                           "--max-val", "20", "--val-frac", "0.005"], "exact_match"),
 }
 
 

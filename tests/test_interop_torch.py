@@ -159,8 +159,6 @@ def test_layer_float32_and_mode_round_trip():
 
 
 def test_from_torch_refuses_what_rnnkit_cannot_do():
-    with pytest.raises(ConfigError, match="proj_size"):
-        from_torch(torch.nn.LSTM(3, 4, proj_size=2))
     with pytest.raises(ConfigError, match="max_norm"):
         from_torch(torch.nn.Embedding(5, 3, max_norm=1.0))
     with pytest.raises(TypeError, match="Conv1d"):

@@ -70,6 +70,16 @@ def rel(a, b):
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
 
 
+def _backward_both(torch, m, cell, out, hs, tout, ths, rng):
+    """Random output and final-state gradients through rnnkit's backward and torch's autograd;
+    returns rnnkit's ``(dx, dstate0)`` (torch's are in the leaves' ``.grad``)."""
+    dout = rng.standard_normal(out.shape)
+    dsn = tuple(rng.standard_normal(h.shape) for h in hs)
+    loss = (tout * torch.tensor(dout)).sum() + sum((t * torch.tensor(d)).sum() for t, d in zip(ths, dsn))
+    loss.backward()
+    return m.backward(dout, dsn if cell == "LSTM" else dsn[0])
+
+
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tmajor", "bfirst"])
 @pytest.mark.parametrize("cell,L,bi,use_len", MATRIX, ids=IDS)
 def test_torch_parity(cell, L, bi, use_len, batch_first):
@@ -89,11 +99,7 @@ def test_torch_parity(cell, L, bi, use_len, batch_first):
     ths = tsn if cell == "LSTM" else (tsn,)
     for a, b in zip(hs, ths):
         assert rel(a, b.detach().numpy()) < 1e-9
-    dout = rng.standard_normal(out.shape)
-    dsn = tuple(rng.standard_normal(h.shape) for h in hs)
-    loss = (tout * torch.tensor(dout)).sum() + sum((t * torch.tensor(d)).sum() for t, d in zip(ths, dsn))
-    loss.backward()
-    dx, ds0 = m.backward(dout, dsn if cell == "LSTM" else dsn[0])
+    dx, ds0 = _backward_both(torch, m, cell, out, hs, tout, ths, rng)
     assert rel(dx, xt.grad.numpy()) < 1e-9
     ds0 = ds0 if cell == "LSTM" else (ds0,)
     tst = st if cell == "LSTM" else (st,)
@@ -234,7 +240,8 @@ def test_returned_output_cannot_corrupt_backward_cache():
 
 
 @pytest.mark.parametrize("bad,match", [
-    (np.ones((T, N)), r"\(T, N, input_size=3\).*2-D"),
+    (np.ones((T,)), r"\(T, N, input_size=3\).*or unbatched \(T, input_size\).*1-D"),
+    (np.ones((T, N + 1)), r"\(T, input_size=3\)"),
     (np.ones((T, N, D + 1)), r"input_size should be 3, not 4"),
     (np.ones((T, N, D), dtype=complex), "complex"),
     (np.full((T, N, D), np.nan), "NaN"),
@@ -327,3 +334,53 @@ def test_step_refuses_nan_and_backward_without_forward_is_rnnkit_error():
         m.step(np.array([[np.nan, 0, 0]], np.float32))          # the fast path checks too
     with pytest.raises(rnnkit.NoForwardError, match="no forward pass"):
         m.backward(np.ones((T, N, H)))
+
+
+@pytest.mark.parametrize("cell,bi,batch_first,given", list(itertools.product(
+    CELLS, [False, True], [False, True], [False, True])))
+def test_unbatched_input_matches_torch(cell, bi, batch_first, given):
+    """x (T, input_size), states (L*D, H): PyTorch's unbatched semantics (batch_first ignored),
+    forward and every gradient."""
+    from tests.needs import require
+    require("torch")
+    import torch
+    rng = np.random.default_rng(5)
+    m = make(cell, 2, bi, batch_first=batch_first)
+    tm = getattr(torch.nn, cell)(D, H, num_layers=2, bidirectional=bi, batch_first=batch_first).double()
+    tm.load_state_dict({k: torch.tensor(v) for k, v in m.state_dict().items()})
+    x = rng.standard_normal((T, D))
+    state = None
+    if given:
+        full = make_state(cell, 2, bi, rng, 1)
+        state = tuple(s[:, 0] for s in full) if cell == "LSTM" else full[:, 0]
+    out, sn = m(x, state)
+    xt = torch.tensor(x, requires_grad=True)
+    st = None
+    if given:
+        st = (tuple(torch.tensor(s, requires_grad=True) for s in state) if cell == "LSTM"
+              else torch.tensor(state, requires_grad=True))
+    tout, tsn = tm(xt, st)
+    assert out.shape == tuple(tout.shape) == (T, (2 if bi else 1) * H)
+    hs, ths = (sn, tsn) if cell == "LSTM" else ((sn,), (tsn,))
+    for a, b in zip(hs, ths):
+        assert a.shape == tuple(b.shape) and rel(a, b.detach().numpy()) < 1e-9
+    assert rel(out, tout.detach().numpy()) < 1e-9
+    dx, ds0 = _backward_both(torch, m, cell, out, hs, tout, ths, rng)
+    assert dx.shape == x.shape and rel(dx, xt.grad.numpy()) < 1e-9
+    if given:
+        for a, b in zip(ds0 if cell == "LSTM" else (ds0,), st if cell == "LSTM" else (st,)):
+            assert a.shape == tuple(b.shape) and rel(a, b.grad.numpy()) < 1e-9
+    for k, p in tm.named_parameters():
+        assert rel(m.gradients()[k], p.grad.numpy()) < 1e-9, k
+
+
+def test_unbatched_input_refuses_a_batched_state_and_lengths():
+    m = make("LSTM", 1, False)
+    with pytest.raises(rnnkit.errors.ShapeError, match=r"\(2-D\) for unbatched input"):
+        m(np.ones((T, D)), (np.zeros((1, 1, H)), np.zeros((1, 1, H))))
+    with pytest.raises(rnnkit.errors.ShapeError, match="lengths=None for unbatched"):
+        m(np.ones((T, D)), lengths=[3])
+    out, (h, c) = m(np.ones((T, D)))
+    assert out.shape == (T, H) and h.shape == c.shape == (1, H)
+    _, acts = m.trace(np.ones((T, D)))[1:]
+    assert acts[0][0]["cell"].shape == (T, H)

@@ -175,7 +175,7 @@ def layer_case(draw, defects_allowed=True):
     c["x_dtype"] = draw(valid_only(OK_DTYPES * 3 + BAD_DTYPES))
     if c["x_dtype"] in BAD_DTYPES:
         defects.append((DTypeError, "x"))
-    c["x_shape"] = draw(valid_only(["ok"] * 12 + ["rank2", "rank4", "wrong D", "T=0", "N=0"]))
+    c["x_shape"] = draw(valid_only(["ok"] * 12 + ["rank1", "rank4", "wrong D", "T=0", "N=0"]))
     if c["x_shape"] != "ok":
         defects.append((ShapeError, "x"))
     c["x_nonfinite"] = (c["x_dtype"] in ("float32", "float64", "float16")
@@ -211,7 +211,7 @@ def layer_case(draw, defects_allowed=True):
 def _build_inputs(c, layer):
     rng = np.random.default_rng(c["x_seed"])
     T, N, D, H = c["T"], c["N"], c["D"], c["H"]
-    shape = {"ok": (T, N, D), "rank2": (T, D), "rank4": (T, N, D, 1), "wrong D": (T, N, D + 1),
+    shape = {"ok": (T, N, D), "rank1": (T,), "rank4": (T, N, D, 1), "wrong D": (T, N, D + 1),
              "T=0": (0, N, D), "N=0": (T, 0, D)}[c["x_shape"]]
     if c["batch_first"] and len(shape) >= 2:
         shape = (shape[1], shape[0]) + shape[2:]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import model
-from .cases import INFO, cases_for, forward_cache, reference, reference_forward
+from .cases import ALIASES, INFO, cases_for, forward_cache, reference, reference_forward
 from .model import CATALOGUE, LAYOUTS
 from ..scratch import LSTMCache, RNNCache
 
@@ -417,8 +417,14 @@ class Judge:
         self.results = {}
 
     def judge(self, record) -> FunctionResult:
-        """The verdict on one record."""
-        res = self._judge(record)
+        """The verdict on one record (an unexpected result the judge cannot handle is reported
+        as an error of that function, never a crash of the whole report)."""
+        try:
+            res = self._judge(record)
+        except Exception as exc:                   # noqa: BLE001 - one function, not the report
+            res = FunctionResult(record.get("name", "?"), "error", message=(
+                f"rnnkit check could not judge what {record.get('name', 'the function')} returned "
+                f"({type(exc).__name__}: {exc}); please report this with the function."))
         self.results[res.name] = res
         return res
 
@@ -427,8 +433,8 @@ class Judge:
         name = record["name"]
         info = INFO[name]
         if record.get("found_as") is None:
-            aliases = [name] + [a for a in ("rnn_cell_forward", "lstm_cell_forward") if a.startswith(name)]
-            return FunctionResult(name, "missing", message=f"{' or '.join(aliases)} is not defined.")
+            names = (name,) + ALIASES.get(name, ())
+            return FunctionResult(name, "missing", message=f"{' or '.join(names)} is not defined.")
         if "not_callable" in record:
             return FunctionResult(name, "error", message=f"{name} is defined but is a "
                                   f"{record['not_callable']}, not a function.")
@@ -595,11 +601,18 @@ class Judge:
         ranked = _rank(info, ran, failing, model.mistakes_for(name)) if failing else (None, False)
         if ranked[1]:
             return ranked[0], CATALOGUE[ranked[0]].hint
-        if example.passed and (errors or structure or wrong):
-            other = next(c for c in ordinary if not c.passed)
+        extreme_only = [c for c in ordinary if not c.passed]
+        if extreme_only and all(c.case.kind == "extreme" for c in extreme_only):
+            mis = "softmax.no_max" if name == "softmax" else "sigmoid.overflow"
+            return mis, (f"{name} is right on ordinary inputs and wrong on {extreme_only[0].case.label}: "
+                         + CATALOGUE[mis].hint)
+        if example.passed and any(c.case.kind == "sizes" and not c.passed for c in ordinary):
+            other = next(c for c in ordinary if c.case.kind == "sizes" and not c.passed)
             return "hardcoded", (f"{name} is right on the notebook's example but not on "
-                                 f"{other.case.label}: a size is hard-coded to the example; read "
-                                 f"n_x, m, T_x from the input's shape and n_a, n_y from the weights.")
+                                 f"{other.case.label}: a size is hard-coded to the example (read "
+                                 f"n_x, m, T_x from the input's shape and n_a, n_y from the weights), "
+                                 f"or it reads one of the notebook's variables instead of its own "
+                                 f"argument.")
         if failing:
             if ranked[0] is not None:
                 return ranked[0], (f"{CATALOGUE[ranked[0]].hint} That explains the first "

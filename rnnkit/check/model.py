@@ -90,11 +90,13 @@ _ENTRIES = [
     Mistake("sigmoid.precedence", ("sigmoid",),
             "a missing pair of brackets: 1 / 1 + exp(-x) is 1 + exp(-x); write 1 / (1 + np.exp(-x))."),
     Mistake("sigmoid.tanh", ("sigmoid",), "tanh instead of the logistic function 1 / (1 + exp(-x))."),
+    Mistake("sigmoid.overflow", ("sigmoid",), "exp overflows for large |x| (inf / inf = NaN): write "
+                                              "1 / (1 + np.exp(-x)), which gives 0 and 1 at the extremes."),
     Mistake("softmax.axis1", ("softmax",) + _CELL + _L,
             "softmax normalises over axis 1 (the examples); the classes are axis 0: sum(axis=0)."),
     Mistake("softmax.whole", ("softmax",) + _CELL + _L,
             "softmax divides by the sum of the whole array; each column must sum to 1: sum(axis=0)."),
-    Mistake("softmax.no_max", ("softmax",) + _CELL + _L,
+    Mistake("softmax.no_max", ("softmax",),
             "softmax does not subtract the maximum, so exp overflows on large logits (inf / inf = "
             "NaN); subtract np.max(x, axis=0, keepdims=True) first."),
     Mistake("softmax.row_max", ("softmax",) + _CELL + _L,
@@ -120,6 +122,11 @@ for _g in "fico":
                                     f"{_GATE[_g]} uses W{_h}, the weights of another gate; it has its own W{_g}."))
             _ENTRIES.append(Mistake(f"lstm.{_g}_b{_h}", _L,
                                     f"{_GATE[_g]} uses b{_h}, the bias of another gate; it has its own b{_g}."))
+for _g, _h in (("f", "i"), ("f", "o"), ("i", "o")):
+    _ENTRIES.append(Mistake(f"lstm.swap_{_g}{_h}", _L,
+                            f"{_GATE[_g]} and {_GATE[_h]} are swapped: each is computed with the other's "
+                            f"weights and bias (in a fused gate matrix: the blocks are in another "
+                            f"order; the notebook's is f, i, c, o)."))
 _ENTRIES += [
     Mistake("lstm.concat_x_first", _L,
             "concat is [xt; a_prev]; the notebook stacks the hidden state first: [a_prev; xt]."),
@@ -214,6 +221,9 @@ def sigmoid(x, mis=None):
             return 1.0 + np.exp(-x)
         if mis == "sigmoid.tanh":
             return np.tanh(x)
+        if mis == "sigmoid.overflow":
+            with np.errstate(invalid="ignore"):
+                return np.exp(x) / (1.0 + np.exp(x))
     return scratch.sigmoid(x)
 
 
@@ -265,6 +275,9 @@ def _gate_source(g, mis, what):
     """Which gate's W (what='W') or b (what='b') gate ``g`` reads under ``mis``."""
     if mis and mis.startswith(f"lstm.{g}_{what}") and len(mis) == len(f"lstm.{g}_{what}") + 1:
         return mis[-1]
+    if mis and mis.startswith("lstm.swap_") and g in mis[-2:]:
+        pair = mis[-2:]
+        return pair[1] if g == pair[0] else pair[0]
     return g
 
 

@@ -41,6 +41,7 @@ _STARTUP_S = 30.0          # importing numpy in a fresh child on a busy machine
 # ----------------------------------------------------------------------------------------
 
 _MAGIC = re.compile(r"^(\s*)([%!].*)$")
+_PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")
 
 
 def _strip_magics(source):
@@ -104,8 +105,13 @@ def load_units(path):
         count = cell.get("execution_count")
         label = f"cell {n}" + (f" (In [{count}])" if isinstance(count, int) else "")
         if src.lstrip().startswith("%%"):
-            units.append({"label": label, "filename": f"<cell {n}>", "source": "", "skipped": "a %% cell magic"})
-            continue
+            magic, _, body = src.lstrip().partition("\n")
+            if magic.split()[0] not in _PYTHON_CELL_MAGICS:      # %%bash, %%html, %%writefile ...
+                units.append({"label": label, "filename": f"<cell {n}>", "source": "",
+                              "skipped": f"a {magic.split()[0]} cell"})
+                continue
+            src = "\n" + body                     # %%time and the like: the body is Python
+
         units.append({"label": label, "filename": f"<cell {n}>", "source": _strip_magics(src),
                       "first_line": 1})
     return units, None
@@ -126,14 +132,19 @@ def _describe_exit(rc):
 
 
 class _Child:
-    def __init__(self, job, cwd):
+    def __init__(self, job):
         env = dict(os.environ)
         for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[k] = "1"                           # one thread: small products, less memory
+        # the child runs in the learner's folder and must still import this rnnkit
+        home = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join([home] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         self.stderr = tempfile.TemporaryFile()
+        # started beside the rnnkit package (so a learner's file named numpy.py or rnnkit.py
+        # cannot stand in for them); the child then moves to the learner's folder
         self.proc = subprocess.Popen([sys.executable, "-m", "rnnkit.check.sandbox", "--child"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     cwd=cwd, env=env, start_new_session=True)
+                                     cwd=home, env=env, start_new_session=True)
         try:
             self.proc.stdin.write(json.dumps(job).encode())
             self.proc.stdin.close()
@@ -144,7 +155,7 @@ class _Child:
         self.buf = b""
 
     def next_event(self, deadline):
-        """The next JSON event, "timeout", or None at the end of the output."""
+        """The next JSON event, "timeout", "garbled" (not JSON), or None at the end of the output."""
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0 or not self.sel.select(left):
@@ -154,7 +165,10 @@ class _Child:
                 return None
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError:                         # learner code wrote into the channel
+            return "garbled"
 
     def kill(self):
         try:
@@ -195,15 +209,17 @@ def run_file(path, names, *, timeout=5.0, memory_mb=2048) -> Report:
     cwd = str(Path(path).resolve().parent)
     while True:
         job = {"units": units, "skip": sorted(skip), "functions": remaining, "memory_mb": memory_mb,
-               "argv0": str(path)}
-        child = _Child(job, cwd)
+               "argv0": str(path), "cwd": cwd}
+        child = _Child(job)
         current, deadline = None, time.monotonic() + _STARTUP_S + timeout
         finished = False
         while True:
             ev = child.next_event(deadline)
-            if ev == "timeout" or ev is None:
-                rc = child.kill() if ev == "timeout" else child.close()
-                what = (f"did not finish within {timeout:g} s" if ev == "timeout" else _describe_exit(rc))
+            if ev in ("timeout", "garbled") or ev is None:
+                rc = child.kill()
+                what = {"timeout": f"did not finish within {timeout:g} s",
+                        "garbled": "wrote into the checker's private channel, so its results could not be read"
+                        }.get(ev) or _describe_exit(rc)
                 if current is None:
                     for n in remaining:
                         records[n] = {"name": n, "found_as": n, "fatal": {"type": "Crash", "message": (
@@ -220,8 +236,10 @@ def run_file(path, names, *, timeout=5.0, memory_mb=2048) -> Report:
                         "type": "Timeout" if ev == "timeout" else "Crash", "message": what}}
                     remaining.remove(n)
                 break
-            kind = ev["e"]
-            if kind == "unit":
+            kind = ev.get("e") if isinstance(ev, dict) else None
+            if kind == "note":
+                notes.setdefault("memory", ev["text"])
+            elif kind == "unit":
                 current = ("unit", ev["i"])
             elif kind == "unit_done":
                 if ev.get("error"):
@@ -240,7 +258,7 @@ def run_file(path, names, *, timeout=5.0, memory_mb=2048) -> Report:
                 remaining.remove(rec["name"])
                 current = None
             elif kind == "done":
-                child.close()
+                child.kill()                       # and whatever the learner's code started
                 finished = True
                 break
             deadline = time.monotonic() + timeout
@@ -259,8 +277,15 @@ def _child_main():
     import resource
     job = json.loads(sys.stdin.buffer.read().decode())
     limit = int(job["memory_mb"]) * 2 ** 20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    limited = True
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ValueError, OSError):                  # e.g. macOS refuses RLIMIT_AS
+        limited = False
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError):
+        pass
     channel = os.fdopen(os.dup(1), "w", buffering=1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -278,7 +303,14 @@ def _child_main():
 
     from .runner import encode, error_info, run_function
 
-    ns = {"__name__": "__main__", "__builtins__": __builtins__}
+    if not limited:
+        emit({"e": "note", "text": "this system refuses a memory limit (RLIMIT_AS): the learner's "
+                                   "code ran without one"})
+    os.chdir(job["cwd"])                           # the learner's folder, as in Jupyter
+    sys.path.insert(0, job["cwd"])
+
+    ns = {"__name__": "__main__", "__builtins__": __builtins__,
+          "display": lambda *args, **kwargs: None}          # IPython's, for notebook cells
     skip = set(job["skip"])
     for i, unit in enumerate(job["units"]):
         if i in skip:

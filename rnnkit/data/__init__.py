@@ -31,7 +31,7 @@ Example::
 """
 
 from .corpus import BUILTIN_TEXTS, TextData, load_text_data
-from .pairs import (PairsBatch, PairsData, PairsDataset, PairsSource, is_pairs_text, load_pairs_data,
+from .pairs import (PairVocabs, PairsBatch, PairsData, PairsDataset, PairsSource, is_pairs_text, load_pairs_data,
                     pair_vocabs, parse_pairs, read_pairs)
 from .lines import IGNORE_INDEX, LinesBatch, LinesDataset
 from .sources import ArrayBatch, ArraySource, EpochOrder, LinesSource, StreamSource
@@ -47,5 +47,5 @@ __all__ = [
     "train_val_split", "split_stream", "EpochOrder", "LinesSource", "StreamSource", "ArrayBatch",
     "ArraySource", "TextData", "load_text_data", "BUILTIN_TEXTS", "PairsBatch", "PairsData",
     "PairsDataset", "PairsSource", "is_pairs_text", "load_pairs_data", "pair_vocabs", "parse_pairs",
-    "read_pairs",
+    "read_pairs", "PairVocabs",
 ]

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .encode import head_text, ids_dtype, is_large_text, load_encoded
 from .lines import LinesDataset
+from .pairs import BUILTIN_PAIRS, is_pairs_text, load_pairs_data, parse_pairs
 from .sources import LinesSource, StreamSource
 from .splits import split_stream, train_val_split
 from .stream import StreamDataset
@@ -37,7 +38,7 @@ def _pydoc_text() -> str:
 
 #: Built-in corpora of ``rnnkit train --dataset NAME``: the text, and the mode ``auto`` picks.
 BUILTIN_TEXTS = {"names": (_names_text, "lines"), "pydoc": (_pydoc_text, "stream")}
-MODES = ("auto", "lines", "stream")
+MODES = ("auto", "lines", "stream", "pairs")
 
 
 @dataclass
@@ -72,6 +73,11 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
     ``mode="auto"`` picks lines mode for files of many short lines
     (:func:`rnnkit.data.detect_mode`) and the built-in corpus's own mode otherwise.
 
+    Pairs mode (a :class:`~rnnkit.data.PairsData` is returned instead, see
+    :func:`~rnnkit.data.load_pairs_data`): ``mode="pairs"``, a built-in pair task
+    (``dataset="dates"`` or ``"numbers"``), or ``mode="auto"`` on a file in which every
+    non-empty line has exactly one tab (:func:`~rnnkit.data.is_pairs_text`).
+
     A file of at least :data:`rnnkit.data.encode.STREAM_MIN_BYTES` in stream mode is never
     read whole: its ids are built in two streaming passes, into ``cache_dir`` (a memory-mapped
     id file, reused while the file is unchanged) or into memory without one; ``mode="auto"``
@@ -81,6 +87,20 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
         raise ConfigError(f"--mode: expected one of {', '.join(MODES)}, got {mode!r}.")
     if not (0 <= val_frac < 1):
         raise ConfigError(f"--val-frac: expected a number in [0, 1), got {val_frac}.")
+    if not file and dataset in BUILTIN_PAIRS:
+        if mode not in ("auto", "pairs"):
+            raise ConfigError(f"--dataset {dataset} is a pair task; --mode {mode} does not apply "
+                              f"(drop it, or pass --mode pairs).")
+        return load_pairs_data(dataset=dataset, val_frac=val_frac, batch_size=batch_size, seed=seed)
+    text = None
+    if file and (mode == "pairs" or (mode == "auto" and not is_large_text(file))):
+        text = read_text(file, encoding=encoding)
+        if mode == "pairs" or is_pairs_text(text):
+            return load_pairs_data(dataset=text_name(file), pairs=parse_pairs(text, str(file)),
+                                   origin=str(file), val_frac=val_frac, batch_size=batch_size, seed=seed)
+    if mode == "pairs":
+        raise ConfigError(f"--mode pairs: expected a pairs FILE or --dataset "
+                          f"{' / '.join(BUILTIN_PAIRS)}, got --dataset {dataset}.")
     if file:
         name, origin = text_name(file), str(file)
         if mode != "lines" and is_large_text(file):
@@ -88,12 +108,14 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
             if mode == "stream":
                 vocab, ids = load_encoded(file, encoding, cache_dir)
                 return _stream_sources(vocab, ids, name, origin, val_frac, seq_len, batch_size)
-        text = read_text(file, encoding=encoding)
+        if text is None:
+            text = read_text(file, encoding=encoding)
         mode = mode if mode != "auto" else detect_mode(text)
     else:
         name = origin = dataset or "names"
         if name not in BUILTIN_TEXTS:
-            raise ConfigError(f"--dataset: expected one of {', '.join(BUILTIN_TEXTS)}, got {name!r}.")
+            raise ConfigError(f"--dataset: expected one of {', '.join((*BUILTIN_TEXTS, *BUILTIN_PAIRS))}, "
+                              f"got {name!r}.")
         load, own_mode = BUILTIN_TEXTS[name]
         text = load()
         mode = mode if mode != "auto" else own_mode

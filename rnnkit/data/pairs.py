@@ -89,11 +89,33 @@ def read_pairs(path, encoding: str = "utf-8") -> list:
     return parse_pairs(read_text(path, encoding=encoding), str(path))
 
 
-def pair_vocabs(pairs) -> tuple:
-    """``(source_vocab, target_vocab)``: one :class:`Vocab` per side, each with the boundary
-    token ``<eos>`` as id 0 (the target's start and end; the source's padding)."""
-    return (Vocab.build([s for s, _ in pairs], specials=(BOUNDARY,)),
-            Vocab.build([t for _, t in pairs], specials=(BOUNDARY,)))
+def pair_vocabs(pairs) -> "PairVocabs":
+    """``(source_vocab, target_vocab)`` (a :class:`PairVocabs`): one :class:`Vocab` per side,
+    each with the boundary token ``<eos>`` as id 0 (the target's start and end; the source's
+    padding)."""
+    return PairVocabs(Vocab.build([s for s, _ in pairs], specials=(BOUNDARY,)),
+                      Vocab.build([t for _, t in pairs], specials=(BOUNDARY,)))
+
+
+class PairVocabs(NamedTuple):
+    """The two vocabularies of a pairs run (a seq2seq checkpoint's ``vocab.json`` holds both:
+    ``{"source": ..., "target": ...}``, each :meth:`Vocab.to_json`)."""
+    source: Vocab
+    target: Vocab
+
+    def to_json(self) -> dict:
+        """``{"source": source.to_json(), "target": target.to_json()}``."""
+        return {"source": self.source.to_json(), "target": self.target.to_json()}
+
+    @classmethod
+    def from_json(cls, obj) -> "PairVocabs":
+        """Inverse of :meth:`to_json`; a damaged dict raises :class:`CheckpointError`."""
+        from ..errors import CheckpointError
+        if not isinstance(obj, dict) or set(obj) != {"source", "target"}:
+            keys = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+            raise CheckpointError(f"PairVocabs.from_json: expected a JSON object with the keys "
+                                  f"'source' and 'target' (a seq2seq run's vocab.json), got {keys!r:.80}.")
+        return cls(Vocab.from_json(obj["source"]), Vocab.from_json(obj["target"]))
 
 
 class PairsBatch(NamedTuple):
@@ -213,16 +235,22 @@ class PairsData:
     summary: str
     mode: str = "pairs"
 
+    @property
+    def vocab(self) -> "PairVocabs":
+        """Both vocabularies (what the checkpoint's vocab.json stores)."""
+        return PairVocabs(self.src_vocab, self.tgt_vocab)
+
 
 def load_pairs_data(file=None, dataset=None, *, encoding: str = "utf-8", val_frac: float = 0.1,
-                    batch_size: int = 64, seed: int = 0, pairs=None) -> PairsData:
+                    batch_size: int = 64, seed: int = 0, pairs=None, origin=None) -> PairsData:
     """Read a pairs file (or the built-in ``dataset``: ``"dates"``, ``"numbers"``; or the list
     ``pairs``), build both vocabularies from all pairs, hold out a random ``val_frac`` of the
     pairs (seeded) and wrap both parts in :class:`PairsSource` batch sources."""
     if not (0 <= val_frac < 1):
         raise ConfigError(f"--val-frac: expected a number in [0, 1), got {val_frac}.")
     if pairs is not None:
-        name = origin = dataset or "pairs"
+        name = dataset or "pairs"
+        origin = origin or name
         pairs = list(pairs)
     elif file:
         from pathlib import Path

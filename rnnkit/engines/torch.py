@@ -231,6 +231,10 @@ class _LayeredCharLM(tnn.Module):
 
     def __init__(self, config):
         super().__init__()
+        if getattr(config, "learn_initial_state", False):
+            raise ConfigError("the torch engine: expected a model without a learned initial state, "
+                              "got learn_initial_state=true in its config. Train it with the "
+                              "numpy engine (the default).")
         dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
         V, E, H, L = config.vocab_size, config.embedding_size, config.hidden_size, config.num_layers
         self.vocab_size = V

@@ -23,6 +23,11 @@ What is exported
   h_n, c_n  (num_layers * num_directions, batch, H)      ``c_n`` for LSTM only
   ========  ===========================================  ==================================
 
+  With ``sequence_lens=True`` one more input, ``sequence_lens`` (batch,) int32, gives the
+  length of each sequence of a right-padded batch (rnnkit's ``lengths``): outputs past it are
+  0, the final states are those at each sequence's end (the reverse direction reads each
+  sequence from its own last element), as in rnnkit and PyTorch's packed sequences.
+
 * :func:`export_charlm` / :func:`export_model` - a char-level language model
   ``tokens (T, N) int64 -> [embedding or one-hot] -> recurrent stack -> linear head ->
   logits (T, N, V)``, with inputs ``tokens``, ``h0`` (``c0``) and outputs ``logits``,
@@ -144,7 +149,10 @@ class ExportOptions:
     ``dtype``: ``np.float32`` (default) or ``np.float64`` (valid ONNX, but ONNX Runtime's CPU
     provider has no double RNN/LSTM/GRU kernels). ``initial_state``: ``True`` -> required
     inputs ``h0`` (``c0``) of shape (L*dirs, N, H); ``False`` -> no state inputs, the stack
-    starts from zeros. ``opset`` (>= 14, default 17). ``check``: run
+    starts from zeros. ``sequence_lens``: ``True`` -> a required input ``sequence_lens`` int32
+    (N,), the length of each sequence of a right-padded batch (rnnkit's ``lengths``), given to
+    every native node; ``False`` (default) -> every sequence is seq_len long. ``opset`` (>= 14,
+    default 17). ``check``: run
     ``onnx.checker.check_model(model, full_check=True)``. ``metadata``: extra
     ``metadata_props`` (str -> str), merged over the automatic ones. ``doc_string``: the
     model's doc string (a description is written otherwise).
@@ -152,6 +160,7 @@ class ExportOptions:
 
     dtype: Any = np.float32
     initial_state: bool = True
+    sequence_lens: bool = False
     opset: int = DEFAULT_OPSET
     check: bool = True
     metadata: Mapping[str, str] | None = None
@@ -167,6 +176,7 @@ class ExportOptions:
         return dataclasses.replace(
             o, dtype=check_dtype_arg(who, o.dtype),
             initial_state=_check_bool(who, "initial_state", o.initial_state),
+            sequence_lens=_check_bool(who, "sequence_lens", o.sequence_lens),
             opset=check_int(who, "opset", o.opset, minimum=MIN_OPSET),
             check=_check_bool(who, "check", o.check))
 
@@ -282,6 +292,7 @@ class _StackIO:
     y: str
     h_n: str
     c_n: str | None
+    lens: str = ""                   # sequence_lens (N,) int32, "" = full length
 
 
 def _add_stack(g: _GraphBuilder, who: str, spec: _StackSpec, params: Mapping, io: _StackIO) -> None:
@@ -324,7 +335,7 @@ def _add_stack(g: _GraphBuilder, who: str, spec: _StackSpec, params: Mapping, io
             g.node("Slice", [src, starts, ends, axes], [out], name=f"{tag}slice_{name}_l{k}")
             return out
 
-        inputs = [layer_in, W, R, B, "", state_slice(io.h0, "h0")]
+        inputs = [layer_in, W, R, B, io.lens, state_slice(io.h0, "h0")]
         if cell.cell_state:
             inputs.append(state_slice(io.c0, "c0"))
         while inputs and inputs[-1] == "":   # trailing optional inputs are simply left out
@@ -417,6 +428,14 @@ def _state_inputs(g, inputs: list, initial_state: bool, cell: CellSpec, state_sh
     return "h0", "c0"
 
 
+def _lens_input(g, inputs: list, opt: ExportOptions) -> str:
+    """Declare the ``sequence_lens`` (batch,) int32 input when asked; its name, or ""."""
+    if not opt.sequence_lens:
+        return ""
+    inputs.append(helper.make_tensor_value_info("sequence_lens", TensorProto.INT32, ["batch"]))
+    return "sequence_lens"
+
+
 def _state_outputs(g, outputs: list, cell: CellSpec, state_shape: list) -> None:
     outputs.append(helper.make_tensor_value_info("h_n", g.elem_type, state_shape))
     if cell.cell_state:
@@ -477,6 +496,10 @@ def export_layer(layer, path=None, **options) -> "onnx.ModelProto":
                       bias=_check_bool(who, "bias", layer.bias))
     batch_first = _check_bool(who, "batch_first", layer.batch_first)
     params = _state_dict(who, layer)
+    if "h0" in params:
+        raise ConfigError(f"{who}: expected a layer without a learned initial state, got h0 in "
+                          f"its parameters (learn_initial_state=True). Export with "
+                          f"initial_state=True and feed its h0 (c0) repeated over the batch.")
     unexpected = sorted(set(params) - set(spec.expected_keys()))
     if unexpected:
         raise ParameterKeyError(f"{who}: expected only the parameters {spec.expected_keys()}, "
@@ -490,15 +513,17 @@ def export_layer(layer, path=None, **options) -> "onnx.ModelProto":
                  else ["seq_len", "batch", dirs * H])
     state_shape = [L * dirs, "batch", H]
     inputs = [helper.make_tensor_value_info("input", g.elem_type, in_shape)]
-    for n in ("input", "output", "h0", "c0", "h_n", "c_n"):
+    for n in ("input", "output", "h0", "c0", "h_n", "c_n", "sequence_lens"):
         g._names.add(n)
     h0, c0 = _state_inputs(g, inputs, opt.initial_state, cell, state_shape)
+    lens = _lens_input(g, inputs, opt)
     x = "input"
     if batch_first:
         x = g.fresh("input_tm")                                        # (T, N, D)
         g.node("Transpose", ["input"], [x], name="input_to_time_major", perm=[1, 0, 2])
     y = g.fresh("output_tm") if batch_first else "output"               # (T, N, dirs*H)
-    _add_stack(g, who, spec, params, _StackIO(x, h0, c0, y, "h_n", "c_n" if cell.cell_state else None))
+    _add_stack(g, who, spec, params, _StackIO(x, h0, c0, y, "h_n", "c_n" if cell.cell_state else None,
+                                              lens))
     if batch_first:
         g.node("Transpose", [y], ["output"], name="output_to_batch_first", perm=[1, 0, 2])
     outputs = [helper.make_tensor_value_info("output", g.elem_type, out_shape)]
@@ -507,7 +532,8 @@ def export_layer(layer, path=None, **options) -> "onnx.ModelProto":
     mode = cell.torch_mode
     meta = {"kind": "recurrent", "mode": mode, "input_size": D, "hidden_size": H,
             "num_layers": L, "bidirectional": spec.bidirectional, "bias": spec.bias,
-            "batch_first": batch_first, "initial_state": opt.initial_state, "dtype": opt.dtype.name}
+            "batch_first": batch_first, "initial_state": opt.initial_state,
+            "sequence_lens": opt.sequence_lens, "dtype": opt.dtype.name}
     layout = "(batch, seq_len, features)" if batch_first else "(seq_len, batch, features)"
     doc = (f"rnnkit {mode} stack: {L} layer(s), hidden_size={H}, "
            f"{'bidirectional' if spec.bidirectional else 'unidirectional'}, input/output layout "
@@ -583,6 +609,10 @@ def export_charlm(state_dict: Mapping, config, path=None, **options) -> "onnx.Mo
         raise ConfigError(f"{who}: expected state_dict as a mapping of name -> array, got "
                           f"{type(state_dict).__name__}.")
     params = dict(state_dict)
+    if "rnn.h0" in params:
+        raise ConfigError(f"{who}: expected a model without a learned initial state, got rnn.h0 "
+                          f"in the weights (learn_initial_state). Its graph would start from "
+                          f"zeros, unlike the model; export a model trained without it.")
     has_bias = "rnn.bias_ih_l0" in params or "rnn.bias_hh_l0" in params
     spec = _StackSpec(cell=cell, input_size=E if E > 0 else V, hidden_size=H, num_layers=L,
                       bidirectional=False, bias=has_bias, prefix="rnn.")
@@ -599,11 +629,12 @@ def export_charlm(state_dict: Mapping, config, path=None, **options) -> "onnx.Mo
                                 f"unidirectional).{hint}")
 
     g = _GraphBuilder(opt.dtype)
-    for n in ("tokens", "logits", "h0", "c0", "h_n", "c_n"):
+    for n in ("tokens", "logits", "h0", "c0", "h_n", "c_n", "sequence_lens"):
         g._names.add(n)
     state_shape = [L, "batch", H]
     inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["seq_len", "batch"])]
     h0, c0 = _state_inputs(g, inputs, opt.initial_state, cell, state_shape)
+    lens = _lens_input(g, inputs, opt)
 
     if E > 0:
         table = g.const("embedding_weight",
@@ -613,7 +644,8 @@ def export_charlm(state_dict: Mapping, config, path=None, **options) -> "onnx.Mo
     x = g.fresh("x")                                                                 # (T, N, E|V)
     g.node("Gather", [table, "tokens"], [x], name="embedding" if E > 0 else "one_hot", axis=0)
     y = g.fresh("rnn_out")                                                           # (T, N, H)
-    _add_stack(g, who, spec, params, _StackIO(x, h0, c0, y, "h_n", "c_n" if cell.cell_state else None))
+    _add_stack(g, who, spec, params, _StackIO(x, h0, c0, y, "h_n", "c_n" if cell.cell_state else None,
+                                              lens))
     w_head = _float_param(who, params, "head.weight", (V, H), g.dtype)
     b_head = _float_param(who, params, "head.bias", (V,), g.dtype)
     wt = g.const("head_weight_t", np.ascontiguousarray(w_head.T))                    # (H, V)
@@ -627,7 +659,7 @@ def export_charlm(state_dict: Mapping, config, path=None, **options) -> "onnx.Mo
     mode = cell.torch_mode
     meta = {"kind": "charlm", "cell": mode, "vocab_size": V, "hidden_size": H, "num_layers": L,
             "embedding_size": E, "bias": has_bias, "initial_state": opt.initial_state,
-            "dtype": opt.dtype.name}
+            "sequence_lens": opt.sequence_lens, "dtype": opt.dtype.name}
     doc = (f"rnnkit char-level language model: tokens int64 (seq_len, batch) -> "
            f"{'embedding (E=' + str(E) + ')' if E > 0 else 'one-hot'} -> {L}-layer {mode} "
            f"(hidden_size={H}) -> linear head -> logits (seq_len, batch, {V}). States "

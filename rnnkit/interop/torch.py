@@ -17,6 +17,8 @@ rnnkit                              PyTorch (``to_torch`` / ``from_torch``)
 ``nn.CharLM``                       :class:`TorchCharLM`
 ``nn.SequenceClassifier``           :class:`TorchSequenceClassifier`
 ``nn.SequenceRegressor``            :class:`TorchSequenceRegressor`
+``nn.Seq2Seq``                      :class:`TorchSeq2Seq` (``nn.attention.Attention``:
+                                    :class:`TorchAttention`)
 ==================================  ==========================================================
 
 The ``Torch*`` models are plain ``torch.nn.Module`` subclasses with the attributes
@@ -64,9 +66,11 @@ from ..cells import CELLS, cell_spec
 from ..errors import ConfigError, DTypeError
 from ..nn.models import (CharLM, CharLMConfig, SequenceClassifier, SequenceClassifierConfig,
                          SequenceRegressor, SequenceRegressorConfig)
+from ..nn.seq2seq import Seq2Seq, Seq2SeqConfig
 
 __all__ = ["to_torch", "from_torch", "charlm_torch_module", "torch_model_from_config",
-           "TorchCharLM", "TorchSequenceClassifier", "TorchSequenceRegressor"]
+           "TorchCharLM", "TorchSequenceClassifier", "TorchSequenceRegressor", "TorchAttention",
+           "TorchSeq2Seq"]
 
 _NP_TO_TORCH = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 _TORCH_TO_NP = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
@@ -109,13 +113,16 @@ def _load_into_torch(tmod, state: dict) -> None:
 
 
 def _make_torch_rnn(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                    bidirectional, dtype):
+                    bidirectional, dtype, proj_size=0):
     """``torch.nn.RNN/LSTM/GRU`` for any cell name or mode: the spec names the class (the same
-    name in rnnkit.nn and torch.nn) and its keyword arguments (the RNN's nonlinearity)."""
+    name in rnnkit.nn and torch.nn) and its keyword arguments (the RNN's nonlinearity); an
+    LSTM's ``proj_size``."""
     spec = cell_spec(cell)
     kw = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, bias=bias,
               batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, dtype=dtype,
               **spec.layer_kwargs)
+    if proj_size:
+        kw["proj_size"] = proj_size
     with warnings.catch_warnings():
         # torch warns about dropout with num_layers=1 (it has no effect); rnnkit allows it too.
         warnings.simplefilter("ignore", UserWarning)
@@ -124,7 +131,13 @@ def _make_torch_rnn(cell, input_size, hidden_size, num_layers, bias, batch_first
 
 def _run_rnn(rnn, x, state, lengths):
     """``rnn(x, state)`` over right-padded sequences of ``lengths`` (packed), outputs 0 past
-    each sequence's end; time-major or batch-first as the rnn says."""
+    each sequence's end; time-major or batch-first as the rnn says. Without a state, a learned
+    initial state (the parameters ``h0``/``c0`` a twin adds to ``rnn``) starts every sequence."""
+    if state is None and hasattr(rnn, "h0"):
+        N = x.shape[0 if rnn.batch_first else 1]
+        parts = [getattr(rnn, n)[:, None, :].expand(-1, N, -1).contiguous()
+                 for n in (("h0", "c0") if hasattr(rnn, "c0") else ("h0",))]
+        state = tuple(parts) if len(parts) == 2 else parts[0]
     if lengths is None:
         return rnn(x, state)
     lengths = torch.as_tensor(np.asarray(lengths) if not torch.is_tensor(lengths) else lengths)
@@ -158,8 +171,14 @@ class _TorchModel(tnn.Module):
         return cfg
 
     def _rnn(self, cfg, input_size, bidirectional):
-        return _make_torch_rnn(cfg.cell, input_size, cfg.hidden_size, cfg.num_layers,
-                               True, False, cfg.dropout, bidirectional, self._dtype)
+        rnn = _make_torch_rnn(cfg.cell, input_size, cfg.hidden_size, cfg.num_layers,
+                              True, False, cfg.dropout, bidirectional, self._dtype)
+        if getattr(cfg, "learn_initial_state", False):     # rnn.h0 (rnn.c0), as in rnnkit
+            shape = (cfg.num_layers * (2 if bidirectional else 1), cfg.hidden_size)
+            names = ("h0", "c0") if cell_spec(cfg.cell).cell_state else ("h0",)
+            for n in names:
+                rnn.register_parameter(n, tnn.Parameter(torch.zeros(shape, dtype=self._dtype)))
+        return rnn
 
     def _pool(self, out, state, lengths):
         """(T, N, D*H) -> (N, D*H): the top layer's final state(s), or the mean over valid steps."""
@@ -261,8 +280,94 @@ class TorchSequenceRegressor(_TorchModel):
         return self.head(self._pool(out, state, lengths))                       # (N, out)
 
 
+class TorchAttention(tnn.Module):
+    """PyTorch twin of :class:`rnnkit.nn.attention.Attention` (same parameter names):
+    ``context (N, Hk), weights (N, S) = att(query (N, Hq), keys (S, N, Hk), mask (S, N) bool)``."""
+
+    def __init__(self, kind, query_size, key_size, attention_size, dtype):
+        super().__init__()
+        self.kind = kind
+        if kind == "additive":
+            self.query_proj = tnn.Linear(query_size, attention_size, bias=False, dtype=dtype)
+            self.key_proj = tnn.Linear(key_size, attention_size, bias=False, dtype=dtype)
+            self.v = tnn.Linear(attention_size, 1, bias=False, dtype=dtype)
+        elif kind == "general":
+            self.key_proj = tnn.Linear(key_size, query_size, bias=False, dtype=dtype)
+
+    def forward(self, query, keys, mask=None):
+        if self.kind == "additive":
+            score = self.v(torch.tanh(self.key_proj(keys) + self.query_proj(query)[None]))[..., 0].T
+        else:
+            k = self.key_proj(keys) if self.kind == "general" else keys
+            score = torch.einsum("snh,nh->ns", k, query)
+        if mask is not None:
+            score = score.masked_fill(~mask.T, float("-inf"))
+        weights = torch.softmax(score, dim=-1)                                  # (N, S)
+        return torch.einsum("ns,snk->nk", weights, keys), weights
+
+
+class TorchSeq2Seq(_TorchModel):
+    """PyTorch twin of :class:`rnnkit.nn.Seq2Seq` (the equations of :mod:`rnnkit.nn.seq2seq`).
+
+    ``logits (T, N, V), alignments (T, N, S) | None = m(src (S, N), x (T, N), src_lengths=None)``,
+    teacher-forced; the encoder runs packed sequences, the decoder a ``torch.nn`` cell in a
+    Python loop with input feeding. Same ``state_dict`` keys as the rnnkit model.
+    """
+
+    _cfg_cls = Seq2SeqConfig
+
+    def __init__(self, config: dict):
+        super().__init__()
+        cfg = self._init_common(config, "TorchSeq2Seq")
+        E, K, dt = cfg.embedding_size, cfg.key_size, self._dtype
+        self.attends = cfg.attention != "none"
+        self.src_embedding = tnn.Embedding(cfg.src_vocab_size, E, dtype=dt)
+        self.encoder = _make_torch_rnn(cfg.cell, E, cfg.hidden_size, cfg.num_layers, True, False,
+                                       cfg.dropout, cfg.bidirectional, dt)
+        self.bridge = tnn.Linear(K, K, dtype=dt)
+        self.tgt_embedding = tnn.Embedding(cfg.tgt_vocab_size, E, dtype=dt)
+        spec = cell_spec(cfg.decoder_kind)
+        self._lstm = spec.cell_state
+        self.decoder = getattr(tnn, spec.cell_layer)(E + (K if self.attends else 0), K, dtype=dt,
+                                                     **spec.layer_kwargs)
+        if self.attends:
+            self.attention = TorchAttention(cfg.attention, K, K, cfg.attention_size or K, dt)
+            self.combine = tnn.Linear(2 * K, K, bias=False, dtype=dt)
+        self.head = tnn.Linear(K, cfg.tgt_vocab_size, dtype=dt)
+
+    def forward(self, src, x, src_lengths=None):
+        src, x = torch.as_tensor(src).long(), torch.as_tensor(x).long()
+        H, state = _run_rnn(self.encoder, self.src_embedding(src), None, src_lengths)  # (S, N, K)
+        h = state[0] if cell_spec(self.encoder.mode).cell_state else state
+        D = 2 if self.encoder.bidirectional else 1
+        s = torch.tanh(self.bridge(torch.cat(list(h[-D:]), dim=-1)))            # (N, K)
+        state = (s, torch.zeros_like(s)) if self._lstm else s
+        S, N = src.shape
+        mask = None
+        if src_lengths is not None:
+            L = torch.as_tensor(np.asarray(src_lengths)).long()
+            mask = torch.arange(S)[:, None] < L[None, :]
+        emb = self.tgt_embedding(x)
+        feed = torch.zeros_like(s)
+        outs, aligns = [], []
+        for t in range(x.shape[0]):
+            inp = torch.cat([emb[t], feed], dim=-1) if self.attends else emb[t]
+            state = self.decoder(inp, state)
+            hd = state[0] if self._lstm else state
+            if self.attends:
+                context, w = self.attention(hd, H, mask)
+                feed = torch.tanh(self.combine(torch.cat([context, hd], dim=-1)))
+                aligns.append(w)
+                outs.append(feed)
+            else:
+                outs.append(hd)
+        logits = self.head(torch.stack(outs))
+        return logits, (torch.stack(aligns) if self.attends else None)
+
+
 _TORCH_MODELS = {"CharLM": (TorchCharLM, CharLM), "SequenceClassifier": (TorchSequenceClassifier, SequenceClassifier),
-                 "SequenceRegressor": (TorchSequenceRegressor, SequenceRegressor)}
+                 "SequenceRegressor": (TorchSequenceRegressor, SequenceRegressor),
+                 "Seq2Seq": (TorchSeq2Seq, Seq2Seq)}
 
 
 def torch_model_from_config(config: dict) -> tnn.Module:
@@ -307,7 +412,7 @@ def to_torch(obj) -> tnn.Module:
     same hyper-parameters), an ``RNNCell`` / ``LSTMCell`` / ``GRUCell`` (-> the ``torch.nn``
     cell of that name), ``Linear`` (-> ``torch.nn.Linear``), ``Embedding``
     (-> ``torch.nn.Embedding``), or a ``CharLM`` / ``SequenceClassifier`` / ``SequenceRegressor``
-    (-> :class:`TorchCharLM` / ...). Weights are copied; the dtype (float32 or float64) and the
+    / ``Seq2Seq`` (-> :class:`TorchCharLM` / ...). Weights are copied; the dtype (float32 or float64) and the
     train/eval mode follow ``obj``. Example::
 
         >>> tl = to_torch(rnnkit.nn.GRU(3, 4, bidirectional=True, dtype=np.float64))
@@ -317,14 +422,20 @@ def to_torch(obj) -> tnn.Module:
         tmod = getattr(tnn, obj.spec.cell_layer)(obj.input_size, obj.hidden_size, bias=obj.bias,
                                                  dtype=_torch_dtype(obj.dtype), **obj.spec.layer_kwargs)
     elif isinstance(obj, rnn_nn.RNNBase):
+        if obj.learn_initial_state:
+            raise ConfigError(f"to_torch: expected a layer without a learned initial state, got "
+                              f"learn_initial_state=True: torch.nn.{obj.spec.layer} has no such "
+                              f"parameters. Pass (h0, c0) to the torch layer yourself: they are "
+                              f"obj.parameters()['h0'] (['c0']) repeated over the batch.")
         tmod = _make_torch_rnn(obj.mode, obj.input_size, obj.hidden_size, obj.num_layers, obj.bias,
-                               obj.batch_first, obj.dropout, obj.bidirectional, _torch_dtype(obj.dtype))
+                               obj.batch_first, obj.dropout, obj.bidirectional, _torch_dtype(obj.dtype),
+                               obj.proj_size)
     elif isinstance(obj, rnn_nn.Linear):
         tmod = tnn.Linear(obj.in_features, obj.out_features, bias="bias" in obj.parameters(),
                           dtype=_torch_dtype(obj.dtype))
     elif isinstance(obj, rnn_nn.Embedding):
         tmod = tnn.Embedding(obj.num_embeddings, obj.embedding_dim, dtype=_torch_dtype(obj.dtype))
-    elif isinstance(obj, (CharLM, SequenceClassifier, SequenceRegressor)):
+    elif isinstance(obj, (CharLM, SequenceClassifier, SequenceRegressor, Seq2Seq)):
         tmod = torch_model_from_config(obj.config.to_dict())
     else:
         raise TypeError(f"to_torch: expected an rnnkit RNN/LSTM/GRU, RNNCell/LSTMCell/GRUCell, Linear, Embedding, CharLM, "
@@ -337,7 +448,7 @@ def to_torch(obj) -> tnn.Module:
 def from_torch(module, dtype=None):
     """The rnnkit object computing the same function as the PyTorch module ``module``.
 
-    ``module``: ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (``proj_size`` must be 0),
+    ``module``: ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (an LSTM's ``proj_size`` included),
     ``RNNCell`` / ``LSTMCell`` / ``GRUCell``, ``Linear``,
     ``Embedding`` (without ``max_norm``; ``padding_idx`` does not change the forward pass, and
     the rnnkit copy gives that row a gradient like any other), or a torch model carrying an
@@ -353,13 +464,11 @@ def from_torch(module, dtype=None):
         cfg = dict(cfg, dtype=_np_dtype(who, module, dtype).name)
         out = rnn_nn.model_from_config(cfg)
     elif isinstance(module, (tnn.RNN, tnn.LSTM, tnn.GRU)):
-        if getattr(module, "proj_size", 0):
-            raise ConfigError(f"{who}: expected an LSTM with proj_size=0, got proj_size="
-                              f"{module.proj_size}. rnnkit has no projected LSTM.")
+        proj = {"proj_size": module.proj_size} if getattr(module, "proj_size", 0) else {}
         out = rnn_nn.recurrent_layer(
             module.mode, module.input_size, module.hidden_size, num_layers=module.num_layers,
             bias=module.bias, batch_first=module.batch_first, dropout=float(module.dropout),
-            bidirectional=module.bidirectional, dtype=_np_dtype(who, module, dtype))
+            bidirectional=module.bidirectional, dtype=_np_dtype(who, module, dtype), **proj)
     elif isinstance(module, _TORCH_CELLS):
         spec = next(s for s in CELLS.values() if isinstance(module, getattr(tnn, s.cell_layer))
                     and s.layer_kwargs.get("nonlinearity") in (None, getattr(module, "nonlinearity", None)))

@@ -11,10 +11,12 @@ from .losses import CrossEntropyLoss, MSELoss
 from .models import (CharLM, CharLMConfig, LossResult, SequenceClassifier, SequenceClassifierConfig,
                      SequenceRegressor, SequenceRegressorConfig, model_from_config)
 from .module import Module
+from .seq2seq import Seq2Seq, Seq2SeqConfig
 from .rnn import GRU, LSTM, RNN, RNNBase, recurrent_layer
+from . import utils  # rnnkit.nn.utils.pad_sequence / unpad_sequence
 
 __all__ = ["Module", "RNN", "LSTM", "GRU", "RNNBase", "recurrent_layer", "RNNCell", "LSTMCell",
            "GRUCell", "RNNCellBase", "recurrent_cell", "Linear", "Embedding",
            "Dropout", "Sequential", "CrossEntropyLoss", "MSELoss", "CharLM", "CharLMConfig",
            "SequenceClassifier", "SequenceClassifierConfig", "SequenceRegressor",
-           "SequenceRegressorConfig", "LossResult", "model_from_config"]
+           "SequenceRegressorConfig", "LossResult", "model_from_config", "Seq2Seq", "Seq2SeqConfig"]

@@ -103,7 +103,8 @@ class _Config:
 
     def _rnn_shapes(self, input_size, bidirectional=False) -> dict:
         return {f"rnn.{k}": v for k, v in rnn_parameter_shapes(
-            self.cell, input_size, self.hidden_size, self.num_layers, bidirectional).items()}
+            self.cell, input_size, self.hidden_size, self.num_layers, bidirectional,
+            learn_initial_state=getattr(self, "learn_initial_state", False)).items()}
 
     def num_parameters(self) -> int:
         return int(sum(int(np.prod(s)) for s in self.parameter_shapes().values()))
@@ -126,7 +127,8 @@ class _Config:
 def _build_rnn(cfg, input_size, rng, bidirectional=False):
     return recurrent_layer(cfg.cell, input_size, cfg.hidden_size, num_layers=cfg.num_layers,
                            dropout=cfg.dropout, bidirectional=bidirectional,
-                           dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)))
+                           dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)),
+                           learn_initial_state=getattr(cfg, "learn_initial_state", False))
 
 
 # ============================================================================== CharLM
@@ -144,6 +146,7 @@ class CharLMConfig(_Config):
     embedding_size: int = 32
     dropout: float = 0.0
     dtype: str = "float32"
+    learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "CharLM"
 
     def validate(self):
@@ -302,6 +305,7 @@ class SequenceClassifierConfig(_Config):
     pooling: str = "last"
     dropout: float = 0.0
     dtype: str = "float32"
+    learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "SequenceClassifier"
 
     def validate(self):
@@ -431,6 +435,7 @@ class SequenceRegressorConfig(_Config):
     pooling: str = "last"
     dropout: float = 0.0
     dtype: str = "float32"
+    learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "SequenceRegressor"
 
     def validate(self):
@@ -501,6 +506,10 @@ class SequenceRegressor(_ManyToOne):
 MODELS = {"CharLM": (CharLM, CharLMConfig),
           "SequenceClassifier": (SequenceClassifier, SequenceClassifierConfig),
           "SequenceRegressor": (SequenceRegressor, SequenceRegressorConfig)}
+
+from .seq2seq import Seq2Seq, Seq2SeqConfig  # noqa: E402  (it builds on the pieces above)
+
+MODELS["Seq2Seq"] = (Seq2Seq, Seq2SeqConfig)
 
 
 def config_from_dict(config: dict):

@@ -12,7 +12,16 @@ Same constructor, names, shapes, gate order and numbers as ``torch.nn.RNN/LSTM/G
 
 Layout: ``x`` is (T, N, input_size), or (N, T, input_size) with ``batch_first=True``; states are
 (num_layers * num_directions, N, hidden_size) and row ``layer * num_directions + direction``.
-``out`` is (T, N, num_directions * hidden_size) (batch-first likewise).
+``out`` is (T, N, num_directions * hidden_size) (batch-first likewise). Unbatched input, as
+PyTorch: ``x`` (T, input_size) (whatever ``batch_first`` says) with states
+(num_layers * num_directions, hidden_size), ``out`` (T, num_directions * hidden_size), and
+``backward`` takes and returns gradients of those shapes.
+
+``learn_initial_state=True`` (beyond PyTorch's arguments, which has no such option) adds the
+parameters ``h0`` (and ``c0`` for LSTM) of shape (num_layers * num_directions, hidden_size),
+zeros at first: a call without a state starts every sequence from them, and backward gives
+them the gradient summed over the batch, so they train with the rest. A given state is used
+as it is (the parameters get no gradient from that call).
 
 ``lengths`` (N,) ints in [1, T] describe right-padded sequences: outputs past a sequence's
 end are 0, the final state is the state at its last step (for the reverse direction: after
@@ -29,7 +38,7 @@ import numpy as np
 from .._mode import enable_grad, is_grad_enabled
 from .._validate import (as_float_array, check_choice, check_dtype_arg, check_float, check_int, check_shape,
                          make_rng, to_numpy)
-from ..cells import CellSpec, cell_spec
+from ..cells import CellSpec, cell_spec, map_state
 from ..errors import ConfigError, DTypeError, NoForwardError, ShapeError
 from ..sequence import (pipeline_applies, pipeline_forward, prepare, step_buffers, step_forward,
                         unroll_backward, unroll_forward)
@@ -37,8 +46,12 @@ from .module import Module
 
 
 def rnn_parameter_shapes(cell, input_size: int, hidden_size: int, num_layers: int = 1,
-                         bidirectional: bool = False, bias: bool = True) -> dict:
-    """PyTorch's parameter names and shapes of a recurrent stack, computed without allocating.
+                         bidirectional: bool = False, bias: bool = True,
+                         learn_initial_state: bool = False, proj_size: int = 0) -> dict:
+    """PyTorch's parameter names and shapes of a recurrent stack, computed without allocating;
+    with ``learn_initial_state`` also ``h0`` (and ``c0`` for a cell state) of shape
+    (num_layers * num_directions, hidden_size); an LSTM's ``proj_size`` P > 0 makes the states
+    and the outputs P wide and adds ``weight_hr_l{k}`` (P, hidden_size).
 
     >>> rnn_parameter_shapes("gru", 3, 5)["weight_ih_l0"]
     (15, 3)
@@ -47,10 +60,14 @@ def rnn_parameter_shapes(cell, input_size: int, hidden_size: int, num_layers: in
     D = 2 if bidirectional else 1
     shapes = {}
     for layer in range(num_layers):
-        in_size = input_size if layer == 0 else hidden_size * D
+        in_size = input_size if layer == 0 else (proj_size or hidden_size) * D
         for d in range(D):
             sfx = f"_l{layer}" + ("_reverse" if d else "")
-            shapes.update(spec.parameter_shapes(in_size, hidden_size, bias, sfx))
+            shapes.update(spec.parameter_shapes(in_size, hidden_size, bias, sfx, proj_size))
+    if learn_initial_state:
+        shapes["h0"] = (num_layers * D, proj_size or hidden_size)
+        if spec.cell_state:
+            shapes["c0"] = (num_layers * D, hidden_size)
     return shapes
 
 
@@ -79,6 +96,7 @@ class _Weights(NamedTuple):
     b_ih: np.ndarray | None
     b_hh: np.ndarray | None
     suffix: str
+    W_hr: np.ndarray | None = None       # an LSTM's projection (proj_size)
 
 
 class RNNBase(Module):
@@ -89,7 +107,8 @@ class RNNBase(Module):
     """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
+                 learn_initial_state=False, proj_size=0):
         super().__init__()
         who = type(self).__name__
         self.spec: CellSpec = cell_spec(mode)
@@ -103,34 +122,63 @@ class RNNBase(Module):
         self.bidirectional = bool(bidirectional)
         self.dtype = check_dtype_arg(who, dtype)
         self.num_directions = 2 if self.bidirectional else 1
+        self.learn_initial_state = bool(learn_initial_state)
+        self.proj_size = check_int(who, "proj_size", proj_size, 0)
+        if self.proj_size and not self.spec.projectable:
+            raise ConfigError(f"{who}: expected proj_size=0, got proj_size={self.proj_size}: only "
+                              f"an LSTM has a projection (LSTMP).")
+        if self.proj_size >= self.hidden_size:
+            raise ConfigError(f"{who}: expected proj_size < hidden_size={self.hidden_size}, got "
+                              f"proj_size={self.proj_size} (PyTorch's rule). Use proj_size=0 for "
+                              f"no projection.")
+        #: width of h and of the outputs: proj_size with a projection, else hidden_size
+        self.state_size = self.proj_size or self.hidden_size
         self.cell = self.spec.new_cell()
         self.rng = make_rng(who, seed)
         k = 1.0 / np.sqrt(self.hidden_size)
         for name, shape in rnn_parameter_shapes(self.spec, self.input_size, self.hidden_size,
                                                 self.num_layers, self.bidirectional,
-                                                self.bias).items():
-            self._add_param(name, shape, self.dtype, lambda shp: self.rng.uniform(-k, k, size=shp))
+                                                self.bias, self.learn_initial_state,
+                                                self.proj_size).items():
+            if name in ("h0", "c0"):                 # a learned initial state starts at zero
+                self._add_param(name, shape, self.dtype, np.zeros)
+            else:
+                self._add_param(name, shape, self.dtype, lambda shp: self.rng.uniform(-k, k, size=shp))
         self._cache = None
+        self._unbatched = False
+        self._learned_used = False
 
     # -- helpers ---------------------------------------------------------------------------
     def _weights(self, layer, d) -> _Weights:
         sfx = f"_l{layer}" + ("_reverse" if d else "")
         p = self._params
         return _Weights(p["weight_ih" + sfx], p["weight_hh" + sfx],
-                        p.get("bias_ih" + sfx), p.get("bias_hh" + sfx), sfx)
+                        p.get("bias_ih" + sfx), p.get("bias_hh" + sfx), sfx, p.get("weight_hr" + sfx))
 
     def _prepared(self, layer, d):
         w = self._weights(layer, d)
-        return prepare(self.cell, w.W_ih, w.W_hh, w.b_ih, w.b_hh)
+        return prepare(self.cell, w.W_ih, w.W_hh, w.b_ih, w.b_hh, w.W_hr)
 
     def state_shape(self, batch_size: int) -> tuple:
-        """Shape of each state array: (num_layers * num_directions, N, hidden_size)."""
+        """Shape of h: (num_layers * num_directions, N, hidden_size), or proj_size wide for
+        an LSTM with a projection (its c stays hidden_size wide: :meth:`cell_state_shape`)."""
+        return (self.num_layers * self.num_directions, batch_size, self.state_size)
+
+    def cell_state_shape(self, batch_size: int) -> tuple:
+        """Shape of an LSTM's c: (num_layers * num_directions, N, hidden_size)."""
         return (self.num_layers * self.num_directions, batch_size, self.hidden_size)
 
     def initial_state(self, batch_size: int):
-        """Zeros of :meth:`state_shape`; the tuple ``(h, c)`` for LSTM."""
-        h = np.zeros(self.state_shape(batch_size), self.dtype)
-        return (h, np.zeros_like(h)) if self.spec.cell_state else h
+        """The state a sequence starts from when none is given, of :meth:`state_shape` (the
+        tuple ``(h, c)`` for LSTM): zeros, or with ``learn_initial_state`` the parameters
+        ``h0`` (``c0``) repeated for every sequence (fresh arrays)."""
+        shape = self.state_shape(batch_size)
+        if self.learn_initial_state:
+            names = ("h0", "c0") if self.spec.cell_state else ("h0",)
+            parts = [np.repeat(self._params[n][:, None, :], batch_size, axis=1) for n in names]
+            return tuple(parts) if self.spec.cell_state else parts[0]
+        h = np.zeros(shape, self.dtype)
+        return (h, np.zeros(self.cell_state_shape(batch_size), self.dtype)) if self.spec.cell_state else h
 
     def _state_or_zeros(self, who, state, N):
         """``(h0, c0)`` from a user's state (checked), or zeros for ``None``; c0 is None
@@ -139,7 +187,8 @@ class RNNBase(Module):
             z = self.initial_state(N)
             return z if self.spec.cell_state else (z, None)
         spec = (("num_layers*num_directions", self.num_layers * self.num_directions), ("N", N),
-                ("hidden_size", self.hidden_size))
+                ("proj_size" if self.proj_size else "hidden_size", self.state_size))
+        c_spec = spec[:2] + (("hidden_size", self.hidden_size),)
         if self.spec.cell_state:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise ShapeError(f"{who}: expected state as a tuple (h0, c0) for LSTM, got "
@@ -147,7 +196,7 @@ class RNNBase(Module):
             h0 = as_float_array(who, "h0", state[0], self.dtype)
             c0 = as_float_array(who, "c0", state[1], self.dtype)
             check_shape(who, "h0", h0, spec)
-            check_shape(who, "c0", c0, spec)
+            check_shape(who, "c0", c0, c_spec)
             return h0, c0
         if isinstance(state, (tuple, list)):
             raise ShapeError(f"{who}: expected state as one array h0 for {self.spec.layer}, "
@@ -176,37 +225,75 @@ class RNNBase(Module):
         return arr
 
     # -- forward ---------------------------------------------------------------------------
+    def _unbatched_state(self, who, name, state):
+        """A state for unbatched input ((L*D, H) arrays, or an LSTM tuple of them, or None) with
+        a batch axis of 1 added, so the batched code runs it."""
+        if state is None:
+            return None
+        parts = state if isinstance(state, (tuple, list)) else (state,)
+        out = []
+        for k, a in zip(("h", "c"), parts):
+            if a is None:
+                out.append(None)
+                continue
+            a = as_float_array(who, f"{name} ({k})", a, self.dtype)
+            if a.ndim != 2:
+                raise ShapeError(f"{who}: expected {name} ({k}) of shape (num_layers*num_directions="
+                                 f"{self.num_layers * self.num_directions}, hidden_size="
+                                 f"{self.hidden_size}) (2-D) for unbatched input, got shape "
+                                 f"{a.shape} ({a.ndim}-D). Give the input a batch axis too, or "
+                                 f"drop the state's.")
+            out.append(a[:, None, :])
+        return tuple(out) if isinstance(state, (tuple, list)) else out[0]
+
     def forward(self, x, state=None, lengths=None):
         """``out, state_n = layer(x, state=None, lengths=None)``; see the module docstring."""
         who = type(self).__name__
         x = as_float_array(who, "x", x, self.dtype)
+        if x.ndim == 2:                 # unbatched (T, input_size): PyTorch's semantics
+            check_shape(who, "x", x, (("T", None), ("input_size", self.input_size)))
+            if lengths is not None:
+                raise ShapeError(f"{who}: expected lengths=None for unbatched input (one sequence "
+                                 f"of shape (T, input_size)), got lengths. Cut the sequence to its "
+                                 f"length, or pass a batch (T, N, input_size).")
+            out, state_n = self._forward(who, x[:, None, :], self._unbatched_state(who, "state", state),
+                                         None)
+            self._unbatched = True
+            return out[:, 0], map_state(lambda a: a[:, 0], state_n)
         names = ("N", "T") if self.batch_first else ("T", "N")
         if x.ndim != 3:
             raise ShapeError(f"{who}: expected x of shape ({names[0]}, {names[1]}, input_size="
-                             f"{self.input_size}) (3-D), got shape {x.shape} ({x.ndim}-D). "
-                             f"Add a batch axis with x[:, None, :] for a single sequence.")
+                             f"{self.input_size}) (3-D), or unbatched (T, input_size), got shape "
+                             f"{x.shape} ({x.ndim}-D).")
         check_shape(who, "x", x, ((names[0], None), (names[1], None), ("input_size", self.input_size)))
         if self.batch_first:
             x = x.transpose(1, 0, 2)
+        out, state_n = self._forward(who, x, state, lengths)
+        self._unbatched = False
+        if self.batch_first:
+            out = out.transpose(1, 0, 2)
+        return out, state_n
+
+    def _forward(self, who, x, state, lengths):
+        """The forward pass over time-major ``x`` (T, N, input_size)."""
         T, N, _ = x.shape
         h0, c0 = self._state_or_zeros(who, state, N)
         lengths = self._check_lengths(who, lengths, T, N)
         keep = is_grad_enabled()
+        self._learned_used = keep and state is None and self.learn_initial_state
         mask = None
         if lengths is not None:
             mask = (np.arange(T)[:, None] < lengths[None, :]).astype(self.dtype)[:, :, None]
-        H = self.hidden_size
+        H = self.state_size
         D = self.num_directions
         if (not keep and D == 1 and mask is None and not (self.training and self.dropout > 0)
-                and pipeline_applies(self.cell, x, self.num_layers)):
+                and not self.proj_size and pipeline_applies(self.cell, x, self.num_layers)):
             out, h_n, c_n = pipeline_forward(self.cell, x, h0, c0,
                                              [self._prepared(k, 0) for k in range(self.num_layers)])
             self._cache = None
-            if self.batch_first:
-                out = out.transpose(1, 0, 2)
             return out, ((h_n, c_n) if c_n is not None else h_n)
         h_n = np.empty(self.state_shape(N), self.dtype)
-        c_n = np.empty_like(h_n) if c0 is not None else None
+        c_n = np.empty(self.cell_state_shape(N), self.dtype) if c0 is not None else None
         caches = []
         drop_masks = []
         inp = x
@@ -255,15 +342,14 @@ class RNNBase(Module):
         if out.base is not None and out.flags.writeable:
             out = out.view()
             out.flags.writeable = False      # a view of the backward cache: protect it
-        if self.batch_first:
-            out = out.transpose(1, 0, 2)
         state_n = (h_n, c_n) if c_n is not None else h_n
         return out, state_n
 
     def trace(self, x, state=None, lengths=None):
         """Forward pass that also returns every activation: ``out, state_n, acts``.
 
-        ``acts[layer][direction]`` is a dict of float arrays (T, N, H) in the input's time
+        ``acts[layer][direction]`` is a dict of float arrays (T, N, H) ((T, H) for unbatched
+        input) in the input's time
         order: the activated gates by :attr:`CellSpec.gate_names` (LSTM ``input``, ``forget``,
         ``candidate``, ``output``; GRU ``reset``, ``update``, ``candidate``; RNN ``hidden``),
         ``"hidden"`` (h_t) and, for LSTM, ``"cell"`` (c_t). Nothing is kept for backward.
@@ -285,13 +371,17 @@ class RNNBase(Module):
                     a["cell"] = cache.Cs[1:]
                 if idx is not None:                 # the reverse direction: back to input order
                     a = {k: _gather_time(v, idx) for k, v in a.items()}
-                per_dir.append({k: np.array(v) for k, v in a.items()})
+                per_dir.append({k: np.array(v[:, 0] if self._unbatched else v) for k, v in a.items()})
             acts.append(per_dir)
         return out, state_n, acts
 
     # -- one step (generation) ------------------------------------------------------------
     def stepper(self) -> "LayerStepper":
         """A :class:`LayerStepper` over the current weights (prepared once)."""
+        if self.proj_size:
+            raise ConfigError(f"{type(self).__name__}.stepper: expected proj_size=0, got proj_size="
+                              f"{self.proj_size}; the one-step path has no projection. Call the "
+                              f"layer on sequences (of length 1 for one step) instead.")
         if self.bidirectional:
             raise ConfigError(f"{type(self).__name__}.stepper: expected a unidirectional layer, got "
                               f"bidirectional=True. A bidirectional layer needs the whole sequence; "
@@ -333,19 +423,35 @@ class RNNBase(Module):
             raise NoForwardError(f"{who}: no forward pass to differentiate. Call the layer first "
                                f"(outside rnnkit.no_grad()), then backward once.")
         caches, drop_masks, mask, T, N = self._cache
+        H = self.state_size
+        D = self.num_directions
+        if self._unbatched:
+            if dout is not None:
+                dout = as_float_array(who, "dout", dout, self.dtype)
+                check_shape(who, "dout", dout, (("T", T), ("num_directions*hidden_size", D * H)))
+                dout = dout[:, None, :]
+            dx, dstate0 = self._backward(who, dout, self._unbatched_state(who, "dstate_n", dstate_n))
+            return dx[:, 0], map_state(lambda a: a[:, 0], dstate0)
+        return self._backward(who, dout, dstate_n)
+
+    def _backward(self, who, dout, dstate_n):
+        """:meth:`backward` for batched (or batched-up) gradients."""
+        caches, drop_masks, mask, T, N = self._cache
         self._cache = None
-        H = self.hidden_size
+        H = self.state_size
         D = self.num_directions
         if dout is not None:
             dout = as_float_array(who, "dout", dout, self.dtype)
-            if self.batch_first:
+            if self.batch_first and not self._unbatched:
                 check_shape(who, "dout", dout, (("N", N), ("T", T), ("num_directions*hidden_size", D * H)))
                 dout = dout.transpose(1, 0, 2)
             else:
                 check_shape(who, "dout", dout, (("T", T), ("N", N), ("num_directions*hidden_size", D * H)))
         dh_n, dc_n = None, None
         if dstate_n is not None:
-            spec = (("num_layers*num_directions", self.num_layers * D), ("N", N), ("hidden_size", H))
+            spec = (("num_layers*num_directions", self.num_layers * D), ("N", N),
+                    ("proj_size" if self.proj_size else "hidden_size", H))
+            c_spec = spec[:2] + (("hidden_size", self.hidden_size),)
             if self.spec.cell_state:
                 if not isinstance(dstate_n, (tuple, list)) or len(dstate_n) != 2:
                     raise ShapeError(f"{who}: expected dstate_n as a tuple (dh_n, dc_n) for LSTM.")
@@ -357,9 +463,9 @@ class RNNBase(Module):
                 check_shape(who, "dh_n", dh_n, spec)
             if dc_n is not None:
                 dc_n = as_float_array(who, "dc_n", dc_n, self.dtype)
-                check_shape(who, "dc_n", dc_n, spec)
+                check_shape(who, "dc_n", dc_n, c_spec)
         dh0 = np.zeros(self.state_shape(N), self.dtype)
-        dc0 = np.zeros_like(dh0) if self.spec.cell_state else None
+        dc0 = np.zeros(self.cell_state_shape(N), self.dtype) if self.spec.cell_state else None
         d_layer_out = dout
         for layer in range(self.num_layers - 1, -1, -1):
             if drop_masks[layer] is not None and d_layer_out is not None:
@@ -367,7 +473,7 @@ class RNNBase(Module):
             dx_layer = None
             for d in range(D):
                 cache, idx = caches[layer][d]
-                W_ih, W_hh, _, _, sfx = self._weights(layer, d)
+                W_ih, W_hh, _, _, sfx, W_hr = self._weights(layer, d)
                 row = layer * D + d
                 do = None
                 if d_layer_out is not None:
@@ -378,7 +484,7 @@ class RNNBase(Module):
                     self.cell, cache, do,
                     dh_n[row] if dh_n is not None else None,
                     dc_n[row] if dc_n is not None else None,
-                    W_ih, W_hh, has_bias=self.bias)
+                    W_ih, W_hh, has_bias=self.bias, W_hr=W_hr)
                 dh0[row] = dh
                 if dc0 is not None:
                     dc0[row] = dc
@@ -388,8 +494,12 @@ class RNNBase(Module):
                     dx = _gather_time(dx, idx) if mask is not None else dx[::-1]
                 dx_layer = dx if dx_layer is None else dx_layer + dx
             d_layer_out = dx_layer
+        if self._learned_used:                   # the learned h0 (c0) served every sequence
+            self._grads["h0"] += dh0.sum(axis=1)
+            if dc0 is not None:
+                self._grads["c0"] += dc0.sum(axis=1)
         dx = d_layer_out
-        if self.batch_first:
+        if self.batch_first and not self._unbatched:
             dx = dx.transpose(1, 0, 2)
         return dx, ((dh0, dc0) if dc0 is not None else dh0)
 
@@ -403,6 +513,10 @@ class RNNBase(Module):
             s += ", batch_first=True"
         if self.dropout:
             s += f", dropout={self.dropout}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        if self.learn_initial_state:
+            s += ", learn_initial_state=True"
         if not self.bias:
             s += ", bias=False"
         return s + f", dtype={self.dtype.name}"
@@ -468,16 +582,18 @@ class LayerStepper:
 class RNN(RNNBase):
     """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act = tanh or relu.
 
-    Same arguments as ``torch.nn.RNN`` plus ``dtype`` and ``seed``. See the module docstring
+    Same arguments as ``torch.nn.RNN`` plus ``dtype``, ``seed`` and ``learn_initial_state``. See the module docstring
     for shapes, ``lengths`` and the backward contract.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
+                 learn_initial_state=False):
         check_choice("RNN", "nonlinearity", nonlinearity, ("tanh", "relu"))
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
-                         hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype, seed)
+                         hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype, seed,
+                         learn_initial_state)
 
 
 class LSTM(RNNBase):
@@ -522,9 +638,10 @@ class LSTM(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
+                 learn_initial_state=False, proj_size=0):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed)
+                         bidirectional, dtype, seed, learn_initial_state, proj_size)
 
 
 class GRU(RNNBase):
@@ -535,9 +652,10 @@ class GRU(RNNBase):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
+                 learn_initial_state=False):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed)
+                         bidirectional, dtype, seed, learn_initial_state)
 
 
 def recurrent_layer(cell, *args, **kwargs) -> RNNBase:

@@ -48,8 +48,8 @@ never scaled (GRU's ``b_hn`` sits on a tanh row).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class Cell:
     #: name of a compiled N = 1 inference loop in ``rnnkit._jit``, if there is one
     jit_n1 = None
 
-    def __init__(self, spec: "CellSpec"):
+    def __init__(self, spec: CellSpec):
         self.spec = spec
 
     def input_bias(self, b_ih, b_hh):
@@ -437,7 +437,7 @@ def state_arrays(state) -> tuple:
     return tuple(state) if isinstance(state, tuple) else (state,)
 
 
-def state_from_arrays(arrays: tuple) -> Optional[object]:
+def state_from_arrays(arrays: tuple) -> object | None:
     """Inverse of :func:`state_arrays`: ``(h,)`` -> ``h``, ``(h, c)`` -> ``(h, c)``."""
     if not arrays:
         return None

@@ -10,6 +10,7 @@ def maybe_plot(directory) -> str | None:
     a picture never fails a finished run."""
     try:
         import matplotlib  # noqa: F401
+
         from .plot import plot_losses
     except ImportError:
         return None

@@ -15,9 +15,11 @@ import sys
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-torch = pytest.importorskip("torch")
+from needs import require
+
+onnx = require("onnx")
+ort = require("onnxruntime")
+torch = require("torch")
 
 from rnnkit.errors import ConfigError, DataError, ParameterKeyError, ShapeError  # noqa: E402
 from rnnkit.interop import onnx as rx  # noqa: E402

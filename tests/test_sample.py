@@ -18,13 +18,22 @@ from rnnkit import datasets, nn
 from rnnkit._mode import no_grad
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.cli import main
-from rnnkit.data import BOUNDARY, LinesDataset, Vocab
+from rnnkit.data import BOUNDARY, LinesDataset, LinesSource, Vocab
 from rnnkit.errors import DataError, ShapeError
 from rnnkit.nn import model_from_config
-from rnnkit.sample import (beam_search, charlm_step, greedy_with_logprob, pick, probabilities,
-                           sample_lines, sample_stream, sequence_logprob)
-from rnnkit.data import LinesSource
-from rnnkit.train import Trainer, TrainConfig
+from rnnkit.sample import (
+    beam_search,
+    charlm_step,
+    greedy_with_logprob,
+    pick,
+    probabilities,
+    sample_lines,
+    sample_stream,
+    sequence_logprob,
+)
+from rnnkit.train import TrainConfig, Trainer
+
+from needs import require
 
 NAMES = datasets.names()[:400]
 STREAM_TEXT = ("the quick brown fox jumps over the lazy dog; pack my box with five dozen "
@@ -428,8 +437,8 @@ def test_cli_sample_beam_prints_scored_lines(capsys, ckpts):
 @pytest.mark.parametrize("kind,args", [("lines", ["--num", "12"]), ("lines", ["--num", "5", "--prime", "ka"]),
                                        ("stream", ["--length", "200", "--top-k", "5"])])
 def test_cli_sample_onnx_gives_the_same_text(tmp_path, capsys, monkeypatch, ckpts, kind, args):
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
+    require("onnx")
+    require("onnxruntime")
     from rnnkit.interop.onnx import OnnxCharLM
     calls = []
     real_step = OnnxCharLM.step

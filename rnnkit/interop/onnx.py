@@ -88,7 +88,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,7 @@ except ImportError as _e:  # pragma: no cover - exercised by a test that hides o
         "rnnkit.interop.onnx: expected the optional 'onnx' package, but it is not installed. "
         "Install it with: pip install 'rnnkit[onnx]'") from _e
 
-from .._validate import check_dtype_arg, check_int, short_list, to_numpy
+from .._validate import as_float_array, check_dtype_arg, check_int, short_list, to_numpy
 from ..cells import CELLS, CellSpec, cell_spec
 from ..errors import CheckpointError, ConfigError, DataError, DTypeError, ParameterKeyError, ShapeError
 from ..io import open_regular
@@ -167,7 +168,7 @@ class ExportOptions:
     doc_string: str | None = None
 
     @classmethod
-    def parse(cls, who: str, options: dict) -> "ExportOptions":
+    def parse(cls, who: str, options: dict) -> ExportOptions:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - names)
         if unknown:
@@ -376,7 +377,7 @@ def _add_stack(g: _GraphBuilder, who: str, spec: _StackSpec, params: Mapping, io
 
 def _finish_model(g: _GraphBuilder, who: str, graph_name: str, inputs: list, outputs: list,
                   metadata: dict, doc_string: str, opt: ExportOptions,
-                  path) -> "onnx.ModelProto":
+                  path) -> onnx.ModelProto:
     doc = opt.doc_string if opt.doc_string is not None else doc_string
     graph = helper.make_graph(g.nodes, graph_name, inputs, outputs, g.initializers, doc_string=doc)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opt.opset)],
@@ -447,7 +448,7 @@ def _state_doc(opt: ExportOptions, cell: CellSpec) -> str:
     return f" are inputs h0{c}" if opt.initial_state else " start at zero"
 
 
-def export_layer(layer, path=None, **options) -> "onnx.ModelProto":
+def export_layer(layer, path=None, **options) -> onnx.ModelProto:
     """Export a recurrent layer (rnnkit or ``torch.nn.RNN/LSTM/GRU``) to ONNX.
 
     One native ONNX ``RNN``/``LSTM``/``GRU`` node per layer (see the module docstring for the
@@ -567,7 +568,7 @@ def _charlm_fields(who: str, config) -> dict:
     return {f: cfg[f] for f in _CHARLM_FIELDS}
 
 
-def export_charlm(state_dict: Mapping, config, path=None, **options) -> "onnx.ModelProto":
+def export_charlm(state_dict: Mapping, config, path=None, **options) -> onnx.ModelProto:
     """Export a char-level language model, given its state dict and config, to ONNX.
 
     The graph (time-major; T = seq_len, N = batch, V = vocab_size)::
@@ -668,7 +669,7 @@ def export_charlm(state_dict: Mapping, config, path=None, **options) -> "onnx.Mo
     return _finish_model(g, who, "rnnkit_charlm", inputs, outputs, meta, doc, opt, path)
 
 
-def export_model(model, path=None, **options) -> "onnx.ModelProto":
+def export_model(model, path=None, **options) -> onnx.ModelProto:
     """Export a char LM object (``.config`` + ``.state_dict()``) to ONNX: see
     :func:`export_charlm` for the config and :class:`ExportOptions` for ``options``.
 
@@ -683,7 +684,7 @@ def export_model(model, path=None, **options) -> "onnx.ModelProto":
     return export_charlm(_state_dict(who, model), model.config, path, **options)
 
 
-def export(obj, path=None, **kw) -> "onnx.ModelProto":
+def export(obj, path=None, **kw) -> onnx.ModelProto:
     """Export ``obj`` to ONNX: a recurrent layer (has ``mode``) via :func:`export_layer`, a char
     LM (has ``config``) via :func:`export_model`. Keyword arguments are passed on.
 
@@ -788,7 +789,8 @@ class OnnxCharLM:
             parts = [("h", state)]
         out = []
         for name, s in parts:
-            arr = np.ascontiguousarray(to_numpy(who, f"state {name}", s), dtype=self._dtype)
+            arr = np.ascontiguousarray(as_float_array(who, f"state {name}", to_numpy(who, f"state {name}", s),
+                                                      self._dtype))        # no NaN, inf, complex
             if arr.shape != shape:
                 raise ShapeError(f"{who}: expected state {name} of shape (num_layers="
                                  f"{self.num_layers}, N={n}, hidden_size={self.hidden_size}), got "

@@ -37,8 +37,8 @@ import os
 import struct
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 from .errors import ConfigError
 
@@ -165,7 +165,7 @@ class TensorBoardLog:
     """
 
     def __init__(self, logdir, records: Iterable[dict] = (), step: int = 0,
-                 log: Optional[Callable] = None):
+                 log: Callable | None = None):
         tensorboardX, _ = _tensorboardx()
         self.logdir = check_logdir(logdir, "TensorBoardLog")
         have = read_scalars(self.logdir)

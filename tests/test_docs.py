@@ -131,6 +131,7 @@ def test_cli_reference_is_what_rnnkit_help_prints(site):
     blocks = [b.strip("\n") for b in pre_blocks(site / "reference" / "cli.html")]
     env = dict(os.environ, COLUMNS=str(ext.CLI_COLUMNS), PYTHONPATH=str(ROOT))
     import argparse
+
     from rnnkit.cli import build_parser
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     commands = [[]] + [[name] for name in sub.choices]

@@ -24,7 +24,7 @@ from rnnkit.cli import main  # noqa: E402
 from rnnkit.data import BOUNDARY, LinesDataset, LinesSource, Vocab  # noqa: E402
 from rnnkit.errors import ConfigError  # noqa: E402
 from rnnkit.tblog import TensorBoardLog, read_scalars, scalars_of  # noqa: E402
-from rnnkit.train import Checkpointing, Trainer, TrainConfig  # noqa: E402
+from rnnkit.train import Checkpointing, TrainConfig, Trainer  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fast_io")
 

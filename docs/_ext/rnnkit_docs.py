@@ -62,7 +62,7 @@ class Entry:
         return self.canonical == self.fullname
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def public_modules(package: str = PACKAGE) -> tuple:
     """Dotted names of the public modules of ``package`` (itself included), sorted."""
     pkg = importlib.import_module(package)
@@ -75,7 +75,7 @@ def public_modules(package: str = PACKAGE) -> tuple:
     return tuple(sorted(names))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _all_modules(package: str = PACKAGE) -> tuple:
     """Every module of the package, private ones included (where constants are defined)."""
     pkg = importlib.import_module(package)
@@ -289,6 +289,7 @@ def cli_helps() -> list:
 def options_without_help() -> list:
     """``["rnnkit train --foo", ...]``: options and arguments that have no help text."""
     import argparse
+
     from rnnkit.cli import build_parser
     parser = build_parser()
     bad = []

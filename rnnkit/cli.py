@@ -679,7 +679,7 @@ def cmd_sample(args) -> int:
                          greedy=args.greedy, flag=_flag)
     lm = None
     if args.onnx is not None:
-        from .interop.onnx import OnnxCharLM
+        from .interop.onnx_runtime import OnnxCharLM
         lm = OnnxCharLM(args.onnx)
     model, vocab, _, used = load_model(_dir_arg(args.dir), latest=args.latest)
     lines = vocab.bos_id is not None

@@ -2,7 +2,7 @@
 
 Everything here works on a *step function* ``step(tokens (N,) int64, state) -> (logits (N, V),
 state)``, so the same sampler drives rnnkit's own :class:`~rnnkit.nn.CharLM`
-(:func:`charlm_step`) and an ONNX Runtime session (:class:`rnnkit.interop.onnx.OnnxCharLM`),
+(``model.stepper().step``) and an ONNX Runtime session (:class:`rnnkit.interop.onnx_runtime.OnnxCharLM`),
 and with the same seed both produce the same text.
 
 Choosing the next token from ``logits`` (:func:`pick`):
@@ -27,12 +27,6 @@ from ._validate import as_float_array, check_float, check_int, check_shape
 from .cells import map_state
 from .errors import CheckpointError, ConfigError, DataError, ShapeError
 from .ops import log_softmax
-
-
-def charlm_step(model) -> Callable:
-    """Step function of a :class:`~rnnkit.nn.CharLM` over its current weights: the bound
-    ``step`` of a fresh :meth:`~rnnkit.nn.CharLM.stepper` (take a new one after training)."""
-    return model.stepper().step
 
 
 def check_sampling_args(temperature=1.0, top_k=None, top_p=None):

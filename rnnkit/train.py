@@ -140,8 +140,6 @@ class TrainResult:
 # ============================================================================== helpers
 #: Names of the carried TBPTT state in the checkpoint's trainer.safetensors: h, then c.
 _CARRY_NAMES = ("carry.h", "carry.c")
-#: Where checkpoints written before trainer.safetensors existed kept it (optimizer file).
-_LEGACY_CARRY_NAMES = ("trainer.carry/h", "trainer.carry/c")
 
 
 @dataclass
@@ -374,7 +372,6 @@ class Trainer:
                                   f"{e}") from None
         ts = ck.trainer_state or {}
         opt_arrays = dict(ck.optimizer_state or {})
-        legacy = [opt_arrays.pop(k) for k in _LEGACY_CARRY_NAMES if k in opt_arrays]
         if ck.optimizer_meta is None:
             raise CheckpointError(f"Trainer: {src} has no optimizer state; it cannot be resumed exactly.")
         try:
@@ -397,8 +394,8 @@ class Trainer:
         except (KeyError, TypeError, ValueError, OverflowError) as e:   # e.g. RNG state out of range
             raise CheckpointError(f"Trainer: {src}/trainer.json is damaged ({e}).") from None
         saved = [ck.trainer_arrays[k] for k in _CARRY_NAMES if k in (ck.trainer_arrays or {})]
-        if saved or legacy:
-            self.carry = self.engine.carry_from_numpy(self._checked_carry(tuple(saved or legacy), src))
+        if saved:
+            self.carry = self.engine.carry_from_numpy(self._checked_carry(tuple(saved), src))
         best_dir = self.out_dir / "best"
         if self.best_val is not None and best_dir.is_dir():   # so restore_best also works after a resume
             self.best_state = ckpt.load_checkpoint(best_dir, load_optimizer=False).model_state

@@ -151,7 +151,7 @@ def sample_lines(step, vocab, num: int, rng, max_len: int = 64, prime: str = "",
     ending at the boundary token (or after ``max_len`` characters).
 
     ``step(tokens, state) -> (logits, state)`` is any step function (a model's
-    ``stepper().step``, :class:`rnnkit.interop.onnx.OnnxCharLM`'s ``step``); ``rng`` a NumPy
+    ``stepper().step``, :class:`rnnkit.interop.onnx_runtime.OnnxCharLM`'s ``step``); ``rng`` a NumPy
     generator; ``pick_kw``: ``temperature``, ``top_k``, ``top_p``, ``greedy``. The same
     generator state gives the same samples:
 

@@ -46,7 +46,7 @@ def test_public_names_are_enumerated_from_the_package():
     for mod in (rnnkit.nn, rnnkit.optim, rnnkit.errors):        # every __all__, whole
         assert {f"{mod.__name__}.{n}" for n in mod.__all__} <= names
     for must in ("rnnkit.train.Trainer", "rnnkit.train.TrainConfig", "rnnkit.sample.sample_lines",
-                 "rnnkit.scratch.lstm_forward", "rnnkit.interop.onnx.OnnxCharLM",
+                 "rnnkit.scratch.lstm_forward", "rnnkit.interop.onnx_runtime.OnnxCharLM",
                  "rnnkit.tblog.TensorBoardLog", "rnnkit.engines.make_engine"):
         assert must in names, must
     assert not any(part.startswith("_") for e in entries for part in e.module.split(".")[1:])

@@ -52,6 +52,8 @@ __all__ = [
     "plot_top_units",
     "plot_gradient_norms",
     "plot_checkpoint",
+    "attention_figure",
+    "plot_attention",
 ]
 
 #: The gates with values in [0, 1] (of every cell kind) that :func:`plot_gates` shows by default.
@@ -137,7 +139,7 @@ def _char_label(c: str) -> str:
 
 
 def char_labels(text) -> list:
-    """One visible label per character (:func:`_char_label`): newline as '↵', space as '␣',
+    """One visible label per character (``_char_label``): newline as '↵', space as '␣',
     tab as '⇥', control characters as '␀'/'␛'/..., other invisible ones as ``U+XXXX``.
 
     ``text`` may also be a list of strings (one per step, e.g. ``["<eos>", "e", "m"]``);

@@ -175,6 +175,11 @@ def summary_line(text: str) -> str:
     """The first sentence of a docstring's first paragraph, for the tables (a period inside
     ````literal```` text does not end it)."""
     para = " ".join(text.strip().split("\n\n")[0].split())
+    # roles become literals: a relative reference would not resolve on another page
+    def literal(m):
+        name = m.group(1)
+        return f"``{name.split('.')[-1] if '~' in m.group(0) else name}``"
+    para = re.sub(r":[a-z:]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`", literal, para)
     for m in re.finditer(r"[.:;](\s|$)", para):
         if para[:m.start()].count("``") % 2 == 0:
             return para[:m.start() + 1]
@@ -315,6 +320,9 @@ def setup(app):
         has_content = False
 
         def run(self):
+            import rnnkit.cli
+            env = self.state.document.settings.env
+            env.note_dependency(rnnkit.cli.__file__)    # rebuilt when the parser changes
             for opt in options_without_help():
                 logger.warning(f"CLI reference: {opt} has no help text (give it help=...)",
                                location=(self.state.document.current_source, self.lineno))

@@ -214,6 +214,7 @@ def bench_layers(cells, shapes, dtypes, torch, repeats, gap, log=None):
 def bench_seed(shape, n_y, repeats, gap):
     """rnnkit LSTM forward (+ output softmax) vs the seed notebook's lstm_forward, float64."""
     import seed_lstm as seed
+
     import rnnkit.nn as rnn
     from rnnkit.ops import linear, softmax
 
@@ -296,8 +297,8 @@ def bench_sweep(shapes, torch, repeats, gap, log=None):
 def plot_sweep(rows, path) -> str | None:
     """rnnkit / torch against N and against H (two panels), or None without matplotlib."""
     try:
-        from matplotlib.figure import Figure
         from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         return None
     fig = Figure(figsize=(8, 3.2), dpi=110)
@@ -330,6 +331,7 @@ def bench_charlm(repeats, gap, V=65, H=100, T=25, N=64, chunks=4, dtypes=(np.flo
     column vectors, float64. rnnkit: N sequences per step through ``nn.RNN`` + ``ops``.
     """
     import minchar
+
     import rnnkit.nn as rnn
     from rnnkit.ops import linear, linear_backward, log_softmax
     from rnnkit.optim import Adagrad, clip_grad_value

@@ -34,8 +34,8 @@ def main(argv=None):
     from rnnkit.cli import TRAIN_DEFAULTS
     from rnnkit.data import load_pairs_data
     from rnnkit.interop.torch import to_torch
-    from rnnkit.train import TrainConfig
     from rnnkit.optim import clip_grad_norm
+    from rnnkit.train import TrainConfig
 
     o = pairs_run.apply_defaults(dict(TRAIN_DEFAULTS), set())
     data = load_pairs_data(dataset="dates", batch_size=o["batch_size"], seed=0)

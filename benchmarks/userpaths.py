@@ -81,8 +81,8 @@ class _TorchLM:
     """The same CharLM as a torch eager module, with its reference loops."""
 
     def __init__(self, run_dir: Path, torch):
-        from rnnkit.load import load_model
         from rnnkit.interop.torch import to_torch
+        from rnnkit.load import load_model
         loaded = load_model(run_dir)
         self.torch = torch
         self.vocab = loaded.vocab

@@ -48,6 +48,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     sys.path.insert(0, str(DOCS.parent))                  # this checkout's rnnkit
     from selenium.webdriver.common.action_chains import ActionChains
+
     from rnnkit.cli import main as rnnkit
     out = Path(args.out).resolve()
     run = None if args.run is None else Path(args.run).resolve()

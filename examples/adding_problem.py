@@ -22,11 +22,11 @@ import argparse
 import time
 
 import numpy as np
+from _common import fmt_best, limit_blas_threads
 
 from rnnkit import datasets, nn
-from _common import fmt_best, limit_blas_threads
 from rnnkit.data import ArrayBatch, ArraySource
-from rnnkit.train import Trainer, TrainConfig
+from rnnkit.train import TrainConfig, Trainer
 
 BASELINE_MSE = 1.0 / 6.0     # always predict 1: Var(U1 + U2)
 

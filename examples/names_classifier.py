@@ -31,13 +31,11 @@ import argparse
 import time
 
 import numpy as np
-
-from rnnkit import datasets, nn
-from rnnkit import no_grad
-from rnnkit.data import Vocab
 from _common import fmt_best, limit_blas_threads
-from rnnkit.data import ArraySource
-from rnnkit.train import Trainer, TrainConfig
+
+from rnnkit import datasets, nn, no_grad
+from rnnkit.data import ArraySource, Vocab
+from rnnkit.train import TrainConfig, Trainer
 
 PAD = "<pad>"
 CLASSES = ("female", "male")

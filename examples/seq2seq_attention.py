@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rnnkit.cli import main as rnnkit_main          # noqa: E402
-from rnnkit.data import load_pairs_data             # noqa: E402
-from rnnkit.translate import load_translator        # noqa: E402
+from rnnkit.cli import main as rnnkit_main  # noqa: E402
+from rnnkit.data import load_pairs_data  # noqa: E402
+from rnnkit.translate import load_translator  # noqa: E402
 
 BUCKETS = ((1, 10), (11, 15), (16, 20), (21, 1000))
 

@@ -30,11 +30,11 @@ import argparse
 import time
 
 import numpy as np
+from _common import fmt_best, limit_blas_threads
 
 from rnnkit import datasets, nn
-from _common import fmt_best, limit_blas_threads
 from rnnkit.data import ArraySource
-from rnnkit.train import Trainer, TrainConfig
+from rnnkit.train import TrainConfig, Trainer
 
 
 def windows(z, targets, W):

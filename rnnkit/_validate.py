@@ -28,6 +28,8 @@ def as_float_array(who: str, name: str, x, dtype=None, allow_nonfinite: bool = F
     """
     if isinstance(x, np.ndarray):
         arr = x
+    elif hasattr(x, "detach"):                  # a torch tensor (requires_grad, bfloat16, GPU)
+        arr = to_numpy(who, name, x)
     else:
         try:
             arr = np.asarray(x)

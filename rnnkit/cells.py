@@ -46,8 +46,8 @@ never scaled (GRU's ``b_hn`` sits on a tanh row).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -79,7 +79,7 @@ class Cell:
     #: name of a compiled N = 1 inference loop in :mod:`rnnkit._jit`, if there is one
     jit_n1 = None
 
-    def __init__(self, spec: "CellSpec"):
+    def __init__(self, spec: CellSpec):
         self.spec = spec
 
     def input_bias(self, b_ih, b_hh):
@@ -435,7 +435,7 @@ def state_arrays(state) -> tuple:
     return tuple(state) if isinstance(state, tuple) else (state,)
 
 
-def state_from_arrays(arrays: tuple) -> Optional[object]:
+def state_from_arrays(arrays: tuple) -> object | None:
     """Inverse of :func:`state_arrays`: ``(h,)`` -> ``h``, ``(h, c)`` -> ``(h, c)``."""
     if not arrays:
         return None

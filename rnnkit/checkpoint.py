@@ -48,6 +48,7 @@ Example::
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -60,17 +61,17 @@ import numpy as np
 
 from .errors import CheckpointError, ConfigError
 from .io import (
+    append_jsonl,
     atomic_write_json,
     atomic_write_text,
-    append_jsonl,
     find_json_problem,
     fsync_dir,
     is_int,
     load_safetensors,
     load_safetensors_with_metadata,
     read_json,
-    read_safetensors_header,
     read_jsonl,
+    read_safetensors_header,
     save_safetensors,
     sha256_file,
 )
@@ -102,7 +103,8 @@ _CONVENIENCE = (MODEL_FILE, CONFIG_FILE, VOCAB_FILE)
 _ALL_FILES = (MODEL_FILE, CONFIG_FILE, VOCAB_FILE, OPTIMIZER_FILE, TRAINER_FILE, TRAINER_ARRAYS_FILE)
 _FORMAT = "rnnkit-checkpoint"
 _FORMAT_VERSION = 1
-_VERSION_RE = re.compile(r"^ckpt-(\d{1,12})$")
+_VERSION_RE = re.compile(r"^ckpt-(\d{1,18})$")          # below 10**18: an int64
+_MAX_VERSION = 10 ** 18 - 1
 _OPT_META_KEY = "rnnkit.optimizer_meta"
 _KEEP = 2
 
@@ -133,7 +135,7 @@ class Checkpoint:
 
 def _check_model_config(config, source) -> dict:
     """The storage layer only checks that config.json names a model; the model's config class
-    validates the rest (:func:`rnnkit.nn.models.config_from_dict`) before anything is built."""
+    validates the rest (:func:`rnnkit.nn.registry.config_from_dict`) before anything is built."""
     if not isinstance(config, dict):
         raise CheckpointError(f"load_checkpoint: {source}: expected the config to be a JSON "
                               f"object, got {type(config).__name__}.")
@@ -160,6 +162,23 @@ def list_versions(directory) -> list[Path]:
         if m and e.is_dir(follow_symlinks=False):
             found.append((int(m.group(1)), Path(e.path)))
     return [p for _, p in sorted(found, reverse=True)]
+
+
+def _own_versions(directory) -> list[Path]:
+    """The versions rnnkit committed (:func:`list_versions` whose manifest is rnnkit's and
+    carries the directory's own number), newest first. Numbering and the keep-N rule count
+    only these: a directory merely named ``ckpt-N`` (a stray copy, an output path) is neither
+    numbered after nor deleted."""
+    own = []
+    for v in list_versions(directory):
+        try:
+            m = read_json(v / MANIFEST_FILE, what="checkpoint manifest")
+        except CheckpointError:
+            continue
+        if isinstance(m, dict) and m.get("format") == _FORMAT and \
+                m.get("version") == int(_VERSION_RE.match(v.name).group(1)):
+            own.append(v)
+    return own
 
 
 def _check_state(who: str, name: str, state, floats_only: bool) -> dict:
@@ -283,8 +302,14 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
             and not (directory / BEST_DIR).is_symlink():
         _remove_debris(directory / BEST_DIR)
 
-    versions = list_versions(directory)
+    versions = _own_versions(directory)
     number = int(_VERSION_RE.match(versions[0].name).group(1)) + 1 if versions else 1
+    while os.path.lexists(directory / f"ckpt-{number:06d}"):     # a stray of that name
+        number += 1
+    if number > _MAX_VERSION:
+        raise CheckpointError(f"{who}: the next version of {directory} would be number {number:,}, "
+                              f"beyond the {_MAX_VERSION:,} rnnkit numbers; remove the stray "
+                              f"ckpt-* directories there (or start a new run).")
     name = f"ckpt-{number:06d}"
     tmp = directory / f".tmp-{name}-{secrets.token_hex(6)}"
     tmp.mkdir()
@@ -331,7 +356,7 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
     except OSError as e:
         raise CheckpointError(f"{who}: saved {final}, but could not update the convenience "
                               f"copies in {directory}: {e}.") from e
-    for old in list_versions(directory)[keep:]:
+    for old in _own_versions(directory)[keep:]:
         _remove_tree(old)
     return final
 
@@ -381,10 +406,13 @@ def check_not_inside_run(path, name: str = "path") -> None:
     """Refuse an output ``path`` (file or directory) that would write into a checkpoint
     version or ``best/`` of a run directory, or replace one of the files a run directory's
     loader reads (``model.safetensors``, ``config.json``, ``LATEST``, ...): a ConfigError
-    naming ``name`` (``"--onnx"``). ``rnnkit export`` and ``rnnkit plot`` call it first."""
+    naming ``name`` (``"--onnx"``). Every command that writes calls it before any work
+    (``train --out``, ``export``, ``plot``, ``explore``); a path is refused whether or not
+    the version directory exists yet (creating ``DIR/ckpt-000003/`` would make a fake
+    version)."""
     p = Path(os.path.abspath(path))
     for a in (p, *p.parents):
-        if (_VERSION_RE.match(a.name) or a.name == BEST_DIR) and a.is_dir() and \
+        if (_VERSION_RE.match(a.name) or a.name == BEST_DIR) and a.parent != a and \
                 has_checkpoint(a.parent):
             raise ConfigError(f"{name} {path}: that is inside {a}, a checkpoint of the run in "
                               f"{a.parent}; rnnkit never writes there (its files are verified by "
@@ -501,11 +529,12 @@ def _load_version(version: Path, load_optimizer: bool, max_bytes, check_config=N
 
 
 #: Types of the trainer.json entries written by rnnkit.train.Trainer (checked when present):
-#: "count" = integer >= 0, "number?" = number or null, "count?" = integer >= 0 or null.
+#: "count" = integer >= 0, "loss?" = a finite number >= 0 (a loss) or null, "count?" =
+#: integer >= 0 or null. (Numbers beyond float's range are refused by the JSON reader.)
 TRAINER_STATE_TYPES = {
     "step": "count", "evals_since_best": "count", "tokens_seen": "count", "best_step": "count?",
-    "best_val_loss": "number?", "initial_loss": "number?", "loss_ema": "number?",
-    "val_loss": "number?", "history": list, "rng_states": dict, "extra": dict,
+    "best_val_loss": "loss?", "initial_loss": "loss?", "loss_ema": "loss?",
+    "val_loss": "loss?", "history": list, "rng_states": dict, "extra": dict,
     "train_config": dict, "schedule": dict, "has_carry": bool,
 }
 
@@ -519,9 +548,10 @@ def _check_trainer_state(state: dict, path) -> None:
         if kind in ("count", "count?"):
             ok = (v is None and kind == "count?") or (is_int(v) and v >= 0)
             want = "an integer >= 0" + (" or null" if kind == "count?" else "")
-        elif kind == "number?":
-            ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-            want = "a number or null"
+        elif kind == "loss?":
+            ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                               and math.isfinite(v) and v >= 0)
+            want = "a finite number >= 0 (a loss) or null"
         else:
             ok = isinstance(v, kind)
             want = {list: "a list", dict: "a JSON object", bool: "true/false"}[kind]

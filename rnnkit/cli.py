@@ -22,7 +22,10 @@ from ._validate import short_list
 from .cells import CELLS
 from .data.corpus import BUILTIN_TEXTS, MODES
 from .data.pairs import BUILTIN_PAIRS
-from .errors import CheckpointError, ConfigError, DataError, RnnkitError
+from .engines import ENGINES
+from .errors import CheckpointError, ConfigError, RnnkitError
+from .optim import OPTIMIZERS, SCHEDULE_NAMES
+from .sample import DEFAULT_LENGTH
 
 LN2 = math.log(2.0)
 
@@ -63,11 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
                 "character-level language models, export them to PyTorch / ONNX.")
     p.add_argument("--version", action="version", version=f"rnnkit {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    p.commands = sub.choices          # name -> the command's parser (its usage errors)
 
     d = TRAIN_DEFAULTS
     t = sub.add_parser("train", help="train a character-level language model", formatter_class=_fmt_help,
                        description="Train a character-level LM. With no arguments: US census first "
-                       "names (built in), lines mode, a few minutes on a laptop CPU.")
+                       f"names (built in), lines mode, a 2x128 LSTM for {DEFAULT_STEPS:,} steps "
+                       "(time it with `time rnnkit train`; the README gives a measured figure).")
     t.add_argument("file", nargs="?", help="a UTF-8 text file to train on (default: --dataset names)")
     t.add_argument("--dataset", choices=list(BUILTIN_TEXTS) + list(BUILTIN_PAIRS), help="built-in "
                    "data when no FILE is given: a text, or a pair task (dates: human dates -> ISO; "
@@ -82,16 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dropout", type=float, help=f"dropout between layers (default: {d['dropout']})")
     t.add_argument("--seq-len", type=int, help=f"stream mode: BPTT chunk length (default: {d['seq_len']})")
     t.add_argument("--batch-size", type=int, help=f"sequences per batch (default: {d['batch_size']})")
-    t.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"],
+    t.add_argument("--optimizer", choices=list(OPTIMIZERS),
                    help=f"optimizer (default: {d['optimizer']})")
     t.add_argument("--lr", type=float, help=f"learning rate (default: {d['lr']})")
     t.add_argument("--weight-decay", type=float, help=f"weight decay (default: {d['weight_decay']})")
     t.add_argument("--clip", type=float, help=f"clip the global gradient norm, 0 = off (default: {d['clip']})")
-    t.add_argument("--schedule", choices=["constant", "cosine", "step", "exponential"],
+    t.add_argument("--schedule", choices=list(SCHEDULE_NAMES),
                    help=f"learning-rate schedule (default: {d['schedule']})")
     t.add_argument("--warmup", type=int, help=f"linear warm-up steps (default: {d['warmup']})")
     g = t.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=int, help=f"optimizer steps (default: {DEFAULT_STEPS})")
+    g.add_argument("--steps", type=int, help=f"the total number of optimizer steps (default: "
+                   f"{DEFAULT_STEPS}); with --resume also the total, counting the steps already "
+                   f"done: --resume DIR --steps 3000 trains a run at step 1000 for 2000 more")
     g.add_argument("--epochs", type=float, help="passes over the training data instead of --steps "
                    "(> 0; at least one step)")
     t.add_argument("--val-frac", type=float, help=f"share of the data held out for validation "
@@ -112,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped "
                    "(on either engine; one `rnnkit train` at a time may write a run directory)")
-    t.add_argument("--engine", choices=["numpy", "torch"], help="numpy: rnnkit itself, in this "
+    t.add_argument("--engine", choices=list(ENGINES), help="numpy: rnnkit itself, in this "
                    "process; torch: PyTorch on a CPU or GPU, and many processes under `torchrun "
                    f"--nproc_per_node=N -m rnnkit train ...` (default: {d['engine']})")
     t.add_argument("--device", help="torch engine: cpu, cuda or cuda:N (default: cuda when "
@@ -121,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--encoding", help="text encoding of FILE; 'bytes' reads any file byte by byte "
                    f"(default: {d['encoding']})")
     t.add_argument("--num-samples", type=int, help=f"samples printed at the end (default: {d['num_samples']})")
+    t.add_argument("--allow-other-text", action="store_true", help="with --resume: continue on "
+                   "FILE although it is not the text the run was trained on (its SHA-256 differs)")
     t.add_argument("--overwrite", action="store_true", help="start over in an --out directory that "
                    "already holds a run: everything rnnkit wrote there (checkpoint versions, best/, "
                    "metrics.jsonl, pictures) is deleted first; other files are kept")
@@ -130,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate text from a trained model", formatter_class=_fmt_help)
     s.add_argument("dir", help="checkpoint directory written by `rnnkit train`")
     s.add_argument("--num", type=int, default=10, help="lines mode: how many samples")
-    s.add_argument("--length", type=int, default=500, help="stream mode: characters to generate "
-                   "(lines mode: the longest sample)")
+    s.add_argument("--length", type=int, help=f"stream mode: characters to generate (default: "
+                   f"{DEFAULT_LENGTH}; lines mode: the longest sample)")
     s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy")
     s.add_argument("--top-k", type=int, default=0, help="sample among the k most probable characters (0 = all)")
     s.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: smallest set with this "
@@ -221,7 +230,19 @@ def _version():
     return __version__
 
 
-def _err(msg):
+#: Under torchrun, the terminal of a process other than rank 0 (its stderr, kept when its
+#: output is silenced): where an error of that process alone is reported.
+_RANK_STDERR = None
+
+
+def _err(msg, agreed: bool = True):
+    """Print the one error line. An error of a silenced torchrun process that the others did
+    not agree on (it failed alone, e.g. before joining the job) goes to its own terminal,
+    marked with its rank; rank 0 reports the agreed ones."""
+    if not agreed and _RANK_STDERR is not None:
+        rank = os.environ.get("RANK", "?")
+        os.write(_RANK_STDERR, f"rnnkit: error: rank {rank}: {msg}\n".encode("utf-8", "replace"))
+        return
     print(f"rnnkit: error: {msg}", file=sys.stderr)
 
 
@@ -277,15 +298,27 @@ def _check_option_ranges(given: dict) -> None:
 def _resolve_train_args(args) -> dict:
     given = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
     if args.resume:
-        from .checkpoint import load_checkpoint
+        from .checkpoint import list_versions, load_checkpoint
         ck = load_checkpoint(args.resume, load_optimizer=False)
         saved = ((ck.trainer_state or {}).get("extra") or {}).get("cli")
+        if not isinstance(saved, dict) and not list_versions(args.resume) and \
+                Path(ck.path) == Path(args.resume) and (Path(args.resume) / "LATEST").exists():
+            raise CheckpointError(f"{args.resume}: no checkpoint version is left (the ckpt-* "
+                                  f"directories were deleted; only the copies of the newest model "
+                                  f"remain, which hold no training state), so there is nothing to "
+                                  f"resume. Sample or export it as it is, or start over with "
+                                  f"`rnnkit train --out {args.resume} --overwrite`.")
         if not isinstance(saved, dict):
             raise CheckpointError(f"{args.resume}: trainer.json has no saved command-line options; "
                                   f"it was not written by `rnnkit train` and cannot be resumed from the CLI.")
         _check_saved_options(saved, Path(ck.path) / "trainer.json")
         opts = dict(TRAIN_DEFAULTS)
         opts.update(saved)
+        if saved.get("file"):             # the run's own text, by absolute path and SHA-256
+            from .data.corpus import resumed_text
+            opts["file"] = resumed_text(saved["file"], ck.trainer_state["extra"].get("text"),
+                                        given.pop("file", None), run=args.resume,
+                                        allow_other=args.allow_other_text)
         for k, v in given.items():
             if k in RESUMABLE:
                 opts[k] = v
@@ -302,13 +335,19 @@ def _resolve_train_args(args) -> dict:
         return opts
     opts = dict(TRAIN_DEFAULTS)
     opts.update(given)
+    if opts["file"]:
+        opts["file"] = os.path.abspath(opts["file"])       # --resume from anywhere reads it
     return opts
 
 
 def _check_saved_options(saved: dict, path) -> None:
     """The options saved by `rnnkit train` in trainer.json have the types of TRAIN_DEFAULTS
     (an option whose default is None may be null, a string or a number) and the ranges of
-    OPTION_RANGES; anything else means the file is damaged or hostile."""
+    OPTION_RANGES, and the choices of `rnnkit train`'s options; anything else means the file is
+    damaged or hostile."""
+    train = next(a for a in build_parser()._actions
+                 if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    choices = {a.dest: a.choices for a in train._actions if a.choices}
     for k, v in saved.items():
         if k not in TRAIN_DEFAULTS:
             raise CheckpointError(f"{path}: unknown saved option {k!r:.60}; the file is damaged or "
@@ -328,6 +367,9 @@ def _check_saved_options(saved: dict, path) -> None:
         problem = _range_problem(k, v)
         if problem:
             raise CheckpointError(f"{path}: saved option {k}: {problem}; the file is damaged.")
+        if k in choices and v not in (None, TRAIN_DEFAULTS[k]) and v not in choices[k]:
+            raise CheckpointError(f"{path}: saved option {k} = {v!r:.60} is not one of "
+                                  f"{', '.join(map(str, choices[k]))}; the file is damaged.")
 
 
 def _default_out(name: str) -> Path:
@@ -343,7 +385,7 @@ def _default_out(name: str) -> Path:
 
 def _check_train_paths(args) -> None:
     """Refuse unusable or contradictory directories before any work starts."""
-    from .checkpoint import has_checkpoint
+    from .checkpoint import check_not_inside_run, has_checkpoint
     from .io import check_output_dir
     if args.resume is not None:
         if not args.resume.strip():
@@ -361,10 +403,17 @@ def _check_train_paths(args) -> None:
                                   f"directory `rnnkit train --out DIR` wrote.")
     elif args.out is not None:
         out = check_output_dir(args.out, "--out")
+        check_not_inside_run(out, "--out")
         if out.is_dir() and has_checkpoint(out) and not args.overwrite:
-            raise ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
-                              f"`rnnkit train --resume {out}`, choose another --out, or pass "
-                              f"--overwrite to start over there.")
+            raise _occupied(out)
+
+
+def _occupied(out) -> ConfigError:
+    """The refusal of an --out directory that holds a run (checked before any work, and again
+    under the run lock)."""
+    return ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
+                       f"`rnnkit train --resume {out}`, choose another --out, or pass "
+                       f"--overwrite to start over there.")
 
 
 def _command(args) -> str:
@@ -387,9 +436,7 @@ def _open_run(out: Path, overwrite: bool, stack, command: str) -> None:
     stack.enter_context(RunLock(out, command))
     if has_checkpoint(out):
         if not overwrite:
-            raise ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
-                              f"`rnnkit train --resume {out}`, choose another --out, or pass "
-                              f"--overwrite to start over there.")
+            raise _occupied(out)
         removed = clear_run(out)
         print(f"rnnkit train: --overwrite: deleted the previous run in {out} "
               f"({short_list(removed, 6)})", file=sys.stderr)
@@ -397,18 +444,18 @@ def _open_run(out: Path, overwrite: bool, stack, command: str) -> None:
 
 def _usage_error(command: str, message: str):
     """Exit 2 with ``rnnkit COMMAND``'s usage line, as argparse does for a bad option."""
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    sub.choices[command].error(message)
+    build_parser().commands[command].error(message)
 
 
 def _silence_other_processes(args) -> None:
     """Under torchrun only the process of rank 0 speaks: the others' stdout and stderr go to
     /dev/null (unless --debug), so that a run prints its lines, and an error, once."""
+    global _RANK_STDERR
     if (os.environ.get("RANK") or "0") == "0" or args.debug or os.environ.get("RNNKIT_DEBUG") == "1":
         return
     sys.stdout.flush()
     sys.stderr.flush()
+    _RANK_STDERR = os.dup(2)                  # for an error of this process alone (_err)
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.dup2(null, 2)
@@ -417,11 +464,16 @@ def _silence_other_processes(args) -> None:
 
 def cmd_train(args) -> int:
     from contextlib import ExitStack
+
     from .engines import start_group
     _silence_other_processes(args)
     _check_option_ranges({k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None})
     _check_train_paths(args)
     o = _resolve_train_args(args)
+    if getattr(args, "dropout", None) and o["num_layers"] == 1:       # given, and it cannot act
+        warnings.warn(f"--dropout {args.dropout:g} has no effect with --num-layers 1: dropout acts "
+                      f"between stacked layers (as in PyTorch, which warns the same). Use "
+                      f"--num-layers 2 or more, or drop --dropout.", UserWarning, stacklevel=2)
     if args.device is not None and o["engine"] != "torch":
         _usage_error("train", f"--device {args.device} applies to --engine torch; the numpy "
                      f"engine runs on the CPU (add --engine torch, or drop --device).")
@@ -434,7 +486,7 @@ def cmd_train(args) -> int:
     except Exception as e:
         in_sync = getattr(e, "_rnnkit_agreed", False)    # every process stops with it
         if in_sync and not group.is_main:
-            return 0        # rank 0 reports it, and fails the torchrun job with its status
+            return 1        # rank 0 reports it; every node's torchrun fails
         raise
     finally:
         group.close(in_sync)
@@ -445,17 +497,17 @@ def _train(args, o, group, stack) -> int:
     """`rnnkit train` in this process: every step agreed with the other processes under
     torchrun (``group``); only the main process takes the run directory's lock, writes and
     prints."""
+    from . import pairs_run
     from .data import load_text_data
     from .data.corpus import text_name
     from .engines import make_engine
     from .io import find_json_problem
     from .load import load_model
-    from . import pairs_run
     from .nn import CharLM, CharLMConfig
     from .plot_hook import maybe_plot
     from .runlock import RunLock
     from .sample import iter_sample_lines, sample_lines, sample_stream
-    from .train import Checkpointing, Trainer, TrainConfig
+    from .train import Checkpointing, TrainConfig, Trainer
 
     with group.agreed():
         out = Path(o["out"]) if o["out"] is not None else _default_out(text_name(o["file"], o["dataset"]))
@@ -483,6 +535,13 @@ def _train(args, o, group, stack) -> int:
             raise ConfigError(f"{opt} {value!r:.200} cannot be recorded in trainer.json (needed by "
                               f"--resume): it is {problem[1]}. Rename the file or directory.")
     vocab = data.vocab
+    text_fp = None
+    if o["file"]:
+        from .data.corpus import text_fingerprint
+        text_fp = text_fingerprint(o["file"])     # saved: --resume checks it is the same text
+    group.check_same({**{k: v for k, v in saved_opts.items() if k not in ("file", "out")},
+                      "text": text_fp["sha256"] if text_fp else o["dataset"],
+                      "vocab": json.dumps(vocab.to_json(), sort_keys=True)})   # before DDP is built
     steps = o["steps"] if o["steps"] is not None else (
         max(1, int(round(o["epochs"] * data.train.per_epoch))) if o["epochs"] is not None
         else DEFAULT_STEPS)
@@ -499,7 +558,8 @@ def _train(args, o, group, stack) -> int:
         rng = np.random.default_rng([o["seed"], trainer.step])      # never the training RNGs
         step = trainer.model.stepper().step                         # today's weights
         if data.mode == "lines":
-            text = "  samples: " + ", ".join(sample_lines(step, vocab, 5, rng, max_len=40))
+            text = "  samples: " + json.dumps(sample_lines(step, vocab, 5, rng, max_len=40),
+                                              ensure_ascii=False)      # a list: commas are text
         else:
             text = "  sample: " + repr(sample_stream(step, vocab, 120, rng))
         print(text, file=sys.stderr)
@@ -519,12 +579,15 @@ def _train(args, o, group, stack) -> int:
                            patience=o["patience"], weight_decay=o["weight_decay"], seed=o["seed"],
                            restore_best=False, progress=False if quiet else None)
         trainer = Trainer(model, data.train, data.val, tcfg,
-                          checkpoint=Checkpointing(out, vocab=vocab.to_json(), extra={"cli": saved_opts}),
+                          checkpoint=Checkpointing(out, vocab=vocab.to_json(),
+                                                   extra={"cli": saved_opts, "text": text_fp}),
                           on_eval=on_eval, log=setup_log.append,
                           engine=make_engine(o["engine"], model, tcfg, group=group))
         if args.resume:
             trainer.resume()
             trainer.checkpoint.extra["cli"]["engine"] = o["engine"]    # the next resume's default
+            trainer.checkpoint.extra["cli"]["file"] = o["file"]        # (--allow-other-text)
+            trainer.checkpoint.extra["text"] = text_fp
     trainer.log = lambda m: print(m, file=sys.stderr)
     if group.is_main:
         print(f"rnnkit train: engine {trainer.engine.describe()}", file=sys.stderr)
@@ -534,6 +597,12 @@ def _train(args, o, group, stack) -> int:
               f"rnnkit train: {cfg.cell.upper()} {cfg.num_layers}x{cfg.hidden_size}, "
               f"{model.num_parameters():,} parameters, vocab {len(vocab)}, {data.mode} mode; "
               f"{data.origin}: {data.summary}; {steps:,} steps -> {out}", file=sys.stderr)
+    if args.resume and trainer.step >= steps:
+        if group.is_main:
+            print(f"rnnkit train: {out} is already at step {trainer.step:,}, and --steps {steps:,} is "
+                  f"the total (counting the steps already done): nothing to train. Pass a larger "
+                  f"--steps (e.g. --steps {trainer.step + steps:,}) to train more.", file=sys.stderr)
+        return 0
     t0 = time.perf_counter()
     start_step = trainer.step
     result = trainer.fit()
@@ -542,10 +611,10 @@ def _train(args, o, group, stack) -> int:
         if group.is_main:
             _err(result.message)
         return 1
-    if result.stopped == "interrupted":
-        if group.is_main:
+    if result.stopped == "interrupted":          # saved; Ctrl-C exits 130 like any interrupted
+        if group.is_main:                        # command, SIGTERM (an orderly stop) 0
             print(f"rnnkit train: stopped: {result.message}", file=sys.stderr)
-        return 0
+        return 130 if result.message.startswith("Ctrl-C") else 0
     if trainer.out_dir is not None and trainer.step > start_step and not result.history:
         trainer.save()
     if not group.is_main:
@@ -590,62 +659,38 @@ def _print_stream(step, vocab, length, rng, **kw) -> None:
     sys.stdout.write("\n")
 
 
-#: `rnnkit sample --beam`: the largest beam (each step keeps this many hypotheses).
-MAX_BEAM = 1000
+def _flag(name: str) -> str:
+    """An argument's name as the command line spells it: top_k -> --top-k."""
+    return "--" + name.replace("_", "-")
 
 
 def cmd_sample(args) -> int:
     from .load import load_model
-    from .sample import beam_search, check_sampling_args, iter_sample_lines
-    if args.num < 1 or args.length < 1:
-        raise ConfigError(f"--num and --length: expected integers >= 1, got --num {args.num} "
-                          f"and --length {args.length}.")
-    if not 0 <= args.beam <= MAX_BEAM:
-        raise ConfigError(f"--beam: expected an integer in [0, {MAX_BEAM}] (0 = off), got {args.beam}.")
-    if args.seed < 0:
-        raise ConfigError(f"--seed: expected an integer >= 0, got {args.seed}.")
-    temperature, top_k, top_p = check_sampling_args(args.temperature, args.top_k or None, args.top_p)
+    from .sample import beam_search, finite_step, iter_sample_lines, onnx_step, sample_request
+    req = sample_request(num=args.num, length=args.length, beam=args.beam, seed=args.seed,
+                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                         greedy=args.greedy, flag=_flag)
     lm = None
     if args.onnx is not None:
-        from .interop.onnx import OnnxCharLM
+        from .interop.onnx_runtime import OnnxCharLM
         lm = OnnxCharLM(args.onnx)
     model, vocab, _, used = load_model(_dir_arg(args.dir), latest=args.latest)
     lines = vocab.bos_id is not None
-    V = len(vocab)
     if lm is not None:
-        if lm.vocab_size != V:
-            raise CheckpointError(f"{args.onnx}: the ONNX model has vocab size {lm.vocab_size}, the "
-                                  f"checkpoint {V}; export it from this checkpoint.")
-
-        def raw_step(tokens, state):
-            logits, state = lm.step(np.asarray(tokens, np.int64)[None, :], state)
-            return np.asarray(logits).reshape(-1, V), state
-        source = args.onnx
+        step = finite_step(onnx_step(lm, len(vocab), args.onnx), args.onnx)
     else:
-        raw_step, source = model.stepper().step, str(used)
-
-    def step(tokens, state):
-        with np.errstate(over="ignore", invalid="ignore"):
-            logits, state = raw_step(tokens, state)
-        if not np.isfinite(logits).all():
-            raise CheckpointError(f"{source}: the model computes NaN or infinite scores (its "
-                                  f"weights overflow float32); the checkpoint is damaged or its "
-                                  f"training diverged. Use another checkpoint (--latest, or an "
-                                  f"earlier run).")
-        return logits, state
-    rng = np.random.default_rng(args.seed)
-    kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=args.greedy)
-    if args.beam:
-        for b in beam_search(step, vocab, args.beam, max_len=64 if lines and args.length == 500 else args.length,
-                             prime=args.prime, lines=lines):
+        step = finite_step(model.stepper().step, str(used))
+    if req.beam:
+        for b in beam_search(step, vocab, req.beam, max_len=req.max_len(lines), prime=args.prime, lines=lines):
             print(f"{b.logprob:10.4f}  {b.text}" + ("" if b.finished else "  (unfinished)"))
         return 0
+    rng = np.random.default_rng(req.seed)
     if lines:
-        for s in iter_sample_lines(step, vocab, args.num, rng, max_len=min(args.length, 1000),
-                                   prime=args.prime, **kw):
+        for s in iter_sample_lines(step, vocab, req.num, rng, max_len=req.max_len(lines), prime=args.prime,
+                                   **req.pick_kw()):
             print(s)
     else:
-        _print_stream(step, vocab, args.length, rng, prime=args.prime, **kw)
+        _print_stream(step, vocab, req.max_len(lines), rng, prime=args.prime, **req.pick_kw())
     return 0
 
 
@@ -659,8 +704,8 @@ def cmd_translate(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from ._mode import no_grad
-    from .data import LinesDataset, read_text, split_lines
+    from .data import read_text
+    from .evaluate import score_text
     from .load import load_model
     loaded = load_model(_dir_arg(args.dir), latest=args.latest, need_charlm=False)
     if type(loaded.model).__name__ == "Seq2Seq":
@@ -670,56 +715,14 @@ def cmd_eval(args) -> int:
         return 0
     if type(loaded.model).__name__ != "CharLM" or loaded.vocab is None:
         loaded = load_model(_dir_arg(args.dir), latest=args.latest)      # says what is wrong
-    model, vocab, _, used = loaded
-    text = read_text(args.file, encoding=args.encoding)
-    unknown = sorted({ch for ch in set(text) if ch not in vocab.stoi and ch not in "\r\n"})
-    if unknown:
-        shown = ", ".join(repr(c) for c in unknown[:10]) + (", ..." if len(unknown) > 10 else "")
-        raise DataError(f"{args.file}: {len(unknown)} character(s) the model never saw: {shown}. "
-                        f"A character model can only score text in its training alphabet "
-                        f"({len(vocab)} symbols, see `rnnkit info {args.dir}`); remove or replace them.")
-    total, count = 0.0, 0
-    from .nn.losses import CrossEntropyLoss
-    crit = CrossEntropyLoss(reduction="sum")
-    chunk = 1024                          # lines this long or longer are scored one by one
-    steps = 4096                          # steps per forward call; the state is carried
-
-    def score_stream(ids, state=None):
-        """Summed loss of predicting ids[1:] from ids[:-1], in chunks with the state carried."""
-        nonlocal total, count
-        for i in range(0, len(ids) - 1, steps):
-            x = ids[i: min(i + steps, len(ids) - 1)][:, None]
-            logits, state = model(x, state)
-            total += crit(logits, ids[i + 1: i + 1 + len(x)][:, None])
-            count += crit.last_count
-
-    with no_grad():
-        if vocab.bos_id is not None:
-            lines = split_lines(text)
-            if not lines:
-                raise DataError(f"{args.file}: no non-empty lines to evaluate.")
-            ds = LinesDataset(lines, vocab)      # names unknown characters clearly
-            order = np.argsort(ds.line_lengths, kind="stable")
-            short = order[ds.line_lengths[order] < chunk]
-            for idx in ds.index_batches(short):  # similar lengths together, bounded N x T
-                b = ds.get_batch(idx)
-                logits, _ = model(b.x, None, b.lengths)
-                total += crit(logits, b.y)
-                count += crit.last_count
-            bos = np.array([vocab.bos_id], np.int64)
-            for i in order[len(short):]:         # long lines one at a time, chunked
-                o, n = ds.offsets[i], ds.line_lengths[i]
-                score_stream(np.concatenate([bos, ds.ids[o:o + n], bos]))
-        else:
-            ids = vocab.encode(text)
-            if len(ids) < 2:
-                raise DataError(f"{args.file}: need at least 2 characters to evaluate, got {len(ids)}.")
-            score_stream(ids)
-    nats = total / count
-    print(f"checkpoint: {used}")
-    print(f"characters: {count}")
-    print(f"loss_nats: {nats:.6f}")
-    print(f"bits_per_char: {nats / LN2:.6f}")
+    score = score_text(loaded.model, loaded.vocab, read_text(args.file, encoding=args.encoding),
+                       source=args.file, hint=f", see `rnnkit info {args.dir}`")
+    print(f"checkpoint: {loaded.path}")
+    print(f"characters: {score.characters}")
+    if score.dropped is not None:   # lines mode: surrounding whitespace and blank lines
+        print(f"dropped_characters: {score.dropped}")
+    print(f"loss_nats: {score.loss:.6f}")
+    print(f"bits_per_char: {score.bits_per_char:.6f}")
     return 0
 
 
@@ -791,7 +794,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_explore(args) -> int:
-    from .explore import explore_checkpoint                   # checks --out before any work
+    from .explore import explore_checkpoint  # checks --out before any work
     r = explore_checkpoint(args.dir, args.out, file=args.file, prime=args.prime,
                            length=args.length, num=args.num, seed=args.seed, temperature=args.temperature,
                            max_chars=args.max_chars, encoding=args.encoding, latest=args.latest)
@@ -861,18 +864,18 @@ def _main(argv) -> int:
     except RnnkitError as e:
         if debug:
             raise
-        _err(str(e))
+        _err(str(e), getattr(e, "_rnnkit_agreed", False) or _RANK_STDERR is None)
         return 1
     except ImportError as e:
         if debug:
             raise
-        _err(f"{e}. Install the optional parts with: pip install 'rnnkit[all]'")
+        _err(f"{e}. Install the optional parts with: pip install 'rnnkit[all]'", _RANK_STDERR is None)
         return 1
     except Exception as e:  # noqa: BLE001 - one line, never a traceback without --debug
         if debug:
             raise
         _err(f"unexpected {type(e).__name__}: {e} (run again with --debug for the traceback, and "
-             f"please report it)")
+             f"please report it)", _RANK_STDERR is None)
         return 1
 
 

@@ -27,7 +27,8 @@ Measurements (T steps; step t is the state after reading token t):
 * per unit, :func:`correlations`: the Pearson correlation of its activation with each of them
   (undefined - NaN, ``null`` on the page - when either is constant over the text);
 * per unit, :func:`saturation`: the fraction of steps with ``|activation| > 0.9`` (as in the
-  paper's saturation plots; for a sigmoid gate, the steps where it is almost fully open).
+  paper's saturation plots; for a sigmoid gate, the steps where it is almost fully open);
+  ranked for the bounded hidden state only.
 
 :func:`rank_units` lists, for each measurement, the units of the states (``hidden``; ``cell``
 for LSTM) with the largest ``|r|`` (correlations) or fraction (saturation).
@@ -40,9 +41,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -51,7 +52,7 @@ from .cells import cell_spec
 from .errors import ConfigError, DataError, ShapeError
 
 __all__ = [
-    "MAX_CHARS", "MAX_VALUES", "SATURATION", "TOP_K",
+    "MAX_CHARS", "MAX_VALUES", "SATURATION", "TOP_K", "STATES", "BOUNDED_STATES",
     "inside_quotes_or_brackets", "line_position", "correlations", "saturation",
     "unit_measurements", "rank_units", "top_predictions",
     "page_data", "render_page", "read_page_data", "decode_values", "check_out_path", "lines_ids",
@@ -74,6 +75,10 @@ TOP_K = 5
 RANKED = 8
 #: The quantities the ranking looks at (those a layer has): its states.
 STATES = ("hidden", "cell")
+#: The states whose values are bounded (tanh: [-1, 1]); only they are ranked by saturation
+#: (an LSTM cell state is unbounded, so ``|c| > 0.9`` says nothing about it) and the page
+#: opens on one of them.
+BOUNDED_STATES = ("hidden",)
 
 _OPEN, _CLOSE, _QUOTE = "([{", ")]}", '"'
 _FORMAT = "rnnkit.explore"
@@ -177,9 +182,9 @@ def rank_units(measures: Sequence[dict], k: int = RANKED, quantities: Sequence[s
     ``{"layer", "quantity", "unit", "score"}`` over every layer's ``quantities``, best first.
 
     ``measures[l]`` is :func:`unit_measurements` of layer l. Correlations rank by ``|r|``
-    (the sign says which way the unit goes), saturation by the fraction; undefined
-    correlations and zero saturation are left out; ties go to the lower layer, the earlier
-    quantity, the lower unit.
+    (the sign says which way the unit goes), saturation by the fraction and only over
+    :data:`BOUNDED_STATES` (an LSTM cell state is unbounded); undefined correlations and zero
+    saturation are left out; ties go to the lower layer, the earlier quantity, the lower unit.
     """
     k = check_int("rank_units", "k", k, 1)
     ranked = {}
@@ -187,7 +192,7 @@ def rank_units(measures: Sequence[dict], k: int = RANKED, quantities: Sequence[s
         rows = []
         for layer, per_q in enumerate(measures):
             for qi, q in enumerate(quantities):
-                if q not in per_q:
+                if q not in per_q or (name == "saturation" and q not in BOUNDED_STATES):
                     continue
                 score = np.asarray(per_q[q][name], np.float64)
                 key = np.abs(score)
@@ -235,6 +240,23 @@ def _nan_to_none(a) -> list:
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, np.float64).tolist()]
 
 
+def _default_view(ranked: dict):
+    """The unit the page opens on: the first bounded state in the rankings (correlations
+    first), else None (the page then shows the top layer's hidden unit 0)."""
+    for name in ("inside", "position", "saturation"):
+        for row in ranked[name]:
+            if row["quantity"] in BOUNDED_STATES:
+                return {k: row[k] for k in ("layer", "quantity", "unit")}
+    return None
+
+
+def _visible_text(text: str) -> str:
+    """``text`` with every invisible character (controls, bidi overrides, ...) replaced by
+    its label (:func:`rnnkit.plot.char_labels`); spaces stay spaces."""
+    from .plot import char_labels
+    return "".join(c if c == " " or c.isprintable() else char_labels(c)[0] for c in str(text))
+
+
 def page_data(model, vocab, ids, *, title: str = "", source: str = "", total: int | None = None,
               capacity_reason: str = "") -> dict:
     """Everything the page shows, as a JSON-able dict (activations as base64 float32).
@@ -263,9 +285,10 @@ def page_data(model, vocab, ids, *, title: str = "", source: str = "", total: in
     next_p = [float(p[t, ids[t + 1]]) for t in range(T - 1)] + [None]
     measures = [unit_measurements(layer, tokens, boundary) for layer in layers]
     total = T if total is None else int(total)
+    ranked = rank_units(measures)
     return {
         "format": _FORMAT, "version": 1,
-        "title": title, "source": source,
+        "title": _visible_text(title), "source": _visible_text(source),
         "model": {"cell": spec.name, "num_layers": cfg.num_layers, "hidden_size": cfg.hidden_size,
                   "vocab_size": cfg.vocab_size, "dtype": cfg.dtype,
                   "mode": "lines" if boundary is not None else "stream"},
@@ -283,7 +306,8 @@ def page_data(model, vocab, ids, *, title: str = "", source: str = "", total: in
         "saturation_threshold": SATURATION,
         "measures": [{q: {m: _nan_to_none(v) for m, v in ms.items()} for q, ms in layer.items()}
                      for layer in measures],
-        "ranked": rank_units(measures),
+        "ranked": ranked,
+        "default_view": _default_view(ranked),
     }
 
 
@@ -325,8 +349,9 @@ def decode_values(data: dict, layer: int, quantity: str) -> np.ndarray:
 # ============================================================================================
 
 def check_out_path(out) -> Path:
-    """The output file, checked before any work: it ends in ``.html``, is not a directory, and
-    its folder exists (or can be made) and is writable."""
+    """The output file, checked before any work: it ends in ``.html``, is not a directory, is
+    not inside a run's checkpoint (:func:`rnnkit.checkpoint.check_not_inside_run`), and its
+    folder exists (or can be made) and is writable."""
     import os
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
@@ -334,6 +359,8 @@ def check_out_path(out) -> Path:
                           f"HTML file), e.g. --out explore.html.")
     if out.is_dir():
         raise ConfigError(f"--out {out}: is a directory; expected the path of the HTML file to write.")
+    from .checkpoint import check_not_inside_run
+    check_not_inside_run(out, "--out")                 # before its folder is made
     parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -390,6 +417,7 @@ def explore_checkpoint(directory, out, *, file=None, prime: str | None = None, l
     from .load import load_model
     from .sample import sample_lines, sample_stream
     who = "explore"
+    seed = check_int(who, "--seed", seed, 0)
     out = check_out_path(out)
     max_chars = check_int(who, "max_chars", max_chars, 1, MAX_CHARS)
     if file is not None and (prime is not None or length is not None or num is not None):

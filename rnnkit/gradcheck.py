@@ -47,7 +47,7 @@ class GradcheckReport:
     def assert_ok(self, tol: float = 1e-7) -> None:
         bad = {k: v for k, v in self.errors.items() if not v < tol}
         if bad:
-            raise AssertionError("gradient check failed (rel. error >= %g):\n%s" % (tol, self))
+            raise AssertionError(f"gradient check failed (rel. error >= {tol:g}):\n{self}")
 
     def __str__(self):
         w = max((len(k) for k in self.errors), default=4)

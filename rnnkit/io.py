@@ -391,6 +391,40 @@ def _no_duplicates(pairs):
     return out
 
 
+class _Overflow(float):
+    """A JSON number beyond float's range (``1e400``), which Python would read as infinity;
+    kept with its text so that the error can name it and where it was."""
+
+    literal = ""
+
+
+def _float_parser(seen: list):
+    """json's ``parse_float``: a float, or an :class:`_Overflow` noted in ``seen``."""
+    def parse(text: str) -> float:
+        v = float(text)
+        if math.isfinite(v):
+            return v
+        big = _Overflow(v)
+        big.literal = text
+        seen.append(big)
+        return big
+    return parse
+
+
+def _find_overflow(obj, where: str = ""):
+    """``(path, literal)`` of the first :class:`_Overflow` in a parsed JSON value, or None."""
+    stack = [(obj, where)]
+    while stack:
+        o, w = stack.pop()
+        if isinstance(o, _Overflow):
+            return w or "the value", o.literal
+        if isinstance(o, dict):
+            stack.extend((v, f"{w}[{k!r}]" if w else k) for k, v in reversed(list(o.items())))
+        elif isinstance(o, list):
+            stack.extend((v, f"{w}[{i}]") for i, v in reversed(list(enumerate(o))))
+    return None
+
+
 def _parse_json(data: bytes, path, who: str, what: str):
     try:
         text = data.decode("utf-8")
@@ -398,7 +432,16 @@ def _parse_json(data: bytes, path, who: str, what: str):
         raise CheckpointError(f"{who}: {what} in {path} is not valid UTF-8 ({e}). The file is "
                               f"damaged or not a file rnnkit wrote.") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        seen = []
+        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
+                         parse_float=_float_parser(seen))
+        if seen:
+            bad = _find_overflow(obj)
+            if bad is not None:
+                raise CheckpointError(f"{who}: {what} in {path}: {bad[0]} = {bad[1]:.40} is beyond "
+                                      f"the range of a float (it would load as infinity). The "
+                                      f"file is damaged or not a file rnnkit wrote.")
+        return obj
     except RecursionError:
         raise CheckpointError(f"{who}: {what} in {path} is nested too deeply to be a valid "
                               f"file.") from None

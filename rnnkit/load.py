@@ -17,17 +17,17 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from .checkpoint import BEST_DIR, CONFIG_FILE, MODEL_FILE, Checkpoint, load_checkpoint
 from .data import BOUNDARY, Vocab
 from .errors import CheckpointError, RnnkitError
-from .nn.models import config_from_dict, model_from_state
+from .nn.registry import config_from_dict, model_from_state
 
 
 class LoadedModel(NamedTuple):
     model: object                    # in eval mode
-    vocab: Optional[Vocab]
+    vocab: Vocab | None
     checkpoint: Checkpoint
     path: Path                       # the directory the weights came from (DIR or DIR/best)
 

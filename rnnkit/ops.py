@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: The target id the losses skip (PyTorch's ``ignore_index`` default): padding of batched lines.
+IGNORE_INDEX = -100
+
 
 # ----------------------------------------------------------------------------- softmax family
 def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:

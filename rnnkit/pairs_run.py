@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import sys
 
-
 from .nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from .translate import Translator
 

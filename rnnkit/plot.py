@@ -29,15 +29,15 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from ._validate import as_float_array, check_int, short_list
 from .analysis import loss_curves, most_active_units
 from .cells import CELLS
-from .errors import ConfigError, DataError, RnnkitError, ShapeError
+from .errors import CheckpointError, ConfigError, DataError, RnnkitError, ShapeError
 
 __all__ = [
     "SIGMOID_GATES",
@@ -83,31 +83,74 @@ def _new_figure(width, height):
 
 
 def save_figure(fig, path) -> str:
-    """Write ``fig`` as a PNG file (parent directories are created); return ``str(path)``."""
+    """Write ``fig`` as a PNG file (parent directories are created); return ``str(path)``.
+
+    Written like every other file of rnnkit (:func:`rnnkit.io.atomic_write_bytes`): into a
+    temporary file that then replaces ``path``, so a reader never sees half a picture and a
+    symbolic link at ``path`` is replaced, never written through. An unwritable place is a
+    :class:`ConfigError` naming the path."""
+    import io
+
+    from .io import atomic_write_bytes
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ConfigError(f"save_figure: expected a path ending in .png, got {str(path)!r}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=_DPI)
+    if path.is_dir() and not path.is_symlink():
+        raise ConfigError(f"save_figure: cannot write the picture {path}: it is a directory. "
+                          f"Remove or rename it, or choose another --out.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"save_figure: cannot create {path.parent} for {path.name}: "
+                          f"{e.strerror or e}. Choose another --out.") from None
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI)
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except CheckpointError as e:
+        cause = e.__cause__
+        raise ConfigError(f"save_figure: cannot write the picture {path}: "
+                          f"{getattr(cause, 'strerror', None) or cause or e}. Check the "
+                          f"permissions and the free disk space, or choose another --out.") from None
     return str(path)
 
 
 _VISIBLE = {"\n": "\u21b5", " ": "\u2423", "\t": "\u21e5", "\r": "\u240d"}
 
 
+def _char_label(c: str) -> str:
+    """The label of one character: itself when printable; newline, space, tab and carriage
+    return as symbols; other C0 controls and DEL as their Control Pictures (NUL '␀', ESC
+    '␛', DEL '␡'); every other invisible character (C1 controls, format characters such as
+    U+202E RIGHT-TO-LEFT OVERRIDE, unassigned code points) as its code, ``U+202E``, so it can
+    neither hide nor reorder the text around it."""
+    if c in _VISIBLE:
+        return _VISIBLE[c]
+    if c.isprintable():
+        return c
+    cp = ord(c)
+    if cp < 0x20:
+        return chr(0x2400 + cp)
+    if cp == 0x7F:
+        return "\u2421"
+    return f"U+{cp:04X}"
+
+
 def char_labels(text) -> list:
-    """One printable label per character: newline as '↵', space as '␣', tab as '⇥'.
+    """One visible label per character (:func:`_char_label`): newline as '↵', space as '␣',
+    tab as '⇥', control characters as '␀'/'␛'/..., other invisible ones as ``U+XXXX``.
 
     ``text`` may also be a list of strings (one per step, e.g. ``["<eos>", "e", "m"]``);
-    ``"<eos>"`` becomes '↵'.
+    ``"<eos>"`` becomes '↵', and longer strings are labelled character by character.
     """
     if isinstance(text, str):
-        return [_VISIBLE.get(c, c) if c.isprintable() or c in _VISIBLE else "\u00bf" for c in text]
+        return [_char_label(c) for c in text]
     if isinstance(text, (list, tuple)):
         out = []
         for s in text:
             s = str(s)
-            out.append("\u21b5" if s == "<eos>" else (_VISIBLE.get(s, s) if len(s) == 1 else s))
+            out.append("\u21b5" if s == "<eos>" else "".join(_char_label(c) for c in s) if len(s) != 1
+                       else _char_label(s))
         return out
     raise DataError(f"char_labels: expected a str or a list of strings, got {type(text).__name__}.")
 
@@ -334,16 +377,24 @@ def _pairs_sources(ck, count: int) -> list:
     return [s for s, _ in (data.val_pairs or data.train_pairs)[:count]]
 
 
-def _text_tokens(vocab, text):
-    """Token ids of ``text``; in lines mode each line is wrapped in the boundary token."""
-    B = vocab.bos_id
-    if B is None:
-        return vocab.encode(text)
-    ids = [B]
-    for line in text.split("\n"):
-        ids.extend(vocab.encode(line).tolist())
-        ids.append(B)
-    return np.array(ids, dtype=np.int64)
+def _line_pieces(vocab, lines, max_chars: int) -> list:
+    """Lines mode: the ids ``[<eos>, c_1, ..., c_L]`` of each line, as `rnnkit sample` and
+    training see them, until ``max_chars`` steps in all (the last line cut)."""
+    pieces, total = [], 0
+    for line in lines:
+        ids = np.concatenate([[vocab.bos_id], vocab.encode(line)]).astype(np.int64)[:max_chars - total]
+        pieces.append(ids)
+        total += len(ids)
+        if total >= max_chars:
+            break
+    return pieces
+
+
+def _activations(model, pieces) -> dict:
+    """:func:`gate_activations` of each piece from a fresh state, joined along time."""
+    from .analysis import gate_activations
+    runs = [gate_activations(model, ids) for ids in pieces]
+    return {k: np.concatenate([r[k] for r in runs]) for k in runs[0]}
 
 
 def plot_checkpoint(directory, out_dir=None, text: str | None = None, *, max_chars: int = 80,
@@ -357,16 +408,19 @@ def plot_checkpoint(directory, out_dir=None, text: str | None = None, *, max_cha
     * ``attention.png`` - for a seq2seq run with attention: :func:`plot_attention` of up to
       four sources (the lines of ``text``, or the run's first validation pairs).
 
-    The gate and unit pictures need a char LM (``CharLM``) with its vocabulary and run it over ``text``
-    (in lines mode each line is wrapped in the boundary token, drawn '↵'); without ``text``
-    the model's own sample of ``max_chars`` characters (seeded by ``seed``) is used.
+    The gate and unit pictures need a char LM (``CharLM``) with its vocabulary and run it over
+    ``text``; without ``text`` the model's own sample of ``max_chars`` characters (seeded by
+    ``seed``) is used. A lines-mode model runs over each line on its own, from a fresh state,
+    as it was trained and as `rnnkit sample` generates: the line's steps start at the boundary
+    token (drawn '↵'); without ``text`` its samples are real lines
+    (:func:`rnnkit.sample.sample_lines`).
     ``out_dir`` defaults to ``directory``.
     """
     who = "plot_checkpoint"
-    from .analysis import gate_activations
     from .checkpoint import has_checkpoint, load_checkpoint, read_metrics
+    from .data import split_lines
     from .load import checked_model
-    from .sample import sample_tokens
+    from .sample import sample_lines, sample_tokens
     directory = Path(directory)
     out = Path(out_dir) if out_dir is not None else directory
     max_chars = check_int(who, "max_chars", max_chars, 2)
@@ -381,8 +435,8 @@ def plot_checkpoint(directory, out_dir=None, text: str | None = None, *, max_cha
         return paths
     ck = load_checkpoint(directory, load_optimizer=False)
     if ck.config.get("model") == "Seq2Seq" and ck.config.get("attention") != "none":
-        from .translate import translator_of
         from .load import load_model
+        from .translate import translator_of
         tr = translator_of(load_model(directory, need_charlm=False))
         sources = text.split("\n") if text else _pairs_sources(ck, 4)
         sources = [s for s in sources if s][:4]
@@ -395,14 +449,23 @@ def plot_checkpoint(directory, out_dir=None, text: str | None = None, *, max_cha
         return paths
     model, vocab = checked_model(ck, str(ck.path), need_charlm=True)
     model.eval()
-    if text is None:
-        ids = sample_tokens(model.stepper().step, vocab, max_chars, np.random.default_rng(seed))
+    if text is not None and (not isinstance(text, str) or not text):
+        raise DataError(f"{who}: expected text as a non-empty str, got {text!r:.40}.")
+    rng = np.random.default_rng(seed)
+    if vocab.bos_id is not None:                    # lines: each line alone, from a fresh state
+        if text is None:
+            lines = [s for s in sample_lines(model.stepper().step, vocab, 16, rng,
+                                             max_len=max_chars) if s] or [""]
+        else:
+            lines = split_lines(text) or [""]
+        pieces = _line_pieces(vocab, lines, max_chars)
+    elif text is None:
+        pieces = [sample_tokens(model.stepper().step, vocab, max_chars, rng)]
     else:
-        if not isinstance(text, str) or not text:
-            raise DataError(f"{who}: expected text as a non-empty str, got {text!r:.40}.")
-        ids = _text_tokens(vocab, text)[:max_chars]
+        pieces = [vocab.encode(text)[:max_chars]]
+    ids = np.concatenate(pieces)
     labels = [vocab.itos[i] for i in ids.tolist()]
-    acts = gate_activations(model, ids)
+    acts = _activations(model, pieces)
     name = ck.config.get("cell", "").upper()
     if any(n in acts for n in SIGMOID_GATES):
         paths.append(plot_gates(labels, acts, out / "gates.png",

@@ -6,6 +6,7 @@ from __future__ import annotations
 def maybe_plot(directory) -> str | None:
     try:
         import matplotlib  # noqa: F401
+
         from .plot import plot_losses
     except ImportError:
         return None

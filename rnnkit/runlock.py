@@ -54,7 +54,7 @@ def _current_holder(directory, tries: int = 40) -> dict | None:
     naming a process of this host that no longer exists is a killed holder's, so wait up to
     ``tries`` x 50 ms for the new one."""
     info = None
-    for i in range(tries):
+    for _ in range(tries):
         info = lock_holder(directory)
         if info is not None and (info.get("host") != socket.gethostname() or _alive(info.get("pid"))):
             return info
@@ -103,7 +103,7 @@ class RunLock:
             [Path(sys.argv[0]).name or "python", *sys.argv[1:]])
         self._lock = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         from filelock import FileLock, Timeout
         d = self.directory
         if not d.is_dir():
@@ -149,7 +149,7 @@ class RunLock:
     def held(self) -> bool:
         return self._lock is not None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> bool:

@@ -2,7 +2,7 @@
 
 Everything here works on a *step function* ``step(tokens (N,) int64, state) -> (logits (N, V),
 state)``, so the same sampler drives rnnkit's own :class:`~rnnkit.nn.CharLM`
-(:func:`charlm_step`) and an ONNX Runtime session (:class:`rnnkit.interop.onnx.OnnxCharLM`),
+(``model.stepper().step``) and an ONNX Runtime session (:class:`rnnkit.interop.onnx_runtime.OnnxCharLM`),
 and with the same seed both produce the same text.
 
 Choosing the next token from ``logits`` (:func:`pick`):
@@ -17,20 +17,16 @@ Choosing the next token from ``logits`` (:func:`pick`):
 from __future__ import annotations
 
 import heapq
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from ._validate import as_float_array, check_float, check_int, check_shape
 from .cells import map_state
-from .errors import ConfigError, DataError, ShapeError
+from .errors import CheckpointError, ConfigError, DataError, ShapeError
 from .ops import log_softmax
-
-
-def charlm_step(model) -> Callable:
-    """Step function of a :class:`~rnnkit.nn.CharLM` over its current weights: the bound
-    ``step`` of a fresh :meth:`~rnnkit.nn.CharLM.stepper` (take a new one after training)."""
-    return model.stepper().step
 
 
 def check_sampling_args(temperature=1.0, top_k=None, top_p=None):
@@ -151,6 +147,7 @@ def sample_lines(step, vocab, num: int, rng, max_len: int = 64, prime: str = "",
     """Lines mode: ``num`` samples, each starting at the boundary token (then ``prime``) and
     ending at the boundary token (or after ``max_len`` characters)."""
     num = check_int("sample", "num", num, 1)
+    max_len = check_int("sample", "max_len", max_len, 1)
     bos = vocab.bos_id
     if bos is None:
         raise ConfigError("sample_lines: the vocabulary has no boundary token; this is a stream-mode model.")
@@ -307,7 +304,8 @@ def beam_search(step, vocab, beam: int, max_len: int = 64, prime: str = "", line
             if max(new_scores) < kth:           # log-probs only fall: nothing active can win
                 break
         seqs, scores = new_seqs, np.array(new_scores)
-        state = map_state(lambda a, p=np.array(parents): a[:, p], state)
+        rows = np.array(parents)
+        state = map_state(lambda a: a[:, rows], state)
         if t == max_len - 1:
             break
         logits, state = step(np.array(toks, np.int64), state)
@@ -355,3 +353,83 @@ def sequence_logprob(step, vocab, start_ids, continuation: str, end: bool) -> fl
         if i < len(ids) - 1:
             logits, state = step(np.array([v], np.int64), state)
     return total
+
+
+# ============================================================================== a request
+#: The largest beam of :func:`beam_search` that :func:`sample_request` accepts.
+MAX_BEAM = 1000
+#: Characters generated in stream mode when no length is given (lines mode: the longest line).
+DEFAULT_LENGTH = 500
+#: Lines mode: no generated line is longer than this, whatever length is asked for.
+MAX_LINE_LENGTH = 1000
+#: Beam search over lines when no length is given: the longest hypothesis.
+BEAM_LINE_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What to generate, checked (:func:`sample_request`): ``rnnkit sample``'s options."""
+
+    num: int
+    length: int | None               # None: DEFAULT_LENGTH (beam search over lines: BEAM_LINE_LENGTH)
+    beam: int
+    seed: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    greedy: bool
+
+    def max_len(self, lines: bool) -> int:
+        """The longest generation: a line in lines mode, the text in stream mode."""
+        if self.beam:
+            return BEAM_LINE_LENGTH if lines and self.length is None else (self.length or DEFAULT_LENGTH)
+        length = self.length or DEFAULT_LENGTH
+        return min(length, MAX_LINE_LENGTH) if lines else length
+
+    def pick_kw(self) -> dict:
+        """The keyword arguments of :func:`pick` (and the samplers that pass them on)."""
+        return dict(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, greedy=self.greedy)
+
+
+def sample_request(*, num: int = 10, length: int | None = None, beam: int = 0, seed: int = 0,
+                   temperature: float = 1.0, top_k: int | None = 0, top_p: float | None = 1.0,
+                   greedy: bool = False, flag: Callable[[str], str] = str) -> SampleRequest:
+    """Check what is asked for before any model is loaded; every error names the argument as
+    ``flag(name)`` spells it (``rnnkit sample`` passes ``--num``, ``--top-k``, ...)."""
+    if num < 1 or (length is not None and length < 1):
+        raise ConfigError(f"{flag('num')} and {flag('length')}: expected integers >= 1, got "
+                          f"{flag('num')} {num} and {flag('length')} {length}.")
+    if not 0 <= beam <= MAX_BEAM:
+        raise ConfigError(f"{flag('beam')}: expected an integer in [0, {MAX_BEAM}] (0 = off), got {beam}.")
+    if seed < 0:
+        raise ConfigError(f"{flag('seed')}: expected an integer >= 0, got {seed}.")
+    temperature, top_k, top_p = check_sampling_args(temperature, top_k or None, top_p)
+    return SampleRequest(num, length, beam, seed, temperature, top_k, top_p, bool(greedy))
+
+
+def finite_step(raw_step: Callable, source: str) -> Callable:
+    """``raw_step`` whose logits must be finite: a model whose weights overflow is named
+    (``source``) in one CheckpointError instead of sampling garbage."""
+    def step(tokens, state):
+        with np.errstate(over="ignore", invalid="ignore"):
+            logits, state = raw_step(tokens, state)
+        if not np.isfinite(logits).all():
+            raise CheckpointError(f"{source}: the model computes NaN or infinite scores (its "
+                                  f"weights overflow float32); the checkpoint is damaged or its "
+                                  f"training diverged. Use another checkpoint (--latest, or an "
+                                  f"earlier run).")
+        return logits, state
+    return step
+
+
+def onnx_step(lm, vocab_size: int, source: str) -> Callable:
+    """The step function of an :class:`~rnnkit.interop.onnx_runtime.OnnxCharLM` for a vocabulary
+    of ``vocab_size`` (refused when the ONNX model's differs)."""
+    if lm.vocab_size != vocab_size:
+        raise CheckpointError(f"{source}: the ONNX model has vocab size {lm.vocab_size}, the "
+                              f"checkpoint {vocab_size}; export it from this checkpoint.")
+
+    def step(tokens, state):
+        logits, state = lm.step(np.asarray(tokens, np.int64)[None, :], state)
+        return np.asarray(logits).reshape(-1, vocab_size), state
+    return step

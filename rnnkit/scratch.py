@@ -64,7 +64,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._validate import as_float_array, check_choice, check_shape, fmt_shape, require_keys
-from .errors import ConfigError, ParameterKeyError, ShapeError
+from .errors import ConfigError, ShapeError
 
 __all__ = [
     "sigmoid", "softmax",
@@ -701,7 +701,7 @@ def _fetch(who, parameters, keys):
 def _check_bias(who, key, b, n):
     """A bias must be a column vector (n, 1), as in the notebook."""
     if b.shape != (n, 1):
-        want = "(n_a=%d, 1)" % n if key != "by" else "(n_y=%d, 1)" % n
+        want = f"(n_a={n}, 1)" if key != "by" else f"(n_y={n}, 1)"
         raise ShapeError(f"{who}: expected parameters['{key}'] of shape {want}, got shape "
                          f"{fmt_shape(b.shape)}. {_BIAS_HINT}")
 

@@ -31,7 +31,7 @@ through, so each sequence's final state is the state at its own last step.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -126,10 +126,10 @@ class UnrollCache(NamedTuple):
     x: np.ndarray                    # (T, N, D) the input as this direction saw it
     G: np.ndarray                    # (T, N, G*H) activated gates (dG after backward)
     Hs: np.ndarray                   # (T+1, N, S) hidden states, Hs[0] = h0 (S = H, or P)
-    Cs: Optional[np.ndarray]         # (T+1, N, H) LSTM cell states, Cs[0] = c0
-    keep: Optional[np.ndarray]       # (T, N, H) the cell's own per-step cache, or None
-    mask: Optional[np.ndarray]       # (T, N, 1) or None
-    M: Optional[np.ndarray] = None   # (T, N, H) o * tanh(c) before the projection (proj_size)
+    Cs: np.ndarray | None         # (T+1, N, H) LSTM cell states, Cs[0] = c0
+    keep: np.ndarray | None       # (T, N, H) the cell's own per-step cache, or None
+    mask: np.ndarray | None       # (T, N, 1) or None
+    M: np.ndarray | None = None   # (T, N, H) o * tanh(c) before the projection (proj_size)
 
 
 def _loop(cell, w, G, Hs, Cs, keep, mask, hp):
@@ -233,7 +233,7 @@ class StepBuffers(NamedTuple):
 
     g: np.ndarray                    # (N, G*H)
     hp: np.ndarray                   # (N, G*H)
-    keep: Optional[np.ndarray]       # (N, H)
+    keep: np.ndarray | None       # (N, H)
     step: Step
 
 

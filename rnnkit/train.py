@@ -35,9 +35,10 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ from .cells import state_arrays, state_from_arrays
 from .engines import make_engine
 from .engines.numpy import _rng_owners  # noqa: F401  (the dropout generators; tests use it)
 from .errors import CheckpointError, ConfigError, RnnkitError, TrainingDivergedError
-from .optim import ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR, get_optimizer
+from .optim import OPTIMIZERS, SCHEDULE_NAMES, ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR, get_optimizer
 
 
 # ============================================================================== config
@@ -79,17 +80,17 @@ class TrainConfig:
     explode_factor: float = 3.0
     restore_best: bool = True
     seed: int = 0
-    progress: Optional[bool] = None
+    progress: bool | None = None
 
     def validate(self):
         who = "TrainConfig"
         check_int(who, "steps", self.steps, 1)
         check_float(who, "lr", self.lr, 0.0, min_inclusive=False)
-        check_choice(who, "optimizer", self.optimizer, ("sgd", "adam", "adamw", "rmsprop", "adagrad"))
+        check_choice(who, "optimizer", self.optimizer, tuple(OPTIMIZERS))
         check_float(who, "weight_decay", self.weight_decay, 0.0)
         check_float(who, "clip", self.clip, 0.0)
         check_float(who, "clip_value", self.clip_value, 0.0)
-        check_choice(who, "schedule", self.schedule, ("constant", "cosine", "step", "exponential"))
+        check_choice(who, "schedule", self.schedule, SCHEDULE_NAMES)
         check_int(who, "warmup", self.warmup, 0)
         check_int(who, "eval_every", self.eval_every, 1)
         check_int(who, "patience", self.patience, 0)
@@ -121,8 +122,8 @@ class TrainConfig:
 class TrainResult:
     steps: int
     history: list = field(default_factory=list)
-    best_val_loss: Optional[float] = None
-    best_step: Optional[int] = None
+    best_val_loss: float | None = None
+    best_step: int | None = None
     stopped: str = "completed"        # completed | early_stopping | interrupted | diverged
     message: str = ""
 
@@ -130,8 +131,6 @@ class TrainResult:
 # ============================================================================== helpers
 #: Names of the carried TBPTT state in the checkpoint's trainer.safetensors: h, then c.
 _CARRY_NAMES = ("carry.h", "carry.c")
-#: Where checkpoints written before trainer.safetensors existed kept it (optimizer file).
-_LEGACY_CARRY_NAMES = ("trainer.carry/h", "trainer.carry/c")
 
 
 @dataclass
@@ -145,7 +144,7 @@ class Checkpointing:
     """
 
     out_dir: Any
-    vocab: Optional[dict] = None
+    vocab: dict | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -222,15 +221,15 @@ class Trainer:
         self.step = 0
         self.carry = None
         self.history: list = []
-        self.best_val: Optional[float] = None
-        self.best_step: Optional[int] = None
-        self.best_state: Optional[dict] = None     # weights of the best validation so far
+        self.best_val: float | None = None
+        self.best_step: int | None = None
+        self.best_state: dict | None = None     # weights of the best validation so far
         self.evals_since_best = 0
-        self.initial_loss: Optional[float] = None
+        self.initial_loss: float | None = None
         self._good = None           # (step, engine snapshot, carry) of the last good point
         self.tokens_seen = 0
-        self.loss_ema: Optional[float] = None   # smoothed training loss (0.9 decay), checkpointed
-        self._saved_step: Optional[int] = None  # step of the last checkpoint written to out_dir
+        self.loss_ema: float | None = None   # smoothed training loss (0.9 decay), checkpointed
+        self._saved_step: int | None = None  # step of the last checkpoint written to out_dir
 
     @property
     def is_main(self) -> bool:
@@ -300,7 +299,7 @@ class Trainer:
                                     trainer_state=self._trainer_state(rng_json),
                                     trainer_arrays=arrays)
 
-    def resume(self) -> "Trainer":
+    def resume(self) -> Trainer:
         """Continue from the checkpoint directory exactly where its last save left off."""
         if self.out_dir is None:
             raise ConfigError("Trainer.resume: the trainer has no checkpoint directory to resume from; "
@@ -329,7 +328,6 @@ class Trainer:
                                   f"{e}") from None
         ts = ck.trainer_state or {}
         opt_arrays = dict(ck.optimizer_state or {})
-        legacy = [opt_arrays.pop(k) for k in _LEGACY_CARRY_NAMES if k in opt_arrays]
         if ck.optimizer_meta is None:
             raise CheckpointError(f"Trainer: {src} has no optimizer state; it cannot be resumed exactly.")
         try:
@@ -352,8 +350,8 @@ class Trainer:
         except (KeyError, TypeError, ValueError, OverflowError) as e:   # e.g. RNG state out of range
             raise CheckpointError(f"Trainer: {src}/trainer.json is damaged ({e}).") from None
         saved = [ck.trainer_arrays[k] for k in _CARRY_NAMES if k in (ck.trainer_arrays or {})]
-        if saved or legacy:
-            self.carry = self.engine.carry_from_numpy(self._checked_carry(tuple(saved or legacy), src))
+        if saved:
+            self.carry = self.engine.carry_from_numpy(self._checked_carry(tuple(saved), src))
         best_dir = self.out_dir / "best"
         if self.best_val is not None and best_dir.is_dir():   # so restore_best also works after a resume
             self.best_state = ckpt.load_checkpoint(best_dir, load_optimizer=False).model_state
@@ -377,7 +375,13 @@ class Trainer:
             raise CheckpointError(f"{where}: holds a carried recurrent state, but "
                                   f"{type(self.model).__name__} carries none; the file does not "
                                   f"belong to this model.")
-        want = state_arrays(like(arrays[0].shape[1] if arrays[0].ndim == 3 else 1))
+        n = arrays[0].shape[1] if arrays[0].ndim == 3 else 1
+        batch = getattr(getattr(self.train_source, "dataset", None), "batch_size", None)
+        if batch is not None and n != batch:
+            raise CheckpointError(f"{where}: the carried state is for a batch of {n} sequences, "
+                                  f"but the run trains batches of {batch}; the file is damaged "
+                                  f"(or belongs to another run).")
+        want = state_arrays(like(n))
         ok = len(arrays) == len(want) and all(
             a.dtype.kind == "f" and a.shape == w.shape and np.isfinite(a).all()
             for a, w in zip(arrays, want))
@@ -390,7 +394,7 @@ class Trainer:
         return state_from_arrays(tuple(a.astype(w.dtype) for a, w in zip(arrays, want)))
 
     # -- evaluation ------------------------------------------------------------------------
-    def evaluate(self, source=None) -> Optional[float]:
+    def evaluate(self, source=None) -> float | None:
         """Mean loss over all batches of ``source`` (default: the validation source), weighted
         by item counts, in eval mode without caches. Stream sources carry the state."""
         source = source if source is not None else self.val_source
@@ -482,7 +486,7 @@ class Trainer:
         return result
 
 
-    def _divergence(self, value, what) -> Optional[TrainingDivergedError]:
+    def _divergence(self, value, what) -> TrainingDivergedError | None:
         """The error to stop with when ``value`` (a loss or norm) shows divergence, else None."""
         cfg = self.config
         bad = not math.isfinite(value)

@@ -25,7 +25,7 @@ returns its best finished one by normalised score. ``beam=1`` is greedy decoding
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class Translation(NamedTuple):
     it ended with ``<eos>`` (False: cut at the length guard)."""
     text: str
     ids: list
-    alignment: Optional[np.ndarray]
+    alignment: np.ndarray | None
     logprob: float
     finished: bool
 
@@ -55,7 +55,7 @@ def _take_state(state, idx):
     return tuple(s[idx] for s in state) if isinstance(state, tuple) else state[idx]
 
 
-def _take_memory(memory: Optional[Memory], idx) -> Optional[Memory]:
+def _take_memory(memory: Memory | None, idx) -> Memory | None:
     if memory is None:
         return None
     return Memory(memory.keys[:, idx], None if memory.proj is None else memory.proj[:, idx],
@@ -92,7 +92,7 @@ class Translator:
             out.append(self.src_vocab.encode(text))
         return out
 
-    def translate(self, texts, beam: int = 1, max_length: Optional[int] = None) -> list:
+    def translate(self, texts, beam: int = 1, max_length: int | None = None) -> list:
         """A :class:`Translation` for each text (same order)."""
         beam = check_int("translate", "beam", beam, 1, 1000)
         ids = self.encode_sources(list(texts))
@@ -130,7 +130,7 @@ class Translator:
         done = np.zeros(N, bool)
         feed = None
         V = self.model.config.tgt_vocab_size
-        for t in range(limit):
+        for _ in range(limit):
             logits, state, feed, weights = self.model.decode_step(tokens, state, feed, memory)
             logp = log_softmax(logits.astype(np.float64), axis=-1)         # (N*K, V)
             cand = (score[:, None] + logp).reshape(N, K * V)               # (N, K*V)

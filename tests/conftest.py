@@ -3,6 +3,18 @@
 import os
 
 import pytest
+from threadpoolctl import threadpool_limits
+
+import counts
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The figures the tests counted for docs/reliability.md (see counts.py)."""
+    figures = counts.lines()
+    if figures:
+        terminalreporter.section("counted figures")
+        for line in figures:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="module")
@@ -15,11 +27,6 @@ def fast_io():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(os, "fsync", lambda fd: None)
         mp.setattr("rnnkit.plot_hook.maybe_plot", lambda directory: None)
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            yield
-            return
         with threadpool_limits(limits=1):
             yield
 

@@ -12,6 +12,7 @@ from rnnkit.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench  # noqa: E402  (benchmarks/bench.py: the harness lives beside the package)
+from needs import require
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +42,13 @@ TARGET_ROWS = [("`rnnkit sample` per character", True), ("`rnnkit eval` per char
                ("peak memory / activation bytes", False)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("heading", SECTIONS)
 def test_report_has_section(report, heading):
     assert heading in report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("row,difference", TARGET_ROWS)
 def test_report_has_target_row(report, row, difference):
     lines = [ln for ln in report.splitlines() if ln.startswith("| ") and row in ln]
@@ -57,11 +60,13 @@ def test_report_has_target_row(report, row, difference):
     assert difference or value > 0
 
 
+@pytest.mark.slow
 def test_numpy_ml_is_compared_at_two_shapes(report):
     rows = [ln for ln in report.splitlines() if ln.startswith("| numpy-ml LSTMCell loop / rnnkit")]
     assert len(rows) == 2
 
 
+@pytest.mark.slow
 def test_layer_table_is_complete_and_positive(report):
     rows = [ln for ln in report.splitlines()
             if re.match(r"\| (LSTM|GRU|RNN) \| float(32|64) \|", ln)]
@@ -103,8 +108,9 @@ def test_seed_baseline_matches_rnnkit():
 def test_seed_baseline_is_the_notebook_loop_step_by_step():
     """benchmarks/seed_lstm.py does the notebook's per-step work: same outputs as
     rnnkit.scratch.lstm_forward (c starts at 0) and one 10-field cache per step."""
+    import seed_lstm as seed  # benchmarks/ is on sys.path (see the top)
+
     from rnnkit import scratch
-    import seed_lstm as seed                     # benchmarks/ is on sys.path (see the top)
     p = seed.init_parameters(3, 5, 2)
     rng = np.random.default_rng(4)
     x, a0 = rng.standard_normal((3, 4, 6)), rng.standard_normal((5, 4))
@@ -137,7 +143,7 @@ def test_bad_only_is_an_error():
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
 def test_step_matches_forward_and_torch(cell):
     import rnnkit.nn as nn
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     rng = np.random.default_rng(0)
     m = getattr(nn, cell)(5, 6, num_layers=2, dtype=np.float64, seed=1)
     x = rng.standard_normal((7, 3, 5))

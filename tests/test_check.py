@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from check_programs import CORRECT, EINSUM, MUTANTS, mutant_source, namespace
+
 from rnnkit import scratch
-from rnnkit.check import CATALOGUE, FUNCTION_NAMES, check, check_namespace
-from rnnkit.check import model
+from rnnkit.check import CATALOGUE, FUNCTION_NAMES, check, check_namespace, model
 from rnnkit.check.cases import INFO, cases_for, forward_cache, reference, reference_forward
 from rnnkit.check.runner import decode, encode
 from rnnkit.errors import ConfigError

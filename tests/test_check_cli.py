@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from check_programs import CORRECT, MUTANTS, mutant_source
+
 from rnnkit.cli import main
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -4,8 +4,8 @@ with the right first wrong quantity and time step; the likely cause is right for
 of them (``python tests/check_programs.py`` prints the table and the figures)."""
 
 import pytest
-
 from check_programs import CORRECT, EINSUM, EINSUM_MUTANTS, MUTANTS, measure, mutant_source, namespace
+
 from rnnkit.check import CATALOGUE, FUNCTION_NAMES, check_namespace
 
 # The mistakes the issue names, and the catalogue entries that stand for them.

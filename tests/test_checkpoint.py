@@ -30,8 +30,6 @@ from rnnkit.checkpoint import (
     truncate_metrics,
 )
 from rnnkit.errors import CheckpointError, ConfigError, ParameterKeyError, ShapeError
-from rnnkit.load import load_model
-from rnnkit.nn.models import config_from_dict, model_from_config
 from rnnkit.io import (
     append_jsonl,
     atomic_write_json,
@@ -43,6 +41,10 @@ from rnnkit.io import (
     read_safetensors_header,
     save_safetensors,
 )
+from rnnkit.load import load_model
+from rnnkit.nn.registry import config_from_dict, model_from_config
+
+from needs import require
 
 DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
           "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
@@ -139,7 +141,7 @@ def test_save_refuses_non_string_metadata(tmp_path):
 
 
 def test_ours_load_with_safetensors_numpy_and_torch(tmp_path):
-    st_np = pytest.importorskip("safetensors.numpy")
+    st_np = require("safetensors.numpy")
     tensors = {f"{code}.w": _values(dt, (3, 2), seed=i) for i, (code, dt) in enumerate(DTYPES.items())}
     tensors["scalar"] = np.float32(3.5) * np.ones((), np.float32)
     tensors["empty"] = np.zeros((0, 4), np.float32)
@@ -151,8 +153,8 @@ def test_ours_load_with_safetensors_numpy_and_torch(tmp_path):
         assert ref[k].dtype == tensors[k].dtype and ref[k].shape == tensors[k].shape
         np.testing.assert_array_equal(ref[k], tensors[k])
 
-    torch = pytest.importorskip("torch")
-    st_torch = pytest.importorskip("safetensors.torch")
+    torch = require("torch")
+    st_torch = require("safetensors.torch")
     tt = st_torch.load_file(str(path))
     for k in tensors:
         np.testing.assert_array_equal(tt[k].numpy(), tensors[k])
@@ -163,7 +165,7 @@ def test_ours_load_with_safetensors_numpy_and_torch(tmp_path):
 
 
 def test_safetensors_package_files_load_with_ours(tmp_path):
-    st_np = pytest.importorskip("safetensors.numpy")
+    st_np = require("safetensors.numpy")
     tensors = {f"{code}.w": _values(dt, s, seed=i)
                for i, ((code, dt), s) in enumerate(zip(DTYPES.items(), SHAPES * 2))}
     path = tmp_path / "theirs.safetensors"
@@ -176,8 +178,8 @@ def test_safetensors_package_files_load_with_ours(tmp_path):
 
 
 def test_torch_written_file_loads_with_ours(tmp_path):
-    torch = pytest.importorskip("torch")
-    st_torch = pytest.importorskip("safetensors.torch")
+    torch = require("torch")
+    st_torch = require("safetensors.torch")
     w = torch.randn(4, 3, dtype=torch.float64)
     path = tmp_path / "t.safetensors"
     st_torch.save_file({"rnn.weight_ih_l0": w, "n": torch.arange(5)}, str(path))
@@ -332,7 +334,7 @@ def test_read_safetensors_header(tmp_path):
     assert list(specs) == sorted(tensors)
     assert specs == {k: (v.dtype, v.shape) for k, v in tensors.items()}
     assert all(isinstance(dt, np.dtype) and isinstance(shape, tuple) for dt, shape in specs.values())
-    st_np = pytest.importorskip("safetensors.numpy")      # a file the package wrote, no metadata
+    st_np = require("safetensors.numpy")      # a file the package wrote, no metadata
     st_np.save_file({"w": np.ones((2, 3), np.float16)}, str(path))
     assert read_safetensors_header(path) == ({"w": (np.dtype(np.float16), (2, 3))}, {})
 
@@ -372,7 +374,7 @@ def test_the_package_reads_the_file_that_was_checked(tmp_path, monkeypatch):
 def test_file_truncated_while_being_read_is_an_error_not_a_crash(tmp_path):
     # e.g. `cp` over a checkpoint that another process is loading; with a memory map this
     # would kill the reader with SIGBUS, hence a subprocess
-    st = pytest.importorskip("safetensors")
+    st = require("safetensors")
     if tuple(int(x) for x in st.__version__.split(".")[:2]) < (0, 8):
         pytest.skip("safetensors < 0.8 reads through a memory map only")
     script = textwrap.dedent("""
@@ -659,6 +661,7 @@ _KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(tmp_path):
     if not hasattr(signal, "SIGKILL"):
         pytest.skip("needs SIGKILL")
@@ -811,7 +814,7 @@ def test_metrics(tmp_path):
         '{"step": 10, "val_loss": 2.0}', '{"step": 20, "val_loss": 1.5}', '{"note": "no step"}']
 
 
-# ---------------------------------------------------------------- issue 13: run directories
+# ---------------------------------------------------------------- run directories
 
 def test_clear_run_removes_everything_rnnkit_wrote_and_nothing_else(tmp_path):
     from rnnkit.checkpoint import PICTURES, clear_run

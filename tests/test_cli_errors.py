@@ -23,6 +23,7 @@ from rnnkit.checkpoint import has_checkpoint, list_versions
 from rnnkit.cli import main
 from rnnkit.io import load_safetensors, save_safetensors
 
+from counts import report
 from test_reliability import _rehash, cli
 
 pytestmark = pytest.mark.usefixtures("fast_io")
@@ -292,11 +293,8 @@ def test_bad_input_gets_one_clear_error(case, paths, capsys, tmp_path, monkeypat
     assert not has_checkpoint(tmp_path / "run") and not (tmp_path / "runs").exists()
 
 
-def test_zz_report_cli_error_cases(capsys):
-    with capsys.disabled():
-        print(f"\nCLI error cases (every subcommand): {COUNT['cases']} of {len(CASES)}")
-    if COUNT["cases"]:
-        assert COUNT["cases"] == len(CASES)
+report("CLI error cases (every subcommand)",
+       lambda: COUNT["cases"] and f"{COUNT['cases']} of {len(CASES)}")
 
 
 @pytest.mark.parametrize("out", ["/dev/null", "{adir}", "{afile}/report.md", ""])
@@ -317,7 +315,7 @@ def test_bench_refuses_its_output_path_before_running(paths, capsys, monkeypatch
 
 
 # ============================================================================== decisions
-# (issue 13's questionable items, each with its decision tested)
+# (borderline inputs, each with its decision tested)
 
 def _peak_cli(argv):
     """(exit code, tracemalloc peak) of rnnkit ARGV with its output discarded."""
@@ -334,6 +332,7 @@ def _peak_cli(argv):
     return code, peak
 
 
+@pytest.mark.slow
 def test_sample_streams_any_number_of_lines(paths, capsys):
     """`sample --num N` generates 1,000 samples at a time and prints them as they come: the
     first 1,000 of N equal `--num 1000`, and memory does not grow with N."""
@@ -348,6 +347,7 @@ def test_sample_streams_any_number_of_lines(paths, capsys):
     assert peak_big < 1.5 * peak_small + 256 * 1024, (peak_small, peak_big)
 
 
+@pytest.mark.slow
 def test_sample_stream_prints_as_it_generates(paths, capsys, monkeypatch):
     import io
     import sys

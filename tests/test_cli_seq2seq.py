@@ -117,6 +117,7 @@ def test_plot_draws_attention_heatmaps_and_info_describes_the_run(run, tmp_path,
 
 def test_attention_figure_refuses_an_alignment_of_the_wrong_shape():
     import numpy as np
+
     from needs import require
     require("matplotlib")
     from rnnkit.errors import ShapeError
@@ -128,3 +129,37 @@ def test_attention_figure_refuses_an_alignment_of_the_wrong_shape():
 def test_text_mode_options_do_not_apply_to_a_pair_task(tmp_path, capsys):
     code, _, err = cli(capsys, "train", "--dataset", "dates", "--mode", "lines", "--out", tmp_path / "o")
     assert code == 1 and "pair task" in err
+
+
+def _engine_run(pairs_file, engine, steps, out=None, resume=False):
+    from rnnkit.data import load_pairs_data
+    from rnnkit.nn import Seq2Seq, Seq2SeqConfig
+    from rnnkit.train import Checkpointing, TrainConfig, Trainer
+    data = load_pairs_data(pairs_file, batch_size=8)
+    m = Seq2Seq(Seq2SeqConfig(src_vocab_size=len(data.src_vocab), tgt_vocab_size=len(data.tgt_vocab),
+                              hidden_size=5, embedding_size=3, dtype="float64"), seed=0)
+    ck = Checkpointing(out, vocab=data.vocab.to_json()) if out is not None else None
+    tr = Trainer(m, data.train, data.val, TrainConfig(steps=steps, eval_every=2, progress=False,
+                                                     restore_best=False),
+                 checkpoint=ck, engine=engine, log=lambda s: None)
+    if resume:
+        tr.resume()
+    res = tr.fit()
+    return {k: v.copy() for k, v in m.parameters().items()}, res
+
+
+@pytest.mark.slow
+def test_torch_engine_trains_the_same_seq2seq_in_float64(pairs_file, tmp_path):
+    from needs import require
+    require("torch")
+    import numpy as np
+    w_np, r_np = _engine_run(pairs_file, "numpy", 4)
+    w_t, r_t = _engine_run(pairs_file, "torch", 4)
+    for k in w_np:
+        np.testing.assert_allclose(w_t[k], w_np[k], rtol=0, atol=1e-10, err_msg=k)
+    assert [h["val_loss"] for h in r_t.history] == pytest.approx([h["val_loss"] for h in r_np.history],
+                                                                 abs=1e-12)
+    _engine_run(pairs_file, "numpy", 2, out=tmp_path / "x")           # resume across engines
+    w_r, _ = _engine_run(pairs_file, "torch", 4, out=tmp_path / "x", resume=True)
+    for k in w_np:
+        np.testing.assert_allclose(w_r[k], w_np[k], rtol=0, atol=1e-10, err_msg=k)

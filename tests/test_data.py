@@ -13,9 +13,24 @@ import numpy as np
 import pytest
 
 from rnnkit import datasets
-from rnnkit.data import (BOUNDARY, IGNORE_INDEX, LinesDataset, LinesSource, StreamDataset, StreamSource, Vocab, detect_mode,
-                         read_text, split_lines, split_stream, train_val_split, unigram_entropy)
+from rnnkit.data import (
+    BOUNDARY,
+    IGNORE_INDEX,
+    LinesDataset,
+    LinesSource,
+    StreamDataset,
+    StreamSource,
+    Vocab,
+    detect_mode,
+    read_text,
+    split_lines,
+    split_stream,
+    train_val_split,
+    unigram_entropy,
+)
 from rnnkit.errors import CheckpointError, ConfigError, DataError
+
+from needs import require
 
 # ------------------------------------------------------------------------------------ Vocab
 
@@ -99,7 +114,7 @@ def test_vocab_from_json_hostile(bad, words):
 
 def test_read_text_encodings(tmp_path):
     p = tmp_path / "t.txt"
-    p.write_bytes("héllo\r\nworld\rend".encode("utf-8"))
+    p.write_bytes("héllo\r\nworld\rend".encode())
     assert read_text(p) == "héllo\nworld\nend"
     raw = b"caf\xe9 \xff\x00\r\n"
     p.write_bytes(raw)
@@ -306,8 +321,9 @@ def _census_file(name):
     return os.path.join(os.path.dirname(pkg.__file__), name)
 
 
+@pytest.mark.slow
 def test_names_sizes_and_ambiguity():
-    pytest.importorskip("names")
+    require("names")
     with open(_census_file("dist.female.first")) as f:
         raw_f = [ln.split()[0].lower() for ln in f if ln.strip()]
     with open(_census_file("dist.male.first")) as f:
@@ -394,8 +410,9 @@ def test_sunspots():
         assert values[yr - 1700] == val
 
 
+@pytest.mark.slow
 def test_sunspots_against_statsmodels():
-    sm = pytest.importorskip("statsmodels.datasets.sunspots")
+    sm = require("statsmodels.datasets.sunspots")
     df = sm.load_pandas().data
     years, values = datasets.sunspots()
     np.testing.assert_array_equal(years, df["YEAR"].to_numpy().astype(np.int64))

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.cli import main
-from rnnkit.data import Vocab, load_text_data, read_text
-from rnnkit.data import encode
+from rnnkit.data import Vocab, encode, load_text_data, read_text
 from rnnkit.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("fast_io")

@@ -21,6 +21,8 @@ import pytest
 
 from rnnkit import datasets
 from rnnkit.checkpoint import load_checkpoint, read_metrics
+
+from needs import optional
 from test_cli import cli as run_cli  # noqa: E402  (tests/ is on sys.path, as for conftest)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,10 +33,7 @@ MODEL = ["--hidden-size", "16", "--num-layers", "2", "--embedding-size", "8", "-
          "--seq-len", "16", "--lr", "0.01", "--quiet", "--num-samples", "0"]
 EXACT = [*MODEL, "--dtype", "float64", "--dropout", "0"]
 
-try:
-    import torch
-except ImportError:            # the engine-less tests below still run
-    torch = None
+torch = optional("torch")      # the engine-less tests below run without it (not under CI)
 
 needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed (pip install -e '.[torch]')")
 _NO_GPU = "no CUDA device here: the torch engine's CUDA variants run on a machine with a GPU"
@@ -103,6 +102,7 @@ def torchrun(nproc, args, env_extra=None, cwd=None, timeout=180):
 
 
 # ============================================================================== engines agree
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["lines", "stream"])
@@ -117,7 +117,6 @@ def test_numpy_and_torch_engines_agree_in_float64(tmp_path, cli, files, mode, de
     assert re.match(rf"rnnkit train: engine torch \S+ on {device}", err_b.splitlines()[0]), err_b
     ca, cb = load_checkpoint(a), load_checkpoint(b)
     assert ca.trainer_state["step"] == cb.trainer_state["step"] == 30
-    moved = max_diff(ca.model_state, load_checkpoint(a / "best").model_state)
     weights = max_diff(ca.model_state, cb.model_state)
     assert weights < 1e-8
     assert ca.optimizer_meta == cb.optimizer_meta
@@ -136,6 +135,7 @@ def test_numpy_and_torch_engines_agree_in_float64(tmp_path, cli, files, mode, de
 
 # ============================================================================== torchrun
 @needs_torch
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DDP_DEVICES)
 @pytest.mark.parametrize("mode", ["lines", "stream"])
 def test_torchrun_two_processes_equal_one(tmp_path, cli, files, mode, device):
@@ -163,6 +163,7 @@ def test_torchrun_two_processes_equal_one(tmp_path, cli, files, mode, device):
 
 
 @needs_torch
+@pytest.mark.slow
 def test_error_in_one_process_stops_all_with_one_message(tmp_path, files):
     """Bad data in process 1 only (a test hook patches its batch source at step 3): every
     process stops, rank 0 reports the error once, and the job fails."""
@@ -191,6 +192,7 @@ def test_error_in_one_process_stops_all_with_one_message(tmp_path, files):
 
 
 # ============================================================================== resume across engines
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["lines", "stream"])
@@ -217,6 +219,7 @@ def test_resume_across_engines(tmp_path, cli, files, mode, first, second, device
     assert max(abs(x - y) for x, y in zip(val_losses(straight), val_losses(split))) < 1e-8
 
 
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
 def test_optimizer_state_crosses_engines(tmp_path, cli, files, optimizer):
@@ -236,6 +239,7 @@ def test_optimizer_state_crosses_engines(tmp_path, cli, files, optimizer):
     assert max_diff(a.optimizer_state, b.optimizer_state) < 1e-8
 
 
+@pytest.mark.slow
 @needs_torch
 @pytest.mark.parametrize("engine,device", [("numpy", None), ("torch", "cpu"),
                                            pytest.param("torch", "cuda", marks=DEVICES[1].marks)])
@@ -268,6 +272,7 @@ def test_dropout_each_engine_is_exact_with_itself_across_resume(tmp_path, cli, m
         assert max_diff(a.model_state, load_checkpoint(control).model_state) > 1e-6
 
 
+@pytest.mark.slow
 @needs_torch
 def test_changing_engine_with_dropout_says_the_stream_restarts(tmp_path, cli, files):
     run = tmp_path / "run"
@@ -286,7 +291,7 @@ def test_torch_engine_trains_charlm_only():
     from rnnkit import nn
     from rnnkit.data import ArraySource
     from rnnkit.errors import ConfigError
-    from rnnkit.train import Trainer, TrainConfig
+    from rnnkit.train import TrainConfig, Trainer
     model = nn.SequenceRegressor(nn.SequenceRegressorConfig(input_size=1, output_size=1, hidden_size=4))
     src = ArraySource(np.zeros((3, 8, 1), np.float32), np.zeros((8, 1), np.float32), batch_size=4)
     with pytest.raises(ConfigError, match="CharLM"):
@@ -310,6 +315,7 @@ def test_bad_device_is_one_clear_error(tmp_path, cli, files):
         assert code == 1 and "no CUDA device" in err and "--device cpu" in err
 
 
+@pytest.mark.slow
 def test_engine_torch_without_torch_is_one_clear_error(tmp_path, files):
     """PyTorch hidden by a meta-path blocker: `--engine torch` is one error line naming the
     install command, and the numpy engine (the core never imports torch) still trains."""

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow          # each example runs in a subprocess
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 LAST_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (\S+)$")
@@ -25,7 +27,7 @@ CASES = {
     "names_classifier": (["--steps", "20", "--eval-every", "10", "--hidden", "8", "--embedding", "4"],
                          "balanced_accuracy"),
     "sunspots": (["--steps", "20", "--eval-every", "10", "--hidden", "8"], "test_rmse"),
-    "seq2seq_attention": (["--attention", "additive", "none", "--steps", "2", "--hidden-size", "4",
+    "seq2seq_attention": (["--attention", "general", "--steps", "2", "--hidden-size", "4",
                            "--max-val", "20", "--val-frac", "0.005"], "exact_match"),
 }
 

@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import EXPLORE_STREAM_TEXT
 
 import rnnkit.nn as nn
 from rnnkit import explore, scratch
@@ -15,12 +16,19 @@ from rnnkit.cells import cell_spec
 from rnnkit.cli import main
 from rnnkit.data import BOUNDARY, Vocab
 from rnnkit.errors import ConfigError
-from rnnkit.explore import (correlations, decode_values, inside_quotes_or_brackets, line_position,
-                            page_data, rank_units, read_page_data, render_page, saturation,
-                            unit_measurements)
+from rnnkit.explore import (
+    correlations,
+    decode_values,
+    inside_quotes_or_brackets,
+    line_position,
+    page_data,
+    rank_units,
+    read_page_data,
+    render_page,
+    saturation,
+    unit_measurements,
+)
 from rnnkit.interop import notebook
-
-from conftest import EXPLORE_STREAM_TEXT
 
 B = BOUNDARY
 
@@ -237,6 +245,7 @@ def _page(path):
     return read_page_data(path.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_cli_explore_on_the_default_names_run(explore_runs, tmp_path, capsys):
     run = explore_runs["names"]
     out = tmp_path / "names.html"
@@ -267,6 +276,7 @@ def test_cli_explore_on_the_default_names_run(explore_runs, tmp_path, capsys):
         assert d["tokens"][a:a + 3] == [0] + vocab.encode("em").tolist() and b - a <= 1 + 2 + 12
 
 
+@pytest.mark.slow
 def test_cli_explore_on_a_stream_mode_run(explore_runs, tmp_path, capsys):
     run, text = explore_runs["stream"], explore_runs["text"]
     out = tmp_path / "sub" / "stream.html"                        # its folder is created
@@ -283,6 +293,7 @@ def test_cli_explore_on_a_stream_mode_run(explore_runs, tmp_path, capsys):
     assert data["capacity_reason"] == "300 characters"
 
 
+@pytest.mark.slow
 def test_cli_explore_errors_are_one_line_and_the_output_is_checked_first(explore_runs, tmp_path, capsys):
     run = str(explore_runs["names"])
 

@@ -15,6 +15,9 @@ from needs import require
 
 require("selenium", "PIL", programs=("chromium", "chromedriver"))
 
+pytestmark = pytest.mark.slow          # a real browser
+
+from conftest import EXPLORE_STREAM_TEXT  # noqa: E402
 from PIL import Image  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -25,8 +28,6 @@ import rnnkit.nn as nn  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
 from rnnkit.data import Vocab  # noqa: E402
 from rnnkit.explore import decode_values, page_data, read_page_data, render_page  # noqa: E402
-
-from conftest import EXPLORE_STREAM_TEXT  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -178,7 +179,8 @@ def test_ranked_units_are_the_pythons_and_a_click_shows_one(driver, page):
         assert [(int(b.get_attribute("data-layer")), b.get_attribute("data-quantity"),
                  int(b.get_attribute("data-unit"))) for b in buttons] == \
             [(r["layer"], r["quantity"], r["unit"]) for r in data["ranked"][name]]
-    first = data["ranked"]["inside"][0]                      # the page opens on it
+    first = data["default_view"]                             # the page opens on it
+    assert first["quantity"] == "hidden"
     assert _state(driver) == (first["layer"], first["quantity"], first["unit"])
     r = data["ranked"]["position"][-1]
     driver.find_elements(By.CSS_SELECTOR, "#rank-position button")[-1].click()

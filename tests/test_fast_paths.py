@@ -5,7 +5,6 @@
 * Small products run on one BLAS thread, and the caller's thread setting comes back after.
 """
 
-import os
 
 import numpy as np
 import pytest
@@ -69,6 +68,7 @@ def test_compiled_loop_is_not_used_where_it_does_not_apply(monkeypatch):
     nn.LSTM(3, 4)(rng.standard_normal((5, 1, 3)).astype(np.float32))                  # a cache
 
 
+@pytest.mark.slow
 def test_the_compiled_loop_loads_once_enough_steps_have_run(monkeypatch):
     """numba is loaded only when the process has run JIT_MIN_STEPS N=1 steps (short inputs
     alone never pay for it); from then on short calls use it too."""

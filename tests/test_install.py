@@ -9,7 +9,6 @@ the checkout.
 
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

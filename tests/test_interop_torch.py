@@ -11,15 +11,23 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-safetensors_torch = pytest.importorskip("safetensors.torch")
+from needs import require
+
+torch = require("torch")
+safetensors_torch = require("safetensors.torch")
 
 import rnnkit.nn as nn  # noqa: E402
 from rnnkit import optim  # noqa: E402
 from rnnkit.errors import ConfigError  # noqa: E402
-from rnnkit.interop.torch import (TorchCharLM, TorchSequenceClassifier,  # noqa: E402
-                                  TorchSequenceRegressor, charlm_torch_module, from_torch,
-                                  to_torch, torch_model_from_config)
+from rnnkit.interop.torch import (  # noqa: E402
+    TorchCharLM,
+    TorchSequenceClassifier,
+    TorchSequenceRegressor,
+    charlm_torch_module,
+    from_torch,
+    to_torch,
+    torch_model_from_config,
+)
 from rnnkit.io import save_safetensors  # noqa: E402
 
 TOL = 1e-10
@@ -358,6 +366,7 @@ def _assert_same_weights(m, tm, tol):
     assert worst < tol, worst
 
 
+@pytest.mark.slow
 def test_training_parity_charlm_adam_clip():
     """CharLM, Adam + grad-norm clipping, 5 steps, same batches: equal weights within 1e-8."""
     V, steps, max_norm = 7, 5, 0.25

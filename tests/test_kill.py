@@ -38,7 +38,8 @@ from rnnkit.data import Vocab
 from rnnkit.io import load_safetensors
 from rnnkit.nn import model_from_config
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")]
 
 REPO = Path(__file__).resolve().parents[1]
 KILLS = int(os.environ.get("RNNKIT_KILLS", "20"))

@@ -17,6 +17,8 @@ from rnnkit.errors import ConfigError
 from rnnkit.gradcheck import gradcheck
 from rnnkit.nn.module import Module
 
+from needs import require
+
 TOL = 1e-7
 # Central-difference step for the models. With L = sum(out * W) = O(1), the round-off of a
 # difference quotient is ~1e-16 / eps, which at the default eps=1e-6 is already ~1e-8 of the
@@ -147,7 +149,7 @@ def test_cross_entropy_gradcheck_and_torch(use_mask, reduction):
     w = LossWrap(crit, target, mask)
     _assert_all_checked(gradcheck(w, logits), w, ["input[0]"])
     # independent reference: torch (mask expressed as ignore_index)
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     t_target = target.copy()
     if mask is not None:
         t_target[mask == 0] = -100
@@ -192,6 +194,7 @@ def _state(cell, L, rng, scale=0.5):
     return (h, scale * rng.standard_normal(shape)) if cell == "lstm" else h
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell,E,use_len", list(itertools.product(CELLS, [3, 0], [False, True])))
 def test_gradcheck_charlm(cell, E, use_len):
     rng = np.random.default_rng(7)
@@ -209,7 +212,8 @@ CLF_CASES = [(CELLS[i % 4], pool, bi, ln, tok) for i, (pool, bi, ln, tok) in
              enumerate(itertools.product(["last", "mean"], [False, True], [False, True], [True, False]))]
 
 
-@pytest.mark.parametrize("cell,pooling,bi,use_len,tokens", CLF_CASES)
+@pytest.mark.parametrize("cell,pooling,bi,use_len,tokens", [        # bidirectional: slow
+    pytest.param(*c, marks=pytest.mark.slow if c[2] else ()) for c in CLF_CASES])
 def test_gradcheck_classifier(cell, pooling, bi, use_len, tokens):
     rng = np.random.default_rng(8)
     cfg = nn.SequenceClassifierConfig(num_classes=3, vocab_size=6 if tokens else 0,
@@ -227,7 +231,8 @@ REG_CASES = [(CELLS[i % 4], m2m, bi, ln, pool) for i, (m2m, bi, ln, pool) in
              if not (m2m and pool == "mean")]
 
 
-@pytest.mark.parametrize("cell,m2m,bi,use_len,pooling", REG_CASES)
+@pytest.mark.parametrize("cell,m2m,bi,use_len,pooling", [           # bidirectional: slow
+    pytest.param(*c, marks=pytest.mark.slow if c[2] else ()) for c in REG_CASES])
 def test_gradcheck_regressor(cell, m2m, bi, use_len, pooling):
     rng = np.random.default_rng(9)
     cfg = nn.SequenceRegressorConfig(input_size=D, output_size=2, cell=cell, hidden_size=H, num_layers=2,
@@ -357,6 +362,7 @@ def _train(model, batches, steps, lr):
     return losses
 
 
+@pytest.mark.slow
 def test_charlm_learns_repetitive_text():
     text = "hello world. " * 40
     chars = sorted(set(text))
@@ -396,6 +402,7 @@ def test_classifier_learns_separable_task():
     assert acc > 0.9
 
 
+@pytest.mark.slow
 def test_regressor_learns_sine():
     cfg = nn.SequenceRegressorConfig(input_size=1, output_size=1, cell="lstm", hidden_size=16, many_to_many=True)
     m = nn.SequenceRegressor(cfg, seed=0)

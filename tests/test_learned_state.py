@@ -126,6 +126,7 @@ def test_model_trains_its_initial_state_and_the_checkpoint_keeps_it(tmp_path, ce
 def test_torch_twin_holds_and_uses_the_learned_state(cell):
     require("torch")
     import torch
+
     from rnnkit.interop.torch import from_torch, to_torch
     cfg = nn.CharLMConfig(vocab_size=6, hidden_size=5, num_layers=2, embedding_size=3, cell=cell,
                           learn_initial_state=True, dtype="float64")

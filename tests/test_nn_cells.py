@@ -50,6 +50,7 @@ def loss_weights(cell, batched, rng):
 def torch_reference(cell, x0, state0, wh, wc, P=None):
     """The same loop in PyTorch with autograd: outputs per step and every gradient."""
     import torch
+
     from rnnkit.interop.torch import to_torch
     tc = to_torch(cell)
     x = torch.tensor(x0, requires_grad=True)
@@ -228,6 +229,7 @@ def test_cell_loop_equals_the_layer_on_the_same_weights(kind):
 @pytest.mark.parametrize("kind", range(len(KINDS)), ids=KIND_IDS)
 def test_to_torch_and_from_torch_keep_the_numbers(kind):
     import torch
+
     from rnnkit.interop.torch import from_torch, to_torch
     cell = make(kind, D=5, bias=kind != 2)
     tc = to_torch(cell)

@@ -7,12 +7,18 @@ import pytest
 
 import rnnkit
 import rnnkit.nn as nn
-from rnnkit.interop import notebook
 from rnnkit.gradcheck import gradcheck
+from rnnkit.interop import notebook
+
+from needs import require
 
 CELLS = ["RNN", "LSTM", "GRU"]
 MATRIX = list(itertools.product(CELLS, [1, 2], [False, True], [False, True]))
 IDS = [f"{c}-L{L}-{'bi' if b else 'uni'}-{'len' if ln else 'full'}" for c, L, b, ln in MATRIX]
+# finite differences of the bidirectional and 2-layer LSTM cases take seconds: CI runs them
+GRADCHECK_MATRIX = [pytest.param(*case, id=name,
+                                 marks=pytest.mark.slow if case[2] or (case[1] == 2 and case[0] == "LSTM") else ())
+                    for case, name in zip(MATRIX, IDS)]
 
 T, N, D, H = 5, 3, 3, 4
 LENGTHS = np.array([5, 2, 4])
@@ -28,7 +34,7 @@ def make_state(cell, L, bi, rng, n=N):
     return (h0, rng.standard_normal(shape)) if cell == "LSTM" else h0
 
 
-@pytest.mark.parametrize("cell,L,bi,use_len", MATRIX, ids=IDS)
+@pytest.mark.parametrize("cell,L,bi,use_len", GRADCHECK_MATRIX)
 def test_gradcheck_matrix(cell, L, bi, use_len):
     rng = np.random.default_rng(0)
     m = make(cell, L, bi)
@@ -83,7 +89,7 @@ def _backward_both(torch, m, cell, out, hs, tout, ths, rng):
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tmajor", "bfirst"])
 @pytest.mark.parametrize("cell,L,bi,use_len", MATRIX, ids=IDS)
 def test_torch_parity(cell, L, bi, use_len, batch_first):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     rng = np.random.default_rng(2)
     m = make(cell, L, bi, batch_first=batch_first)
     tm = getattr(torch.nn, cell)(D, H, num_layers=L, bidirectional=bi, batch_first=batch_first).double()
@@ -112,7 +118,7 @@ def test_torch_parity(cell, L, bi, use_len, batch_first):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_state_dict_roundtrip_with_torch(cell):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     tm = getattr(torch.nn, cell)(D, H, num_layers=2, bidirectional=True)
     m = getattr(nn, cell)(D, H, num_layers=2, bidirectional=True, seed=0)
     m.load_state_dict(tm.state_dict())                       # torch tensors accepted
@@ -194,6 +200,7 @@ def test_gradients_accumulate_until_zero_grad():
     assert all(not v.any() for v in m.gradients().values())
 
 
+@pytest.mark.slow
 def test_dropout_train_eval_and_gradient():
     rng = np.random.default_rng(0)
     m = nn.LSTM(D, H, num_layers=3, dropout=0.5, dtype=np.float64, seed=4)

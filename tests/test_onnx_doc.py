@@ -11,6 +11,8 @@ import pytest
 
 from needs import require
 
+pytestmark = pytest.mark.slow          # exports a trained model, runs a program in a subprocess
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "onnx.md"
 

@@ -6,11 +6,14 @@ import itertools
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+from needs import require
+
+onnx = require("onnx")
+ort = require("onnxruntime")
 
 import rnnkit.nn as nn  # noqa: E402
-from rnnkit.interop.onnx import OnnxCharLM, export_layer  # noqa: E402
+from rnnkit.interop.onnx import export_layer  # noqa: E402
+from rnnkit.interop.onnx_runtime import OnnxCharLM  # noqa: E402
 
 MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
 MATRIX = list(itertools.product(MODES, [1, 2], [False, True]))
@@ -62,6 +65,7 @@ def test_exported_batch_first_layer_matches_rnnkit(tmp_path):
     np.testing.assert_allclose(got[1], h, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell,mode", [("lstm", "lines"), ("gru", "stream")])
 def test_trained_charlm_checkpoint_exports_to_rnnkit_numbers(cell, mode, tmp_path, capsys):
     from rnnkit.cli import main

@@ -10,6 +10,8 @@ import pytest
 from rnnkit import optim
 from rnnkit.errors import CheckpointError, ConfigError, DTypeError, ParameterKeyError, ShapeError
 
+from needs import require
+
 SHAPES = {"rnn.weight_ih_l0": (4, 3), "rnn.bias_hh_l0": (4,), "fc.weight": (2, 3, 2)}
 N_STEPS = 6
 
@@ -49,7 +51,7 @@ def make_grads(n_steps=N_STEPS, seed=1, dtype=np.float64):
 
 @pytest.mark.parametrize("name,kwargs", CASES, ids=CASE_IDS)
 def test_matches_torch_each_step(name, kwargs):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     params = make_params()
     ref = {k: torch.tensor(v.copy(), dtype=torch.float64) for k, v in params.items()}
     topt = getattr(torch.optim, name)(list(ref.values()), **kwargs)
@@ -69,7 +71,7 @@ def test_matches_torch_each_step(name, kwargs):
 
 
 def test_lr_change_between_steps_matches_torch():
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     params = make_params()
     ref = [torch.tensor(v.copy()) for v in params.values()]
     topt = torch.optim.AdamW(ref, lr=0.01, weight_decay=0.1)
@@ -223,7 +225,7 @@ def test_get_optimizer():
 
 @pytest.mark.parametrize("name,kwargs", CASES, ids=CASE_IDS)
 def test_float32_stays_float32(name, kwargs):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     params = make_params(dtype=np.float32)
     ref = [torch.tensor(v.copy()) for v in params.values()]
     topt = getattr(torch.optim, name)(ref, **kwargs)
@@ -247,7 +249,7 @@ def test_float32_stays_float32(name, kwargs):
 @pytest.mark.parametrize("max_norm,norm_type", [(0.5, 2.0), (1e6, 2.0), (0.3, 1.0),
                                                 (0.2, math.inf), (1.0, 3.0)])
 def test_clip_grad_norm_matches_torch(max_norm, norm_type):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     grads = make_grads(1)[0]
     ts = [torch.zeros(s, dtype=torch.float64, requires_grad=True) for s in SHAPES.values()]
     for t, g in zip(ts, grads.values()):
@@ -261,7 +263,7 @@ def test_clip_grad_norm_matches_torch(max_norm, norm_type):
 
 
 def test_clip_grad_value_and_global_norm_match_torch():
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     grads = make_grads(1, seed=5)[0]
     norm = float(np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in grads.values())))
     assert optim.global_norm(grads) == pytest.approx(norm, rel=1e-13)
@@ -337,7 +339,7 @@ SCHEDULE_CASES = [
 
 @pytest.mark.parametrize("case", SCHEDULE_CASES, ids=[c[0] for c in SCHEDULE_CASES])
 def test_schedules_match_torch(case):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     import warnings
     L = torch.optim.lr_scheduler
     _, make, ours = case
@@ -369,7 +371,7 @@ def test_schedule_errors():
 PUBLIC = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "get_optimizer", "OPTIMIZERS",
           "clip_grad_norm", "clip_grad_value", "global_norm",
           "Schedule", "ConstantLR", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
-          "schedule_from_config", "SCHEDULES"]
+          "schedule_from_config", "SCHEDULES", "SCHEDULE_NAMES"]
 
 
 def test_package_reexports_every_public_name_once():

@@ -5,14 +5,15 @@ import numpy as np
 import pytest
 
 import rnnkit.nn as nn
-from rnnkit import plot, scratch
-from rnnkit import analysis
-from rnnkit.interop import notebook
+from rnnkit import analysis, plot, scratch
 from rnnkit.checkpoint import append_metrics, save_checkpoint
 from rnnkit.data import BOUNDARY, Vocab
 from rnnkit.errors import ConfigError, DataError, ShapeError
+from rnnkit.interop import notebook
 
-matplotlib = pytest.importorskip("matplotlib")
+from needs import require
+
+matplotlib = require("matplotlib")
 from matplotlib.image import imread  # noqa: E402
 
 RNG = np.random.default_rng(0)
@@ -148,8 +149,10 @@ def test_gradient_norm_matches_finite_differences(kind):
         out = np.zeros_like(arr)
         for i in np.ndindex(arr.shape):
             old = arr[i]
-            arr[i] = old + eps; up = loss()
-            arr[i] = old - eps; down = loss()
+            arr[i] = old + eps
+            up = loss()
+            arr[i] = old - eps
+            down = loss()
             arr[i] = old
             out[i] = (up - down) / (2 * eps)
         return out                                                 # (H, B)
@@ -161,6 +164,7 @@ def test_gradient_norm_matches_finite_differences(kind):
     np.testing.assert_allclose(norms[k], expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_vanishing_gradients_rnn_decays_much_faster_than_gated_cells():
     n = {c: analysis.gradient_norms_through_time(c, T=40, hidden_size=16, batch_size=8, seed=0)
          for c in ("rnn", "lstm", "gru")}
@@ -204,6 +208,7 @@ def test_loss_curves_from_records_and_directory(tmp_path):
 TEXT = "hello world\nhi"
 
 
+@pytest.mark.slow
 def test_plot_losses(tmp_path):
     recs = [{"step": s, "train_loss": 3.0 / (1 + s / 50), "val_loss": 3.2 / (1 + s / 50)}
             for s in range(0, 500, 25)]
@@ -221,6 +226,7 @@ def test_plot_losses(tmp_path):
         plot.plot_losses(recs, tmp_path / "loss.jpg")
 
 
+@pytest.mark.slow
 def test_plot_gates_shows_the_arrays(tmp_path):
     T, H = len(TEXT), 5
     gates = {"input": RNG.random((T, H)), "forget": RNG.random((T, H)), "output": RNG.random((T, H)),
@@ -240,6 +246,7 @@ def test_plot_gates_shows_the_arrays(tmp_path):
         plot.plot_gates(TEXT, {"hidden": gates["hidden"]}, tmp_path / "g3.png")
 
 
+@pytest.mark.slow
 def test_plot_top_units_shows_the_most_active(tmp_path):
     T, H = len(TEXT), 12
     h = RNG.uniform(-0.2, 0.2, (T, H))
@@ -254,6 +261,7 @@ def test_plot_top_units_shows_the_most_active(tmp_path):
     _png_ok(plot.plot_top_units(TEXT, h, tmp_path / "u.png", k=4), min_side=150)
 
 
+@pytest.mark.slow
 def test_plot_gradient_norms(tmp_path):
     norms = {"rnn": 0.5 ** np.arange(30), "lstm": 0.8 ** np.arange(30)}
     norms["rnn"][-1] = 0.0                    # underflow: not drawn on a log axis
@@ -269,6 +277,7 @@ def test_plot_gradient_norms(tmp_path):
 
 
 # ------------------------------------------------------------------------------ checkpoint
+@pytest.mark.slow
 @pytest.mark.parametrize("cell,expected", [("lstm", ["loss.png", "gates.png", "units.png"]),
                                            ("rnn", ["loss.png", "units.png"])])
 def test_plot_checkpoint(tmp_path, cell, expected):

@@ -27,6 +27,7 @@ def make(L, bi, **kw):
 def test_proj_size_matches_torch(L, bi, use_len, batch_first):
     require("torch")
     import torch
+
     from rnnkit.interop.torch import from_torch, to_torch
     m = make(L, bi, batch_first=batch_first)
     tm = to_torch(m)

@@ -15,12 +15,12 @@ import signal
 import time
 
 import pytest
+from test_kill import _start, _wait_for
 
 from rnnkit.checkpoint import has_checkpoint, list_versions, load_checkpoint, read_metrics
 from rnnkit.errors import CheckpointError, RunLockedError
 from rnnkit.runlock import HOLDER_FILE, RunLock, lock_holder
 
-from test_kill import _start, _wait_for
 from test_reliability import cli
 
 pytestmark = pytest.mark.usefixtures("fast_io")
@@ -129,6 +129,7 @@ def _long_trainer(tmp_path, run, log_name, extra=()):
     return proc, log
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_second_writer_refused_readers_work_killed_lock_recovers(tmp_path, capsys, files):
     names, _ = files
@@ -166,6 +167,7 @@ def test_second_writer_refused_readers_work_killed_lock_recovers(tmp_path, capsy
     assert not (run / HOLDER_FILE).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM")
 def test_two_resumes_started_together_one_wins(tmp_path, capsys, files):
     """Two `train --resume DIR` processes started at the same moment: exactly one trains, the

@@ -23,14 +23,26 @@ import numpy as np
 import pytest
 
 from rnnkit import scratch
-from rnnkit.interop import notebook
 from rnnkit.errors import ParameterKeyError, ShapeError
+from rnnkit.interop import notebook
 from rnnkit.scratch import (
-    gru_backward, gru_cell, gru_cell_backward, gru_forward,
-    lstm_backward, lstm_cell, lstm_cell_backward, lstm_forward,
-    rnn_backward, rnn_cell, rnn_cell_backward, rnn_forward,
-    sigmoid, softmax,
+    gru_backward,
+    gru_cell,
+    gru_cell_backward,
+    gru_forward,
+    lstm_backward,
+    lstm_cell,
+    lstm_cell_backward,
+    lstm_forward,
+    rnn_backward,
+    rnn_cell,
+    rnn_cell_backward,
+    rnn_forward,
+    sigmoid,
+    softmax,
 )
+
+from needs import require
 
 # ---------------------------------------------------------------------------------------
 # Scalar reference of the notebook's API
@@ -529,7 +541,7 @@ def _torch_module(torch, kind):
 @pytest.mark.parametrize("direction", ["to_torch", "from_torch"])
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_forward_and_backward_match_torch(kind, direction):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     rng = np.random.default_rng(13)
     module = _torch_module(torch, kind)
     if direction == "to_torch":
@@ -657,7 +669,8 @@ def _without(p, key):
 
 KEY_ERRORS = {
     "rnn_cell Waa": (lambda: rnn_cell(np.zeros((3, 10)), np.zeros((5, 10)), _without(_nb_rnn(), "Waa")), "Waa"),
-    "lstm_forward bo": (lambda: lstm_forward(np.zeros((3, 10, 2)), np.zeros((5, 10)), _without(_nb_lstm(), "bo")), "bo"),
+    "lstm_forward bo": (lambda: lstm_forward(np.zeros((3, 10, 2)), np.zeros((5, 10)), _without(_nb_lstm(), "bo")),
+                        "bo"),
     "gru_forward Wy": (lambda: gru_forward(np.zeros((3, 10, 2)), np.zeros((5, 10)), _without(_nb_gru(), "Wy")), "Wy"),
     "to_torch bna": (lambda: notebook.gru_params_to_torch(_without(_nb_gru(), "bna")), "bna"),
     "from_torch bias_hh": (lambda: notebook.lstm_params_from_torch(

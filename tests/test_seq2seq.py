@@ -8,7 +8,7 @@ from rnnkit.data import IGNORE_INDEX, PairsDataset, pair_vocabs
 from rnnkit.errors import ConfigError
 from rnnkit.gradcheck import gradcheck
 from rnnkit.nn import Seq2Seq, Seq2SeqConfig
-from rnnkit.nn.models import model_from_state
+from rnnkit.nn.registry import model_from_state
 
 from needs import require
 

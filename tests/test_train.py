@@ -13,10 +13,9 @@ import pytest
 from rnnkit import datasets, nn
 from rnnkit._mode import no_grad
 from rnnkit.checkpoint import load_checkpoint, read_metrics
-from rnnkit.data import BOUNDARY, LinesDataset, StreamDataset, Vocab
+from rnnkit.data import BOUNDARY, ArraySource, LinesDataset, LinesSource, StreamDataset, StreamSource, Vocab
 from rnnkit.nn.models import LossResult
-from rnnkit.data import ArraySource, LinesSource, StreamSource
-from rnnkit.train import Trainer, TrainConfig, _rng_owners
+from rnnkit.train import TrainConfig, Trainer, _rng_owners
 
 NAMES = datasets.names()[:400]
 TRAIN_LINES, VAL_LINES = NAMES[:340], NAMES[340:]
@@ -86,6 +85,7 @@ def assert_params_equal(a, b):
 
 
 # ------------------------------------------------------------------------------ learning
+@pytest.mark.slow
 def test_training_loss_falls_well_below_start():
     model = make_lm(hidden=24)
     train, val = lines_sources()
@@ -290,6 +290,7 @@ def test_stream_evaluation_equals_one_long_forward():
 
 
 # ------------------------------------------------------------------------------ other models
+@pytest.mark.slow
 def test_array_source_trains_a_classifier_with_lengths():
     rng = np.random.default_rng(0)
     T, N = 8, 256
@@ -343,6 +344,7 @@ def _run(mode, out_dir, steps, resume=False, perturb=None):
     return model, tr, res
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["lines", "stream"])
 def test_resume_equals_straight_bit_for_bit(tmp_path, mode):
     N = 10
@@ -366,6 +368,7 @@ def test_resume_equals_straight_bit_for_bit(tmp_path, mode):
             assert hist_a[s][key] == hist_b[s][key], (s, key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode,perturb", [("lines", "rng"), ("stream", "rng"), ("stream", "carry")])
 def test_resume_comparison_is_sensitive(tmp_path, mode, perturb):
     """Control for the test above: losing the dropout RNG state or the carry changes the weights."""

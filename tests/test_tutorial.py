@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from needs import require
 
@@ -48,6 +49,7 @@ def test_notebook_is_generated_from_the_markdown():
     assert all(not c.get("outputs") for c in committed.cells if c.cell_type == "code")
 
 
+@pytest.mark.slow
 def test_notebook_runs_in_a_kernel_and_draws_every_picture_it_shows(tmp_path):
     rt = _runner()
     md = (DOCS / "tutorial.md").read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ boundary, so only the learner's results travel between the processes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -135,7 +135,7 @@ def _forward_args(kind, fn_kind, sizes, draw):
     return (xt, a_prev, c_prev, _params(draw, sizes, LSTM_DRAWS))
 
 
-@lru_cache(maxsize=None)
+@cache
 def cases_for(name):
     """The cases ``name`` is checked on, in order (the notebook's example first). The same
     objects every time: callers must not change them (the runner passes copies on)."""

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..scratch import LSTMCache, RNNCache
 from . import model
 from .cases import ALIASES, INFO, cases_for, forward_cache, reference, reference_forward
 from .model import CATALOGUE, LAYOUTS
-from ..scratch import LSTMCache, RNNCache
 
 RTOL, ATOL = 1e-5, 1e-6
 

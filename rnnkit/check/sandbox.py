@@ -299,6 +299,7 @@ def _child_main():
         channel.flush()
 
     import linecache
+
     import numpy  # noqa: F401 - import before the learner's code runs (and its limits bite)
 
     from .runner import encode, error_info, run_function

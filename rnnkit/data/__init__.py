@@ -7,7 +7,7 @@ Data flows one way::
         --LinesSource | StreamSource | ArraySource--> the trainer, one batch per step
 
 * :mod:`~rnnkit.data.vocab` - :class:`Vocab`, characters <-> ids.
-* :mod:`~rnnkit.data.text` - :func:`read_text`, :func:`split_lines`, :func:`detect_mode`.
+* :mod:`~rnnkit.data.text` - :func:`read_text`, :func:`iter_text`, :func:`split_lines`, :func:`detect_mode`.
 * :mod:`~rnnkit.data.lines` - lines mode (makemore): one example per line, padded batches.
 * :mod:`~rnnkit.data.stream` - stream mode (char-rnn): parallel tracks for truncated BPTT.
 * :mod:`~rnnkit.data.splits` - validation splits.
@@ -31,19 +31,41 @@ Example::
 """
 
 from .corpus import BUILTIN_TEXTS, TextData, load_text_data
-from .pairs import (PairVocabs, PairsBatch, PairsData, PairsDataset, PairsSource, is_pairs_text, load_pairs_data,
-                    pair_vocabs, parse_pairs, read_pairs)
 from .lines import IGNORE_INDEX, LinesBatch, LinesDataset
+from .pairs import (
+                    PairsBatch,
+                    PairsData,
+                    PairsDataset,
+                    PairsSource,
+                    PairVocabs,
+                    is_pairs_text,
+                    load_pairs_data,
+                    pair_vocabs,
+                    parse_pairs,
+                    read_pairs,
+)
 from .sources import ArrayBatch, ArraySource, EpochOrder, LinesSource, StreamSource
 from .splits import split_stream, train_val_split
 from .stream import StreamChunk, StreamDataset
-from .text import (BYTES, MAX_LINE_CHARS, MAX_TEXT_BYTES, check_line_lengths, detect_mode, read_text,
-                   split_lines, unigram_entropy)
+from .text import (
+    BYTES,
+    MAX_LINE_CHARS,
+    MAX_TEXT_BYTES,
+    LineShape,
+    check_line_lengths,
+    detect_mode,
+    dropped_chars,
+    iter_text,
+    read_text,
+    split_lines,
+    unigram_entropy,
+)
 from .vocab import BOUNDARY, Vocab
 
 __all__ = [
     "BOUNDARY", "IGNORE_INDEX", "BYTES", "MAX_TEXT_BYTES", "MAX_LINE_CHARS", "Vocab", "read_text",
-    "split_lines", "detect_mode", "check_line_lengths", "unigram_entropy", "LinesBatch", "LinesDataset", "StreamChunk", "StreamDataset",
+    "split_lines", "dropped_chars", "iter_text", "LineShape", "detect_mode", "check_line_lengths",
+    "unigram_entropy", "LinesBatch", "LinesDataset", "StreamChunk", "StreamDataset",
     "train_val_split", "split_stream", "EpochOrder", "LinesSource", "StreamSource", "ArrayBatch",
     "ArraySource", "TextData", "load_text_data", "BUILTIN_TEXTS", "PairsBatch", "PairsData",
     "PairsDataset", "PairsSource", "is_pairs_text", "load_pairs_data", "pair_vocabs", "parse_pairs",

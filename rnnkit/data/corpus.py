@@ -9,20 +9,20 @@ Stream-mode files too large to read whole are encoded block by block into a comp
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .encode import head_text, ids_dtype, is_large_text, load_encoded
+from .encode import ids_dtype, is_large_text, iter_text, load_encoded
 from .lines import LinesDataset
 from .pairs import BUILTIN_PAIRS, is_pairs_text, load_pairs_data, parse_pairs
 from .sources import LinesSource, StreamSource
 from .splits import split_stream, train_val_split
 from .stream import StreamDataset
-from .text import MAX_LINE_CHARS, check_line_lengths, detect_mode, read_text, split_lines
+from .text import MAX_LINE_CHARS, check_line_lengths, detect_mode, dropped_chars, read_text, split_lines
 from .vocab import BOUNDARY, Vocab
 
 
@@ -50,9 +50,52 @@ class TextData:
     mode: str                        # "lines" or "stream"
     vocab: Vocab
     train: object                    # LinesSource | StreamSource
-    val: Optional[object]            # the same kind of source, or None
+    val: object | None            # the same kind of source, or None
     summary: str                     # e.g. "4,647 train / 516 val lines"
-    train_lines: Optional[list]      # lines mode: the training lines (to mark new samples)
+    train_lines: list | None      # lines mode: the training lines (to mark new samples)
+
+
+def text_fingerprint(path) -> dict:
+    """``{"path": absolute path, "size": bytes, "sha256": hex}`` of a text file: what
+    ``rnnkit train`` saves so that ``--resume`` continues on the same text."""
+    from ..io import sha256_file
+    size, digest = sha256_file(path)
+    return {"path": os.path.abspath(path), "size": size, "sha256": digest}
+
+
+def resumed_text(saved_file, saved_text, given=None, *, run="the run", allow_other: bool = False) -> str:
+    """The text file a resumed run reads: ``given`` (FILE on the command line) or the run's own
+    ``saved_file``; ConfigError when it is not the text the run was trained on (its SHA-256
+    differs from ``saved_text``, :func:`text_fingerprint` saved with the run) unless
+    ``allow_other``. A run saved before the path was absolute (no ``saved_text``) reads a
+    relative ``saved_file`` from the current directory, with a warning."""
+    import warnings
+    if given is None and not os.path.isabs(saved_file):
+        warnings.warn(f"{run}: trainer.json records FILE as the relative path {saved_file!r} (a run "
+                      f"from an older rnnkit); reading it from the current directory "
+                      f"{os.getcwd()}.", stacklevel=2)
+    path = os.path.abspath(given if given is not None else saved_file)
+    if not isinstance(saved_text, dict) or not isinstance(saved_text.get("sha256"), str):
+        if given is not None and path != os.path.abspath(saved_file) and not allow_other:
+            raise ConfigError(f"FILE {path} differs from the text of {run} ({saved_file}); resuming "
+                              f"continues the same run. Drop FILE, or pass --allow-other-text to "
+                              f"continue on {path}.")
+        return path
+    try:
+        now = text_fingerprint(path)
+    except (OSError, ValueError):
+        return path                          # the text reader names what is wrong with it
+    if now["sha256"] == saved_text["sha256"] or allow_other:
+        return path
+    was = saved_text.get("path", saved_file)
+    if path == was:
+        raise ConfigError(f"FILE {path} changed since {run} was trained on it (its SHA-256 "
+                          f"differs from the one saved with the run: {now['size']:,} bytes now, "
+                          f"{saved_text.get('size', '?'):,} then). Restore the text, or pass "
+                          f"--allow-other-text to continue on it as it is now.")
+    raise ConfigError(f"FILE {path} is not the text {run} was trained on ({was}; the SHA-256 "
+                      f"differs). Drop FILE to continue on {was}, or pass --allow-other-text to "
+                      f"continue on {path}.")
 
 
 def text_name(file=None, dataset=None) -> str:
@@ -81,7 +124,10 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
     A file of at least :data:`rnnkit.data.encode.STREAM_MIN_BYTES` in stream mode is never
     read whole: its ids are built in two streaming passes, into ``cache_dir`` (a memory-mapped
     id file, reused while the file is unchanged) or into memory without one; ``mode="auto"``
-    then looks at the file's first lines only.
+    looks at the whole file in one more streaming pass.
+
+    Lines mode strips every line and skips blank lines (as makemore does); the summary says
+    how many characters that drops (``"; 1,234 characters dropped ..."``).
     """
     if mode not in MODES:
         raise ConfigError(f"--mode: expected one of {', '.join(MODES)}, got {mode!r}.")
@@ -104,7 +150,7 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
     if file:
         name, origin = text_name(file), str(file)
         if mode != "lines" and is_large_text(file):
-            mode = mode if mode != "auto" else detect_mode(head_text(file, encoding))
+            mode = mode if mode != "auto" else detect_mode(iter_text(file, encoding))
             if mode == "stream":
                 vocab, ids = load_encoded(file, encoding, cache_dir)
                 return _stream_sources(vocab, ids, name, origin, val_frac, seq_len, batch_size)
@@ -137,8 +183,11 @@ def _lines_data(text, name, origin, val_frac, batch_size, seed) -> TextData:
         tr, va = lines, []
     train = LinesSource(LinesDataset(tr, vocab), batch_size, seed=seed)
     val = LinesSource(LinesDataset(va, vocab), batch_size, seed=seed) if va else None
-    return TextData(name, origin, "lines", vocab, train, val,
-                    f"{len(tr):,} train / {len(va):,} val lines", tr)
+    dropped = dropped_chars(text, lines)
+    summary = f"{len(tr):,} train / {len(va):,} val lines" + (
+        f"; {dropped:,} characters dropped (lines mode strips every line and skips blank lines; "
+        f"--mode stream keeps them)" if dropped else "")
+    return TextData(name, origin, "lines", vocab, train, val, summary, tr)
 
 
 def _stream_data(text, name, origin, val_frac, seq_len, batch_size) -> TextData:

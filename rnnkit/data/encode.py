@@ -15,8 +15,9 @@ The trainer reads the file through ``numpy.memmap``: a batch gathers its chunks 
 (:class:`rnnkit.data.StreamDataset`), so memory stays bounded whatever the text's size. The
 id file is kept with the run (``rnnkit train`` uses ``DIR/data/``) beside ``ids.json``, which
 records the source: its path, size, modification time and a SHA-256 of its first and last
-MiB. The next run on the same directory (``--resume``) reuses the ids when all of these still
-match, and encodes the file again otherwise. Without a cache directory the ids are kept in
+MiB, and the SHA-256 of the id file itself. The next run on the same directory (``--resume``)
+reuses the ids when all of these still match (the id file is hashed again first, so damaged
+ids are never trained on), and encodes the file again otherwise. Without a cache directory the ids are kept in
 memory (one byte per character for a small alphabet).
 
 Example::
@@ -28,32 +29,30 @@ Example::
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import os
 import secrets
-import stat
+import warnings
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError, DataError
-from ..io import atomic_write_json, read_json
-from .text import BYTES
+from ..io import atomic_write_json, open_regular, read_json
+from . import text as _text
 from .vocab import Vocab, _codepoints
 
-__all__ = ["BLOCK_BYTES", "STREAM_MIN_BYTES", "ids_dtype", "iter_text", "head_text",
-           "is_large_text", "load_encoded"]
+__all__ = ["BLOCK_BYTES", "STREAM_MIN_BYTES", "ids_dtype", "iter_text", "is_large_text",
+           "load_encoded"]
 
-#: Bytes read (and decoded) at a time.
-BLOCK_BYTES = 4 << 20
+#: Bytes read (and decoded) at a time (the text reader's block, :data:`rnnkit.data.text.BLOCK_BYTES`).
+BLOCK_BYTES = _text.BLOCK_BYTES
 #: Stream-mode text files at least this large are encoded block by block (smaller ones are
 #: read whole, as before).
 STREAM_MIN_BYTES = 4 << 20
 #: The file's head and tail bytes that go into its fingerprint.
 _FINGERPRINT_BYTES = 1 << 20
-_CACHE_FORMAT, _CACHE_VERSION = "rnnkit.ids", 1
+_CACHE_FORMAT, _CACHE_VERSION = "rnnkit.ids", 2
 
 
 def ids_dtype(vocab_size: int) -> np.dtype:
@@ -65,19 +64,14 @@ def ids_dtype(vocab_size: int) -> np.dtype:
 
 
 def _regular_file(path) -> tuple[str, os.stat_result]:
+    """The path and stat of a non-empty regular text file (the text reader's checks)."""
     p = os.fspath(path)
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise DataError(f"{p!r} does not exist; check the path (relative paths start from "
-                        f"{os.getcwd()!r}).") from None
-    except OSError as e:
-        raise DataError(f"cannot read {p!r}: {e.strerror or e}.") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DataError(f"expected a regular text file, got {p!r}, which is "
-                        f"{'a directory' if stat.S_ISDIR(st.st_mode) else 'not a regular file'}.")
-    if st.st_size == 0:
-        raise DataError(f"{p!r} is empty (0 bytes); put some training text in it.")
+    f, size = open_regular(p, "read_text", "text", None, error=DataError)
+    with f:
+        st = os.fstat(f.fileno())
+    if size == 0:
+        raise DataError(f"read_text: expected a non-empty text file, got {p!r}, which is empty "
+                        f"(0 bytes). Put some training text in it.")
     return p, st
 
 
@@ -87,55 +81,15 @@ def is_large_text(path) -> bool:
         st = os.stat(os.fspath(path))
     except (OSError, TypeError, ValueError):
         return False
+    import stat
     return stat.S_ISREG(st.st_mode) and st.st_size >= STREAM_MIN_BYTES
 
 
-def iter_text(path, encoding: str = "utf-8", block_bytes: int = BLOCK_BYTES) -> Iterator[str]:
-    """The text of ``path`` in pieces of about ``block_bytes`` bytes each, decoded and with
-    line endings normalised as :func:`rnnkit.data.read_text` does (pieces joined equal its
-    result)."""
-    p, _ = _regular_file(path)
-    exact = encoding == BYTES
-    try:
-        decoder = codecs.getincrementaldecoder("latin-1" if exact else encoding)("strict")
-    except LookupError:
-        raise ConfigError(f"expected a known text encoding (e.g. 'utf-8', 'latin-1') or "
-                          f"{BYTES!r}, got {encoding!r}.") from None
-    held_cr, offset = False, 0
-    with open(p, "rb") as f:
-        while True:
-            raw = f.read(block_bytes)
-            final = not raw
-            buffered = len(decoder.getstate()[0])
-            try:
-                piece = decoder.decode(raw, final)
-            except UnicodeDecodeError as e:
-                at = offset - buffered + e.start
-                raise DataError(f"{p!r} is not valid {encoding} text: byte offset {at:,} ({e.reason}). "
-                                f"For Latin-1 / Windows text pass --encoding latin-1; --encoding "
-                                f"bytes reads any file byte by byte.") from None
-            offset += len(raw)
-            if not exact:
-                if held_cr:
-                    piece = "\r" + piece
-                held_cr = piece.endswith("\r") and not final
-                if held_cr:
-                    piece = piece[:-1]
-                if "\r" in piece:
-                    piece = piece.replace("\r\n", "\n").replace("\r", "\n")
-            if piece:
-                yield piece
-            if final:
-                return
-
-
-def head_text(path, encoding: str = "utf-8", nbytes: int = BLOCK_BYTES) -> str:
-    """The first whole lines of ``path`` within about ``nbytes`` bytes (for
-    :func:`rnnkit.data.detect_mode` on a text too large to read whole)."""
-    for piece in iter_text(path, encoding, nbytes):
-        cut = piece.rfind("\n")
-        return piece[:cut + 1] if cut > 0 else piece
-    return ""
+def iter_text(path, encoding: str = "utf-8", block_bytes: int | None = None):
+    """The text of ``path`` in pieces of about ``block_bytes`` (default :data:`BLOCK_BYTES`)
+    bytes, through :func:`rnnkit.data.text.iter_text` (the one text reader, with all of
+    :func:`rnnkit.data.read_text`'s checks): the pieces joined equal its result."""
+    return _text.iter_text(path, encoding, block_bytes=block_bytes or BLOCK_BYTES)
 
 
 def _fingerprint(path, size: int) -> str:
@@ -200,14 +154,34 @@ def _cached(cache: Path, meta: dict):
         return None
     if not ok:
         return None
-    return vocab, np.memmap(cache / f"ids.{dt.name}", dtype=dt, mode="r", shape=(length,))
+    ids_file = cache / f"ids.{dt.name}"
+    if _file_sha256(ids_file) != saved.get("ids_sha256"):
+        warnings.warn(f"{ids_file} does not match the SHA-256 recorded in {cache / 'ids.json'} "
+                      f"(the id cache is damaged); encoding {meta['source']} again.", stacklevel=3)
+        return None
+    return vocab, np.memmap(ids_file, dtype=dt, mode="r", shape=(length,))
+
+
+def _file_sha256(path, block: int = 1 << 22):
+    """SHA-256 of a file read in blocks (None if it cannot be read)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(block):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
 def load_encoded(path, encoding: str = "utf-8", cache_dir=None,
-                 block_bytes: int = BLOCK_BYTES) -> tuple[Vocab, np.ndarray]:
+                 block_bytes: int | None = None) -> tuple[Vocab, np.ndarray]:
     """``(vocab, ids)`` of the text file ``path``, built in two streaming passes (see the
     module docstring). With ``cache_dir`` the ids are a read-only ``numpy.memmap`` of
-    ``cache_dir/ids.<dtype>`` (reused when the source is unchanged); without, an array."""
+    ``cache_dir/ids.<dtype>`` (reused when the source is unchanged and the id file still has
+    the SHA-256 written with it; a damaged one is encoded again, with a warning naming it);
+    without, an array."""
+    block_bytes = block_bytes or BLOCK_BYTES
     p, st = _regular_file(path)
     meta = {"format": _CACHE_FORMAT, "version": _CACHE_VERSION, "source": os.path.abspath(p),
             "size": st.st_size, "mtime_ns": st.st_mtime_ns, "encoding": encoding,
@@ -234,15 +208,20 @@ def load_encoded(path, encoding: str = "utf-8", cache_dir=None,
         cache.mkdir(parents=True, exist_ok=True)
         (cache / "ids.json").unlink(missing_ok=True)          # the old ids are no longer valid
         tmp = cache / f".ids.{dt.name}.tmp-{secrets.token_hex(4)}"
+        digest = hashlib.sha256()
+
+        def put_file(pos, chunk):
+            digest.update(chunk.tobytes())
+            chunk.tofile(f)
         try:
             with open(tmp, "wb") as f:                       # written, not mapped: the pages
                 _encode(p, encoding, vocab, dt, length,      # stay out of this process's RSS
-                        lambda pos, chunk: chunk.tofile(f), block_bytes)
+                        put_file, block_bytes)
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
         atomic_write_json(cache / "ids.json", dict(meta, chars=list(vocab.chars), length=length,
-                                                   dtype=dt.name))
+                                                   dtype=dt.name, ids_sha256=digest.hexdigest()))
     except OSError as e:
         raise DataError(f"cannot write the encoded text into {cache}: {e}.") from None
     return vocab, np.memmap(final, dtype=dt, mode="r", shape=(length,))

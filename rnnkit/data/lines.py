@@ -22,16 +22,16 @@ Example::
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from .._validate import check_int
 from ..errors import ConfigError, DataError
+from ..ops import IGNORE_INDEX  # noqa: F401  (target value at padded positions; the losses skip it)
 from .vocab import BOUNDARY, Vocab
 
-#: Target value at padded positions; the cross-entropy losses skip it (PyTorch's default).
-IGNORE_INDEX = -100
 #: Evaluation batches hold at most this many padded steps (``N * T``): see
 #: :meth:`LinesDataset.index_batches`.
 EVAL_BATCH_TOKENS = 16384

@@ -23,8 +23,9 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -89,7 +90,7 @@ def read_pairs(path, encoding: str = "utf-8") -> list:
     return parse_pairs(read_text(path, encoding=encoding), str(path))
 
 
-def pair_vocabs(pairs) -> "PairVocabs":
+def pair_vocabs(pairs) -> PairVocabs:
     """``(source_vocab, target_vocab)`` (a :class:`PairVocabs`): one :class:`Vocab` per side,
     each with the boundary token ``<eos>`` as id 0 (the target's start and end; the source's
     padding)."""
@@ -108,7 +109,7 @@ class PairVocabs(NamedTuple):
         return {"source": self.source.to_json(), "target": self.target.to_json()}
 
     @classmethod
-    def from_json(cls, obj) -> "PairVocabs":
+    def from_json(cls, obj) -> PairVocabs:
         """Inverse of :meth:`to_json`; a damaged dict raises :class:`CheckpointError`."""
         from ..errors import CheckpointError
         if not isinstance(obj, dict) or set(obj) != {"source", "target"}:
@@ -229,14 +230,14 @@ class PairsData:
     src_vocab: Vocab
     tgt_vocab: Vocab
     train: PairsSource
-    val: Optional[PairsSource]
+    val: PairsSource | None
     train_pairs: list
     val_pairs: list
     summary: str
     mode: str = "pairs"
 
     @property
-    def vocab(self) -> "PairVocabs":
+    def vocab(self) -> PairVocabs:
         """Both vocabularies (what the checkpoint's vocab.json stores)."""
         return PairVocabs(self.src_vocab, self.tgt_vocab)
 

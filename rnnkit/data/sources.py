@@ -13,7 +13,6 @@ A source's batch at step ``k`` is a pure function of ``(seed, k)``, so a run res
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -91,7 +90,7 @@ class StreamSource:
 class ArrayBatch:
     x: np.ndarray
     y: np.ndarray
-    lengths: Optional[np.ndarray] = None
+    lengths: np.ndarray | None = None
 
 
 class ArraySource:

@@ -21,6 +21,113 @@ BYTES = "bytes"
 MAX_TEXT_BYTES = 128 * 1024 * 1024
 
 
+#: Bytes read (and decoded) at a time by :func:`iter_text`.
+BLOCK_BYTES = 4 << 20
+
+#: Codecs that decode labels (domain names), not files: their incremental decoders do not
+#: decode a file piece by piece the way they decode it whole, so no text is read with them.
+_LABEL_CODECS = ("punycode", "idna")
+
+
+def check_text_codec(who: str, encoding, errors: str = "strict") -> None:
+    """Refuse anything but a text encoding (or :data:`BYTES`) and a known error handler, with
+    a :class:`ConfigError` naming ``encoding``: unknown names, byte-to-byte and str-to-str
+    codecs (``rot13``, ``base64``, ``hex``, ``zlib``) and the label codecs ``punycode`` and
+    ``idna``."""
+    if not isinstance(encoding, str):
+        raise ConfigError(f"{who}: expected encoding as a string, got {type(encoding).__name__}.")
+    if encoding == BYTES:
+        return
+    want = f"expected a text encoding (e.g. 'utf-8', 'latin-1') or {BYTES!r}, got {encoding!r}"
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        raise ConfigError(f"{who}: {want}, which Python does not know.") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ConfigError(f"{who}: {want}, which is not a text encoding (it transforms bytes "
+                          f"to bytes or text to text).")
+    if info.name in _LABEL_CODECS:
+        raise ConfigError(f"{who}: {want}, which encodes domain-name labels, not text files.")
+    try:
+        codecs.lookup_error(errors)
+    except (LookupError, TypeError):
+        raise ConfigError(f"{who}: expected errors to be 'strict', 'replace' or 'ignore', "
+                          f"got {errors!r}.") from None
+
+
+def iter_text(path, encoding: str = "utf-8", errors: str = "strict", block_bytes: int | None = None,
+              max_bytes: int | None = None, who: str = "read_text"):
+    """The text of ``path`` in pieces of about ``block_bytes`` (default :data:`BLOCK_BYTES`)
+    bytes each: the one reader of every text file, whatever its size.
+
+    The pieces joined equal :func:`read_text`'s result; every check :func:`read_text`
+    documents is made here, on each piece as it is decoded (a lone surrogate is found in the
+    block that holds it, not after the whole file). ``max_bytes=None`` reads a file of any
+    size.
+    """
+    check_text_codec(who, encoding, errors)
+    block = check_int(who, "block_bytes", BLOCK_BYTES if block_bytes is None else block_bytes, 1)
+    p = os.fspath(path)
+    f, size = open_regular(p, who, "text", None, error=DataError)
+    with f:
+        if max_bytes is not None and size > max_bytes:
+            raise DataError(f"{who}: the text file {p!r} is {size:,} bytes, more than the "
+                            f"{max_bytes:,} bytes rnnkit reads whole. Train on an excerpt "
+                            f"(e.g. `head -c 100M {p} > part.txt`), or split the file.")
+        if size == 0:
+            raise DataError(f"{who}: expected a non-empty text file, got {p!r}, which is empty "
+                            f"(0 bytes). Put some training text in it.")
+        block = min(block, size + 1)         # never a buffer larger than the file
+        exact = encoding == BYTES
+        decoder = codecs.getincrementaldecoder("latin-1" if exact else encoding)(
+            "strict" if exact else errors)
+        held_cr, offset, chars = False, 0, 0
+        while True:
+            try:
+                raw = f.read(block)
+            except OSError as e:
+                raise DataError(f"{who}: could not read {p!r}: {e.strerror or e}.") from None
+            final = not raw
+            buffered = len(decoder.getstate()[0])
+            try:
+                piece = decoder.decode(raw, final)
+            except UnicodeDecodeError as e:
+                at = max(0, offset - buffered + e.start)
+                bad = e.object[e.start:e.end][:4]
+                shown = f"byte(s) {' '.join(f'0x{b:02x}' for b in bad)} " if bad else ""
+                raise DataError(f"{who}: expected {encoding} text in {p!r}, got {shown}at byte "
+                                f"offset {at} that are not valid {encoding} ({e.reason}). If the "
+                                f"file is Latin-1 / Windows text, use --encoding latin-1 "
+                                f"(read_text(path, encoding='latin-1')); for any binary-ish file "
+                                f"use --encoding bytes (encoding='bytes'), which maps each byte "
+                                f"to one character.") from None
+            except UnicodeError as e:        # e.g. UTF-16 / UTF-32 without a byte-order mark
+                hint = (f" Name the byte order: --encoding {encoding}-le or {encoding}-be."
+                        if "BOM" in str(e) else "")
+                raise DataError(f"{who}: cannot decode {p!r} as {encoding}: {e}.{hint}") from None
+            offset += len(raw)
+            if not exact:
+                bad = _SURROGATE.search(piece)
+                if bad is not None:
+                    raise DataError(f"{who}: decoding {p!r} as {encoding} with errors={errors!r} "
+                                    f"gives a lone surrogate (U+{ord(bad.group()):04X}) at "
+                                    f"character {chars + bad.start()}, which is not valid "
+                                    f"Unicode and cannot be saved or printed. Use another "
+                                    f"encoding, or --encoding bytes.")
+                chars += len(piece)
+                if held_cr:
+                    piece = "\r" + piece
+                held_cr = piece.endswith("\r") and not final
+                if held_cr:
+                    piece = piece[:-1]
+                if "\r" in piece:
+                    piece = piece.replace("\r\n", "\n").replace("\r", "\n")
+            if piece:
+                yield piece
+            if final:
+                return
+
+
 def read_text(path, encoding: str = "utf-8", errors: str = "strict",
               max_bytes: int = MAX_TEXT_BYTES) -> str:
     """Read a whole text file.
@@ -28,16 +135,19 @@ def read_text(path, encoding: str = "utf-8", errors: str = "strict",
     ``encoding`` is any Python text codec name, or :data:`BYTES` (``"bytes"``): every byte
     becomes the Latin-1 character with the same value (256 possible characters, never fails).
     Line endings ``\\r\\n`` and ``\\r`` become ``\\n`` (except with ``"bytes"``, which is exact).
-    ``errors`` is passed to :meth:`bytes.decode` (``"strict"``, ``"replace"``, ``"ignore"``).
+    ``errors`` is passed to the decoder (``"strict"``, ``"replace"``, ``"ignore"``).
 
     Only a regular file of at most ``max_bytes`` (:data:`MAX_TEXT_BYTES`, 128 MiB) is read:
     a FIFO, a device such as ``/dev/zero`` or a directory is refused at once (opened without
-    blocking, then checked with fstat, as the checkpoint readers do).
+    blocking, then checked with fstat, as the checkpoint readers do). Larger texts are read
+    piece by piece with :func:`iter_text`, which makes every check below.
 
     Raises :class:`DataError` naming the file for a missing path, a file that is not a
     regular file, one over ``max_bytes``, an empty file, bytes that are not valid in
-    ``encoding`` (naming the byte offset), or a decoded text that is not valid Unicode (lone
-    surrogates, which no file can store); :class:`ConfigError` for an unknown encoding.
+    ``encoding`` (naming the byte offset), UTF-16/UTF-32 without a byte-order mark, or a
+    decoded text that is not valid Unicode (lone surrogates, which no file can store);
+    :class:`ConfigError` for an unknown encoding or one that is not a text encoding
+    (``rot13``, ``base64``, ``zlib``, ``punycode``, ...).
 
     Example::
 
@@ -47,68 +157,26 @@ def read_text(path, encoding: str = "utf-8", errors: str = "strict",
     who = "read_text"
     if not isinstance(path, (str, os.PathLike)):
         raise DataError(f"{who}: expected a file path (str or os.PathLike), got {type(path).__name__}.")
-    if not isinstance(encoding, str):
-        raise ConfigError(f"{who}: expected encoding as a string, got {type(encoding).__name__}.")
     max_bytes = check_int(who, "max_bytes", max_bytes, 1)
-    p = os.fspath(path)
-    if encoding != BYTES:
-        try:
-            b"a".decode(encoding)           # a text codec: 'rot13' or 'base64' are refused here
-        except UnicodeDecodeError:
-            pass
-        except LookupError as e:
-            raise ConfigError(f"{who}: expected a text encoding (e.g. 'utf-8', 'latin-1') or "
-                              f"{BYTES!r}, got {encoding!r} ({e}).") from None
-        try:
-            codecs.lookup_error(errors)
-        except (LookupError, TypeError):
-            raise ConfigError(f"{who}: expected errors to be 'strict', 'replace' or 'ignore', "
-                              f"got {errors!r}.") from None
-    f, size = open_regular(p, who, "text", None, error=DataError)
-    with f:
-        if size > max_bytes:
-            raise DataError(f"{who}: the text file {p!r} is {size:,} bytes, more than the "
-                            f"{max_bytes:,} bytes rnnkit reads whole. Train on an excerpt "
-                            f"(e.g. `head -c 100M {p} > part.txt`), or split the file.")
-        try:
-            raw = f.read()
-        except OSError as e:
-            raise DataError(f"{who}: could not read {p!r}: {e.strerror or e}.") from None
-    if not raw:
-        raise DataError(f"{who}: expected a non-empty text file, got {p!r}, which is empty (0 bytes). "
-                        f"Put some training text in it.")
-    if encoding == BYTES:
-        return raw.decode("latin-1")
-    try:
-        text = raw.decode(encoding, errors)
-    except UnicodeDecodeError as e:
-        bad = raw[e.start:e.end][:4]
-        raise DataError(f"{who}: expected {encoding} text in {p!r}, got byte(s) "
-                        f"{' '.join(f'0x{b:02x}' for b in bad)} at byte offset {e.start} that are "
-                        f"not valid {encoding} ({e.reason}). If the file is Latin-1 / Windows text, "
-                        f"use --encoding latin-1 (read_text(path, encoding='latin-1')); for any "
-                        f"binary-ish file use --encoding bytes (encoding='bytes'), which maps each "
-                        f"byte to one character.") from None
-    del raw
-    bad = _SURROGATE.search(text)
-    if bad is not None:
-        raise DataError(f"{who}: decoding {p!r} as {encoding} with errors={errors!r} gives a lone "
-                        f"surrogate (U+{ord(bad.group()):04X}) at character {bad.start()}, which is "
-                        f"not valid Unicode and cannot be saved or printed. Use another encoding, "
-                        f"or --encoding bytes.")
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
+    return "".join(iter_text(path, encoding, errors, block_bytes=max_bytes + 1,
+                             max_bytes=max_bytes, who=who))
 
 
 def split_lines(text: str) -> list[str]:
     """Lines-mode examples of a text: split at ``\n`` only (not at the other characters
     ``str.splitlines`` treats as breaks, such as form feeds or bytes read with
     ``encoding='bytes'``), every line stripped of surrounding whitespace, empty lines dropped
-    (as makemore does)."""
+    (as makemore does). :func:`dropped_chars` counts what this leaves out."""
     if not isinstance(text, str):
         raise DataError(f"split_lines: expected a str, got {type(text).__name__}.")
     return [s for s in (line.strip() for line in text.split("\n")) if s]
+
+
+def dropped_chars(text: str, lines: list) -> int:
+    """How many characters of ``text`` lines mode leaves out: everything that is neither in
+    ``lines`` (:func:`split_lines` of ``text``) nor the one line break that ends each of them
+    (surrounding whitespace, blank lines)."""
+    return len(text) - sum(map(len, lines)) - min(len(lines), text.count("\n"))
 
 
 #: detect_mode thresholds: lines mode needs at least this many non-empty lines ...
@@ -119,23 +187,82 @@ AUTO_MAX_MEDIAN_LEN = 40
 #: batch is padded to its longest line, so this bounds a batch at ``batch_size x 1,001``
 #: steps; longer lines are text to be read as a stream.
 MAX_LINE_CHARS = 1000
+#: ... and at most this fraction of the non-empty lines indented (starting with whitespace),
+#: and at most this fraction of blank lines between them: code, verse in stanzas and
+#: paragraphs carry meaning in what lines mode would strip, so they are streams.
+AUTO_MAX_LAYOUT_FRAC = 0.02
 
 
-def detect_mode(text: str) -> str:
-    """``'lines'`` or ``'stream'`` for ``mode='auto'``.
+class LineShape:
+    """The shape of a text's lines, fed piece by piece (:meth:`update`, then :meth:`finish`),
+    for :func:`detect_mode`: non-empty lines, a histogram of their stripped lengths (capped
+    at ``MAX_LINE_CHARS + 1``), the indented ones and the blank lines between them. Memory
+    does not grow with the text."""
+
+    def __init__(self):
+        self.lengths = np.zeros(MAX_LINE_CHARS + 2, dtype=np.int64)
+        self.nonempty = self.indented = self.blank = 0
+        self._pending_blank = 0           # blank lines not yet followed by a non-empty one
+        self._tail = ""                   # the unfinished last line of the pieces so far
+
+    def update(self, piece: str) -> LineShape:
+        """Count the lines that ``piece`` completes."""
+        parts = (self._tail + piece).split("\n")
+        tail = parts.pop()
+        if len(tail) > 4 * MAX_LINE_CHARS:    # a huge line: its ends decide all we count
+            tail = tail[:2 * MAX_LINE_CHARS] + tail[-2 * MAX_LINE_CHARS:]
+        self._tail = tail
+        self._count(parts)
+        return self
+
+    def finish(self) -> LineShape:
+        """Count the last line (one without a final line break)."""
+        if self._tail:
+            self._count([self._tail])
+            self._tail = ""
+        return self
+
+    def _count(self, lines) -> None:
+        cap = MAX_LINE_CHARS + 1
+        for line in lines:
+            n = len(line.strip())
+            if not n:
+                self._pending_blank += 1
+                continue
+            self.blank += self._pending_blank if self.nonempty else 0
+            self._pending_blank = 0
+            self.nonempty += 1
+            self.indented += line[0].isspace()
+            self.lengths[min(n, cap)] += 1
+
+    def mode(self) -> str:
+        """``'lines'`` or ``'stream'`` (the rules of :func:`detect_mode`)."""
+        n = self.nonempty
+        if n < AUTO_MIN_LINES or self.lengths[MAX_LINE_CHARS + 1]:
+            return "stream"
+        if self.indented > AUTO_MAX_LAYOUT_FRAC * n or self.blank > AUTO_MAX_LAYOUT_FRAC * n:
+            return "stream"
+        cum = np.cumsum(self.lengths)
+        lo, hi = (np.searchsorted(cum, k, side="right") for k in ((n - 1) // 2, n // 2))
+        return "lines" if (lo + hi) / 2 <= AUTO_MAX_MEDIAN_LEN else "stream"
+
+
+def detect_mode(text) -> str:
+    """``'lines'`` or ``'stream'`` for ``mode='auto'``; ``text`` is a str or an iterable of
+    pieces of one (e.g. :func:`iter_text`, for a file too large to read whole).
 
     Lines mode when the text has at least ``AUTO_MIN_LINES`` (50) non-empty lines, their
-    median length is at most ``AUTO_MAX_MEDIAN_LEN`` (40) characters and none is longer than
-    ``MAX_LINE_CHARS`` (1,000) - a list of names, words or short items. Anything else (prose,
-    code, a few long lines, one huge line among short ones) is a stream.
+    median length is at most ``AUTO_MAX_MEDIAN_LEN`` (40) characters, none is longer than
+    ``MAX_LINE_CHARS`` (1,000), and at most ``AUTO_MAX_LAYOUT_FRAC`` (2%) of them are indented
+    and at most as many blank lines lie between them - a list of names, words or short items.
+    Anything else is a stream, which keeps every character: prose, code (its indentation and
+    blank lines mean something, and lines mode would strip them), verse in stanzas, a few long
+    lines, one huge line among short ones.
     """
-    lines = split_lines(text)
-    if len(lines) < AUTO_MIN_LINES:
-        return "stream"
-    lengths = np.fromiter((len(s) for s in lines), dtype=np.int64, count=len(lines))
-    if lengths.max() > MAX_LINE_CHARS:
-        return "stream"
-    return "lines" if float(np.median(lengths)) <= AUTO_MAX_MEDIAN_LEN else "stream"
+    shape = LineShape()
+    for piece in ([text] if isinstance(text, str) else text):
+        shape.update(piece)
+    return shape.finish().mode()
 
 
 def check_line_lengths(text: str, origin: str, limit: int = MAX_LINE_CHARS) -> None:

@@ -7,7 +7,7 @@ a line. ``to_json`` / ``from_json`` store it in a checkpoint's ``vocab.json``.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -83,7 +83,7 @@ class Vocab:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def build(cls, text_or_lines, specials: Sequence[str] = ()) -> "Vocab":
+    def build(cls, text_or_lines, specials: Sequence[str] = ()) -> Vocab:
         """Vocabulary of every character in a string or in an iterable of strings (sorted).
 
         ``Vocab.build(lines, specials=(BOUNDARY,))`` is the lines-mode vocabulary.
@@ -224,7 +224,7 @@ class Vocab:
                 "specials": list(self.specials), "chars": list(self.chars)}
 
     @classmethod
-    def from_json(cls, obj) -> "Vocab":
+    def from_json(cls, obj) -> Vocab:
         """Inverse of :meth:`to_json`. Validates everything; a damaged or hostile dict raises
         :class:`CheckpointError` saying what is wrong. Ids keep the stored order."""
         who = "Vocab.from_json"

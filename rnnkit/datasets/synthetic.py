@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import check_float, check_int, check_dtype_arg
+from .._validate import check_dtype_arg, check_float, check_int
 from ..errors import ConfigError
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from .._mode import no_grad
 from ..cells import map_state
 from ..optim import clip_grad_norm, clip_grad_value, global_norm
-from . import Engine
+from .base import Engine
 
 __all__ = ["NumpyEngine"]
 
@@ -60,7 +60,8 @@ class NumpyEngine(Engine):
 
     @property
     def uses_dropout(self) -> bool:
-        return any(getattr(m, "dropout", 0) or getattr(m, "p", 0) for _, m in _rng_owners(self.model))
+        return any((getattr(m, "dropout", 0) and getattr(m, "num_layers", 2) > 1) or getattr(m, "p", 0)
+                   for _, m in _rng_owners(self.model))      # a one-layer stack drops nothing
 
     # -- one step ------------------------------------------------------------------------
     def forward(self, source, step, carry):

@@ -38,18 +38,17 @@ from torch import nn as tnn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..cells import cell_spec, map_state, state_arrays, state_from_arrays
-from ..data.lines import IGNORE_INDEX
 from ..errors import ConfigError, DataError, DistributedError, RnnkitError
-from ..interop.torch import _make_torch_rnn
+from ..interop.torch import TorchSeq2Seq, _make_torch_rnn
 from ..nn.models import CharLM, LossResult
-from ..optim import get_optimizer
-from . import Engine, LocalGroup
+from ..nn.seq2seq import Seq2Seq
+from ..ops import IGNORE_INDEX
+from ..optim import OPTIMIZERS, get_optimizer
+from .base import Engine, LocalGroup
 
 __all__ = ["TorchGroup", "TorchEngine"]
 
 _DEVICE_RE = re.compile(r"^(cpu|cuda)(?::(\d{1,3}))?$")
-_TORCH_OPTIMIZERS = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam",
-                     "adamw": "AdamW"}
 #: rnnkit optimizers whose torch twin keeps a "step" entry per parameter.
 _TORCH_STEP = ("adagrad", "rmsprop", "adam", "adamw")
 
@@ -96,6 +95,21 @@ def _describe_error(e: BaseException) -> str:
     return f"unexpected {type(e).__name__}: {e}"
 
 
+#: Seconds a process waits for the others (joining the job, any collective) before it gives
+#: up with an error, instead of gloo's and nccl's 30 minutes: ``RNNKIT_DIST_TIMEOUT`` (default
+#: 600, long enough for the main process to encode a large text while the others wait).
+DIST_TIMEOUT_S = 600
+
+
+def dist_timeout():
+    """The :data:`DIST_TIMEOUT_S` (or ``RNNKIT_DIST_TIMEOUT``) as a ``timedelta``."""
+    from datetime import timedelta
+    seconds = _env_int("RNNKIT_DIST_TIMEOUT", DIST_TIMEOUT_S)
+    if seconds < 1:
+        raise DistributedError(f"RNNKIT_DIST_TIMEOUT={seconds}: expected a number of seconds >= 1.")
+    return timedelta(seconds=seconds)
+
+
 class TorchGroup(LocalGroup):
     """This process's place in a torchrun job (or a single process) and its device.
 
@@ -122,7 +136,7 @@ class TorchGroup(LocalGroup):
             self.backend = "nccl" if self.device.type == "cuda" else "gloo"
             if not dist.is_initialized():
                 try:
-                    dist.init_process_group(self.backend)
+                    dist.init_process_group(self.backend, timeout=dist_timeout())
                 except (RuntimeError, ValueError) as e:
                     raise DistributedError(f"could not join the torchrun job ({self.backend}): "
                                            f"{e}") from None
@@ -296,15 +310,22 @@ class TorchEngine(Engine):
     name = "torch"
 
     def __init__(self, model, config, group=None):
-        if not isinstance(model, CharLM):
-            raise ConfigError(f"the torch engine trains CharLM models (what `rnnkit train` "
-                              f"builds); train a {type(model).__name__} with engine='numpy'.")
+        if not isinstance(model, (CharLM, Seq2Seq)):
+            raise ConfigError(f"the torch engine trains CharLM and Seq2Seq models (what `rnnkit "
+                              f"train` builds); train a {type(model).__name__} with engine='numpy'.")
         super().__init__(model, config, group if group is not None else TorchGroup())
         self.device = self.group.device
-        self.net = _LayeredCharLM(model.config).to(self.device)
+        self.pairs = isinstance(model, Seq2Seq)
+        if self.pairs and self.group.world_size > 1:
+            raise ConfigError("the torch engine trains a Seq2Seq in one process; run it without "
+                              "torchrun (or use --engine numpy).")
+        if self.pairs:
+            self.net = TorchSeq2Seq(model.config.to_dict()).to(self.device)
+        else:
+            self.net = _LayeredCharLM(model.config).to(self.device)
         named = dict(self.net.named_parameters())
         self.names = list(model.parameters())                 # rnnkit's order and names
-        self.params = [named[_torch_name(k)] for k in self.names]
+        self.params = [named[k if self.pairs else _torch_name(k)] for k in self.names]
         self._copy_in(model.parameters())
         if self.group.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -364,7 +385,7 @@ class TorchEngine(Engine):
         kw = dict(self._hyper)
         if "betas" in kw:
             kw["betas"] = tuple(kw["betas"])
-        cls = getattr(torch.optim, _TORCH_OPTIMIZERS[self._opt_name])
+        cls = getattr(torch.optim, OPTIMIZERS[self._opt_name].__name__)     # the same class names
         return cls(self.params, foreach=False, **kw)
 
     def _reference(self):
@@ -400,6 +421,14 @@ class TorchEngine(Engine):
         g = self.group
         return n * g.rank // g.world_size, n * (g.rank + 1) // g.world_size
 
+    def _pairs_batch(self, batch):
+        """A pairs batch (one process) as tensors: ``((src, x, src_lengths), y, count)``."""
+        dev = self.device
+        t = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(dev)
+             for a in (batch.src, batch.x, batch.y)]
+        y = t[2]
+        return (t[0], t[1], np.asarray(batch.src_lengths)), y, int(np.count_nonzero(batch.y != IGNORE_INDEX))
+
     def _slice(self, batch, training: bool):
         """This process's columns of a global batch as tensors: ``(x, y, lengths, count)``;
         ``x`` is None for an empty slice; ``count`` is the global number of targets."""
@@ -432,9 +461,13 @@ class TorchEngine(Engine):
             if reset or not source.carries_state:
                 carry = None
             tokens = source.tokens_in(batch)
-            x, y, lengths, count = self._slice(batch, training=True)
             self.net.train()
-            logits, state = self.ddp(x, carry, lengths)
+            if self.pairs:
+                inputs, y, count = self._pairs_batch(batch)
+                logits, state = self.net(*inputs)[0], None
+            else:
+                x, y, lengths, count = self._slice(batch, training=True)
+                logits, state = self.ddp(x, carry, lengths)
             total = _loss_sum(logits, y)
             self._pending = total * (self.group.world_size / max(count, 1))
             state = map_state(lambda t: t.detach(), state)
@@ -495,6 +528,11 @@ class TorchEngine(Engine):
         try:
             with torch.no_grad():
                 for b in source.eval_batches():
+                    if self.pairs:
+                        inputs, y, n = self._pairs_batch(b)
+                        count += n
+                        total += _loss_sum(net(*inputs)[0], y).to(torch.float64)
+                        continue
                     x, y, lengths, n = self._slice(b, training=False)
                     count += n
                     if x is None:

@@ -64,8 +64,14 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
 from .. import nn as rnn_nn
 from ..cells import CELLS, cell_spec
 from ..errors import ConfigError, DTypeError
-from ..nn.models import (CharLM, CharLMConfig, SequenceClassifier, SequenceClassifierConfig,
-                         SequenceRegressor, SequenceRegressorConfig)
+from ..nn.models import (
+    CharLM,
+    CharLMConfig,
+    SequenceClassifier,
+    SequenceClassifierConfig,
+    SequenceRegressor,
+    SequenceRegressorConfig,
+)
 from ..nn.seq2seq import Seq2Seq, Seq2SeqConfig
 
 __all__ = ["to_torch", "from_torch", "charlm_torch_module", "torch_model_from_config",
@@ -345,8 +351,8 @@ class TorchSeq2Seq(_TorchModel):
         S, N = src.shape
         mask = None
         if src_lengths is not None:
-            L = torch.as_tensor(np.asarray(src_lengths)).long()
-            mask = torch.arange(S)[:, None] < L[None, :]
+            L = torch.as_tensor(np.asarray(src_lengths)).long().to(H.device)
+            mask = torch.arange(S, device=H.device)[:, None] < L[None, :]
         emb = self.tgt_embedding(x)
         feed = torch.zeros_like(s)
         outs, aligns = [], []

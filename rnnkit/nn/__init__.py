@@ -5,15 +5,23 @@ Trainable cells for hand-written loops: ``cell = LSTMCell(D, H)``; per step
 latest step first, or ``cell.backward(douts)`` for the whole loop (see :mod:`rnnkit.nn.cells`).
 """
 
+from . import utils  # noqa: F401  (rnnkit.nn.utils.pad_sequence / unpad_sequence)
 from .cells import GRUCell, LSTMCell, RNNCell, RNNCellBase, recurrent_cell
 from .layers import Dropout, Embedding, Linear, Sequential
 from .losses import CrossEntropyLoss, MSELoss
-from .models import (CharLM, CharLMConfig, LossResult, SequenceClassifier, SequenceClassifierConfig,
-                     SequenceRegressor, SequenceRegressorConfig, model_from_config)
+from .models import (
+                     CharLM,
+                     CharLMConfig,
+                     LossResult,
+                     SequenceClassifier,
+                     SequenceClassifierConfig,
+                     SequenceRegressor,
+                     SequenceRegressorConfig,
+)
 from .module import Module
-from .seq2seq import Seq2Seq, Seq2SeqConfig
+from .registry import model_from_config
 from .rnn import GRU, LSTM, RNN, RNNBase, recurrent_layer
-from . import utils  # rnnkit.nn.utils.pad_sequence / unpad_sequence
+from .seq2seq import Seq2Seq, Seq2SeqConfig
 
 __all__ = ["Module", "RNN", "LSTM", "GRU", "RNNBase", "recurrent_layer", "RNNCell", "LSTMCell",
            "GRUCell", "RNNCellBase", "recurrent_cell", "Linear", "Embedding",

@@ -29,13 +29,12 @@ The keys' side is computed once per sequence (:meth:`Attention.memory`: ``W_k h_
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
 from .._mode import is_grad_enabled
-from .._validate import (as_float_array, check_choice, check_dtype_arg, check_int, check_shape,
-                         make_rng, to_numpy)
+from .._validate import as_float_array, check_choice, check_dtype_arg, check_int, check_shape, make_rng, to_numpy
 from ..errors import ConfigError, DTypeError, NoForwardError, ShapeError
 from ..ops import softmax
 from .module import Module
@@ -54,7 +53,7 @@ def attention_parameter_shapes(kind: str, query_size: int, key_size: int, attent
     return {}
 
 
-def length_mask(who: str, lengths, S: int, N: int) -> Optional[np.ndarray]:
+def length_mask(who: str, lengths, S: int, N: int) -> np.ndarray | None:
     """(S, N) bool, True at real positions, from ``lengths`` (N,) ints in [1, S]; None for no
     padding (``lengths`` None or all equal to S)."""
     if lengths is None:
@@ -75,8 +74,8 @@ def length_mask(who: str, lengths, S: int, N: int) -> Optional[np.ndarray]:
 class Memory(NamedTuple):
     """What :meth:`Attention.memory` computes once per batch of sequences."""
     keys: np.ndarray                 # (S, N, Hk)
-    proj: Optional[np.ndarray]       # (S, N, A) additive W_k h_s, (S, N, Hq) general W h_s, None for dot
-    mask: Optional[np.ndarray]       # (S, N) bool, True at real positions; None: no padding
+    proj: np.ndarray | None       # (S, N, A) additive W_k h_s, (S, N, Hq) general W h_s, None for dot
+    mask: np.ndarray | None       # (S, N) bool, True at real positions; None: no padding
 
 
 class MemoryGrad:

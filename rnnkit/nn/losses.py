@@ -10,7 +10,7 @@ import numpy as np
 
 from .._validate import as_float_array, to_numpy
 from ..errors import ConfigError, DataError, DTypeError, NoForwardError, ShapeError
-from ..ops import log_softmax
+from ..ops import IGNORE_INDEX, log_softmax
 
 
 def _take_cache(loss, who: str):
@@ -35,7 +35,7 @@ class CrossEntropyLoss:
     ``reduction='sum'`` sums instead of averaging. ``last_count`` holds M.
     """
 
-    def __init__(self, ignore_index: int = -100, reduction: str = "mean"):
+    def __init__(self, ignore_index: int = IGNORE_INDEX, reduction: str = "mean"):
         if reduction not in ("mean", "sum"):
             raise ConfigError(f"CrossEntropyLoss: expected reduction 'mean' or 'sum', got {reduction!r}.")
         self.ignore_index = ignore_index
@@ -49,7 +49,7 @@ class CrossEntropyLoss:
     def forward(self, logits, target, mask=None):
         logits = as_float_array("CrossEntropyLoss", "logits", logits)
         if logits.ndim < 1:
-            raise ShapeError(f"CrossEntropyLoss: expected logits of shape (..., C), got a scalar.")
+            raise ShapeError("CrossEntropyLoss: expected logits of shape (..., C), got a scalar.")
         target = to_numpy("CrossEntropyLoss", "target", target)
         if target.dtype.kind not in "iu":
             raise DTypeError(f"CrossEntropyLoss: expected integer class targets, got dtype {target.dtype}.")

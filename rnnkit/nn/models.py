@@ -16,24 +16,28 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._mode import no_grad, no_init
-from .._validate import (check_choice, check_dtype_arg, check_float, check_int, fmt_shape, key_mismatch,
-                         make_rng, short_list)
-from ..cells import CELLS, cell_spec, map_state
+from .._mode import no_grad
+from .._validate import (
+    check_choice,
+    check_dtype_arg,
+    check_float,
+    check_int,
+    fmt_shape,
+    key_mismatch,
+    make_rng,
+    short_list,
+)
+from ..cells import CELLS
 from ..errors import ConfigError, ParameterKeyError, ShapeError
 from ..ops import softmax
 from .layers import Embedding, Linear, check_ids
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
-from .rnn import recurrent_layer, rnn_parameter_shapes
-
-#: Largest total parameter size a model config may describe (4 GiB); checked from the config
-#: alone, before anything is allocated.
-MAX_PARAM_BYTES = 4 * 1024 ** 3
+from .rnn import MAX_LAYERS, MAX_PARAM_BYTES, check_param_bytes, recurrent_layer, rnn_parameter_shapes  # noqa: F401 (re-exported)
 
 
 class LossResult(NamedTuple):
@@ -86,20 +90,15 @@ class _Config:
     def _common(self, who):
         check_choice(who, "cell", self.cell, tuple(CELLS))
         check_int(who, "hidden_size", self.hidden_size, 1, 65536)
-        check_int(who, "num_layers", self.num_layers, 1, 64)
+        check_int(who, "num_layers", self.num_layers, 1, MAX_LAYERS)
         check_float(who, "dropout", self.dropout, 0.0, 1.0, max_inclusive=False)
         check_dtype_arg(who, self.dtype)
 
     def _check_size(self, who):
-        """Refuse a config whose parameters would exceed :data:`MAX_PARAM_BYTES`, computed
+        """Refuse a config whose parameters would exceed :data:`rnnkit.nn.rnn.MAX_PARAM_BYTES`, computed
         from the sizes alone (nothing is allocated)."""
-        n = self.num_parameters()
-        nbytes = n * np.dtype(self.dtype).itemsize
-        if nbytes > MAX_PARAM_BYTES:
-            raise ConfigError(f"{who}: the config describes {n:,} parameters "
-                              f"({nbytes / 1024 ** 3:.1f} GiB), more than the "
-                              f"{MAX_PARAM_BYTES / 1024 ** 3:.0f} GiB rnnkit allows. Use smaller "
-                              f"sizes (hidden_size, num_layers, vocab_size, ...).")
+        check_param_bytes(who, self.num_parameters(), np.dtype(self.dtype).itemsize,
+                          "hidden_size, num_layers, vocab_size, ...")
 
     def _rnn_shapes(self, input_size, bidirectional=False) -> dict:
         return {f"rnn.{k}": v for k, v in rnn_parameter_shapes(
@@ -125,10 +124,16 @@ class _Config:
 
 
 def _build_rnn(cfg, input_size, rng, bidirectional=False):
-    return recurrent_layer(cfg.cell, input_size, cfg.hidden_size, num_layers=cfg.num_layers,
-                           dropout=cfg.dropout, bidirectional=bidirectional,
-                           dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)),
-                           learn_initial_state=getattr(cfg, "learn_initial_state", False))
+    import warnings
+    with warnings.catch_warnings():      # a saved config's dropout with one layer: `rnnkit
+        warnings.filterwarnings("ignore", message=_NO_EFFECT)    # train` warns when it is given
+        return recurrent_layer(cfg.cell, input_size, cfg.hidden_size, num_layers=cfg.num_layers,
+                               dropout=cfg.dropout, bidirectional=bidirectional,
+                               dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)),
+                               learn_initial_state=getattr(cfg, "learn_initial_state", False))
+
+
+_NO_EFFECT = r".*has no effect with num_layers=1"
 
 
 # ============================================================================== CharLM
@@ -217,7 +222,7 @@ class CharLM(Module):
         """Zeros of shape (num_layers, batch_size, hidden_size); ``(h, c)`` for LSTM."""
         return self.rnn.initial_state(batch_size)
 
-    def stepper(self) -> "CharLMStepper":
+    def stepper(self) -> CharLMStepper:
         """Fast next-character inference over the current weights (see :class:`CharLMStepper`)."""
         return CharLMStepper(self)
 
@@ -260,8 +265,10 @@ class CharLMStepper:
     rnnkit's generation: the sampler, beam search, ``rnnkit sample``, the ONNX parity checks
     and the benchmarks all use it. Layer 0's input projection of every token is computed once,
     ``table[v] = embed(v) W_ih0^T + b_x`` (V, G*H), so a step starts with a row lookup; the
-    rest is :class:`rnnkit.nn.rnn.LayerStepper` and the head. Inputs are trusted (the sampler
-    produces them); the weights are a snapshot: take a new stepper after they change.
+    rest is :class:`rnnkit.nn.rnn.LayerStepper` and the head. Token ids are checked (one
+    (N,) array of integers in ``[0, V)``: a negative id would silently index the table from
+    its end) at the cost of a min and a max; the state is trusted (it is the previous step's).
+    The weights are a snapshot: take a new stepper after they change.
     """
 
     def __init__(self, model: CharLM):
@@ -279,7 +286,15 @@ class CharLMStepper:
         return self._rnn.initial_state(batch_size)
 
     def step(self, tokens, state=None):
+        """``logits (N, V), new_state`` of one step for ``tokens`` (N,) ids from ``state``
+        (None: zeros)."""
         tokens = np.asarray(tokens)
+        if (tokens.ndim != 1 or tokens.dtype.kind not in "iu" or not tokens.size
+                or tokens.min() < 0 or tokens.max() >= self.vocab_size):
+            tokens = check_ids("CharLMStepper.step", "tokens", tokens, self.vocab_size)
+            if tokens.ndim != 1:
+                raise ShapeError(f"CharLMStepper.step: expected tokens of shape (N,) (one id per "
+                                 f"sequence), got shape {tokens.shape}.")
         if state is None:
             state = self.initial_state(tokens.shape[0])
         h, state = self.layers.step(tokens, state, table=self.table)
@@ -501,45 +516,3 @@ class SequenceRegressor(_ManyToOne):
 
     def backward_loss(self):
         self.backward(self._crit.backward())
-
-
-MODELS = {"CharLM": (CharLM, CharLMConfig),
-          "SequenceClassifier": (SequenceClassifier, SequenceClassifierConfig),
-          "SequenceRegressor": (SequenceRegressor, SequenceRegressorConfig)}
-
-from .seq2seq import Seq2Seq, Seq2SeqConfig  # noqa: E402  (it builds on the pieces above)
-
-MODELS["Seq2Seq"] = (Seq2Seq, Seq2SeqConfig)
-
-
-def config_from_dict(config: dict):
-    """The validated config object of a ``config.to_dict()`` dict (e.g. a checkpoint's
-    config.json): types, ranges and the total size are checked before anything is built."""
-    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
-        raise ConfigError("expected a model config: a dict with a string 'model' entry, "
-                          f"got {type(config).__name__}.")
-    name = config["model"]
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; expected one of {sorted(MODELS)}.")
-    return MODELS[name][1].from_dict(config)
-
-
-def model_from_config(config: dict, seed=None) -> Module:
-    """Build a freshly initialised model from ``config.to_dict()`` output."""
-    cfg = config_from_dict(config)
-    return MODELS[cfg.model][0](cfg, seed=seed)
-
-
-def model_from_state(config: dict, state_dict: dict) -> Module:
-    """The model ``config`` describes, holding the weights of ``state_dict``.
-
-    The names and shapes of ``state_dict`` are compared with the config first (nothing is
-    allocated for a mismatch), and the model is built without drawing random weights that
-    would only be overwritten.
-    """
-    cfg = config_from_dict(config)
-    cfg.check_shapes({k: np.shape(v) for k, v in state_dict.items()})
-    with no_init():
-        model = MODELS[cfg.model][0](cfg)
-    model.load_state_dict(state_dict)
-    return model

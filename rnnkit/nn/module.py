@@ -27,7 +27,7 @@ class Module:
     def __init__(self):
         self._params: dict[str, np.ndarray] = {}
         self._grads: dict[str, np.ndarray] = {}
-        self._children: dict[str, "Module"] = {}
+        self._children: dict[str, Module] = {}
         self.training = True
 
     # -- registration --------------------------------------------------------------------
@@ -39,7 +39,7 @@ class Module:
         self._params[name] = value
         self._grads[name] = np.zeros_like(value)
 
-    def _add_child(self, name: str, module: "Module | None") -> None:
+    def _add_child(self, name: str, module: Module | None) -> None:
         if module is not None:
             self._children[name] = module
         setattr(self, name, module)

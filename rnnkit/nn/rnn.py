@@ -36,13 +36,65 @@ from typing import NamedTuple
 import numpy as np
 
 from .._mode import enable_grad, is_grad_enabled
-from .._validate import (as_float_array, check_choice, check_dtype_arg, check_float, check_int, check_shape,
-                         make_rng, to_numpy)
+from .._validate import (
+    as_float_array,
+    check_choice,
+    check_dtype_arg,
+    check_float,
+    check_int,
+    check_shape,
+    make_rng,
+    to_numpy,
+)
 from ..cells import CellSpec, cell_spec, map_state
 from ..errors import ConfigError, DTypeError, NoForwardError, ShapeError
-from ..sequence import (pipeline_applies, pipeline_forward, prepare, step_buffers, step_forward,
-                        unroll_backward, unroll_forward)
+from ..sequence import (
+    pipeline_applies,
+    pipeline_forward,
+    prepare,
+    step_buffers,
+    step_forward,
+    unroll_backward,
+    unroll_forward,
+)
 from .module import Module
+
+#: Largest total parameter size a recurrent layer or a model config may describe (4 GiB);
+#: checked from the sizes alone, before anything is allocated.
+MAX_PARAM_BYTES = 4 * 1024 ** 3
+#: The most layers one recurrent stack (a layer's ``num_layers``, a config's) may have.
+MAX_LAYERS = 64
+
+
+def rnn_num_parameters(cell, input_size: int, hidden_size: int, num_layers: int = 1,
+                       bidirectional: bool = False, bias: bool = True) -> int:
+    """The number of weights and biases of :func:`rnn_parameter_shapes` without a projection
+    or learned initial states, by formula (no dict is built, so any sizes are cheap to ask
+    about). A projection only lowers the count; learned initial states add ``L x D x H`` per
+    state, which the size bound neglects."""
+    G, H, D = cell_spec(cell).num_gates, int(hidden_size), 2 if bidirectional else 1
+    per_dir = lambda in_size: G * H * (in_size + H) + (2 * G * H if bias else 0)   # noqa: E731
+    return D * per_dir(int(input_size)) + (int(num_layers) - 1) * D * per_dir(H * D)
+
+
+def check_layer_size(who, cell, input_size, hidden_size, num_layers, bidirectional, bias, dtype) -> None:
+    """Refuse a stack of more than :data:`MAX_LAYERS` layers or more than
+    :data:`MAX_PARAM_BYTES` of parameters (:class:`ConfigError`), before anything is
+    allocated."""
+    if num_layers > MAX_LAYERS:
+        raise ConfigError(f"{who}: expected num_layers <= {MAX_LAYERS}, got {num_layers:,}.")
+    n = rnn_num_parameters(cell, input_size, hidden_size, num_layers, bidirectional, bias)
+    check_param_bytes(who, n, np.dtype(dtype).itemsize, "input_size, hidden_size, num_layers")
+
+
+def check_param_bytes(who, n: int, itemsize: int, sizes: str) -> None:
+    """Refuse ``n`` parameters of ``itemsize`` bytes over :data:`MAX_PARAM_BYTES`, naming the
+    ``sizes`` to lower."""
+    nbytes = n * itemsize
+    if nbytes > MAX_PARAM_BYTES:
+        raise ConfigError(f"{who}: the sizes describe {n:,} parameters ({nbytes / 1024 ** 3:.1f} "
+                          f"GiB), more than the {MAX_PARAM_BYTES / 1024 ** 3:.0f} GiB rnnkit "
+                          f"allows. Use smaller sizes ({sizes}).")
 
 
 def rnn_parameter_shapes(cell, input_size: int, hidden_size: int, num_layers: int = 1,
@@ -119,6 +171,12 @@ class RNNBase(Module):
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.dropout = check_float(who, "dropout", dropout, 0.0, 1.0, max_inclusive=False)
+        if self.dropout > 0 and self.num_layers == 1:
+            import warnings
+            warnings.warn(f"{who}: dropout={self.dropout:g} has no effect with num_layers=1: dropout "
+                          f"acts between stacked layers, on every layer's output but the last (as "
+                          f"in PyTorch, which warns the same). Use num_layers > 1, or dropout 0.",
+                          UserWarning, stacklevel=3)
         self.bidirectional = bool(bidirectional)
         self.dtype = check_dtype_arg(who, dtype)
         self.num_directions = 2 if self.bidirectional else 1
@@ -133,6 +191,8 @@ class RNNBase(Module):
                               f"no projection.")
         #: width of h and of the outputs: proj_size with a projection, else hidden_size
         self.state_size = self.proj_size or self.hidden_size
+        check_layer_size(who, self.spec.name, self.input_size, self.hidden_size, self.num_layers,
+                         self.bidirectional, self.bias, self.dtype)
         self.cell = self.spec.new_cell()
         self.rng = make_rng(who, seed)
         k = 1.0 / np.sqrt(self.hidden_size)
@@ -376,7 +436,7 @@ class RNNBase(Module):
         return out, state_n, acts
 
     # -- one step (generation) ------------------------------------------------------------
-    def stepper(self) -> "LayerStepper":
+    def stepper(self) -> LayerStepper:
         """A :class:`LayerStepper` over the current weights (prepared once)."""
         if self.proj_size:
             raise ConfigError(f"{type(self).__name__}.stepper: expected proj_size=0, got proj_size="

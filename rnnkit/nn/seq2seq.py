@@ -31,7 +31,7 @@ Parameter names: ``src_embedding.weight``, ``encoder.<torch.nn.LSTM names>``, ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -119,17 +119,17 @@ class Seq2SeqConfig(_Config):
 
 class Encoded(NamedTuple):
     """The source side of a batch, computed once (:meth:`Seq2Seq.encode`)."""
-    memory: Optional[Memory]     # the attention's keys (None without attention)
+    memory: Memory | None     # the attention's keys (None without attention)
     state: object                # the decoder's start state: s_0, or (s_0, c_0) for LSTM
 
 
 class _Tape(NamedTuple):
     """What the teacher-forced forward keeps for backward."""
-    src_lengths: Optional[np.ndarray]
+    src_lengths: np.ndarray | None
     s0: np.ndarray
-    memory: Optional[Memory]
+    memory: Memory | None
     att_caches: list
-    Z: Optional[np.ndarray]      # (T, N, 2K) the combine inputs [c_t; h_t]
+    Z: np.ndarray | None      # (T, N, 2K) the combine inputs [c_t; h_t]
     F: np.ndarray                # (T, N, K) the f_t
 
 
@@ -196,7 +196,7 @@ class Seq2Seq(Module):
         z = np.concatenate([context, h], axis=-1)                             # (N, 2K)
         return z, np.tanh(z @ self.combine.parameters()["weight"].T)          # (N, K)
 
-    def decode_step(self, tokens, state, feed, memory: Optional[Memory]):
+    def decode_step(self, tokens, state, feed, memory: Memory | None):
         """One decoder step for inference: ``logits (N, V), state, feed, weights (N, S)|None``
         from the previous tokens (N,), the decoder state, the fed-back ``f`` (None at the
         first step) and the memory. Nothing is recorded."""

@@ -41,12 +41,21 @@ clipping)::
 
 from .clipping import clip_grad_norm, clip_grad_value, global_norm
 from .optimizers import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, get_optimizer
-from .schedules import (SCHEDULES, ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup,
-                        Schedule, StepLR, schedule_from_config)
+from .schedules import (
+                        SCHEDULE_NAMES,
+                        SCHEDULES,
+                        ConstantLR,
+                        CosineAnnealingLR,
+                        ExponentialLR,
+                        LinearWarmup,
+                        Schedule,
+                        StepLR,
+                        schedule_from_config,
+)
 
 __all__ = [
     "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "get_optimizer", "OPTIMIZERS",
     "clip_grad_norm", "clip_grad_value", "global_norm",
     "Schedule", "ConstantLR", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
-    "schedule_from_config", "SCHEDULES",
+    "schedule_from_config", "SCHEDULES", "SCHEDULE_NAMES",
 ]

@@ -16,7 +16,7 @@ from .._validate import check_float, check_int
 from ..errors import ConfigError
 
 __all__ = ["Schedule", "ConstantLR", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
-           "schedule_from_config", "SCHEDULES"]
+           "schedule_from_config", "SCHEDULES", "SCHEDULE_NAMES"]
 
 
 class Schedule:
@@ -161,6 +161,10 @@ class LinearWarmup(Schedule):
         return {"name": "LinearWarmup", "schedule": self.schedule.to_config(),
                 "warmup_steps": self.warmup_steps, "start_factor": self.start_factor}
 
+
+#: The schedules a training run names (``TrainConfig.schedule``, ``rnnkit train --schedule``);
+#: :meth:`rnnkit.train.TrainConfig.make_schedule` builds each from the classes above.
+SCHEDULE_NAMES = ("constant", "cosine", "step", "exponential")
 
 SCHEDULES = {c.__name__: c for c in (ConstantLR, StepLR, ExponentialLR, CosineAnnealingLR,
                                      LinearWarmup)}

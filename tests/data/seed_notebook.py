@@ -7,6 +7,7 @@ returns None), and its last cell fails because of that."""
 # %%
 import numpy as np
 
+
 # %%
 def sigmoid(x):
     return 1 / (1 + np.exp(-x))

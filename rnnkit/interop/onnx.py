@@ -116,6 +116,7 @@ __all__ = [
     "export",
 ]
 
+#: The ONNX opset an export targets unless ``opset=`` says otherwise.
 DEFAULT_OPSET = 17
 MIN_OPSET = 14
 

@@ -25,6 +25,7 @@ def _switch(name: str, value: bool):
 
 
 def is_grad_enabled() -> bool:
+    """True unless this thread is inside :func:`no_grad` (as ``torch.is_grad_enabled``)."""
     return getattr(_state, "grad", True)
 
 

@@ -2,7 +2,7 @@
 
 * :func:`loss_curves` - training / validation loss against the step, from ``metrics.jsonl``;
 * :func:`gate_activations` - a layer's gates and states over one sequence (T, H);
-* :func:`most_active_units` - the hidden units with the largest mean |activation|;
+* :func:`most_active_units` - the hidden units with the largest mean ``|activation|``;
 * :func:`gradient_norms_through_time` - how much gradient survives k steps back (vanishing
   gradients, measured exactly).
 

@@ -17,12 +17,14 @@ Notation (PyTorch's, time-major, one direction of one layer):
 * ``xp_t = x_t W_ih^T + b_x``   (N, G*H) input projection, computed for all t at once.
 * ``hp_t = h_{t-1} W_hh^T``     (N, G*H) recurrent projection, one product per step.
 
-RNN (tanh or relu):   h_t = act(xp_t + hp_t)                 with b_x = b_ih + b_hh
-LSTM:                 [i, f, g, o] = [s, s, tanh, s](xp_t + hp_t),   b_x = b_ih + b_hh
-                      c_t = f * c_{t-1} + i * g ;  h_t = o * tanh(c_t)
-GRU:                  [r, z] = s(xp_t[:2H] + hp_t[:2H]),  b_x = b_ih + [b_hr, b_hz, 0]
-                      n = tanh(xp_t[2H:] + r * (hp_t[2H:] + b_hn))
-                      h_t = (1 - z) * n + z * h_{t-1}
+::
+
+    RNN (tanh or relu):   h_t = act(xp_t + hp_t)                 with b_x = b_ih + b_hh
+    LSTM:                 [i, f, g, o] = [s, s, tanh, s](xp_t + hp_t),   b_x = b_ih + b_hh
+                          c_t = f * c_{t-1} + i * g ;  h_t = o * tanh(c_t)
+    GRU:                  [r, z] = s(xp_t[:2H] + hp_t[:2H]),  b_x = b_ih + [b_hr, b_hz, 0]
+                          n = tanh(xp_t[2H:] + r * (hp_t[2H:] + b_hn))
+                          h_t = (1 - z) * n + z * h_{t-1}
 
 Step contract. The unroll hands the cell one :class:`Step` per time step: views of
 preallocated arrays, so a step allocates nothing.
@@ -76,7 +78,7 @@ class Cell:
 
     #: True when the cell keeps a per-step cache array for backward (``Step.keep``)
     keeps = False
-    #: name of a compiled N = 1 inference loop in :mod:`rnnkit._jit`, if there is one
+    #: name of a compiled N = 1 inference loop in ``rnnkit._jit``, if there is one
     jit_n1 = None
 
     def __init__(self, spec: CellSpec):

@@ -38,8 +38,11 @@ manifest check.
 
 Example::
 
-    >>> save_checkpoint("runs/a", model_state=model.state_dict(), config=model.config.to_dict(),
-    ...                 vocab={"chars": "abc"}, trainer_state={"step": 100})
+    >>> from rnnkit import nn
+    >>> model = nn.CharLM(nn.CharLMConfig(vocab_size=3, hidden_size=4), seed=0)
+    >>> version = save_checkpoint("runs/a", model_state=model.state_dict(),
+    ...                           config=model.config.to_dict(), vocab={"chars": "abc"},
+    ...                           trainer_state={"step": 100})
     >>> ck = load_checkpoint("runs/a")
     >>> ck.trainer_state["step"], ck.config["model"]
     (100, 'CharLM')

@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="start over in an --out directory that "
                    "already holds a run: everything rnnkit wrote there (checkpoint versions, best/, "
                    "metrics.jsonl, pictures) is deleted first; other files are kept")
+    t.add_argument("--tensorboard", metavar="DIR", help="also write the numbers of metrics.jsonl as "
+                   "TensorBoard event files to DIR (the tensorboard extra; watch with `tensorboard "
+                   "--logdir DIR`); with --resume the curves continue there")
     t.add_argument("--quiet", action="store_true", help="no progress bar and no samples during training")
     t.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -387,6 +390,9 @@ def _check_train_paths(args) -> None:
     """Refuse unusable or contradictory directories before any work starts."""
     from .checkpoint import check_not_inside_run, has_checkpoint
     from .io import check_output_dir
+    if args.tensorboard is not None:
+        from .tblog import check_logdir
+        check_logdir(args.tensorboard, "--tensorboard")
     if args.resume is not None:
         if not args.resume.strip():
             raise ConfigError("--resume: expected a run directory, got an empty string.")
@@ -580,7 +586,8 @@ def _train(args, o, group, stack) -> int:
                            restore_best=False, progress=False if quiet else None)
         trainer = Trainer(model, data.train, data.val, tcfg,
                           checkpoint=Checkpointing(out, vocab=vocab.to_json(),
-                                                   extra={"cli": saved_opts, "text": text_fp}),
+                                                   extra={"cli": saved_opts, "text": text_fp},
+                                                   tensorboard=args.tensorboard),
                           on_eval=on_eval, log=setup_log.append,
                           engine=make_engine(o["engine"], model, tcfg, group=group))
         if args.resume:
@@ -672,7 +679,7 @@ def cmd_sample(args) -> int:
                          greedy=args.greedy, flag=_flag)
     lm = None
     if args.onnx is not None:
-        from .interop.onnx import OnnxCharLM
+        from .interop.onnx_runtime import OnnxCharLM
         lm = OnnxCharLM(args.onnx)
     model, vocab, _, used = load_model(_dir_arg(args.dir), latest=args.latest)
     lines = vocab.bos_id is not None

@@ -63,7 +63,7 @@ __all__ = [
 MAX_CHARS = 5000
 #: Most activation numbers one page holds (float32: 16 MB); bounds the characters of big models.
 MAX_VALUES = 4_000_000
-#: |activation| above this counts as saturated.
+#: ``|activation|`` above this counts as saturated.
 SATURATION = 0.9
 #: Characters generated when no text is given (stream mode; in lines mode the longest line).
 GENERATE = 500
@@ -408,9 +408,9 @@ def explore_checkpoint(directory, out, *, file=None, prime: str | None = None, l
     The text is ``file`` (read with :func:`rnnkit.data.read_text`), or, without one, what the
     model generates with :mod:`rnnkit.sample` (its stepper), drawn with ``seed`` and
     ``temperature``, as ``rnnkit sample`` does: in lines mode ``num`` lines (default
-    :data:`GENERATE_LINES`; :func:`~rnnkit.sample.sample_lines`) that begin with ``prime``, each
+    ``GENERATE_LINES``; :func:`~rnnkit.sample.sample_lines`) that begin with ``prime``, each
     at most ``length`` characters long; in stream mode ``length`` characters (default
-    :data:`GENERATE`; :func:`~rnnkit.sample.sample_stream`) after ``prime``.
+    ``GENERATE``; :func:`~rnnkit.sample.sample_stream`) after ``prime``.
     ``out`` is checked first, before any work.
     """
     from .data import read_text

@@ -88,7 +88,9 @@ SAFETENSORS_DTYPES: dict[str, np.dtype] = {
 _CODE_OF_KIND_SIZE = {(np.dtype(dt).kind, np.dtype(dt).itemsize): code
                       for code, dt in SAFETENSORS_DTYPES.items()}
 
+#: Largest safetensors header read (the safetensors package refuses longer ones).
 MAX_HEADER_BYTES = 100 * 1024 * 1024   # the safetensors package refuses longer headers
+#: Largest JSON file read (config.json, vocab.json, trainer.json, checkpoint.json).
 MAX_JSON_BYTES = 10 * 1024 * 1024      # config.json, vocab.json, trainer.json, checkpoint.json
 MAX_JSONL_BYTES = 256 * 1024 * 1024    # metrics.jsonl grows with training; still bounded
 _MAX_DIMS = 32                         # NumPy 1.x's limit
@@ -690,9 +692,11 @@ def read_safetensors_header(path, max_bytes: int | None = None):
 
     Example::
 
-        >>> specs, meta = read_safetensors_header("runs/x/model.safetensors")
-        >>> specs["head.weight"]
-        (dtype('float32'), (65, 128))
+        >>> import numpy as np
+        >>> save_safetensors("model.safetensors", {"head.weight": np.zeros((65, 128), np.float32)})
+        >>> specs, meta = read_safetensors_header("model.safetensors")
+        >>> specs["head.weight"], meta
+        ((dtype('float32'), (65, 128)), {})
     """
     specs, metadata, _ = _read_safetensors(path, max_bytes, "read_safetensors_header", False)
     return specs, metadata
@@ -723,6 +727,9 @@ def load_safetensors(path, max_bytes: int | None = None) -> dict:
 
     See :func:`load_safetensors_with_metadata` for the checks. Example::
 
-        >>> tensors = load_safetensors("model.safetensors")
+        >>> import numpy as np
+        >>> save_safetensors("model.safetensors", {"w": np.arange(3.0)})
+        >>> load_safetensors("model.safetensors")
+        {'w': array([0., 1., 2.])}
     """
     return load_safetensors_with_metadata(path, max_bytes=max_bytes)[0]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 
 def maybe_plot(directory) -> str | None:
+    """Draw ``directory/loss.png`` from its ``metrics.jsonl`` (:func:`rnnkit.plot.plot_losses`)
+    when matplotlib is installed, as ``rnnkit train`` does at the end of a run. Returns the
+    picture's path, or None without matplotlib or when drawing failed (a warning on stderr):
+    a picture never fails a finished run."""
     try:
         import matplotlib  # noqa: F401
 

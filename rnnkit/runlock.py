@@ -34,7 +34,9 @@ from .io import atomic_write_json, read_json
 
 __all__ = ["RunLock", "lock_holder", "LOCK_FILE", "HOLDER_FILE"]
 
+#: The file in a run directory that the OS lock is taken on.
 LOCK_FILE = ".lock"
+#: The JSON file beside it naming the process that holds the lock (pid, host, command).
 HOLDER_FILE = ".lock.json"
 
 

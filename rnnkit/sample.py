@@ -2,7 +2,7 @@
 
 Everything here works on a *step function* ``step(tokens (N,) int64, state) -> (logits (N, V),
 state)``, so the same sampler drives rnnkit's own :class:`~rnnkit.nn.CharLM`
-(:func:`charlm_step`) and an ONNX Runtime session (:class:`rnnkit.interop.onnx.OnnxCharLM`),
+(``model.stepper().step``) and an ONNX Runtime session (:class:`rnnkit.interop.onnx_runtime.OnnxCharLM`),
 and with the same seed both produce the same text.
 
 Choosing the next token from ``logits`` (:func:`pick`):
@@ -29,13 +29,10 @@ from .errors import CheckpointError, ConfigError, DataError, ShapeError
 from .ops import log_softmax
 
 
-def charlm_step(model) -> Callable:
-    """Step function of a :class:`~rnnkit.nn.CharLM` over its current weights: the bound
-    ``step`` of a fresh :meth:`~rnnkit.nn.CharLM.stepper` (take a new one after training)."""
-    return model.stepper().step
-
-
 def check_sampling_args(temperature=1.0, top_k=None, top_p=None):
+    """Validate the sampling settings once (``temperature >= 0``, ``top_k >= 0`` or None,
+    ``top_p`` in [0, 1] or None) and return them as ``(temperature, top_k, top_p)``; raises
+    :class:`~rnnkit.errors.ConfigError`."""
     temperature = check_float("sample", "temperature", temperature, 0.0)
     if top_k is not None:
         top_k = check_int("sample", "top_k", top_k, 0)
@@ -151,7 +148,27 @@ def _feed(step, ids: np.ndarray, state, n: int):
 
 def sample_lines(step, vocab, num: int, rng, max_len: int = 64, prime: str = "", **pick_kw) -> list[str]:
     """Lines mode: ``num`` samples, each starting at the boundary token (then ``prime``) and
-    ending at the boundary token (or after ``max_len`` characters)."""
+    ending at the boundary token (or after ``max_len`` characters).
+
+    ``step(tokens, state) -> (logits, state)`` is any step function (a model's
+    ``stepper().step``, :class:`rnnkit.interop.onnx_runtime.OnnxCharLM`'s ``step``); ``rng`` a NumPy
+    generator; ``pick_kw``: ``temperature``, ``top_k``, ``top_p``, ``greedy``. The same
+    generator state gives the same samples:
+
+    >>> import numpy as np
+    >>> from rnnkit import nn
+    >>> from rnnkit.data import BOUNDARY, Vocab
+    >>> vocab = Vocab.build(["anna", "bob"], specials=(BOUNDARY,))
+    >>> model = nn.CharLM(nn.CharLMConfig(vocab_size=len(vocab), hidden_size=8, num_layers=1), seed=0)
+    >>> step = model.stepper().step
+    >>> names = sample_lines(step, vocab, 4, np.random.default_rng(0), max_len=6, temperature=0.8)
+    >>> len(names), all(len(s) <= 6 and set(s) <= set("anbo") for s in names)
+    (4, True)
+    >>> names == sample_lines(step, vocab, 4, np.random.default_rng(0), max_len=6, temperature=0.8)
+    True
+    >>> all(s.startswith("b") for s in sample_lines(step, vocab, 3, np.random.default_rng(1), prime="b"))
+    True
+    """
     num = check_int("sample", "num", num, 1)
     max_len = check_int("sample", "max_len", max_len, 1)
     bos = vocab.bos_id
@@ -250,7 +267,21 @@ def iter_sample_stream(step, vocab, length: int, rng, prime: str = "", **pick_kw
 def sample_stream(step, vocab, length: int, rng, prime: str = "", **pick_kw) -> str:
     """Stream mode: ``length`` characters after ``prime`` - returns prime + continuation.
     Without a prime the sample starts after a newline (or the vocabulary's first character),
-    which is shown as the first character."""
+    which is shown as the first character.
+
+    >>> import numpy as np
+    >>> from rnnkit import nn
+    >>> from rnnkit.data import Vocab
+    >>> vocab = Vocab.build("hello world\\n")
+    >>> model = nn.CharLM(nn.CharLMConfig(vocab_size=len(vocab), hidden_size=8, num_layers=1), seed=0)
+    >>> text = sample_stream(model.stepper().step, vocab, 20, np.random.default_rng(0), prime="he")
+    >>> text[:2], len(text), set(text) <= set("helo wrd\\n")
+    ('he', 22, True)
+    >>> greedy = [sample_stream(model.stepper().step, vocab, 5, np.random.default_rng(seed),
+    ...                         greedy=True) for seed in (0, 9)]
+    >>> greedy[0] == greedy[1]                          # greedy decoding draws nothing
+    True
+    """
     return "".join(iter_sample_stream(step, vocab, length, rng, prime, **pick_kw))
 
 

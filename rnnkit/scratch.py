@@ -7,17 +7,17 @@ independent oracle that rnnkit's fast core (:mod:`rnnkit.cells`, :mod:`rnnkit.se
 workspaces, no cleverness.
 
 Layout (features first, as in the notebook)
-------------------------------------------
-=========  ======================  =============================================
-name       shape                   meaning
-=========  ======================  =============================================
-``xt``     ``(n_x, m)``            input at one time step (``m`` = batch size)
-``x``      ``(n_x, m, T_x)``       a whole input sequence
-``a_prev`` ``(n_a, m)``            hidden state before the step (``a0`` at t=0)
-``a``      ``(n_a, m, T_x)``       hidden states of every step
-``c``      ``(n_a, m, T_x)``       LSTM cell states of every step
-``y``      ``(n_y, m, T_x)``       softmax outputs of every step
-=========  ======================  =============================================
+-------------------------------------------
+==========  ======================  =============================================
+name        shape                   meaning
+==========  ======================  =============================================
+``xt``      ``(n_x, m)``            input at one time step (``m`` = batch size)
+``x``       ``(n_x, m, T_x)``       a whole input sequence
+``a_prev``  ``(n_a, m)``            hidden state before the step (``a0`` at t=0)
+``a``       ``(n_a, m, T_x)``       hidden states of every step
+``c``       ``(n_a, m, T_x)``       LSTM cell states of every step
+``y``       ``(n_y, m, T_x)``       softmax outputs of every step
+==========  ======================  =============================================
 
 PyTorch (and the rest of rnnkit) is time-major ``(T, N, D)``: ``x_torch = x.transpose(2, 1, 0)``.
 
@@ -173,8 +173,8 @@ def rnn_cell(xt: np.ndarray, a_prev: np.ndarray, parameters: Mapping) -> tuple:
         ``(a_next, yt_pred, xt, parameters, a_prev)``.
 
     Raises:
-        ShapeError (a ValueError) for wrong shapes, ParameterKeyError (a KeyError) for
-        missing keys.
+        ShapeError: wrong shapes (a ``ValueError``).
+        ParameterKeyError: missing keys (a ``KeyError``).
 
     >>> p = {"Wax": np.ones((2, 3)), "Waa": np.eye(2), "ba": np.zeros((2, 1)),
     ...      "Wya": np.ones((1, 2)), "by": np.zeros((1, 1))}
@@ -282,6 +282,25 @@ def rnn_backward(da: np.ndarray, caches: tuple) -> dict:
 
     Returns:
         dict with keys ``dx (n_x, m, T_x), da0 (n_a, m), dWax, dWaa, dba``.
+
+    The gradient of ``L = sum(a * da)`` with respect to one weight, against a central finite
+    difference:
+
+    >>> rng = np.random.default_rng(0)
+    >>> p = {"Wax": rng.normal(size=(4, 3)), "Waa": rng.normal(size=(4, 4)) / 2,
+    ...      "ba": rng.normal(size=(4, 1)), "Wya": rng.normal(size=(2, 4)), "by": np.zeros((2, 1))}
+    >>> x, a0 = rng.normal(size=(3, 5, 6)), rng.normal(size=(4, 5))
+    >>> a, y, caches = rnn_forward(x, a0, p)
+    >>> da = rng.normal(size=a.shape)
+    >>> g = rnn_backward(da, caches)
+    >>> def loss(Waa):
+    ...     return float(np.sum(rnn_forward(x, a0, dict(p, Waa=Waa))[0] * da))
+    >>> E = np.zeros((4, 4)); E[1, 2] = 1e-6
+    >>> fd = (loss(p["Waa"] + E) - loss(p["Waa"] - E)) / 2e-6
+    >>> bool(abs(fd - g["dWaa"][1, 2]) < 1e-6 * max(1.0, abs(fd)))
+    True
+    >>> g["dx"].shape, g["da0"].shape
+    ((3, 5, 6), (4, 5))
     """
     who = "rnn_backward"
     steps, x = _unpack_caches(who, caches, RNNCache)
@@ -349,7 +368,7 @@ def lstm_cell(xt: np.ndarray, a_prev: np.ndarray, c_prev: np.ndarray,
         a_next  = ot * tanh(c_next)                   # (n_a, m)
         yt_pred = softmax(Wy @ a_next + by)           # (n_y, m)
 
-    Args:
+    Inputs:
         xt ``(n_x, m)``, a_prev ``(n_a, m)``, c_prev ``(n_a, m)``; parameters with
         ``Wf, Wi, Wc, Wo (n_a, n_a + n_x)``, ``bf, bi, bc, bo (n_a, 1)``, ``Wy (n_y, n_a)``,
         ``by (n_y, 1)``.
@@ -387,7 +406,7 @@ def lstm_forward(x: np.ndarray, a0: np.ndarray, parameters: Mapping,
     with ``a<-1> = a0`` and ``c<-1> = 0`` (the notebook's choice). ``c0`` is an optional
     extension: pass an ``(n_a, m)`` array to start from another cell state.
 
-    Args:
+    Inputs:
         x ``(n_x, m, T_x)``, a0 ``(n_a, m)``, parameters as for :func:`lstm_cell`,
         c0 ``(n_a, m)`` or None (zeros).
 
@@ -490,6 +509,28 @@ def lstm_backward(da: np.ndarray, caches: tuple) -> dict:
         dict with keys ``dx (n_x, m, T_x), da0 (n_a, m), dc0 (n_a, m)`` and
         ``dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo``. ``dc0`` is the gradient with respect to
         the initial cell state (zeros unless ``c0`` was passed to :func:`lstm_forward`).
+
+    The gradient of ``L = sum(a * da)`` with respect to the forget gate's weights and the
+    initial state, against central finite differences:
+
+    >>> rng = np.random.default_rng(1)
+    >>> p = {k: rng.normal(size=(4, 7)) / 2 for k in ("Wf", "Wi", "Wc", "Wo")}
+    >>> p.update({k: rng.normal(size=(4, 1)) for k in ("bf", "bi", "bc", "bo")})
+    >>> p.update(Wy=rng.normal(size=(2, 4)), by=np.zeros((2, 1)))
+    >>> x, a0 = rng.normal(size=(3, 5, 6)), rng.normal(size=(4, 5))
+    >>> a, y, c, caches = lstm_forward(x, a0, p)
+    >>> da = rng.normal(size=a.shape)
+    >>> g = lstm_backward(da, caches)
+    >>> def loss(Wf=p["Wf"], a0=a0):
+    ...     return float(np.sum(lstm_forward(x, a0, dict(p, Wf=Wf))[0] * da))
+    >>> E = np.zeros((4, 7)); E[2, 5] = 1e-6
+    >>> fd = (loss(Wf=p["Wf"] + E) - loss(Wf=p["Wf"] - E)) / 2e-6
+    >>> bool(abs(fd - g["dWf"][2, 5]) < 1e-6 * max(1.0, abs(fd)))
+    True
+    >>> e = np.zeros((4, 5)); e[0, 3] = 1e-6
+    >>> fd0 = (loss(a0=a0 + e) - loss(a0=a0 - e)) / 2e-6
+    >>> bool(abs(fd0 - g["da0"][0, 3]) < 1e-6 * max(1.0, abs(fd0)))
+    True
     """
     who = "lstm_backward"
     steps, x = _unpack_caches(who, caches, LSTMCache)
@@ -589,6 +630,17 @@ def gru_forward(x: np.ndarray, a0: np.ndarray, parameters: Mapping) -> tuple:
     Returns:
         ``(a, y, caches)``: ``a (n_a, m, T_x)``, ``y (n_y, m, T_x)`` and
         ``caches = (list_of_caches, x)`` with one :class:`GRUCache` per step.
+
+    With every weight zero, the update gate is 1/2 and the candidate 0, so each step halves
+    the state (``a<t> = a<t-1> / 2``):
+
+    >>> p = {k: np.zeros((2, 5)) for k in ("Wr", "Wz")}
+    >>> p.update(Wnx=np.zeros((2, 3)), Wna=np.zeros((2, 2)), Wy=np.zeros((4, 2)))
+    >>> p.update({k: np.zeros((2, 1)) for k in ("br", "bz", "bnx", "bna")}, by=np.zeros((4, 1)))
+    >>> a, y, caches = gru_forward(np.ones((3, 1, 4)), np.array([[8.0], [-8.0]]), p)
+    >>> a[:, 0, :]
+    array([[ 4. ,  2. ,  1. ,  0.5],
+           [-4. , -2. , -1. , -0.5]])
     """
     who = "gru_forward"
     p, n_x, n_a, n_y = _check_gru_parameters(who, parameters)
@@ -662,6 +714,21 @@ def gru_backward(da: np.ndarray, caches: tuple) -> dict:
     Returns:
         dict with keys ``dx (n_x, m, T_x), da0 (n_a, m), dWr, dbr, dWz, dbz, dWnx, dbnx,
         dWna, dbna``.
+
+    >>> rng = np.random.default_rng(2)
+    >>> p = {k: rng.normal(size=(4, 7)) / 2 for k in ("Wr", "Wz")}
+    >>> p.update(Wnx=rng.normal(size=(4, 3)), Wna=rng.normal(size=(4, 4)) / 2)
+    >>> p.update({k: rng.normal(size=(4, 1)) for k in ("br", "bz", "bnx", "bna")})
+    >>> p.update(Wy=rng.normal(size=(2, 4)), by=np.zeros((2, 1)))
+    >>> x, a0 = rng.normal(size=(3, 5, 6)), rng.normal(size=(4, 5))
+    >>> a, y, caches = gru_forward(x, a0, p)
+    >>> da = rng.normal(size=a.shape)
+    >>> g = gru_backward(da, caches)
+    >>> E = np.zeros((4, 4)); E[3, 1] = 1e-6
+    >>> L = lambda W: float(np.sum(gru_forward(x, a0, dict(p, Wna=W))[0] * da))
+    >>> fd = (L(p["Wna"] + E) - L(p["Wna"] - E)) / 2e-6
+    >>> bool(abs(fd - g["dWna"][3, 1]) < 1e-6 * max(1.0, abs(fd)))
+    True
     """
     who = "gru_backward"
     steps, x = _unpack_caches(who, caches, GRUCache)

@@ -57,9 +57,9 @@ def _compiled_n1(cell, T: int):
     _n1_steps += T
     return _jit.kernel(cell.jit_n1, load=_n1_steps >= JIT_MIN_STEPS)
 
-# Without a cache, the input projection is computed for chunks of steps (bounded-memory
-# inference): at least STREAM_CHUNK steps, more while the chunk's gates hold at most
-# STREAM_GATES numbers (a few MB).
+#: Without a cache, the input projection is computed for chunks of steps (bounded-memory
+#: inference): at least this many steps, more while the chunk's gates hold at most
+#: ``STREAM_GATES`` numbers (a few MB).
 STREAM_CHUNK = 256
 STREAM_GATES = 2 ** 20
 
@@ -179,7 +179,7 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     (``Hs[1:]`` is the output sequence), and ``cache`` is an :class:`UnrollCache` or None when
     ``keep_cache`` is False. Without a cache the input projection is computed in chunks of
     :data:`STREAM_CHUNK` steps, so memory beyond the output is bounded. The time loop runs on
-    one BLAS thread when its per-step product is small (:mod:`rnnkit._threads`); the products
+    one BLAS thread when its per-step product is small (``rnnkit._threads``); the products
     over all steps keep the caller's threads.
     """
     T, N, D = x.shape
@@ -238,6 +238,9 @@ class StepBuffers(NamedTuple):
 
 
 def step_buffers(cell, N: int, H: int, GH: int, dtype) -> StepBuffers:
+    """Fresh :class:`StepBuffers` for stepping ``cell`` one step at a time: gate and
+    recurrent-projection rows (N, GH), the cell's own per-step buffer (N, H) when it keeps
+    one, and a :class:`Step` of views."""
     return StepBuffers(np.empty((N, GH), dtype), np.empty((N, GH), dtype),
                        np.empty((N, H), dtype) if cell.keeps else None, Step())
 

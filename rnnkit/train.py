@@ -63,6 +63,15 @@ class TrainConfig:
     that many evaluations without improvement (0 = never). ``explode_factor``: stop when the
     training loss exceeds that multiple of the first step's loss.
     ``progress``: tqdm bar (None = only on a terminal).
+
+    >>> cfg = TrainConfig(steps=100, lr=0.01, schedule="cosine", warmup=10, min_lr_frac=0.1)
+    >>> lr = cfg.make_schedule()
+    >>> [round(lr(s), 6) for s in (0, 10, 100)]     # warm-up from lr / 10, cosine to lr / 10
+    [0.001, 0.01, 0.001]
+    >>> TrainConfig(lr=0).validate()
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.ConfigError: ...
     """
 
     steps: int = 1000
@@ -131,8 +140,6 @@ class TrainResult:
 # ============================================================================== helpers
 #: Names of the carried TBPTT state in the checkpoint's trainer.safetensors: h, then c.
 _CARRY_NAMES = ("carry.h", "carry.c")
-#: Where checkpoints written before trainer.safetensors existed kept it (optimizer file).
-_LEGACY_CARRY_NAMES = ("trainer.carry/h", "trainer.carry/c")
 
 
 @dataclass
@@ -143,14 +150,20 @@ class Checkpointing:
     evaluation, at the end, and on Ctrl-C / SIGTERM; ``best/`` inside it holds the best
     validation weights. ``vocab``: a JSON dict stored beside the weights (``vocab.json``).
     ``extra``: JSON kept in ``trainer.json`` (``rnnkit train`` stores its options there).
+    ``tensorboard``: a directory for TensorBoard event files holding the same numbers as
+    ``metrics.jsonl`` (:mod:`rnnkit.tblog`; needs the ``tensorboard`` extra); a resumed run
+    continues its curves there.
     """
 
     out_dir: Any
     vocab: dict | None = None
     extra: dict = field(default_factory=dict)
+    tensorboard: Any = None
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)
+        if self.tensorboard is not None:
+            self.tensorboard = Path(self.tensorboard)
 
 
 class _StopFlag:
@@ -202,6 +215,33 @@ class Trainer:
     (:mod:`rnnkit.engines`); ``device``: the torch engine's device (``"cpu"``, ``"cuda"``,
     ``"cuda:N"``). Under ``torchrun`` every process runs the same trainer; only the main one
     (rank 0) writes files, logs and calls ``on_eval``.
+
+    A run of 10 steps, resumed to 20 from its checkpoint, is the run of 20 steps:
+
+    >>> import tempfile
+    >>> from rnnkit import datasets, nn
+    >>> from rnnkit.data import BOUNDARY, LinesDataset, LinesSource, Vocab
+    >>> names = datasets.names()[:200]
+    >>> vocab = Vocab.build(names, specials=(BOUNDARY,))
+    >>> def trainer(steps, out):
+    ...     model = nn.CharLM(nn.CharLMConfig(vocab_size=len(vocab), hidden_size=16,
+    ...                                       num_layers=1), seed=0)
+    ...     train = LinesSource(LinesDataset(names[:150], vocab), batch_size=16, seed=0)
+    ...     val = LinesSource(LinesDataset(names[150:], vocab), batch_size=50, seed=0)
+    ...     return Trainer(model, train, val, TrainConfig(steps=steps, eval_every=5, progress=False),
+    ...                    checkpoint=out, log=lambda msg: None)
+    >>> a, b = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> straight = trainer(20, a).fit()
+    >>> trainer(10, b).fit().steps
+    10
+    >>> resumed = trainer(20, b).resume()
+    >>> resumed.step
+    10
+    >>> result = resumed.fit()
+    >>> [r["step"] for r in result.history]
+    [5, 10, 15, 20]
+    >>> [r["val_loss"] for r in result.history] == [r["val_loss"] for r in straight.history]
+    True
     """
 
     def __init__(self, model, train, val=None, config: TrainConfig | None = None,
@@ -232,6 +272,8 @@ class Trainer:
         self.tokens_seen = 0
         self.loss_ema: float | None = None   # smoothed training loss (0.9 decay), checkpointed
         self._saved_step: int | None = None  # step of the last checkpoint written to out_dir
+        self._tb = None                          # the TensorBoard log while fit() runs
+        self._rate_mark = (time.perf_counter(), 0)   # (time, tokens_seen) for tokens_per_s
 
     @property
     def is_main(self) -> bool:
@@ -330,7 +372,6 @@ class Trainer:
                                   f"{e}") from None
         ts = ck.trainer_state or {}
         opt_arrays = dict(ck.optimizer_state or {})
-        legacy = [opt_arrays.pop(k) for k in _LEGACY_CARRY_NAMES if k in opt_arrays]
         if ck.optimizer_meta is None:
             raise CheckpointError(f"Trainer: {src} has no optimizer state; it cannot be resumed exactly.")
         try:
@@ -353,8 +394,8 @@ class Trainer:
         except (KeyError, TypeError, ValueError, OverflowError) as e:   # e.g. RNG state out of range
             raise CheckpointError(f"Trainer: {src}/trainer.json is damaged ({e}).") from None
         saved = [ck.trainer_arrays[k] for k in _CARRY_NAMES if k in (ck.trainer_arrays or {})]
-        if saved or legacy:
-            self.carry = self.engine.carry_from_numpy(self._checked_carry(tuple(saved or legacy), src))
+        if saved:
+            self.carry = self.engine.carry_from_numpy(self._checked_carry(tuple(saved), src))
         best_dir = self.out_dir / "best"
         if self.best_val is not None and best_dir.is_dir():   # so restore_best also works after a resume
             self.best_state = ckpt.load_checkpoint(best_dir, load_optimizer=False).model_state
@@ -419,6 +460,7 @@ class Trainer:
         eng = self.engine
         self.model.train()
         self._snapshot()
+        self._open_tensorboard()
         bar = None
         if cfg.progress is not False and self.step < cfg.steps and self.is_main:
             from tqdm.auto import tqdm
@@ -427,6 +469,7 @@ class Trainer:
         result = TrainResult(steps=self.step)
         t0 = time.perf_counter()
         tok0 = self.tokens_seen
+        self._rate_mark = (t0, tok0)
         loss_ema = self.loss_ema
         try:
             with _StopFlag(echo=2.0 if eng.group.world_size > 1 else 0.0) as stop:
@@ -472,6 +515,9 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            if self._tb is not None:
+                self._tb.close()
+                self._tb = None
         if result.stopped == "interrupted" and self.out_dir is not None:
             self.save()
             result.message += f"; checkpoint saved to {self.out_dir} (continue with --resume)"
@@ -510,8 +556,11 @@ class Trainer:
 
     def _evaluate_and_save(self, last_loss, norm, loss_ema, bar) -> bool:
         cfg = self.config
+        t_mark, tok_mark = self._rate_mark
         record = {"step": self.step, "train_loss": float(loss_ema), "grad_norm": float(norm),
-                  "lr": float(self.schedule(max(self.step - 1, 0))), "tokens": self.tokens_seen}
+                  "lr": float(self.schedule(max(self.step - 1, 0))), "tokens": self.tokens_seen,
+                  # training throughput since the previous evaluation (wall clock, this process)
+                  "tokens_per_s": (self.tokens_seen - tok_mark) / max(time.perf_counter() - t_mark, 1e-9)}
         val = self.evaluate()
         improved = False
         if val is not None:
@@ -535,6 +584,7 @@ class Trainer:
         if self.out_dir is not None:
             self._saved_step = self.step
         self._snapshot()
+        self._rate_mark = (time.perf_counter(), self.tokens_seen)   # evaluation time not counted
         msg = f"step {self.step}: train {record['train_loss']:.4f}"
         if val is not None:
             msg += f", val {val:.4f}" + (" (best)" if improved else "")
@@ -561,7 +611,21 @@ class Trainer:
                                      config=self._model_config(), vocab=self.checkpoint.vocab,
                                      trainer_state={"step": self.step, "val_loss": self.best_val})
             ckpt.append_metrics(self.out_dir, record)
+            if self._tb is not None:       # after metrics.jsonl, before the checkpoint (rnnkit.tblog)
+                self._tb.write(record)
             self._write(self.out_dir, *gathered)
+
+    def _open_tensorboard(self) -> None:
+        """Open ``checkpoint.tensorboard`` (main process only) at the current step, with the
+        records of ``metrics.jsonl`` it lacks (:class:`rnnkit.tblog.TensorBoardLog`)."""
+        logdir = self.checkpoint.tensorboard if self.checkpoint is not None else None
+        if logdir is None:
+            return
+        from .tblog import TensorBoardLog
+        with self.engine.agreed():      # a failure on the main process stops every process
+            if self.is_main:
+                self._tb = TensorBoardLog(logdir, ckpt.read_metrics(self.out_dir), self.step,
+                                          log=self._log)
 
 
 def _engine_words(info: dict) -> str:

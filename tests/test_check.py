@@ -106,6 +106,7 @@ def test_model_without_a_mistake_is_rnnkit_scratch():
             same(ours, reference(info, case))
 
 
+@pytest.mark.slow
 def test_every_recomputable_mistake_changes_the_result():
     """A catalogue entry that computed the right answer on every case could never be told apart."""
     def flat(v):

@@ -103,6 +103,7 @@ def test_wrong_kind_of_run_is_one_clear_error(run, tmp_path, capsys):
     assert code == 1 and "Seq2Seq" in err and "rnnkit translate" in err and out == ""
 
 
+@pytest.mark.slow
 def test_plot_draws_attention_heatmaps_and_info_describes_the_run(run, tmp_path, capsys):
     from needs import require
     require("matplotlib")

@@ -409,6 +409,7 @@ def test_training_parity_charlm_adam_clip():
     _assert_same_weights(m, tm, 1e-8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tokens", [True, False])
 def test_training_parity_classifier_sgd_momentum(tokens):
     """SequenceClassifier (bi-GRU, mean pooling, lengths), SGD momentum, 5 steps: same weights."""

@@ -61,6 +61,7 @@ def test_learned_initial_state_matches_torch_with_leaf_states(cell, bi, use_len)
         assert np.abs(m.gradients()[k] - p.grad.numpy()).max() < 1e-10, k
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell,bi", list(itertools.product(CELLS, [False, True])))
 def test_gradcheck_learned_initial_state(cell, bi):
     m = make(cell, bi=bi)

@@ -23,6 +23,7 @@ torch = require("torch")
 
 from rnnkit.errors import ConfigError, DataError, ParameterKeyError, ShapeError  # noqa: E402
 from rnnkit.interop import onnx as rx  # noqa: E402
+from rnnkit.interop.onnx_runtime import OnnxCharLM  # noqa: E402
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 SIZES = [(1, 1), (1, 3), (5, 1), (5, 3)]  # (T, N) run on one session
@@ -261,7 +262,7 @@ def test_onnx_charlm_steps_like_full_sequence(cell, tmp_path):
     path = tmp_path / "lm.onnx"
     rx.export_charlm(ref.state_dict(), dict(cell=cell, vocab_size=V, hidden_size=H, num_layers=L,
                                             embedding_size=4), path, metadata={"vocab": "abcdefghi"})
-    lm = rx.OnnxCharLM(path)
+    lm = OnnxCharLM(path)
     assert (lm.cell, lm.vocab_size, lm.hidden_size, lm.num_layers) == (cell, V, H, L)
     assert lm.metadata["vocab"] == "abcdefghi"
     rng = np.random.default_rng(7)
@@ -302,7 +303,7 @@ def test_export_model_with_dataclass_config(tmp_path):
 
     path = tmp_path / "lm.onnx"
     rx.export_model(Model(), path)
-    lm = rx.OnnxCharLM(path)
+    lm = OnnxCharLM(path)
     tokens = np.array([[1, 6], [0, 3], [5, 5]], dtype=np.int64)
     got, h = lm.step(tokens)
     want, want_h = ref(tokens, np.zeros((1, 2, 4), np.float32))
@@ -346,14 +347,14 @@ def test_errors():
 def test_onnx_charlm_input_errors(tmp_path):
     ref = TorchCharLM("LSTM", 5, 3, 1, 2)
     rx.export_model(ref, tmp_path / "lm.onnx")
-    lm = rx.OnnxCharLM(tmp_path / "lm.onnx")
+    lm = OnnxCharLM(tmp_path / "lm.onnx")
     with pytest.raises(DataError, match=r"\[0, 5\)"):
         lm.step(np.array([[5]]))
     with pytest.raises(ShapeError, match="state h"):
         lm.step(np.array([[1, 2]]), (np.zeros((1, 3, 3)), np.zeros((1, 3, 3))))
     rx.export_layer(torch.nn.GRU(2, 3), tmp_path / "layer.onnx")
     with pytest.raises(ConfigError, match="charlm"):
-        rx.OnnxCharLM(tmp_path / "layer.onnx")
+        OnnxCharLM(tmp_path / "layer.onnx")
 
 
 def test_missing_onnx_gives_install_hint(monkeypatch):
@@ -361,3 +362,12 @@ def test_missing_onnx_gives_install_hint(monkeypatch):
     monkeypatch.delitem(sys.modules, "rnnkit.interop.onnx")
     with pytest.raises(ImportError, match=r"pip install 'rnnkit\[onnx\]'"):
         importlib.import_module("rnnkit.interop.onnx")
+
+
+def test_the_runtime_needs_onnxruntime_only(monkeypatch):
+    """Export and runtime are separate modules: running an exported model does not import the
+    onnx package (the runtime reads the graph's metadata from the session)."""
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    monkeypatch.delitem(sys.modules, "rnnkit.interop.onnx_runtime", raising=False)
+    runtime = importlib.import_module("rnnkit.interop.onnx_runtime")
+    assert runtime.OnnxCharLM.__name__ == "OnnxCharLM"

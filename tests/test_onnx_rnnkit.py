@@ -12,7 +12,8 @@ onnx = require("onnx")
 ort = require("onnxruntime")
 
 import rnnkit.nn as nn  # noqa: E402
-from rnnkit.interop.onnx import OnnxCharLM, export_layer  # noqa: E402
+from rnnkit.interop.onnx import export_layer  # noqa: E402
+from rnnkit.interop.onnx_runtime import OnnxCharLM  # noqa: E402
 
 MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
 MATRIX = list(itertools.product(MODES, [1, 2], [False, True]))

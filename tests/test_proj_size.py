@@ -63,6 +63,7 @@ def test_proj_size_matches_torch(L, bi, use_len, batch_first):
         assert np.array_equal(back.state_dict()[k], v)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bi", [False, True])
 def test_gradcheck_proj_size(bi):
     m = make(2, bi)

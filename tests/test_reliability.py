@@ -858,7 +858,8 @@ def _seed_cases():
 
 def _api_cases(tmp_path):
     from rnnkit.data import StreamDataset, Vocab, unigram_entropy
-    from rnnkit.interop.onnx import OnnxCharLM, export_layer
+    from rnnkit.interop.onnx import export_layer
+    from rnnkit.interop.onnx_runtime import OnnxCharLM
     from rnnkit.nn import CrossEntropyLoss, Embedding, MSELoss
     ragged = [[1, 2], [3]]
     lstm = nn.LSTM(2, 3, seed=0)
@@ -974,7 +975,7 @@ def _onnx_cases(tmp_path):
 def test_hostile_onnx_files(tmp_path, capsys, trained):
     """OnnxCharLM (and `rnnkit sample --onnx`) over damaged and foreign ONNX files: one
     RnnkitError naming the file each, never onnxruntime's own exception."""
-    from rnnkit.interop.onnx import OnnxCharLM
+    from rnnkit.interop.onnx_runtime import OnnxCharLM
     run, _ = trained
     cases = _onnx_cases(tmp_path)
     for name, data in cases.items():
@@ -997,7 +998,8 @@ def test_onnx_batch_0_is_refused_before_onnx_runtime(tmp_path):
 import numpy as np
 from rnnkit import nn
 from rnnkit.errors import ShapeError
-from rnnkit.interop.onnx import OnnxCharLM, export_charlm
+from rnnkit.interop.onnx import export_charlm
+from rnnkit.interop.onnx_runtime import OnnxCharLM
 cfg = dict(cell="gru", vocab_size=5, hidden_size=3, num_layers=1, embedding_size=2)
 export_charlm(nn.CharLM(nn.CharLMConfig(**cfg), seed=0).state_dict(), cfg, {str(tmp_path / 'lm.onnx')!r})
 lm = OnnxCharLM({str(tmp_path / 'lm.onnx')!r})

@@ -23,7 +23,6 @@ from rnnkit.errors import DataError, ShapeError
 from rnnkit.nn import model_from_config
 from rnnkit.sample import (
     beam_search,
-    charlm_step,
     greedy_with_logprob,
     pick,
     probabilities,
@@ -202,7 +201,7 @@ def test_pick_frequencies_follow_the_distribution():
 # ============================================================================== decoding
 def test_sample_lines_at_temperature_zero_is_greedy(lines_lm):
     model, vocab = lines_lm
-    step = charlm_step(model)
+    step = model.stepper().step
     ids, finished = ref_greedy(model, [vocab.bos_id], 40, stop_id=vocab.bos_id)
     assert finished
     want = vocab.decode(ids)
@@ -235,7 +234,7 @@ def test_sample_lines_drops_ended_lines_and_samples_what_the_whole_batch_would(l
             break
     want = [vocab.decode(toks[i, 1:1 + (ended[i] if ended[i] >= 0 else max_len)]) for i in range(num)]
     sizes = []
-    step = charlm_step(model)
+    step = model.stepper().step
 
     def counting(tokens, state):
         sizes.append(len(tokens))
@@ -269,7 +268,7 @@ def test_sample_lines_runs_the_full_batch_for_a_state_it_cannot_cut(lines_lm):
     """A step function with its own state layout (here batch-first arrays in a list, and a
     counter) gets the full batch at every step, and samples what rnnkit's own state gives."""
     model, vocab = lines_lm
-    step = charlm_step(model)
+    step = model.stepper().step
 
     def own_layout(tokens, state):
         inner = None if state is None else tuple(np.swapaxes(a, 0, 1) for a in state[0])
@@ -286,7 +285,7 @@ def test_sample_lines_runs_the_full_batch_for_a_state_it_cannot_cut(lines_lm):
 
 def test_sample_stream_greedy_and_length(small_stream_lm):
     model, vocab = small_stream_lm
-    step = charlm_step(model)
+    step = model.stepper().step
     ids, _ = ref_greedy(model, vocab.encode("ab"), 12)
     assert sample_stream(step, vocab, 12, np.random.default_rng(0), prime="ab", temperature=0) == \
         "ab" + vocab.decode(ids)
@@ -296,7 +295,7 @@ def test_sample_stream_greedy_and_length(small_stream_lm):
 
 def test_sequence_logprob_matches_full_forward(lines_lm):
     model, vocab = lines_lm
-    step = charlm_step(model)
+    step = model.stepper().step
     start = [vocab.bos_id] + list(vocab.encode("jo"))
     for cont, end in [("hn", True), ("sephine", True), ("x", False), ("anna", False)]:
         ids = list(vocab.encode(cont)) + ([vocab.bos_id] if end else [])
@@ -307,7 +306,7 @@ def test_sequence_logprob_matches_full_forward(lines_lm):
 @pytest.mark.parametrize("prime", ["", "ma", "z"])
 def test_beam_search_lines(lines_lm, prime):
     model, vocab = lines_lm
-    step = charlm_step(model)
+    step = model.stepper().step
     start = [vocab.bos_id] + list(vocab.encode(prime))
     beams = beam_search(step, vocab, 5, max_len=24, prime=prime, lines=True)
     assert len(beams) == 5 and len({b.text for b in beams}) == 5
@@ -335,7 +334,7 @@ def test_beam_search_lines(lines_lm, prime):
 
 def test_beam_search_stream_is_exact_when_the_beam_covers_every_prefix(small_stream_lm):
     model, vocab = small_stream_lm
-    step = charlm_step(model)
+    step = model.stepper().step
     L, V = 3, 5
     start = list(vocab.encode("a"))
     scored = sorted(((ref_logprob(model, start, list(c)), vocab.decode(list(c)))
@@ -360,7 +359,7 @@ def test_beam_search_stream_is_exact_when_the_beam_covers_every_prefix(small_str
 def test_unknown_prime_characters_are_named(lines_lm):
     model, vocab = lines_lm
     with pytest.raises(DataError, match=r"'#'.*'€'|'€'.*'#'"):
-        sample_lines(charlm_step(model), vocab, 2, np.random.default_rng(0), prime="a#€")
+        sample_lines(model.stepper().step, vocab, 2, np.random.default_rng(0), prime="a#€")
 
 
 # ============================================================================== rnnkit sample (CLI)
@@ -439,7 +438,7 @@ def test_cli_sample_beam_prints_scored_lines(capsys, ckpts):
 def test_cli_sample_onnx_gives_the_same_text(tmp_path, capsys, monkeypatch, ckpts, kind, args):
     require("onnx")
     require("onnxruntime")
-    from rnnkit.interop.onnx import OnnxCharLM
+    from rnnkit.interop.onnx_runtime import OnnxCharLM
     calls = []
     real_step = OnnxCharLM.step
 

@@ -49,6 +49,7 @@ class _Logits:
         return self.m.backward(d)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kw", CONFIGS)
 def test_backward_matches_finite_differences_on_every_parameter(kw):
     m = _model(**kw)

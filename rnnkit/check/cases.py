@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import scratch
 
-# The order matters: a function is checked after the functions it usually calls.
+#: The scratch functions the checker knows, in the order it checks them: a function after the
+#: functions it usually calls.
 FUNCTION_NAMES = ("sigmoid", "softmax", "rnn_cell", "rnn_forward", "lstm_cell", "lstm_forward",
                   "rnn_cell_backward", "rnn_backward", "lstm_cell_backward", "lstm_backward")
 # other names the course uses for the same function

@@ -26,12 +26,15 @@ from ..scratch import LSTMCache, RNNCache
 # Cache layouts (field names, in the order of the learner's tuple)
 # ----------------------------------------------------------------------------------------
 
+#: The RNN cache layouts the checker recognises: layout name -> field names, in the order of
+#: the learner's tuple.
 RNN_LAYOUTS = {
     "course": ("a_next", "a_prev", "xt", "parameters"),
     "notebook": ("a_next", "yt_pred", "xt", "parameters"),
     "rnnkit": RNNCache._fields,
 }
 LSTM_LAYOUTS = {"course": LSTMCache._fields}      # the notebook's and the course's are the same
+#: Cache layouts by cell kind (``"rnn"``, ``"lstm"``).
 LAYOUTS = {"rnn": RNN_LAYOUTS, "lstm": LSTM_LAYOUTS}
 # layouts a backward function can work from (the notebook's RNN cache has no a_prev)
 BACKWARD_LAYOUTS = {"rnn": ("course", "rnnkit"), "lstm": ("course",)}

@@ -71,7 +71,7 @@ class StreamDataset:
         return self.num_chunks
 
     def chunk(self, k: int) -> StreamChunk:
-        """Chunk ``k`` (taken modulo :attr:`num_chunks`): x, y of shape (T, N)."""
+        """Chunk ``k`` (taken modulo ``num_chunks``): x, y of shape (T, N)."""
         k = check_int("StreamDataset.chunk", "k", k, 0) % self.num_chunks
         idx = self._offsets + k * self.seq_len                              # (T, N)
         return StreamChunk(self.ids[idx].astype(np.int64), self.ids[idx + 1].astype(np.int64))

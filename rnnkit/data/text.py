@@ -163,7 +163,7 @@ def read_text(path, encoding: str = "utf-8", errors: str = "strict",
 
 
 def split_lines(text: str) -> list[str]:
-    """Lines-mode examples of a text: split at ``\n`` only (not at the other characters
+    """Lines-mode examples of a text: split at ``\\n`` only (not at the other characters
     ``str.splitlines`` treats as breaks, such as form feeds or bytes read with
     ``encoding='bytes'``), every line stripped of surrounding whitespace, empty lines dropped
     (as makemore does). :func:`dropped_chars` counts what this leaves out."""

@@ -32,6 +32,7 @@ from .series import sunspots
 from .synthetic import adding_problem, copy_memory, noisy_sine
 from .text import names, names_by_sex, names_sex_dataset, pydoc_topics, text_file
 
+#: The built-in data sets by name: each value is the function that returns it.
 REGISTRY = {
     "names": names,
     "names_sex": names_sex_dataset,

@@ -39,6 +39,7 @@ from .base import Engine, LocalGroup
 __all__ = ["ENGINES", "Engine", "LocalGroup", "make_engine", "start_group", "torch_engine_module",
            "TORCH_INSTALL"]
 
+#: The engine names ``Trainer(engine=...)`` and ``rnnkit train --engine`` take.
 ENGINES = ("numpy", "torch")
 #: The command that installs the torch engine's dependency.
 TORCH_INSTALL = 'pip install -e ".[torch]"'

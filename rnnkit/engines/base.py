@@ -165,7 +165,7 @@ class Engine:
         raise NotImplementedError
 
     def sync_model(self) -> None:
-        """Make :attr:`model` hold the engine's current weights."""
+        """Make ``model`` hold the engine's current weights."""
 
     def optimizer_state(self) -> tuple:
         raise NotImplementedError

@@ -1,8 +1,8 @@
 """Export recurrent layers and char-level language models to ONNX (native RNN/LSTM/GRU ops).
 
 This module lives at the edge of rnnkit: the core never imports it, and it needs the optional
-``onnx`` package (``pip install 'rnnkit[onnx]'``); :class:`OnnxCharLM` also needs
-``onnxruntime``. Nothing here imports torch: inputs are duck-typed, so rnnkit layers and
+``onnx`` package (``pip install 'rnnkit[onnx]'``). The runtime side is
+:mod:`rnnkit.interop.onnx_runtime`. Nothing here imports torch: inputs are duck-typed, so rnnkit layers and
 ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` modules both work.
 
 What is exported
@@ -33,7 +33,9 @@ What is exported
   logits (T, N, V)``, with inputs ``tokens``, ``h0`` (``c0``) and outputs ``logits``,
   ``h_n`` (``c_n``).
 * :func:`export` - dispatches on the object (a layer, or a model with ``.config``).
-* :class:`OnnxCharLM` - runs an exported char LM with ONNX Runtime, step by step.
+* running an exported char LM with ONNX Runtime, step by step, is
+  :class:`rnnkit.interop.onnx_runtime.OnnxCharLM` (a module of its own: it needs only
+  ``onnxruntime``).
 
 ``seq_len`` and ``batch`` are dynamic axes (``dim_param``), so one session serves every
 sequence length and batch size.
@@ -63,7 +65,7 @@ fixes the shape (no dynamic batch). So the state inputs are either *required* or
 
 * ``initial_state=True`` (default): ``h0`` (and ``c0``) are required inputs. Feed zeros for a
   fresh start; feed the previous ``h_n``/``c_n`` to continue - this is what a step-by-step
-  sampler needs (see :class:`OnnxCharLM`).
+  sampler needs (see :class:`rnnkit.interop.onnx_runtime.OnnxCharLM`).
 * ``initial_state=False``: no state inputs; each node's optional ``initial_h``/``initial_c`` is
   left empty, which ONNX defines as zeros (for any batch size).
 
@@ -101,13 +103,9 @@ except ImportError as _e:  # pragma: no cover - exercised by a test that hides o
         "rnnkit.interop.onnx: expected the optional 'onnx' package, but it is not installed. "
         "Install it with: pip install 'rnnkit[onnx]'") from _e
 
-from .._validate import as_float_array, check_dtype_arg, check_int, short_list, to_numpy
-from ..cells import CELLS, CellSpec, cell_spec
-from ..errors import CheckpointError, ConfigError, DataError, DTypeError, ParameterKeyError, ShapeError
-from ..io import open_regular
-
-#: The largest ONNX file OnnxCharLM opens (ONNX's protobuf itself stops at 2 GiB).
-MAX_ONNX_BYTES = 2 * 1024 ** 3
+from .._validate import check_dtype_arg, check_int, short_list, to_numpy
+from ..cells import CellSpec, cell_spec
+from ..errors import ConfigError, DTypeError, ParameterKeyError, ShapeError
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -116,9 +114,9 @@ __all__ = [
     "export_charlm",
     "export_model",
     "export",
-    "OnnxCharLM",
 ]
 
+#: The ONNX opset an export targets unless ``opset=`` says otherwise.
 DEFAULT_OPSET = 17
 MIN_OPSET = 14
 
@@ -592,7 +590,7 @@ def export_charlm(state_dict: Mapping, config, path=None, **options) -> onnx.Mod
         The ``onnx.ModelProto`` with inputs ``tokens`` int64 (seq_len, batch), ``h0`` (``c0``)
         of shape (num_layers, batch, H) and outputs ``logits`` (seq_len, batch, V), ``h_n``
         (``c_n``). ``metadata_props`` record kind="charlm", cell, vocab_size, hidden_size,
-        num_layers, embedding_size, initial_state and dtype (read by :class:`OnnxCharLM`).
+        num_layers, embedding_size, initial_state and dtype (read by :class:`rnnkit.interop.onnx_runtime.OnnxCharLM`).
 
     Example:
         >>> export_charlm(model.state_dict(), model.config, "charlm.onnx")   # doctest: +SKIP
@@ -697,150 +695,3 @@ def export(obj, path=None, **kw) -> onnx.ModelProto:
     raise ConfigError(f"export: expected a recurrent layer (with .mode and .state_dict()) or a "
                       f"char LM (with .config and .state_dict()), got {type(obj).__name__}. "
                       f"For a bare state dict call export_charlm().")
-
-
-# --------------------------------------------------------------------------------------------
-# runtime helper
-# --------------------------------------------------------------------------------------------
-
-class OnnxCharLM:
-    """Run a char LM exported by :func:`export_charlm` with ONNX Runtime, step by step.
-
-    ``step(tokens, state)`` feeds ``tokens`` (T, N) int64 (a 1-D (N,) array is one step,
-    T = 1) from ``state`` and returns ``(logits (T, N, V) float32, new_state)``; the state is
-    ``h`` (num_layers, N, H) for RNN/GRU and the tuple ``(h, c)`` for LSTM, like rnnkit's
-    layers. ``state=None`` starts from zeros.
-
-    Attributes: ``cell``, ``vocab_size``, ``hidden_size``, ``num_layers``, ``embedding_size``
-    (from the model's metadata), ``metadata`` (all ``metadata_props``), ``session``.
-
-    Example:
-        >>> lm = OnnxCharLM("charlm.onnx")                            # doctest: +SKIP
-        >>> logits, state = lm.step(np.array([[3, 1]]), None)          # (1, 2, V)  # doctest: +SKIP
-        >>> logits, state = lm.step(logits[-1].argmax(-1)[None], state)  # doctest: +SKIP
-    """
-
-    def __init__(self, path, *, providers=None, num_threads: int | None = None):
-        who = "OnnxCharLM"
-        try:
-            import onnxruntime as ort
-        except ImportError as e:  # pragma: no cover
-            raise ImportError(f"{who}: expected the optional 'onnxruntime' package, but it is not "
-                              f"installed. Install it with: pip install 'rnnkit[onnx]'") from e
-        opts = ort.SessionOptions()
-        if num_threads is not None:
-            opts.intra_op_num_threads = check_int(who, "num_threads", num_threads, minimum=1)
-        self.path = os.fspath(path)
-        f, _ = open_regular(self.path, who, "ONNX", MAX_ONNX_BYTES)   # a file, not a FIFO or dir
-        f.close()
-        try:
-            self.session = ort.InferenceSession(self.path, opts,
-                                                providers=providers or ["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime's own exception classes (Fail, InvalidProtobuf ...)
-            raise CheckpointError(f"{who}: ONNX Runtime cannot load {self.path!r} "
-                                  f"({type(e).__name__}: {str(e):.300}). It is not a valid ONNX "
-                                  f"model; write one with `rnnkit export`.") from None
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        if self.metadata.get("kind") != "charlm":
-            raise ConfigError(f"{who}: expected an ONNX char LM exported by rnnkit "
-                              f"(metadata kind='charlm'), got kind={self.metadata.get('kind')!r:.60} "
-                              f"in {self.path!r}. Export it with export_charlm().")
-        self.cell = self.metadata.get("cell")
-        try:
-            self._is_lstm = cell_spec(self.cell).cell_state
-        except (ConfigError, TypeError):
-            raise CheckpointError(f"{who}: {self.path!r}: metadata cell={self.cell!r:.60} is not "
-                                  f"one of {', '.join(CELLS)}; the file is damaged.") from None
-        for key in ("vocab_size", "hidden_size", "num_layers", "embedding_size"):
-            value = self.metadata.get(key, "")
-            if not (value.isdigit() and len(value) < 10 and (int(value) > 0 or key == "embedding_size")):
-                raise CheckpointError(f"{who}: {self.path!r}: expected metadata {key} to be a "
-                                      f"positive integer, got {value!r:.60}; the file is damaged.")
-            setattr(self, key, int(value))
-        names = {i.name for i in self.session.get_inputs()}
-        outputs = self.session.get_outputs()
-        want_in = {"tokens"} | ({"h0", "c0"} if self._is_lstm else {"h0"})
-        if not (names == want_in or names == {"tokens"}) or len(outputs) != (3 if self._is_lstm else 2):
-            raise CheckpointError(f"{who}: {self.path!r}: expected the inputs and outputs of an "
-                                  f"rnnkit char LM (tokens[, h0{', c0' if self._is_lstm else ''}] -> "
-                                  f"logits, h_n{', c_n' if self._is_lstm else ''}), got inputs "
-                                  f"{sorted(names)!r:.100} and {len(outputs)} outputs; the file is "
-                                  f"damaged.")
-        self._has_state = "h0" in names
-        self._dtype = np.float64 if "double" in outputs[0].type else np.float32
-
-    def initial_state(self, batch_size: int):
-        """Zeros of shape (num_layers, batch_size, H) (a tuple ``(h, c)`` for LSTM)."""
-        n = check_int("OnnxCharLM.initial_state", "batch_size", batch_size, minimum=1)
-        shape = (self.num_layers, n, self.hidden_size)
-        h = np.zeros(shape, self._dtype)
-        return (h, np.zeros(shape, self._dtype)) if self._is_lstm else h
-
-    def _check_state(self, state, n: int):
-        who = "OnnxCharLM.step"
-        shape = (self.num_layers, n, self.hidden_size)
-        if self._is_lstm:
-            if not (isinstance(state, (tuple, list)) and len(state) == 2):
-                raise ConfigError(f"{who}: expected an LSTM state as the tuple (h, c), got "
-                                  f"{type(state).__name__}.")
-            parts = [("h", state[0]), ("c", state[1])]
-        else:
-            parts = [("h", state)]
-        out = []
-        for name, s in parts:
-            arr = np.ascontiguousarray(as_float_array(who, f"state {name}", to_numpy(who, f"state {name}", s),
-                                                      self._dtype))        # no NaN, inf, complex
-            if arr.shape != shape:
-                raise ShapeError(f"{who}: expected state {name} of shape (num_layers="
-                                 f"{self.num_layers}, N={n}, hidden_size={self.hidden_size}), got "
-                                 f"shape {arr.shape}. Pass the state returned by the previous "
-                                 f"step, or None to start from zeros.")
-            out.append(arr)
-        return out
-
-    def step(self, tokens, state=None):
-        """Advance the model over ``tokens`` (T, N) from ``state``; return ``(logits, state)``.
-
-        ``logits`` is (T, N, V) float32 (the model's dtype); ``state`` is ``h`` or ``(h, c)``,
-        each (num_layers, N, H).
-        """
-        who = "OnnxCharLM.step"
-        tok = to_numpy(who, "tokens", tokens)
-        if tok.ndim == 1:
-            tok = tok[None, :]                                        # (1, N)
-        if tok.ndim != 2 or tok.shape[0] == 0 or tok.shape[1] == 0:
-            raise ShapeError(f"{who}: expected tokens of shape (T, N) with T, N >= 1, got shape "
-                             f"{tuple(np.shape(tokens))}.")
-        if tok.dtype.kind not in "iu":
-            raise DTypeError(f"{who}: expected integer token ids, got dtype {tok.dtype}. Convert "
-                             f"with np.asarray(tokens, dtype=np.int64).")
-        if tok.min() < 0 or tok.max() >= self.vocab_size:
-            raise DataError(f"{who}: expected token ids in [0, {self.vocab_size}), got values in "
-                            f"[{int(tok.min())}, {int(tok.max())}]. Encode text with the model's "
-                            f"vocabulary.")
-        tok = np.ascontiguousarray(tok, dtype=np.int64)
-        n = tok.shape[1]
-        feeds = {"tokens": tok}
-        if self._has_state:
-            st = self._check_state(self.initial_state(n) if state is None else state, n)
-            feeds["h0"] = st[0]
-            if self._is_lstm:
-                feeds["c0"] = st[1]
-        elif state is not None:
-            raise ConfigError(f"{who}: this model was exported with initial_state=False and "
-                              f"takes no state; pass state=None, or re-export with "
-                              f"initial_state=True to generate step by step.")
-        try:
-            out = self.session.run(None, feeds)
-        except Exception as e:  # a graph that loads but does not compute (crafted file)
-            raise CheckpointError(f"{who}: ONNX Runtime failed to run {self.path!r} "
-                                  f"({type(e).__name__}: {str(e):.300}); the file is damaged.") from None
-        logits, h = out[0], out[1]
-        return logits, ((h, out[2]) if self._is_lstm else h)
-
-    __call__ = step
-
-    def __repr__(self) -> str:
-        return (f"OnnxCharLM(cell={self.cell!r}, vocab_size={self.vocab_size}, "
-                f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
-                f"embedding_size={self.embedding_size})")

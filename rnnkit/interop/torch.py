@@ -29,14 +29,23 @@ the same numbers (time-major inputs; ``lengths`` through packed sequences; 'last
 pooling). They keep the rnnkit config as the dict ``module.rnnkit_config``, which is what
 :func:`from_torch` rebuilds the rnnkit model from.
 
-A trained checkpoint loads into PyTorch in three lines (no key renaming)::
+A trained checkpoint loads into PyTorch in three lines (no key renaming); here a small
+untrained one stands for it::
 
-    >>> import json, safetensors.torch
+    >>> import json, safetensors.torch, torch
+    >>> from rnnkit import nn
+    >>> from rnnkit.checkpoint import save_checkpoint
     >>> from rnnkit.interop.torch import charlm_torch_module
+    >>> model = nn.CharLM(nn.CharLMConfig(vocab_size=5, hidden_size=8), seed=0)
+    >>> version = save_checkpoint("runs/x", model_state=model.state_dict(),
+    ...                           config=model.config.to_dict())
     >>> cfg = json.load(open("runs/x/config.json"))
     >>> m = charlm_torch_module(cfg)
     >>> m.load_state_dict(safetensors.torch.load_file("runs/x/model.safetensors"))
+    <All keys matched successfully>
     >>> logits, state = m(torch.tensor([[3], [1]]))    # tokens (T=2, N=1) -> logits (2, 1, V)
+    >>> tuple(logits.shape)
+    (2, 1, 5)
 
 Layers::
 
@@ -421,8 +430,13 @@ def to_torch(obj) -> tnn.Module:
     / ``Seq2Seq`` (-> :class:`TorchCharLM` / ...). Weights are copied; the dtype (float32 or float64) and the
     train/eval mode follow ``obj``. Example::
 
-        >>> tl = to_torch(rnnkit.nn.GRU(3, 4, bidirectional=True, dtype=np.float64))
-        >>> out, h = tl(torch.randn(5, 2, 3, dtype=torch.float64))
+        >>> import numpy as np, torch, rnnkit.nn
+        >>> gru = rnnkit.nn.GRU(3, 4, bidirectional=True, dtype=np.float64, seed=0)
+        >>> tl = to_torch(gru)
+        >>> x = np.random.default_rng(0).standard_normal((5, 2, 3))
+        >>> out, h = tl(torch.from_numpy(x))
+        >>> bool(np.allclose(out.detach().numpy(), gru(x)[0], atol=1e-12))
+        True
     """
     if isinstance(obj, rnn_nn.RNNCellBase):
         tmod = getattr(tnn, obj.spec.cell_layer)(obj.input_size, obj.hidden_size, bias=obj.bias,

@@ -25,11 +25,11 @@ registry's cell, the same as the layers'). Two ways back, both exact:
 
 * ``dx, dstate = cell.backward_step(dstate_out)`` pops the **last** recorded step: given the
   gradient on the state that step returned (``dh``, or ``(dh, dc)`` for LSTM, entries may be
-  None), it adds the parameter gradients to :meth:`gradients` and returns the gradient on
+  None), it adds the parameter gradients to ``gradients()`` and returns the gradient on
   that step's ``x`` and on the state it was given. Call it once per step, latest step first;
   the caller routes the gradients (e.g. a decoder with attention adds ``dstate`` to the
   gradient of the previous step's output and sends ``dx`` into its own layers).
-* ``dxs, dstate_0 = cell.backward(douts=None, dstate=None)`` runs :meth:`backward_step`
+* ``dxs, dstate_0 = cell.backward(douts=None, dstate=None)`` runs ``backward_step``
   over the whole tape for the plain loop in which each step was given the state the step
   before returned (the same objects): ``douts`` holds one gradient per recorded step on the
   state that step returned (an array on ``h``, or for LSTM a tuple ``(dh, dc)``; None
@@ -39,7 +39,7 @@ registry's cell, the same as the layers'). Two ways back, both exact:
   ``dxs`` stacks the gradient on every step's ``x`` ((T, N, input_size), or (T, input_size)
   unbatched); ``dstate_0`` is the gradient on the first step's given state.
 
-:meth:`zero_grad` and :meth:`clear_tape` drop the tape; under :func:`rnnkit.no_grad` nothing
+``zero_grad()`` and ``clear_tape()`` drop the tape; under :func:`rnnkit.no_grad` nothing
 is recorded. Backward uses the current weights: change them (an optimizer step) only after the
 tape is consumed, as with PyTorch's autograd. While one chain of steps is being recorded (each
 step given the state the step before returned) the weights are laid out for the time loop once.

@@ -155,7 +155,7 @@ class RNNBase(Module):
     """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU`.
 
     ``mode`` is any cell name or PyTorch mode known to :func:`rnnkit.cells.cell_spec`; the
-    layer's :attr:`spec` tells everything else (gates, state shape, ONNX and torch names).
+    layer's ``spec`` attribute tells everything else (gates, state shape, ONNX and torch names).
     """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
@@ -661,6 +661,40 @@ class LSTM(RNNBase):
 
     ``i, f, o = s(W_i* x + b_i* + W_h* h + b_h*)``, ``g = tanh(...)``,
     ``c' = f * c + i * g``, ``h' = o * tanh(c')``.
+
+    Same arguments as ``torch.nn.LSTM`` plus ``dtype`` and ``seed``; time-major ``(T, N, D)``
+    unless ``batch_first``:
+
+    >>> import numpy as np
+    >>> from rnnkit import nn
+    >>> lstm = nn.LSTM(input_size=3, hidden_size=5, num_layers=2, seed=0)
+    >>> x = np.random.default_rng(0).standard_normal((7, 4, 3)).astype(np.float32)
+    >>> out, (h, c) = lstm(x)
+    >>> out.shape, h.shape, c.shape
+    ((7, 4, 5), (2, 4, 5), (2, 4, 5))
+    >>> bool(np.array_equal(out[-1], h[-1]))      # the top layer's last output is its state
+    True
+
+    :meth:`backward` returns the gradients of the inputs and initial states and adds the
+    weights' to :meth:`gradients` (PyTorch's names):
+
+    >>> dx, (dh0, dc0) = lstm.backward(np.ones_like(out))
+    >>> dx.shape, dh0.shape, lstm.gradients()["weight_hh_l1"].shape
+    ((7, 4, 3), (2, 4, 5), (20, 5))
+
+    Padded batches take ``lengths``; :meth:`stepper` runs one step at a time (generation) with
+    the same numbers; :meth:`trace` returns every gate:
+
+    >>> out2, _ = lstm(x, lengths=np.array([7, 5, 2, 7]))
+    >>> bool(np.all(out2[5:, 1] == 0))                 # past its length, a sequence outputs 0
+    True
+    >>> step, state = lstm.stepper(), (np.zeros((2, 4, 5), np.float32),) * 2
+    >>> for t in range(7):
+    ...     top, state = step.step(x[t], state)
+    >>> bool(np.allclose(top, out[-1], atol=1e-6))
+    True
+    >>> sorted(lstm.trace(x)[2][0][0])                 # layer 0, forward direction
+    ['candidate', 'cell', 'forget', 'hidden', 'input', 'output']
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,

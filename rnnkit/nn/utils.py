@@ -37,7 +37,7 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="
 
     ``sequences``: a list (or tuple) of arrays or tensors with the same trailing shape ``*``
     (any number of axes, none included), or one array whose first axis lists them. ``padded``
-    is (T, N, *) with T the longest length, or (N, T, *) with ``batch_first``; its dtype is
+    is ``(T, N, *)`` with T the longest length, or ``(N, T, *)`` with ``batch_first``; its dtype is
     the sequences' common one (token ids stay integers; ``padding_value`` is cast to it, as
     PyTorch does). ``padding_side`` "right" (default) puts the padding after each sequence,
     "left" before it. ``lengths`` (N,) int64 holds each ``L_i``.
@@ -88,7 +88,7 @@ def unpad_sequence(padded_sequences, lengths, batch_first=False, padding_side="r
     """The list of sequences ``(L_i, *)`` inside a padded array (the inverse of
     :func:`pad_sequence`, and ``torch.nn.utils.rnn.unpad_sequence``).
 
-    ``padded_sequences`` (T, N, *) or, with ``batch_first``, (N, T, *); ``lengths`` (N,)
+    ``padded_sequences`` ``(T, N, *)`` or, with ``batch_first``, ``(N, T, *)``; ``lengths`` (N,)
     integers in [0, T]; ``padding_side`` where the padding is ("right", PyTorch's only one, or
     "left"). Returns copies.
     """

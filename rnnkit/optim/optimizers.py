@@ -548,6 +548,7 @@ class AdamW(Adam):
                          amsgrad=amsgrad)
 
 
+#: The optimizers by the name :func:`get_optimizer` and ``TrainConfig.optimizer`` take.
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
 
 

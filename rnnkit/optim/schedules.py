@@ -166,6 +166,7 @@ class LinearWarmup(Schedule):
 #: :meth:`rnnkit.train.TrainConfig.make_schedule` builds each from the classes above.
 SCHEDULE_NAMES = ("constant", "cosine", "step", "exponential")
 
+#: The schedule classes by class name, as :meth:`Schedule.to_config` records them.
 SCHEDULES = {c.__name__: c for c in (ConstantLR, StepLR, ExponentialLR, CosineAnnealingLR,
                                      LinearWarmup)}
 

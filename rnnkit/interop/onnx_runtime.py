@@ -1,0 +1,167 @@
+"""Run a char LM exported by :mod:`rnnkit.interop.onnx` with ONNX Runtime, step by step.
+
+One entry point, :class:`OnnxCharLM`. It needs the optional ``onnxruntime`` package
+(``pip install 'rnnkit[onnx]'``) and not ``onnx``: the graph's inputs, outputs and metadata
+(written by the export) are read from the session. Every file is checked before ONNX Runtime
+sees it (a regular file of at most :data:`MAX_ONNX_BYTES`), and a file that loads but is not
+an rnnkit char LM is one :class:`~rnnkit.errors.CheckpointError` naming it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .._validate import as_float_array, check_int, to_numpy
+from ..cells import CELLS, cell_spec
+from ..errors import CheckpointError, ConfigError, DataError, DTypeError, ShapeError
+from ..io import open_regular
+
+__all__ = ["OnnxCharLM", "MAX_ONNX_BYTES"]
+
+#: The largest ONNX file OnnxCharLM opens (ONNX's protobuf itself stops at 2 GiB).
+MAX_ONNX_BYTES = 2 * 1024 ** 3
+
+
+class OnnxCharLM:
+    """Run a char LM exported by :func:`rnnkit.interop.onnx.export_charlm` with ONNX Runtime, step by step.
+
+    ``step(tokens, state)`` feeds ``tokens`` (T, N) int64 (a 1-D (N,) array is one step,
+    T = 1) from ``state`` and returns ``(logits (T, N, V) float32, new_state)``; the state is
+    ``h`` (num_layers, N, H) for RNN/GRU and the tuple ``(h, c)`` for LSTM, like rnnkit's
+    layers. ``state=None`` starts from zeros.
+
+    Attributes: ``cell``, ``vocab_size``, ``hidden_size``, ``num_layers``, ``embedding_size``
+    (from the model's metadata), ``metadata`` (all ``metadata_props``), ``session``.
+
+    Example:
+        >>> lm = OnnxCharLM("charlm.onnx")                            # doctest: +SKIP
+        >>> logits, state = lm.step(np.array([[3, 1]]), None)          # (1, 2, V)  # doctest: +SKIP
+        >>> logits, state = lm.step(logits[-1].argmax(-1)[None], state)  # doctest: +SKIP
+    """
+
+    def __init__(self, path, *, providers=None, num_threads: int | None = None):
+        who = "OnnxCharLM"
+        try:
+            import onnxruntime as ort
+        except ImportError as e:  # pragma: no cover
+            raise ImportError(f"{who}: expected the optional 'onnxruntime' package, but it is not "
+                              f"installed. Install it with: pip install 'rnnkit[onnx]'") from e
+        opts = ort.SessionOptions()
+        if num_threads is not None:
+            opts.intra_op_num_threads = check_int(who, "num_threads", num_threads, minimum=1)
+        self.path = os.fspath(path)
+        f, _ = open_regular(self.path, who, "ONNX", MAX_ONNX_BYTES)   # a file, not a FIFO or dir
+        f.close()
+        try:
+            self.session = ort.InferenceSession(self.path, opts,
+                                                providers=providers or ["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own exception classes (Fail, InvalidProtobuf ...)
+            raise CheckpointError(f"{who}: ONNX Runtime cannot load {self.path!r} "
+                                  f"({type(e).__name__}: {str(e):.300}). It is not a valid ONNX "
+                                  f"model; write one with `rnnkit export`.") from None
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        if self.metadata.get("kind") != "charlm":
+            raise ConfigError(f"{who}: expected an ONNX char LM exported by rnnkit "
+                              f"(metadata kind='charlm'), got kind={self.metadata.get('kind')!r:.60} "
+                              f"in {self.path!r}. Export it with export_charlm().")
+        self.cell = self.metadata.get("cell")
+        try:
+            self._is_lstm = cell_spec(self.cell).cell_state
+        except (ConfigError, TypeError):
+            raise CheckpointError(f"{who}: {self.path!r}: metadata cell={self.cell!r:.60} is not "
+                                  f"one of {', '.join(CELLS)}; the file is damaged.") from None
+        for key in ("vocab_size", "hidden_size", "num_layers", "embedding_size"):
+            value = self.metadata.get(key, "")
+            if not (value.isdigit() and len(value) < 10 and (int(value) > 0 or key == "embedding_size")):
+                raise CheckpointError(f"{who}: {self.path!r}: expected metadata {key} to be a "
+                                      f"positive integer, got {value!r:.60}; the file is damaged.")
+            setattr(self, key, int(value))
+        names = {i.name for i in self.session.get_inputs()}
+        outputs = self.session.get_outputs()
+        want_in = {"tokens"} | ({"h0", "c0"} if self._is_lstm else {"h0"})
+        if not (names == want_in or names == {"tokens"}) or len(outputs) != (3 if self._is_lstm else 2):
+            raise CheckpointError(f"{who}: {self.path!r}: expected the inputs and outputs of an "
+                                  f"rnnkit char LM (tokens[, h0{', c0' if self._is_lstm else ''}] -> "
+                                  f"logits, h_n{', c_n' if self._is_lstm else ''}), got inputs "
+                                  f"{sorted(names)!r:.100} and {len(outputs)} outputs; the file is "
+                                  f"damaged.")
+        self._has_state = "h0" in names
+        self._dtype = np.float64 if "double" in outputs[0].type else np.float32
+
+    def initial_state(self, batch_size: int):
+        """Zeros of shape (num_layers, batch_size, H) (a tuple ``(h, c)`` for LSTM)."""
+        n = check_int("OnnxCharLM.initial_state", "batch_size", batch_size, minimum=1)
+        shape = (self.num_layers, n, self.hidden_size)
+        h = np.zeros(shape, self._dtype)
+        return (h, np.zeros(shape, self._dtype)) if self._is_lstm else h
+
+    def _check_state(self, state, n: int):
+        who = "OnnxCharLM.step"
+        shape = (self.num_layers, n, self.hidden_size)
+        if self._is_lstm:
+            if not (isinstance(state, (tuple, list)) and len(state) == 2):
+                raise ConfigError(f"{who}: expected an LSTM state as the tuple (h, c), got "
+                                  f"{type(state).__name__}.")
+            parts = [("h", state[0]), ("c", state[1])]
+        else:
+            parts = [("h", state)]
+        out = []
+        for name, s in parts:
+            arr = np.ascontiguousarray(as_float_array(who, f"state {name}", to_numpy(who, f"state {name}", s),
+                                                      self._dtype))        # no NaN, inf, complex
+            if arr.shape != shape:
+                raise ShapeError(f"{who}: expected state {name} of shape (num_layers="
+                                 f"{self.num_layers}, N={n}, hidden_size={self.hidden_size}), got "
+                                 f"shape {arr.shape}. Pass the state returned by the previous "
+                                 f"step, or None to start from zeros.")
+            out.append(arr)
+        return out
+
+    def step(self, tokens, state=None):
+        """Advance the model over ``tokens`` (T, N) from ``state``; return ``(logits, state)``.
+
+        ``logits`` is (T, N, V) float32 (the model's dtype); ``state`` is ``h`` or ``(h, c)``,
+        each (num_layers, N, H).
+        """
+        who = "OnnxCharLM.step"
+        tok = to_numpy(who, "tokens", tokens)
+        if tok.ndim == 1:
+            tok = tok[None, :]                                        # (1, N)
+        if tok.ndim != 2 or tok.shape[0] == 0 or tok.shape[1] == 0:
+            raise ShapeError(f"{who}: expected tokens of shape (T, N) with T, N >= 1, got shape "
+                             f"{tuple(np.shape(tokens))}.")
+        if tok.dtype.kind not in "iu":
+            raise DTypeError(f"{who}: expected integer token ids, got dtype {tok.dtype}. Convert "
+                             f"with np.asarray(tokens, dtype=np.int64).")
+        if tok.min() < 0 or tok.max() >= self.vocab_size:
+            raise DataError(f"{who}: expected token ids in [0, {self.vocab_size}), got values in "
+                            f"[{int(tok.min())}, {int(tok.max())}]. Encode text with the model's "
+                            f"vocabulary.")
+        tok = np.ascontiguousarray(tok, dtype=np.int64)
+        n = tok.shape[1]
+        feeds = {"tokens": tok}
+        if self._has_state:
+            st = self._check_state(self.initial_state(n) if state is None else state, n)
+            feeds["h0"] = st[0]
+            if self._is_lstm:
+                feeds["c0"] = st[1]
+        elif state is not None:
+            raise ConfigError(f"{who}: this model was exported with initial_state=False and "
+                              f"takes no state; pass state=None, or re-export with "
+                              f"initial_state=True to generate step by step.")
+        try:
+            out = self.session.run(None, feeds)
+        except Exception as e:  # a graph that loads but does not compute (crafted file)
+            raise CheckpointError(f"{who}: ONNX Runtime failed to run {self.path!r} "
+                                  f"({type(e).__name__}: {str(e):.300}); the file is damaged.") from None
+        logits, h = out[0], out[1]
+        return logits, ((h, out[2]) if self._is_lstm else h)
+
+    __call__ = step
+
+    def __repr__(self) -> str:
+        return (f"OnnxCharLM(cell={self.cell!r}, vocab_size={self.vocab_size}, "
+                f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+                f"embedding_size={self.embedding_size})")

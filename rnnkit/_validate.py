@@ -134,6 +134,14 @@ def require_keys(who: str, name: str, mapping, keys, hint: str = ""):
                                     f"{', '.join(keys)}.{(' ' + hint) if hint else ''}")
 
 
+def check_bool(who: str, name: str, value) -> bool:
+    """``value`` as a bool; anything but True/False (or a NumPy bool) is a ConfigError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{who}: expected {name} to be True or False, got {value!r} "
+                          f"({type(value).__name__}).")
+    return bool(value)
+
+
 def check_int(who: str, name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ConfigError(f"{who}: expected {name} to be an integer, got {value!r} "

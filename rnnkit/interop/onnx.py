@@ -103,7 +103,7 @@ except ImportError as _e:  # pragma: no cover - exercised by a test that hides o
         "rnnkit.interop.onnx: expected the optional 'onnx' package, but it is not installed. "
         "Install it with: pip install 'rnnkit[onnx]'") from _e
 
-from .._validate import check_dtype_arg, check_int, short_list, to_numpy
+from .._validate import check_bool, check_dtype_arg, check_int, short_list, to_numpy
 from ..cells import CellSpec, cell_spec
 from ..errors import ConfigError, DTypeError, ParameterKeyError, ShapeError
 
@@ -132,12 +132,6 @@ def _cell(who: str, cell) -> CellSpec:
         return cell_spec(cell)
     except ConfigError as e:
         raise ConfigError(f"{who}: {e}") from None
-
-
-def _check_bool(who: str, name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"{who}: expected {name} to be True or False, got {value!r}.")
-    return bool(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,10 +167,10 @@ class ExportOptions:
         o = cls(**options)
         return dataclasses.replace(
             o, dtype=check_dtype_arg(who, o.dtype),
-            initial_state=_check_bool(who, "initial_state", o.initial_state),
-            sequence_lens=_check_bool(who, "sequence_lens", o.sequence_lens),
+            initial_state=check_bool(who, "initial_state", o.initial_state),
+            sequence_lens=check_bool(who, "sequence_lens", o.sequence_lens),
             opset=check_int(who, "opset", o.opset, minimum=MIN_OPSET),
-            check=_check_bool(who, "check", o.check))
+            check=check_bool(who, "check", o.check))
 
 
 def _float_param(who: str, params: Mapping[str, np.ndarray], key: str, shape: tuple,
@@ -490,9 +484,9 @@ def export_layer(layer, path=None, **options) -> onnx.ModelProto:
                       input_size=check_int(who, "input_size", layer.input_size, minimum=1),
                       hidden_size=check_int(who, "hidden_size", layer.hidden_size, minimum=1),
                       num_layers=check_int(who, "num_layers", layer.num_layers, minimum=1),
-                      bidirectional=_check_bool(who, "bidirectional", layer.bidirectional),
-                      bias=_check_bool(who, "bias", layer.bias))
-    batch_first = _check_bool(who, "batch_first", layer.batch_first)
+                      bidirectional=check_bool(who, "bidirectional", layer.bidirectional),
+                      bias=check_bool(who, "bias", layer.bias))
+    batch_first = check_bool(who, "batch_first", layer.batch_first)
     params = _state_dict(who, layer)
     if "h0" in params:
         raise ConfigError(f"{who}: expected a layer without a learned initial state, got h0 in "

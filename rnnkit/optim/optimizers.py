@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .._validate import check_float, fmt_shape, key_mismatch
+from .._validate import check_bool, check_float, fmt_shape, key_mismatch
 from ..errors import CheckpointError, ConfigError, DTypeError, ParameterKeyError, ShapeError
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "get_optimizer", "OPTIMIZERS"]
@@ -57,13 +57,6 @@ def _check_betas(who: str, betas) -> tuple[float, float]:
     b1 = check_float(who, "betas[0]", betas[0], 0.0, 1.0, max_inclusive=False)
     b2 = check_float(who, "betas[1]", betas[1], 0.0, 1.0, max_inclusive=False)
     return b1, b2
-
-
-def _check_bool(who: str, name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"{who}: expected {name} to be True or False, got {value!r} "
-                          f"({type(value).__name__}).")
-    return bool(value)
 
 
 class Optimizer:
@@ -328,7 +321,7 @@ class SGD(Optimizer):
         self.lr = lr
         self.momentum = check_float(who, "momentum", momentum, 0.0)
         self.dampening = check_float(who, "dampening", dampening)
-        self.nesterov = _check_bool(who, "nesterov", nesterov)
+        self.nesterov = check_bool(who, "nesterov", nesterov)
         self.weight_decay = check_float(who, "weight_decay", weight_decay, 0.0)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ConfigError(f"{who}: nesterov=True requires momentum > 0 and dampening = 0, "
@@ -430,7 +423,7 @@ class RMSprop(Optimizer):
         self.eps = check_float(who, "eps", eps, 0.0)
         self.weight_decay = check_float(who, "weight_decay", weight_decay, 0.0)
         self.momentum = check_float(who, "momentum", momentum, 0.0)
-        self.centered = _check_bool(who, "centered", centered)
+        self.centered = check_bool(who, "centered", centered)
 
     def _state_names(self):
         names = ("square_avg",)
@@ -500,7 +493,7 @@ class Adam(Optimizer):
         self.betas = _check_betas(who, betas)
         self.eps = check_float(who, "eps", eps, 0.0)
         self.weight_decay = check_float(who, "weight_decay", weight_decay, 0.0)
-        self.amsgrad = _check_bool(who, "amsgrad", amsgrad)
+        self.amsgrad = check_bool(who, "amsgrad", amsgrad)
 
     def _state_names(self):
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())

@@ -7,7 +7,7 @@ One reserved boundary token ``<eos>`` with id 0 marks both the start and the end
 
 Sequences of one batch are padded to the longest one; padded input positions hold ``pad_id``
 (the boundary id by default, a valid id so embeddings can look it up), padded targets hold
-:data:`IGNORE_INDEX` (-100), which the losses skip, and ``lengths`` (N,) gives each true
+``IGNORE_INDEX`` (-100), which the losses skip, and ``lengths`` (N,) gives each true
 length ``L + 1``. Batches are time-major: (T, N) int64.
 
 Example::

@@ -21,7 +21,7 @@ BYTES = "bytes"
 MAX_TEXT_BYTES = 128 * 1024 * 1024
 
 
-#: Bytes read (and decoded) at a time by :func:`iter_text`.
+#: Bytes read (and decoded) at a time by :func:`~rnnkit.data.iter_text`.
 BLOCK_BYTES = 4 << 20
 
 #: Codecs that decode labels (domain names), not files: their incremental decoders do not
@@ -57,7 +57,7 @@ def check_text_codec(who: str, encoding, errors: str = "strict") -> None:
 
 def iter_text(path, encoding: str = "utf-8", errors: str = "strict", block_bytes: int | None = None,
               max_bytes: int | None = None, who: str = "read_text"):
-    """The text of ``path`` in pieces of about ``block_bytes`` (default :data:`BLOCK_BYTES`)
+    """The text of ``path`` in pieces of about ``block_bytes`` (default :data:`~rnnkit.data.text.BLOCK_BYTES`)
     bytes each: the one reader of every text file, whatever its size.
 
     The pieces joined equal :func:`read_text`'s result; every check :func:`read_text`
@@ -140,7 +140,7 @@ def read_text(path, encoding: str = "utf-8", errors: str = "strict",
     Only a regular file of at most ``max_bytes`` (:data:`MAX_TEXT_BYTES`, 128 MiB) is read:
     a FIFO, a device such as ``/dev/zero`` or a directory is refused at once (opened without
     blocking, then checked with fstat, as the checkpoint readers do). Larger texts are read
-    piece by piece with :func:`iter_text`, which makes every check below.
+    piece by piece with :func:`~rnnkit.data.iter_text`, which makes every check below.
 
     Raises :class:`DataError` naming the file for a missing path, a file that is not a
     regular file, one over ``max_bytes``, an empty file, bytes that are not valid in
@@ -249,7 +249,7 @@ class LineShape:
 
 def detect_mode(text) -> str:
     """``'lines'`` or ``'stream'`` for ``mode='auto'``; ``text`` is a str or an iterable of
-    pieces of one (e.g. :func:`iter_text`, for a file too large to read whole).
+    pieces of one (e.g. :func:`~rnnkit.data.iter_text`, for a file too large to read whole).
 
     Lines mode when the text has at least ``AUTO_MIN_LINES`` (50) non-empty lines, their
     median length is at most ``AUTO_MAX_MEDIAN_LEN`` (40) characters, none is longer than

@@ -5,7 +5,7 @@ The contract (PyTorch-like, explicit backward):
 * ``out = layer(*inputs)``; ``grads_in = layer.backward(*grads_out)`` for the last call.
 * ``parameters()`` / ``gradients()``: dicts name -> array with identical keys and shapes.
   The arrays are the live ones: optimizers update ``parameters()`` in place, and parameter
-  gradients accumulate into ``gradients()`` until :meth:`zero_grad`.
+  gradients accumulate into ``gradients()`` until ``zero_grad()``.
 * ``state_dict()`` / ``load_state_dict()``: PyTorch's keys and shapes.
 * ``train()`` / ``eval()`` switch dropout.
 """

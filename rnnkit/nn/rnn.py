@@ -189,7 +189,7 @@ class RNNBase(Module):
             raise ConfigError(f"{who}: expected proj_size < hidden_size={self.hidden_size}, got "
                               f"proj_size={self.proj_size} (PyTorch's rule). Use proj_size=0 for "
                               f"no projection.")
-        #: width of h and of the outputs: proj_size with a projection, else hidden_size
+        #: The width of h and of the outputs (proj_size with a projection, else hidden_size).
         self.state_size = self.proj_size or self.hidden_size
         check_layer_size(who, self.spec.name, self.input_size, self.hidden_size, self.num_layers,
                          self.bidirectional, self.bias, self.dtype)

@@ -2,7 +2,6 @@
 naming what is at fault (the option, the file and its key), and tensors are taken wherever
 arrays are, as docs/reliability.md says."""
 
-import hashlib
 import json
 import shutil
 
@@ -16,6 +15,7 @@ from rnnkit.data import Vocab
 from rnnkit.errors import ConfigError
 from rnnkit.sample import sample_lines
 from tests.needs import require
+from tests.run_edits import rehash_manifest
 
 pytestmark = pytest.mark.usefixtures("fast_io")
 
@@ -43,14 +43,6 @@ def _one_line(capsys, *argv):
     return err
 
 
-def _rehash(v):
-    m = json.loads((v / "checkpoint.json").read_text())
-    for name in m["files"]:
-        data = (v / name).read_bytes()
-        m["files"][name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (v / "checkpoint.json").write_text(json.dumps(m))
-
-
 def test_explore_negative_seed_names_the_option(run, tmp_path, capsys):
     err = _one_line(capsys, "explore", run, "--seed", -1, "--out", tmp_path / "p.html")
     assert "--seed" in err or "seed" in err
@@ -65,7 +57,7 @@ def test_a_damaged_saved_choice_names_trainer_json(run, tmp_path, capsys, key, v
         tj = json.loads((v / "trainer.json").read_text())
         tj["extra"]["cli"][key] = value
         (v / "trainer.json").write_text(json.dumps(tj))
-        _rehash(v)
+        rehash_manifest(v)
     err = _one_line(capsys, "train", "--resume", d, "--steps", 6)
     assert "trainer.json" in err and key in err and f"--{key}" not in err, err
 
@@ -91,7 +83,7 @@ def test_a_carried_state_of_another_batch_size_names_the_file(run, tmp_path, cap
         arrays = load_safetensors(v / "trainer.safetensors")
         save_safetensors(v / "trainer.safetensors",
                          {k: np.concatenate([a, a], axis=1) for k, a in arrays.items()})
-        _rehash(v)
+        rehash_manifest(v)
     err = _one_line(capsys, "train", "--resume", d, "--steps", 6, "--engine", engine)
     assert "trainer.safetensors" in err and "batch" in err, err
 

@@ -3,7 +3,6 @@
 loads), output paths inside a run refused for every command, and saved numbers checked finite
 and in range when trainer.json is read."""
 
-import hashlib
 import json
 import shutil
 
@@ -13,6 +12,7 @@ import pytest
 from rnnkit.checkpoint import list_versions, load_checkpoint, save_checkpoint
 from rnnkit.cli import main
 from rnnkit.errors import CheckpointError, ConfigError
+from tests.run_edits import rehash_manifest
 
 pytestmark = pytest.mark.usefixtures("fast_io")
 
@@ -95,14 +95,6 @@ def test_train_out_inside_a_run_is_refused(run, capsys):
     assert "--out" in err and not (run / "ckpt-000009").exists()
 
 
-def _rehash(v):
-    m = json.loads((v / "checkpoint.json").read_text())
-    for name in m["files"]:
-        data = (v / name).read_bytes()
-        m["files"][name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (v / "checkpoint.json").write_text(json.dumps(m))
-
-
 def _damaged_copy(run, tmp_path, edit):
     d = tmp_path / "damaged"
     shutil.copytree(run, d)
@@ -110,7 +102,7 @@ def _damaged_copy(run, tmp_path, edit):
         if (v / "trainer.json").exists():
             text = (v / "trainer.json").read_text()
             (v / "trainer.json").write_text(edit(text))
-            _rehash(v)
+            rehash_manifest(v)
     return d
 
 

@@ -402,14 +402,8 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
     x, G, Hs, Cs, keep, mask, M = cache
     T, N, D = x.shape
     S = W_hh.shape[1]                                  # the state's width (H, or P)
-    H = G.shape[2] // cell.spec.num_gates
     dtype = x.dtype
-    dh = np.zeros((N, S), dtype) if dhT is None else np.array(dhT, dtype=dtype, copy=True)
-    dc = None
-    if Cs is not None:
-        dc = np.zeros((N, H), dtype) if dcT is None else np.array(dcT, dtype=dtype, copy=True)
-    parts = cell.recurrent_parts(G, keep, H)
-    ws = cell.new_workspace(N, H, dtype)
+    H, dh, dc, parts, ws = backward_setup(cell, cache, dhT, dcT, S)
     DH = None
     if M is not None:                                  # an LSTM with a projection
         DH = np.empty((T, N, S), dtype)
@@ -427,6 +421,20 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
         grads["weight_hr"] = DH.reshape(T * N, S).T @ M.reshape(T * N, H)            # (P, H)
     dx = (G.reshape(T * N, -1) @ W_ih).reshape(T, N, D) if need_dx else None
     return dx, dh, dc, grads
+
+
+def backward_setup(cell, cache: UnrollCache, dhT, dcT, S: int):
+    """What a backward time loop starts from: ``(H, dh, dc, parts, workspace)``, the
+    gradients on the final states as fresh arrays (zeros for None; dc None without a cell
+    state) and the cell's recurrent parts of the cache's gates."""
+    x, G, _, Cs, keep = cache[:5]
+    N, dtype = x.shape[1], x.dtype
+    H = G.shape[2] // cell.spec.num_gates
+    dh = np.zeros((N, S), dtype) if dhT is None else np.array(dhT, dtype=dtype, copy=True)
+    dc = None
+    if Cs is not None:
+        dc = np.zeros((N, H), dtype) if dcT is None else np.array(dcT, dtype=dtype, copy=True)
+    return H, dh, dc, cell.recurrent_parts(G, keep, H), cell.new_workspace(N, H, dtype)
 
 
 def weight_gradients(G, parts, x, Hprev, has_bias=True) -> dict:

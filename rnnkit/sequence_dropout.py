@@ -21,7 +21,7 @@ import numpy as np
 
 from ._threads import for_step_product
 from .cells import Step
-from .sequence import Prepared, UnrollCache, weight_gradients
+from .sequence import Prepared, UnrollCache, backward_setup, weight_gradients
 
 
 def unroll_forward_rdrop(cell, x, h0, c0, w: Prepared, rmask, mask=None):
@@ -72,16 +72,8 @@ def unroll_backward_rdrop(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, 
     same ``rmask``."""
     x, G, Hs, Cs, keep, mask, _ = cache
     T, N, D = x.shape
-    S = W_hh.shape[1]
-    H = G.shape[2] // cell.spec.num_gates
-    dtype = x.dtype
-    dh = np.zeros((N, S), dtype) if dhT is None else np.array(dhT, dtype=dtype, copy=True)
-    dc = None
-    if Cs is not None:
-        dc = np.zeros((N, H), dtype) if dcT is None else np.array(dcT, dtype=dtype, copy=True)
-    parts = cell.recurrent_parts(G, keep, H)
+    _, dh, dc, parts, ws = backward_setup(cell, cache, dhT, dcT, W_hh.shape[1])
     W_parts = [W_hh[rows] for _, rows in parts]
-    ws = cell.new_workspace(N, H, dtype)
     s = Step()
     with for_step_product(N * W_hh.size):
         for t in range(T - 1, -1, -1):

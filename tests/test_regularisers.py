@@ -3,6 +3,7 @@ differences with the masks fixed by seed, a PyTorch reference written here (the 
 equations, masks injected), train/eval behaviour, initialisations, refusals."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,11 +131,12 @@ def _torch_stack(torch, cell, p, x, state, masks, lengths, L, bi):
     return inp, torch.stack(hs), (torch.stack(cs) if cell == "LSTM" else None)
 
 
-PARITY = list(itertools.product(["LSTM", "GRU", "RNN"], [False, True], [False, True]))
+PARITY = [pytest.param(c, b, u, id=f"{c}-{'bi' if b else 'uni'}-{'len' if u else 'full'}",
+                       marks=pytest.mark.slow if b else ())
+          for c, b, u in itertools.product(["LSTM", "GRU", "RNN"], [False, True], [False, True])]
 
 
-@pytest.mark.parametrize("cell,bi,use_len", PARITY,
-                         ids=[f"{c}-{'bi' if b else 'uni'}-{'len' if u else 'full'}" for c, b, u in PARITY])
+@pytest.mark.parametrize("cell,bi,use_len", PARITY)
 def test_torch_reference_parity_with_the_masks_injected(cell, bi, use_len):
     torch = require("torch")
     rng = np.random.default_rng(2)
@@ -283,3 +285,127 @@ def test_charlm_config_round_trip_and_old_configs_load_with_the_options_off():
         nn.CharLMConfig.from_dict({**old, "cell": "rnn", "forget_bias": 1.0})
     with pytest.raises(ConfigError, match="weight_drop"):
         nn.CharLMConfig.from_dict({**old, "weight_drop": "0.5"})
+
+
+# -------------------------------------------------------------------- the torch twin and engines
+def test_torch_twin_trains_the_same_regularised_charlm_with_the_masks_injected(monkeypatch):
+    torch = require("torch")
+    from rnnkit.interop import torch as interop
+    m = _lm(embedding_dropout=0.3, init="orthogonal", forget_bias=1.0, **ALL)
+    rng = np.random.default_rng(6)
+    tokens = rng.integers(0, 7, (6, N))
+    lengths = np.array([6, 2, 4])
+    logits, _ = m(tokens, None, lengths)
+    masks = m.last_masks
+    order = ["embedding"] + [f"{kind}_l{k}" for k in range(2)
+                             for kind in ("input", "weight_hh", "recurrent")] + ["output"]
+    assert set(order) == set(masks)
+    drawn = iter(order)
+    monkeypatch.setattr(interop, "_mask", lambda shape, p, like: torch.tensor(masks[next(drawn)]))
+    tm = interop.to_torch(m)
+    assert tm.training
+    tlogits, _ = tm(torch.tensor(tokens), None, lengths)
+    np.testing.assert_allclose(logits, tlogits.detach().numpy(), rtol=0, atol=1e-12)
+    dlogits = rng.standard_normal(logits.shape)
+    (tlogits * torch.tensor(dlogits)).sum().backward()
+    m.backward(dlogits)
+    tgrads = {k: p.grad.numpy() for k, p in tm.named_parameters()}
+    for k, g in m.gradients().items():
+        np.testing.assert_allclose(g, tgrads[k], rtol=0, atol=1e-11, err_msg=k)
+    tm.eval()                                       # eval: no masks, the plain stack
+    m.eval()
+    np.testing.assert_allclose(m(tokens, None, lengths)[0],
+                               tm(torch.tensor(tokens), None, lengths)[0].detach().numpy(),
+                               rtol=0, atol=1e-12)
+
+
+REG_ARGS = ["--input-dropout", "0.1", "--output-dropout", "0.2", "--recurrent-dropout", "0.25",
+            "--weight-drop", "0.3", "--embedding-dropout", "0.1", "--init", "orthogonal",
+            "--forget-bias", "1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_each_engine_with_regularisers_is_exact_with_itself_across_resume(tmp_path, capsys, engine):
+    from test_cli import cli as run_cli
+    from test_engines import MODEL, NAMES
+
+    from rnnkit.checkpoint import load_checkpoint
+    if engine == "torch":
+        require("torch")
+    text = tmp_path / "names.txt"
+    text.write_text("\n".join(NAMES) + "\n", encoding="utf-8")
+    common = [str(text), "--eval-every", "3", *MODEL, "--dtype", "float64", *REG_ARGS,
+              "--engine", engine] + (["--device", "cpu"] if engine == "torch" else [])
+
+    def train(*argv):
+        code, _, err = run_cli(capsys, "train", *map(str, argv))
+        assert code == 0, err
+        return err
+
+    train(*common, "--steps", 8, "--out", tmp_path / "straight")
+    train(*common, "--steps", 4, "--out", tmp_path / "split")
+    train("--resume", tmp_path / "split", "--steps", 8)
+    train(*[a for a in common if a not in REG_ARGS[1::2] and a not in REG_ARGS[::2]],
+          "--steps", 8, "--out", tmp_path / "plain")
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
+    plain = load_checkpoint(tmp_path / "plain")
+    for k in a.model_state:
+        assert np.array_equal(a.model_state[k], b.model_state[k]), k
+    assert a.config["recurrent_dropout"] == 0.25 and a.config["init"] == "orthogonal"
+    assert plain.config["recurrent_dropout"] == 0 and plain.config["forget_bias"] is None
+    assert max(float(np.abs(a.model_state[k] - plain.model_state[k]).max()) for k in a.model_state) > 1e-3
+    code, out, err = run_cli(capsys, "info", str(tmp_path / "straight"))
+    assert code == 0 and "recurrent_dropout: 0.25" in out and "weight_drop: 0.3" in out
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_changed_regulariser_and_keeps_old_runs_off(tmp_path, capsys):
+    from test_cli import cli as run_cli
+    from test_engines import MODEL, NAMES
+
+    from rnnkit.checkpoint import load_checkpoint
+    text = tmp_path / "names.txt"
+    text.write_text("\n".join(NAMES[:100]) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", str(text), *MODEL, "--steps", "2", "--eval-every", "2",
+                           "--recurrent-dropout", "0.2", "--out", str(run))
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--steps", "4",
+                           "--recurrent-dropout", "0.3")
+    assert code == 1 and "--recurrent-dropout 0.3 differs" in err
+    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--steps", "4")
+    assert code == 0, err
+    assert load_checkpoint(run).config["recurrent_dropout"] == 0.2
+
+
+@pytest.mark.slow
+def test_a_run_saved_before_the_regularisers_resumes_with_them_off(tmp_path, capsys):
+    import json
+
+    from run_edits import rehash_manifest
+    from test_cli import cli as run_cli
+    from test_engines import MODEL, NAMES
+
+    from rnnkit.checkpoint import list_versions, load_checkpoint
+    from rnnkit.cli import REGULARISERS_OFF
+    text = tmp_path / "names.txt"
+    text.write_text("\n".join(NAMES[:100]) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", str(text), *MODEL, "--steps", "2", "--eval-every", "2",
+                           "--out", str(run))
+    assert code == 0, err
+    version = Path(list_versions(run)[-1])
+    for name, path in (("config.json", ()), ("trainer.json", ("extra", "cli"))):
+        d = json.loads((version / name).read_text())
+        inner = d
+        for k in path:
+            inner = inner[k]
+        for k in REGULARISERS_OFF:
+            inner.pop(k)
+        (version / name).write_text(json.dumps(d))
+    rehash_manifest(version)
+    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--steps", "4")
+    assert code == 0, err
+    cfg = load_checkpoint(run).config
+    assert all(cfg.get(k, v) == v for k, v in REGULARISERS_OFF.items())

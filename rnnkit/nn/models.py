@@ -230,6 +230,7 @@ class CharLM(Module):
         self._crit = CrossEntropyLoss()
         self._T_N = None
         self._char_mask = None          # (T, N, 1) embedding-dropout factors of the last forward
+        self.last_char_factors = None   # (V,) the factors they came from
 
     def _embed(self, tokens):
         if self.embedding is not None:
@@ -241,10 +242,19 @@ class CharLM(Module):
         self._char_mask = None
         p = self.config.embedding_dropout
         if p and self.training:        # whole characters dropped for this batch (the rnn's generator)
-            self._char_mask = dropout_mask(self.rnn.rng, (self.config.vocab_size,), p,
-                                           self.dtype)[tokens][..., None]
+            self.last_char_factors = dropout_mask(self.rnn.rng, (self.config.vocab_size,), p,
+                                                  self.dtype)
+            self._char_mask = self.last_char_factors[tokens][..., None]
             x = x * self._char_mask
         return x
+
+    @property
+    def last_masks(self) -> dict:
+        """The masks of the last training forward: ``embedding`` (V,) (one factor per
+        character, with ``embedding_dropout``) and the recurrent stack's
+        (:attr:`rnnkit.nn.RNNBase.last_masks`)."""
+        own = {"embedding": self.last_char_factors} if self.config.embedding_dropout else {}
+        return {**own, **self.rnn.last_masks}
 
     def forward(self, tokens, state=None, lengths=None):
         tokens = check_ids("CharLM", "tokens", tokens, self.config.vocab_size)

@@ -327,10 +327,11 @@ REG_ARGS = ["--input-dropout", "0.1", "--output-dropout", "0.2", "--recurrent-dr
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["numpy", "torch"])
 def test_each_engine_with_regularisers_is_exact_with_itself_across_resume(tmp_path, capsys, engine):
-    from test_cli import cli as run_cli
     from test_engines import MODEL, NAMES
 
     from rnnkit.checkpoint import load_checkpoint
+
+    from test_cli import cli as run_cli
     if engine == "torch":
         require("torch")
     text = tmp_path / "names.txt"
@@ -361,10 +362,11 @@ def test_each_engine_with_regularisers_is_exact_with_itself_across_resume(tmp_pa
 
 @pytest.mark.slow
 def test_resume_refuses_a_changed_regulariser_and_keeps_old_runs_off(tmp_path, capsys):
-    from test_cli import cli as run_cli
     from test_engines import MODEL, NAMES
 
     from rnnkit.checkpoint import load_checkpoint
+
+    from test_cli import cli as run_cli
     text = tmp_path / "names.txt"
     text.write_text("\n".join(NAMES[:100]) + "\n", encoding="utf-8")
     run = tmp_path / "run"
@@ -384,11 +386,12 @@ def test_a_run_saved_before_the_regularisers_resumes_with_them_off(tmp_path, cap
     import json
 
     from run_edits import rehash_manifest
-    from test_cli import cli as run_cli
     from test_engines import MODEL, NAMES
 
     from rnnkit.checkpoint import list_versions, load_checkpoint
     from rnnkit.cli import REGULARISERS_OFF
+
+    from test_cli import cli as run_cli
     text = tmp_path / "names.txt"
     text.write_text("\n".join(NAMES[:100]) + "\n", encoding="utf-8")
     run = tmp_path / "run"

@@ -37,7 +37,7 @@ import numpy as np
 
 from . import _jit
 from ._threads import for_step_product, one_blas_thread
-from .cells import Cell, Step
+from .cells import CELLS, Cell, Step
 
 # The compiled N=1 loop is loaded (numba: about a second, once per process) when this process
 # has run this many N=1 float32 inference layer-steps (one layer over one step), this call's
@@ -59,19 +59,35 @@ def _compiled_n1(cell, T: int):
 
 
 _fused_steps = 0
+_fused_now = False
+#: The steps each fused kernel pair replaces: the registry's cell classes that name a
+#: ``jit_step``, with their methods as defined (a class whose steps were replaced since, e.g. by
+#: a test breaking one on purpose, runs them, not the kernels).
+_FUSED_FOR = {cls: (cls.forward_step, cls.backward_step)
+              for cls in {spec.cell_class for spec in CELLS.values()} if cls.__dict__.get("jit_step")}
+
+
+def compile_from_the_first_step() -> None:
+    """Load the fused step kernels at their first use instead of after :data:`JIT_MIN_STEPS`
+    layer-steps. A training run calls this before its first step, so that every step of a run
+    takes the same path and a resumed run computes exactly what the straight run did."""
+    global _fused_now
+    _fused_now = True
 
 
 def _fused(cell, dtype, T: int):
     """The fused step kernels (:class:`rnnkit._jit.StepKernels`) of ``cell`` in ``dtype`` for a
     call of ``T`` steps, or None: NumPy's step. Loaded like the N=1 loop, once the process has
-    run :data:`JIT_MIN_STEPS` layer-steps that could use them. Only a class that names its own
-    ``jit_step`` gets them (a subclass with other gate math keeps its own NumPy step)."""
+    run :data:`JIT_MIN_STEPS` layer-steps that could use them (or at once, after
+    :func:`compile_from_the_first_step`). Only a class that names its own ``jit_step`` gets
+    them (a subclass with other gate math keeps its own NumPy step)."""
     global _fused_steps
-    name = type(cell).__dict__.get("jit_step")
-    if not name:
+    cls = type(cell)
+    name = cls.__dict__.get("jit_step")
+    if not name or _FUSED_FOR.get(cls) != (cls.forward_step, cls.backward_step):
         return None
     _fused_steps += T
-    kernels = _jit.kernel(name, load=_fused_steps >= JIT_MIN_STEPS)
+    kernels = _jit.kernel(name, load=_fused_now or _fused_steps >= JIT_MIN_STEPS)
     return kernels.get(np.dtype(dtype)) if kernels is not None else None
 
 #: The mask argument of a fused kernel called without a mask (never read).

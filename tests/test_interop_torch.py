@@ -265,6 +265,52 @@ def test_charlm_both_ways(cell, E, ln):
     assert _max_diff(logits, logits2) > 1e-3             # the two starts really differ
 
 
+@pytest.mark.parametrize("cell,ln", [("lstm", True), ("gru", False)])
+def test_charlm_twin_in_training_draws_dropout_between_layers_like_a_stack_of_torch_layers(cell, ln):
+    """In training mode with dropout, TorchCharLM (what the torch engine trains) runs its layers
+    one at a time on the stack's own parameters; the reference here is separate one-layer
+    torch modules with copies of the weights and F.dropout between them, drawn from the same
+    seed."""
+    L, p = 3, 0.4
+    cfg = nn.CharLMConfig(vocab_size=7, cell=cell, hidden_size=H, num_layers=L, embedding_size=3,
+                          dropout=p, dtype="float64")
+    tm = to_torch(nn.CharLM(cfg, seed=4)).train()
+    tokens = torch.tensor(np.random.default_rng(2).integers(0, 7, (T, N)))
+    lengths = LENGTHS if ln else None
+    ref = [getattr(torch.nn, tm.rnn.mode)(3 if k == 0 else H, H, dtype=torch.float64)
+           for k in range(L)]
+    with torch.no_grad():
+        for k, layer in enumerate(ref):
+            for name, w in layer.named_parameters():
+                w.copy_(getattr(tm.rnn, name[:-1] + str(k)))
+    torch.manual_seed(11)
+    logits, _ = tm(tokens, None, lengths)
+    torch.manual_seed(11)
+    x = tm.embedding(tokens)
+    if ln:
+        x = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor(LENGTHS), enforce_sorted=False)
+    for k, layer in enumerate(ref):
+        if k:
+            x = x._replace(data=torch.nn.functional.dropout(x.data, p)) if ln else torch.nn.functional.dropout(x, p)
+        x, _ = layer(x)
+    if ln:
+        x, _ = torch.nn.utils.rnn.pad_packed_sequence(x, total_length=T)
+    assert _max_diff(logits.detach().numpy(), tm.head(x)) < TOL
+    logits.sum().backward()                                 # gradients reach the stack's parameters
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in tm.rnn.parameters())
+    tm.eval()
+    with torch.no_grad():                                   # no dropout: the fused stack, unchanged
+        assert _max_diff(tm(tokens, None, lengths)[0].numpy(), tm.head(_run_stack(tm, tokens, lengths))) < TOL
+
+
+def _run_stack(tm, tokens, lengths):
+    x = tm.embedding(tokens)
+    if lengths is None:
+        return tm.rnn(x)[0]
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor(lengths), enforce_sorted=False)
+    return torch.nn.utils.rnn.pad_packed_sequence(tm.rnn(packed)[0], total_length=x.shape[0])[0]
+
+
 @pytest.mark.parametrize("cell,tokens,bi,pooling,ln", CLF_CASES)
 def test_classifier_both_ways(cell, tokens, bi, pooling, ln):
     rng = np.random.default_rng(1)

@@ -158,6 +158,7 @@ def test_what_cannot_hold_a_learned_state_refuses_it():
     lm = nn.CharLM(nn.CharLMConfig(vocab_size=5, hidden_size=4, num_layers=1, learn_initial_state=True))
     with pytest.raises(ConfigError, match="learned initial state"):
         export(lm)
-    from rnnkit.engines.torch import _LayeredCharLM
+    from rnnkit.engines.torch import TorchEngine
+    from rnnkit.train import TrainConfig
     with pytest.raises(ConfigError, match="numpy engine"):
-        _LayeredCharLM(lm.config)
+        TorchEngine(lm, TrainConfig())

@@ -4,8 +4,8 @@ many under ``torchrun`` (DistributedDataParallel). Needs ``pip install -e ".[tor
 The recipe is rnnkit's, reused:
 
 * the model is the rnnkit model (initialised from the seed) copied into its PyTorch twin
-  (the layers of :mod:`rnnkit.interop.torch`, one recurrent module per layer so that the
-  dropout between layers draws from torch's ordinary generator on every device);
+  (:class:`rnnkit.interop.torch.TorchCharLM` / ``TorchSeq2Seq``, the ones ``to_torch`` returns,
+  whose dropout between layers draws from torch's ordinary generator on every device);
 * the data are the same batch sources; under torchrun every process draws the same *global*
   batch (a pure function of the seed and the step) and takes its slice of the columns;
 * the loss is the mean over the global batch's target tokens: each process backpropagates
@@ -34,12 +34,10 @@ from collections import defaultdict
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import nn as tnn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ..cells import cell_spec, map_state, state_arrays, state_from_arrays
+from ..cells import map_state, state_arrays, state_from_arrays
 from ..errors import ConfigError, DataError, DistributedError, RnnkitError
-from ..interop.torch import TorchSeq2Seq, _make_torch_rnn
+from ..interop.torch import TorchCharLM, TorchSeq2Seq
 from ..nn.models import CharLM, LossResult
 from ..nn.seq2seq import Seq2Seq
 from ..ops import IGNORE_INDEX
@@ -229,64 +227,6 @@ class TorchGroup(LocalGroup):
 
 
 # ============================================================================== the model
-_RNN_NAME = re.compile(r"^rnn\.(weight|bias)_(ih|hh)_l(\d+)$")
-
-
-def _torch_name(name: str) -> str:
-    """rnnkit/PyTorch name of the fused model -> the name in :class:`_LayeredCharLM`."""
-    m = _RNN_NAME.match(name)
-    return f"layers.{m.group(3)}.{m.group(1)}_{m.group(2)}_l0" if m else name
-
-
-class _LayeredCharLM(tnn.Module):
-    """The PyTorch twin of a CharLM with one recurrent module per layer and
-    ``torch.nn.functional.dropout`` between them (what ``torch.nn.LSTM(dropout=p)`` computes,
-    but drawn from torch's ordinary generator on CUDA too, whose state can be saved)."""
-
-    def __init__(self, config):
-        super().__init__()
-        if getattr(config, "learn_initial_state", False):
-            raise ConfigError("the torch engine: expected a model without a learned initial state, "
-                              "got learn_initial_state=true in its config. Train it with the "
-                              "numpy engine (the default).")
-        dtype = {"float32": torch.float32, "float64": torch.float64}[config.dtype]
-        V, E, H, L = config.vocab_size, config.embedding_size, config.hidden_size, config.num_layers
-        self.vocab_size = V
-        self.embedding = tnn.Embedding(V, E, dtype=dtype) if E > 0 else None
-        self.layers = tnn.ModuleList(
-            _make_torch_rnn(config.cell, (E if E > 0 else V) if k == 0 else H, H, 1, True, False,
-                            0.0, False, dtype) for k in range(L))
-        self.head = tnn.Linear(H, V, dtype=dtype)
-        self.dropout = float(config.dropout)
-        self.cell_state = cell_spec(config.cell).cell_state
-
-    def forward(self, tokens, state=None, lengths=None):
-        if self.embedding is not None:
-            x = self.embedding(tokens)                                          # (T, N, E)
-        else:
-            x = tnn.functional.one_hot(tokens, self.vocab_size).to(self.head.weight.dtype)
-        T = x.shape[0]
-        if lengths is not None:
-            x = pack_padded_sequence(x, lengths, enforce_sorted=False)
-        outs = []
-        for k, layer in enumerate(self.layers):
-            if k > 0 and self.dropout > 0 and self.training:
-                if isinstance(x, PackedSequence):
-                    x = x._replace(data=tnn.functional.dropout(x.data, self.dropout, True))
-                else:
-                    x = tnn.functional.dropout(x, self.dropout, True)
-            s = None if state is None else map_state(lambda a, k=k: a[k:k + 1], state)
-            x, s = layer(x, s)
-            outs.append(s)
-        if lengths is not None:
-            x, _ = pad_packed_sequence(x, total_length=T)
-        if self.cell_state:
-            state_n = (torch.cat([s[0] for s in outs]), torch.cat([s[1] for s in outs]))
-        else:
-            state_n = torch.cat(outs)
-        return self.head(x), state_n
-
-
 def _loss_sum(logits, y):
     """Sum of the cross-entropy over the targets that are not IGNORE_INDEX (deterministic on
     CUDA too: no atomics)."""
@@ -319,13 +259,15 @@ class TorchEngine(Engine):
         if self.pairs and self.group.world_size > 1:
             raise ConfigError("the torch engine trains a Seq2Seq in one process; run it without "
                               "torchrun (or use --engine numpy).")
-        if self.pairs:
-            self.net = TorchSeq2Seq(model.config.to_dict()).to(self.device)
-        else:
-            self.net = _LayeredCharLM(model.config).to(self.device)
+        if getattr(model.config, "learn_initial_state", False):
+            raise ConfigError("the torch engine: expected a model without a learned initial state, "
+                              "got learn_initial_state=true in its config. Train it with the "
+                              "numpy engine (the default).")
+        twin = TorchSeq2Seq if self.pairs else TorchCharLM      # the names are rnnkit's
+        self.net = twin(model.config.to_dict()).to(self.device)
         named = dict(self.net.named_parameters())
         self.names = list(model.parameters())                 # rnnkit's order and names
-        self.params = [named[k if self.pairs else _torch_name(k)] for k in self.names]
+        self.params = [named[k] for k in self.names]
         self._copy_in(model.parameters())
         if self.group.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -360,7 +302,9 @@ class TorchEngine(Engine):
     @property
     def uses_dropout(self) -> bool:
         cfg = self.model.config
-        return cfg.dropout > 0 and cfg.num_layers > 1
+        return (cfg.dropout > 0 and cfg.num_layers > 1) or any(
+            getattr(cfg, k, 0) for k in ("input_dropout", "output_dropout", "recurrent_dropout",
+                                         "weight_drop", "embedding_dropout"))
 
     # -- weights ---------------------------------------------------------------------------
     def _copy_in(self, arrays: dict) -> None:

@@ -65,13 +65,13 @@ import numpy as np
 try:
     import torch
     from torch import nn as tnn
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 except ImportError as e:  # pragma: no cover - exercised only without torch
     raise ImportError("rnnkit.interop.torch needs PyTorch, which is not installed. Install it "
                       "with: pip install 'rnnkit[torch]'") from e
 
 from .. import nn as rnn_nn
-from ..cells import CELLS, cell_spec
+from ..cells import CELLS, cell_spec, map_state
 from ..errors import ConfigError, DTypeError
 from ..nn.models import (
     CharLM,
@@ -128,14 +128,14 @@ def _load_into_torch(tmod, state: dict) -> None:
 
 
 def _make_torch_rnn(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                    bidirectional, dtype, proj_size=0):
+                    bidirectional, dtype, proj_size=0, device=None):
     """``torch.nn.RNN/LSTM/GRU`` for any cell name or mode: the spec names the class (the same
     name in rnnkit.nn and torch.nn) and its keyword arguments (the RNN's nonlinearity); an
     LSTM's ``proj_size``."""
     spec = cell_spec(cell)
     kw = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, bias=bias,
               batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, dtype=dtype,
-              **spec.layer_kwargs)
+              device=device, **spec.layer_kwargs)
     if proj_size:
         kw["proj_size"] = proj_size
     with warnings.catch_warnings():
@@ -148,20 +148,47 @@ def _run_rnn(rnn, x, state, lengths):
     """``rnn(x, state)`` over right-padded sequences of ``lengths`` (packed), outputs 0 past
     each sequence's end; time-major or batch-first as the rnn says. Without a state, a learned
     initial state (the parameters ``h0``/``c0`` a twin adds to ``rnn``) starts every sequence."""
-    if state is None and hasattr(rnn, "h0"):
-        N = x.shape[0 if rnn.batch_first else 1]
-        parts = [getattr(rnn, n)[:, None, :].expand(-1, N, -1).contiguous()
-                 for n in (("h0", "c0") if hasattr(rnn, "c0") else ("h0",))]
-        state = tuple(parts) if len(parts) == 2 else parts[0]
+    state = _initial_state(rnn, x, state)
     if lengths is None:
         return rnn(x, state)
-    lengths = torch.as_tensor(np.asarray(lengths) if not torch.is_tensor(lengths) else lengths)
-    lengths = lengths.to(device="cpu", dtype=torch.int64)
     T = x.shape[1 if rnn.batch_first else 0]
-    packed = pack_padded_sequence(x, lengths, batch_first=rnn.batch_first, enforce_sorted=False)
+    packed = pack_padded_sequence(x, _cpu_lengths(lengths), batch_first=rnn.batch_first,
+                                  enforce_sorted=False)
     out, state_n = rnn(packed, state)
     out, _ = pad_packed_sequence(out, batch_first=rnn.batch_first, total_length=T)
     return out, state_n
+
+
+def _initial_state(rnn, x, state):
+    """``state``, or without one the learned initial state (``rnn.h0``/``rnn.c0``) repeated over
+    the batch of ``x``, or None (zeros)."""
+    if state is not None or not hasattr(rnn, "h0"):
+        return state
+    N = x.shape[0 if rnn.batch_first else 1]
+    parts = [getattr(rnn, n)[:, None, :].expand(-1, N, -1).contiguous()
+             for n in (("h0", "c0") if hasattr(rnn, "c0") else ("h0",))]
+    return tuple(parts) if len(parts) == 2 else parts[0]
+
+
+def _cpu_lengths(lengths):
+    lengths = torch.as_tensor(np.asarray(lengths) if not torch.is_tensor(lengths) else lengths)
+    return lengths.to(device="cpu", dtype=torch.int64)
+
+
+def _layer_views(rnn) -> list:
+    """One single-layer module per layer of the stacked ``rnn`` whose parameters ARE the stack's
+    (the same Parameter objects: gradients, devices and checkpoints stay the stack's). Built on
+    the meta device, so nothing is allocated."""
+    spec = cell_spec(rnn.mode)
+    views = []
+    for k in range(rnn.num_layers):
+        size_in = rnn.input_size if k == 0 else (rnn.proj_size or rnn.hidden_size)
+        view = _make_torch_rnn(spec.name, size_in, rnn.hidden_size, 1, rnn.bias, rnn.batch_first, 0.0,
+                               False, rnn.weight_ih_l0.dtype, rnn.proj_size, device="meta")
+        for name in view._flat_weights_names:          # weight_ih_l0 -> weight_ih_l{k}
+            setattr(view, name, getattr(rnn, name[:-1] + str(k)))
+        views.append(view)
+    return views
 
 
 def _validated(cfg_cls, config, who):
@@ -219,6 +246,16 @@ class TorchCharLM(_TorchModel):
     ``logits, state = m(tokens (T, N) int64, state=None, lengths=None)``; logits (T, N, V),
     state (num_layers, N, H) or the LSTM tuple (h, c). Positions past ``lengths`` see a zero
     rnn output, so their logits are ``head.bias`` (as in rnnkit).
+
+    The one PyTorch CharLM of rnnkit: ``to_torch`` returns it and the torch engine trains it.
+    In training mode with dropout between layers, the layers run one at a time (views of
+    ``rnn``'s own parameters) with ``torch.nn.functional.dropout`` between them: what
+    ``torch.nn.LSTM(dropout=p)`` computes, but drawn from torch's ordinary generator on CUDA
+    too (cuDNN's dropout state cannot be saved, so a resumed run could not repeat). With the
+    regularisers of the config (``input_dropout``, ``output_dropout``, ``recurrent_dropout``,
+    ``weight_drop``, ``embedding_dropout``: what :class:`rnnkit.nn.RNNBase` and
+    :class:`rnnkit.nn.CharLM` mean by them) training runs :func:`_regularised_stack`, one time
+    step at a time, its masks drawn from torch's generator; in eval mode they are off.
     """
 
     _cfg_cls = CharLMConfig
@@ -238,8 +275,113 @@ class TorchCharLM(_TorchModel):
         else:
             V = self.rnnkit_config["vocab_size"]
             x = tnn.functional.one_hot(tokens, V).to(self.head.weight.dtype)   # (T, N, V)
-        out, state = _run_rnn(self.rnn, x, state, lengths)                      # (T, N, H)
+        cfg = self.rnnkit_config
+        if self.training and any(cfg.get(k) for k in _REGULARISERS):
+            if cfg["embedding_dropout"]:           # whole characters, one factor per id
+                x = x * _mask((cfg["vocab_size"],), cfg["embedding_dropout"], x)[tokens][..., None]
+            out, state = _regularised_stack(self.rnn, cfg, x, state, lengths)
+        elif self.training and self.rnn.dropout > 0 and self.rnn.num_layers > 1:
+            out, state = self._layer_by_layer(x, state, lengths)
+        else:
+            out, state = _run_rnn(self.rnn, x, state, lengths)                  # (T, N, H)
         return self.head(out), state                                            # (T, N, V)
+
+    def _layer_by_layer(self, x, state, lengths):
+        """``_run_rnn(self.rnn, ...)`` with the dropout between layers drawn here."""
+        state = _initial_state(self.rnn, x, state)
+        T, p = x.shape[0], self.rnn.dropout
+        if lengths is not None:
+            x = pack_padded_sequence(x, _cpu_lengths(lengths), enforce_sorted=False)
+        finals = []
+        for k, layer in enumerate(_layer_views(self.rnn)):
+            if k > 0:
+                if isinstance(x, PackedSequence):
+                    x = x._replace(data=tnn.functional.dropout(x.data, p, True))
+                else:
+                    x = tnn.functional.dropout(x, p, True)
+            s = None if state is None else map_state(lambda a, k=k: a[k:k + 1], state)
+            x, s = layer(x, s)
+            finals.append(s)
+        if lengths is not None:
+            x, _ = pad_packed_sequence(x, total_length=T)
+        if isinstance(finals[0], tuple):
+            return x, (torch.cat([s[0] for s in finals]), torch.cat([s[1] for s in finals]))
+        return x, torch.cat(finals)
+
+
+_REGULARISERS = ("input_dropout", "output_dropout", "recurrent_dropout", "weight_drop",
+                 "embedding_dropout")
+
+
+def _mask(shape, p, like):
+    """Inverted-dropout factors (0, or 1 / (1 - p)) from torch's generator, on ``like``'s
+    device and dtype."""
+    keep = torch.full(shape, 1.0 - p, dtype=like.dtype, device=like.device)
+    return torch.bernoulli(keep) / (1.0 - p)
+
+
+def _regularised_stack(rnn, cfg: dict, x, state, lengths):
+    """A unidirectional ``rnn`` stack in training mode with rnnkit's regularisers, one time step
+    at a time from the cell's equations (what :class:`rnnkit.nn.RNNBase` computes): locked
+    masks on every layer's input and on the top output, ``h_{t-1} * m`` entering the recurrent
+    product, ``weight_hh * M``, the stack's ``dropout`` between layers; right padding freezes
+    the state and outputs 0. Returns ``(out (T, N, H), state_n)``."""
+    name = cell_spec(rnn.mode).name
+    T, N = x.shape[0], x.shape[1]
+    valid = None
+    if lengths is not None:
+        L = _cpu_lengths(lengths).to(x.device)
+        valid = (torch.arange(T, device=x.device)[:, None] < L[None, :]).to(x.dtype)[:, :, None]
+    state = _initial_state(rnn, x, state)
+    if state is None:
+        z = x.new_zeros((rnn.num_layers, N, rnn.hidden_size))
+        state = (z, z) if name == "lstm" else z
+    h0s, c0s = state if name == "lstm" else (state, None)
+    hs, cs, inp = [], [], x
+    for k in range(rnn.num_layers):
+        if k > 0 and rnn.dropout > 0:
+            inp = tnn.functional.dropout(inp, rnn.dropout, True)
+        if cfg["input_dropout"]:
+            inp = inp * _mask((N, inp.shape[2]), cfg["input_dropout"], inp)
+        W_ih, W_hh = getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")
+        b_ih, b_hh = getattr(rnn, f"bias_ih_l{k}"), getattr(rnn, f"bias_hh_l{k}")
+        if cfg["weight_drop"]:
+            W_hh = W_hh * _mask(tuple(W_hh.shape), cfg["weight_drop"], W_hh)
+        rm = _mask((N, rnn.hidden_size), cfg["recurrent_dropout"], inp) if cfg["recurrent_dropout"] else None
+        gx = inp @ W_ih.T + b_ih                                          # (T, N, G*H)
+        h, c = h0s[k], (c0s[k] if c0s is not None else None)
+        ys = []
+        for t in range(T):
+            gh = (h if rm is None else h * rm) @ W_hh.T + b_hh
+            if name == "lstm":
+                i, f, g, o = (gx[t] + gh).chunk(4, 1)
+                c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h_new = torch.sigmoid(o) * torch.tanh(c_new)
+            elif name == "gru":
+                xr, xz, xn = gx[t].chunk(3, 1)
+                hr, hz, hn = gh.chunk(3, 1)
+                r, zg = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+                n = torch.tanh(xn + r * hn)
+                h_new = n + zg * (h - n)
+            else:
+                pre = gx[t] + gh
+                h_new = torch.tanh(pre) if name == "rnn" else torch.relu(pre)
+            if valid is not None:
+                m = valid[t]
+                h = m * h_new + (1 - m) * h
+                if c is not None:
+                    c = m * c_new + (1 - m) * c
+                ys.append(h * m)
+            else:
+                h, c = h_new, (c_new if c is not None else None)
+                ys.append(h)
+        inp = torch.stack(ys)
+        hs.append(h)
+        cs.append(c)
+    if cfg["output_dropout"]:
+        inp = inp * _mask((N, inp.shape[2]), cfg["output_dropout"], inp)
+    h_n = torch.stack(hs)
+    return inp, ((h_n, torch.stack(cs)) if name == "lstm" else h_n)
 
 
 class TorchSequenceClassifier(_TorchModel):

@@ -65,6 +65,7 @@ import numpy as np
 from .errors import CheckpointError, ConfigError
 from .io import (
     append_jsonl,
+    atomic_copy,
     atomic_write_json,
     atomic_write_text,
     find_json_problem,
@@ -72,6 +73,7 @@ from .io import (
     is_int,
     load_safetensors,
     load_safetensors_with_metadata,
+    loads_json,
     read_json,
     read_jsonl,
     read_safetensors_header,
@@ -213,25 +215,6 @@ def _check_json_dict(who: str, name: str, obj):
     return obj
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    """Replace ``dst`` by a copy of ``src`` atomically (temp file + fsync + rename)."""
-    tmp = dst.parent / f".{dst.name}.tmp-{secrets.token_hex(6)}"
-    try:
-        shutil.copyfile(src, tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _remove_tree(path: Path) -> None:
     """Delete a version: rename it to a hidden name first so it stops being a version at once."""
     hidden = path.parent / f".old-{path.name}-{secrets.token_hex(4)}"
@@ -352,11 +335,11 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
         atomic_write_text(directory / LATEST_FILE, name + "\n")
         for fname in _CONVENIENCE:
             if (final / fname).exists():
-                _copy_atomic(final / fname, directory / fname)
+                atomic_copy(final / fname, directory / fname, who)
             elif (directory / fname).exists():
                 os.unlink(directory / fname)      # no stale vocab next to a new model
         fsync_dir(directory)
-    except OSError as e:
+    except (OSError, CheckpointError) as e:
         raise CheckpointError(f"{who}: saved {final}, but could not update the convenience "
                               f"copies in {directory}: {e}.") from e
     for old in _own_versions(directory)[keep:]:
@@ -514,7 +497,7 @@ def _load_version(version: Path, load_optimizer: bool, max_bytes, check_config=N
         optimizer_state, meta = load_safetensors_with_metadata(opt_path, max_bytes=max_bytes)
         if _OPT_META_KEY in meta:
             try:
-                optimizer_meta = json.loads(meta[_OPT_META_KEY], parse_constant=_refuse)
+                optimizer_meta = loads_json(meta[_OPT_META_KEY])
             except (ValueError, RecursionError) as e:
                 raise CheckpointError(f"load_checkpoint: {opt_path}: optimizer metadata is not "
                                       f"valid JSON ({e}).") from None
@@ -565,10 +548,6 @@ def _check_trainer_state(state: dict, path) -> None:
     if "history" in state and not all(isinstance(r, dict) for r in state["history"]):
         raise CheckpointError(f"load_checkpoint: {path}: expected history to be a list of JSON "
                               f"objects.")
-
-
-def _refuse(name):
-    raise ValueError(f"{name} is not valid JSON")
 
 
 class _Mismatch(Exception):

@@ -36,6 +36,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import stat
 import warnings
 from pathlib import Path
@@ -57,6 +58,8 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
+    "atomic_copy",
+    "loads_json",
     "read_json",
     "append_jsonl",
     "read_jsonl",
@@ -158,6 +161,13 @@ def _atomic_write(path, write_fn, who: str) -> None:
                                   f"permissions and the free disk space.") from e
         raise
     fsync_dir(directory)
+
+
+def atomic_copy(src, dst, who: str = "atomic_copy") -> None:
+    """Replace ``dst`` by a copy of the file ``src`` atomically (the same temp file + fsync +
+    ``os.replace`` + dir fsync as every other write here)."""
+    with open(src, "rb") as f_src:
+        _atomic_write(dst, lambda f: shutil.copyfileobj(f_src, f, 1 << 20), who)
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -384,6 +394,12 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def loads_json(text: str):
+    """``json.loads`` as rnnkit reads its own files: strict JSON (``NaN``/``Infinity`` and
+    duplicate keys raise ValueError)."""
+    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+
+
 def _no_duplicates(pairs):
     out = {}
     for k, v in pairs:
@@ -526,8 +542,7 @@ def read_jsonl(path, what: str = "metrics", max_bytes: int = MAX_JSONL_BYTES) ->
         if not raw.strip():
             continue
         try:
-            out.append(json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
-                                  parse_constant=_reject_constant))
+            out.append(loads_json(raw.decode("utf-8")))
         except (UnicodeDecodeError, ValueError, RecursionError):
             if i == len(lines) - 1 and not complete:
                 continue  # torn last line: the writer was killed mid-append

@@ -37,6 +37,7 @@ TRAIN_DEFAULTS = dict(
     clip=5.0, steps=None, epochs=None, val_frac=0.1, eval_every=100, mode="auto", seed=0,
     dtype="float32", encoding="utf-8", schedule="constant", warmup=0, patience=0,
     weight_decay=0.0, num_samples=10, engine="numpy", attention="additive", decoder_cell="",
+    proj_size=0, learn_initial_state=False,
 )
 DEFAULT_STEPS = 1000
 # Options that may change when resuming; all others must match the checkpoint.
@@ -85,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--embedding-size", type=int, help=f"character embedding size, 0 = one-hot "
                    f"(default: {d['embedding_size']})")
     t.add_argument("--dropout", type=float, help=f"dropout between layers (default: {d['dropout']})")
+    t.add_argument("--proj-size", type=int, help="LSTM only: project each layer's output to this "
+                   "many units (LSTMP, torch.nn.LSTM's proj_size; below --hidden-size), 0 = none "
+                   f"(default: {d['proj_size']})")
+    t.add_argument("--learn-initial-state", action="store_true", default=None,
+                   help="learn the state every sequence starts from (h0, c0 trained with the "
+                        "weights) instead of zeros; numpy engine")
     t.add_argument("--seq-len", type=int, help=f"stream mode: BPTT chunk length (default: {d['seq_len']})")
     t.add_argument("--batch-size", type=int, help=f"sequences per batch (default: {d['batch_size']})")
     t.add_argument("--optimizer", choices=list(OPTIMIZERS),
@@ -268,7 +275,7 @@ OPTION_RANGES = {
     "batch_size": ("int", 1, True, None, True), "steps": ("int", 1, True, None, True),
     "warmup": ("int", 0, True, None, True), "eval_every": ("int", 1, True, None, True),
     "patience": ("int", 0, True, None, True), "seed": ("int", 0, True, None, True),
-    "num_samples": ("int", 0, True, None, True),
+    "num_samples": ("int", 0, True, None, True), "proj_size": ("int", 0, True, None, True),
     "lr": ("number", 0, False, None, True), "weight_decay": ("number", 0, True, None, True),
     "clip": ("number", 0, True, None, True), "dropout": ("number", 0, True, 1, False),
     "val_frac": ("number", 0, True, 1, False), "epochs": ("number", 0, False, None, True),
@@ -574,11 +581,15 @@ def _train(args, o, group, stack) -> int:
     setup_log = []                                    # printed after the engine line
     with group.agreed():
         if data.mode == "pairs":
+            if o["proj_size"] or o["learn_initial_state"]:
+                raise ConfigError("--proj-size and --learn-initial-state shape a character model's "
+                                  "LSTM; a pairs (sequence-to-sequence) run has neither. Drop them.")
             model = pairs_run.build_model(o, data)
         else:
             model = CharLM(CharLMConfig(vocab_size=len(vocab), cell=o["cell"], hidden_size=o["hidden_size"],
                                         num_layers=o["num_layers"], embedding_size=o["embedding_size"],
-                                        dropout=o["dropout"], dtype=o["dtype"]), seed=o["seed"])
+                                        dropout=o["dropout"], dtype=o["dtype"], proj_size=o["proj_size"],
+                                        learn_initial_state=o["learn_initial_state"]), seed=o["seed"])
         cfg = model.config
         tcfg = TrainConfig(steps=steps, lr=o["lr"], optimizer=o["optimizer"], clip=o["clip"],
                            schedule=o["schedule"], warmup=o["warmup"], eval_every=o["eval_every"],

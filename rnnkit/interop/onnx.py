@@ -605,6 +605,10 @@ def export_charlm(state_dict: Mapping, config, path=None, **options) -> onnx.Mod
         raise ConfigError(f"{who}: expected a model without a learned initial state, got rnn.h0 "
                           f"in the weights (learn_initial_state). Its graph would start from "
                           f"zeros, unlike the model; export a model trained without it.")
+    if "rnn.weight_hr_l0" in params:
+        raise ConfigError(f"{who}: expected a model without a projection, got rnn.weight_hr_l0 in "
+                          f"the weights (proj_size > 0). LSTMs with projections have no native ONNX "
+                          f"operator; export a model trained without --proj-size.")
     has_bias = "rnn.bias_ih_l0" in params or "rnn.bias_hh_l0" in params
     spec = _StackSpec(cell=cell, input_size=E if E > 0 else V, hidden_size=H, num_layers=L,
                       bidirectional=False, bias=has_bias, prefix="rnn.")

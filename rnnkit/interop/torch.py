@@ -214,12 +214,13 @@ class _TorchModel(tnn.Module):
 
     def _rnn(self, cfg, input_size, bidirectional):
         rnn = _make_torch_rnn(cfg.cell, input_size, cfg.hidden_size, cfg.num_layers,
-                              True, False, cfg.dropout, bidirectional, self._dtype)
+                              True, False, cfg.dropout, bidirectional, self._dtype,
+                              getattr(cfg, "proj_size", 0))
         if getattr(cfg, "learn_initial_state", False):     # rnn.h0 (rnn.c0), as in rnnkit
-            shape = (cfg.num_layers * (2 if bidirectional else 1), cfg.hidden_size)
-            names = ("h0", "c0") if cell_spec(cfg.cell).cell_state else ("h0",)
-            for n in names:
-                rnn.register_parameter(n, tnn.Parameter(torch.zeros(shape, dtype=self._dtype)))
+            LD = cfg.num_layers * (2 if bidirectional else 1)
+            rnn.register_parameter("h0", tnn.Parameter(torch.zeros((LD, cfg.state_size), dtype=self._dtype)))
+            if cell_spec(cfg.cell).cell_state:
+                rnn.register_parameter("c0", tnn.Parameter(torch.zeros((LD, cfg.hidden_size), dtype=self._dtype)))
         return rnn
 
     def _pool(self, out, state, lengths):
@@ -262,7 +263,7 @@ class TorchCharLM(_TorchModel):
         V, E = cfg.vocab_size, cfg.embedding_size
         self.embedding = tnn.Embedding(V, E, dtype=self._dtype) if E > 0 else None
         self.rnn = self._rnn(cfg, E if E > 0 else V, False)
-        self.head = tnn.Linear(cfg.hidden_size, V, dtype=self._dtype)
+        self.head = tnn.Linear(cfg.state_size, V, dtype=self._dtype)
 
     def forward(self, tokens, state=None, lengths=None):
         tokens = torch.as_tensor(tokens).long()                                 # (T, N)
@@ -318,7 +319,7 @@ class TorchSequenceClassifier(_TorchModel):
                           if tokens else None)
         self.rnn = self._rnn(cfg, cfg.embedding_size if tokens else cfg.input_size, cfg.bidirectional)
         D = 2 if cfg.bidirectional else 1
-        self.head = tnn.Linear(D * cfg.hidden_size, cfg.num_classes, dtype=self._dtype)
+        self.head = tnn.Linear(D * cfg.state_size, cfg.num_classes, dtype=self._dtype)
 
     def forward(self, x, lengths=None):
         if self.embedding is not None:
@@ -343,7 +344,7 @@ class TorchSequenceRegressor(_TorchModel):
         cfg = self._init_common(config, "TorchSequenceRegressor")
         self.rnn = self._rnn(cfg, cfg.input_size, cfg.bidirectional)
         D = 2 if cfg.bidirectional else 1
-        self.head = tnn.Linear(D * cfg.hidden_size, cfg.output_size, dtype=self._dtype)
+        self.head = tnn.Linear(D * cfg.state_size, cfg.output_size, dtype=self._dtype)
 
     def forward(self, x, lengths=None):
         x = torch.as_tensor(x, dtype=self.head.weight.dtype)                    # (T, N, D_in)

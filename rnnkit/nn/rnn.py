@@ -438,10 +438,6 @@ class RNNBase(Module):
     # -- one step (generation) ------------------------------------------------------------
     def stepper(self) -> LayerStepper:
         """A :class:`LayerStepper` over the current weights (prepared once)."""
-        if self.proj_size:
-            raise ConfigError(f"{type(self).__name__}.stepper: expected proj_size=0, got proj_size="
-                              f"{self.proj_size}; the one-step path has no projection. Call the "
-                              f"layer on sequences (of length 1 for one step) instead.")
         if self.bidirectional:
             raise ConfigError(f"{type(self).__name__}.stepper: expected a unidirectional layer, got "
                               f"bidirectional=True. A bidirectional layer needs the whole sequence; "
@@ -628,6 +624,7 @@ class LayerStepper:
         g = buf.g
         h_n = np.empty_like(h0)
         c_n = np.empty_like(c0) if c0 is not None else None
+        m = np.empty_like(c0[0]) if self.layer.proj_size else None       # (N, H) before W_hr
         inp = x_t
         for k, w in enumerate(self.prepared):
             if k == 0 and table is not None:
@@ -635,7 +632,9 @@ class LayerStepper:
             else:
                 w.project(inp, out=g)
             step_forward(self.cell, w, buf, h0[k], c0[k] if c0 is not None else None,
-                         h_n[k], c_n[k] if c_n is not None else None)
+                         h_n[k] if m is None else m, c_n[k] if c_n is not None else None)
+            if m is not None:                                              # h = m W_hr^T (N, P)
+                np.matmul(m, w.W_hrT, out=h_n[k])
             inp = h_n[k]
         return h_n[-1], ((h_n, c_n) if c_n is not None else h_n)
 

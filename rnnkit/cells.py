@@ -321,7 +321,9 @@ class CellSpec:
     to each ONNX gate slot, in ONNX's order; ``onnx_attrs`` are that node's extra attributes.
     ``sigmoid_gates`` are the gates with values in [0, 1] (the others are tanh, or the state).
     ``cell_state``: the state is the tuple ``(h, c)`` instead of ``h``. ``cell_class`` holds
-    the gate math. ``projectable``: the layer takes ``proj_size`` (PyTorch's LSTMP:
+    the gate math. ``forget_gate``: the gate whose value 1 keeps the previous state (LSTM's
+    forget gate, GRU's update gate), the one a ``forget_bias`` initialises; "" for none.
+    ``projectable``: the layer takes ``proj_size`` (PyTorch's LSTMP:
     ``h_t = W_hr (o * tanh(c_t))``, a ``weight_hr`` (P, H) per direction of each layer).
     """
 
@@ -338,6 +340,7 @@ class CellSpec:
     layer_kwargs: dict = field(default_factory=dict)
     onnx_attrs: dict = field(default_factory=dict)
     projectable: bool = False
+    forget_gate: str = ""
 
     @property
     def num_gates(self) -> int:
@@ -379,12 +382,12 @@ CELLS: dict[str, CellSpec] = {spec.name: spec for spec in (
              gate_names=("input", "forget", "candidate", "output"),
              sigmoid_gates=("input", "forget", "output"),
              onnx_op="LSTM", onnx_gate_order=(0, 3, 1, 2),          # ONNX i, o, f, c
-             cell_state=True, cell_class=LSTMCell, projectable=True),
+             cell_state=True, cell_class=LSTMCell, projectable=True, forget_gate="forget"),
     CellSpec(name="gru", torch_mode="GRU", layer="GRU",
              gate_names=("reset", "update", "candidate"), sigmoid_gates=("reset", "update"),
              onnx_op="GRU", onnx_gate_order=(1, 0, 2),              # ONNX z, r, h
              onnx_attrs={"linear_before_reset": 1},                # PyTorch's r * (W_hn h + b_hn)
-             cell_state=False, cell_class=GRUCell),
+             cell_state=False, cell_class=GRUCell, forget_gate="update"),
     CellSpec(name="rnn", torch_mode="RNN_TANH", layer="RNN", aliases=("rnn_tanh", "tanh"),
              gate_names=("hidden",), onnx_op="RNN", onnx_gate_order=(0,),
              layer_kwargs={"nonlinearity": "tanh"}, onnx_attrs={"activation": "Tanh"},

@@ -24,6 +24,7 @@ from .data.corpus import BUILTIN_TEXTS, MODES
 from .data.pairs import BUILTIN_PAIRS
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, RnnkitError
+from .nn.regularise import INITS
 from .optim import OPTIMIZERS, SCHEDULE_NAMES
 from .sample import DEFAULT_LENGTH
 
@@ -38,7 +39,13 @@ TRAIN_DEFAULTS = dict(
     dtype="float32", encoding="utf-8", schedule="constant", warmup=0, patience=0,
     weight_decay=0.0, num_samples=10, engine="numpy", attention="additive", decoder_cell="",
     proj_size=0, learn_initial_state=False,
+    input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0, weight_drop=0.0,
+    embedding_dropout=0.0, init="uniform", forget_bias=None,
 )
+#: The regularisers' values in runs saved before they existed (resumed with these, whatever
+#: today's defaults are).
+REGULARISERS_OFF = dict(input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0,
+                        weight_drop=0.0, embedding_dropout=0.0, init="uniform", forget_bias=None)
 DEFAULT_STEPS = 1000
 # Options that may change when resuming; all others must match the checkpoint.
 RESUMABLE = {"steps", "epochs", "eval_every", "patience", "num_samples", "out", "engine"}
@@ -92,6 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--learn-initial-state", action="store_true", default=None,
                    help="learn the state every sequence starts from (h0, c0 trained with the "
                         "weights) instead of zeros; numpy engine")
+    t.add_argument("--input-dropout", type=float, help="variational (locked) dropout on every "
+                   "layer's input, the embeddings included: one mask per sequence "
+                   f"(default: {d['input_dropout']})")
+    t.add_argument("--output-dropout", type=float, help="variational dropout on the top layer's "
+                   f"output (default: {d['output_dropout']})")
+    t.add_argument("--recurrent-dropout", type=float, help="variational dropout on the state "
+                   "entering the recurrent product, one mask per sequence (Keras's meaning) "
+                   f"(default: {d['recurrent_dropout']})")
+    t.add_argument("--weight-drop", type=float, help="DropConnect on the recurrent weights "
+                   f"W_hh, one mask per batch (AWD-LSTM) (default: {d['weight_drop']})")
+    t.add_argument("--embedding-dropout", type=float, help="drop whole characters (their "
+                   f"embedding) for a batch (default: {d['embedding_dropout']})")
+    t.add_argument("--init", choices=list(INITS), help="recurrent weights: PyTorch's uniform, or "
+                   f"orthogonal W_hh blocks (default: {d['init']})")
+    t.add_argument("--forget-bias", type=float, help="initial forget-gate bias (LSTM; GRU's "
+                   "update gate) (default: PyTorch's uniform init)")
     t.add_argument("--seq-len", type=int, help=f"stream mode: BPTT chunk length (default: {d['seq_len']})")
     t.add_argument("--batch-size", type=int, help=f"sequences per batch (default: {d['batch_size']})")
     t.add_argument("--optimizer", choices=list(OPTIMIZERS),
@@ -278,6 +301,10 @@ OPTION_RANGES = {
     "num_samples": ("int", 0, True, None, True), "proj_size": ("int", 0, True, None, True),
     "lr": ("number", 0, False, None, True), "weight_decay": ("number", 0, True, None, True),
     "clip": ("number", 0, True, None, True), "dropout": ("number", 0, True, 1, False),
+    **{k: ("number", 0, True, 1, False) for k in ("input_dropout", "output_dropout",
+                                                  "recurrent_dropout", "weight_drop",
+                                                  "embedding_dropout")},
+    "forget_bias": ("number", -math.inf, False, None, True),
     "val_frac": ("number", 0, True, 1, False), "epochs": ("number", 0, False, None, True),
 }
 
@@ -322,7 +349,7 @@ def _resolve_train_args(args) -> dict:
             raise CheckpointError(f"{args.resume}: trainer.json has no saved command-line options; "
                                   f"it was not written by `rnnkit train` and cannot be resumed from the CLI.")
         _check_saved_options(saved, Path(ck.path) / "trainer.json")
-        opts = dict(TRAIN_DEFAULTS)
+        opts = {**TRAIN_DEFAULTS, **REGULARISERS_OFF}
         opts.update(saved)
         if saved.get("file"):             # the run's own text, by absolute path and SHA-256
             from .data.corpus import resumed_text
@@ -538,6 +565,13 @@ def _train(args, o, group, stack) -> int:
         o["dataset"] = data.name
     if data.mode == "pairs" and not args.resume:
         pairs_run.apply_defaults(o, {k for k, v in vars(args).items() if v is not None})
+    if data.mode == "pairs":                  # the regularisers are the character models'
+        given = [k for k in REGULARISERS_OFF if getattr(args, k, None) is not None]
+        if given:
+            raise ConfigError(f"--{given[0].replace('_', '-')} applies to the character models of "
+                              f"lines and stream mode; the seq2seq model of pairs mode has no such "
+                              f"option. Drop it.")
+        o.update(REGULARISERS_OFF)
     o["out"] = str(out)
     o["mode"] = data.mode
     saved_opts = {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}
@@ -589,7 +623,8 @@ def _train(args, o, group, stack) -> int:
             model = CharLM(CharLMConfig(vocab_size=len(vocab), cell=o["cell"], hidden_size=o["hidden_size"],
                                         num_layers=o["num_layers"], embedding_size=o["embedding_size"],
                                         dropout=o["dropout"], dtype=o["dtype"], proj_size=o["proj_size"],
-                                        learn_initial_state=o["learn_initial_state"]), seed=o["seed"])
+                                        learn_initial_state=o["learn_initial_state"],
+                                        **{k: o[k] for k in REGULARISERS_OFF}), seed=o["seed"])
         cfg = model.config
         tcfg = TrainConfig(steps=steps, lr=o["lr"], optimizer=o["optimizer"], clip=o["clip"],
                            schedule=o["schedule"], warmup=o["warmup"], eval_every=o["eval_every"],

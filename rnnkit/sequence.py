@@ -402,14 +402,8 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
     x, G, Hs, Cs, keep, mask, M = cache
     T, N, D = x.shape
     S = W_hh.shape[1]                                  # the state's width (H, or P)
-    H = G.shape[2] // cell.spec.num_gates
     dtype = x.dtype
-    dh = np.zeros((N, S), dtype) if dhT is None else np.array(dhT, dtype=dtype, copy=True)
-    dc = None
-    if Cs is not None:
-        dc = np.zeros((N, H), dtype) if dcT is None else np.array(dcT, dtype=dtype, copy=True)
-    parts = cell.recurrent_parts(G, keep, H)
-    ws = cell.new_workspace(N, H, dtype)
+    H, dh, dc, parts, ws = backward_setup(cell, cache, dhT, dcT, S)
     DH = None
     if M is not None:                                  # an LSTM with a projection
         DH = np.empty((T, N, S), dtype)
@@ -422,9 +416,35 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
         with for_step_product(N * W_hh.size):
             dh, dc = _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws,
                                     dh_part)
-    GH = G.shape[2]
-    G2 = G.reshape(T * N, GH)
-    Hprev = Hs[:-1].reshape(T * N, S)
+    grads = weight_gradients(G, parts, x, Hs[:-1], has_bias)
+    if DH is not None:
+        grads["weight_hr"] = DH.reshape(T * N, S).T @ M.reshape(T * N, H)            # (P, H)
+    dx = (G.reshape(T * N, -1) @ W_ih).reshape(T, N, D) if need_dx else None
+    return dx, dh, dc, grads
+
+
+def backward_setup(cell, cache: UnrollCache, dhT, dcT, S: int):
+    """What a backward time loop starts from: ``(H, dh, dc, parts, workspace)``, the
+    gradients on the final states as fresh arrays (zeros for None; dc None without a cell
+    state) and the cell's recurrent parts of the cache's gates."""
+    x, G, _, Cs, keep = cache[:5]
+    N, dtype = x.shape[1], x.dtype
+    H = G.shape[2] // cell.spec.num_gates
+    dh = np.zeros((N, S), dtype) if dhT is None else np.array(dhT, dtype=dtype, copy=True)
+    dc = None
+    if Cs is not None:
+        dc = np.zeros((N, H), dtype) if dcT is None else np.array(dcT, dtype=dtype, copy=True)
+    return H, dh, dc, cell.recurrent_parts(G, keep, H), cell.new_workspace(N, H, dtype)
+
+
+def weight_gradients(G, parts, x, Hprev, has_bias=True) -> dict:
+    """A direction's weight gradients from the pre-activation gradients ``G`` (T, N, G*H) and
+    the cell's ``parts`` (:meth:`rnnkit.cells.Cell.recurrent_parts`), the inputs ``x``
+    (T, N, D) and the states ``Hprev`` (T, N, S) that entered the recurrent product: one
+    product over all steps each."""
+    T, N, D = x.shape
+    G2 = G.reshape(T * N, G.shape[2])
+    Hprev = Hprev.reshape(T * N, -1)
     grads = {"weight_ih": G2.T @ x.reshape(T * N, D)}
     grads["weight_hh"] = np.concatenate(
         [P.reshape(T * N, -1).T @ Hprev for P, _ in parts], axis=0) if len(parts) > 1 else G2.T @ Hprev
@@ -434,7 +454,4 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
             grads["bias_hh"] = grads["bias_ih"].copy()
         else:
             grads["bias_hh"] = np.concatenate([P.reshape(T * N, -1).sum(axis=0) for P, _ in parts])
-    if DH is not None:
-        grads["weight_hr"] = DH.reshape(T * N, S).T @ M.reshape(T * N, H)            # (P, H)
-    dx = (G2 @ W_ih).reshape(T, N, D) if need_dx else None
-    return dx, dh, dc, grads
+    return grads

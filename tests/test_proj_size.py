@@ -202,3 +202,22 @@ def test_bidirectional_classifier_with_proj_size_matches_torch(pooling):
     ref.sum().backward()
     for name, t in lstm.named_parameters():
         assert np.abs(m.gradients()["rnn." + name] - t.grad.numpy()).max() < 1e-10, name
+
+
+def test_the_torch_twins_regularised_training_path_projects_like_the_plain_one():
+    """TorchCharLM trains with input/output dropout one step at a time from the equations;
+    with a projection and masks that keep everything (p = 1e-15) it computes torch.nn.LSTM's
+    numbers."""
+    require("torch")
+    import torch
+
+    from rnnkit.interop.torch import to_torch
+    cfg = nn.CharLMConfig(vocab_size=7, hidden_size=H, num_layers=2, embedding_size=D, proj_size=P,
+                          input_dropout=1e-15, output_dropout=1e-15, dtype="float64")
+    tm = to_torch(nn.CharLM(cfg, seed=0))
+    tokens = torch.tensor(np.random.default_rng(0).integers(0, 7, (T, N)))
+    lengths = [5, 3, 1, 4]
+    plain = tm.eval()(tokens, None, lengths)
+    trained = tm.train()(tokens, None, lengths)
+    for a, b in zip((plain[0], *plain[1]), (trained[0], *trained[1])):
+        assert a.shape == b.shape and (a - b).abs().max().item() < 1e-12

@@ -61,7 +61,9 @@ class NumpyEngine(Engine):
     @property
     def uses_dropout(self) -> bool:
         return any((getattr(m, "dropout", 0) and getattr(m, "num_layers", 2) > 1) or getattr(m, "p", 0)
-                   for _, m in _rng_owners(self.model))      # a one-layer stack drops nothing
+                   or getattr(m, "regularised", False)
+                   for _, m in _rng_owners(self.model)) or bool(    # a one-layer stack drops nothing
+            getattr(getattr(self.model, "config", None), "embedding_dropout", 0))
 
     # -- one step ------------------------------------------------------------------------
     def forward(self, source, step, carry):

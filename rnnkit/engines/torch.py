@@ -302,7 +302,9 @@ class TorchEngine(Engine):
     @property
     def uses_dropout(self) -> bool:
         cfg = self.model.config
-        return cfg.dropout > 0 and cfg.num_layers > 1
+        return (cfg.dropout > 0 and cfg.num_layers > 1) or any(
+            getattr(cfg, k, 0) for k in ("input_dropout", "output_dropout", "recurrent_dropout",
+                                         "weight_drop", "embedding_dropout"))
 
     # -- weights ---------------------------------------------------------------------------
     def _copy_in(self, arrays: dict) -> None:

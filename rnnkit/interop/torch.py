@@ -252,7 +252,11 @@ class TorchCharLM(_TorchModel):
     In training mode with dropout between layers, the layers run one at a time (views of
     ``rnn``'s own parameters) with ``torch.nn.functional.dropout`` between them: what
     ``torch.nn.LSTM(dropout=p)`` computes, but drawn from torch's ordinary generator on CUDA
-    too (cuDNN's dropout state cannot be saved, so a resumed run could not repeat).
+    too (cuDNN's dropout state cannot be saved, so a resumed run could not repeat). With the
+    regularisers of the config (``input_dropout``, ``output_dropout``, ``recurrent_dropout``,
+    ``weight_drop``, ``embedding_dropout``: what :class:`rnnkit.nn.RNNBase` and
+    :class:`rnnkit.nn.CharLM` mean by them) training runs :func:`_regularised_stack`, one time
+    step at a time, its masks drawn from torch's generator; in eval mode they are off.
     """
 
     _cfg_cls = CharLMConfig
@@ -272,7 +276,12 @@ class TorchCharLM(_TorchModel):
         else:
             V = self.rnnkit_config["vocab_size"]
             x = tnn.functional.one_hot(tokens, V).to(self.head.weight.dtype)   # (T, N, V)
-        if self.training and self.rnn.dropout > 0 and self.rnn.num_layers > 1:
+        cfg = self.rnnkit_config
+        if self.training and any(cfg.get(k) for k in _REGULARISERS):
+            if cfg["embedding_dropout"]:           # whole characters, one factor per id
+                x = x * _mask((cfg["vocab_size"],), cfg["embedding_dropout"], x)[tokens][..., None]
+            out, state = _regularised_stack(self.rnn, cfg, x, state, lengths)
+        elif self.training and self.rnn.dropout > 0 and self.rnn.num_layers > 1:
             out, state = self._layer_by_layer(x, state, lengths)
         else:
             out, state = _run_rnn(self.rnn, x, state, lengths)                  # (T, N, H)
@@ -299,6 +308,83 @@ class TorchCharLM(_TorchModel):
         if isinstance(finals[0], tuple):
             return x, (torch.cat([s[0] for s in finals]), torch.cat([s[1] for s in finals]))
         return x, torch.cat(finals)
+
+
+_REGULARISERS = ("input_dropout", "output_dropout", "recurrent_dropout", "weight_drop",
+                 "embedding_dropout")
+
+
+def _mask(shape, p, like):
+    """Inverted-dropout factors (0, or 1 / (1 - p)) from torch's generator, on ``like``'s
+    device and dtype."""
+    keep = torch.full(shape, 1.0 - p, dtype=like.dtype, device=like.device)
+    return torch.bernoulli(keep) / (1.0 - p)
+
+
+def _regularised_stack(rnn, cfg: dict, x, state, lengths):
+    """A unidirectional ``rnn`` stack in training mode with rnnkit's regularisers, one time step
+    at a time from the cell's equations (what :class:`rnnkit.nn.RNNBase` computes): locked
+    masks on every layer's input and on the top output, ``h_{t-1} * m`` entering the recurrent
+    product, ``weight_hh * M``, the stack's ``dropout`` between layers; right padding freezes
+    the state and outputs 0. Returns ``(out (T, N, H), state_n)``."""
+    name = cell_spec(rnn.mode).name
+    T, N = x.shape[0], x.shape[1]
+    valid = None
+    if lengths is not None:
+        L = _cpu_lengths(lengths).to(x.device)
+        valid = (torch.arange(T, device=x.device)[:, None] < L[None, :]).to(x.dtype)[:, :, None]
+    state = _initial_state(rnn, x, state)
+    if state is None:
+        z = x.new_zeros((rnn.num_layers, N, rnn.hidden_size))
+        state = (x.new_zeros((rnn.num_layers, N, rnn.proj_size or rnn.hidden_size)), z) if name == "lstm" else z
+    h0s, c0s = state if name == "lstm" else (state, None)
+    hs, cs, inp = [], [], x
+    for k in range(rnn.num_layers):
+        if k > 0 and rnn.dropout > 0:
+            inp = tnn.functional.dropout(inp, rnn.dropout, True)
+        if cfg["input_dropout"]:
+            inp = inp * _mask((N, inp.shape[2]), cfg["input_dropout"], inp)
+        W_ih, W_hh = getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")
+        b_ih, b_hh = getattr(rnn, f"bias_ih_l{k}"), getattr(rnn, f"bias_hh_l{k}")
+        if cfg["weight_drop"]:
+            W_hh = W_hh * _mask(tuple(W_hh.shape), cfg["weight_drop"], W_hh)
+        rm = _mask((N, rnn.hidden_size), cfg["recurrent_dropout"], inp) if cfg["recurrent_dropout"] else None
+        gx = inp @ W_ih.T + b_ih                                          # (T, N, G*H)
+        h, c = h0s[k], (c0s[k] if c0s is not None else None)
+        ys = []
+        for t in range(T):
+            gh = (h if rm is None else h * rm) @ W_hh.T + b_hh
+            if name == "lstm":
+                i, f, g, o = (gx[t] + gh).chunk(4, 1)
+                c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h_new = torch.sigmoid(o) * torch.tanh(c_new)
+                if rnn.proj_size:                                         # LSTMP: h = W_hr m
+                    h_new = h_new @ getattr(rnn, f"weight_hr_l{k}").T
+            elif name == "gru":
+                xr, xz, xn = gx[t].chunk(3, 1)
+                hr, hz, hn = gh.chunk(3, 1)
+                r, zg = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+                n = torch.tanh(xn + r * hn)
+                h_new = n + zg * (h - n)
+            else:
+                pre = gx[t] + gh
+                h_new = torch.tanh(pre) if name == "rnn" else torch.relu(pre)
+            if valid is not None:
+                m = valid[t]
+                h = m * h_new + (1 - m) * h
+                if c is not None:
+                    c = m * c_new + (1 - m) * c
+                ys.append(h * m)
+            else:
+                h, c = h_new, (c_new if c is not None else None)
+                ys.append(h)
+        inp = torch.stack(ys)
+        hs.append(h)
+        cs.append(c)
+    if cfg["output_dropout"]:
+        inp = inp * _mask((N, inp.shape[2]), cfg["output_dropout"], inp)
+    h_n = torch.stack(hs)
+    return inp, ((h_n, torch.stack(cs)) if name == "lstm" else h_n)
 
 
 class TorchSequenceClassifier(_TorchModel):

@@ -37,6 +37,7 @@ from ..ops import softmax
 from .layers import Embedding, Linear, check_ids
 from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
+from .regularise import INITS, dropout_mask
 from .rnn import MAX_LAYERS, MAX_PARAM_BYTES, check_param_bytes, recurrent_layer, rnn_parameter_shapes  # noqa: F401 (re-exported)
 
 
@@ -139,13 +140,25 @@ class _Config:
 
 def _build_rnn(cfg, input_size, rng, bidirectional=False):
     import warnings
+    options = {k: getattr(cfg, k) for k in REGULARISER_KEYS if k != "embedding_dropout"
+               and hasattr(cfg, k)}
+    if getattr(cfg, "proj_size", 0):                  # an LSTM's keyword only
+        options["proj_size"] = cfg.proj_size
     with warnings.catch_warnings():      # a saved config's dropout with one layer: `rnnkit
         warnings.filterwarnings("ignore", message=_NO_EFFECT)    # train` warns when it is given
         return recurrent_layer(cfg.cell, input_size, cfg.hidden_size, num_layers=cfg.num_layers,
                                dropout=cfg.dropout, bidirectional=bidirectional,
                                dtype=np.dtype(cfg.dtype), seed=int(rng.integers(2**63)),
                                learn_initial_state=getattr(cfg, "learn_initial_state", False),
-                               **({"proj_size": cfg.proj_size} if getattr(cfg, "proj_size", 0) else {}))
+                               **options)
+
+
+#: The regulariser and initialisation keys of a CharLMConfig (beyond PyTorch's ``dropout``),
+#: each meaning what :class:`rnnkit.nn.RNNBase`'s keyword of that name means
+#: (``embedding_dropout``: the CharLM's own); absent from older configs, which load with the
+#: defaults (off).
+REGULARISER_KEYS = ("input_dropout", "output_dropout", "recurrent_dropout", "weight_drop",
+                    "embedding_dropout", "init", "forget_bias")
 
 
 _NO_EFFECT = r".*has no effect with num_layers=1"
@@ -157,6 +170,14 @@ class CharLMConfig(_Config):
     """Character-level language model: (embedding or one-hot) -> recurrent stack -> linear.
 
     ``embedding_size = 0`` feeds one-hot vectors (char-rnn style) instead of an embedding.
+
+    Regularisers and initialisations (all off by default; see :class:`rnnkit.nn.RNNBase`):
+    ``input_dropout`` (locked, on every layer's input, the embeddings included),
+    ``output_dropout`` (locked, on the top layer's output, before the head),
+    ``recurrent_dropout`` (Keras's), ``weight_drop`` (DropConnect on ``weight_hh``),
+    ``embedding_dropout`` (whole characters dropped for a batch: one factor per vocabulary
+    entry, 0 or ``1 / (1 - p)``, on its embedding row or one-hot vector; AWD-LSTM's),
+    ``init`` ('uniform' or 'orthogonal') and ``forget_bias`` (None, or B).
     """
 
     vocab_size: int = 0
@@ -168,6 +189,13 @@ class CharLMConfig(_Config):
     dtype: str = "float32"
     proj_size: int = 0                       # an LSTM's projection (LSTMP), as torch.nn.LSTM
     learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
+    input_dropout: float = 0.0
+    output_dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    weight_drop: float = 0.0
+    embedding_dropout: float = 0.0
+    init: str = "uniform"
+    forget_bias: float | None = None
     model = "CharLM"
 
     def validate(self):
@@ -175,6 +203,16 @@ class CharLMConfig(_Config):
         check_int(who, "vocab_size", self.vocab_size, 2, 10_000_000)
         check_int(who, "embedding_size", self.embedding_size, 0, 65536)
         self._common(who)
+        for k in ("input_dropout", "output_dropout", "recurrent_dropout", "weight_drop",
+                  "embedding_dropout"):
+            check_float(who, k, getattr(self, k), 0.0, 1.0, max_inclusive=False)
+        check_choice(who, "init", self.init, INITS)
+        if self.forget_bias is not None:
+            check_float(who, "forget_bias", self.forget_bias)
+            if not CELLS[self.cell].forget_gate:
+                raise ConfigError(f"{who}: expected forget_bias null for cell {self.cell!r} (it has "
+                                  f"no forget gate), got {self.forget_bias!r}. Use cell 'lstm' "
+                                  f"or 'gru', or drop forget_bias.")
         self._check_size(who)
         return self
 
@@ -208,14 +246,32 @@ class CharLM(Module):
         self.dtype = dt
         self._crit = CrossEntropyLoss()
         self._T_N = None
+        self._char_mask = None          # (T, N, 1) embedding-dropout factors of the last forward
+        self.last_char_factors = None   # (V,) the factors they came from
 
     def _embed(self, tokens):
         if self.embedding is not None:
-            return self.embedding(tokens)
-        V = self.config.vocab_size
-        x = np.zeros(tokens.shape + (V,), self.dtype)
-        np.put_along_axis(x, tokens[..., None], 1, axis=-1)
+            x = self.embedding(tokens)
+        else:
+            V = self.config.vocab_size
+            x = np.zeros(tokens.shape + (V,), self.dtype)
+            np.put_along_axis(x, tokens[..., None], 1, axis=-1)
+        self._char_mask = None
+        p = self.config.embedding_dropout
+        if p and self.training:        # whole characters dropped for this batch (the rnn's generator)
+            self.last_char_factors = dropout_mask(self.rnn.rng, (self.config.vocab_size,), p,
+                                                  self.dtype)
+            self._char_mask = self.last_char_factors[tokens][..., None]
+            x = x * self._char_mask
         return x
+
+    @property
+    def last_masks(self) -> dict:
+        """The masks of the last training forward: ``embedding`` (V,) (one factor per
+        character, with ``embedding_dropout``) and the recurrent stack's
+        (:attr:`rnnkit.nn.RNNBase.last_masks`)."""
+        own = {"embedding": self.last_char_factors} if self.config.embedding_dropout else {}
+        return {**own, **self.rnn.last_masks}
 
     def forward(self, tokens, state=None, lengths=None):
         tokens = check_ids("CharLM", "tokens", tokens, self.config.vocab_size)
@@ -231,7 +287,7 @@ class CharLM(Module):
         dout = self.head.backward(dlogits)
         dx, dstate0 = self.rnn.backward(dout, dstate_n)
         if self.embedding is not None:
-            self.embedding.backward(dx)
+            self.embedding.backward(dx if self._char_mask is None else dx * self._char_mask)
         return None, dstate0
 
     def initial_state(self, batch_size: int):

@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._mode import enable_grad, is_grad_enabled
+from .._mode import enable_grad, init_enabled, is_grad_enabled
 from .._validate import (
     as_float_array,
     check_choice,
@@ -57,7 +57,9 @@ from ..sequence import (
     unroll_backward,
     unroll_forward,
 )
+from ..sequence_dropout import unroll_backward_rdrop, unroll_forward_rdrop
 from .module import Module
+from .regularise import INITS, dropout_mask, orthogonal_recurrent, set_forget_bias
 
 #: Largest total parameter size a recurrent layer or a model config may describe (4 GiB);
 #: checked from the sizes alone, before anything is allocated.
@@ -156,11 +158,36 @@ class RNNBase(Module):
 
     ``mode`` is any cell name or PyTorch mode known to :func:`rnnkit.cells.cell_spec`; the
     layer's ``spec`` attribute tells everything else (gates, state shape, ONNX and torch names).
+
+    Regularisers (keyword-only; PyTorch has none of them, so the names are rnnkit's, Keras's
+    where it has one; all act in training mode only, draw from the layer's generator, and are
+    off in ``eval()``):
+
+    * ``input_dropout`` p: variational (locked) dropout on the input of every layer (the
+      stack's input, and each layer's output entering the layer above): one (N, width) mask
+      per sequence, the same at every time step (Gal & Ghahramani 2016).
+    * ``output_dropout`` p: the same on the top layer's output.
+    * ``recurrent_dropout`` p: Keras's meaning: one (N, H) mask per sequence and direction on
+      ``h_{t-1}`` where it enters the recurrent product ``W_hh h`` (the carried state, and
+      GRU's ``z * h``, are not dropped).
+    * ``weight_drop`` p: DropConnect on every ``weight_hh`` (one mask of its shape per forward
+      call, i.e. per batch; AWD-LSTM, Merity et al. 2018).
+
+    PyTorch's ``dropout`` (a fresh mask per element, between layers) stays as it is and
+    composes with these. The masks of the last training forward are in ``last_masks`` (name ->
+    array: ``input_l{k}``, ``weight_hh_l{k}[_reverse]``, ``recurrent_l{k}[_reverse]``,
+    ``output``). Initialisations: ``init="orthogonal"`` makes every gate block of each
+    ``weight_hh`` orthogonal (the rest keeps PyTorch's uniform init, the default
+    ``init="uniform"``); ``forget_bias=B`` sets the forget gate's bias (LSTM's forget gate,
+    GRU's update gate) to B in ``bias_ih`` and 0 in ``bias_hh`` (Jozefowicz et al. 2015).
+    ``recurrent_dropout`` and ``weight_drop`` are refused with ``proj_size``.
     """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
-                 learn_initial_state=False, proj_size=0):
+                 learn_initial_state=False, proj_size=0, *, input_dropout=0.0,
+                 output_dropout=0.0, recurrent_dropout=0.0, weight_drop=0.0, init="uniform",
+                 forget_bias=None):
         super().__init__()
         who = type(self).__name__
         self.spec: CellSpec = cell_spec(mode)
@@ -204,9 +231,46 @@ class RNNBase(Module):
                 self._add_param(name, shape, self.dtype, np.zeros)
             else:
                 self._add_param(name, shape, self.dtype, lambda shp: self.rng.uniform(-k, k, size=shp))
+        self._set_regularisers(who, input_dropout, output_dropout, recurrent_dropout, weight_drop,
+                               init, forget_bias)
         self._cache = None
         self._unbatched = False
         self._learned_used = False
+        self.last_masks: dict = {}
+
+    def _set_regularisers(self, who, input_dropout, output_dropout, recurrent_dropout,
+                          weight_drop, init, forget_bias):
+        """Check the regularisers and apply the initialisation (see :class:`RNNBase`)."""
+        for name, v in (("input_dropout", input_dropout), ("output_dropout", output_dropout),
+                        ("recurrent_dropout", recurrent_dropout), ("weight_drop", weight_drop)):
+            setattr(self, name, check_float(who, name, v, 0.0, 1.0, max_inclusive=False))
+        if self.proj_size and (self.recurrent_dropout or self.weight_drop):
+            raise ConfigError(f"{who}: expected recurrent_dropout=0 and weight_drop=0 with "
+                              f"proj_size={self.proj_size}: the projected loop has neither. Drop "
+                              f"one of them.")
+        self.init = check_choice(who, "init", init, INITS)
+        self.forget_bias = None if forget_bias is None else check_float(who, "forget_bias", forget_bias)
+        if self.forget_bias is not None and not self.bias:
+            raise ConfigError(f"{who}: expected bias=True with forget_bias={self.forget_bias:g} "
+                              f"(it sets the forget gate's bias). Drop forget_bias, or use bias=True.")
+        if not init_enabled():                   # saved weights follow
+            if self.forget_bias is not None and not self.spec.forget_gate:
+                set_forget_bias(self.spec, None, None, self.forget_bias, who)    # its refusal
+            return
+        for layer in range(self.num_layers):
+            for d in range(self.num_directions):
+                w = self._weights(layer, d)
+                if self.init == "orthogonal":
+                    orthogonal_recurrent(w.W_hh, self.spec.num_gates, self.rng)
+                if self.forget_bias is not None:
+                    set_forget_bias(self.spec, w.b_ih, w.b_hh, self.forget_bias, who)
+
+    @property
+    def regularised(self) -> bool:
+        """True when a forward pass in training mode draws masks beyond PyTorch's ``dropout``
+        (then it runs the regularised path, chosen once per call)."""
+        return bool(self.input_dropout or self.output_dropout or self.recurrent_dropout
+                    or self.weight_drop)
 
     # -- helpers ---------------------------------------------------------------------------
     def _weights(self, layer, d) -> _Weights:
@@ -215,9 +279,11 @@ class RNNBase(Module):
         return _Weights(p["weight_ih" + sfx], p["weight_hh" + sfx],
                         p.get("bias_ih" + sfx), p.get("bias_hh" + sfx), sfx, p.get("weight_hr" + sfx))
 
-    def _prepared(self, layer, d):
+    def _prepared(self, layer, d, W_hh=None):
+        """The direction's :class:`~rnnkit.sequence.Prepared` weights (with ``W_hh`` instead
+        of its own: weight dropping)."""
         w = self._weights(layer, d)
-        return prepare(self.cell, w.W_ih, w.W_hh, w.b_ih, w.b_hh, w.W_hr)
+        return prepare(self.cell, w.W_ih, w.W_hh if W_hh is None else W_hh, w.b_ih, w.b_hh, w.W_hr)
 
     def state_shape(self, batch_size: int) -> tuple:
         """Shape of h: (num_layers * num_directions, N, hidden_size), or proj_size wide for
@@ -346,8 +412,10 @@ class RNNBase(Module):
             mask = (np.arange(T)[:, None] < lengths[None, :]).astype(self.dtype)[:, :, None]
         H = self.state_size
         D = self.num_directions
+        reg = self.training and self.regularised    # the regularised path, chosen once per call
+        masks = {}                                  # its masks by name (see last_masks)
         if (not keep and D == 1 and mask is None and not (self.training and self.dropout > 0)
-                and not self.proj_size and pipeline_applies(self.cell, x, self.num_layers)):
+                and not reg and not self.proj_size and pipeline_applies(self.cell, x, self.num_layers)):
             out, h_n, c_n = pipeline_forward(self.cell, x, h0, c0,
                                              [self._prepared(k, 0) for k in range(self.num_layers)])
             self._cache = None
@@ -360,16 +428,26 @@ class RNNBase(Module):
         for layer in range(self.num_layers):
             outs = []
             layer_caches = []
+            if reg and self.input_dropout:              # one mask per sequence, every step
+                m = masks[f"input_l{layer}"] = dropout_mask(self.rng, (N, inp.shape[2]),
+                                                            self.input_dropout, self.dtype)
+                inp = inp * m
             for d in range(D):
                 row = layer * D + d
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
                 if d == 1:
                     idx = _reverse_index(lengths, T, N)
                     xin = _gather_time(inp, idx) if lengths is not None else inp[::-1]
                 else:
                     idx, xin = None, inp
-                Hs, hT, cT, cache = unroll_forward(
-                    self.cell, xin, h0[row], c0[row] if c0 is not None else None,
-                    self._prepared(layer, d), mask, keep_cache=keep)
+                h0_, c0_ = h0[row], c0[row] if c0 is not None else None
+                if not reg:
+                    Hs, hT, cT, cache = unroll_forward(self.cell, xin, h0_, c0_,
+                                                       self._prepared(layer, d), mask,
+                                                       keep_cache=keep)
+                else:
+                    Hs, hT, cT, cache = self._forward_regularised(xin, h0_, c0_, layer, d, sfx,
+                                                                  mask, keep, masks)
                 h_n[row] = hT
                 if c_n is not None:
                     c_n[row] = cT
@@ -394,9 +472,15 @@ class RNNBase(Module):
                 drop_masks.append(dm)
             else:
                 drop_masks.append(None)
+                if reg and self.output_dropout and layer == self.num_layers - 1:
+                    m = masks["output"] = dropout_mask(self.rng, (N, D * H), self.output_dropout,
+                                                       self.dtype)
+                    out = out * m
             inp = out
+        if reg:
+            self.last_masks = masks
         if keep:
-            self._cache = (caches, drop_masks, mask, T, N)
+            self._cache = (caches, drop_masks, mask, T, N, masks)
         else:
             self._cache = None
         if out.base is not None and out.flags.writeable:
@@ -404,6 +488,23 @@ class RNNBase(Module):
             out.flags.writeable = False      # a view of the backward cache: protect it
         state_n = (h_n, c_n) if c_n is not None else h_n
         return out, state_n
+
+    def _forward_regularised(self, xin, h0, c0, layer, d, sfx, mask, keep, masks):
+        """One direction's unroll on the regularised path: ``W_hh`` dropped (one mask per
+        call) and the recurrent state dropped (one mask per sequence), as configured."""
+        N = xin.shape[1]
+        W_hh = None
+        if self.weight_drop:
+            m = masks["weight_hh" + sfx] = dropout_mask(
+                self.rng, self._params["weight_hh" + sfx].shape, self.weight_drop, self.dtype)
+            W_hh = self._params["weight_hh" + sfx] * m
+        w = self._prepared(layer, d, W_hh)
+        if not self.recurrent_dropout:
+            return unroll_forward(self.cell, xin, h0, c0, w, mask, keep_cache=keep)
+        m = masks["recurrent" + sfx] = dropout_mask(self.rng, (N, self.state_size),
+                                                    self.recurrent_dropout, self.dtype)
+        Hs, hT, cT, cache = unroll_forward_rdrop(self.cell, xin, h0, c0, w, m, mask)
+        return Hs, hT, cT, (cache if keep else None)
 
     def trace(self, x, state=None, lengths=None):
         """Forward pass that also returns every activation: ``out, state_n, acts``.
@@ -417,7 +518,7 @@ class RNNBase(Module):
         """
         with enable_grad():
             out, state_n = self.forward(x, state, lengths)
-        caches, _, _, _, _ = self._cache
+        caches = self._cache[0]
         self._cache = None
         H = self.hidden_size
         acts = []
@@ -478,7 +579,7 @@ class RNNBase(Module):
         if self._cache is None:
             raise NoForwardError(f"{who}: no forward pass to differentiate. Call the layer first "
                                f"(outside rnnkit.no_grad()), then backward once.")
-        caches, drop_masks, mask, T, N = self._cache
+        T, N = self._cache[3:5]
         H = self.state_size
         D = self.num_directions
         if self._unbatched:
@@ -492,7 +593,7 @@ class RNNBase(Module):
 
     def _backward(self, who, dout, dstate_n):
         """:meth:`backward` for batched (or batched-up) gradients."""
-        caches, drop_masks, mask, T, N = self._cache
+        caches, drop_masks, mask, T, N, masks = self._cache
         self._cache = None
         H = self.state_size
         D = self.num_directions
@@ -526,6 +627,8 @@ class RNNBase(Module):
         for layer in range(self.num_layers - 1, -1, -1):
             if drop_masks[layer] is not None and d_layer_out is not None:
                 d_layer_out = d_layer_out * drop_masks[layer]
+            if layer == self.num_layers - 1 and "output" in masks and d_layer_out is not None:
+                d_layer_out = d_layer_out * masks["output"]
             dx_layer = None
             for d in range(D):
                 cache, idx = caches[layer][d]
@@ -536,11 +639,20 @@ class RNNBase(Module):
                     do = d_layer_out[:, :, d * H:(d + 1) * H] if D > 1 else d_layer_out
                     if d == 1:
                         do = _gather_time(do, idx) if mask is not None else do[::-1]
-                dx, dh, dc, grads = unroll_backward(
-                    self.cell, cache, do,
-                    dh_n[row] if dh_n is not None else None,
-                    dc_n[row] if dc_n is not None else None,
-                    W_ih, W_hh, has_bias=self.bias, W_hr=W_hr)
+                dhT = dh_n[row] if dh_n is not None else None
+                dcT = dc_n[row] if dc_n is not None else None
+                wd = masks.get("weight_hh" + sfx)
+                if wd is not None:
+                    W_hh = W_hh * wd                   # the weights this forward used
+                if "recurrent" + sfx in masks:
+                    dx, dh, dc, grads = unroll_backward_rdrop(
+                        self.cell, cache, do, dhT, dcT, W_ih, W_hh, masks["recurrent" + sfx],
+                        has_bias=self.bias)
+                else:
+                    dx, dh, dc, grads = unroll_backward(self.cell, cache, do, dhT, dcT, W_ih,
+                                                        W_hh, has_bias=self.bias, W_hr=W_hr)
+                if wd is not None:
+                    grads["weight_hh"] *= wd
                 dh0[row] = dh
                 if dc0 is not None:
                     dc0[row] = dc
@@ -550,6 +662,8 @@ class RNNBase(Module):
                     dx = _gather_time(dx, idx) if mask is not None else dx[::-1]
                 dx_layer = dx if dx_layer is None else dx_layer + dx
             d_layer_out = dx_layer
+            if "input" + f"_l{layer}" in masks:
+                d_layer_out = d_layer_out * masks[f"input_l{layer}"]
         if self._learned_used:                   # the learned h0 (c0) served every sequence
             self._grads["h0"] += dh0.sum(axis=1)
             if dc0 is not None:
@@ -641,18 +755,19 @@ class LayerStepper:
 class RNN(RNNBase):
     """Elman RNN: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``, act = tanh or relu.
 
-    Same arguments as ``torch.nn.RNN`` plus ``dtype``, ``seed`` and ``learn_initial_state``. See the module docstring
-    for shapes, ``lengths`` and the backward contract.
+    Same arguments as ``torch.nn.RNN`` plus ``dtype``, ``seed``, ``learn_initial_state`` and
+    the regularisers and initialisations of :class:`RNNBase` (keyword ``options``). See the
+    module docstring for shapes, ``lengths`` and the backward contract.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
-                 learn_initial_state=False):
+                 learn_initial_state=False, **options):
         check_choice("RNN", "nonlinearity", nonlinearity, ("tanh", "relu"))
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
                          hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype, seed,
-                         learn_initial_state)
+                         learn_initial_state, **options)
 
 
 class LSTM(RNNBase):
@@ -661,8 +776,9 @@ class LSTM(RNNBase):
     ``i, f, o = s(W_i* x + b_i* + W_h* h + b_h*)``, ``g = tanh(...)``,
     ``c' = f * c + i * g``, ``h' = o * tanh(c')``.
 
-    Same arguments as ``torch.nn.LSTM`` plus ``dtype`` and ``seed``; time-major ``(T, N, D)``
-    unless ``batch_first``:
+    Same arguments as ``torch.nn.LSTM`` plus ``dtype``, ``seed`` and the keyword ``options`` of
+    :class:`RNNBase` (regularisers, initialisation); time-major ``(T, N, D)`` unless
+    ``batch_first``:
 
     >>> import numpy as np
     >>> from rnnkit import nn
@@ -698,9 +814,9 @@ class LSTM(RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
-                 learn_initial_state=False, proj_size=0):
+                 learn_initial_state=False, proj_size=0, **options):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed, learn_initial_state, proj_size)
+                         bidirectional, dtype, seed, learn_initial_state, proj_size, **options)
 
 
 class GRU(RNNBase):
@@ -708,13 +824,14 @@ class GRU(RNNBase):
 
     ``r, z = s(W_i* x + b_i* + W_h* h + b_h*)``,
     ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``, ``h' = (1 - z) * n + z * h``.
+    Keyword ``options``: the regularisers and initialisations of :class:`RNNBase`.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
-                 learn_initial_state=False):
+                 learn_initial_state=False, **options):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype, seed, learn_initial_state)
+                         bidirectional, dtype, seed, learn_initial_state, **options)
 
 
 def recurrent_layer(cell, *args, **kwargs) -> RNNBase:

@@ -308,6 +308,12 @@ class GRUCell(Cell):
 # The registry
 # ============================================================================================
 
+def param_suffix(layer: int, reverse: bool = False) -> str:
+    """PyTorch's suffix of a recurrent stack's parameter names: ``_l{layer}``, plus
+    ``_reverse`` for the backward direction (``weight_ih_l1_reverse``)."""
+    return f"_l{layer}" + ("_reverse" if reverse else "")
+
+
 @dataclass(frozen=True)
 class CellSpec:
     """Everything rnnkit knows about one kind of recurrent cell.

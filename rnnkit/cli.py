@@ -20,8 +20,8 @@ import numpy as np
 
 from ._validate import short_list
 from .cells import CELLS
-from .data.corpus import BUILTIN_TEXTS, MODES
-from .data.pairs import BUILTIN_PAIRS
+from .data.corpus import MODES
+from .datasets import CORPORA, corpus
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, RnnkitError
 from .nn.regularise import INITS
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                        f"names (built in), lines mode, a 2x128 LSTM for {DEFAULT_STEPS:,} steps "
                        "(time it with `time rnnkit train`; the README gives a measured figure).")
     t.add_argument("file", nargs="?", help="a UTF-8 text file to train on (default: --dataset names)")
-    t.add_argument("--dataset", choices=list(BUILTIN_TEXTS) + list(BUILTIN_PAIRS), help="built-in "
+    t.add_argument("--dataset", choices=list(CORPORA), help="built-in "
                    "data when no FILE is given: a text, or a pair task (dates: human dates -> ISO; "
                    "numbers: number words -> digits) for a seq2seq model (default: names)")
     t.add_argument("--out", help="checkpoint directory (default: runs/<data name>, or a fresh "
@@ -559,7 +559,7 @@ def _train(args, o, group, stack) -> int:
             else:
                 _open_run(out, args.overwrite, stack, _command(args))
     data = group.main_first(lambda: load_text_data(
-        o["file"], o["dataset"], mode=o["mode"], encoding=o["encoding"], val_frac=o["val_frac"],
+        o["file"], None if o["file"] else corpus(o["dataset"] or "names"), mode=o["mode"], encoding=o["encoding"], val_frac=o["val_frac"],
         seq_len=o["seq_len"], batch_size=o["batch_size"], seed=o["seed"], cache_dir=out / "data"))
     if not o["file"]:
         o["dataset"] = data.name

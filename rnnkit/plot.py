@@ -369,9 +369,11 @@ def _pairs_sources(ck, count: int) -> list:
     """A few validation sources of a seq2seq run, rebuilt from the options `rnnkit train`
     saved (the same split); the training pairs' when it held none out."""
     from .data import load_pairs_data
+    from .datasets import corpus
     cli = ((ck.trainer_state or {}).get("extra") or {}).get("cli") or {}
     try:
-        data = load_pairs_data(cli.get("file"), cli.get("dataset") if not cli.get("file") else None,
+        task = None if cli.get("file") else corpus(cli.get("dataset") or "dates")
+        data = load_pairs_data(cli.get("file"), task and task.name, pairs=task and task.load(),
                                encoding=cli.get("encoding", "utf-8"), val_frac=cli.get("val_frac", 0.1),
                                seed=cli.get("seed", 0))
     except (RnnkitError, OSError):

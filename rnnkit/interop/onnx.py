@@ -104,8 +104,9 @@ except ImportError as _e:  # pragma: no cover - exercised by a test that hides o
         "Install it with: pip install 'rnnkit[onnx]'") from _e
 
 from .._validate import check_bool, check_dtype_arg, check_int, short_list, to_numpy
-from ..cells import CellSpec, cell_spec
+from ..cells import CellSpec, cell_spec, param_suffix
 from ..errors import ConfigError, DTypeError, ParameterKeyError, ShapeError
+from ..nn.rnn import rnn_parameter_shapes
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -263,14 +264,9 @@ class _StackSpec:
         return 2 if self.bidirectional else 1
 
     def expected_keys(self) -> list[str]:
-        keys = []
-        for k in range(self.num_layers):
-            for d in range(self.num_directions):
-                sfx = f"_l{k}" + ("_reverse" if d else "")
-                keys += [f"{self.prefix}weight_ih{sfx}", f"{self.prefix}weight_hh{sfx}"]
-                if self.bias:
-                    keys += [f"{self.prefix}bias_ih{sfx}", f"{self.prefix}bias_hh{sfx}"]
-        return keys
+        """The stack's weight names in the state dict (``rnn_parameter_shapes``, prefixed)."""
+        return [self.prefix + k for k in rnn_parameter_shapes(
+            self.cell.name, self.input_size, self.hidden_size, self.num_layers, self.bidirectional, self.bias)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,7 +297,7 @@ def _add_stack(g: _GraphBuilder, who: str, spec: _StackSpec, params: Mapping, io
         in_k = spec.input_size if k == 0 else dirs * H
         Ws, Rs, Bs = [], [], []
         for d in range(dirs):
-            name = f"{spec.prefix}{{}}_l{k}" + ("_reverse" if d else "")
+            name = spec.prefix + "{}" + param_suffix(k, d)
             w_ih = _float_param(who, params, name.format("weight_ih"), (G * H, in_k), g.dtype)
             w_hh = _float_param(who, params, name.format("weight_hh"), (G * H, H), g.dtype)
             Ws.append(_reorder_gates(w_ih, cell, H))                   # (G*H, in_k)

@@ -24,7 +24,7 @@ from .models import (
 from .module import Module
 from .seq2seq import Seq2Seq, Seq2SeqConfig
 
-__all__ = ["MODELS", "config_from_dict", "model_from_config", "model_from_state"]
+__all__ = ["MODELS", "config_from_dict", "model_from_config", "model_from_state", "built_with"]
 
 #: Every model class by its config's ``model`` name: (model class, config class).
 MODELS = {"CharLM": (CharLM, CharLMConfig),
@@ -61,6 +61,14 @@ def model_from_state(config: dict, state_dict: dict) -> Module:
     """
     cfg = config_from_dict(config)
     cfg.check_shapes({k: np.shape(v) for k, v in state_dict.items()})
+    return built_with(cfg, state_dict)
+
+
+def built_with(cfg, state_dict: dict) -> Module:
+    """The model of the validated config object ``cfg`` holding ``state_dict``, whose names and
+    shapes the caller has compared with ``cfg.check_shapes`` (``rnnkit.load`` does it once,
+    against the safetensors header, before any weight is read): built without random
+    initialisation, the values copied by ``load_state_dict`` (which refuses NaN/inf)."""
     with no_init():
         model = MODELS[cfg.model][0](cfg)
     model.load_state_dict(state_dict)

@@ -46,7 +46,7 @@ from .._validate import (
     make_rng,
     to_numpy,
 )
-from ..cells import CellSpec, cell_spec, map_state
+from ..cells import CellSpec, cell_spec, map_state, param_suffix
 from ..errors import ConfigError, DTypeError, NoForwardError, ShapeError
 from ..sequence import (
     pipeline_applies,
@@ -116,7 +116,7 @@ def rnn_parameter_shapes(cell, input_size: int, hidden_size: int, num_layers: in
     for layer in range(num_layers):
         in_size = input_size if layer == 0 else (proj_size or hidden_size) * D
         for d in range(D):
-            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            sfx = param_suffix(layer, d)
             shapes.update(spec.parameter_shapes(in_size, hidden_size, bias, sfx, proj_size))
     if learn_initial_state:
         shapes["h0"] = (num_layers * D, proj_size or hidden_size)
@@ -274,7 +274,7 @@ class RNNBase(Module):
 
     # -- helpers ---------------------------------------------------------------------------
     def _weights(self, layer, d) -> _Weights:
-        sfx = f"_l{layer}" + ("_reverse" if d else "")
+        sfx = param_suffix(layer, d)
         p = self._params
         return _Weights(p["weight_ih" + sfx], p["weight_hh" + sfx],
                         p.get("bias_ih" + sfx), p.get("bias_hh" + sfx), sfx, p.get("weight_hr" + sfx))
@@ -434,7 +434,7 @@ class RNNBase(Module):
                 inp = inp * m
             for d in range(D):
                 row = layer * D + d
-                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                sfx = param_suffix(layer, d)
                 if d == 1:
                     idx = _reverse_index(lengths, T, N)
                     xin = _gather_time(inp, idx) if lengths is not None else inp[::-1]

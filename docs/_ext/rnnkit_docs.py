@@ -10,7 +10,8 @@ its *canonical* name: the shallowest module below the top-level package that lis
 ``__all__`` (``rnnkit.nn.LSTM``, ``rnnkit.optim.Adam``, ``rnnkit.errors.ConfigError``), or
 where it is defined; every other module that lists it links there. At ``builder-inited``
 the pages are written to ``docs/api/`` (generated, not tracked): one page per module (its
-docstring and a table of its names) and one per canonical name (autodoc).
+docstring and a table of its names; the sidebar lists these) and one per canonical name
+(autodoc; reached from its module's table and from cross-references).
 
 A public name without a docstring (for a constant: a ``#:`` comment above its assignment, as
 autodoc reads them) is a warning, so the build (``-W``) fails.
@@ -233,12 +234,12 @@ def write_api(outdir: Path, warn) -> list:
                 lines += [f"   * - :{role}:`~{e.canonical}`",
                           f"     - {_escape(summary_line(text))}{where}"]
             lines.append("")
-            own = [e for e in ents if e.is_canonical]
-            if own:
-                lines += [".. toctree::", "   :hidden:", ""] + [f"   {e.fullname}" for e in own] + [""]
         pages[modname] = "\n".join(lines)
     for full, e in canon.items():
-        lines = [_title(f"``{full}``"), "", f".. currentmodule:: {e.module}", ""]
+        # An entry's page is reached from its module's table (and every cross-reference), not
+        # from the sidebar: in a toctree, each of the ~430 entries would be in the navigation
+        # tree that the theme renders into every page (most of the build's time went there).
+        lines = [":orphan:", "", _title(f"``{full}``"), "", f".. currentmodule:: {e.module}", ""]
         if e.kind in ("class", "exception"):
             directive = "autoexception" if e.kind == "exception" else "autoclass"
             lines += [f".. {directive}:: {e.name}", "   :members:", "   :undoc-members:",

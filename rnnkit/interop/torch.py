@@ -255,7 +255,7 @@ class TorchCharLM(_TorchModel):
     too (cuDNN's dropout state cannot be saved, so a resumed run could not repeat). With the
     regularisers of the config (``input_dropout``, ``output_dropout``, ``recurrent_dropout``,
     ``weight_drop``, ``embedding_dropout``: what :class:`rnnkit.nn.RNNBase` and
-    :class:`rnnkit.nn.CharLM` mean by them) training runs :func:`_regularised_stack`, one time
+    :class:`rnnkit.nn.CharLM` mean by them) training runs the stack one time
     step at a time, its masks drawn from torch's generator; in eval mode they are off.
     """
 

@@ -104,8 +104,8 @@ class _Config:
 
     @property
     def state_size(self) -> int:
-        """The width of h and of the recurrent stack's outputs: ``proj_size`` with a projection,
-        else ``hidden_size``."""
+        """Width of h and of the recurrent stack's outputs (``proj_size`` with a projection,
+        else ``hidden_size``)."""
         return getattr(self, "proj_size", 0) or self.hidden_size
 
     def _check_size(self, who):
@@ -267,7 +267,7 @@ class CharLM(Module):
 
     @property
     def last_masks(self) -> dict:
-        """The masks of the last training forward: ``embedding`` (V,) (one factor per
+        """Masks of the last training forward by name, ``embedding`` (V,) (one factor per
         character, with ``embedding_dropout``) and the recurrent stack's
         (:attr:`rnnkit.nn.RNNBase.last_masks`)."""
         own = {"embedding": self.last_char_factors} if self.config.embedding_dropout else {}

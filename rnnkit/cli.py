@@ -543,11 +543,11 @@ def _train(args, o, group, stack) -> int:
     from .engines import make_engine
     from .io import find_json_problem
     from .load import load_model
-    from .nn import CharLM, CharLMConfig
     from .plot_hook import maybe_plot
     from .runlock import RunLock
     from .sample import iter_sample_lines, sample_lines, sample_stream
-    from .train import Checkpointing, TrainConfig, Trainer
+    from .train import Checkpointing, Trainer
+    from .train_setup import build_model, total_steps, train_config
 
     with group.agreed():
         out = Path(o["out"]) if o["out"] is not None else _default_out(text_name(o["file"], o["dataset"]))
@@ -589,9 +589,7 @@ def _train(args, o, group, stack) -> int:
     group.check_same({**{k: v for k, v in saved_opts.items() if k not in ("file", "out")},
                       "text": text_fp["sha256"] if text_fp else o["dataset"],
                       "vocab": json.dumps(vocab.to_json(), sort_keys=True)})   # before DDP is built
-    steps = o["steps"] if o["steps"] is not None else (
-        max(1, int(round(o["epochs"] * data.train.per_epoch))) if o["epochs"] is not None
-        else DEFAULT_STEPS)
+    steps = total_steps(o, data.train.per_epoch, DEFAULT_STEPS)
     quiet = args.quiet
 
     def on_eval(trainer, record):
@@ -614,22 +612,9 @@ def _train(args, o, group, stack) -> int:
 
     setup_log = []                                    # printed after the engine line
     with group.agreed():
-        if data.mode == "pairs":
-            if o["proj_size"] or o["learn_initial_state"]:
-                raise ConfigError("--proj-size and --learn-initial-state shape a character model's "
-                                  "LSTM; a pairs (sequence-to-sequence) run has neither. Drop them.")
-            model = pairs_run.build_model(o, data)
-        else:
-            model = CharLM(CharLMConfig(vocab_size=len(vocab), cell=o["cell"], hidden_size=o["hidden_size"],
-                                        num_layers=o["num_layers"], embedding_size=o["embedding_size"],
-                                        dropout=o["dropout"], dtype=o["dtype"], proj_size=o["proj_size"],
-                                        learn_initial_state=o["learn_initial_state"],
-                                        **{k: o[k] for k in REGULARISERS_OFF}), seed=o["seed"])
+        model = build_model(o, data)
         cfg = model.config
-        tcfg = TrainConfig(steps=steps, lr=o["lr"], optimizer=o["optimizer"], clip=o["clip"],
-                           schedule=o["schedule"], warmup=o["warmup"], eval_every=o["eval_every"],
-                           patience=o["patience"], weight_decay=o["weight_decay"], seed=o["seed"],
-                           restore_best=False, progress=False if quiet else None)
+        tcfg = train_config(o, steps, quiet)
         trainer = Trainer(model, data.train, data.val, tcfg,
                           checkpoint=Checkpointing(out, vocab=vocab.to_json(),
                                                    extra={"cli": saved_opts, "text": text_fp},

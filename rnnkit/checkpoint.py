@@ -57,6 +57,7 @@ import re
 import secrets
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,7 +155,7 @@ def _check_model_config(config, source) -> dict:
 # saving
 # ---------------------------------------------------------------------------------------------
 
-def list_versions(directory) -> list[Path]:
+def list_versions(directory: str | os.PathLike) -> list[Path]:
     """Committed version directories ``DIR/ckpt-N`` (complete or not), newest first."""
     directory = Path(directory)
     found = []
@@ -169,7 +170,7 @@ def list_versions(directory) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
-def _own_versions(directory) -> list[Path]:
+def _own_versions(directory: str | os.PathLike) -> list[Path]:
     """The versions rnnkit committed (:func:`list_versions` whose manifest is rnnkit's and
     carries the directory's own number), newest first. Numbering and the keep-N rule count
     only these: a directory merely named ``ckpt-N`` (a stray copy, an output path) is neither
@@ -239,7 +240,7 @@ def _remove_debris(directory: Path) -> None:
                 pass
 
 
-def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict | None = None,
+def save_checkpoint(directory: str | os.PathLike, *, model_state: dict, config: dict, vocab: dict | None = None,
                     optimizer_state: dict | None = None, optimizer_meta: dict | None = None,
                     trainer_state: dict | None = None, trainer_arrays: dict | None = None,
                     keep: int = _KEEP) -> Path:
@@ -351,7 +352,7 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
 PICTURES = ("loss.png", "gates.png", "units.png")
 
 
-def clear_run(directory) -> list[str]:
+def clear_run(directory: str | os.PathLike) -> list[str]:
     """Delete everything of a previous run that rnnkit wrote in ``directory`` - versions,
     ``best/``, ``LATEST``, the convenience copies, ``metrics.jsonl``, the pictures, the files of
     a flat checkpoint and leftovers of killed saves - so that nothing of it can be loaded,
@@ -388,7 +389,7 @@ def clear_run(directory) -> list[str]:
     return removed
 
 
-def check_not_inside_run(path, name: str = "path") -> None:
+def check_not_inside_run(path: str | os.PathLike, name: str = "path") -> None:
     """Refuse an output ``path`` (file or directory) that would write into a checkpoint
     version or ``best/`` of a run directory, or replace one of the files a run directory's
     loader reads (``model.safetensors``, ``config.json``, ``LATEST``, ...): a ConfigError
@@ -413,7 +414,7 @@ def check_not_inside_run(path, name: str = "path") -> None:
 # loading
 # ---------------------------------------------------------------------------------------------
 
-def has_checkpoint(directory) -> bool:
+def has_checkpoint(directory: str | os.PathLike) -> bool:
     """True when ``directory`` holds a checkpoint version or a flat model + config."""
     d = Path(directory)
     return bool(list_versions(d)) or ((d / MODEL_FILE).is_file() and (d / CONFIG_FILE).is_file())
@@ -559,8 +560,8 @@ class _Mismatch(Exception):
         self.error = error
 
 
-def load_checkpoint(directory, *, load_optimizer: bool = True, max_bytes: int | None = None,
-                    check_config=None) -> Checkpoint:
+def load_checkpoint(directory: str | os.PathLike, *, load_optimizer: bool = True, max_bytes: int | None = None,
+                    check_config: Callable[[dict, dict, Path], None] | None = None) -> Checkpoint:
     """Load the newest complete checkpoint version in ``directory``.
 
     Accepts a run directory (``DIR`` with ``ckpt-*`` versions; the newest one whose manifest
@@ -620,7 +621,7 @@ def _load_checkpoint(d: Path, load_optimizer: bool, max_bytes, check_config) -> 
 # metrics
 # ---------------------------------------------------------------------------------------------
 
-def append_metrics(directory, record: dict) -> None:
+def append_metrics(directory: str | os.PathLike, record: dict) -> None:
     """Append one evaluation record (a JSON dict, e.g. ``{"step": 100, "val_loss": 1.9}``) to
     ``DIR/metrics.jsonl`` durably (flush + fsync)."""
     if not isinstance(record, dict):
@@ -630,7 +631,7 @@ def append_metrics(directory, record: dict) -> None:
     append_jsonl(Path(directory) / METRICS_FILE, record)
 
 
-def read_metrics(directory) -> list[dict]:
+def read_metrics(directory: str | os.PathLike) -> list[dict]:
     """Return the records of ``DIR/metrics.jsonl`` in order (``[]`` when there is none).
 
     A torn last line (the trainer was killed mid-append) is skipped; records that are not JSON
@@ -641,7 +642,7 @@ def read_metrics(directory) -> list[dict]:
             if isinstance(r, dict)]
 
 
-def truncate_metrics(directory, max_step: int) -> int:
+def truncate_metrics(directory: str | os.PathLike, max_step: int) -> int:
     """Drop the records of ``DIR/metrics.jsonl`` whose ``"step"`` exceeds ``max_step``.
 
     Call it when resuming from a checkpoint at step ``max_step`` so evaluations done after that

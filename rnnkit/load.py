@@ -16,12 +16,14 @@ Example::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
 from .checkpoint import BEST_DIR, CONFIG_FILE, MODEL_FILE, Checkpoint, load_checkpoint
 from .data import BOUNDARY, Vocab
 from .errors import CheckpointError, RnnkitError
+from .nn.module import Module
 from .nn.registry import built_with, config_from_dict
 
 
@@ -32,7 +34,7 @@ class LoadedModel(NamedTuple):
     path: Path                       # the directory the weights came from (DIR or DIR/best)
 
 
-def load_model(directory, *, latest: bool = False, need_charlm: bool = True) -> LoadedModel:
+def load_model(directory: str | os.PathLike, *, latest: bool = False, need_charlm: bool = True) -> LoadedModel:
     """The model of a training run. ``DIR/best`` (the best validation weights) is used when it
     exists, unless ``latest``; ``need_charlm`` refuses other models and a missing vocabulary."""
     d = Path(directory)
@@ -42,7 +44,7 @@ def load_model(directory, *, latest: bool = False, need_charlm: bool = True) -> 
     return LoadedModel(model, vocab, ck, use)
 
 
-def load_checked(directory, *, need_charlm: bool = False):
+def load_checked(directory: str | os.PathLike, *, need_charlm: bool = False) -> tuple[Checkpoint, Module, object]:
     """``(checkpoint, model, vocab or None)`` of the checkpoint in ``directory``: the config is
     validated by its class and compared with the weights' safetensors header (names, shapes,
     dtypes) before any weight is read, then the model is built from the weights without
@@ -75,7 +77,7 @@ def _config(config: dict, src):
         raise CheckpointError(f"{src}/{CONFIG_FILE}: {e}") from None
 
 
-def checked_model(ck: Checkpoint, src: str, need_charlm: bool = False, cfg=None):
+def checked_model(ck: Checkpoint, src: str, need_charlm: bool = False, cfg: object = None) -> tuple[Module, object]:
     """``(model, vocab or None)`` of a loaded checkpoint, after checking that config.json,
     model.safetensors and vocab.json belong together. ``cfg``: the config object already
     validated and compared with the weights' header (:func:`load_checked`); without it both

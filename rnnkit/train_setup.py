@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .errors import ConfigError
 from .nn.models import REGULARISER_KEYS, CharLM, CharLMConfig
+from .nn.module import Module
 from .train import TrainConfig
 
 __all__ = ["total_steps", "build_model", "train_config"]
@@ -26,7 +27,7 @@ def total_steps(o: dict, per_epoch: int, default: int) -> int:
     return default
 
 
-def build_model(o: dict, data):
+def build_model(o: dict, data: object) -> Module:
     """The freshly initialised model of a run (seeded by ``o["seed"]``): a
     :class:`~rnnkit.nn.CharLM` over ``data.vocab`` in lines and stream mode, the
     :class:`~rnnkit.nn.Seq2Seq` of :mod:`rnnkit.pairs_run` in pairs mode (which refuses the

@@ -43,7 +43,7 @@ class TextData:
     train_lines: list | None      # lines mode: the training lines (to mark new samples)
 
 
-def text_fingerprint(path) -> dict:
+def text_fingerprint(path: str | os.PathLike) -> dict:
     """``{"path": absolute path, "size": bytes, "sha256": hex}`` of a text file: what
     ``rnnkit train`` saves so that ``--resume`` continues on the same text."""
     from ..io import sha256_file
@@ -51,7 +51,8 @@ def text_fingerprint(path) -> dict:
     return {"path": os.path.abspath(path), "size": size, "sha256": digest}
 
 
-def resumed_text(saved_file, saved_text, given=None, *, run="the run", allow_other: bool = False) -> str:
+def resumed_text(saved_file: str, saved_text: dict | None, given: str | os.PathLike | None = None, *, run: str = "the run",
+                 allow_other: bool = False) -> str:
     """The text file a resumed run reads: ``given`` (FILE on the command line) or the run's own
     ``saved_file``; ConfigError when it is not the text the run was trained on (its SHA-256
     differs from ``saved_text``, :func:`text_fingerprint` saved with the run) unless
@@ -86,14 +87,14 @@ def resumed_text(saved_file, saved_text, given=None, *, run="the run", allow_oth
                       f"continue on {path}.")
 
 
-def text_name(file=None, dataset=None) -> str:
+def text_name(file: str | os.PathLike | None = None, dataset: str | None = None) -> str:
     """The name of a text (the file's stem, or the built-in corpus): ``runs/<name>``."""
     return (Path(file).stem or "text") if file else (dataset or "names")
 
 
-def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str = "utf-8",
+def load_text_data(file: str | os.PathLike | None = None, dataset: object = None, *, mode: str = "auto", encoding: str = "utf-8",
                    val_frac: float = 0.1, seq_len: int = 100, batch_size: int = 64,
-                   seed: int = 0, cache_dir=None) -> TextData:
+                   seed: int = 0, cache_dir: str | os.PathLike | None = None) -> TextData:
     """Read ``file`` (or take the text of ``dataset``, a built-in corpus such as
     ``rnnkit.datasets.corpus("names")``: an object with ``name``, ``mode`` and ``load()``; the
     data layer does not know the built-in data) and cut it into sources.

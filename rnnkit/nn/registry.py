@@ -34,7 +34,7 @@ MODELS = {"CharLM": (CharLM, CharLMConfig),
 
 
 
-def config_from_dict(config: dict):
+def config_from_dict(config: dict) -> object:
     """The validated config object of a ``config.to_dict()`` dict (e.g. a checkpoint's
     config.json): types, ranges and the total size are checked before anything is built."""
     if not isinstance(config, dict) or not isinstance(config.get("model"), str):
@@ -46,7 +46,7 @@ def config_from_dict(config: dict):
     return MODELS[name][1].from_dict(config)
 
 
-def model_from_config(config: dict, seed=None) -> Module:
+def model_from_config(config: dict, seed: int | None = None) -> Module:
     """Build a freshly initialised model from ``config.to_dict()`` output."""
     cfg = config_from_dict(config)
     return MODELS[cfg.model][0](cfg, seed=seed)
@@ -64,7 +64,7 @@ def model_from_state(config: dict, state_dict: dict) -> Module:
     return built_with(cfg, state_dict)
 
 
-def built_with(cfg, state_dict: dict) -> Module:
+def built_with(cfg: object, state_dict: dict) -> Module:
     """The model of the validated config object ``cfg`` holding ``state_dict``, whose names and
     shapes the caller has compared with ``cfg.check_shapes`` (``rnnkit.load`` does it once,
     against the safetensors header, before any weight is read): built without random

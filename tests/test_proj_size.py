@@ -103,12 +103,11 @@ def test_what_has_no_projection_refuses_proj_size():
     with pytest.raises(ConfigError, match="proj_size < hidden_size"):
         nn.SequenceClassifierConfig(input_size=3, hidden_size=6, proj_size=6).validate()
     require("onnx")
-    from rnnkit.interop.onnx import export_layer
+    from rnnkit.interop.onnx import export
     with pytest.raises(ConfigError, match="no native ONNX operator"):
-        export_layer(nn.LSTM(3, 6, proj_size=2))
-    from rnnkit.interop.onnx import export_model
+        export(nn.LSTM(3, 6, proj_size=2))
     with pytest.raises(ConfigError, match="no native ONNX"):
-        export_model(nn.CharLM(nn.CharLMConfig(vocab_size=5, hidden_size=6, proj_size=2)))
+        export(nn.CharLM(nn.CharLMConfig(vocab_size=5, hidden_size=6, proj_size=2)))
 
 
 # ------------------------------------------------------------------------------ in the models

@@ -68,7 +68,7 @@ _FUSED_FOR = {cls: (cls.forward_step, cls.backward_step)
 
 
 def compile_from_the_first_step() -> None:
-    """Load the fused step kernels at their first use instead of after :data:`JIT_MIN_STEPS`
+    """Load the fused step kernels at their first use instead of after ``JIT_MIN_STEPS``
     layer-steps. A training run calls this before its first step, so that every step of a run
     takes the same path and a resumed run computes exactly what the straight run did."""
     global _fused_now

@@ -219,7 +219,7 @@ class Trainer:
     ``"cuda:N"``). Under ``torchrun`` every process runs the same trainer; only the main one
     (rank 0) writes files, logs and calls ``on_eval``. ``threads``: CPU threads for the
     products (:func:`rnnkit.set_num_threads`), or ``"auto"`` (default): time steps on one
-    thread and on all, keep the faster (a busy machine), see :class:`rnnkit._threads.ThreadChoice`.
+    thread and on all, keep the faster (a busy machine), see ``rnnkit._threads.ThreadChoice``.
 
     A run of 10 steps, resumed to 20 from its checkpoint, is the run of 20 steps:
 

@@ -65,7 +65,7 @@ _fused_mode: bool | None = None          # None: by JIT_MIN_STEPS; True: load at
 @contextlib.contextmanager
 def training_run():
     """Within a training run every step uses the fused kernels (loaded at the first step that
-    can use them, ~1.5 s of CPU once a process), not only those after :data:`JIT_MIN_STEPS`:
+    can use them, ~1.5 s of CPU once a process), not only those after ``JIT_MIN_STEPS``:
     one path for all steps, so a run resumed at any step computes exactly what the straight run
     did."""
     global _fused_mode

@@ -39,12 +39,13 @@ TRAIN_DEFAULTS = dict(
     dtype="float32", encoding="utf-8", schedule="constant", warmup=0, patience=0,
     weight_decay=0.0, num_samples=10, engine="numpy", attention="additive", decoder_cell="",
     input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0, weight_drop=0.0,
-    embedding_dropout=0.0, init="uniform", forget_bias=None,
+    embedding_dropout=0.0, init="uniform", forget_bias=None, layer_norm=False,
 )
 #: The regularisers' values in runs saved before they existed (resumed with these, whatever
 #: today's defaults are).
 REGULARISERS_OFF = dict(input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0,
-                        weight_drop=0.0, embedding_dropout=0.0, init="uniform", forget_bias=None)
+                        weight_drop=0.0, embedding_dropout=0.0, init="uniform", forget_bias=None,
+                        layer_norm=False)
 DEFAULT_STEPS = 1000
 # Options that may change when resuming; all others must match the checkpoint.
 RESUMABLE = {"steps", "epochs", "eval_every", "patience", "num_samples", "out", "engine"}
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "numbers: number words -> digits) for a seq2seq model (default: names)")
     t.add_argument("--out", help="checkpoint directory (default: runs/<data name>, or a fresh "
                    "runs/<data name>-N if that one is taken)")
-    t.add_argument("--cell", choices=list(CELLS), help=f"recurrent cell (default: {d['cell']})")
+    t.add_argument("--cell", choices=[c for c, s in CELLS.items() if not s.layer_norm],
+                   help=f"recurrent cell (default: {d['cell']})")
     t.add_argument("--hidden-size", type=int, help=f"hidden units per layer (default: {d['hidden_size']})")
     t.add_argument("--num-layers", type=int, help=f"stacked recurrent layers (default: {d['num_layers']})")
     t.add_argument("--embedding-size", type=int, help=f"character embedding size, 0 = one-hot "
@@ -108,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"orthogonal W_hh blocks (default: {d['init']})")
     t.add_argument("--forget-bias", type=float, help="initial forget-gate bias (LSTM; GRU's "
                    "update gate) (default: PyTorch's uniform init)")
+    t.add_argument("--layer-norm", action="store_const", const=True, help="layer-normalised "
+                   "LSTM or GRU cells (Ba et al. 2016; numpy engine; no ONNX export)")
     t.add_argument("--seq-len", type=int, help=f"stream mode: BPTT chunk length (default: {d['seq_len']})")
     t.add_argument("--batch-size", type=int, help=f"sequences per batch (default: {d['batch_size']})")
     t.add_argument("--optimizer", choices=list(OPTIMIZERS),
@@ -610,10 +614,15 @@ def _train(args, o, group, stack) -> int:
         if data.mode == "pairs":
             model = pairs_run.build_model(o, data)
         else:
-            model = CharLM(CharLMConfig(vocab_size=len(vocab), cell=o["cell"], hidden_size=o["hidden_size"],
+            cell = CELLS[o["cell"]].name + ("_ln" if o["layer_norm"] else "")
+            if cell not in CELLS:
+                raise ConfigError(f"--layer-norm: expected --cell lstm or gru (the cells with a "
+                                  f"layer-normalised variant), got --cell {o['cell']}.")
+            model = CharLM(CharLMConfig(vocab_size=len(vocab), cell=cell, hidden_size=o["hidden_size"],
                                         num_layers=o["num_layers"], embedding_size=o["embedding_size"],
                                         dropout=o["dropout"], dtype=o["dtype"],
-                                        **{k: o[k] for k in REGULARISERS_OFF}), seed=o["seed"])
+                                        **{k: o[k] for k in REGULARISERS_OFF if k != "layer_norm"}),
+                           seed=o["seed"])
         cfg = model.config
         tcfg = TrainConfig(steps=steps, lr=o["lr"], optimizer=o["optimizer"], clip=o["clip"],
                            schedule=o["schedule"], warmup=o["warmup"], eval_every=o["eval_every"],

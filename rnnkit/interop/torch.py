@@ -133,6 +133,11 @@ def _make_torch_rnn(cell, input_size, hidden_size, num_layers, bias, batch_first
     name in rnnkit.nn and torch.nn) and its keyword arguments (the RNN's nonlinearity); an
     LSTM's ``proj_size``."""
     spec = cell_spec(cell)
+    if spec.layer_norm:
+        raise ConfigError(f"expected a cell that torch.nn has (lstm, gru, rnn, rnn_relu), got the "
+                          f"layer-normalised {spec.name!r}: torch.nn has no layer-normalised "
+                          f"LSTM or GRU, so rnnkit has no PyTorch twin of it (no to_torch, no "
+                          f"--engine torch). Train it with the numpy engine (the default).")
     kw = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, bias=bias,
               batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, dtype=dtype,
               device=device, **spec.layer_kwargs)

@@ -69,41 +69,48 @@ def stdlib_text() -> str:
     return "\n".join(parts)[:STDLIB_CHARS]
 
 
-def load(name: str, tmp: str):
+def load(name: str, tmp: str, seed: int = 0):
     if name == "stdlib":
         path = os.path.join(tmp, "stdlib.py.txt")
         with open(path, "w", encoding="utf-8") as f:
             f.write(stdlib_text())
-        return load_text_data(path, mode="stream", seed=0)
-    return load_text_data(None, name, seed=0)
+        return load_text_data(path, mode="stream", seed=seed)
+    return load_text_data(None, name, seed=seed)
 
 
-def build(data, options: dict) -> CharLM:
-    return CharLM(CharLMConfig(vocab_size=len(data.vocab), **DEFAULT, **options), seed=0)
+def build(data, options: dict, seed: int) -> CharLM:
+    return CharLM(CharLMConfig(vocab_size=len(data.vocab), **DEFAULT, **options), seed=seed)
 
 
-def train_config(steps: int) -> TrainConfig:
-    return TrainConfig(steps=steps, lr=3e-3, optimizer="adam", clip=5.0, eval_every=100, seed=0,
-                       restore_best=False, progress=False)
+def train_config(steps: int, seed: int, eval_every: int = 100) -> TrainConfig:
+    return TrainConfig(steps=steps, lr=3e-3, optimizer="adam", clip=5.0, eval_every=eval_every,
+                       seed=seed, restore_best=False, progress=False)
 
 
-def time_per_step(data, options: dict) -> float:
-    """Seconds per training step of a recipe (median of :data:`TIMING_STEPS` steps after 5)."""
-    model = build(data, options)
-    engine = make_engine("numpy", model, train_config(10))
-    carry, times = None, []
-    for step in range(5 + TIMING_STEPS):
-        t0 = time.perf_counter()
-        res, _ = engine.forward(data.train, step, carry)
-        engine.update(3e-3)
-        carry = engine.detach(res.carry)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times[5:]))
+def times_per_step(data, recipes: dict, seed: int, steps: int = TIMING_STEPS) -> dict:
+    """Seconds per training step of each recipe: the median of ``steps`` steps each, taken in
+    rounds of 5 steps that go round the recipes (so that a change of the machine's load hits
+    them alike), after a first round as warm-up."""
+    engines = {r: make_engine("numpy", build(data, o, seed), train_config(10, seed))
+               for r, o in recipes.items()}
+    carry = dict.fromkeys(recipes)
+    times = {r: [] for r in recipes}
+    for rnd in range(1 + max(1, steps // 5)):
+        for r, engine in engines.items():
+            for k in range(5):
+                t0 = time.perf_counter()
+                res, _ = engine.forward(data.train, 5 * rnd + k, carry[r])
+                engine.update(3e-3)
+                carry[r] = engine.detach(res.carry)
+                if rnd:
+                    times[r].append(time.perf_counter() - t0)
+    return {r: float(np.median(t)) for r, t in times.items()}
 
 
-def run(data, options: dict, steps: int) -> dict:
-    model = build(data, options)
-    trainer = Trainer(model, data.train, data.val, train_config(steps), log=lambda m: None)
+def run(data, options: dict, steps: int, seed: int, eval_every: int = 100) -> dict:
+    model = build(data, options, seed)
+    trainer = Trainer(model, data.train, data.val, train_config(steps, seed, eval_every),
+                      log=lambda m: None)
     t0 = time.perf_counter()
     result = trainer.fit()
     return {"steps": steps, "seconds": time.perf_counter() - t0,
@@ -117,6 +124,9 @@ def main(argv=None) -> int:
     ap.add_argument("--recipes", default="default,reg", help=f"of {', '.join(RECIPES)}")
     ap.add_argument("--default-steps", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (0: the library's)")
+    ap.add_argument("--timing-steps", type=int, default=TIMING_STEPS)
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     limit_blas_threads(args.threads)
     texts, recipes = args.texts.split(","), args.recipes.split(",")
@@ -125,14 +135,15 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for text in texts:
-            data = load(text, tmp)
+            data = load(text, tmp, args.seed)
             print(f"{text}: {data.summary}")
-            tps = {r: time_per_step(data, RECIPES[r]) for r in recipes}
+            tps = times_per_step(data, {r: RECIPES[r] for r in recipes}, args.seed,
+                                 args.timing_steps)
             base = tps["default"] if "default" in tps else tps[recipes[0]]
             budget = args.default_steps * base
             for r in recipes:
                 steps = max(1, round(budget / tps[r]))
-                res = run(data, RECIPES[r], steps)
+                res = run(data, RECIPES[r], steps, args.seed, args.eval_every)
                 rows.append((text, r, tps[r], res))
                 print(f"  {r:8s} {1000 * tps[r]:6.1f} ms/step -> {steps:5d} steps "
                       f"({res['seconds']:.0f} s): best val {res['best_bpc']:.3f} bits/char at step "
@@ -150,6 +161,7 @@ def main(argv=None) -> int:
         if "default" in got and len(got) > 1:
             best = min((v, r) for r, v in got.items() if r != "default")
             print(f"gain {text}: {got['default'] - best[0]:+.3f} bits/char ({best[1]})")
+    print(f"best_bits_per_char: {min(res['best_bpc'] for t, _, _, res in rows if t == texts[0]):.4f}")
     return 0
 
 

@@ -304,11 +304,13 @@ def test_charlm_config_round_trip_and_old_configs_load_with_the_options_off():
 
 
 # -------------------------------------------------------------------- the torch twin and engines
-def test_torch_twin_trains_the_same_regularised_charlm_with_the_masks_injected(monkeypatch):
+@pytest.mark.parametrize("cell", ["lstm", "gru_ln", "lstm_ln"])
+def test_torch_twin_trains_the_same_regularised_charlm_with_the_masks_injected(monkeypatch, cell):
     torch = require("torch")
     from rnnkit.interop import torch as interop
-    m = _lm(embedding_dropout=0.3, init="orthogonal", forget_bias=1.0, **ALL)
+    m = _lm(cell=cell, embedding_dropout=0.3, init="orthogonal", forget_bias=1.0, **ALL)
     rng = np.random.default_rng(6)
+    _random_gains(m, rng)
     tokens = rng.integers(0, 7, (6, N))
     lengths = np.array([6, 2, 4])
     logits, _ = m(tokens, None, lengths)
@@ -341,8 +343,9 @@ REG_ARGS = ["--input-dropout", "0.1", "--output-dropout", "0.2", "--recurrent-dr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
-def test_each_engine_with_regularisers_is_exact_with_itself_across_resume(tmp_path, capsys, engine):
+@pytest.mark.parametrize("engine,layer_norm", [("numpy", False), ("torch", False), ("torch", True)])
+def test_each_engine_with_regularisers_is_exact_with_itself_across_resume(tmp_path, capsys, engine,
+                                                                          layer_norm):
     from test_engines import MODEL, NAMES
 
     from rnnkit.checkpoint import load_checkpoint
@@ -353,7 +356,8 @@ def test_each_engine_with_regularisers_is_exact_with_itself_across_resume(tmp_pa
     text = tmp_path / "names.txt"
     text.write_text("\n".join(NAMES) + "\n", encoding="utf-8")
     common = [str(text), "--eval-every", "3", *MODEL, "--dtype", "float64", *REG_ARGS,
-              "--engine", engine] + (["--device", "cpu"] if engine == "torch" else [])
+              "--engine", engine] + (["--device", "cpu"] if engine == "torch" else []) + (
+              ["--layer-norm"] if layer_norm else [])
 
     def train(*argv):
         code, _, err = run_cli(capsys, "train", *map(str, argv))
@@ -370,6 +374,7 @@ def test_each_engine_with_regularisers_is_exact_with_itself_across_resume(tmp_pa
     for k in a.model_state:
         assert np.array_equal(a.model_state[k], b.model_state[k]), k
     assert a.config["recurrent_dropout"] == 0.25 and a.config["init"] == "orthogonal"
+    assert a.config["cell"] == ("lstm_ln" if layer_norm else "lstm")
     assert plain.config["recurrent_dropout"] == 0 and plain.config["forget_bias"] is None
     assert max(float(np.abs(a.model_state[k] - plain.model_state[k]).max()) for k in a.model_state) > 1e-3
     code, out, err = run_cli(capsys, "info", str(tmp_path / "straight"))
@@ -477,7 +482,7 @@ def test_layer_norm_charlm_config_and_the_converters_refuse_it_clearly(tmp_path)
     require("torch")
     from rnnkit.interop.torch import to_torch
     with pytest.raises(ConfigError, match="no layer-normalised"):
-        to_torch(m)
+        to_torch(m.rnn)
     with pytest.raises(ConfigError, match="layer-normalised variant"):
         nn.RNN(3, 4, layer_norm=True)
     with pytest.raises(ConfigError, match="single-step"):

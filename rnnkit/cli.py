@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-length", type=int, help="longest output (default: 2 x the longest "
                     "source + 10)")
     tr.add_argument("--latest", action="store_true", help="use the latest weights instead of the best ones")
+    tr.add_argument("--onnx", metavar="FILE", help="decode with ONNX Runtime from FILE (written by "
+                    "`rnnkit export`) instead of rnnkit")
     tr.add_argument("--debug", action="store_true", help="show tracebacks")
 
     i = sub.add_parser("info", help="describe a checkpoint", formatter_class=_fmt_help)
@@ -210,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="export a checkpoint to ONNX", formatter_class=_fmt_help)
     x.add_argument("dir", help="checkpoint directory")
-    x.add_argument("--onnx", metavar="FILE", required=True, help="output .onnx file")
+    x.add_argument("--onnx", metavar="FILE", required=True, help="output .onnx file (a seq2seq run "
+                   "also writes its decoder step next to it, as FILE's stem + .decoder.onnx)")
     x.add_argument("--latest", action="store_true", help="use the latest weights instead of the best ones")
     x.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -748,6 +751,10 @@ def cmd_sample(args) -> int:
 def cmd_translate(args) -> int:
     from .translate import load_translator
     tr = load_translator(_dir_arg(args.dir), latest=args.latest)
+    if args.onnx is not None:
+        from .interop.onnx_runtime import OnnxSeq2Seq
+        from .translate import onnx_translator
+        tr = onnx_translator(tr, OnnxSeq2Seq(args.onnx))
     texts = args.text or sys.stdin.read().splitlines()
     for t in tr.translate(texts, beam=args.beam, max_length=args.max_length):
         print(t.text)
@@ -813,18 +820,27 @@ def cmd_info(args) -> int:
 
 def cmd_export(args) -> int:
     from .checkpoint import check_not_inside_run
-    from .interop.onnx import export_model
+    from .interop.onnx import decoder_path, export
     from .io import check_output_file
     from .load import load_model
     out = check_output_file(args.onnx, "--onnx")                    # before any work
     check_not_inside_run(out, "--onnx")
-    model, vocab, _, used = load_model(_dir_arg(args.dir), latest=args.latest)
+    loaded = load_model(_dir_arg(args.dir), latest=args.latest, need_charlm=False)
+    seq2seq = type(loaded.model).__name__ == "Seq2Seq"
+    if seq2seq:
+        check_not_inside_run(check_output_file(decoder_path(out), "--onnx"), "--onnx")
+    else:
+        loaded = load_model(_dir_arg(args.dir), latest=args.latest)      # says what is wrong
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"--onnx {out}: cannot create {out.parent}: {e.strerror or e}.") from None
-    export_model(model, str(out), metadata={"vocab": json.dumps(vocab.to_json())})
-    print(f"wrote {out} (from {used}); run it with `rnnkit sample {args.dir} --onnx {out}`")
+    export(loaded.model, str(out), metadata={"vocab": json.dumps(loaded.vocab.to_json())})
+    if seq2seq:
+        print(f"wrote {out} and {decoder_path(out)} (from {loaded.path}); run them with "
+              f"`rnnkit translate {args.dir} --onnx {out}`")
+    else:
+        print(f"wrote {out} (from {loaded.path}); run it with `rnnkit sample {args.dir} --onnx {out}`")
     return 0
 
 

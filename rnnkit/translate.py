@@ -63,12 +63,17 @@ def _take_memory(memory: Memory | None, idx) -> Memory | None:
 
 
 class Translator:
-    """Greedy and beam decoding of a trained :class:`Seq2Seq` (see the module docstring)."""
+    """Greedy and beam decoding of a trained :class:`Seq2Seq` (see the module docstring), or of
+    anything with its decoding interface (``encode``, ``decode_step``, ``attends``,
+    ``config``): :class:`rnnkit.interop.onnx_runtime.OnnxSeq2Seq` runs the same search on an
+    exported model in ONNX Runtime."""
 
     def __init__(self, model: Seq2Seq, src_vocab, tgt_vocab):
-        if not isinstance(model, Seq2Seq):
-            raise ConfigError(f"Translator: expected a Seq2Seq model, got {type(model).__name__}.")
-        self.model = model.eval()
+        if not isinstance(model, Seq2Seq) and not all(
+                hasattr(model, a) for a in ("encode", "decode_step", "attends", "config")):
+            raise ConfigError(f"Translator: expected a Seq2Seq model (or an OnnxSeq2Seq), got "
+                              f"{type(model).__name__}.")
+        self.model = model.eval() if isinstance(model, Seq2Seq) else model
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
         self.eos = int(tgt_vocab.eos_id)
 
@@ -272,6 +277,25 @@ def translator_of(loaded) -> Translator:
                               f"into ids and back.")
     tr = Translator(loaded.model, loaded.vocab.source, loaded.vocab.target)
     tr.path = loaded.path
+    return tr
+
+
+def onnx_translator(translator: Translator, onnx_model) -> Translator:
+    """A :class:`Translator` decoding with ``onnx_model`` (an
+    :class:`rnnkit.interop.onnx_runtime.OnnxSeq2Seq`) and the vocabularies of ``translator``
+    (a run's, :func:`load_translator`); an ONNX model exported from another run (other
+    vocabularies or sizes) is one :class:`ConfigError`."""
+    import json
+    mine = json.dumps({"source": translator.src_vocab.to_json(), "target": translator.tgt_vocab.to_json()})
+    theirs = onnx_model.metadata.get("vocab")
+    a, b = translator.model.config, onnx_model.config
+    if theirs is not None and json.loads(theirs) != json.loads(mine) or (
+            (a.src_vocab_size, a.tgt_vocab_size) != (b.src_vocab_size, b.tgt_vocab_size)):
+        raise ConfigError(f"--onnx {onnx_model.path}: exported from another run (its vocabularies "
+                          f"differ from those of {getattr(translator, 'path', 'this run')}); export "
+                          f"this run with `rnnkit export DIR --onnx FILE`.")
+    tr = Translator(onnx_model, translator.src_vocab, translator.tgt_vocab)
+    tr.path = onnx_model.path
     return tr
 
 

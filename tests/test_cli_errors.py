@@ -72,7 +72,7 @@ def paths(tmp_path_factory):
     from onnx import TensorProto, helper
 
     from rnnkit import nn
-    from rnnkit.interop.onnx import export_layer
+    from rnnkit.interop.onnx import export
     root = tmp_path_factory.mktemp("edges")
     p = {"root": root}
     p["names"] = root / "names.txt"
@@ -86,7 +86,7 @@ def paths(tmp_path_factory):
     p["stream_onnx"] = root / "stream.onnx"
     assert main(["export", str(p["stream"]), "--onnx", str(p["stream_onnx"])]) == 0
     p["layer_onnx"] = root / "layer.onnx"
-    export_layer(nn.LSTM(3, 4, seed=0), p["layer_onnx"])
+    export(nn.LSTM(3, 4, seed=0), p["layer_onnx"])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "bare",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])

@@ -152,12 +152,12 @@ def test_what_cannot_hold_a_learned_state_refuses_it():
     with pytest.raises(ConfigError, match="learned initial state"):
         to_torch(m)
     require("onnx")
-    from rnnkit.interop.onnx import export_layer, export_model
+    from rnnkit.interop.onnx import export
     with pytest.raises(ConfigError, match="learned initial state"):
-        export_layer(m)
+        export(m)
     lm = nn.CharLM(nn.CharLMConfig(vocab_size=5, hidden_size=4, num_layers=1, learn_initial_state=True))
     with pytest.raises(ConfigError, match="learned initial state"):
-        export_model(lm)
+        export(lm)
     from rnnkit.engines.torch import TorchEngine
     from rnnkit.train import TrainConfig
     with pytest.raises(ConfigError, match="numpy engine"):

@@ -92,7 +92,7 @@ def check_layer_against_torch(m, sess, rng, sizes=SIZES, initial_state=True):
 def test_layer_matches_torch(mode, num_layers, bidirectional, tmp_path):
     m = torch_layer(mode, 3, 4, seed=num_layers + 2 * bidirectional,
                     num_layers=num_layers, bidirectional=bidirectional)
-    sess, model = session(rx.export_layer(m), tmp_path)
+    sess, model = session(rx.export(m), tmp_path)
     nodes = [n for n in model.graph.node if n.op_type == ONNX_OP[mode]]
     assert len(nodes) == num_layers  # one native node per layer, no unrolled loop
     assert model.opset_import[0].version == rx.DEFAULT_OPSET
@@ -105,7 +105,7 @@ def test_layer_matches_torch(mode, num_layers, bidirectional, tmp_path):
 def test_batch_first_and_no_bias(mode, num_layers, bidirectional, bias, tmp_path):
     m = torch_layer(mode, 2, 5, seed=7, num_layers=num_layers, bidirectional=bidirectional,
                     bias=bias, batch_first=True)
-    sess, model = session(rx.export_layer(m), tmp_path)
+    sess, model = session(rx.export(m), tmp_path)
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", "seq_len", 2]
     check_layer_against_torch(m, sess, np.random.default_rng(1))
@@ -114,7 +114,7 @@ def test_batch_first_and_no_bias(mode, num_layers, bidirectional, bias, tmp_path
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
 def test_without_initial_state_starts_from_zero(mode, tmp_path):
     m = torch_layer(mode, 3, 4, seed=3, num_layers=2, bidirectional=True)
-    sess, model = session(rx.export_layer(m, initial_state=False), tmp_path)
+    sess, model = session(rx.export(m, initial_state=False), tmp_path)
     assert [i.name for i in model.graph.input] == ["input"]
     check_layer_against_torch(m, sess, np.random.default_rng(2), initial_state=False)
 
@@ -145,7 +145,7 @@ def test_duck_typed_numpy_layer(tmp_path):
 def test_unreordered_gates_would_be_caught(mode, tmp_path, monkeypatch):
     m = torch_layer(mode, 3, 4, seed=5)
     monkeypatch.setattr(rx, "_reorder_gates", lambda mat, cell, hidden_size: mat)   # PyTorch order kept
-    sess, _ = session(rx.export_layer(m), tmp_path)
+    sess, _ = session(rx.export(m), tmp_path)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((5, 2, 3)).astype(np.float32)
     h0 = rng.standard_normal((1, 2, 4)).astype(np.float32)
@@ -164,7 +164,7 @@ def test_float64_export_matches_torch_in_onnx_reference(mode):
     from onnx.reference import ReferenceEvaluator
 
     m = torch_layer(mode, 3, 4, seed=9, num_layers=2, bidirectional=True).double()
-    model = rx.export_layer(m, dtype=np.float64)
+    model = rx.export(m, dtype=np.float64)
     onnx.checker.check_model(model, full_check=True)
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
     rng = np.random.default_rng(5)
@@ -260,8 +260,8 @@ def test_onnx_charlm_steps_like_full_sequence(cell, tmp_path):
     V, H, L, T, N = 9, 6, 2, 6, 3
     ref = TorchCharLM(cell, V, H, L, 4, seed=3)
     path = tmp_path / "lm.onnx"
-    rx.export_charlm(ref.state_dict(), dict(cell=cell, vocab_size=V, hidden_size=H, num_layers=L,
-                                            embedding_size=4), path, metadata={"vocab": "abcdefghi"})
+    rx.export(ref.state_dict(), path, config=dict(cell=cell, vocab_size=V, hidden_size=H, num_layers=L,
+                                                  embedding_size=4), metadata={"vocab": "abcdefghi"})
     lm = OnnxCharLM(path)
     assert (lm.cell, lm.vocab_size, lm.hidden_size, lm.num_layers) == (cell, V, H, L)
     assert lm.metadata["vocab"] == "abcdefghi"
@@ -292,7 +292,7 @@ class LMConfig:
     dropout: float = 0.0
 
 
-def test_export_model_with_dataclass_config(tmp_path):
+def test_export_of_an_object_with_a_dataclass_config(tmp_path):
     ref = TorchCharLM("GRU", 7, 4, 1, 0, seed=8)
 
     class Model:
@@ -302,7 +302,7 @@ def test_export_model_with_dataclass_config(tmp_path):
             return {k: v.detach().numpy() for k, v in ref.state_dict().items()}
 
     path = tmp_path / "lm.onnx"
-    rx.export_model(Model(), path)
+    rx.export(Model(), path)
     lm = OnnxCharLM(path)
     tokens = np.array([[1, 6], [0, 3], [5, 5]], dtype=np.int64)
     got, h = lm.step(tokens)
@@ -318,41 +318,41 @@ def test_export_model_with_dataclass_config(tmp_path):
 def test_errors():
     lstm = torch.nn.LSTM(3, 4)
     with pytest.raises(ConfigError, match="proj_size"):
-        rx.export_layer(torch.nn.LSTM(3, 4, proj_size=2))
+        rx.export(torch.nn.LSTM(3, 4, proj_size=2))
     with pytest.raises(ConfigError, match="opset"):
-        rx.export_layer(lstm, opset=11)
+        rx.export(lstm, opset=11)
     with pytest.raises(ConfigError, match="dtype"):
-        rx.export_layer(lstm, dtype=np.int32)
+        rx.export(lstm, dtype=np.int32)
     bad = NumpyLayer(lstm)
     del bad._sd["bias_hh_l0"]
     with pytest.raises(ParameterKeyError, match="bias_hh_l0"):
-        rx.export_layer(bad)
+        rx.export(bad)
     bad = NumpyLayer(lstm)
     bad.hidden_size = 5
     with pytest.raises(ShapeError, match="weight_ih_l0"):
-        rx.export_layer(bad)
+        rx.export(bad)
     ref = TorchCharLM("LSTM", 5, 3, 1, 2)
     with pytest.raises(ParameterKeyError, match="embedding.weight"):
-        rx.export_charlm(ref.state_dict(), dict(cell="lstm", vocab_size=5, hidden_size=3,
+        rx.export(ref.state_dict(), config=dict(cell="lstm", vocab_size=5, hidden_size=3,
                                                 num_layers=1, embedding_size=0))
     with pytest.raises(ConfigError, match="cell"):
-        rx.export_charlm(ref.state_dict(), dict(cell="transformer", vocab_size=5, hidden_size=3,
+        rx.export(ref.state_dict(), config=dict(cell="transformer", vocab_size=5, hidden_size=3,
                                                 num_layers=1, embedding_size=2))
     with pytest.raises(ConfigError, match="unknown option"):
-        rx.export_layer(lstm, opset_version=17)
+        rx.export(lstm, opset_version=17)
     with pytest.raises(ConfigError, match="export"):
         rx.export(object())
 
 
 def test_onnx_charlm_input_errors(tmp_path):
     ref = TorchCharLM("LSTM", 5, 3, 1, 2)
-    rx.export_model(ref, tmp_path / "lm.onnx")
+    rx.export(ref, tmp_path / "lm.onnx")
     lm = OnnxCharLM(tmp_path / "lm.onnx")
     with pytest.raises(DataError, match=r"\[0, 5\)"):
         lm.step(np.array([[5]]))
     with pytest.raises(ShapeError, match="state h"):
         lm.step(np.array([[1, 2]]), (np.zeros((1, 3, 3)), np.zeros((1, 3, 3))))
-    rx.export_layer(torch.nn.GRU(2, 3), tmp_path / "layer.onnx")
+    rx.export(torch.nn.GRU(2, 3), tmp_path / "layer.onnx")
     with pytest.raises(ConfigError, match="charlm"):
         OnnxCharLM(tmp_path / "layer.onnx")
 

@@ -26,7 +26,7 @@ def _session(model):
 @pytest.mark.parametrize("cell,L,bi,batch_first", list(itertools.product(
     ["RNN", "LSTM", "GRU"], [1, 2], [False, True], [False, True])))
 def test_exported_layer_with_sequence_lens_matches_rnnkit_lengths(cell, L, bi, batch_first):
-    from rnnkit.interop.onnx import export_layer
+    from rnnkit.interop.onnx import export
     rng = np.random.default_rng(L)
     m = getattr(nn, cell)(3, 5, num_layers=L, bidirectional=bi, batch_first=batch_first, seed=1)
     lengths = np.array([7, 2, 5, 1])
@@ -35,7 +35,7 @@ def test_exported_layer_with_sequence_lens_matches_rnnkit_lengths(cell, L, bi, b
     state = (h0, h0 * 0.5) if cell == "LSTM" else h0
     with rnnkit.no_grad():
         out, state_n = m(x, state, lengths=lengths)
-    sess = _session(export_layer(m, sequence_lens=True))
+    sess = _session(export(m, sequence_lens=True))
     assert [i.name for i in sess.get_inputs()][-1] == "sequence_lens"
     feed = {"input": x, "h0": h0, "sequence_lens": lengths.astype(np.int32)}
     if cell == "LSTM":
@@ -50,7 +50,7 @@ def test_exported_layer_with_sequence_lens_matches_rnnkit_lengths(cell, L, bi, b
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_exported_charlm_with_sequence_lens_matches_rnnkit(cell):
-    from rnnkit.interop.onnx import export_model
+    from rnnkit.interop.onnx import export
     model = nn.CharLM(nn.CharLMConfig(vocab_size=7, hidden_size=6, num_layers=2, embedding_size=4,
                                       cell=cell), seed=0)
     rng = np.random.default_rng(0)
@@ -58,7 +58,7 @@ def test_exported_charlm_with_sequence_lens_matches_rnnkit(cell):
     lengths = np.array([6, 3, 1])
     with rnnkit.no_grad():
         logits, state_n = model(tokens, None, lengths=lengths)
-    sess = _session(export_model(model, sequence_lens=True, initial_state=False))
+    sess = _session(export(model, sequence_lens=True, initial_state=False))
     got = sess.run(None, {"tokens": tokens.astype(np.int64), "sequence_lens": lengths.astype(np.int32)})
     assert np.abs(got[0] - logits).max() < TOL
     for a, b in zip(got[1:], state_n if cell == "lstm" else (state_n,)):
@@ -66,6 +66,6 @@ def test_exported_charlm_with_sequence_lens_matches_rnnkit(cell):
 
 
 def test_sequence_lens_option_must_be_a_bool():
-    from rnnkit.interop.onnx import export_layer
+    from rnnkit.interop.onnx import export
     with pytest.raises(rnnkit.errors.ConfigError, match="sequence_lens to be True or False"):
-        export_layer(nn.GRU(2, 3), sequence_lens="yes")
+        export(nn.GRU(2, 3), sequence_lens="yes")

@@ -12,7 +12,7 @@ onnx = require("onnx")
 ort = require("onnxruntime")
 
 import rnnkit.nn as nn  # noqa: E402
-from rnnkit.interop.onnx import export_layer  # noqa: E402
+from rnnkit.interop.onnx import export  # noqa: E402
 from rnnkit.interop.onnx_runtime import OnnxCharLM  # noqa: E402
 
 MODES = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
@@ -31,7 +31,7 @@ def _layer(mode, L, bi, batch_first=False):
 def test_exported_rnnkit_layer_matches_rnnkit(mode, L, bi, tmp_path):
     layer = _layer(mode, L, bi)
     path = tmp_path / "layer.onnx"
-    export_layer(layer, str(path))
+    export(layer, str(path))
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
@@ -55,7 +55,7 @@ def test_exported_rnnkit_layer_matches_rnnkit(mode, L, bi, tmp_path):
 def test_exported_batch_first_layer_matches_rnnkit(tmp_path):
     layer = _layer("GRU", 2, True, batch_first=True)
     path = tmp_path / "bf.onnx"
-    export_layer(layer, str(path))
+    export(layer, str(path))
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(1).standard_normal((3, 6, 5)).astype(np.float32)   # (N, T, D)
     h0 = np.zeros((4, 3, 6), np.float32)

@@ -101,6 +101,6 @@ def test_what_has_no_projection_refuses_proj_size():
     with pytest.raises(ConfigError, match="one-step path"):
         nn.LSTM(3, 6, proj_size=2).stepper()
     require("onnx")
-    from rnnkit.interop.onnx import export_layer
+    from rnnkit.interop.onnx import export
     with pytest.raises(ConfigError, match="no native ONNX operator"):
-        export_layer(nn.LSTM(3, 6, proj_size=2))
+        export(nn.LSTM(3, 6, proj_size=2))

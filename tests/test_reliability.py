@@ -858,7 +858,7 @@ def _seed_cases():
 
 def _api_cases(tmp_path):
     from rnnkit.data import StreamDataset, Vocab, unigram_entropy
-    from rnnkit.interop.onnx import export_layer
+    from rnnkit.interop.onnx import export
     from rnnkit.interop.onnx_runtime import OnnxCharLM
     from rnnkit.nn import CrossEntropyLoss, Embedding, MSELoss
     ragged = [[1, 2], [3]]
@@ -886,8 +886,8 @@ def _api_cases(tmp_path):
         ("OnnxCharLM directory", lambda: OnnxCharLM(tmp_path), CheckpointError),
         ("OnnxCharLM /dev/zero", lambda: OnnxCharLM("/dev/zero"), CheckpointError),
         ("OnnxCharLM garbage", lambda: OnnxCharLM(tmp_path / "garbage.onnx"), CheckpointError),
-        ("export_layer to a directory", lambda: export_layer(lstm, tmp_path), ConfigError),
-        ("export_layer below a file", lambda: export_layer(lstm, tmp_path / "afile" / "x.onnx"), ConfigError),
+        ("export to a directory", lambda: export(lstm, tmp_path), ConfigError),
+        ("export below a file", lambda: export(lstm, tmp_path / "afile" / "x.onnx"), ConfigError),
         ("read_text /dev/zero", lambda: read_text("/dev/zero"), DataError),
         ("read_text rot13", lambda: read_text(tmp_path / "afile", encoding="rot13"), ConfigError),
         *_seed_cases(),
@@ -928,11 +928,11 @@ def _onnx_cases(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from rnnkit.interop.onnx import export_charlm, export_layer
+    from rnnkit.interop.onnx import export
     cfg = dict(cell="lstm", vocab_size=5, hidden_size=3, num_layers=1, embedding_size=2)
     lm = nn.CharLM(nn.CharLMConfig(**cfg), seed=0)
     good = tmp_path / "good.onnx"
-    export_charlm(lm.state_dict(), cfg, good)
+    export(lm.state_dict(), good, config=cfg)
     data = good.read_bytes()
 
     def with_meta(**changes):
@@ -955,7 +955,7 @@ def _onnx_cases(tmp_path):
         [helper.make_node("Identity", ["x"], ["y"])], "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])).SerializeToString()
-    export_layer(nn.GRU(2, 3, seed=0), tmp_path / "layer.onnx")
+    export(nn.GRU(2, 3, seed=0), tmp_path / "layer.onnx")
     return {
         "empty file": b"",
         "garbage": b"\x08\x01" + os.urandom(64),
@@ -998,10 +998,10 @@ def test_onnx_batch_0_is_refused_before_onnx_runtime(tmp_path):
 import numpy as np
 from rnnkit import nn
 from rnnkit.errors import ShapeError
-from rnnkit.interop.onnx import export_charlm
+from rnnkit.interop.onnx import export
 from rnnkit.interop.onnx_runtime import OnnxCharLM
 cfg = dict(cell="gru", vocab_size=5, hidden_size=3, num_layers=1, embedding_size=2)
-export_charlm(nn.CharLM(nn.CharLMConfig(**cfg), seed=0).state_dict(), cfg, {str(tmp_path / 'lm.onnx')!r})
+export(nn.CharLM(nn.CharLMConfig(**cfg), seed=0).state_dict(), {str(tmp_path / 'lm.onnx')!r}, config=cfg)
 lm = OnnxCharLM({str(tmp_path / 'lm.onnx')!r})
 for tokens in (np.zeros((1, 0), np.int64), np.zeros((0,), np.int64), np.zeros((0, 2), np.int64)):
     try:

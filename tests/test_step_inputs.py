@@ -45,10 +45,10 @@ def test_stepper_still_matches_the_forward_pass():
 @pytest.fixture(scope="module")
 def onnx_lm(tmp_path_factory):
     require("onnx", "onnxruntime")
-    from rnnkit.interop.onnx import export_model
+    from rnnkit.interop.onnx import export
     from rnnkit.interop.onnx_runtime import OnnxCharLM
     path = tmp_path_factory.mktemp("onnx") / "lm.onnx"
-    export_model(_model(), str(path))
+    export(_model(), str(path))
     return OnnxCharLM(str(path))
 
 

@@ -1,4 +1,5 @@
-"""Export recurrent layers and char-level language models to ONNX (native RNN/LSTM/GRU ops).
+"""Export recurrent layers, char-level language models and seq2seq models to ONNX (native
+RNN/LSTM/GRU ops).
 
 This module lives at the edge of rnnkit: the core never imports it, and it needs the optional
 ``onnx`` package (``pip install 'rnnkit[onnx]'``). The runtime side is
@@ -7,7 +8,9 @@ This module lives at the edge of rnnkit: the core never imports it, and it needs
 
 What is exported
 ----------------
-* :func:`export_layer` - a recurrent stack (any object with ``mode``, ``input_size``,
+One entry point, :func:`export`, dispatches on what it is given:
+
+* a recurrent layer - a recurrent stack (any object with ``mode``, ``input_size``,
   ``hidden_size``, ``num_layers``, ``bidirectional``, ``bias``, ``batch_first`` and a
   ``state_dict()`` with PyTorch names ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
   ``bias_hh_l{k}`` and the ``_reverse`` suffix).
@@ -28,13 +31,15 @@ What is exported
   0, the final states are those at each sequence's end (the reverse direction reads each
   sequence from its own last element), as in rnnkit and PyTorch's packed sequences.
 
-* :func:`export_charlm` / :func:`export_model` - a char-level language model
+* a char LM (or its state dict with ``config=``) - a char-level language model
   ``tokens (T, N) int64 -> [embedding or one-hot] -> recurrent stack -> linear head ->
   logits (T, N, V)``, with inputs ``tokens``, ``h0`` (``c0``) and outputs ``logits``,
   ``h_n`` (``c_n``).
-* :func:`export` - dispatches on the object (a layer, or a model with ``.config``).
+* a :class:`rnnkit.nn.Seq2Seq` - two graphs, the encoder and one decoder step with the
+  attention (see :func:`export` for their inputs and outputs).
 * running an exported char LM with ONNX Runtime, step by step, is
-  :class:`rnnkit.interop.onnx_runtime.OnnxCharLM` (a module of its own: it needs only
+  :class:`rnnkit.interop.onnx_runtime.OnnxCharLM`, and a seq2seq model
+  :class:`rnnkit.interop.onnx_runtime.OnnxSeq2Seq` (a module of its own: it needs only
   ``onnxruntime``).
 
 ``seq_len`` and ``batch`` are dynamic axes (``dim_param``), so one session serves every
@@ -78,9 +83,9 @@ double kernel for RNN, LSTM or GRU, so such a model does not run there.
 Example
 -------
 >>> import torch                                              # doctest: +SKIP
->>> from rnnkit.interop.onnx import export_layer               # doctest: +SKIP
+>>> from rnnkit.interop.onnx import export                     # doctest: +SKIP
 >>> lstm = torch.nn.LSTM(8, 16, num_layers=2, bidirectional=True)  # doctest: +SKIP
->>> model = export_layer(lstm, "lstm.onnx")                    # doctest: +SKIP
+>>> model = export(lstm, "lstm.onnx")                          # doctest: +SKIP
 >>> import onnxruntime as ort                                  # doctest: +SKIP
 >>> sess = ort.InferenceSession("lstm.onnx")                   # doctest: +SKIP
 >>> y, h_n, c_n = sess.run(None, {"input": x, "h0": h0, "c0": c0})  # doctest: +SKIP
@@ -89,6 +94,7 @@ Example
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -107,14 +113,7 @@ from .._validate import check_bool, check_dtype_arg, check_int, short_list, to_n
 from ..cells import CellSpec, cell_spec
 from ..errors import ConfigError, DTypeError, ParameterKeyError, ShapeError
 
-__all__ = [
-    "DEFAULT_OPSET",
-    "ExportOptions",
-    "export_layer",
-    "export_charlm",
-    "export_model",
-    "export",
-]
+__all__ = ["DEFAULT_OPSET", "ExportOptions", "export", "decoder_path"]
 
 #: The ONNX opset an export targets unless ``opset=`` says otherwise.
 DEFAULT_OPSET = 17
@@ -446,36 +445,9 @@ def _state_doc(opt: ExportOptions, cell: CellSpec) -> str:
     return f" are inputs h0{c}" if opt.initial_state else " start at zero"
 
 
-def export_layer(layer, path=None, **options) -> onnx.ModelProto:
-    """Export a recurrent layer (rnnkit or ``torch.nn.RNN/LSTM/GRU``) to ONNX.
-
-    One native ONNX ``RNN``/``LSTM``/``GRU`` node per layer (see the module docstring for the
-    gate reordering and the chaining). With ``h_t`` the state of one direction of layer ``k``::
-
-        LSTM  i,f,g,o = split(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh); c_t = s(f)*c + s(i)*tanh(g)
-        GRU   r,z = s(...); n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))
-              h_t = (1 - z) * n + z * h_{t-1}
-        RNN   h_t = tanh|relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
-
-    Args:
-        layer: object with ``mode`` (``'RNN_TANH'``, ``'RNN_RELU'``, ``'LSTM'``, ``'GRU'``),
-            ``input_size``, ``hidden_size``, ``num_layers``, ``bidirectional``, ``bias``,
-            ``batch_first`` and ``state_dict()`` (PyTorch names; NumPy arrays or tensors).
-        path: where to save the model (``str`` or path-like); ``None`` only returns it.
-        **options: :class:`ExportOptions` (``dtype``, ``initial_state``, ``opset``,
-            ``check``, ``metadata``, ``doc_string``).
-
-    Returns:
-        The ``onnx.ModelProto``. Graph inputs ``input`` (T, N, D) (or (N, T, D) if
-        ``batch_first``), ``h0``, ``c0``; outputs ``output`` (T, N, dirs*H) (or batch-major),
-        ``h_n``, ``c_n``, with dynamic ``seq_len`` and ``batch`` axes.
-
-    Example:
-        >>> lstm = torch.nn.LSTM(3, 5, num_layers=2)                  # doctest: +SKIP
-        >>> export_layer(lstm, "lstm.onnx")                            # doctest: +SKIP
-    """
-    who = "export_layer"
-    opt = ExportOptions.parse(who, options)
+def _export_layer(layer, path, opt: ExportOptions) -> onnx.ModelProto:
+    """A recurrent layer's graph (see :func:`export`): one native node per layer."""
+    who = "export"
     missing = [a for a in ("mode", "input_size", "hidden_size", "num_layers", "bidirectional",
                            "bias", "batch_first") if not hasattr(layer, a)]
     if missing:
@@ -566,38 +538,9 @@ def _charlm_fields(who: str, config) -> dict:
     return {f: cfg[f] for f in _CHARLM_FIELDS}
 
 
-def export_charlm(state_dict: Mapping, config, path=None, **options) -> onnx.ModelProto:
-    """Export a char-level language model, given its state dict and config, to ONNX.
-
-    The graph (time-major; T = seq_len, N = batch, V = vocab_size)::
-
-        x      = Gather(embedding.weight, tokens)      # (T, N, E)   if embedding_size > 0
-               = Gather(eye(V), tokens)                # (T, N, V)   one-hot otherwise
-        y, h_n[, c_n] = stack(x, h0[, c0])             # (T, N, H)   native RNN/LSTM/GRU nodes
-        logits = MatMul(y, head.weight.T) + head.bias  # (T, N, V)
-
-    Args:
-        state_dict: name -> array/tensor with ``embedding.weight`` (V, E) (only when
-            ``embedding_size > 0``), ``rnn.weight_ih_l{k}`` / ``rnn.weight_hh_l{k}`` /
-            ``rnn.bias_ih_l{k}`` / ``rnn.bias_hh_l{k}`` (layer 0 input size E, or V for
-            one-hot input), ``head.weight`` (V, H), ``head.bias`` (V,). Unidirectional.
-        config: a :class:`rnnkit.nn.CharLMConfig`, its dict (a checkpoint's config.json), or
-            any object with ``cell`` (any cell name or torch mode), ``vocab_size``,
-            ``hidden_size``, ``num_layers`` and ``embedding_size`` (0 = one-hot input).
-        path: where to save the model; ``None`` only returns it.
-        **options: :class:`ExportOptions`.
-
-    Returns:
-        The ``onnx.ModelProto`` with inputs ``tokens`` int64 (seq_len, batch), ``h0`` (``c0``)
-        of shape (num_layers, batch, H) and outputs ``logits`` (seq_len, batch, V), ``h_n``
-        (``c_n``). ``metadata_props`` record kind="charlm", cell, vocab_size, hidden_size,
-        num_layers, embedding_size, initial_state and dtype (read by :class:`rnnkit.interop.onnx_runtime.OnnxCharLM`).
-
-    Example:
-        >>> export_charlm(model.state_dict(), model.config, "charlm.onnx")   # doctest: +SKIP
-    """
-    who = "export_charlm"
-    opt = ExportOptions.parse(who, options)
+def _export_charlm(state_dict: Mapping, config, path, opt: ExportOptions) -> onnx.ModelProto:
+    """A char LM's graph from its state dict and config (see :func:`export`)."""
+    who = "export"
     f = _charlm_fields(who, config)
     cell = _cell(who, f["cell"])
     V = check_int(who, "vocab_size", f["vocab_size"], minimum=1)
@@ -667,32 +610,315 @@ def export_charlm(state_dict: Mapping, config, path=None, **options) -> onnx.Mod
     return _finish_model(g, who, "rnnkit_charlm", inputs, outputs, meta, doc, opt, path)
 
 
-def export_model(model, path=None, **options) -> onnx.ModelProto:
-    """Export a char LM object (``.config`` + ``.state_dict()``) to ONNX: see
-    :func:`export_charlm` for the config and :class:`ExportOptions` for ``options``.
+# --------------------------------------------------------------------------------------------
+# sequence to sequence: an encoder graph and a decoder-step graph
+# --------------------------------------------------------------------------------------------
 
-    Example:
-        >>> export_model(charlm, "charlm.onnx")                        # doctest: +SKIP
-    """
-    who = "export_model"
-    if not hasattr(model, "config"):
-        raise ConfigError(f"{who}: expected a model with a .config attribute and a state_dict() "
-                          f"method, got {type(model).__name__}. For a recurrent layer use "
-                          f"export_layer().")
-    return export_charlm(_state_dict(who, model), model.config, path, **options)
+def decoder_path(path) -> str:
+    """Where the decoder-step graph of a seq2seq export to ``path`` goes: ``X.onnx`` ->
+    ``X.decoder.onnx`` (next to the encoder file ``path``)."""
+    p = os.fspath(path)
+    stem = p[:-5] if p.lower().endswith(".onnx") else p
+    return stem + ".decoder.onnx"
 
 
-def export(obj, path=None, **kw) -> onnx.ModelProto:
-    """Export ``obj`` to ONNX: a recurrent layer (has ``mode``) via :func:`export_layer`, a char
-    LM (has ``config``) via :func:`export_model`. Keyword arguments are passed on.
+def _seq2seq_config(who: str, config):
+    from ..nn.seq2seq import Seq2SeqConfig
+    if isinstance(config, Seq2SeqConfig):
+        return config.validate()
+    if isinstance(config, Mapping):
+        return Seq2SeqConfig.from_dict(dict(config))
+    raise ConfigError(f"{who}: expected a Seq2SeqConfig or its dict (a run's config.json), got "
+                      f"{type(config).__name__}.")
+
+
+def _linear_t(g: _GraphBuilder, who: str, params, key: str, shape: tuple, base: str) -> str:
+    """A weight (out, in) from the state dict as the constant of its transpose (in, out)."""
+    return g.const(base, np.ascontiguousarray(_float_param(who, params, key, shape, g.dtype).T))
+
+
+def _export_seq2seq(params: dict, config, path, opt: ExportOptions):
+    """The two graphs of a :class:`rnnkit.nn.Seq2Seq` (see :func:`export`)."""
+    who = "export"
+    cfg = _seq2seq_config(who, config)
+    expected = cfg.parameter_shapes()
+    missing = sorted(set(expected) - set(params))
+    unexpected = sorted(set(params) - set(expected))
+    if missing or unexpected:
+        raise ParameterKeyError(f"{who}: expected the parameters of the Seq2Seq config, got "
+                                f"missing {short_list(missing)} and unexpected {short_list(unexpected)}. "
+                                f"Pass the model's own state_dict() and config.")
+    if opt.sequence_lens or not opt.initial_state:
+        raise ConfigError(f"{who}: a Seq2Seq export always has the inputs src_lengths and the "
+                          f"decoder state; expected the options sequence_lens and initial_state "
+                          f"left at their defaults, got sequence_lens={opt.sequence_lens}, "
+                          f"initial_state={opt.initial_state}.")
+    enc_cell, dec_cell = _cell(who, cfg.cell), _cell(who, cfg.decoder_kind)
+    E, K, He, L = cfg.embedding_size, cfg.key_size, cfg.hidden_size, cfg.num_layers
+    D = 2 if cfg.bidirectional else 1
+    Vs, Vt = cfg.src_vocab_size, cfg.tgt_vocab_size
+    att = cfg.attention
+    attends = att != "none"
+    A = cfg.attention_size or K
+    P = {"additive": A, "general": K}.get(att, 0)           # the projected keys' size (0: none)
+    meta = {"kind": "seq2seq", "decoder_file": os.path.basename(decoder_path(path or "model.onnx")),
+            "config": json.dumps(cfg.to_dict()), "attention": att,
+            "cell": enc_cell.torch_mode, "decoder_cell": dec_cell.torch_mode, "key_size": K,
+            "proj_size": P, "src_vocab_size": Vs, "tgt_vocab_size": Vt, "dtype": opt.dtype.name}
+
+    # encoder: src (S, N), src_lengths (N,) -> keys (S, N, K), [proj (S, N, P)], h (N, K), [c]
+    g = _GraphBuilder(opt.dtype)
+    for n in ("src", "src_lengths", "keys", "proj", "h", "c"):
+        g._names.add(n)
+    inputs = [helper.make_tensor_value_info("src", TensorProto.INT64, ["src_len", "batch"]),
+              helper.make_tensor_value_info("src_lengths", TensorProto.INT64, ["batch"])]
+    table = g.const("src_embedding_weight", _float_param(who, params, "src_embedding.weight", (Vs, E), g.dtype))
+    x = g.fresh("src_emb")                                                        # (S, N, E)
+    g.node("Gather", [table, "src"], [x], name="src_embedding", axis=0)
+    lens = g.fresh("src_lengths_i32")
+    g.node("Cast", ["src_lengths"], [lens], name="src_lengths_to_int32", to=TensorProto.INT32)
+    hn = g.fresh("encoder_h_n")                                                   # (L*D, N, He)
+    cn = g.fresh("encoder_c_n") if enc_cell.cell_state else None
+    spec = _StackSpec(cell=enc_cell, input_size=E, hidden_size=He, num_layers=L,
+                      bidirectional=cfg.bidirectional, bias=True, prefix="encoder.")
+    _add_stack(g, who, spec, params, _StackIO(x, None, None, "keys", hn, cn, lens))
+    top = g.fresh("encoder_top")                                                  # (D, N, He)
+    g.node("Slice", [hn, g.const("top_start", np.array([L * D - D], np.int64)),
+                     g.const("top_end", np.array([L * D], np.int64)),
+                     g.const("top_axes", np.array([0], np.int64))], [top], name="top_layer_state")
+    topt = g.fresh("encoder_top_t")                                               # (N, D, He)
+    g.node("Transpose", [top], [topt], name="top_to_batch_major", perm=[1, 0, 2])
+    e = g.fresh("encoder_final")                                                  # (N, K)
+    g.node("Reshape", [topt, g.const("final_shape", np.array([0, K], np.int64))], [e], name="final_concat")
+    bw = _linear_t(g, who, params, "bridge.weight", (K, K), "bridge_weight_t")
+    bb = g.const("bridge_bias", _float_param(who, params, "bridge.bias", (K,), g.dtype))
+    bm, ba = g.fresh("bridge_matmul"), g.fresh("bridge_add")
+    g.node("MatMul", [e, bw], [bm], name="bridge_matmul")
+    g.node("Add", [bm, bb], [ba], name="bridge_add")
+    g.node("Tanh", [ba], ["h"], name="bridge_tanh")                              # s_0 (N, K)
+    outputs = [helper.make_tensor_value_info("keys", g.elem_type, ["src_len", "batch", K])]
+    if P:
+        kw = _linear_t(g, who, params, "attention.key_proj.weight", (P, K), "key_proj_weight_t")
+        g.node("MatMul", ["keys", kw], ["proj"], name="key_proj")                 # (S, N, P)
+        outputs.append(helper.make_tensor_value_info("proj", g.elem_type, ["src_len", "batch", P]))
+    outputs.append(helper.make_tensor_value_info("h", g.elem_type, ["batch", K]))
+    if dec_cell.cell_state:
+        shape = g.fresh("h_shape")
+        g.node("Shape", ["h"], [shape], name="h_shape")
+        g.node("ConstantOfShape", [shape], ["c"], name="c_zeros",
+               value=numpy_helper.from_array(np.zeros(1, g.dtype)))               # c_0 = 0
+        outputs.append(helper.make_tensor_value_info("c", g.elem_type, ["batch", K]))
+    doc = (f"rnnkit seq2seq encoder: src int64 (src_len, batch), src_lengths int64 (batch,) -> "
+           f"keys (src_len, batch, {K}){', proj' if P else ''}, the decoder's start state h"
+           f"{' and c (zeros)' if dec_cell.cell_state else ''} (batch, {K}). Decode with the graph "
+           f"in {meta['decoder_file']} one step at a time.")
+    encoder = _finish_model(g, who, "rnnkit_seq2seq_encoder", inputs, outputs, meta, doc, opt, path)
+
+    # decoder step: tokens (N,), h, [c], [feed, keys, proj, src_lengths] -> logits (N, V), ...
+    g = _GraphBuilder(opt.dtype)
+    names = ["tokens", "h", "c", "feed", "keys", "proj", "src_lengths", "logits", "h_next",
+             "c_next", "feed_next", "weights"]
+    for n in names:
+        g._names.add(n)
+    n_in = E + (K if attends else 0)
+    inputs = [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch"]),
+              helper.make_tensor_value_info("h", g.elem_type, ["batch", K])]
+    if dec_cell.cell_state:
+        inputs.append(helper.make_tensor_value_info("c", g.elem_type, ["batch", K]))
+    if attends:
+        inputs += [helper.make_tensor_value_info("feed", g.elem_type, ["batch", K]),
+                   helper.make_tensor_value_info("keys", g.elem_type, ["src_len", "batch", K])]
+        if P:
+            inputs.append(helper.make_tensor_value_info("proj", g.elem_type, ["src_len", "batch", P]))
+        inputs.append(helper.make_tensor_value_info("src_lengths", TensorProto.INT64, ["batch"]))
+    table = g.const("tgt_embedding_weight", _float_param(who, params, "tgt_embedding.weight", (Vt, E), g.dtype))
+    emb = g.fresh("tgt_emb")                                                      # (N, E)
+    g.node("Gather", [table, "tokens"], [emb], name="tgt_embedding", axis=0)
+    if attends:
+        cat = g.fresh("decoder_input")                                            # (N, E + K)
+        g.node("Concat", [emb, "feed"], [cat], name="input_feeding", axis=1)
+        emb = cat
+    axis0 = g.const("axis0", np.array([0], np.int64))
+    x1, h1 = g.fresh("x_step"), g.fresh("h_step")
+    g.node("Unsqueeze", [emb, axis0], [x1], name="x_to_one_step")                 # (1, N, E [+ K])
+    g.node("Unsqueeze", ["h", axis0], [h1], name="h_to_layer")                    # (1, N, K)
+    c1 = None
+    if dec_cell.cell_state:
+        c1 = g.fresh("c_step")
+        g.node("Unsqueeze", ["c", axis0], [c1], name="c_to_layer")
+    cell_params = {f"decoder.{k}_l0": params[f"decoder.{k}"] for k in
+                   ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    spec = _StackSpec(cell=dec_cell, input_size=n_in, hidden_size=K, num_layers=1, bidirectional=False,
+                      bias=True, prefix="decoder.")
+    hn, y = g.fresh("decoder_h_n"), g.fresh("decoder_y")
+    cn = g.fresh("decoder_c_n") if dec_cell.cell_state else None
+    _add_stack(g, who, spec, cell_params, _StackIO(x1, h1, c1, y, hn, cn))
+    g.node("Squeeze", [hn, axis0], ["h_next"], name="h_next")                     # (N, K)
+    outputs = []
+    if dec_cell.cell_state:
+        g.node("Squeeze", [cn, axis0], ["c_next"], name="c_next")
+    if attends:
+        score = g.fresh("score_sn")                                               # (S, N)
+        axis2 = g.const("axis2", np.array([2], np.int64))
+        if att == "additive":
+            qw = _linear_t(g, who, params, "attention.query_proj.weight", (A, K), "query_proj_weight_t")
+            v = _linear_t(g, who, params, "attention.v.weight", (1, A), "v_weight_t")  # (A, 1)
+            qp, pre, th, s3 = (g.fresh(n) for n in ("query_proj", "score_pre", "score_tanh", "score3"))
+            g.node("MatMul", ["h_next", qw], [qp], name="query_proj")            # (N, A)
+            g.node("Add", ["proj", qp], [pre], name="score_add")                  # (S, N, A)
+            g.node("Tanh", [pre], [th], name="score_tanh")
+            g.node("MatMul", [th, v], [s3], name="score_v")                       # (S, N, 1)
+            g.node("Squeeze", [s3, axis2], [score], name="score_squeeze")
+        else:
+            prod = g.fresh("score_prod")                                          # (S, N, K)
+            g.node("Mul", ["proj" if P else "keys", "h_next"], [prod], name="score_mul")
+            g.node("ReduceSum", [prod, axis2], [score], name="score_sum", keepdims=0)
+        score_ns, masked = g.fresh("score"), g.fresh("score_masked")
+        g.node("Transpose", [score], [score_ns], name="score_to_batch_major", perm=[1, 0])
+        shape, S, pos, lens2, mask = (g.fresh(n) for n in ("keys_shape", "S", "positions",
+                                                           "lengths_col", "mask"))
+        g.node("Shape", ["keys"], [shape], name="keys_shape")
+        g.node("Gather", [shape, g.const("zero", np.array(0, np.int64))], [S], name="src_len", axis=0)
+        g.node("Range", [g.const("range_start", np.array(0, np.int64)), S,
+                         g.const("range_step", np.array(1, np.int64))], [pos], name="positions")
+        axis1 = g.const("axis1", np.array([1], np.int64))
+        g.node("Unsqueeze", ["src_lengths", axis1], [lens2], name="lengths_column")  # (N, 1)
+        g.node("Less", [pos, lens2], [mask], name="real_positions")               # (N, S)
+        g.node("Where", [mask, score_ns, g.const("minus_inf", np.array(-np.inf, g.dtype))], [masked],
+               name="mask_padding")
+        g.node("Softmax", [masked], ["weights"], name="attention_softmax", axis=-1)  # (N, S)
+        w3, kt, c3, ctx = (g.fresh(n) for n in ("weights_row", "keys_bm", "context3", "context"))
+        g.node("Unsqueeze", ["weights", axis1], [w3], name="weights_row")          # (N, 1, S)
+        g.node("Transpose", ["keys"], [kt], name="keys_to_batch_major", perm=[1, 0, 2])  # (N, S, K)
+        g.node("MatMul", [w3, kt], [c3], name="context_matmul")                   # (N, 1, K)
+        g.node("Squeeze", [c3, axis1], [ctx], name="context")                     # (N, K)
+        z, zc = g.fresh("combine_input"), g.fresh("combine_matmul")
+        g.node("Concat", [ctx, "h_next"], [z], name="combine_concat", axis=1)     # (N, 2K)
+        cw = _linear_t(g, who, params, "combine.weight", (K, 2 * K), "combine_weight_t")
+        g.node("MatMul", [z, cw], [zc], name="combine_matmul")
+        g.node("Tanh", [zc], ["feed_next"], name="combine_tanh")                  # f_t (N, K)
+        f = "feed_next"
+    else:
+        f = "h_next"
+    hw = _linear_t(g, who, params, "head.weight", (Vt, K), "head_weight_t")
+    hb = g.const("head_bias", _float_param(who, params, "head.bias", (Vt,), g.dtype))
+    hm = g.fresh("head_matmul")
+    g.node("MatMul", [f, hw], [hm], name="head_matmul")
+    g.node("Add", [hm, hb], ["logits"], name="head_add")                         # (N, V)
+    outputs.append(helper.make_tensor_value_info("logits", g.elem_type, ["batch", Vt]))
+    outputs.append(helper.make_tensor_value_info("h_next", g.elem_type, ["batch", K]))
+    if dec_cell.cell_state:
+        outputs.append(helper.make_tensor_value_info("c_next", g.elem_type, ["batch", K]))
+    if attends:
+        outputs += [helper.make_tensor_value_info("feed_next", g.elem_type, ["batch", K]),
+                    helper.make_tensor_value_info("weights", g.elem_type, ["batch", "src_len"])]
+    dmeta = {k: v for k, v in meta.items() if k != "decoder_file"}
+    dmeta["kind"] = "seq2seq_decoder"
+    doc = (f"rnnkit seq2seq decoder, one step: tokens int64 (batch,) (the previous output, <eos> "
+           f"= 0 at the first step), the state h{', c' if dec_cell.cell_state else ''}"
+           f"{', the fed-back feed (zeros at the first step), the encoder outputs keys' if attends else ''}"
+           f"{', proj' if P else ''}{', src_lengths' if attends else ''} -> logits (batch, {Vt}), "
+           f"the next state{', feed_next and the attention weights (batch, src_len)' if attends else ''}.")
+    decoder = _finish_model(g, who, "rnnkit_seq2seq_decoder_step", inputs, outputs, dmeta, doc, opt,
+                            None if path is None else decoder_path(path))
+    return encoder, decoder
+
+
+# --------------------------------------------------------------------------------------------
+# the entry point
+# --------------------------------------------------------------------------------------------
+
+def _model_kind(config) -> str:
+    """"CharLM", "Seq2Seq" or another model name, from a config dataclass or dict; a config
+    without a model name is a char LM's (any object with its sizes)."""
+    name = config.get("model") if isinstance(config, Mapping) else getattr(config, "model", None)
+    return name or "CharLM"
+
+
+def export(obj, path=None, *, config=None, **options):
+    """Export a recurrent layer, a char LM or a sequence-to-sequence model to ONNX.
+
+    What is written depends on ``obj``:
+
+    * a recurrent layer (rnnkit ``RNN``/``LSTM``/``GRU`` or ``torch.nn.RNN/LSTM/GRU``: has
+      ``mode`` and ``state_dict()``) -> one graph, inputs ``input`` (T, N, D) (or (N, T, D) if
+      ``batch_first``), ``h0`` (``c0``); outputs ``output``, ``h_n`` (``c_n``). With ``h_t``
+      the state of one direction of layer ``k``::
+
+          LSTM  i,f,g,o = split(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh); c_t = s(f)*c + s(i)*tanh(g)
+          GRU   r,z = s(...); n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))
+                h_t = (1 - z) * n + z * h_{t-1}
+          RNN   h_t = tanh|relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+
+    * a char LM (:class:`rnnkit.nn.CharLM`, or any object with ``config`` and
+      ``state_dict()``; or a bare state dict with ``config=``: a
+      :class:`~rnnkit.nn.CharLMConfig`, its dict, or an object with ``cell``, ``vocab_size``,
+      ``hidden_size``, ``num_layers``, ``embedding_size`` (0 = one-hot input)) -> one graph::
+
+          x      = Gather(embedding.weight, tokens)      # (T, N, E)   (one-hot if E = 0)
+          y, h_n[, c_n] = stack(x, h0[, c0])             # (T, N, H)   native RNN/LSTM/GRU nodes
+          logits = MatMul(y, head.weight.T) + head.bias  # (T, N, V)
+
+      inputs ``tokens`` int64 (T, N), ``h0`` (``c0``) (num_layers, N, H); outputs ``logits``,
+      ``h_n`` (``c_n``); metadata kind="charlm" (read by
+      :class:`rnnkit.interop.onnx_runtime.OnnxCharLM`).
+    * a :class:`rnnkit.nn.Seq2Seq` (or its state dict with ``config=`` its
+      :class:`~rnnkit.nn.Seq2SeqConfig`) -> TWO graphs, returned as ``(encoder, decoder)``:
+      the encoder at ``path`` and the decoder step at :func:`decoder_path` (``X.onnx`` ->
+      ``X.decoder.onnx``). The encoder maps ``src`` int64 (S, N) and ``src_lengths`` int64
+      (N,) to ``keys`` (S, N, K) (the encoder's outputs), ``proj`` (the attention's projected
+      keys, additive and general only) and the decoder's start state ``h`` (and ``c``, zeros,
+      for an LSTM decoder). The decoder step maps ``tokens`` (N,), ``h`` (``c``) and, with
+      attention, ``feed`` (the previous step's attentional state, zeros at the first step),
+      ``keys``, ``proj``, ``src_lengths`` to ``logits`` (N, V), ``h_next`` (``c_next``),
+      ``feed_next`` and ``weights`` (N, S), the attention weights. The equations are those of
+      :mod:`rnnkit.nn.seq2seq`; the decoding loop (greedy, beam) stays outside the graph, in
+      :class:`rnnkit.translate.Translator` on an
+      :class:`rnnkit.interop.onnx_runtime.OnnxSeq2Seq`, so both searches and their
+      length guard are one code path for NumPy and ONNX Runtime.
+
+    Args:
+        obj: the layer, model or state dict.
+        path: where to save (``str`` or path-like); ``None`` only returns the model(s).
+        config: the config of a bare state dict (nothing else takes it).
+        **options: :class:`ExportOptions` (``dtype``, ``initial_state``, ``sequence_lens``,
+            ``opset``, ``check``, ``metadata``, ``doc_string``); a Seq2Seq export takes only
+            ``dtype``, ``opset``, ``check``, ``metadata`` and ``doc_string``.
+
+    Returns:
+        The ``onnx.ModelProto``, or ``(encoder, decoder)`` for a Seq2Seq. ``seq_len``,
+        ``src_len`` and ``batch`` are dynamic axes.
 
     Example:
         >>> export(torch.nn.GRU(4, 8), "gru.onnx")                     # doctest: +SKIP
+        >>> export(charlm, "charlm.onnx")                              # doctest: +SKIP
+        >>> encoder, decoder = export(seq2seq, "dates.onnx")           # doctest: +SKIP
     """
-    if hasattr(obj, "mode") and hasattr(obj, "state_dict"):
-        return export_layer(obj, path, **kw)
-    if hasattr(obj, "config") and hasattr(obj, "state_dict"):
-        return export_model(obj, path, **kw)
-    raise ConfigError(f"export: expected a recurrent layer (with .mode and .state_dict()) or a "
-                      f"char LM (with .config and .state_dict()), got {type(obj).__name__}. "
-                      f"For a bare state dict call export_charlm().")
+    who = "export"
+    opt = ExportOptions.parse(who, options)
+    if isinstance(obj, Mapping):
+        if config is None:
+            raise ConfigError(f"{who}: a bare state dict needs config= (the model's config or "
+                              f"its dict), got none.")
+        params = dict(obj)
+    elif hasattr(obj, "mode") and hasattr(obj, "state_dict"):
+        if config is not None:
+            raise ConfigError(f"{who}: config= is only for a bare state dict; a layer carries "
+                              f"its own sizes.")
+        return _export_layer(obj, path, opt)
+    elif hasattr(obj, "config") and hasattr(obj, "state_dict"):
+        if config is not None:
+            raise ConfigError(f"{who}: config= is only for a bare state dict; the model carries "
+                              f"its own config.")
+        params, config = _state_dict(who, obj), obj.config
+    else:
+        raise ConfigError(f"{who}: expected a recurrent layer (with .mode and .state_dict()), a "
+                          f"model (with .config and .state_dict()) or a state dict with config=, "
+                          f"got {type(obj).__name__}.")
+    kind = _model_kind(config)
+    if kind == "Seq2Seq":
+        return _export_seq2seq(params, config, path, opt)
+    if kind != "CharLM":
+        raise ConfigError(f"{who}: no ONNX export for a {kind} model; expected a CharLM, a "
+                          f"Seq2Seq or a recurrent layer.")
+    return _export_charlm(params, config, path, opt)

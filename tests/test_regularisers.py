@@ -476,9 +476,9 @@ def test_layer_norm_charlm_config_and_the_converters_refuse_it_clearly(tmp_path)
     m = nn.CharLM(cfg, seed=0)
     assert "rnn.ln_weight_c_l1" in m.parameters()
     assert cfg.parameter_shapes().keys() == m.parameters().keys()
-    from rnnkit.interop.onnx import export_model
+    from rnnkit.interop.onnx import export
     with pytest.raises(ConfigError, match="no normalisation inside the recurrence"):
-        export_model(m, str(tmp_path / "m.onnx"))
+        export(m, str(tmp_path / "m.onnx"))
     require("torch")
     from rnnkit.interop.torch import to_torch
     with pytest.raises(ConfigError, match="no layer-normalised"):

@@ -8,9 +8,11 @@
 """
 
 from ._mode import enable_grad, is_grad_enabled, no_grad
+from ._threads import get_num_threads, set_num_threads
 from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _errors_all
 
 __version__ = "0.1.0"
 
-__all__ = list(_errors_all) + ["__version__", "no_grad", "enable_grad", "is_grad_enabled"]
+__all__ = list(_errors_all) + ["__version__", "no_grad", "enable_grad", "is_grad_enabled",
+                               "set_num_threads", "get_num_threads"]

@@ -80,6 +80,9 @@ class Cell:
     keeps = False
     #: name of a compiled N = 1 inference loop in ``rnnkit._jit``, if there is one
     jit_n1 = None
+    #: name of the fused compiled forward/backward step kernels in ``rnnkit._jit``, if there are
+    #: any (used only for the class that names them, not for its subclasses)
+    jit_step = None
 
     def __init__(self, spec: CellSpec):
         self.spec = spec
@@ -184,6 +187,7 @@ class LSTMCell(Cell):
 
     keeps = True
     jit_n1 = "lstm_n1"
+    jit_step = "lstm_step"
 
     def constants(self, H, dtype):
         a = self.gate_scale(H, dtype)             # (4H,) affine after the tanh

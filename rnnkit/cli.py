@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._threads import threads_option
 from ._validate import short_list
 from .cells import CELLS
 from .data.corpus import BUILTIN_TEXTS, MODES
@@ -151,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
                    f"--nproc_per_node=N -m rnnkit train ...` (default: {d['engine']})")
     t.add_argument("--device", help="torch engine: cpu, cuda or cuda:N (default: cuda when "
                    "available, else cpu)")
+    t.add_argument("--threads", default="auto", type=threads_option, metavar="N|auto",
+                   help="CPU threads for the products (NumPy's BLAS, and torch's with --engine "
+                   "torch); auto: time steps on one thread and on all, keep the faster and say "
+                   "which - one thread wins when another program keeps a core busy (default: auto)")
     t.add_argument("--dtype", choices=["float32", "float64"], help=f"parameter dtype (default: {d['dtype']})")
     t.add_argument("--encoding", help="text encoding of FILE; 'bytes' reads any file byte by byte "
                    f"(default: {d['encoding']})")
@@ -636,7 +641,8 @@ def _train(args, o, group, stack) -> int:
                                                    extra={"cli": saved_opts, "text": text_fp},
                                                    tensorboard=args.tensorboard),
                           on_eval=on_eval, log=setup_log.append,
-                          engine=make_engine(o["engine"], model, tcfg, group=group))
+                          engine=make_engine(o["engine"], model, tcfg, group=group),
+                          threads=args.threads)
         if args.resume:
             trainer.resume()
             trainer.checkpoint.extra["cli"]["engine"] = o["engine"]    # the next resume's default

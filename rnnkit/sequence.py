@@ -37,7 +37,7 @@ import numpy as np
 
 from . import _jit
 from ._threads import for_step_product, one_blas_thread
-from .cells import Cell, Step
+from .cells import CELLS, Cell, Step
 
 # The compiled N=1 loop is loaded (numba: about a second, once per process) when this process
 # has run this many N=1 float32 inference layer-steps (one layer over one step), this call's
@@ -56,6 +56,42 @@ def _compiled_n1(cell, T: int):
         return None
     _n1_steps += T
     return _jit.kernel(cell.jit_n1, load=_n1_steps >= JIT_MIN_STEPS)
+
+
+_fused_steps = 0
+_fused_now = False
+#: The steps each fused kernel pair replaces: the registry's cell classes that name a
+#: ``jit_step``, with their methods as defined (a class whose steps were replaced since, e.g. by
+#: a test breaking one on purpose, runs them, not the kernels).
+_FUSED_FOR = {cls: (cls.forward_step, cls.backward_step)
+              for cls in {spec.cell_class for spec in CELLS.values()} if cls.__dict__.get("jit_step")}
+
+
+def compile_from_the_first_step() -> None:
+    """Load the fused step kernels at their first use instead of after :data:`JIT_MIN_STEPS`
+    layer-steps. A training run calls this before its first step, so that every step of a run
+    takes the same path and a resumed run computes exactly what the straight run did."""
+    global _fused_now
+    _fused_now = True
+
+
+def _fused(cell, dtype, T: int):
+    """The fused step kernels (:class:`rnnkit._jit.StepKernels`) of ``cell`` in ``dtype`` for a
+    call of ``T`` steps, or None: NumPy's step. Loaded like the N=1 loop, once the process has
+    run :data:`JIT_MIN_STEPS` layer-steps that could use them (or at once, after
+    :func:`compile_from_the_first_step`). Only a class that names its own ``jit_step`` gets
+    them (a subclass with other gate math keeps its own NumPy step)."""
+    global _fused_steps
+    cls = type(cell)
+    name = cls.__dict__.get("jit_step")
+    if not name or _FUSED_FOR.get(cls) != (cls.forward_step, cls.backward_step):
+        return None
+    _fused_steps += T
+    kernels = _jit.kernel(name, load=_fused_now or _fused_steps >= JIT_MIN_STEPS)
+    return kernels.get(np.dtype(dtype)) if kernels is not None else None
+
+#: The mask argument of a fused kernel called without a mask (never read).
+_NO_MASK = {np.dtype(d): np.ones(1, d) for d in (np.float32, np.float64)}
 
 #: Without a cache, the input projection is computed for chunks of steps (bounded-memory
 #: inference): at least this many steps, more while the chunk's gates hold at most
@@ -137,8 +173,18 @@ class UnrollCache(NamedTuple):
     extra: dict | None = None     # the Prepared.extra weights the forward used
 
 
-def _loop(cell, w, G, Hs, Cs, keep, mask, hp):
-    """Run the time loop over one chunk; Hs/Cs have one more slab than G (the initial one)."""
+def _loop(cell, w, G, Hs, Cs, keep, mask, hp, fused=None):
+    """Run the time loop over one chunk; Hs/Cs have one more slab than G (the initial one).
+    ``fused``: the cell's fused forward kernel (gate math and mask in one compiled pass)."""
+    if fused is not None:
+        a, b = w.const["a"], w.const["b"]
+        W_hhT = w.W_hhT
+        no_mask = _NO_MASK[G.dtype]
+        for t in range(G.shape[0]):
+            np.matmul(Hs[t], W_hhT, out=hp)                                # (N, G*H)
+            fused(G[t], hp, a, b, Hs[t], Cs[t], Hs[t + 1], Cs[t + 1], keep[t],
+                  mask[t, :, 0] if mask is not None else no_mask, mask is not None)
+        return
     s = Step()
     s.hp = hp
     for t in range(G.shape[0]):
@@ -158,16 +204,21 @@ def _loop(cell, w, G, Hs, Cs, keep, mask, hp):
                     new += old
 
 
-def _loop_proj(cell, w, G, Hs, Cs, keep, mask, hp, M):
+def _loop_proj(cell, w, G, Hs, Cs, keep, mask, hp, M, fused=None):
     """:func:`_loop` for an LSTM with a projection: the cell writes ``m_t`` (N, H) into ``M``
     and the state is ``h_t = m_t W_hr^T`` (N, P)."""
     s = Step()
     s.hp = hp
     W_hrT = w.W_hrT
+    no_mask = _NO_MASK[G.dtype]
     for t in range(G.shape[0]):
         s.g, s.h_prev, s.h, s.c_prev, s.c, s.keep = G[t], Hs[t], M[t], Cs[t], Cs[t + 1], keep[t]
         np.matmul(s.h_prev, w.W_hhT, out=hp)                               # (N, G*H)
-        cell.forward_step(s, w)
+        if fused is not None:                      # the mask applies to h below, not to m
+            fused(s.g, hp, w.const["a"], w.const["b"], M[t], s.c_prev, M[t], s.c, s.keep,
+                  no_mask, False)
+        else:
+            cell.forward_step(s, w)
         np.matmul(M[t], W_hrT, out=Hs[t + 1])                              # (N, P)
         if mask is not None:                       # frozen state after a sequence's end
             m = mask[t]
@@ -191,6 +242,8 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     GH, S = w.W_rows.shape                           # S: the state's width (H, or P)
     H = GH // cell.spec.num_gates                    # the cell's width
     dtype = x.dtype
+    if mask is not None and mask.dtype != dtype:
+        mask = mask.astype(dtype)
     hp = np.empty((N, GH), dtype)
     Hs = np.empty((T + 1, N, S), dtype)
     Hs[0] = h0
@@ -203,9 +256,12 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     M = np.empty((chunk, N, H), dtype) if w.W_hrT is not None else None
     G = None
     Gbuf = np.empty((chunk * N, GH), dtype)                                # (k*N, G*H)
-    compiled = None
+    compiled = fused = None
     if not keep_cache and mask is None and N == 1 and dtype == np.float32 and M is None:
         compiled = _compiled_n1(cell, T)             # None: the NumPy loop below
+    if compiled is None:
+        kernels = _fused(cell, dtype, T)
+        fused = kernels.forward if kernels is not None else None
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
         k = t1 - t0
@@ -217,13 +273,13 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
             if M is not None:                        # an LSTM with a projection
                 m = mask if keep_cache or mask is None else mask[t0:t1]
                 _loop_proj(cell, w, G, Hs if keep_cache else Hs[t0: t1 + 1], Cs if keep_cache
-                           else Cs[: k + 1], keep, m, hp, M)
+                           else Cs[: k + 1], keep, m, hp, M, fused)
             elif keep_cache:
-                _loop(cell, w, G, Hs, Cs, keep, mask, hp)
+                _loop(cell, w, G, Hs, Cs, keep, mask, hp, fused)
             else:
                 m = mask[t0:t1] if mask is not None else None
                 _loop(cell, w, G, Hs[t0: t1 + 1], Cs[: k + 1] if Cs is not None else None,
-                      keep, m, hp)
+                      keep, m, hp, fused)
         if Cs is not None and not keep_cache:
             Cs[0] = Cs[k]
     if keep_cache:
@@ -266,9 +322,25 @@ def step_forward(cell, w: Prepared, buf: StepBuffers, h_prev, c_prev, h, c):
     return g
 
 
-def _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws, dh_part):
-    """The time loop of :func:`unroll_backward`: returns the gradients on h0 and c0."""
+def _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws, dh_part,
+                   fused=None):
+    """The time loop of :func:`unroll_backward`: returns the gradients on h0 and c0.
+    ``fused``: the cell's fused backward kernel (``dout``, gate math and mask in one pass)."""
     T = G.shape[0]
+    if fused is not None:
+        W = W_parts[0]
+        no_mask = _NO_MASK[G.dtype]
+        no_dout = no_mask[:, None]
+        for t in range(T - 1, -1, -1):
+            if mask is None:
+                fused(G[t], keep[t], Cs[t], dh, dout[t] if dout is not None else no_dout,
+                      dout is not None, no_mask, False, dc)
+                np.matmul(G[t], W, out=dh)                                 # (N, H)
+            else:                                  # dh keeps the carry of padded rows
+                fused(G[t], keep[t], Cs[t], dh, dout[t] if dout is not None else no_dout,
+                      dout is not None, mask[t, :, 0], True, dc)
+                dh += np.matmul(G[t], W, out=dh_part)
+        return dh, dc
     s = Step()
     for t in range(T - 1, -1, -1):
         s.g, s.h_prev = G[t], Hs[t]
@@ -307,23 +379,32 @@ def _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws
     return dh, dc
 
 
-def _backward_loop_proj(cell, G, Hs, Cs, keep, mask, dout, dh, dc, W_hh, W_hr, ws, M, DH):
+def _backward_loop_proj(cell, G, Hs, Cs, keep, mask, dout, dh, dc, W_hh, W_hr, ws, M, DH,
+                        fused=None):
     """:func:`_backward_loop` for an LSTM with a projection: the gradient on ``h_t`` (N, P)
     is kept in ``DH`` (for ``W_hr``'s gradient) and reaches the cell as ``dm = dh W_hr``."""
     s = Step()
+    no_mask = _NO_MASK[G.dtype]
+
+    def step(dm, dc_in):                           # the cell's backward step, fused or not
+        if fused is None:
+            return cell.backward_step(s, dm, dc_in, ws)[1]
+        fused(s.g, s.keep, s.c_prev, dm, no_mask[:, None], False, no_mask, False, dc_in)
+        return dc_in
+
     for t in range(G.shape[0] - 1, -1, -1):
         s.g, s.h_prev, s.c_prev, s.keep = G[t], Hs[t], Cs[t], keep[t]
         dh_tot = dh if dout is None else dh + dout[t]                      # (N, P)
         if mask is not None:
             m = mask[t]
             DH[t] = dh_tot * m
-            _, dc_prev = cell.backward_step(s, DH[t] @ W_hr, dc * m, ws)
+            dc_prev = step(DH[t] @ W_hr, dc * m)
             dh_new = G[t] @ W_hh                                           # (N, P)
             dh_new += dh * (1 - m)                 # padded steps pass the carry through
             dc_prev += dc * (1 - m)
         else:
             DH[t] = dh_tot
-            _, dc_prev = cell.backward_step(s, DH[t] @ W_hr, dc, ws)
+            dc_prev = step(DH[t] @ W_hr, dc)
             dh_new = G[t] @ W_hh
         dh, dc = dh_new, dc_prev
     return dh, dc
@@ -409,18 +490,22 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
     S = W_hh.shape[1]                                  # the state's width (H, or P)
     dtype = x.dtype
     H, dh, dc, parts, ws = backward_setup(cell, cache, dhT, dcT, S)
+    kernels = _fused(cell, dtype, T)
+    fused = kernels.backward if kernels is not None else None
     DH = None
     if M is not None:                                  # an LSTM with a projection
         DH = np.empty((T, N, S), dtype)
         with for_step_product(N * W_hh.size):
             dh, dc = _backward_loop_proj(cell, G, Hs, Cs, keep, mask, dout, dh, dc, W_hh, W_hr,
-                                         ws, M, DH)
+                                         ws, M, DH, fused)
     else:
         W_parts = [W_hh[rows] for _, rows in parts]
-        dh_part = np.empty((N, H), dtype) if len(parts) > 1 else None
+        dh_part = np.empty((N, H), dtype) if len(parts) > 1 or fused is not None else None
+        if fused is not None and mask is not None and mask.dtype != dtype:
+            mask = mask.astype(dtype)
         with for_step_product(N * W_hh.size):
             dh, dc = _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws,
-                                    dh_part)
+                                    dh_part, fused)
     grads = weight_gradients(G, parts, x, Hs[:-1], has_bias)
     cell.finish_gradients(grads, ws)
     if DH is not None:

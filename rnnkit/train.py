@@ -43,12 +43,14 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint as ckpt
+from ._threads import ThreadChoice, check_threads
 from ._validate import check_choice, check_float, check_int
 from .cells import state_arrays, state_from_arrays
 from .engines import make_engine
 from .engines.numpy import _rng_owners  # noqa: F401  (the dropout generators; tests use it)
 from .errors import CheckpointError, ConfigError, RnnkitError, TrainingDivergedError
 from .optim import OPTIMIZERS, SCHEDULE_NAMES, ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR, get_optimizer
+from .sequence import compile_from_the_first_step
 
 
 # ============================================================================== config
@@ -214,7 +216,9 @@ class Trainer:
     ``engine``: ``"numpy"`` (default), ``"torch"`` or an engine object
     (:mod:`rnnkit.engines`); ``device``: the torch engine's device (``"cpu"``, ``"cuda"``,
     ``"cuda:N"``). Under ``torchrun`` every process runs the same trainer; only the main one
-    (rank 0) writes files, logs and calls ``on_eval``.
+    (rank 0) writes files, logs and calls ``on_eval``. ``threads``: CPU threads for the
+    products (:func:`rnnkit.set_num_threads`), or ``"auto"`` (default): time steps on one
+    thread and on all, keep the faster (a busy machine), see :class:`rnnkit._threads.ThreadChoice`.
 
     A run of 10 steps, resumed to 20 from its checkpoint, is the run of 20 steps:
 
@@ -247,8 +251,9 @@ class Trainer:
     def __init__(self, model, train, val=None, config: TrainConfig | None = None,
                  checkpoint: Checkpointing | str | Path | None = None,
                  on_eval: Callable | None = None, log: Callable = print,
-                 engine=None, device: str | None = None):
+                 engine=None, device: str | None = None, threads="auto"):
         self.model = model
+        self.threads = check_threads("Trainer", threads)
         self.train_source = train
         self.val_source = val
         self.config = (config or TrainConfig()).validate()
@@ -467,6 +472,9 @@ class Trainer:
             bar = tqdm(total=cfg.steps, initial=self.step, disable=None if cfg.progress is None else False,
                        unit="step", dynamic_ncols=True, file=sys.stderr)
         result = TrainResult(steps=self.step)
+        threads = ThreadChoice(self.threads, self._log, eng.group.world_size)
+        if eng.name == "numpy":             # one path for every step: resumed == straight
+            compile_from_the_first_step()
         t0 = time.perf_counter()
         tok0 = self.tokens_seen
         self._rate_mark = (t0, tok0)
@@ -480,6 +488,7 @@ class Trainer:
                         name = "Ctrl-C" if sigint else "SIGTERM"
                         result.message = f"{name} received at step {self.step}"
                         break
+                    threads.before()
                     res, tokens = eng.forward(self.train_source, self.step, self.carry)
                     if self.initial_loss is None:
                         self.initial_loss = float(res.loss)
@@ -492,6 +501,7 @@ class Trainer:
                         raise self._divergence(norm, "gradient norm")
                     if not finite:
                         raise self._divergence(math.inf, "update of the weights")
+                    threads.after(tokens)
                     self.carry = eng.detach(res.carry) if self.train_source.carries_state else None
                     self.step += 1
                     self.tokens_seen += tokens
@@ -513,6 +523,7 @@ class Trainer:
             result.message = str(e)
             self._restore_good()
         finally:
+            threads.close()
             if bar is not None:
                 bar.close()
             if self._tb is not None:

@@ -223,3 +223,80 @@ def test_an_error_in_a_pipeline_layer_reaches_the_caller(monkeypatch):
     x = np.zeros((600, 1, 4), np.float32)
     with pytest.raises(MemoryError, match="layer thread failed"), no_grad():
         nn.LSTM(4, 8, num_layers=2)(x)
+
+
+# ---------------------------------------------------------------- fused LSTM step kernels
+def _train_step(layer, x, state, lengths, dout, dstate):
+    """Forward and backward of ``layer``: every output, state, input/state gradient and
+    parameter gradient, as a flat dict."""
+    out, st = layer(x, state, lengths)
+    dx, ds = layer.backward(dout, dstate)
+    got = {"out": out, "h_n": st[0], "c_n": st[1], "dx": dx, "dh0": ds[0], "dc0": ds[1]}
+    for k, v in layer.gradients().items():
+        got["grad " + k] = v.copy()
+        v[...] = 0
+    return got
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [
+    {}, {"bidirectional": True}, {"num_layers": 2, "dropout": 0.3}, {"proj_size": 5},
+    {"proj_size": 5, "bidirectional": True, "num_layers": 2}])
+@pytest.mark.parametrize("lengths", [None, [9, 4, 6, 1]])
+def test_fused_lstm_steps_equal_the_numpy_steps(dtype, options, lengths, numpy_loop, monkeypatch):
+    """Forward and backward through the fused kernels (gate math, dout and the lengths mask in
+    one compiled pass per step) give the NumPy steps' numbers to round-off: both directions,
+    padding, given initial states and final-state gradients, inter-layer dropout, proj_size."""
+    require("numba")
+    kernels = _jit.kernel("lstm_step")
+    assert kernels is not None
+    calls = []
+    real = kernels[np.dtype(dtype)]
+    spy = _jit.StepKernels(
+        None if real.forward is None else (lambda *a: (calls.append("f"), real.forward(*a))),
+        lambda *a: (calls.append("b"), real.backward(*a)))
+    monkeypatch.setitem(_jit._KERNELS, "lstm_step", {**kernels, np.dtype(dtype): spy})
+    rng = np.random.default_rng(len(options))
+    T, N = 9, 4
+    layer = nn.LSTM(5, 8, dtype=dtype, seed=1, **options)
+    L, S = layer.num_layers * layer.num_directions, options.get("proj_size") or 8
+    x = rng.standard_normal((T, N, 5)).astype(dtype) * 2
+    state = (rng.standard_normal((L, N, S)).astype(dtype), rng.standard_normal((L, N, 8)).astype(dtype))
+    dout = rng.standard_normal((T, N, layer.num_directions * S)).astype(dtype)
+    dstate = (rng.standard_normal((L, N, S)).astype(dtype), rng.standard_normal((L, N, 8)).astype(dtype))
+    layer.rng = np.random.default_rng(7)
+    got = _train_step(layer, x, state, lengths, dout, dstate)
+    assert "b" in calls and ("f" in calls) == (real.forward is not None)
+    layer.rng = np.random.default_rng(7)                      # the same dropout masks
+    want = numpy_loop(lambda: _train_step(layer, x, state, lengths, dout, dstate))
+    tol = dict(rtol=1e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    assert got.keys() == want.keys()
+    for k in got:
+        np.testing.assert_allclose(got[k], want[k], err_msg=k, **tol)
+
+
+def test_a_subclass_with_its_own_gate_math_keeps_its_numpy_step(monkeypatch):
+    """The fused kernels serve the class that names them: a cell derived from LSTMCell (e.g.
+    with other gate math) runs its own forward_step and backward_step."""
+    require("numba")
+    from rnnkit.cells import LSTMCell
+    monkeypatch.setitem(_jit._KERNELS, "lstm_step", {
+        np.dtype(d): _jit.StepKernels(lambda *a: pytest.fail("fused forward used"),
+                                      lambda *a: pytest.fail("fused backward used"))
+        for d in (np.float32, np.float64)})
+    seen = []
+
+    class Traced(LSTMCell):
+        def forward_step(self, s, w):
+            seen.append("f")
+            super().forward_step(s, w)
+
+        def backward_step(self, s, dh, dc, ws):
+            seen.append("b")
+            return super().backward_step(s, dh, dc, ws)
+
+    layer = nn.LSTM(3, 4)
+    layer.cell = Traced(layer.cell.spec)
+    layer(np.ones((2, 2, 3), np.float32))
+    layer.backward(np.ones((2, 2, 4), np.float32))
+    assert seen == ["f", "f", "b", "b"]

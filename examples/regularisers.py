@@ -68,8 +68,8 @@ RECIPES = {
     "embedding": dict(INIT, embedding_dropout=0.1),
 }
 #: The recipes each text trains by default (the stream texts take longer per step).
-TEXT_RECIPES = {"names": "default,init,light,strong,layernorm", "pydoc": "default,light,strong",
-                "stdlib": "default,light,strong"}
+TEXT_RECIPES = {"names": "default,init,light,strong,layernorm", "pydoc": "default,init,light,strong",
+                "stdlib": "default,init,light,strong"}
 DEFAULT = dict(cell="lstm", hidden_size=128, num_layers=2, embedding_size=32, dropout=0.2)
 
 

@@ -40,7 +40,7 @@ TRAIN_DEFAULTS = dict(
     dtype="float32", encoding="utf-8", schedule="constant", warmup=0, patience=0,
     weight_decay=0.0, num_samples=10, engine="numpy", attention="additive", decoder_cell="",
     input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0, weight_drop=0.0,
-    embedding_dropout=0.0, init="uniform", forget_bias=None, layer_norm=False,
+    embedding_dropout=0.0, init="orthogonal", forget_bias=1.0, layer_norm=False,
 )
 #: The regularisers' values in runs saved before they existed (resumed with these, whatever
 #: today's defaults are).
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", choices=list(INITS), help="recurrent weights: PyTorch's uniform, or "
                    f"orthogonal W_hh blocks (default: {d['init']})")
     t.add_argument("--forget-bias", type=float, help="initial forget-gate bias (LSTM; GRU's "
-                   "update gate) (default: PyTorch's uniform init)")
+                   f"update gate; none for RNN cells) (default: {d['forget_bias']})")
     t.add_argument("--layer-norm", action="store_const", const=True, help="layer-normalised "
                    "LSTM or GRU cells (Ba et al. 2016; numpy engine; no ONNX export)")
     t.add_argument("--seq-len", type=int, help=f"stream mode: BPTT chunk length (default: {d['seq_len']})")
@@ -577,6 +577,8 @@ def _train(args, o, group, stack) -> int:
                               f"lines and stream mode; the seq2seq model of pairs mode has no such "
                               f"option. Drop it.")
         o.update(REGULARISERS_OFF)
+    elif not args.resume and args.forget_bias is None and not CELLS[o["cell"]].forget_gate:
+        o["forget_bias"] = None               # the default is for the cells with a forget gate
     o["out"] = str(out)
     o["mode"] = data.mode
     saved_opts = {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}

@@ -540,7 +540,8 @@ def weight_gradients(G, parts, x, Hprev, has_bias=True) -> dict:
     G2 = G.reshape(T * N, G.shape[2])
     Hprev = Hprev.reshape(T * N, -1)
     grads = {"weight_ih": G2.T @ x.reshape(T * N, D)}
-    grads["weight_hh"] = np.concatenate([P.reshape(T * N, -1).T @ Hprev for P, _ in parts], axis=0)
+    grads["weight_hh"] = (parts[0][0].reshape(T * N, -1).T @ Hprev if len(parts) == 1 else
+                          np.concatenate([P.reshape(T * N, -1).T @ Hprev for P, _ in parts], axis=0))
     if has_bias:
         grads["bias_ih"] = G2.sum(axis=0)
         if len(parts) == 1:       # RNN / LSTM: both biases enter the same pre-activation

@@ -234,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=_fmt_help, description="Run the model over a text (FILE, or "
                         "one it generates) and write one self-contained HTML page: the text coloured "
                         "by a chosen unit or gate, the top-5 next-character predictions at every "
-                        "character, and the units worth looking at. Works offline.")
+                        "character, and the units worth looking at. On a seq2seq run: the "
+                        "translations of FILE (pairs, or one source a line) or of --num validation "
+                        "pairs, with each output character's attention over its source. Works offline.")
     ex.add_argument("dir", help="checkpoint directory")
     ex.add_argument("file", nargs="?", help="a text file to run the model over (default: a text "
                     "the model generates, see --prime and --length)")

@@ -33,6 +33,13 @@ Measurements (T steps; step t is the state after reading token t):
 :func:`rank_units` lists, for each measurement, the units of the states (``hidden``; ``cell``
 for LSTM) with the largest ``|r|`` (correlations) or fraction (saturation).
 
+On a seq2seq run (:class:`~rnnkit.nn.Seq2Seq` with attention) the page is another one
+(:func:`seq2seq_page_data`, template ``explore_seq2seq.html``): the greedy translations of
+FILE's pairs (or sources, one a line) or of the run's first ``--num`` validation pairs, each
+marked right or wrong against its target; pointing at (or clicking, or moving the arrow keys
+to) an output character shades every source character by the attention weight of that
+output step.
+
 A page holds at most :data:`MAX_CHARS` characters and :data:`MAX_VALUES` activation numbers
 (a large model holds fewer characters); a longer text is cut, and the page says so.
 """
@@ -56,7 +63,7 @@ __all__ = [
     "inside_quotes_or_brackets", "line_position", "correlations", "saturation",
     "unit_measurements", "rank_units", "top_predictions",
     "page_data", "render_page", "read_page_data", "decode_values", "check_out_path", "lines_ids",
-    "text_ids", "line_starts", "explore_checkpoint",
+    "text_ids", "line_starts", "explore_checkpoint", "seq2seq_page_data", "MAX_PAIRS",
 ]
 
 #: Most characters (tokens, boundary tokens included) one page holds.
@@ -69,6 +76,10 @@ SATURATION = 0.9
 GENERATE = 500
 #: Lines generated when no text is given (lines mode).
 GENERATE_LINES = 60
+#: Most sources one seq2seq page holds (the run's validation pairs by default: ``--num``).
+MAX_PAIRS = 500
+#: Validation sources a seq2seq page shows when neither FILE nor ``--num`` is given.
+GENERATE_PAIRS = 20
 #: Next-character predictions shown per step.
 TOP_K = 5
 #: Units per ranked list.
@@ -311,20 +322,55 @@ def page_data(model, vocab, ids, *, title: str = "", source: str = "", total: in
     }
 
 
-def _template() -> str:
-    return resources.files("rnnkit").joinpath("templates", "explore.html").read_text(encoding="utf-8")
+def seq2seq_page_data(translator, sources: Sequence[str], targets: Sequence | None = None, *,
+                      title: str = "", source: str = "") -> dict:
+    """The seq2seq page's data: for each source its greedy output and, for every output step
+    (each character, then the step that emitted ``<eos>``, drawn '\u21b5'), the attention
+    weights over the source characters (:class:`rnnkit.translate.Translation`'s
+    ``alignment``); ``targets`` (or None) let the page mark each output right or wrong."""
+    from .plot import char_labels
+    who = "explore"
+    model = translator.model
+    if not model.attends:
+        raise ConfigError(f"{who}: this seq2seq model has no attention (attention='none'); there "
+                          f"are no weights to show. Train with --attention additive, general or dot.")
+    sources = list(sources)
+    if not sources:
+        raise DataError(f"{who}: expected at least one source text, got none.")
+    if len(sources) > MAX_PAIRS:
+        raise DataError(f"{who}: expected at most {MAX_PAIRS} sources on one page, got {len(sources)}.")
+    targets = [None] * len(sources) if targets is None else list(targets)
+    items = []
+    for src, tgt, tr in zip(sources, targets, translator.translate(sources)):
+        labels = char_labels(list(tr.text)) + (["\u21b5"] if tr.finished else [])
+        w = np.asarray(tr.alignment, np.float64)
+        items.append({"source": _visible_text(src), "source_labels": char_labels(list(src)),
+                      "output": _visible_text(tr.text), "output_labels": labels,
+                      "target": None if tgt is None else _visible_text(tgt), "finished": bool(tr.finished),
+                      "weights": [[float(v) for v in row] for row in w]})
+    c = model.config
+    return {"format": _FORMAT, "version": 1, "kind": "seq2seq",
+            "title": _visible_text(title), "source": _visible_text(source),
+            "model": {"encoder": f"{'bi' if c.bidirectional else ''}{c.cell.upper()} "
+                                 f"{c.num_layers}x{c.hidden_size}",
+                      "decoder": f"{c.decoder_kind.upper()} {c.key_size}", "attention": c.attention},
+            "items": items}
+
+
+def _template(name: str = "explore.html") -> str:
+    return resources.files("rnnkit").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 _PLACEHOLDER = "__RNNKIT_EXPLORE_DATA__"
 
 
 def render_page(data: dict) -> str:
-    """The HTML page of :func:`page_data`: the template with the data inline, as JSON inside
-    a ``<script type="application/json">`` element (``<``, ``>``, ``&`` escaped, so no text
-    can end the element)."""
+    """The HTML page of :func:`page_data` (or :func:`seq2seq_page_data`: its own template):
+    the template with the data inline, as JSON inside a ``<script type="application/json">``
+    element (``<``, ``>``, ``&`` escaped, so no text can end the element)."""
     blob = json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
     blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    page = _template()
+    page = _template("explore_seq2seq.html" if data.get("kind") == "seq2seq" else "explore.html")
     if page.count(_PLACEHOLDER) != 1:
         raise ConfigError(f"render_page: the template must hold {_PLACEHOLDER} once.")
     return page.replace(_PLACEHOLDER, blob)
@@ -423,6 +469,13 @@ def explore_checkpoint(directory, out, *, file=None, prime: str | None = None, l
     if file is not None and (prime is not None or length is not None or num is not None):
         raise ConfigError("give either FILE (a text to read) or --prime/--length/--num (a text to "
                           "generate), not both.")
+    loaded = load_model(directory, latest=latest, need_charlm=False)
+    if type(loaded.model).__name__ == "Seq2Seq":
+        if prime is not None or length is not None:
+            raise ConfigError("--prime and --length are for a CharLM; a seq2seq page shows the "
+                              "translations of FILE (pairs or one source a line) or of the run's "
+                              "validation sources (--num of them).")
+        return _explore_seq2seq(loaded, directory, out, file, num, encoding)
     model, vocab, _, used = load_model(directory, latest=latest)
     capacity, reason = _capacity(model, max_chars)
     if file is not None:
@@ -454,3 +507,38 @@ def explore_checkpoint(directory, out, *, file=None, prime: str | None = None, l
     atomic_write_text(out, render_page(data))
     return {"path": str(out), "chars": len(ids), "total": total, "cut": total > len(ids),
             "source": source}
+
+
+def _explore_seq2seq(loaded, directory, out: Path, file, num, encoding: str) -> dict:
+    """:func:`explore_checkpoint` on a seq2seq run: FILE's pairs (or sources, one a line)
+    or the run's first ``num`` validation pairs."""
+    from .data import read_text
+    from .data.pairs import is_pairs_text, parse_pairs
+    from .io import atomic_write_text
+    from .translate import run_pairs, translator_of
+    tr = translator_of(loaded)
+    if file is not None:
+        if num is not None:
+            raise ConfigError("give either FILE (the sources to show) or --num (that many of the "
+                              "run's validation sources), not both.")
+        text = read_text(file, encoding=encoding)
+        if is_pairs_text(text):
+            pairs = parse_pairs(text, origin=str(file))
+            sources, targets = [p[0] for p in pairs], [p[1] for p in pairs]
+        else:
+            sources, targets = [line for line in text.splitlines() if line.strip()], None
+        source = f"the file {Path(file).name}"
+    else:
+        num = check_int("explore", "num", GENERATE_PAIRS if num is None else num, 1, MAX_PAIRS)
+        from .checkpoint import load_checkpoint
+        pairs = run_pairs(load_checkpoint(directory, load_optimizer=False), num)
+        if not pairs:
+            raise DataError(f"explore: cannot rebuild the validation pairs of {directory} (its pairs "
+                            f"file moved?); give the sources as a FILE.")
+        sources, targets = [p[0] for p in pairs], [p[1] for p in pairs]
+        source = f"the first {len(pairs)} validation pairs of the run"
+    data = seq2seq_page_data(tr, sources, targets, title=Path(directory).resolve().name, source=source)
+    atomic_write_text(out, render_page(data))
+    n = len(data["items"])
+    return {"path": str(out), "chars": sum(len(i["source"]) for i in data["items"]), "total": n,
+            "cut": False, "source": source, "pairs": n}

@@ -37,7 +37,7 @@ import numpy as np
 from ._validate import as_float_array, check_int, short_list
 from .analysis import loss_curves, most_active_units
 from .cells import CELLS
-from .errors import CheckpointError, ConfigError, DataError, RnnkitError, ShapeError
+from .errors import CheckpointError, ConfigError, DataError, ShapeError
 
 __all__ = [
     "SIGMOID_GATES",
@@ -365,20 +365,6 @@ def plot_attention(items, path, title: str = "Attention: each output character o
     return save_figure(attention_figure(items, title), path)
 
 
-def _pairs_sources(ck, count: int) -> list:
-    """A few validation sources of a seq2seq run, rebuilt from the options `rnnkit train`
-    saved (the same split); the training pairs' when it held none out."""
-    from .data import load_pairs_data
-    cli = ((ck.trainer_state or {}).get("extra") or {}).get("cli") or {}
-    try:
-        data = load_pairs_data(cli.get("file"), cli.get("dataset") if not cli.get("file") else None,
-                               encoding=cli.get("encoding", "utf-8"), val_frac=cli.get("val_frac", 0.1),
-                               seed=cli.get("seed", 0))
-    except (RnnkitError, OSError):
-        return []
-    return [s for s, _ in (data.val_pairs or data.train_pairs)[:count]]
-
-
 def _line_pieces(vocab, lines, max_chars: int) -> list:
     """Lines mode: the ids ``[<eos>, c_1, ..., c_L]`` of each line, as `rnnkit sample` and
     training see them, until ``max_chars`` steps in all (the last line cut)."""
@@ -438,9 +424,9 @@ def plot_checkpoint(directory, out_dir=None, text: str | None = None, *, max_cha
     ck = load_checkpoint(directory, load_optimizer=False)
     if ck.config.get("model") == "Seq2Seq" and ck.config.get("attention") != "none":
         from .load import load_model
-        from .translate import translator_of
+        from .translate import run_pairs, translator_of
         tr = translator_of(load_model(directory, need_charlm=False))
-        sources = text.split("\n") if text else _pairs_sources(ck, 4)
+        sources = text.split("\n") if text else [s for s, _ in run_pairs(ck, 4)]
         sources = [s for s in sources if s][:4]
         if sources:
             outs = tr.translate(sources)

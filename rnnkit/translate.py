@@ -280,6 +280,25 @@ def translator_of(loaded) -> Translator:
     return tr
 
 
+def run_pairs(ck, count: int) -> list:
+    """Up to ``count`` (source, target) validation pairs of a seq2seq run's checkpoint ``ck``
+    (the run directory's, which holds the trainer state),
+    rebuilt from the options `rnnkit train` saved (the same split); the training pairs when it
+    held none out; ``[]`` when the data cannot be rebuilt (a pairs file moved away)."""
+    from .data import load_pairs_data
+    from .errors import RnnkitError
+    cli = ((ck.trainer_state or {}).get("extra") or {}).get("cli") or {}
+    if not (cli.get("file") or cli.get("dataset")):
+        return []                                  # not trained by `rnnkit train`: unknown data
+    try:
+        data = load_pairs_data(cli.get("file"), cli.get("dataset") if not cli.get("file") else None,
+                               encoding=cli.get("encoding", "utf-8"), val_frac=cli.get("val_frac", 0.1),
+                               seed=cli.get("seed", 0))
+    except (RnnkitError, OSError):
+        return []
+    return list((data.val_pairs or data.train_pairs)[:count])
+
+
 def onnx_translator(translator: Translator, onnx_model) -> Translator:
     """A :class:`Translator` decoding with ``onnx_model`` (an
     :class:`rnnkit.interop.onnx_runtime.OnnxSeq2Seq`) and the vocabularies of ``translator``

@@ -74,7 +74,7 @@ def test_notebook_runs_in_a_kernel_and_draws_every_picture_it_shows(tmp_path):
     assert np.isfinite(report["val_loss"]) and report["val_loss"] < 2.4
     assert Path(report["page"]).read_text(encoding="utf-8").count('id="rnnkit-data"') == 1
     shown = rt.images(md)
-    assert {"img/gradient_norms.png", "img/gates.png", "img/units.png"} <= set(shown)
+    assert {"img/gradient_norms.png", "img/gates.png", "img/units.png", "img/attention.png"} <= set(shown)
     for p in shown:
         img = imread(tmp_path / p)                    # drawn by the notebook's own code
         assert min(img.shape[:2]) >= 200 and img[..., :3].std() > 0.05, p

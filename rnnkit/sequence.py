@@ -30,6 +30,7 @@ through, so each sequence's final state is the state at its own last step.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import NamedTuple
 
@@ -59,7 +60,23 @@ def _compiled_n1(cell, T: int):
 
 
 _fused_steps = 0
-_fused_now = False
+_fused_mode: bool | None = None          # None: by JIT_MIN_STEPS; True: load at once
+
+@contextlib.contextmanager
+def training_run():
+    """Within a training run every step uses the fused kernels (loaded at the first step that
+    can use them, ~1.5 s of CPU once a process), not only those after :data:`JIT_MIN_STEPS`:
+    one path for all steps, so a run resumed at any step computes exactly what the straight run
+    did."""
+    global _fused_mode
+    before = _fused_mode
+    _fused_mode = True
+    try:
+        yield
+    finally:
+        _fused_mode = before
+
+
 #: The steps each fused kernel pair replaces: the registry's cell classes that name a
 #: ``jit_step``, with their methods as defined (a class whose steps were replaced since, e.g. by
 #: a test breaking one on purpose, runs them, not the kernels).
@@ -78,8 +95,8 @@ def compile_from_the_first_step() -> None:
 def _fused(cell, dtype, T: int):
     """The fused step kernels (:class:`rnnkit._jit.StepKernels`) of ``cell`` in ``dtype`` for a
     call of ``T`` steps, or None: NumPy's step. Loaded like the N=1 loop, once the process has
-    run :data:`JIT_MIN_STEPS` layer-steps that could use them (or at once, after
-    :func:`compile_from_the_first_step`). Only a class that names its own ``jit_step`` gets
+    run :data:`JIT_MIN_STEPS` layer-steps that could use them (within :func:`training_run`: at
+    once). Only a class that names its own ``jit_step`` gets
     them (a subclass with other gate math keeps its own NumPy step)."""
     global _fused_steps
     cls = type(cell)
@@ -87,7 +104,7 @@ def _fused(cell, dtype, T: int):
     if not name or _FUSED_FOR.get(cls) != (cls.forward_step, cls.backward_step):
         return None
     _fused_steps += T
-    kernels = _jit.kernel(name, load=_fused_now or _fused_steps >= JIT_MIN_STEPS)
+    kernels = _jit.kernel(name, load=_fused_mode or _fused_steps >= JIT_MIN_STEPS)
     return kernels.get(np.dtype(dtype)) if kernels is not None else None
 
 #: The mask argument of a fused kernel called without a mask (never read).

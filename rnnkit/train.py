@@ -50,7 +50,7 @@ from .engines import make_engine
 from .engines.numpy import _rng_owners  # noqa: F401  (the dropout generators; tests use it)
 from .errors import CheckpointError, ConfigError, RnnkitError, TrainingDivergedError
 from .optim import OPTIMIZERS, SCHEDULE_NAMES, ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR, get_optimizer
-from .sequence import compile_from_the_first_step
+from .sequence import training_run
 
 
 # ============================================================================== config
@@ -473,14 +473,13 @@ class Trainer:
                        unit="step", dynamic_ncols=True, file=sys.stderr)
         result = TrainResult(steps=self.step)
         threads = ThreadChoice(self.threads, self._log, eng.group.world_size)
-        if eng.name == "numpy":             # one path for every step: resumed == straight
-            compile_from_the_first_step()
         t0 = time.perf_counter()
         tok0 = self.tokens_seen
         self._rate_mark = (t0, tok0)
         loss_ema = self.loss_ema
         try:
-            with _StopFlag(echo=2.0 if eng.group.world_size > 1 else 0.0) as stop:
+            with _StopFlag(echo=2.0 if eng.group.world_size > 1 else 0.0) as stop, \
+                    training_run():                 # one path for every step: resumed == straight
                 while self.step < cfg.steps:
                     sigint, sigterm = eng.any([stop.signal == signal.SIGINT, stop.signal == signal.SIGTERM])
                     if sigint or sigterm:

@@ -300,3 +300,24 @@ def test_a_subclass_with_its_own_gate_math_keeps_its_numpy_step(monkeypatch):
     layer(np.ones((2, 2, 3), np.float32))
     layer.backward(np.ones((2, 2, 4), np.float32))
     assert seen == ["f", "f", "b", "b"]
+
+
+def test_a_training_run_uses_the_fused_kernels_from_its_first_step(monkeypatch):
+    """Within a training run the fused kernels are loaded at the first step and serve every
+    step (a run resumed at any step takes the path of the straight run); outside one, a short
+    call does not load them (JIT_MIN_STEPS)."""
+    require("numba")
+    monkeypatch.undo()                                     # the real JIT_MIN_STEPS
+    monkeypatch.setattr(sequence_mod, "_fused_steps", 0)
+    monkeypatch.setattr(_jit, "_KERNELS", {})
+    layer = nn.LSTM(3, 4)
+    x = np.ones((2, 2, 3), np.float32)
+    layer(x)
+    assert "lstm_step" not in _jit._KERNELS                # 2 steps, outside a run: NumPy
+    calls = []
+    real = sequence_mod._loop
+    monkeypatch.setattr(sequence_mod, "_loop", lambda *a: (calls.append(a[-1]), real(*a))[1])
+    with sequence_mod.training_run():
+        layer(x)
+    assert _jit._KERNELS.get("lstm_step") is not None
+    assert calls and calls[0] is _jit._KERNELS["lstm_step"][np.dtype(np.float32)].forward

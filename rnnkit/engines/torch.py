@@ -256,9 +256,6 @@ class TorchEngine(Engine):
         super().__init__(model, config, group if group is not None else TorchGroup())
         self.device = self.group.device
         self.pairs = isinstance(model, Seq2Seq)
-        if self.pairs and self.group.world_size > 1:
-            raise ConfigError("the torch engine trains a Seq2Seq in one process; run it without "
-                              "torchrun (or use --engine numpy).")
         if getattr(model.config, "learn_initial_state", False):
             raise ConfigError("the torch engine: expected a model without a learned initial state, "
                               "got learn_initial_state=true in its config. Train it with the "
@@ -365,26 +362,40 @@ class TorchEngine(Engine):
         g = self.group
         return n * g.rank // g.world_size, n * (g.rank + 1) // g.world_size
 
-    def _pairs_batch(self, batch):
-        """A pairs batch (one process) as tensors: ``((src, x, src_lengths), y, count)``."""
+    def _my_columns(self, y_all, training: bool):
+        """``(a, b, count)``: this process's columns [a, b) of a global batch whose targets
+        are ``y_all`` (T, n), and the global number of targets; an empty share is refused in
+        training (every process must run a backward for DDP)."""
+        count = int(np.count_nonzero(y_all != IGNORE_INDEX))
+        n = y_all.shape[1]
+        a, b = self._columns(n)
+        if a == b and training:
+            raise DataError(f"a batch of {n} sequence(s) cannot be shared by "
+                            f"{self.group.world_size} processes; every process needs at least "
+                            f"one: raise --batch-size to {self.group.world_size} or more.")
+        return a, b, count
+
+    def _pairs_slice(self, batch, training: bool):
+        """This process's columns of a global pairs batch as tensors: ``((src, x, src_lengths),
+        y, count)``, cut to the longest source and target of the share (the rest is padding,
+        masked either way); the inputs are None for an empty share; ``count`` is global."""
+        y_all = np.asarray(batch.y)
+        a, b, count = self._my_columns(y_all, training)
+        if a == b:
+            return None, None, count
+        src_lengths = np.asarray(batch.src_lengths)[a:b]
+        S, T = int(src_lengths.max()), int(np.asarray(batch.lengths)[a:b].max())
         dev = self.device
-        t = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(dev)
-             for a in (batch.src, batch.x, batch.y)]
-        y = t[2]
-        return (t[0], t[1], np.asarray(batch.src_lengths)), y, int(np.count_nonzero(batch.y != IGNORE_INDEX))
+        src, x, y = (torch.from_numpy(np.ascontiguousarray(arr, dtype=np.int64)).to(dev) for arr in
+                     (np.asarray(batch.src)[:S, a:b], np.asarray(batch.x)[:T, a:b], y_all[:T, a:b]))
+        return (src, x, src_lengths), y, count
 
     def _slice(self, batch, training: bool):
         """This process's columns of a global batch as tensors: ``(x, y, lengths, count)``;
         ``x`` is None for an empty slice; ``count`` is the global number of targets."""
         y_all = np.asarray(batch.y)
-        count = int(np.count_nonzero(y_all != IGNORE_INDEX))
-        n = y_all.shape[1]
-        a, b = self._columns(n)
+        a, b, count = self._my_columns(y_all, training)
         if a == b:
-            if training:
-                raise DataError(f"a batch of {n} sequence(s) cannot be shared by "
-                                f"{self.group.world_size} processes; every process needs at least "
-                                f"one: raise --batch-size to {self.group.world_size} or more.")
             return None, None, None, count
         x, y = np.asarray(batch.x)[:, a:b], y_all[:, a:b]
         lengths = getattr(batch, "lengths", None)
@@ -407,8 +418,8 @@ class TorchEngine(Engine):
             tokens = source.tokens_in(batch)
             self.net.train()
             if self.pairs:
-                inputs, y, count = self._pairs_batch(batch)
-                logits, state = self.net(*inputs)[0], None
+                inputs, y, count = self._pairs_slice(batch, training=True)
+                logits, state = self.ddp(*inputs)[0], None
             else:
                 x, y, lengths, count = self._slice(batch, training=True)
                 logits, state = self.ddp(x, carry, lengths)
@@ -473,9 +484,10 @@ class TorchEngine(Engine):
             with torch.no_grad():
                 for b in source.eval_batches():
                     if self.pairs:
-                        inputs, y, n = self._pairs_batch(b)
+                        inputs, y, n = self._pairs_slice(b, training=False)
                         count += n
-                        total += _loss_sum(net(*inputs)[0], y).to(torch.float64)
+                        if inputs is not None:
+                            total += _loss_sum(net(*inputs)[0], y).to(torch.float64)
                         continue
                     x, y, lengths, n = self._slice(b, training=False)
                     count += n

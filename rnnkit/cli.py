@@ -839,7 +839,7 @@ def cmd_export(args) -> int:
     seq2seq = type(loaded.model).__name__ == "Seq2Seq"
     if seq2seq:
         check_not_inside_run(check_output_file(decoder_path(out), "--onnx"), "--onnx")
-    else:
+    elif type(loaded.model).__name__ != "CharLM" or loaded.vocab is None:
         loaded = load_model(_dir_arg(args.dir), latest=args.latest)      # says what is wrong
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

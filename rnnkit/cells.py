@@ -356,7 +356,25 @@ def _sigmoid(a, out):
     return out
 
 
-class LayerNormLSTMCell(Cell):
+class _LayerNormCell(Cell):
+    """What the layer-normalised cells share: no prescaled rows and no folded bias (``s.g``
+    arrives as ``x W_ih^T``, ``s.hp`` as ``h W_hh^T``), a per-step cache, and the recurrent
+    pre-activation gradient in the cache's second G*H slab."""
+
+    keeps = True
+
+    def gate_scale(self, H, dtype):
+        return None
+
+    def input_bias(self, b_ih, b_hh):
+        return None
+
+    def recurrent_parts(self, G, keep, H):
+        GH = G.shape[2]
+        return [(keep[:, :, GH: 2 * GH], slice(None))]
+
+
+class LayerNormLSTMCell(_LayerNormCell):
     """LSTM with layer normalisation (Ba et al. 2016, eqs. 20-22), PyTorch's gate order::
 
         [i, f, g, o] = [s, s, tanh, s](LN(x W_ih^T) * ln_weight_ih + LN(h W_hh^T) * ln_weight_hh
@@ -372,13 +390,6 @@ class LayerNormLSTMCell(Cell):
     slab into the recurrent pre-activation gradient (:meth:`recurrent_parts`).
     """
 
-    keeps = True
-
-    def gate_scale(self, H, dtype):
-        return None
-
-    def input_bias(self, b_ih, b_hh):
-        return None
 
     def keep_width(self, H):
         return 2 * self.spec.num_gates * H + 2 * H + 3
@@ -396,9 +407,6 @@ class LayerNormLSTMCell(Cell):
         ws["bias"] = np.zeros(4 * H, dtype)
         return ws
 
-    def recurrent_parts(self, G, keep, H):
-        GH = G.shape[2]
-        return [(keep[:, :, GH: 2 * GH], slice(None))]
 
     def _views(self, k, GH, H):
         return (k[:, :GH], k[:, GH: 2 * GH], k[:, 2 * GH: 2 * GH + H],
@@ -460,7 +468,7 @@ class LayerNormLSTMCell(Cell):
             grads["bias_hh"] = ws["bias"].copy()
 
 
-class LayerNormGRUCell(Cell):
+class LayerNormGRUCell(_LayerNormCell):
     """GRU with layer normalisation, PyTorch's equations and gate order r, z, n::
 
         a_x = LN(x W_ih^T) * ln_weight_ih + b_ih        a_h = LN(h W_hh^T) * ln_weight_hh + b_hh
@@ -472,13 +480,6 @@ class LayerNormGRUCell(Cell):
     ``1 / std``.
     """
 
-    keeps = True
-
-    def gate_scale(self, H, dtype):
-        return None
-
-    def input_bias(self, b_ih, b_hh):
-        return None
 
     def keep_width(self, H):
         return 2 * self.spec.num_gates * H + H + 2
@@ -495,9 +496,6 @@ class LayerNormGRUCell(Cell):
         ws["bias_ih"], ws["bias_hh"] = np.zeros(3 * H, dtype), np.zeros(3 * H, dtype)
         return ws
 
-    def recurrent_parts(self, G, keep, H):
-        GH = G.shape[2]
-        return [(keep[:, :, GH: 2 * GH], slice(None))]
 
     def _views(self, k, GH, H):
         return k[:, :GH], k[:, GH: 2 * GH], k[:, 2 * GH: 2 * GH + H], k[:, 2 * GH + H:]

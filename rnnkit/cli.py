@@ -41,12 +41,13 @@ TRAIN_DEFAULTS = dict(
     weight_decay=0.0, num_samples=10, engine="numpy", attention="additive", decoder_cell="",
     proj_size=0, learn_initial_state=False,
     input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0, weight_drop=0.0,
-    embedding_dropout=0.0, init="uniform", forget_bias=None,
+    embedding_dropout=0.0, init="orthogonal", forget_bias=1.0, layer_norm=False,
 )
 #: The regularisers' values in runs saved before they existed (resumed with these, whatever
 #: today's defaults are).
 REGULARISERS_OFF = dict(input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0,
-                        weight_drop=0.0, embedding_dropout=0.0, init="uniform", forget_bias=None)
+                        weight_drop=0.0, embedding_dropout=0.0, init="uniform", forget_bias=None,
+                        layer_norm=False)
 DEFAULT_STEPS = 1000
 # Options that may change when resuming; all others must match the checkpoint.
 RESUMABLE = {"steps", "epochs", "eval_every", "patience", "num_samples", "out", "engine"}
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "numbers: number words -> digits) for a seq2seq model (default: names)")
     t.add_argument("--out", help="checkpoint directory (default: runs/<data name>, or a fresh "
                    "runs/<data name>-N if that one is taken)")
-    t.add_argument("--cell", choices=list(CELLS), help=f"recurrent cell (default: {d['cell']})")
+    t.add_argument("--cell", choices=[c for c, s in CELLS.items() if not s.layer_norm],
+                   help=f"recurrent cell (default: {d['cell']})")
     t.add_argument("--hidden-size", type=int, help=f"hidden units per layer (default: {d['hidden_size']})")
     t.add_argument("--num-layers", type=int, help=f"stacked recurrent layers (default: {d['num_layers']})")
     t.add_argument("--embedding-size", type=int, help=f"character embedding size, 0 = one-hot "
@@ -115,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", choices=list(INITS), help="recurrent weights: PyTorch's uniform, or "
                    f"orthogonal W_hh blocks (default: {d['init']})")
     t.add_argument("--forget-bias", type=float, help="initial forget-gate bias (LSTM; GRU's "
-                   "update gate) (default: PyTorch's uniform init)")
+                   f"update gate; none for RNN cells) (default: {d['forget_bias']})")
+    t.add_argument("--layer-norm", action="store_const", const=True, help="layer-normalised "
+                   "LSTM or GRU cells (Ba et al. 2016; numpy engine; no ONNX export)")
     t.add_argument("--seq-len", type=int, help=f"stream mode: BPTT chunk length (default: {d['seq_len']})")
     t.add_argument("--batch-size", type=int, help=f"sequences per batch (default: {d['batch_size']})")
     t.add_argument("--optimizer", choices=list(OPTIMIZERS),
@@ -582,6 +586,8 @@ def _train(args, o, group, stack) -> int:
                               f"lines and stream mode; the seq2seq model of pairs mode has no such "
                               f"option. Drop it.")
         o.update(REGULARISERS_OFF)
+    elif not args.resume and args.forget_bias is None and not CELLS[o["cell"]].forget_gate:
+        o["forget_bias"] = None               # the default is for the cells with a forget gate
     o["out"] = str(out)
     o["mode"] = data.mode
     saved_opts = {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}

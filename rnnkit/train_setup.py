@@ -9,6 +9,7 @@ parses, prints and holds the run directory; the decisions of the set-up are thes
 
 from __future__ import annotations
 
+from .cells import CELLS
 from .errors import ConfigError
 from .nn.models import REGULARISER_KEYS, CharLM, CharLMConfig
 from .nn.module import Module
@@ -29,7 +30,8 @@ def total_steps(o: dict, per_epoch: int, default: int) -> int:
 
 def build_model(o: dict, data: object) -> Module:
     """The freshly initialised model of a run (seeded by ``o["seed"]``): a
-    :class:`~rnnkit.nn.CharLM` over ``data.vocab`` in lines and stream mode, the
+    :class:`~rnnkit.nn.CharLM` over ``data.vocab`` in lines and stream mode (the cell's
+    layer-normalised variant with ``layer_norm``), the
     :class:`~rnnkit.nn.Seq2Seq` of :mod:`rnnkit.pairs_run` in pairs mode (which refuses the
     character model's ``proj_size`` and ``learn_initial_state``)."""
     if data.mode == "pairs":
@@ -38,7 +40,11 @@ def build_model(o: dict, data: object) -> Module:
             raise ConfigError("--proj-size and --learn-initial-state shape a character model's "
                               "LSTM; a pairs (sequence-to-sequence) run has neither. Drop them.")
         return pairs_run.build_model(o, data)
-    cfg = CharLMConfig(vocab_size=len(data.vocab), cell=o["cell"], hidden_size=o["hidden_size"],
+    cell = CELLS[o["cell"]].name + ("_ln" if o.get("layer_norm") else "")
+    if cell not in CELLS:
+        raise ConfigError(f"--layer-norm: expected --cell lstm or gru (the cells with a "
+                          f"layer-normalised variant), got --cell {o['cell']}.")
+    cfg = CharLMConfig(vocab_size=len(data.vocab), cell=cell, hidden_size=o["hidden_size"],
                        num_layers=o["num_layers"], embedding_size=o["embedding_size"],
                        dropout=o["dropout"], dtype=o["dtype"], proj_size=o["proj_size"],
                        learn_initial_state=o["learn_initial_state"],

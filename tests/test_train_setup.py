@@ -31,7 +31,8 @@ def test_the_character_model_is_the_options_charlm_seeded_by_the_run():
                 dtype="float64", seed=4, input_dropout=0.2)
     model = build_model(o, data)
     want = nn.CharLMConfig(vocab_size=len(vocab), cell="gru", hidden_size=12, num_layers=3,
-                           embedding_size=5, dropout=0.1, dtype="float64", input_dropout=0.2)
+                           embedding_size=5, dropout=0.1, dtype="float64", input_dropout=0.2,
+                           init=TRAIN_DEFAULTS["init"], forget_bias=TRAIN_DEFAULTS["forget_bias"])
     assert model.config == want
     same = nn.CharLM(want, seed=4).state_dict()
     assert all(np.array_equal(v, same[k]) for k, v in model.state_dict().items())
@@ -52,3 +53,11 @@ def test_the_train_config_carries_the_options_and_keeps_the_last_weights():
             cfg.patience, cfg.weight_decay, cfg.seed) == (40, 0.02, "sgd", 1.5, "cosine", 3, 7, 2, 0.01, 9)
     assert cfg.restore_best is False and cfg.progress is False
     assert train_config(o, steps=40).progress is None           # a bar on a terminal only
+
+
+def test_layer_norm_picks_the_cells_layer_normalised_variant_or_is_refused():
+    vocab = Vocab.build(["abc"], specials=(BOUNDARY,))
+    data = types.SimpleNamespace(mode="lines", vocab=vocab)
+    assert build_model(options(cell="lstm", layer_norm=True, hidden_size=8), data).config.cell == "lstm_ln"
+    with pytest.raises(ConfigError, match="--layer-norm"):
+        build_model(options(cell="rnn", layer_norm=True), data)

@@ -129,9 +129,16 @@ _ONNX_FLOAT = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): Te
 
 def _cell(who: str, cell) -> CellSpec:
     try:
-        return cell_spec(cell)
+        spec = cell_spec(cell)
     except ConfigError as e:
         raise ConfigError(f"{who}: {e}") from None
+    if spec.layer_norm:
+        raise ConfigError(f"{who}: expected a cell with a standard ONNX operator (lstm, gru, rnn, "
+                          f"rnn_relu), got the layer-normalised {spec.name!r}: ONNX's LSTM and "
+                          f"GRU operators have no normalisation inside the recurrence, and rnnkit "
+                          f"does not export it as a Loop graph. Sample it with rnnkit itself "
+                          f"(`rnnkit sample`), or train a model without --layer-norm to export.")
+    return spec
 
 
 @dataclasses.dataclass(frozen=True)

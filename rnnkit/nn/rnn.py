@@ -46,7 +46,7 @@ from .._validate import (
     make_rng,
     to_numpy,
 )
-from ..cells import CellSpec, cell_spec, map_state, param_suffix
+from ..cells import CellSpec, cell_spec, layer_norm_spec, map_state, param_suffix
 from ..errors import ConfigError, DTypeError, NoForwardError, ShapeError
 from ..sequence import (
     pipeline_applies,
@@ -187,10 +187,17 @@ class RNNBase(Module):
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
                  learn_initial_state=False, proj_size=0, *, input_dropout=0.0,
                  output_dropout=0.0, recurrent_dropout=0.0, weight_drop=0.0, init="uniform",
-                 forget_bias=None):
+                 forget_bias=None, layer_norm=False):
         super().__init__()
         who = type(self).__name__
         self.spec: CellSpec = cell_spec(mode)
+        if layer_norm or self.spec.layer_norm:
+            try:
+                self.spec = layer_norm_spec(self.spec)
+            except ConfigError as e:
+                raise ConfigError(f"{who}: {e}") from None
+        #: True for the layer-normalised cells (:class:`rnnkit.cells.LayerNormLSTMCell`, ...).
+        self.layer_norm = self.spec.layer_norm
         self.mode = self.spec.torch_mode
         self.input_size = check_int(who, "input_size", input_size, 1)
         self.hidden_size = check_int(who, "hidden_size", hidden_size, 1)
@@ -227,8 +234,10 @@ class RNNBase(Module):
                                                 self.num_layers, self.bidirectional,
                                                 self.bias, self.learn_initial_state,
                                                 self.proj_size).items():
-            if name in ("h0", "c0"):                 # a learned initial state starts at zero
+            if name in ("h0", "c0") or name.startswith("ln_bias"):   # learned h0/c0, LN shifts: 0
                 self._add_param(name, shape, self.dtype, np.zeros)
+            elif name.startswith("ln_weight"):                   # the layer norms' gains: 1
+                self._add_param(name, shape, self.dtype, np.ones)
             else:
                 self._add_param(name, shape, self.dtype, lambda shp: self.rng.uniform(-k, k, size=shp))
         self._set_regularisers(who, input_dropout, output_dropout, recurrent_dropout, weight_drop,
@@ -283,7 +292,11 @@ class RNNBase(Module):
         """The direction's :class:`~rnnkit.sequence.Prepared` weights (with ``W_hh`` instead
         of its own: weight dropping)."""
         w = self._weights(layer, d)
-        return prepare(self.cell, w.W_ih, w.W_hh if W_hh is None else W_hh, w.b_ih, w.b_hh, w.W_hr)
+        extra = None
+        if self.layer_norm:
+            extra = {k: self._params[k + w.suffix] for k in self.cell.extra_parameter_shapes(1)}
+        return prepare(self.cell, w.W_ih, w.W_hh if W_hh is None else W_hh, w.b_ih, w.b_hh, w.W_hr,
+                       extra)
 
     def state_shape(self, batch_size: int) -> tuple:
         """Shape of h: (num_layers * num_directions, N, hidden_size), or proj_size wide for

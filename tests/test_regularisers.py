@@ -375,7 +375,8 @@ def test_each_engine_with_regularisers_is_exact_with_itself_across_resume(tmp_pa
         assert np.array_equal(a.model_state[k], b.model_state[k]), k
     assert a.config["recurrent_dropout"] == 0.25 and a.config["init"] == "orthogonal"
     assert a.config["cell"] == ("lstm_ln" if layer_norm else "lstm")
-    assert plain.config["recurrent_dropout"] == 0 and plain.config["forget_bias"] is None
+    assert plain.config["recurrent_dropout"] == 0 and plain.config["weight_drop"] == 0
+    assert plain.config["forget_bias"] == 1.0 and plain.config["init"] == "orthogonal"  # defaults
     assert max(float(np.abs(a.model_state[k] - plain.model_state[k]).max()) for k in a.model_state) > 1e-3
     code, out, err = run_cli(capsys, "info", str(tmp_path / "straight"))
     assert code == 0 and "recurrent_dropout: 0.25" in out and "weight_drop: 0.3" in out

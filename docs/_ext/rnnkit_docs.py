@@ -183,8 +183,9 @@ def summary_line(text: str) -> str:
     para = re.sub(r":[a-z:]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`", literal, para)
     for m in re.finditer(r"[.:;](\s|$)", para):
         if para[:m.start()].count("``") % 2 == 0:
-            return para[:m.start() + 1]
-    return para
+            para = para[:m.start() + 1]
+            break
+    return para[:-1] if para.endswith("::") else para     # "::" would announce a literal block
 
 
 # ============================================================================ page writing

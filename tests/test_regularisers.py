@@ -265,7 +265,7 @@ def _lm(**kw):
     return nn.CharLM(cfg, seed=0)
 
 
-@pytest.mark.parametrize("E", [4, 0], ids=["embedding", "one-hot"])
+@pytest.mark.parametrize("E", [4, pytest.param(0, marks=pytest.mark.slow)], ids=["embedding", "one-hot"])
 def test_charlm_gradcheck_with_every_regulariser(E):
     m = _lm(E=E, embedding_dropout=0.3, init="orthogonal", forget_bias=1.0, **ALL)
     rng = np.random.default_rng(5)
@@ -437,10 +437,11 @@ def test_a_run_saved_before_the_regularisers_resumes_with_them_off(tmp_path, cap
 
 
 # -------------------------------------------------------------------- layer-normalised cells
-LN_CASES = [(c, o) for c in ("LSTM", "GRU") for o in ("none", "all")]
+LN_CASES = [pytest.param(c, o, id=f"{c}-{o}", marks=pytest.mark.slow if o == "all" else ())
+            for c in ("LSTM", "GRU") for o in ("none", "all")]
 
 
-@pytest.mark.parametrize("cell,option", LN_CASES, ids=[f"{c}-{o}" for c, o in LN_CASES])
+@pytest.mark.parametrize("cell,option", LN_CASES)
 def test_gradcheck_layer_norm_cells(cell, option):
     rng = np.random.default_rng(8)
     m = make(cell, layer_norm=True, **(ALL if option == "all" else {}))

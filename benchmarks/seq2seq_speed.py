@@ -33,12 +33,13 @@ def main(argv=None):
     from rnnkit import pairs_run
     from rnnkit.cli import TRAIN_DEFAULTS
     from rnnkit.data import load_pairs_data
+    from rnnkit.datasets import corpus
     from rnnkit.interop.torch import to_torch
     from rnnkit.optim import clip_grad_norm
     from rnnkit.train import TrainConfig
 
     o = pairs_run.apply_defaults(dict(TRAIN_DEFAULTS), set())
-    data = load_pairs_data(dataset="dates", batch_size=o["batch_size"], seed=0)
+    data = load_pairs_data(dataset="dates", pairs=corpus("dates").load(), batch_size=o["batch_size"], seed=0)
     model = pairs_run.build_model(o, data)
     tcfg = TrainConfig(lr=o["lr"], clip=o["clip"])
     opt = tcfg.make_optimizer(model.parameters())

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rnnkit.cli import main as rnnkit_main  # noqa: E402
 from rnnkit.data import load_pairs_data  # noqa: E402
+from rnnkit.datasets import corpus  # noqa: E402
 from rnnkit.translate import load_translator  # noqa: E402
 
 BUCKETS = ((1, 10), (11, 15), (16, 20), (21, 1000))
@@ -42,7 +43,8 @@ def main(argv=None):
     p.add_argument("--val-frac", type=float, default=0.1, help="share of the pairs held out")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    data = load_pairs_data(dataset=args.dataset, seed=args.seed, val_frac=args.val_frac)  # train's split
+    data = load_pairs_data(dataset=args.dataset, pairs=corpus(args.dataset).load(), seed=args.seed,
+                           val_frac=args.val_frac)  # train's split
     val = data.val_pairs[:args.max_val] if args.max_val else data.val_pairs
     rows, first = [], None
     with tempfile.TemporaryDirectory() as tmp:

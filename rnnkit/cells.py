@@ -120,6 +120,23 @@ class Cell:
         """
         return [(G, slice(None))]
 
+    def keep_width(self, H: int) -> int:
+        """Width of the per-step cache slab ``Step.keep`` (N, width) when :attr:`keeps`."""
+        return H
+
+    @classmethod
+    def extra_parameter_shapes(cls, H: int) -> dict:
+        """Parameters of a direction beyond PyTorch's four (name -> shape; none here)."""
+        return {}
+
+    def prepared_extra(self, extra: dict, b_ih, b_hh) -> dict:
+        """The :attr:`~rnnkit.sequence.Prepared.extra` weights of the step from the
+        direction's extra parameters (:meth:`extra_parameter_shapes`) and its biases."""
+        return extra
+
+    def finish_gradients(self, grads: dict, ws: dict) -> None:
+        """Complete a direction's ``grads`` after the backward loop (in place; nothing here)."""
+
 
 class RNNCell(Cell):
     """Elman cell: ``h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` (or relu)."""
@@ -309,8 +326,240 @@ class GRUCell(Cell):
 
 
 # ============================================================================================
+# Layer-normalised cells (Ba, Kiros & Hinton 2016)
+# ============================================================================================
+
+#: LayerNorm's epsilon (PyTorch's ``torch.nn.LayerNorm`` default).
+LN_EPS = 1e-5
+
+
+def _ln_forward(z, out):
+    """``out = (z - mean) / sqrt(var + eps)`` over the last axis; returns ``1 / sqrt(var + eps)``
+    (N, 1)."""
+    np.subtract(z, z.mean(axis=1, keepdims=True), out=out)
+    rstd = 1.0 / np.sqrt(np.mean(out * out, axis=1, keepdims=True) + LN_EPS)
+    out *= rstd
+    return rstd
+
+
+def _ln_backward(d_hat, x_hat, rstd):
+    """The gradient on ``z`` of :func:`_ln_forward` from the gradient ``d_hat`` on its output."""
+    return rstd * (d_hat - d_hat.mean(axis=1, keepdims=True)
+                   - x_hat * np.mean(d_hat * x_hat, axis=1, keepdims=True))
+
+
+def _sigmoid(a, out):
+    np.multiply(a, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
+
+
+class _LayerNormCell(Cell):
+    """What the layer-normalised cells share: no prescaled rows and no folded bias (``s.g``
+    arrives as ``x W_ih^T``, ``s.hp`` as ``h W_hh^T``), a per-step cache, and the recurrent
+    pre-activation gradient in the cache's second G*H slab."""
+
+    keeps = True
+
+    def gate_scale(self, H, dtype):
+        return None
+
+    def input_bias(self, b_ih, b_hh):
+        return None
+
+    def recurrent_parts(self, G, keep, H):
+        GH = G.shape[2]
+        return [(keep[:, :, GH: 2 * GH], slice(None))]
+
+
+class LayerNormLSTMCell(_LayerNormCell):
+    """LSTM with layer normalisation (Ba et al. 2016, eqs. 20-22), PyTorch's gate order::
+
+        [i, f, g, o] = [s, s, tanh, s](LN(x W_ih^T) * ln_weight_ih + LN(h W_hh^T) * ln_weight_hh
+                                       + b_ih + b_hh)
+        c' = f * c + i * g          h' = o * tanh(LN(c') * ln_weight_c + ln_bias_c)
+
+    ``LN(z) = (z - mean(z)) / sqrt(var(z) + 1e-5)`` over all the G*H pre-activations of one
+    sequence (the c' one over its H units). The gains start at 1 and ``ln_bias_c`` at 0 (the
+    biases ``b_ih``/``b_hh`` are the shifts of the gate norms). No prescaling, no folded bias:
+    :meth:`gate_scale` and :meth:`input_bias` are None, so ``s.g`` arrives as ``x W_ih^T``.
+    ``keep`` (N, 2 G*H + 2 H + 3): the normalised input and recurrent projections, the
+    normalised c', tanh of its affine, and the three ``1 / std``; backward turns the recurrent
+    slab into the recurrent pre-activation gradient (:meth:`recurrent_parts`).
+    """
+
+
+    def keep_width(self, H):
+        return 2 * self.spec.num_gates * H + 2 * H + 3
+
+    def prepared_extra(self, extra, b_ih, b_hh):
+        return {**extra, "bias": None if b_ih is None else b_ih + b_hh}
+
+    @classmethod
+    def extra_parameter_shapes(cls, H):
+        return {"ln_weight_ih": (4 * H,), "ln_weight_hh": (4 * H,), "ln_weight_c": (H,),
+                "ln_bias_c": (H,)}
+
+    def new_workspace(self, N, H, dtype):
+        ws = {k: np.zeros(s, dtype) for k, s in self.extra_parameter_shapes(H).items()}
+        ws["bias"] = np.zeros(4 * H, dtype)
+        return ws
+
+
+    def _views(self, k, GH, H):
+        return (k[:, :GH], k[:, GH: 2 * GH], k[:, 2 * GH: 2 * GH + H],
+                k[:, 2 * GH + H: 2 * GH + 2 * H], k[:, 2 * GH + 2 * H:])
+
+    def forward_step(self, s, w):
+        g, e = s.g, w.extra
+        H = s.c.shape[1]
+        GH = 4 * H
+        xx, xh, ch, tc, rs = self._views(s.keep, GH, H)
+        rs[:, 0:1] = _ln_forward(g, xx)
+        rs[:, 1:2] = _ln_forward(s.hp, xh)
+        np.multiply(xx, e["ln_weight_ih"], out=g)
+        g += xh * e["ln_weight_hh"]
+        if e["bias"] is not None:
+            g += e["bias"]
+        _sigmoid(g[:, :2 * H], g[:, :2 * H])
+        np.tanh(g[:, 2 * H: 3 * H], out=g[:, 2 * H: 3 * H])
+        _sigmoid(g[:, 3 * H:], g[:, 3 * H:])
+        i, f, gg, o = g[:, :H], g[:, H: 2 * H], g[:, 2 * H: 3 * H], g[:, 3 * H:]
+        np.multiply(f, s.c_prev, out=s.c)
+        s.c += i * gg                                         # c' = f c + i g
+        rs[:, 2:3] = _ln_forward(s.c, ch)
+        np.multiply(ch, e["ln_weight_c"], out=tc)
+        tc += e["ln_bias_c"]
+        np.tanh(tc, out=tc)
+        np.multiply(o, tc, out=s.h)                           # h' = o tanh(LN(c'))
+
+    def backward_step(self, s, dh, dc, ws):
+        g, e = s.g, ws["w"]
+        H = s.c_prev.shape[1]
+        GH = 4 * H
+        xx, xh, ch, tc, rs = self._views(s.keep, GH, H)
+        i, f, gg, o = g[:, :H], g[:, H: 2 * H], g[:, 2 * H: 3 * H], g[:, 3 * H:]
+        dcn = dh * o * (1 - tc * tc)                          # on LN(c') * w_c + b_c
+        ws["ln_weight_c"] += (dcn * ch).sum(axis=0)
+        ws["ln_bias_c"] += dcn.sum(axis=0)
+        dct = _ln_backward(dcn * e["ln_weight_c"], ch, rs[:, 2:3])
+        if dc is not None:
+            dct += dc
+        dpre = np.empty_like(g)
+        dpre[:, :H] = dct * gg * i * (1 - i)
+        dpre[:, H: 2 * H] = dct * s.c_prev * f * (1 - f)
+        dpre[:, 2 * H: 3 * H] = dct * i * (1 - gg * gg)
+        dpre[:, 3 * H:] = dh * tc * o * (1 - o)
+        dc_prev = np.multiply(dct, f, out=dc) if dc is not None else dct * f
+        ws["bias"] += dpre.sum(axis=0)
+        ws["ln_weight_ih"] += (dpre * xx).sum(axis=0)
+        ws["ln_weight_hh"] += (dpre * xh).sum(axis=0)
+        xh[...] = _ln_backward(dpre * e["ln_weight_hh"], xh, rs[:, 1:2])   # recurrent side
+        g[...] = _ln_backward(dpre * e["ln_weight_ih"], xx, rs[:, 0:1])
+        return None, dc_prev
+
+    def finish_gradients(self, grads, ws):
+        for k in self.extra_parameter_shapes(1):
+            grads[k] = ws[k]
+        if "bias_ih" in grads:
+            grads["bias_ih"] = ws["bias"]
+            grads["bias_hh"] = ws["bias"].copy()
+
+
+class LayerNormGRUCell(_LayerNormCell):
+    """GRU with layer normalisation, PyTorch's equations and gate order r, z, n::
+
+        a_x = LN(x W_ih^T) * ln_weight_ih + b_ih        a_h = LN(h W_hh^T) * ln_weight_hh + b_hh
+        r, z = s(a_x[r, z] + a_h[r, z])      n = tanh(a_x[n] + r * a_h[n])
+        h' = (1 - z) * n + z * h
+
+    (LN as in :class:`LayerNormLSTMCell`, over the 3H pre-activations of each projection.)
+    ``keep`` (N, 2 G*H + H + 2): the two normalised projections, ``a_h[n]``, the two
+    ``1 / std``.
+    """
+
+
+    def keep_width(self, H):
+        return 2 * self.spec.num_gates * H + H + 2
+
+    def prepared_extra(self, extra, b_ih, b_hh):
+        return {**extra, "bias_ih": b_ih, "bias_hh": b_hh}
+
+    @classmethod
+    def extra_parameter_shapes(cls, H):
+        return {"ln_weight_ih": (3 * H,), "ln_weight_hh": (3 * H,)}
+
+    def new_workspace(self, N, H, dtype):
+        ws = {k: np.zeros(s, dtype) for k, s in self.extra_parameter_shapes(H).items()}
+        ws["bias_ih"], ws["bias_hh"] = np.zeros(3 * H, dtype), np.zeros(3 * H, dtype)
+        return ws
+
+
+    def _views(self, k, GH, H):
+        return k[:, :GH], k[:, GH: 2 * GH], k[:, 2 * GH: 2 * GH + H], k[:, 2 * GH + H:]
+
+    def forward_step(self, s, w):
+        g, e = s.g, w.extra
+        H = s.h.shape[1]
+        GH = 3 * H
+        xx, xh, ahn, rs = self._views(s.keep, GH, H)
+        rs[:, 0:1] = _ln_forward(g, xx)
+        rs[:, 1:2] = _ln_forward(s.hp, xh)
+        ah = xh * e["ln_weight_hh"]
+        np.multiply(xx, e["ln_weight_ih"], out=g)
+        if e["bias_ih"] is not None:
+            g += e["bias_ih"]
+            ah += e["bias_hh"]
+        g[:, :2 * H] += ah[:, :2 * H]
+        _sigmoid(g[:, :2 * H], g[:, :2 * H])                  # r, z
+        ahn[...] = ah[:, 2 * H:]
+        r, z, n = g[:, :H], g[:, H: 2 * H], g[:, 2 * H:]
+        n += r * ahn
+        np.tanh(n, out=n)
+        np.subtract(s.h_prev, n, out=s.h)
+        s.h *= z
+        s.h += n                                              # h' = n + z (h - n)
+
+    def backward_step(self, s, dh, dc, ws):
+        g, e = s.g, ws["w"]
+        H = s.h_prev.shape[1]
+        GH = 3 * H
+        xx, xh, ahn, rs = self._views(s.keep, GH, H)
+        r, z, n = g[:, :H], g[:, H: 2 * H], g[:, 2 * H:]
+        dh_direct = dh * z
+        dax = np.empty_like(g)
+        dn = dax[:, 2 * H:]
+        np.multiply(dh * (1 - z), 1 - n * n, out=dn)
+        dax[:, H: 2 * H] = dh * (s.h_prev - n) * z * (1 - z)
+        dax[:, :H] = dn * ahn * r * (1 - r)
+        dah = dax.copy()
+        dah[:, 2 * H:] *= r
+        ws["bias_ih"] += dax.sum(axis=0)
+        ws["bias_hh"] += dah.sum(axis=0)
+        ws["ln_weight_ih"] += (dax * xx).sum(axis=0)
+        ws["ln_weight_hh"] += (dah * xh).sum(axis=0)
+        xh[...] = _ln_backward(dah * e["ln_weight_hh"], xh, rs[:, 1:2])
+        g[...] = _ln_backward(dax * e["ln_weight_ih"], xx, rs[:, 0:1])
+        return dh_direct, None
+
+    def finish_gradients(self, grads, ws):
+        for k in self.extra_parameter_shapes(1):
+            grads[k] = ws[k]
+        if "bias_ih" in grads:
+            grads["bias_ih"], grads["bias_hh"] = ws["bias_ih"], ws["bias_hh"]
+
+
+# ============================================================================================
 # The registry
 # ============================================================================================
+
+def param_suffix(layer: int, reverse: bool = False) -> str:
+    """PyTorch's suffix of a recurrent stack's parameter names: ``_l{layer}``, plus
+    ``_reverse`` for the backward direction (``weight_ih_l1_reverse``)."""
+    return f"_l{layer}" + ("_reverse" if reverse else "")
+
 
 @dataclass(frozen=True)
 class CellSpec:
@@ -327,6 +576,9 @@ class CellSpec:
     ``cell_state``: the state is the tuple ``(h, c)`` instead of ``h``. ``cell_class`` holds
     the gate math. ``forget_gate``: the gate whose value 1 keeps the previous state (LSTM's
     forget gate, GRU's update gate), the one a ``forget_bias`` initialises; "" for none.
+    ``layer_norm``: a layer-normalised cell (the layer's ``layer_norm=True``; its extra
+    parameters come from :meth:`Cell.extra_parameter_shapes`; PyTorch and ONNX have no such
+    layer, so ``torch_mode`` is rnnkit's own name and the converters refuse it).
     ``projectable``: the layer takes ``proj_size`` (PyTorch's LSTMP:
     ``h_t = W_hr (o * tanh(c_t))``, a ``weight_hr`` (P, H) per direction of each layer).
     """
@@ -345,6 +597,7 @@ class CellSpec:
     onnx_attrs: dict = field(default_factory=dict)
     projectable: bool = False
     forget_gate: str = ""
+    layer_norm: bool = False
 
     @property
     def num_gates(self) -> int:
@@ -373,6 +626,8 @@ class CellSpec:
             shapes["bias_hh" + suffix] = (GH,)
         if proj_size:
             shapes["weight_hr" + suffix] = (proj_size, hidden_size)
+        for k, shape in self.cell_class.extra_parameter_shapes(hidden_size).items():
+            shapes[k + suffix] = shape
         return shapes
 
     def num_parameters(self, input_size: int, hidden_size: int, bias: bool = True) -> int:
@@ -392,6 +647,15 @@ CELLS: dict[str, CellSpec] = {spec.name: spec for spec in (
              onnx_op="GRU", onnx_gate_order=(1, 0, 2),              # ONNX z, r, h
              onnx_attrs={"linear_before_reset": 1},                # PyTorch's r * (W_hn h + b_hn)
              cell_state=False, cell_class=GRUCell, forget_gate="update"),
+    CellSpec(name="lstm_ln", torch_mode="LSTM_LN", layer="LSTM", aliases=("layernorm_lstm",),
+             gate_names=("input", "forget", "candidate", "output"),
+             sigmoid_gates=("input", "forget", "output"), layer_kwargs={"layer_norm": True},
+             onnx_op="", onnx_gate_order=(), cell_state=True, cell_class=LayerNormLSTMCell,
+             forget_gate="forget", layer_norm=True),
+    CellSpec(name="gru_ln", torch_mode="GRU_LN", layer="GRU", aliases=("layernorm_gru",),
+             gate_names=("reset", "update", "candidate"), sigmoid_gates=("reset", "update"),
+             layer_kwargs={"layer_norm": True}, onnx_op="", onnx_gate_order=(),
+             cell_state=False, cell_class=LayerNormGRUCell, forget_gate="update", layer_norm=True),
     CellSpec(name="rnn", torch_mode="RNN_TANH", layer="RNN", aliases=("rnn_tanh", "tanh"),
              gate_names=("hidden",), onnx_op="RNN", onnx_gate_order=(0,),
              layer_kwargs={"nonlinearity": "tanh"}, onnx_attrs={"activation": "Tanh"},
@@ -406,6 +670,19 @@ _LOOKUP = {}
 for _spec in CELLS.values():
     for _key in (_spec.name, _spec.torch_mode, *_spec.aliases):
         _LOOKUP[_key.lower()] = _spec
+
+
+def layer_norm_spec(spec: CellSpec) -> CellSpec:
+    """The layer-normalised variant of a cell kind (``lstm`` -> ``lstm_ln``), a
+    :class:`ConfigError` when it has none."""
+    if spec.layer_norm:
+        return spec
+    ln = CELLS.get(spec.name + "_ln")
+    if ln is None:
+        kinds = ", ".join(repr(s.name) for s in CELLS.values() if s.layer_norm)
+        raise ConfigError(f"expected a cell kind with a layer-normalised variant for "
+                          f"layer_norm=True ({kinds}), got {spec.name!r}.")
+    return ln
 
 
 def cell_spec(cell) -> CellSpec:

@@ -57,6 +57,7 @@ import re
 import secrets
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,7 @@ import numpy as np
 from .errors import CheckpointError, ConfigError
 from .io import (
     append_jsonl,
+    atomic_copy,
     atomic_write_json,
     atomic_write_text,
     find_json_problem,
@@ -72,6 +74,7 @@ from .io import (
     is_int,
     load_safetensors,
     load_safetensors_with_metadata,
+    loads_json,
     read_json,
     read_jsonl,
     read_safetensors_header,
@@ -152,7 +155,7 @@ def _check_model_config(config, source) -> dict:
 # saving
 # ---------------------------------------------------------------------------------------------
 
-def list_versions(directory) -> list[Path]:
+def list_versions(directory: str | os.PathLike) -> list[Path]:
     """Committed version directories ``DIR/ckpt-N`` (complete or not), newest first."""
     directory = Path(directory)
     found = []
@@ -167,7 +170,7 @@ def list_versions(directory) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
-def _own_versions(directory) -> list[Path]:
+def _own_versions(directory: str | os.PathLike) -> list[Path]:
     """The versions rnnkit committed (:func:`list_versions` whose manifest is rnnkit's and
     carries the directory's own number), newest first. Numbering and the keep-N rule count
     only these: a directory merely named ``ckpt-N`` (a stray copy, an output path) is neither
@@ -213,25 +216,6 @@ def _check_json_dict(who: str, name: str, obj):
     return obj
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    """Replace ``dst`` by a copy of ``src`` atomically (temp file + fsync + rename)."""
-    tmp = dst.parent / f".{dst.name}.tmp-{secrets.token_hex(6)}"
-    try:
-        shutil.copyfile(src, tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _remove_tree(path: Path) -> None:
     """Delete a version: rename it to a hidden name first so it stops being a version at once."""
     hidden = path.parent / f".old-{path.name}-{secrets.token_hex(4)}"
@@ -256,7 +240,7 @@ def _remove_debris(directory: Path) -> None:
                 pass
 
 
-def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict | None = None,
+def save_checkpoint(directory: str | os.PathLike, *, model_state: dict, config: dict, vocab: dict | None = None,
                     optimizer_state: dict | None = None, optimizer_meta: dict | None = None,
                     trainer_state: dict | None = None, trainer_arrays: dict | None = None,
                     keep: int = _KEEP) -> Path:
@@ -352,11 +336,11 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
         atomic_write_text(directory / LATEST_FILE, name + "\n")
         for fname in _CONVENIENCE:
             if (final / fname).exists():
-                _copy_atomic(final / fname, directory / fname)
+                atomic_copy(final / fname, directory / fname, who)
             elif (directory / fname).exists():
                 os.unlink(directory / fname)      # no stale vocab next to a new model
         fsync_dir(directory)
-    except OSError as e:
+    except (OSError, CheckpointError) as e:
         raise CheckpointError(f"{who}: saved {final}, but could not update the convenience "
                               f"copies in {directory}: {e}.") from e
     for old in _own_versions(directory)[keep:]:
@@ -368,7 +352,7 @@ def save_checkpoint(directory, *, model_state: dict, config: dict, vocab: dict |
 PICTURES = ("loss.png", "gates.png", "units.png")
 
 
-def clear_run(directory) -> list[str]:
+def clear_run(directory: str | os.PathLike) -> list[str]:
     """Delete everything of a previous run that rnnkit wrote in ``directory`` - versions,
     ``best/``, ``LATEST``, the convenience copies, ``metrics.jsonl``, the pictures, the files of
     a flat checkpoint and leftovers of killed saves - so that nothing of it can be loaded,
@@ -405,7 +389,7 @@ def clear_run(directory) -> list[str]:
     return removed
 
 
-def check_not_inside_run(path, name: str = "path") -> None:
+def check_not_inside_run(path: str | os.PathLike, name: str = "path") -> None:
     """Refuse an output ``path`` (file or directory) that would write into a checkpoint
     version or ``best/`` of a run directory, or replace one of the files a run directory's
     loader reads (``model.safetensors``, ``config.json``, ``LATEST``, ...): a ConfigError
@@ -430,7 +414,7 @@ def check_not_inside_run(path, name: str = "path") -> None:
 # loading
 # ---------------------------------------------------------------------------------------------
 
-def has_checkpoint(directory) -> bool:
+def has_checkpoint(directory: str | os.PathLike) -> bool:
     """True when ``directory`` holds a checkpoint version or a flat model + config."""
     d = Path(directory)
     return bool(list_versions(d)) or ((d / MODEL_FILE).is_file() and (d / CONFIG_FILE).is_file())
@@ -514,7 +498,7 @@ def _load_version(version: Path, load_optimizer: bool, max_bytes, check_config=N
         optimizer_state, meta = load_safetensors_with_metadata(opt_path, max_bytes=max_bytes)
         if _OPT_META_KEY in meta:
             try:
-                optimizer_meta = json.loads(meta[_OPT_META_KEY], parse_constant=_refuse)
+                optimizer_meta = loads_json(meta[_OPT_META_KEY])
             except (ValueError, RecursionError) as e:
                 raise CheckpointError(f"load_checkpoint: {opt_path}: optimizer metadata is not "
                                       f"valid JSON ({e}).") from None
@@ -567,10 +551,6 @@ def _check_trainer_state(state: dict, path) -> None:
                               f"objects.")
 
 
-def _refuse(name):
-    raise ValueError(f"{name} is not valid JSON")
-
-
 class _Mismatch(Exception):
     """A version whose files are intact but do not belong together (``check_config``): it is
     reported, not skipped for an older version, like a damaged file would be."""
@@ -580,8 +560,8 @@ class _Mismatch(Exception):
         self.error = error
 
 
-def load_checkpoint(directory, *, load_optimizer: bool = True, max_bytes: int | None = None,
-                    check_config=None) -> Checkpoint:
+def load_checkpoint(directory: str | os.PathLike, *, load_optimizer: bool = True, max_bytes: int | None = None,
+                    check_config: Callable[[dict, dict, Path], None] | None = None) -> Checkpoint:
     """Load the newest complete checkpoint version in ``directory``.
 
     Accepts a run directory (``DIR`` with ``ckpt-*`` versions; the newest one whose manifest
@@ -641,7 +621,7 @@ def _load_checkpoint(d: Path, load_optimizer: bool, max_bytes, check_config) -> 
 # metrics
 # ---------------------------------------------------------------------------------------------
 
-def append_metrics(directory, record: dict) -> None:
+def append_metrics(directory: str | os.PathLike, record: dict) -> None:
     """Append one evaluation record (a JSON dict, e.g. ``{"step": 100, "val_loss": 1.9}``) to
     ``DIR/metrics.jsonl`` durably (flush + fsync)."""
     if not isinstance(record, dict):
@@ -651,7 +631,7 @@ def append_metrics(directory, record: dict) -> None:
     append_jsonl(Path(directory) / METRICS_FILE, record)
 
 
-def read_metrics(directory) -> list[dict]:
+def read_metrics(directory: str | os.PathLike) -> list[dict]:
     """Return the records of ``DIR/metrics.jsonl`` in order (``[]`` when there is none).
 
     A torn last line (the trainer was killed mid-append) is skipped; records that are not JSON
@@ -662,7 +642,7 @@ def read_metrics(directory) -> list[dict]:
             if isinstance(r, dict)]
 
 
-def truncate_metrics(directory, max_step: int) -> int:
+def truncate_metrics(directory: str | os.PathLike, max_step: int) -> int:
     """Drop the records of ``DIR/metrics.jsonl`` whose ``"step"`` exceeds ``max_step``.
 
     Call it when resuming from a checkpoint at step ``max_step`` so evaluations done after that

@@ -21,8 +21,8 @@ import numpy as np
 from ._threads import threads_option
 from ._validate import short_list
 from .cells import CELLS
-from .data.corpus import BUILTIN_TEXTS, MODES
-from .data.pairs import BUILTIN_PAIRS
+from .data.corpus import MODES
+from .datasets import CORPORA, corpus
 from .engines import ENGINES
 from .errors import CheckpointError, ConfigError, RnnkitError
 from .nn.regularise import INITS
@@ -39,13 +39,15 @@ TRAIN_DEFAULTS = dict(
     clip=5.0, steps=None, epochs=None, val_frac=0.1, eval_every=100, mode="auto", seed=0,
     dtype="float32", encoding="utf-8", schedule="constant", warmup=0, patience=0,
     weight_decay=0.0, num_samples=10, engine="numpy", attention="additive", decoder_cell="",
+    proj_size=0, learn_initial_state=False,
     input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0, weight_drop=0.0,
-    embedding_dropout=0.0, init="uniform", forget_bias=None,
+    embedding_dropout=0.0, init="orthogonal", forget_bias=1.0, layer_norm=False,
 )
 #: The regularisers' values in runs saved before they existed (resumed with these, whatever
 #: today's defaults are).
 REGULARISERS_OFF = dict(input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0,
-                        weight_drop=0.0, embedding_dropout=0.0, init="uniform", forget_bias=None)
+                        weight_drop=0.0, embedding_dropout=0.0, init="uniform", forget_bias=None,
+                        layer_norm=False)
 DEFAULT_STEPS = 1000
 # Options that may change when resuming; all others must match the checkpoint.
 RESUMABLE = {"steps", "epochs", "eval_every", "patience", "num_samples", "out", "engine"}
@@ -82,17 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
                        f"names (built in), lines mode, a 2x128 LSTM for {DEFAULT_STEPS:,} steps "
                        "(time it with `time rnnkit train`; the README gives a measured figure).")
     t.add_argument("file", nargs="?", help="a UTF-8 text file to train on (default: --dataset names)")
-    t.add_argument("--dataset", choices=list(BUILTIN_TEXTS) + list(BUILTIN_PAIRS), help="built-in "
+    t.add_argument("--dataset", choices=list(CORPORA), help="built-in "
                    "data when no FILE is given: a text, or a pair task (dates: human dates -> ISO; "
                    "numbers: number words -> digits) for a seq2seq model (default: names)")
     t.add_argument("--out", help="checkpoint directory (default: runs/<data name>, or a fresh "
                    "runs/<data name>-N if that one is taken)")
-    t.add_argument("--cell", choices=list(CELLS), help=f"recurrent cell (default: {d['cell']})")
+    t.add_argument("--cell", choices=[c for c, s in CELLS.items() if not s.layer_norm],
+                   help=f"recurrent cell (default: {d['cell']})")
     t.add_argument("--hidden-size", type=int, help=f"hidden units per layer (default: {d['hidden_size']})")
     t.add_argument("--num-layers", type=int, help=f"stacked recurrent layers (default: {d['num_layers']})")
     t.add_argument("--embedding-size", type=int, help=f"character embedding size, 0 = one-hot "
                    f"(default: {d['embedding_size']})")
     t.add_argument("--dropout", type=float, help=f"dropout between layers (default: {d['dropout']})")
+    t.add_argument("--proj-size", type=int, help="LSTM only: project each layer's output to this "
+                   "many units (LSTMP, torch.nn.LSTM's proj_size; below --hidden-size), 0 = none "
+                   f"(default: {d['proj_size']})")
+    t.add_argument("--learn-initial-state", action="store_true", default=None,
+                   help="learn the state every sequence starts from (h0, c0 trained with the "
+                        "weights) instead of zeros; numpy engine")
     t.add_argument("--input-dropout", type=float, help="variational (locked) dropout on every "
                    "layer's input, the embeddings included: one mask per sequence "
                    f"(default: {d['input_dropout']})")
@@ -108,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", choices=list(INITS), help="recurrent weights: PyTorch's uniform, or "
                    f"orthogonal W_hh blocks (default: {d['init']})")
     t.add_argument("--forget-bias", type=float, help="initial forget-gate bias (LSTM; GRU's "
-                   "update gate) (default: PyTorch's uniform init)")
+                   f"update gate; none for RNN cells) (default: {d['forget_bias']})")
+    t.add_argument("--layer-norm", action="store_const", const=True, help="layer-normalised "
+                   "LSTM or GRU cells (Ba et al. 2016; numpy engine; no ONNX export)")
     t.add_argument("--seq-len", type=int, help=f"stream mode: BPTT chunk length (default: {d['seq_len']})")
     t.add_argument("--batch-size", type=int, help=f"sequences per batch (default: {d['batch_size']})")
     t.add_argument("--optimizer", choices=list(OPTIMIZERS),
@@ -301,7 +312,7 @@ OPTION_RANGES = {
     "batch_size": ("int", 1, True, None, True), "steps": ("int", 1, True, None, True),
     "warmup": ("int", 0, True, None, True), "eval_every": ("int", 1, True, None, True),
     "patience": ("int", 0, True, None, True), "seed": ("int", 0, True, None, True),
-    "num_samples": ("int", 0, True, None, True),
+    "num_samples": ("int", 0, True, None, True), "proj_size": ("int", 0, True, None, True),
     "lr": ("number", 0, False, None, True), "weight_decay": ("number", 0, True, None, True),
     "clip": ("number", 0, True, None, True), "dropout": ("number", 0, True, 1, False),
     **{k: ("number", 0, True, 1, False) for k in ("input_dropout", "output_dropout",
@@ -546,11 +557,11 @@ def _train(args, o, group, stack) -> int:
     from .engines import make_engine
     from .io import find_json_problem
     from .load import load_model
-    from .nn import CharLM, CharLMConfig
     from .plot_hook import maybe_plot
     from .runlock import RunLock
     from .sample import iter_sample_lines, sample_lines, sample_stream
-    from .train import Checkpointing, TrainConfig, Trainer
+    from .train import Checkpointing, Trainer
+    from .train_setup import build_model, total_steps, train_config
 
     with group.agreed():
         out = Path(o["out"]) if o["out"] is not None else _default_out(text_name(o["file"], o["dataset"]))
@@ -562,7 +573,7 @@ def _train(args, o, group, stack) -> int:
             else:
                 _open_run(out, args.overwrite, stack, _command(args))
     data = group.main_first(lambda: load_text_data(
-        o["file"], o["dataset"], mode=o["mode"], encoding=o["encoding"], val_frac=o["val_frac"],
+        o["file"], None if o["file"] else corpus(o["dataset"] or "names"), mode=o["mode"], encoding=o["encoding"], val_frac=o["val_frac"],
         seq_len=o["seq_len"], batch_size=o["batch_size"], seed=o["seed"], cache_dir=out / "data"))
     if not o["file"]:
         o["dataset"] = data.name
@@ -575,6 +586,8 @@ def _train(args, o, group, stack) -> int:
                               f"lines and stream mode; the seq2seq model of pairs mode has no such "
                               f"option. Drop it.")
         o.update(REGULARISERS_OFF)
+    elif not args.resume and args.forget_bias is None and not CELLS[o["cell"]].forget_gate:
+        o["forget_bias"] = None               # the default is for the cells with a forget gate
     o["out"] = str(out)
     o["mode"] = data.mode
     saved_opts = {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}
@@ -592,9 +605,7 @@ def _train(args, o, group, stack) -> int:
     group.check_same({**{k: v for k, v in saved_opts.items() if k not in ("file", "out")},
                       "text": text_fp["sha256"] if text_fp else o["dataset"],
                       "vocab": json.dumps(vocab.to_json(), sort_keys=True)})   # before DDP is built
-    steps = o["steps"] if o["steps"] is not None else (
-        max(1, int(round(o["epochs"] * data.train.per_epoch))) if o["epochs"] is not None
-        else DEFAULT_STEPS)
+    steps = total_steps(o, data.train.per_epoch, DEFAULT_STEPS)
     quiet = args.quiet
 
     def on_eval(trainer, record):
@@ -617,18 +628,9 @@ def _train(args, o, group, stack) -> int:
 
     setup_log = []                                    # printed after the engine line
     with group.agreed():
-        if data.mode == "pairs":
-            model = pairs_run.build_model(o, data)
-        else:
-            model = CharLM(CharLMConfig(vocab_size=len(vocab), cell=o["cell"], hidden_size=o["hidden_size"],
-                                        num_layers=o["num_layers"], embedding_size=o["embedding_size"],
-                                        dropout=o["dropout"], dtype=o["dtype"],
-                                        **{k: o[k] for k in REGULARISERS_OFF}), seed=o["seed"])
+        model = build_model(o, data)
         cfg = model.config
-        tcfg = TrainConfig(steps=steps, lr=o["lr"], optimizer=o["optimizer"], clip=o["clip"],
-                           schedule=o["schedule"], warmup=o["warmup"], eval_every=o["eval_every"],
-                           patience=o["patience"], weight_decay=o["weight_decay"], seed=o["seed"],
-                           restore_best=False, progress=False if quiet else None)
+        tcfg = train_config(o, steps, quiet)
         trainer = Trainer(model, data.train, data.val, tcfg,
                           checkpoint=Checkpointing(out, vocab=vocab.to_json(),
                                                    extra={"cli": saved_opts, "text": text_fp},

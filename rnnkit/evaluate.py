@@ -31,6 +31,7 @@ from ._mode import no_grad
 from .data import LinesDataset, Vocab, dropped_chars, split_lines
 from .errors import DataError
 from .nn.losses import CrossEntropyLoss
+from .nn.module import Module
 
 __all__ = ["TextScore", "score_text", "LONG_LINE", "CHUNK_STEPS"]
 
@@ -58,7 +59,7 @@ class TextScore(NamedTuple):
         return self.loss / math.log(2.0)
 
 
-def score_text(model, vocab: Vocab, text: str, *, source: str = "text", hint: str = "") -> TextScore:
+def score_text(model: Module, vocab: Vocab, text: str, *, source: str = "text", hint: str = "") -> TextScore:
     """Score ``text`` with the char LM ``model`` and its ``vocab`` (lines or stream mode as
     the vocabulary says). Characters the vocabulary lacks (line ends aside) are one
     DataError naming ``source`` (and ``hint``, where to see the alphabet)."""

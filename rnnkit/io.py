@@ -36,9 +36,11 @@ import math
 import os
 import re
 import secrets
+import shutil
 import stat
 import warnings
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import safetensors.numpy
@@ -57,6 +59,8 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
+    "atomic_copy",
+    "loads_json",
     "read_json",
     "append_jsonl",
     "read_jsonl",
@@ -109,7 +113,7 @@ _CHUNK = 1 << 20
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def is_int(x) -> bool:
+def is_int(x: object) -> bool:
     """True for a Python ``int`` that is not a ``bool`` (JSON integers as ``json`` parses them)."""
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -160,12 +164,19 @@ def _atomic_write(path, write_fn, who: str) -> None:
     fsync_dir(directory)
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike, who: str = "atomic_copy") -> None:
+    """Replace ``dst`` by a copy of the file ``src`` atomically (the same temp file + fsync +
+    ``os.replace`` + dir fsync as every other write here)."""
+    with open(src, "rb") as f_src:
+        _atomic_write(dst, lambda f: shutil.copyfileobj(f_src, f, 1 << 20), who)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file + fsync + ``os.replace`` + dir fsync)."""
     _atomic_write(path, lambda f: f.write(data), "atomic_write_bytes")
 
 
-def atomic_write_text(path, text: str) -> None:
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically.
 
     Example::
@@ -189,7 +200,7 @@ def _json_default(obj):
     raise TypeError(type(obj).__name__)
 
 
-def find_json_problem(obj, where: str = "obj", depth: int = 0):
+def find_json_problem(obj: object, where: str = "obj", depth: int = 0) -> tuple[str, str] | None:
     """Return ``(path, description)`` of the first value JSON cannot hold, or None."""
     if depth > 200:
         return where, "nesting deeper than 200 levels"
@@ -236,7 +247,7 @@ def _dumps_json(obj, who: str, path, indent=2) -> str:
                           f"(convert arrays with .tolist(), NaN/inf to None or a string).")
 
 
-def atomic_write_json(path, obj) -> None:
+def atomic_write_json(path: str | os.PathLike, obj: object) -> None:
     """Write ``obj`` as pretty, key-sorted, strict JSON (no NaN/inf) to ``path`` atomically.
 
     NumPy scalars are converted to Python numbers. Anything else JSON cannot represent raises
@@ -257,7 +268,7 @@ def _kind(mode) -> str:
             "a regular file" if stat.S_ISREG(mode) else "a special file")
 
 
-def check_output_dir(path, name: str = "directory") -> Path:
+def check_output_dir(path: str | os.PathLike, name: str = "directory") -> Path:
     """Check that ``path`` can be a directory rnnkit writes into, without creating anything:
     it is a writable directory, or it does not exist yet and its nearest existing ancestor
     is a writable directory. ``name`` is what the user called it (``"--out"``). Raises
@@ -289,7 +300,7 @@ def check_output_dir(path, name: str = "directory") -> Path:
     return p
 
 
-def check_output_file(path, name: str = "file", example: str = "model.onnx") -> Path:
+def check_output_file(path: str | os.PathLike, name: str = "file", example: str = "model.onnx") -> Path:
     """Check that ``path`` can be a regular file rnnkit (re)writes, without creating anything:
     not a directory, a device such as ``/dev/null`` or a FIFO, and in a directory that exists
     or can be created (:func:`check_output_dir`). Raises :class:`~rnnkit.errors.ConfigError`
@@ -320,7 +331,8 @@ def check_output_file(path, name: str = "file", example: str = "model.onnx") -> 
 # safe reading
 # ---------------------------------------------------------------------------------------------
 
-def open_regular(path, who: str, what: str, max_bytes, error=CheckpointError):
+def open_regular(path: str | os.PathLike, who: str, what: str, max_bytes: int | None,
+                 error: type[Exception] = CheckpointError) -> tuple[BinaryIO, int]:
     """Open ``path`` for binary reading; refuse anything but a regular file within max_bytes.
 
     ``O_NONBLOCK`` makes opening a FIFO return at once instead of hanging; the fstat check then
@@ -382,6 +394,12 @@ def _read_bounded(path, who: str, what: str, max_bytes: int) -> bytes:
 
 def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads`` as rnnkit reads its own files: strict JSON (``NaN``/``Infinity`` and
+    duplicate keys raise ValueError)."""
+    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
 
 
 def _no_duplicates(pairs):
@@ -452,7 +470,7 @@ def _parse_json(data: bytes, path, who: str, what: str):
                               f"damaged or not a file rnnkit wrote.") from None
 
 
-def read_json(path, what: str = "config", max_bytes: int = MAX_JSON_BYTES):
+def read_json(path: str | os.PathLike, what: str = "config", max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Read a strict JSON file (no NaN/inf, no duplicate keys) of at most ``max_bytes``.
 
     Raises :class:`CheckpointError` naming ``path`` if the file is missing, not a regular
@@ -463,7 +481,7 @@ def read_json(path, what: str = "config", max_bytes: int = MAX_JSON_BYTES):
     return _parse_json(data, path, "read_json", f"the {what} JSON")
 
 
-def sha256_file(path, max_bytes=None) -> tuple[int, str]:
+def sha256_file(path: str | os.PathLike, max_bytes: int | None = None) -> tuple[int, str]:
     """Return ``(size, sha256 hex digest)`` of a regular file, reading it in 1 MiB chunks."""
     f, _ = open_regular(path, "sha256_file", "checkpoint", max_bytes)
     h = hashlib.sha256()
@@ -482,7 +500,7 @@ def sha256_file(path, max_bytes=None) -> tuple[int, str]:
 # JSON lines
 # ---------------------------------------------------------------------------------------------
 
-def append_jsonl(path, obj) -> None:
+def append_jsonl(path: str | os.PathLike, obj: object) -> None:
     """Append ``obj`` as one JSON line to ``path`` (created if missing), then flush + fsync.
 
     A line is written with a single ``write``; if a previous writer died mid-line (the file
@@ -507,7 +525,7 @@ def append_jsonl(path, obj) -> None:
         raise CheckpointError(f"append_jsonl: cannot append to {path}: {e}.") from e
 
 
-def read_jsonl(path, what: str = "metrics", max_bytes: int = MAX_JSONL_BYTES) -> list:
+def read_jsonl(path: str | os.PathLike, what: str = "metrics", max_bytes: int = MAX_JSONL_BYTES) -> list:
     """Read a JSON-lines file written by :func:`append_jsonl`; a missing file gives ``[]``.
 
     A torn last line (a writer killed mid-append) is skipped silently. Other undecodable lines
@@ -526,8 +544,7 @@ def read_jsonl(path, what: str = "metrics", max_bytes: int = MAX_JSONL_BYTES) ->
         if not raw.strip():
             continue
         try:
-            out.append(json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
-                                  parse_constant=_reject_constant))
+            out.append(loads_json(raw.decode("utf-8")))
         except (UnicodeDecodeError, ValueError, RecursionError):
             if i == len(lines) - 1 and not complete:
                 continue  # torn last line: the writer was killed mid-append
@@ -562,7 +579,7 @@ def _dtype_code(who: str, name: str, arr: np.ndarray) -> str:
     return code
 
 
-def save_safetensors(path, tensors: dict, metadata: dict | None = None) -> None:
+def save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict | None = None) -> None:
     """Write ``tensors`` (name -> ndarray) to ``path`` in the safetensors format, atomically.
 
     The safetensors package serialises (its layout: tensors ordered by decreasing alignment,
@@ -681,7 +698,7 @@ def _read_safetensors(path, max_bytes, who: str, with_data: bool):
     return specs, metadata, tensors
 
 
-def read_safetensors_header(path, max_bytes: int | None = None):
+def read_safetensors_header(path: str | os.PathLike, max_bytes: int | None = None) -> tuple[dict, dict]:
     """Read only a safetensors file's header; return ``(specs, metadata)``.
 
     ``specs`` maps each tensor name (sorted) to ``(np.dtype, shape tuple)``; ``metadata`` is the
@@ -702,7 +719,7 @@ def read_safetensors_header(path, max_bytes: int | None = None):
     return specs, metadata
 
 
-def load_safetensors_with_metadata(path, max_bytes: int | None = None):
+def load_safetensors_with_metadata(path: str | os.PathLike, max_bytes: int | None = None) -> tuple[dict, dict]:
     """Load a safetensors file defensively; return ``(tensors, metadata)``.
 
     ``tensors`` maps name -> writable, native-endian ndarray (a copy, not a memmap);
@@ -722,7 +739,7 @@ def load_safetensors_with_metadata(path, max_bytes: int | None = None):
     return tensors, metadata
 
 
-def load_safetensors(path, max_bytes: int | None = None) -> dict:
+def load_safetensors(path: str | os.PathLike, max_bytes: int | None = None) -> dict:
     """Load a safetensors file defensively; return name -> writable native ndarray.
 
     See :func:`load_safetensors_with_metadata` for the checks. Example::

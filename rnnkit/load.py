@@ -16,13 +16,15 @@ Example::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
 from .checkpoint import BEST_DIR, CONFIG_FILE, MODEL_FILE, Checkpoint, load_checkpoint
 from .data import BOUNDARY, Vocab
 from .errors import CheckpointError, RnnkitError
-from .nn.registry import config_from_dict, model_from_state
+from .nn.module import Module
+from .nn.registry import built_with, config_from_dict
 
 
 class LoadedModel(NamedTuple):
@@ -32,7 +34,7 @@ class LoadedModel(NamedTuple):
     path: Path                       # the directory the weights came from (DIR or DIR/best)
 
 
-def load_model(directory, *, latest: bool = False, need_charlm: bool = True) -> LoadedModel:
+def load_model(directory: str | os.PathLike, *, latest: bool = False, need_charlm: bool = True) -> LoadedModel:
     """The model of a training run. ``DIR/best`` (the best validation weights) is used when it
     exists, unless ``latest``; ``need_charlm`` refuses other models and a missing vocabulary."""
     d = Path(directory)
@@ -42,23 +44,30 @@ def load_model(directory, *, latest: bool = False, need_charlm: bool = True) -> 
     return LoadedModel(model, vocab, ck, use)
 
 
-def load_checked(directory, *, need_charlm: bool = False):
+def load_checked(directory: str | os.PathLike, *, need_charlm: bool = False) -> tuple[Checkpoint, Module, object]:
     """``(checkpoint, model, vocab or None)`` of the checkpoint in ``directory``: the config is
     validated by its class and compared with the weights' safetensors header (names, shapes,
     dtypes) before any weight is read, then the model is built from the weights without
     random initialisation (:func:`checked_model`)."""
+    checked = {}                      # version -> its config object, validated once
+
     def check(config, specs, version):
         cfg = _config(config, version)
         if need_charlm and cfg.model != "CharLM":
             raise CheckpointError(f"{version}: holds a {cfg.model} model; this command needs a "
                                   f"CharLM.{_other_command(cfg.model)}")
-        try:
-            cfg.check_shapes({k: shape for k, (_, shape) in specs.items()})
-        except RnnkitError as e:
-            raise CheckpointError(f"{version}/{MODEL_FILE} does not match {CONFIG_FILE}: {e}") from None
+        _check_shapes(cfg, {k: shape for k, (_, shape) in specs.items()}, version)
+        checked[str(version)] = cfg
     ck = load_checkpoint(directory, load_optimizer=False, check_config=check)
-    model, vocab = checked_model(ck, str(ck.path), need_charlm)
+    model, vocab = checked_model(ck, str(ck.path), need_charlm, checked.get(str(ck.path)))
     return ck, model, vocab
+
+
+def _check_shapes(cfg, shapes: dict, src) -> None:
+    try:
+        cfg.check_shapes(shapes)
+    except RnnkitError as e:
+        raise CheckpointError(f"{src}/{MODEL_FILE} does not match {CONFIG_FILE}: {e}") from None
 
 
 def _config(config: dict, src):
@@ -68,10 +77,14 @@ def _config(config: dict, src):
         raise CheckpointError(f"{src}/{CONFIG_FILE}: {e}") from None
 
 
-def checked_model(ck: Checkpoint, src: str, need_charlm: bool = False):
+def checked_model(ck: Checkpoint, src: str, need_charlm: bool = False, cfg: object = None) -> tuple[Module, object]:
     """``(model, vocab or None)`` of a loaded checkpoint, after checking that config.json,
-    model.safetensors and vocab.json belong together."""
-    cfg = _config(ck.config, src)
+    model.safetensors and vocab.json belong together. ``cfg``: the config object already
+    validated and compared with the weights' header (:func:`load_checked`); without it both
+    checks are made here."""
+    header_checked = cfg is not None
+    if cfg is None:
+        cfg = _config(ck.config, src)
     if need_charlm and cfg.model != "CharLM":
         raise CheckpointError(f"{src}: holds a {cfg.model} model; this command needs a "
                               f"CharLM.{_other_command(cfg.model)}")
@@ -90,12 +103,10 @@ def checked_model(ck: Checkpoint, src: str, need_charlm: bool = False):
             raise CheckpointError(f"{src}: vocab.json has {len(vocab)} entries but config.json says "
                                   f"vocab_size={size}; the files do not belong together.")
         _check_vocab_mode(vocab, ck, src)
+    if not header_checked:
+        _check_shapes(cfg, {k: v.shape for k, v in ck.model_state.items()}, src)
     try:
-        cfg.check_shapes({k: v.shape for k, v in ck.model_state.items()})
-    except RnnkitError as e:
-        raise CheckpointError(f"{src}/{MODEL_FILE} does not match {CONFIG_FILE}: {e}") from None
-    try:
-        model = model_from_state(ck.config, ck.model_state)
+        model = built_with(cfg, ck.model_state)
     except RnnkitError as e:
         raise CheckpointError(f"{src}/{MODEL_FILE}: {e} The file is damaged.") from None
     return model, vocab

@@ -85,7 +85,7 @@ _FUSED_FOR = {cls: (cls.forward_step, cls.backward_step)
 
 
 def compile_from_the_first_step() -> None:
-    """Load the fused step kernels at their first use instead of after :data:`JIT_MIN_STEPS`
+    """Load the fused step kernels at their first use instead of after ``JIT_MIN_STEPS``
     layer-steps. A training run calls this before its first step, so that every step of a run
     takes the same path and a resumed run computes exactly what the straight run did."""
     global _fused_now
@@ -126,14 +126,17 @@ class Prepared:
     into the input projection, scaled; ``b_hh`` (G*H,) the raw recurrent bias (GRU keeps b_hn
     apart); ``const`` the cell's size-only constants (LSTM's gate affine). ``W_hrT`` (H, P)
     the transposed projection of an LSTM with ``proj_size`` (``h_t = m_t W_hr^T``), else None.
+    ``extra``: the weights of a cell with parameters beyond PyTorch's four (the layer-normalised
+    cells' gains, :meth:`rnnkit.cells.Cell.prepared_extra`), else None.
     """
 
-    __slots__ = ("W_ihT", "W_rows", "b_x", "b_hh", "const", "_W_hhT", "W_hrT")
+    __slots__ = ("W_ihT", "W_rows", "b_x", "b_hh", "const", "_W_hhT", "W_hrT", "extra")
 
-    def __init__(self, W_ihT, W_rows, b_x, b_hh, const, W_hrT=None):
+    def __init__(self, W_ihT, W_rows, b_x, b_hh, const, W_hrT=None, extra=None):
         self.W_ihT, self.W_rows, self.b_x, self.b_hh, self.const = W_ihT, W_rows, b_x, b_hh, const
         self._W_hhT = None
         self.W_hrT = W_hrT
+        self.extra = extra
 
     @property
     def W_hhT(self) -> np.ndarray:
@@ -150,13 +153,13 @@ class Prepared:
         return xp
 
 
-def prepare(cell: Cell, W_ih, W_hh, b_ih=None, b_hh=None, W_hr=None) -> Prepared:
+def prepare(cell: Cell, W_ih, W_hh, b_ih=None, b_hh=None, W_hr=None, extra=None) -> Prepared:
     """Weights of one direction for :func:`unroll_forward` / :func:`step_forward`.
 
     The gate rows are multiplied by ``cell.gate_scale`` (0.5 on sigmoid rows, so a single
     ``tanh`` activates every gate) and the biases folded by ``cell.input_bias``. ``W_hr``
-    (P, H) is an LSTM's projection (``proj_size``). The result is a snapshot: prepare again
-    after the weights change.
+    (P, H) is an LSTM's projection (``proj_size``); ``extra`` the cell's extra parameters
+    (name -> array). The result is a snapshot: prepare again after the weights change.
     """
     H = W_hh.shape[0] // cell.spec.num_gates                               # the cell's width
     dtype = W_hh.dtype
@@ -170,7 +173,8 @@ def prepare(cell: Cell, W_ih, W_hh, b_ih=None, b_hh=None, W_hr=None) -> Prepared
         if b_x is not None:
             b_x = b_x * s
     W_hrT = np.ascontiguousarray(W_hr.T) if W_hr is not None else None
-    return Prepared(W_ihT, np.ascontiguousarray(W_rows), b_x, b_hh, cell.constants(H, dtype), W_hrT)
+    return Prepared(W_ihT, np.ascontiguousarray(W_rows), b_x, b_hh, cell.constants(H, dtype), W_hrT,
+                    None if extra is None else cell.prepared_extra(extra, b_ih, b_hh))
 
 
 class UnrollCache(NamedTuple):
@@ -183,6 +187,7 @@ class UnrollCache(NamedTuple):
     keep: np.ndarray | None       # (T, N, H) the cell's own per-step cache, or None
     mask: np.ndarray | None       # (T, N, 1) or None
     M: np.ndarray | None = None   # (T, N, H) o * tanh(c) before the projection (proj_size)
+    extra: dict | None = None     # the Prepared.extra weights the forward used
 
 
 def _loop(cell, w, G, Hs, Cs, keep, mask, hp, fused=None):
@@ -264,7 +269,7 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     if c0 is not None:
         Cs = np.empty(((T if keep_cache else chunk) + 1, N, H), dtype)
         Cs[0] = c0
-    keep = np.empty((chunk, N, H), dtype) if cell.keeps else None
+    keep = np.empty((chunk, N, cell.keep_width(H)), dtype) if cell.keeps else None
     M = np.empty((chunk, N, H), dtype) if w.W_hrT is not None else None
     G = None
     Gbuf = np.empty((chunk * N, GH), dtype)                                # (k*N, G*H)
@@ -296,7 +301,7 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
             Cs[0] = Cs[k]
     if keep_cache:
         cT = Cs[T] if Cs is not None else None
-        return Hs, Hs[T], cT, UnrollCache(x, G, Hs, Cs, keep, mask, M)
+        return Hs, Hs[T], cT, UnrollCache(x, G, Hs, Cs, keep, mask, M, w.extra)
     cT = Cs[0].copy() if Cs is not None else None
     return Hs, Hs[T], cT, None
 
@@ -315,7 +320,7 @@ def step_buffers(cell, N: int, H: int, GH: int, dtype) -> StepBuffers:
     recurrent-projection rows (N, GH), the cell's own per-step buffer (N, H) when it keeps
     one, and a :class:`Step` of views."""
     return StepBuffers(np.empty((N, GH), dtype), np.empty((N, GH), dtype),
-                       np.empty((N, H), dtype) if cell.keeps else None, Step())
+                       np.empty((N, cell.keep_width(H)), dtype) if cell.keeps else None, Step())
 
 
 def step_forward(cell, w: Prepared, buf: StepBuffers, h_prev, c_prev, h, c):
@@ -497,7 +502,7 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
     ``(dx, dh0, dc0, grads)`` with ``grads = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}``
     (and ``"weight_hr"``) for this direction.
     """
-    x, G, Hs, Cs, keep, mask, M = cache
+    x, G, Hs, Cs, keep, mask, M, _ = cache
     T, N, D = x.shape
     S = W_hh.shape[1]                                  # the state's width (H, or P)
     dtype = x.dtype
@@ -519,6 +524,7 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
             dh, dc = _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws,
                                     dh_part, fused)
     grads = weight_gradients(G, parts, x, Hs[:-1], has_bias)
+    cell.finish_gradients(grads, ws)
     if DH is not None:
         grads["weight_hr"] = DH.reshape(T * N, S).T @ M.reshape(T * N, H)            # (P, H)
     dx = (G.reshape(T * N, -1) @ W_ih).reshape(T, N, D) if need_dx else None
@@ -536,7 +542,10 @@ def backward_setup(cell, cache: UnrollCache, dhT, dcT, S: int):
     dc = None
     if Cs is not None:
         dc = np.zeros((N, H), dtype) if dcT is None else np.array(dcT, dtype=dtype, copy=True)
-    return H, dh, dc, cell.recurrent_parts(G, keep, H), cell.new_workspace(N, H, dtype)
+    ws = cell.new_workspace(N, H, dtype)
+    if cache.extra is not None:
+        ws["w"] = cache.extra                        # the extra weights, for the cell's step
+    return H, dh, dc, cell.recurrent_parts(G, keep, H), ws
 
 
 def weight_gradients(G, parts, x, Hprev, has_bias=True) -> dict:
@@ -548,8 +557,8 @@ def weight_gradients(G, parts, x, Hprev, has_bias=True) -> dict:
     G2 = G.reshape(T * N, G.shape[2])
     Hprev = Hprev.reshape(T * N, -1)
     grads = {"weight_ih": G2.T @ x.reshape(T * N, D)}
-    grads["weight_hh"] = np.concatenate(
-        [P.reshape(T * N, -1).T @ Hprev for P, _ in parts], axis=0) if len(parts) > 1 else G2.T @ Hprev
+    grads["weight_hh"] = (parts[0][0].reshape(T * N, -1).T @ Hprev if len(parts) == 1 else
+                          np.concatenate([P.reshape(T * N, -1).T @ Hprev for P, _ in parts], axis=0))
     if has_bias:
         grads["bias_ih"] = G2.sum(axis=0)
         if len(parts) == 1:       # RNN / LSTM: both biases enter the same pre-activation

@@ -38,7 +38,7 @@ def unroll_forward_rdrop(cell, x, h0, c0, w: Prepared, rmask, mask=None):
     if c0 is not None:
         Cs = np.empty((T + 1, N, H), dtype)
         Cs[0] = c0
-    keep = np.empty((T, N, H), dtype) if cell.keeps else None
+    keep = np.empty((T, N, cell.keep_width(H)), dtype) if cell.keeps else None
     G = w.project(x.reshape(T * N, D)).reshape(T, N, GH)
     hp = np.empty((N, GH), dtype)
     hd = np.empty((N, S), dtype)
@@ -62,7 +62,7 @@ def unroll_forward_rdrop(cell, x, h0, c0, w: Prepared, rmask, mask=None):
                         new *= m
                         new += old
     cT = Cs[T] if Cs is not None else None
-    return Hs, Hs[T], cT, UnrollCache(x, G, Hs, Cs, keep, mask)
+    return Hs, Hs[T], cT, UnrollCache(x, G, Hs, Cs, keep, mask, None, w.extra)
 
 
 def unroll_backward_rdrop(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, rmask,
@@ -70,7 +70,7 @@ def unroll_backward_rdrop(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, 
     """Backpropagation through time for :func:`unroll_forward_rdrop`; arguments and result as
     :func:`rnnkit.sequence.unroll_backward` (``W_hh`` the weights the forward used), plus the
     same ``rmask``."""
-    x, G, Hs, Cs, keep, mask, _ = cache
+    x, G, Hs, Cs, keep, mask = cache[:6]
     T, N, D = x.shape
     _, dh, dc, parts, ws = backward_setup(cell, cache, dhT, dcT, W_hh.shape[1])
     W_parts = [W_hh[rows] for _, rows in parts]
@@ -102,5 +102,6 @@ def unroll_backward_rdrop(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, 
                     dc_prev += dc * (1 - m)
             dh, dc = dh_new, dc_prev
     grads = weight_gradients(G, parts, x, Hs[:-1] * rmask, has_bias)
+    cell.finish_gradients(grads, ws)
     dx = (G.reshape(T * N, -1) @ W_ih).reshape(T, N, D) if need_dx else None
     return dx, dh, dc, grads

@@ -31,6 +31,7 @@ depend on the engine, so a run resumes on the other one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -588,7 +589,10 @@ class Trainer:
         gathered = self._gather() if self.out_dir is not None else None
         with self.engine.agreed():      # what only the main process does; it may fail there
             if self.is_main:
-                self._report(record, improved, gathered)
+                # what on_eval prints goes above the bar (as bar.write does), not after it: a
+                # print in the bar's line would leave a copy of the bar behind on the terminal
+                with bar.external_write_mode(file=sys.stderr) if bar is not None else contextlib.nullcontext():
+                    self._report(record, improved, gathered)
         if not self.is_main:
             self.history.append(record)
         if self.out_dir is not None:

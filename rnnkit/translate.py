@@ -286,12 +286,14 @@ def run_pairs(ck, count: int) -> list:
     rebuilt from the options `rnnkit train` saved (the same split); the training pairs when it
     held none out; ``[]`` when the data cannot be rebuilt (a pairs file moved away)."""
     from .data import load_pairs_data
+    from .datasets import corpus
     from .errors import RnnkitError
     cli = ((ck.trainer_state or {}).get("extra") or {}).get("cli") or {}
     if not (cli.get("file") or cli.get("dataset")):
         return []                                  # not trained by `rnnkit train`: unknown data
     try:
-        data = load_pairs_data(cli.get("file"), cli.get("dataset") if not cli.get("file") else None,
+        task = None if cli.get("file") else corpus(cli["dataset"])       # a built-in pair task
+        data = load_pairs_data(cli.get("file"), task and task.name, pairs=task and task.load(),
                                encoding=cli.get("encoding", "utf-8"), val_frac=cli.get("val_frac", 0.1),
                                seed=cli.get("seed", 0))
     except (RnnkitError, OSError):

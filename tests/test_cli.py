@@ -29,7 +29,7 @@ from rnnkit.errors import DataError
 from rnnkit.nn import model_from_config
 from rnnkit.plot_hook import maybe_plot as _REAL_MAYBE_PLOT
 
-from needs import optional
+from needs import optional, require
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = datasets.names()[:400]
@@ -428,3 +428,70 @@ def test_train_without_file_uses_builtin_names(tmp_path, capsys, monkeypatch):
     if optional("matplotlib") is None:
         return
     assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ============================================================================== LSTM options
+def test_proj_size_and_learned_initial_state_train_save_show_and_sample(tmp_path, capsys, names_file):
+    """`--proj-size P --learn-initial-state`: the checkpoint's config holds both, its weights
+    are an LSTMP's (weight_hr_l0 of shape (P, H), h0 P wide) with the learned h0 moved by the
+    training, `rnnkit info` shows them, the model samples and a resume keeps them."""
+    out_dir = tmp_path / "run"
+    code, _, err = cli(capsys, "train", names_file, "--steps", 4, "--eval-every", 2, "--proj-size", 6,
+                       "--learn-initial-state", "--out", out_dir, *TINY)
+    assert code == 0, err
+    model, vocab, ck = load_model(out_dir)
+    assert ck.config["proj_size"] == 6 and ck.config["learn_initial_state"] is True
+    w = ck.model_state
+    assert w["rnn.weight_hr_l0"].shape == (6, 16) and w["rnn.weight_hh_l0"].shape == (64, 6)
+    assert w["rnn.h0"].shape == (1, 6) and w["rnn.c0"].shape == (1, 16) and w["head.weight"].shape[1] == 6
+    assert np.abs(w["rnn.h0"]).max() > 0                    # zeros at the start: it was trained
+    V = len(vocab)
+    H, E, P = 16, 8, 6
+    expected = V * E + 4 * H * (E + P) + 2 * 4 * H + P * H + P + H + P * V + V
+    code, out, _ = cli(capsys, "info", out_dir)
+    assert "  proj_size: 6" in out.splitlines() and "  learn_initial_state: True" in out.splitlines()
+    assert f"parameters: {expected}" in out.splitlines()
+    code, out, err = cli(capsys, "sample", out_dir, "--num", 3, "--seed", 1)
+    assert code == 0 and len(out.splitlines()) == 3, err
+    code, _, err = cli(capsys, "train", "--resume", out_dir, "--steps", 6)
+    assert code == 0, err
+    assert load_model(out_dir)[2].config["proj_size"] == 6
+    code, _, err = cli(capsys, "train", "--resume", out_dir, "--steps", 8, "--proj-size", 4)
+    assert code == 1 and "--proj-size 4 differs from the run being resumed" in one_error_line(err)
+
+
+@pytest.mark.slow
+def test_a_proj_size_checkpoint_loads_into_torch_lstm_with_proj_size(tmp_path, capsys, names_file):
+    """What torch can express: the saved weights load into torch.nn modules written here
+    (Embedding -> LSTM(proj_size) -> Linear) with the same logits; and the torch engine
+    trains such a model."""
+    require("torch")
+    import torch
+    out_dir = tmp_path / "run"
+    assert cli(capsys, "train", names_file, "--steps", 2, "--proj-size", 5, "--out", out_dir, *TINY)[0] == 0
+    model, vocab, ck = load_model(out_dir)
+    w = {k: torch.from_numpy(np.asarray(v, np.float64)) for k, v in ck.model_state.items()}
+    lstm = torch.nn.LSTM(8, 16, 1, proj_size=5, dtype=torch.float64)
+    lstm.load_state_dict({k[4:]: v for k, v in w.items() if k.startswith("rnn.")})
+    tokens = np.array([vocab.encode("emma")]).T                        # (T, 1)
+    ref = lstm(w["embedding.weight"][torch.from_numpy(tokens)])[0] @ w["head.weight"].T + w["head.bias"]
+    with no_grad():
+        logits, _ = model(tokens)
+    assert np.abs(logits - ref.detach().numpy()).max() < 1e-5         # float32 weights
+    code, _, err = cli(capsys, "train", names_file, "--steps", 2, "--proj-size", 5, "--engine", "torch",
+                       "--out", tmp_path / "torch-run", *TINY)
+    assert code == 0, err
+    assert load_model(tmp_path / "torch-run")[2].model_state["rnn.weight_hr_l0"].shape == (5, 16)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--cell", "gru", "--proj-size", "4"], "only an LSTM has a projection"),
+    (["--proj-size", "16"], "proj_size < hidden_size=16"),
+    (["--proj-size", "-1"], "--proj-size: expected an integer >= 0"),
+    (["--learn-initial-state", "--engine", "torch"], "numpy engine"),
+])
+def test_lstm_options_that_cannot_apply_are_refused_in_one_line(tmp_path, capsys, names_file, argv, needle):
+    if "torch" in argv:
+        require("torch")
+    code, _, err = cli(capsys, "train", names_file, "--steps", 2, "--out", tmp_path / "run", *TINY, *argv)
+    assert code == 1 and needle in one_error_line(err), err

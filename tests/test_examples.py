@@ -29,6 +29,8 @@ CASES = {
     "sunspots": (["--steps", "20", "--eval-every", "10", "--hidden", "8"], "test_rmse"),
     "seq2seq_attention": (["--attention", "general", "--steps", "2", "--hidden-size", "4",
                            "--max-val", "20", "--val-frac", "0.005"], "exact_match"),
+    "regularisers": (["--texts", "names", "--recipes", "default,light", "--default-steps", "4",
+                      "--timing-steps", "5", "--eval-every", "2"], "best_bits_per_char"),
 }
 
 

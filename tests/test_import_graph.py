@@ -2,19 +2,13 @@
 (at module level or inside a function, which only hides a cycle until it runs) is an edge, and
 the layers of docs/design.md must form a DAG over them. The data layer never imports the
 built-in data sets (``rnnkit.datasets`` builds on ``rnnkit.data``, not the other way round).
-
-NOT YET: the built-in corpora of ``rnnkit train --dataset`` (data/corpus.py, data/pairs.py)
-still import rnnkit.datasets inside functions. Those edges are the one known cycle
-(:data:`KNOWN`), listed here so that every other cycle fails now; removing them is the open
-part of finding 3 of the structure issue."""
+"""
 
 import ast
 import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rnnkit"
-#: (module, imported module) edges of the known cycle, dropped before the search.
-KNOWN = {("rnnkit.data.corpus", "rnnkit.datasets"), ("rnnkit.data.pairs", "rnnkit.datasets")}
 
 
 def _module_name(path: Path, root: Path = PACKAGE) -> str:
@@ -87,8 +81,7 @@ def find_cycle(graph: dict):
 
 
 def test_the_package_has_no_import_cycle():
-    graph = {m: {(t, line) for t, line in edges if (m, t) not in KNOWN} for m, edges in package_graph().items()}
-    cycle = find_cycle(graph)
+    cycle = find_cycle(package_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
@@ -96,7 +89,7 @@ def test_the_data_layer_does_not_import_the_built_in_data_sets():
     graph = package_graph()
     bad = [f"{m}:{line} imports {t}" for m, edges in graph.items() if m.startswith("rnnkit.data")
            and not m.startswith("rnnkit.datasets") for t, line in edges if t.startswith("rnnkit.datasets")]
-    assert set(b.split(":")[0] for b in bad) <= {m for m, _ in KNOWN}, bad
+    assert not bad, bad
 
 
 def test_the_walk_finds_a_cycle_hidden_in_a_function(tmp_path):
@@ -110,3 +103,21 @@ def test_the_walk_finds_a_cycle_hidden_in_a_function(tmp_path):
     assert cycle is not None and set(cycle) == {"rnnkit.a", "rnnkit.a.x", "rnnkit.b"}
     (pkg / "a" / "x.py").write_text("def f():\n    return 1\n")
     assert find_cycle(import_graph(pkg)) is None
+
+
+def test_every_built_in_corpus_reaches_the_pipeline_from_above_in_its_own_mode():
+    """The built-in corpora live in rnnkit.datasets (CORPORA); the data pipeline takes one as
+    an object and trains it in its own mode, and refuses a bare name with a hint."""
+    import pytest
+
+    from rnnkit.data import load_text_data
+    from rnnkit.datasets import CORPORA, corpus
+    from rnnkit.errors import ConfigError
+    assert set(CORPORA) == {"names", "pydoc", "dates", "numbers"}
+    for c in CORPORA.values():
+        data = load_text_data(None, c, seq_len=20, batch_size=4)
+        assert data.mode == c.mode and data.name == c.name, c.name
+    with pytest.raises(ConfigError, match=r"rnnkit.datasets.corpus\('names'\)"):
+        load_text_data(None, "names")
+    with pytest.raises(ConfigError, match="expected one of names, pydoc, dates, numbers"):
+        corpus("pydoc_topics")

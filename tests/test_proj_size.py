@@ -98,9 +98,125 @@ def test_what_has_no_projection_refuses_proj_size():
         nn.RNNBase("gru", 3, 6, proj_size=2)
     with pytest.raises(ConfigError, match="proj_size < hidden_size"):
         nn.LSTM(3, 6, proj_size=6)
-    with pytest.raises(ConfigError, match="one-step path"):
-        nn.LSTM(3, 6, proj_size=2).stepper()
+    with pytest.raises(ConfigError, match="only an LSTM"):
+        nn.CharLMConfig(vocab_size=5, cell="gru", hidden_size=6, proj_size=2).validate()
+    with pytest.raises(ConfigError, match="proj_size < hidden_size"):
+        nn.SequenceClassifierConfig(input_size=3, hidden_size=6, proj_size=6).validate()
     require("onnx")
     from rnnkit.interop.onnx import export
     with pytest.raises(ConfigError, match="no native ONNX operator"):
         export(nn.LSTM(3, 6, proj_size=2))
+    with pytest.raises(ConfigError, match="no native ONNX"):
+        export(nn.CharLM(nn.CharLMConfig(vocab_size=5, hidden_size=6, proj_size=2)))
+
+
+# ------------------------------------------------------------------------------ in the models
+def test_a_projected_stack_steps_as_it_unrolls():
+    """LayerStepper (generation) of an LSTM with proj_size: step by step, the same outputs and
+    states as the whole-sequence forward."""
+    m = make(2, False)
+    x = np.random.default_rng(3).standard_normal((T, N, D))
+    with rnnkit.no_grad():
+        out, (h, c) = m(x)
+    stepper, state = m.stepper(), m.initial_state(N)
+    for t in range(T):
+        top, state = stepper.step(x[t], state)
+        assert np.abs(top - out[t]).max() < 1e-12
+    assert np.abs(state[0] - h).max() < 1e-12 and np.abs(state[1] - c).max() < 1e-12
+
+
+def _torch_charlm(cfg, m):
+    """A CharLM written here in torch.nn (embedding -> LSTM(proj_size) -> linear), holding m's weights."""
+    import torch
+    emb = torch.nn.Embedding(cfg.vocab_size, cfg.embedding_size, dtype=torch.float64)
+    lstm = torch.nn.LSTM(cfg.embedding_size, cfg.hidden_size, cfg.num_layers, proj_size=cfg.proj_size,
+                         dtype=torch.float64)
+    head = torch.nn.Linear(cfg.proj_size, cfg.vocab_size, dtype=torch.float64)
+    w = m.parameters()
+    with torch.no_grad():
+        emb.weight.copy_(torch.from_numpy(w["embedding.weight"]))
+        for name, t in lstm.named_parameters():
+            t.copy_(torch.from_numpy(w["rnn." + name]))
+        head.weight.copy_(torch.from_numpy(w["head.weight"]))
+        head.bias.copy_(torch.from_numpy(w["head.bias"]))
+    return emb, lstm, head
+
+
+def test_charlm_with_proj_size_matches_torch_in_logits_gradients_and_sampling_steps():
+    require("torch")
+    import torch
+    cfg = nn.CharLMConfig(vocab_size=9, hidden_size=H, num_layers=2, embedding_size=D, proj_size=P,
+                          dtype="float64")
+    m = nn.CharLM(cfg, seed=5)
+    assert cfg.parameter_shapes()["head.weight"] == (9, P) and m.num_parameters() == cfg.num_parameters()
+    tokens = np.random.default_rng(4).integers(0, 9, (T, N))
+    emb, lstm, head = _torch_charlm(cfg, m)
+    tl = head(lstm(emb(torch.from_numpy(tokens)))[0])
+    logits, _ = m(tokens)
+    assert np.abs(logits - tl.detach().numpy()).max() < 1e-12
+    g = np.random.default_rng(5).standard_normal(logits.shape)
+    m.zero_grad()
+    m.backward(g)
+    tl.backward(torch.from_numpy(g))
+    grads = m.gradients()
+    for name, t in lstm.named_parameters():
+        assert np.abs(grads["rnn." + name] - t.grad.numpy()).max() < 1e-10, name
+    assert np.abs(grads["head.weight"] - head.weight.grad.numpy()).max() < 1e-10
+    stepper, state = m.stepper(), None                    # what `rnnkit sample` steps through
+    for t in range(T):
+        step_logits, state = stepper.step(tokens[t], state)
+        assert np.abs(step_logits - tl[t].detach().numpy()).max() < 1e-12
+    from rnnkit.interop.torch import from_torch, to_torch  # the twin, both ways
+    twin = to_torch(m)
+    assert twin.rnn.proj_size == P
+    assert np.abs(twin(torch.from_numpy(tokens))[0].detach().numpy() - logits).max() < 1e-12
+    assert np.abs(from_torch(twin)(tokens)[0] - logits).max() < 1e-12
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_bidirectional_classifier_with_proj_size_matches_torch(pooling):
+    require("torch")
+    import torch
+    cfg = nn.SequenceClassifierConfig(num_classes=3, input_size=D, hidden_size=H, num_layers=2,
+                                      bidirectional=True, pooling=pooling, proj_size=P, dtype="float64")
+    m = nn.SequenceClassifier(cfg, seed=6)
+    x = np.random.default_rng(6).standard_normal((T, N, D))
+    lengths = np.array([5, 2, 4, 1])
+    lstm = torch.nn.LSTM(D, H, 2, bidirectional=True, proj_size=P, dtype=torch.float64)
+    w = m.parameters()
+    with torch.no_grad():
+        for name, t in lstm.named_parameters():
+            t.copy_(torch.from_numpy(w["rnn." + name]))
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.from_numpy(x), torch.from_numpy(lengths),
+                                                     enforce_sorted=False)
+    out, (h, _) = lstm(packed)
+    out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=T)
+    pooled = (torch.cat([h[-2], h[-1]], dim=-1) if pooling == "last"
+              else out.sum(0) / torch.from_numpy(lengths)[:, None])           # (N, 2P)
+    ref = pooled @ torch.from_numpy(w["head.weight"]).T + torch.from_numpy(w["head.bias"])
+    logits = m(x, lengths)
+    assert logits.shape == (N, 3) and np.abs(logits - ref.detach().numpy()).max() < 1e-12
+    m.zero_grad()
+    m.backward(np.ones_like(logits))
+    ref.sum().backward()
+    for name, t in lstm.named_parameters():
+        assert np.abs(m.gradients()["rnn." + name] - t.grad.numpy()).max() < 1e-10, name
+
+
+def test_the_torch_twins_regularised_training_path_projects_like_the_plain_one():
+    """TorchCharLM trains with input/output dropout one step at a time from the equations;
+    with a projection and masks that keep everything (p = 1e-15) it computes torch.nn.LSTM's
+    numbers."""
+    require("torch")
+    import torch
+
+    from rnnkit.interop.torch import to_torch
+    cfg = nn.CharLMConfig(vocab_size=7, hidden_size=H, num_layers=2, embedding_size=D, proj_size=P,
+                          input_dropout=1e-15, output_dropout=1e-15, dtype="float64")
+    tm = to_torch(nn.CharLM(cfg, seed=0))
+    tokens = torch.tensor(np.random.default_rng(0).integers(0, 7, (T, N)))
+    lengths = [5, 3, 1, 4]
+    plain = tm.eval()(tokens, None, lengths)
+    trained = tm.train()(tokens, None, lengths)
+    for a, b in zip((plain[0], *plain[1]), (trained[0], *trained[1])):
+        assert a.shape == b.shape and (a - b).abs().max().item() < 1e-12

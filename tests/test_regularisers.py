@@ -73,11 +73,15 @@ def test_gradcheck_all_regularisers_bidirectional(cell):
 
 
 # -------------------------------------------------------------------- the PyTorch reference
-def _torch_stack(torch, cell, p, x, state, masks, lengths, L, bi):
+def _torch_stack(torch, cell, p, x, state, masks, lengths, L, bi, ln=False):
     """The regularised stack from the seed equations, in torch (autograd gives the gradients):
     locked masks on every layer's input and on the top output, h_{t-1} * m entering the
     recurrent product, weight_hh * M. Right padding freezes the state; the reverse direction
-    reads each sequence backwards within its length."""
+    reads each sequence backwards within its length. ``ln``: the layer-normalised cells (Ba et
+    al.), ``torch.nn.functional.layer_norm`` on each projection (and on LSTM's c) times its
+    gain, the biases after it."""
+    def norm(z, w):
+        return torch.nn.functional.layer_norm(z, (z.shape[-1],), eps=1e-5) * w
     Tn, Nn, _ = x.shape
     Dn = 2 if bi else 1
     lengths = lengths if lengths is not None else np.full(Nn, Tn)
@@ -102,12 +106,15 @@ def _torch_stack(torch, cell, p, x, state, masks, lengths, L, bi):
             h, c = h0s[layer * Dn + d], (c0s[layer * Dn + d] if c0s is not None else None)
             ys = []
             for t in range(Tn):
-                gx = xin[t] @ W_ih.T + b_ih
-                gh = (h * rm) @ W_hh.T + b_hh
+                gx, gh = xin[t] @ W_ih.T, (h * rm) @ W_hh.T
+                if ln:
+                    gx, gh = norm(gx, p["ln_weight_ih" + sfx]), norm(gh, p["ln_weight_hh" + sfx])
+                gx, gh = gx + b_ih, gh + b_hh
                 if cell == "LSTM":
                     i, f, g, o = (gx + gh).chunk(4, 1)
                     c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                    h_new = torch.sigmoid(o) * torch.tanh(c_new)
+                    cn = norm(c_new, p["ln_weight_c" + sfx]) + p["ln_bias_c" + sfx] if ln else c_new
+                    h_new = torch.sigmoid(o) * torch.tanh(cn)
                 elif cell == "GRU":
                     xr, xz, xn = gx.chunk(3, 1)
                     hr, hz, hn = gh.chunk(3, 1)
@@ -131,16 +138,25 @@ def _torch_stack(torch, cell, p, x, state, masks, lengths, L, bi):
     return inp, torch.stack(hs), (torch.stack(cs) if cell == "LSTM" else None)
 
 
-PARITY = [pytest.param(c, b, u, id=f"{c}-{'bi' if b else 'uni'}-{'len' if u else 'full'}",
+PARITY = [pytest.param(c, b, u, ln, id=f"{c}{'-ln' if ln else ''}-{'bi' if b else 'uni'}-"
+                                       f"{'len' if u else 'full'}",
                        marks=pytest.mark.slow if b else ())
-          for c, b, u in itertools.product(["LSTM", "GRU", "RNN"], [False, True], [False, True])]
+          for c, b, u, ln in itertools.product(["LSTM", "GRU", "RNN"], [False, True], [False, True],
+                                               [False, True]) if not (ln and c == "RNN")]
 
 
-@pytest.mark.parametrize("cell,bi,use_len", PARITY)
-def test_torch_reference_parity_with_the_masks_injected(cell, bi, use_len):
+def _random_gains(m, rng):
+    for k, v in m.parameters().items():
+        if k.startswith("ln_"):
+            v[...] = rng.uniform(0.5, 1.5, v.shape)
+
+
+@pytest.mark.parametrize("cell,bi,use_len,ln", PARITY)
+def test_torch_reference_parity_with_the_masks_injected(cell, bi, use_len, ln):
     torch = require("torch")
     rng = np.random.default_rng(2)
-    m = make(cell, bi=bi, **ALL)
+    m = make(cell, bi=bi, layer_norm=ln, **ALL)
+    _random_gains(m, rng)
     x = rng.standard_normal((T, N, D))
     state = state_for(cell, 2, bi, rng)
     lengths = LENGTHS if use_len else None
@@ -150,7 +166,7 @@ def test_torch_reference_parity_with_the_masks_injected(cell, bi, use_len):
     xt = torch.tensor(x, requires_grad=True)
     st = tuple(torch.tensor(s, requires_grad=True) for s in (state if cell == "LSTM" else (state,)))
     tout, th, tc = _torch_stack(torch, cell, p, xt, st if cell == "LSTM" else st[0], masks,
-                                lengths, 2, bi)
+                                lengths, 2, bi, ln)
     np.testing.assert_allclose(out, tout.detach().numpy(), rtol=0, atol=1e-12)
     hs = sn if cell == "LSTM" else (sn,)
     ths = (th, tc) if cell == "LSTM" else (th,)
@@ -249,7 +265,7 @@ def _lm(**kw):
     return nn.CharLM(cfg, seed=0)
 
 
-@pytest.mark.parametrize("E", [4, 0], ids=["embedding", "one-hot"])
+@pytest.mark.parametrize("E", [4, pytest.param(0, marks=pytest.mark.slow)], ids=["embedding", "one-hot"])
 def test_charlm_gradcheck_with_every_regulariser(E):
     m = _lm(E=E, embedding_dropout=0.3, init="orthogonal", forget_bias=1.0, **ALL)
     rng = np.random.default_rng(5)
@@ -288,11 +304,13 @@ def test_charlm_config_round_trip_and_old_configs_load_with_the_options_off():
 
 
 # -------------------------------------------------------------------- the torch twin and engines
-def test_torch_twin_trains_the_same_regularised_charlm_with_the_masks_injected(monkeypatch):
+@pytest.mark.parametrize("cell", ["lstm", "gru_ln", "lstm_ln"])
+def test_torch_twin_trains_the_same_regularised_charlm_with_the_masks_injected(monkeypatch, cell):
     torch = require("torch")
     from rnnkit.interop import torch as interop
-    m = _lm(embedding_dropout=0.3, init="orthogonal", forget_bias=1.0, **ALL)
+    m = _lm(cell=cell, embedding_dropout=0.3, init="orthogonal", forget_bias=1.0, **ALL)
     rng = np.random.default_rng(6)
+    _random_gains(m, rng)
     tokens = rng.integers(0, 7, (6, N))
     lengths = np.array([6, 2, 4])
     logits, _ = m(tokens, None, lengths)
@@ -325,8 +343,9 @@ REG_ARGS = ["--input-dropout", "0.1", "--output-dropout", "0.2", "--recurrent-dr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
-def test_each_engine_with_regularisers_is_exact_with_itself_across_resume(tmp_path, capsys, engine):
+@pytest.mark.parametrize("engine,layer_norm", [("numpy", False), ("torch", False), ("torch", True)])
+def test_each_engine_with_regularisers_is_exact_with_itself_across_resume(tmp_path, capsys, engine,
+                                                                          layer_norm):
     from test_engines import MODEL, NAMES
 
     from rnnkit.checkpoint import load_checkpoint
@@ -337,7 +356,8 @@ def test_each_engine_with_regularisers_is_exact_with_itself_across_resume(tmp_pa
     text = tmp_path / "names.txt"
     text.write_text("\n".join(NAMES) + "\n", encoding="utf-8")
     common = [str(text), "--eval-every", "3", *MODEL, "--dtype", "float64", *REG_ARGS,
-              "--engine", engine] + (["--device", "cpu"] if engine == "torch" else [])
+              "--engine", engine] + (["--device", "cpu"] if engine == "torch" else []) + (
+              ["--layer-norm"] if layer_norm else [])
 
     def train(*argv):
         code, _, err = run_cli(capsys, "train", *map(str, argv))
@@ -354,7 +374,9 @@ def test_each_engine_with_regularisers_is_exact_with_itself_across_resume(tmp_pa
     for k in a.model_state:
         assert np.array_equal(a.model_state[k], b.model_state[k]), k
     assert a.config["recurrent_dropout"] == 0.25 and a.config["init"] == "orthogonal"
-    assert plain.config["recurrent_dropout"] == 0 and plain.config["forget_bias"] is None
+    assert a.config["cell"] == ("lstm_ln" if layer_norm else "lstm")
+    assert plain.config["recurrent_dropout"] == 0 and plain.config["weight_drop"] == 0
+    assert plain.config["forget_bias"] == 1.0 and plain.config["init"] == "orthogonal"  # defaults
     assert max(float(np.abs(a.model_state[k] - plain.model_state[k]).max()) for k in a.model_state) > 1e-3
     code, out, err = run_cli(capsys, "info", str(tmp_path / "straight"))
     assert code == 0 and "recurrent_dropout: 0.25" in out and "weight_drop: 0.3" in out
@@ -405,10 +427,65 @@ def test_a_run_saved_before_the_regularisers_resumes_with_them_off(tmp_path, cap
         for k in path:
             inner = inner[k]
         for k in REGULARISERS_OFF:
-            inner.pop(k)
+            inner.pop(k, None)                       # config.json has no layer_norm key
         (version / name).write_text(json.dumps(d))
     rehash_manifest(version)
     code, _, err = run_cli(capsys, "train", "--resume", str(run), "--steps", "4")
     assert code == 0, err
     cfg = load_checkpoint(run).config
     assert all(cfg.get(k, v) == v for k, v in REGULARISERS_OFF.items())
+
+
+# -------------------------------------------------------------------- layer-normalised cells
+LN_CASES = [pytest.param(c, o, id=f"{c}-{o}", marks=pytest.mark.slow if o == "all" else ())
+            for c in ("LSTM", "GRU") for o in ("none", "all")]
+
+
+@pytest.mark.parametrize("cell,option", LN_CASES)
+def test_gradcheck_layer_norm_cells(cell, option):
+    rng = np.random.default_rng(8)
+    m = make(cell, layer_norm=True, **(ALL if option == "all" else {}))
+    _random_gains(m, rng)
+    assert m.spec.name == cell.lower() + "_ln" and m.layer_norm
+    x = rng.standard_normal((T, N, D))
+    rep = gradcheck(FixedMasks(m, m.rng), x, state_for(cell, 2, False, rng), lengths=LENGTHS)
+    rep.assert_ok(1e-7)
+    assert {k for k in m.parameters() if k.startswith("ln_")} <= set(rep.errors)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_layer_norm_stepper_and_no_grad_compute_the_forward(cell):
+    rng = np.random.default_rng(9)
+    m = make(cell, L=2, layer_norm=True)
+    _random_gains(m, rng)
+    m.eval()
+    x = rng.standard_normal((T, N, D))
+    out, _ = m(x)
+    import rnnkit
+    with rnnkit.no_grad():
+        np.testing.assert_allclose(m(x)[0], out, atol=1e-13)
+    step, state = m.stepper(), None
+    state = m.initial_state(N)
+    for t in range(T):
+        top, state = step.step(x[t], state)
+        np.testing.assert_allclose(top, out[t], atol=1e-12)
+
+
+def test_layer_norm_charlm_config_and_the_converters_refuse_it_clearly(tmp_path):
+    cfg = nn.CharLMConfig(vocab_size=7, cell="lstm_ln", hidden_size=H, num_layers=2,
+                          embedding_size=4)
+    assert nn.CharLMConfig.from_dict(cfg.to_dict()) == cfg
+    m = nn.CharLM(cfg, seed=0)
+    assert "rnn.ln_weight_c_l1" in m.parameters()
+    assert cfg.parameter_shapes().keys() == m.parameters().keys()
+    from rnnkit.interop.onnx import export
+    with pytest.raises(ConfigError, match="no normalisation inside the recurrence"):
+        export(m, str(tmp_path / "m.onnx"))
+    require("torch")
+    from rnnkit.interop.torch import to_torch
+    with pytest.raises(ConfigError, match="no layer-normalised"):
+        to_torch(m.rnn)
+    with pytest.raises(ConfigError, match="layer-normalised variant"):
+        nn.RNN(3, 4, layer_norm=True)
+    with pytest.raises(ConfigError, match="single-step"):
+        nn.recurrent_cell("lstm_ln", 3, 4)

@@ -286,7 +286,8 @@ def _resume_trainer(d, text):
     ids = vocab.encode(text.read_text())
     cut = len(ids) - round(len(ids) * 0.1)
     cfg = nn.CharLMConfig(vocab_size=len(vocab), cell="lstm", hidden_size=8, num_layers=1,
-                          embedding_size=4, dropout=0.2)     # the CLI's default dropout
+                          embedding_size=4, dropout=0.2,     # the CLI's default dropout,
+                          init="orthogonal", forget_bias=1.0)    # and initialisation
     model = nn.CharLM(cfg, seed=0)
     src = StreamSource(StreamDataset(ids[:cut], 8, 4))
     return Trainer(model, src, None, TrainConfig(steps=6, eval_every=2, progress=False,

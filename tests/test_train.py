@@ -410,3 +410,44 @@ def test_restore_best_after_resume_uses_the_best_checkpoint(tmp_path, monkeypatc
     assert any(not np.array_equal(last[k], best[k]) for k in best)   # training moved on ...
     for k, v in model.state_dict().items():                          # ... but we end on the best
         np.testing.assert_array_equal(v, best[k])
+
+
+# ------------------------------------------------------------------------------ the terminal
+def _terminal_screen(stream: str) -> list:
+    """What a terminal shows after ``stream``: carriage return to column 0, newline to the next
+    row, every other character overwrites the cell under the cursor (all tqdm uses for a single
+    bar at position 0)."""
+    assert "\x1b" not in stream, "expected no cursor movement for a single bar"
+    rows, row, col = [[]], 0, 0
+    for ch in stream:
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            row, col = row + 1, 0
+            if row == len(rows):
+                rows.append([])
+        else:
+            line = rows[row]
+            line.extend(" " * (col + 1 - len(line)))
+            line[col] = ch
+            col += 1
+    return ["".join(r).rstrip() for r in rows]
+
+
+def test_the_progress_bar_is_shown_once_when_on_eval_prints_to_the_terminal(capsys):
+    """What ``on_eval`` prints (``rnnkit train``'s samples) lands above the bar, not in its
+    line: the bar's last state is on the screen once, at the bottom (issue 21, item 18: "the
+    final progress line is printed twice")."""
+    import sys
+
+    def on_eval(trainer, record):
+        print(f"  samples at step {trainer.step}", file=sys.stderr)
+
+    train, val = lines_sources(batch_size=8)
+    Trainer(make_lm(hidden=8), train, val, TrainConfig(steps=6, eval_every=3, progress=True),
+            on_eval=on_eval).fit()
+    screen = [ln for ln in _terminal_screen(capsys.readouterr().err) if ln]
+    bars = [ln for ln in screen if "/6 [" in ln]
+    assert len(bars) == 1 and screen[-1] == bars[0] and "6/6" in bars[0], screen
+    assert [ln.strip() for ln in screen if "samples" in ln] == ["samples at step 3", "samples at step 6"]
+    assert [ln.split(":")[0] for ln in screen if ln.startswith("step ")] == ["step 3", "step 6"]

@@ -10,7 +10,8 @@ its *canonical* name: the shallowest module below the top-level package that lis
 ``__all__`` (``rnnkit.nn.LSTM``, ``rnnkit.optim.Adam``, ``rnnkit.errors.ConfigError``), or
 where it is defined; every other module that lists it links there. At ``builder-inited``
 the pages are written to ``docs/api/`` (generated, not tracked): one page per module (its
-docstring and a table of its names) and one per canonical name (autodoc).
+docstring and a table of its names; the sidebar lists these) and one per canonical name
+(autodoc; reached from its module's table and from cross-references).
 
 A public name without a docstring (for a constant: a ``#:`` comment above its assignment, as
 autodoc reads them) is a warning, so the build (``-W``) fails.
@@ -182,8 +183,9 @@ def summary_line(text: str) -> str:
     para = re.sub(r":[a-z:]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`", literal, para)
     for m in re.finditer(r"[.:;](\s|$)", para):
         if para[:m.start()].count("``") % 2 == 0:
-            return para[:m.start() + 1]
-    return para
+            para = para[:m.start() + 1]
+            break
+    return para[:-1] if para.endswith("::") else para     # "::" would announce a literal block
 
 
 # ============================================================================ page writing
@@ -233,12 +235,12 @@ def write_api(outdir: Path, warn) -> list:
                 lines += [f"   * - :{role}:`~{e.canonical}`",
                           f"     - {_escape(summary_line(text))}{where}"]
             lines.append("")
-            own = [e for e in ents if e.is_canonical]
-            if own:
-                lines += [".. toctree::", "   :hidden:", ""] + [f"   {e.fullname}" for e in own] + [""]
         pages[modname] = "\n".join(lines)
     for full, e in canon.items():
-        lines = [_title(f"``{full}``"), "", f".. currentmodule:: {e.module}", ""]
+        # An entry's page is reached from its module's table (and every cross-reference), not
+        # from the sidebar: in a toctree, each of the ~430 entries would be in the navigation
+        # tree that the theme renders into every page (most of the build's time went there).
+        lines = [":orphan:", "", _title(f"``{full}``"), "", f".. currentmodule:: {e.module}", ""]
         if e.kind in ("class", "exception"):
             directive = "autoexception" if e.kind == "exception" else "autoclass"
             lines += [f".. {directive}:: {e.name}", "   :members:", "   :undoc-members:",

@@ -30,7 +30,7 @@ Example::
     (2, True)
 """
 
-from .corpus import BUILTIN_TEXTS, TextData, load_text_data
+from .corpus import TextData, load_text_data
 from .lines import IGNORE_INDEX, LinesBatch, LinesDataset
 from .pairs import (
                     PairsBatch,
@@ -67,7 +67,7 @@ __all__ = [
     "split_lines", "dropped_chars", "iter_text", "LineShape", "detect_mode", "check_line_lengths",
     "unigram_entropy", "LinesBatch", "LinesDataset", "StreamChunk", "StreamDataset",
     "train_val_split", "split_stream", "EpochOrder", "LinesSource", "StreamSource", "ArrayBatch",
-    "ArraySource", "TextData", "load_text_data", "BUILTIN_TEXTS", "PairsBatch", "PairsData",
+    "ArraySource", "TextData", "load_text_data", "PairsBatch", "PairsData",
     "PairsDataset", "PairsSource", "is_pairs_text", "load_pairs_data", "pair_vocabs", "parse_pairs",
     "read_pairs", "PairVocabs",
 ]

@@ -18,26 +18,14 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .encode import ids_dtype, is_large_text, iter_text, load_encoded
 from .lines import LinesDataset
-from .pairs import BUILTIN_PAIRS, is_pairs_text, load_pairs_data, parse_pairs
+from .pairs import is_pairs_text, load_pairs_data, parse_pairs
 from .sources import LinesSource, StreamSource
 from .splits import split_stream, train_val_split
 from .stream import StreamDataset
 from .text import MAX_LINE_CHARS, check_line_lengths, detect_mode, dropped_chars, read_text, split_lines
 from .vocab import BOUNDARY, Vocab
 
-
-def _names_text() -> str:
-    from ..datasets import names
-    return "\n".join(names())
-
-
-def _pydoc_text() -> str:
-    from ..datasets import pydoc_topics
-    return pydoc_topics()
-
-
-#: Built-in corpora of ``rnnkit train --dataset NAME``: the text, and the mode ``auto`` picks.
-BUILTIN_TEXTS = {"names": (_names_text, "lines"), "pydoc": (_pydoc_text, "stream")}
+#: The values of ``rnnkit train --mode``.
 MODES = ("auto", "lines", "stream", "pairs")
 
 
@@ -55,7 +43,7 @@ class TextData:
     train_lines: list | None      # lines mode: the training lines (to mark new samples)
 
 
-def text_fingerprint(path) -> dict:
+def text_fingerprint(path: str | os.PathLike) -> dict:
     """``{"path": absolute path, "size": bytes, "sha256": hex}`` of a text file: what
     ``rnnkit train`` saves so that ``--resume`` continues on the same text."""
     from ..io import sha256_file
@@ -63,7 +51,8 @@ def text_fingerprint(path) -> dict:
     return {"path": os.path.abspath(path), "size": size, "sha256": digest}
 
 
-def resumed_text(saved_file, saved_text, given=None, *, run="the run", allow_other: bool = False) -> str:
+def resumed_text(saved_file: str, saved_text: dict | None, given: str | os.PathLike | None = None, *, run: str = "the run",
+                 allow_other: bool = False) -> str:
     """The text file a resumed run reads: ``given`` (FILE on the command line) or the run's own
     ``saved_file``; ConfigError when it is not the text the run was trained on (its SHA-256
     differs from ``saved_text``, :func:`text_fingerprint` saved with the run) unless
@@ -98,15 +87,17 @@ def resumed_text(saved_file, saved_text, given=None, *, run="the run", allow_oth
                       f"continue on {path}.")
 
 
-def text_name(file=None, dataset=None) -> str:
+def text_name(file: str | os.PathLike | None = None, dataset: str | None = None) -> str:
     """The name of a text (the file's stem, or the built-in corpus): ``runs/<name>``."""
     return (Path(file).stem or "text") if file else (dataset or "names")
 
 
-def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str = "utf-8",
+def load_text_data(file: str | os.PathLike | None = None, dataset: object = None, *, mode: str = "auto", encoding: str = "utf-8",
                    val_frac: float = 0.1, seq_len: int = 100, batch_size: int = 64,
-                   seed: int = 0, cache_dir=None) -> TextData:
-    """Read ``file`` (or the built-in ``dataset``, default ``"names"``) and cut it into sources.
+                   seed: int = 0, cache_dir: str | os.PathLike | None = None) -> TextData:
+    """Read ``file`` (or take the text of ``dataset``, a built-in corpus such as
+    ``rnnkit.datasets.corpus("names")``: an object with ``name``, ``mode`` and ``load()``; the
+    data layer does not know the built-in data) and cut it into sources.
 
     * lines mode: the non-empty lines, a random ``val_frac`` of them held out (seeded);
       batches of ``batch_size`` padded lines (:class:`LinesSource`).
@@ -117,8 +108,8 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
     (:func:`rnnkit.data.detect_mode`) and the built-in corpus's own mode otherwise.
 
     Pairs mode (a :class:`~rnnkit.data.PairsData` is returned instead, see
-    :func:`~rnnkit.data.load_pairs_data`): ``mode="pairs"``, a built-in pair task
-    (``dataset="dates"`` or ``"numbers"``), or ``mode="auto"`` on a file in which every
+    :func:`~rnnkit.data.load_pairs_data`): ``mode="pairs"``, a built-in pair task (a corpus
+    whose mode is ``"pairs"``: ``dates``, ``numbers``), or ``mode="auto"`` on a file in which every
     non-empty line has exactly one tab (:func:`~rnnkit.data.is_pairs_text`).
 
     A file of at least :data:`rnnkit.data.encode.STREAM_MIN_BYTES` in stream mode is never
@@ -133,11 +124,17 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
         raise ConfigError(f"--mode: expected one of {', '.join(MODES)}, got {mode!r}.")
     if not (0 <= val_frac < 1):
         raise ConfigError(f"--val-frac: expected a number in [0, 1), got {val_frac}.")
-    if not file and dataset in BUILTIN_PAIRS:
-        if mode not in ("auto", "pairs"):
-            raise ConfigError(f"--dataset {dataset} is a pair task; --mode {mode} does not apply "
-                              f"(drop it, or pass --mode pairs).")
-        return load_pairs_data(dataset=dataset, val_frac=val_frac, batch_size=batch_size, seed=seed)
+    if not file:
+        if dataset is None or isinstance(dataset, str) or not callable(getattr(dataset, "load", None)):
+            raise ConfigError(f"load_text_data: expected a FILE or a built-in corpus (an object with "
+                              f"name, mode and load(), e.g. rnnkit.datasets.corpus('names')), got "
+                              f"{dataset!r:.60}.")
+        if dataset.mode == "pairs":
+            if mode not in ("auto", "pairs"):
+                raise ConfigError(f"--dataset {dataset.name} is a pair task; --mode {mode} does not "
+                                  f"apply (drop it, or pass --mode pairs).")
+            return load_pairs_data(dataset=dataset.name, pairs=dataset.load(), val_frac=val_frac,
+                                   batch_size=batch_size, seed=seed)
     text = None
     if file and (mode == "pairs" or (mode == "auto" and not is_large_text(file))):
         text = read_text(file, encoding=encoding)
@@ -145,8 +142,8 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
             return load_pairs_data(dataset=text_name(file), pairs=parse_pairs(text, str(file)),
                                    origin=str(file), val_frac=val_frac, batch_size=batch_size, seed=seed)
     if mode == "pairs":
-        raise ConfigError(f"--mode pairs: expected a pairs FILE or --dataset "
-                          f"{' / '.join(BUILTIN_PAIRS)}, got --dataset {dataset}.")
+        raise ConfigError(f"--mode pairs: expected a pairs FILE or a pair task as --dataset, got "
+                          f"--dataset {dataset.name}.")
     if file:
         name, origin = text_name(file), str(file)
         if mode != "lines" and is_large_text(file):
@@ -158,13 +155,9 @@ def load_text_data(file=None, dataset=None, *, mode: str = "auto", encoding: str
             text = read_text(file, encoding=encoding)
         mode = mode if mode != "auto" else detect_mode(text)
     else:
-        name = origin = dataset or "names"
-        if name not in BUILTIN_TEXTS:
-            raise ConfigError(f"--dataset: expected one of {', '.join((*BUILTIN_TEXTS, *BUILTIN_PAIRS))}, "
-                              f"got {name!r}.")
-        load, own_mode = BUILTIN_TEXTS[name]
-        text = load()
-        mode = mode if mode != "auto" else own_mode
+        name = origin = dataset.name
+        text = dataset.load()
+        mode = mode if mode != "auto" else dataset.mode
     if mode == "lines":
         return _lines_data(text, name, origin, val_frac, batch_size, seed)
     return _stream_data(text, name, origin, val_frac, seq_len, batch_size)

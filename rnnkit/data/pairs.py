@@ -212,15 +212,6 @@ class PairsSource:
         return int(np.sum(batch.lengths))
 
 
-def _builtin_pairs():
-    from ..datasets import dates, number_words
-    return {"dates": dates, "numbers": number_words}
-
-
-#: Built-in pair tasks of ``rnnkit train --dataset NAME``.
-BUILTIN_PAIRS = ("dates", "numbers")
-
-
 @dataclass
 class PairsData:
     """Pairs made ready for training (see :func:`load_pairs_data`)."""
@@ -244,9 +235,10 @@ class PairsData:
 
 def load_pairs_data(file=None, dataset=None, *, encoding: str = "utf-8", val_frac: float = 0.1,
                     batch_size: int = 64, seed: int = 0, pairs=None, origin=None) -> PairsData:
-    """Read a pairs file (or the built-in ``dataset``: ``"dates"``, ``"numbers"``; or the list
-    ``pairs``), build both vocabularies from all pairs, hold out a random ``val_frac`` of the
-    pairs (seeded) and wrap both parts in :class:`PairsSource` batch sources."""
+    """Read a pairs file (or take the list ``pairs``, named ``dataset``: a built-in pair task's
+    are ``rnnkit.datasets.corpus("dates").load()``), build both vocabularies from all pairs,
+    hold out a random ``val_frac`` of the pairs (seeded) and wrap both parts in
+    :class:`PairsSource` batch sources."""
     if not (0 <= val_frac < 1):
         raise ConfigError(f"--val-frac: expected a number in [0, 1), got {val_frac}.")
     if pairs is not None:
@@ -258,12 +250,9 @@ def load_pairs_data(file=None, dataset=None, *, encoding: str = "utf-8", val_fra
         name, origin = Path(file).stem or "pairs", str(file)
         pairs = read_pairs(file, encoding)
     else:
-        name = origin = dataset or "dates"
-        builtin = _builtin_pairs()
-        if name not in builtin:
-            raise ConfigError(f"--dataset: expected one of {', '.join(BUILTIN_PAIRS)} for pairs, "
-                              f"got {name!r}.")
-        pairs = builtin[name](seed=0)
+        raise ConfigError(f"load_pairs_data: expected a pairs FILE or the list pairs (a built-in "
+                          f"task's: rnnkit.datasets.corpus(name).load()), got neither (dataset="
+                          f"{dataset!r:.40}).")
     src_vocab, tgt_vocab = pair_vocabs(pairs)
     if val_frac > 0 and len(pairs) >= 2:
         tr, va = train_val_split(pairs, val_frac, np.random.default_rng(seed))

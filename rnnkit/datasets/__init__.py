@@ -26,6 +26,9 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from ..errors import ConfigError
 from .pairs import dates, number_words
 from .series import sunspots
@@ -47,6 +50,34 @@ REGISTRY = {
 }
 
 
+@dataclass(frozen=True)
+class Corpus:
+    """A built-in corpus of ``rnnkit train --dataset NAME``: its ``name``, the ``mode`` it
+    trains in (``"lines"``, ``"stream"`` or ``"pairs"``) and ``load()``, which returns its text
+    (a str) or, for ``"pairs"``, its list of (source, target) pairs. The data pipeline
+    (:func:`rnnkit.data.load_text_data`) takes one; it does not know the built-in data."""
+
+    name: str
+    mode: str
+    load: Callable
+
+
+#: The built-in corpora of ``rnnkit train --dataset NAME``, by name.
+CORPORA = {c.name: c for c in (
+    Corpus("names", "lines", lambda: "\n".join(names())),
+    Corpus("pydoc", "stream", pydoc_topics),
+    Corpus("dates", "pairs", lambda: dates(seed=0)),
+    Corpus("numbers", "pairs", lambda: number_words(seed=0)),
+)}
+
+
+def corpus(name: str) -> Corpus:
+    """The built-in corpus ``name`` (see :data:`CORPORA`); ConfigError naming the choices."""
+    if name not in CORPORA:
+        raise ConfigError(f"--dataset: expected one of {', '.join(CORPORA)}, got {name!r}.")
+    return CORPORA[name]
+
+
 def available() -> list[str]:
     """Sorted names accepted by :func:`load`."""
     return sorted(REGISTRY)
@@ -61,6 +92,6 @@ def load(name: str, **kw):
     return REGISTRY[name](**kw)
 
 
-__all__ = ["load", "available", "REGISTRY", "names", "names_by_sex", "names_sex_dataset",
+__all__ = ["load", "available", "REGISTRY", "Corpus", "CORPORA", "corpus", "names", "names_by_sex", "names_sex_dataset",
            "pydoc_topics", "text_file", "adding_problem", "copy_memory", "noisy_sine", "sunspots",
            "dates", "number_words"]

@@ -110,8 +110,9 @@ except ImportError as _e:  # pragma: no cover - exercised by a test that hides o
         "Install it with: pip install 'rnnkit[onnx]'") from _e
 
 from .._validate import check_bool, check_dtype_arg, check_int, short_list, to_numpy
-from ..cells import CellSpec, cell_spec
+from ..cells import CellSpec, cell_spec, param_suffix
 from ..errors import ConfigError, DTypeError, ParameterKeyError, ShapeError
+from ..nn.rnn import rnn_parameter_shapes
 
 __all__ = ["DEFAULT_OPSET", "ExportOptions", "export", "decoder_path"]
 
@@ -128,9 +129,16 @@ _ONNX_FLOAT = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): Te
 
 def _cell(who: str, cell) -> CellSpec:
     try:
-        return cell_spec(cell)
+        spec = cell_spec(cell)
     except ConfigError as e:
         raise ConfigError(f"{who}: {e}") from None
+    if spec.layer_norm:
+        raise ConfigError(f"{who}: expected a cell with a standard ONNX operator (lstm, gru, rnn, "
+                          f"rnn_relu), got the layer-normalised {spec.name!r}: ONNX's LSTM and "
+                          f"GRU operators have no normalisation inside the recurrence, and rnnkit "
+                          f"does not export it as a Loop graph. Sample it with rnnkit itself "
+                          f"(`rnnkit sample`), or train a model without --layer-norm to export.")
+    return spec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,14 +270,9 @@ class _StackSpec:
         return 2 if self.bidirectional else 1
 
     def expected_keys(self) -> list[str]:
-        keys = []
-        for k in range(self.num_layers):
-            for d in range(self.num_directions):
-                sfx = f"_l{k}" + ("_reverse" if d else "")
-                keys += [f"{self.prefix}weight_ih{sfx}", f"{self.prefix}weight_hh{sfx}"]
-                if self.bias:
-                    keys += [f"{self.prefix}bias_ih{sfx}", f"{self.prefix}bias_hh{sfx}"]
-        return keys
+        """The stack's weight names in the state dict (``rnn_parameter_shapes``, prefixed)."""
+        return [self.prefix + k for k in rnn_parameter_shapes(
+            self.cell.name, self.input_size, self.hidden_size, self.num_layers, self.bidirectional, self.bias)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,7 +303,7 @@ def _add_stack(g: _GraphBuilder, who: str, spec: _StackSpec, params: Mapping, io
         in_k = spec.input_size if k == 0 else dirs * H
         Ws, Rs, Bs = [], [], []
         for d in range(dirs):
-            name = f"{spec.prefix}{{}}_l{k}" + ("_reverse" if d else "")
+            name = spec.prefix + "{}" + param_suffix(k, d)
             w_ih = _float_param(who, params, name.format("weight_ih"), (G * H, in_k), g.dtype)
             w_hh = _float_param(who, params, name.format("weight_hh"), (G * H, H), g.dtype)
             Ws.append(_reorder_gates(w_ih, cell, H))                   # (G*H, in_k)
@@ -548,6 +551,10 @@ def _export_charlm(state_dict: Mapping, config, path, opt: ExportOptions) -> onn
         raise ConfigError(f"{who}: expected a model without a learned initial state, got rnn.h0 "
                           f"in the weights (learn_initial_state). Its graph would start from "
                           f"zeros, unlike the model; export a model trained without it.")
+    if "rnn.weight_hr_l0" in params:
+        raise ConfigError(f"{who}: expected a model without a projection, got rnn.weight_hr_l0 in "
+                          f"the weights (proj_size > 0). LSTMs with projections have no native ONNX "
+                          f"operator; export a model trained without --proj-size.")
     has_bias = "rnn.bias_ih_l0" in params or "rnn.bias_hh_l0" in params
     spec = _StackSpec(cell=cell, input_size=E if E > 0 else V, hidden_size=H, num_layers=L,
                       bidirectional=False, bias=has_bias, prefix="rnn.")

@@ -133,6 +133,12 @@ def _make_torch_rnn(cell, input_size, hidden_size, num_layers, bias, batch_first
     name in rnnkit.nn and torch.nn) and its keyword arguments (the RNN's nonlinearity); an
     LSTM's ``proj_size``."""
     spec = cell_spec(cell)
+    if spec.layer_norm:
+        raise ConfigError(f"expected a cell that torch.nn has (lstm, gru, rnn, rnn_relu), got the "
+                          f"layer-normalised {spec.name!r}: torch.nn has no layer-normalised "
+                          f"LSTM or GRU. rnnkit's PyTorch twin of such a stack exists inside a "
+                          f"CharLM only (to_torch(CharLM), --engine torch); convert the model "
+                          f"instead of the layer.")
     kw = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, bias=bias,
               batch_first=batch_first, dropout=dropout, bidirectional=bidirectional, dtype=dtype,
               device=device, **spec.layer_kwargs)
@@ -213,13 +219,17 @@ class _TorchModel(tnn.Module):
         return cfg
 
     def _rnn(self, cfg, input_size, bidirectional):
+        if cell_spec(cfg.cell).layer_norm and isinstance(self, TorchCharLM):
+            return _LayerNormStack(cfg.cell, input_size, cfg.hidden_size, cfg.num_layers,
+                                   cfg.dropout, self._dtype)
         rnn = _make_torch_rnn(cfg.cell, input_size, cfg.hidden_size, cfg.num_layers,
-                              True, False, cfg.dropout, bidirectional, self._dtype)
+                              True, False, cfg.dropout, bidirectional, self._dtype,
+                              getattr(cfg, "proj_size", 0))
         if getattr(cfg, "learn_initial_state", False):     # rnn.h0 (rnn.c0), as in rnnkit
-            shape = (cfg.num_layers * (2 if bidirectional else 1), cfg.hidden_size)
-            names = ("h0", "c0") if cell_spec(cfg.cell).cell_state else ("h0",)
-            for n in names:
-                rnn.register_parameter(n, tnn.Parameter(torch.zeros(shape, dtype=self._dtype)))
+            LD = cfg.num_layers * (2 if bidirectional else 1)
+            rnn.register_parameter("h0", tnn.Parameter(torch.zeros((LD, cfg.state_size), dtype=self._dtype)))
+            if cell_spec(cfg.cell).cell_state:
+                rnn.register_parameter("c0", tnn.Parameter(torch.zeros((LD, cfg.hidden_size), dtype=self._dtype)))
         return rnn
 
     def _pool(self, out, state, lengths):
@@ -254,7 +264,7 @@ class TorchCharLM(_TorchModel):
     too (cuDNN's dropout state cannot be saved, so a resumed run could not repeat). With the
     regularisers of the config (``input_dropout``, ``output_dropout``, ``recurrent_dropout``,
     ``weight_drop``, ``embedding_dropout``: what :class:`rnnkit.nn.RNNBase` and
-    :class:`rnnkit.nn.CharLM` mean by them) training runs :func:`_regularised_stack`, one time
+    :class:`rnnkit.nn.CharLM` mean by them) training runs the stack one time
     step at a time, its masks drawn from torch's generator; in eval mode they are off.
     """
 
@@ -266,7 +276,7 @@ class TorchCharLM(_TorchModel):
         V, E = cfg.vocab_size, cfg.embedding_size
         self.embedding = tnn.Embedding(V, E, dtype=self._dtype) if E > 0 else None
         self.rnn = self._rnn(cfg, E if E > 0 else V, False)
-        self.head = tnn.Linear(cfg.hidden_size, V, dtype=self._dtype)
+        self.head = tnn.Linear(cfg.state_size, V, dtype=self._dtype)
 
     def forward(self, tokens, state=None, lengths=None):
         tokens = torch.as_tensor(tokens).long()                                 # (T, N)
@@ -276,10 +286,13 @@ class TorchCharLM(_TorchModel):
             V = self.rnnkit_config["vocab_size"]
             x = tnn.functional.one_hot(tokens, V).to(self.head.weight.dtype)   # (T, N, V)
         cfg = self.rnnkit_config
-        if self.training and any(cfg.get(k) for k in _REGULARISERS):
+        if (self.training and any(cfg.get(k) for k in _REGULARISERS)) or isinstance(
+                self.rnn, _LayerNormStack):
+            if not self.training:
+                cfg = {**cfg, **dict.fromkeys(_REGULARISERS, 0.0)}
             if cfg["embedding_dropout"]:           # whole characters, one factor per id
                 x = x * _mask((cfg["vocab_size"],), cfg["embedding_dropout"], x)[tokens][..., None]
-            out, state = _regularised_stack(self.rnn, cfg, x, state, lengths)
+            out, state = _regularised_stack(self.rnn, cfg, x, state, lengths, self.training)
         elif self.training and self.rnn.dropout > 0 and self.rnn.num_layers > 1:
             out, state = self._layer_by_layer(x, state, lengths)
         else:
@@ -320,13 +333,39 @@ def _mask(shape, p, like):
     return torch.bernoulli(keep) / (1.0 - p)
 
 
-def _regularised_stack(rnn, cfg: dict, x, state, lengths):
-    """A unidirectional ``rnn`` stack in training mode with rnnkit's regularisers, one time step
-    at a time from the cell's equations (what :class:`rnnkit.nn.RNNBase` computes): locked
-    masks on every layer's input and on the top output, ``h_{t-1} * m`` entering the recurrent
-    product, ``weight_hh * M``, the stack's ``dropout`` between layers; right padding freezes
-    the state and outputs 0. Returns ``(out (T, N, H), state_n)``."""
-    name = cell_spec(rnn.mode).name
+class _LayerNormStack(tnn.Module):
+    """The parameters of rnnkit's layer-normalised stack (``lstm_ln``/``gru_ln``) under
+    rnnkit's names (``weight_ih_l0``, ..., ``ln_weight_ih_l0``, ...), with the attributes of a
+    ``torch.nn.LSTM``/``GRU`` that :func:`_regularised_stack` reads; torch.nn has no such
+    layer, so :class:`TorchCharLM` runs it with :func:`_regularised_stack`."""
+
+    def __init__(self, cell, input_size, hidden_size, num_layers, dropout, dtype):
+        super().__init__()
+        spec = cell_spec(cell)
+        self.mode, self.input_size, self.hidden_size = spec.torch_mode, input_size, hidden_size
+        self.num_layers, self.dropout, self.bias, self.batch_first = num_layers, dropout, True, False
+        self.bidirectional, self.proj_size = False, 0
+        for k in range(num_layers):
+            for name, shape in spec.parameter_shapes(input_size if k == 0 else hidden_size,
+                                                     hidden_size, True, f"_l{k}").items():
+                self.register_parameter(name, tnn.Parameter(torch.zeros(shape, dtype=dtype)))
+
+
+def _regularised_stack(rnn, cfg: dict, x, state, lengths, training=True):
+    """A unidirectional ``rnn`` stack with rnnkit's regularisers (in training) and its
+    layer-normalised cells, one time step at a time from the cell's equations (what
+    :class:`rnnkit.nn.RNNBase` computes): locked masks on every layer's input and on the top
+    output, ``h_{t-1} * m`` entering the recurrent product, ``weight_hh * M``, the stack's
+    ``dropout`` between layers (in ``training``); ``LN(z) * ln_weight`` on each projection
+    (and on LSTM's c, plus ``ln_bias_c``) for a :class:`_LayerNormStack`; right padding
+    freezes the state and outputs 0. Returns ``(out (T, N, H), state_n)``."""
+    spec = cell_spec(rnn.mode)
+    name = spec.name.removesuffix("_ln")
+    ln = spec.layer_norm
+
+    def norm(z, k, which):
+        return tnn.functional.layer_norm(z, (z.shape[-1],), eps=1e-5) * getattr(rnn, f"ln_weight_{which}_l{k}")
+
     T, N = x.shape[0], x.shape[1]
     valid = None
     if lengths is not None:
@@ -335,11 +374,11 @@ def _regularised_stack(rnn, cfg: dict, x, state, lengths):
     state = _initial_state(rnn, x, state)
     if state is None:
         z = x.new_zeros((rnn.num_layers, N, rnn.hidden_size))
-        state = (z, z) if name == "lstm" else z
+        state = (x.new_zeros((rnn.num_layers, N, getattr(rnn, "proj_size", 0) or rnn.hidden_size)), z) if name == "lstm" else z
     h0s, c0s = state if name == "lstm" else (state, None)
     hs, cs, inp = [], [], x
     for k in range(rnn.num_layers):
-        if k > 0 and rnn.dropout > 0:
+        if k > 0 and rnn.dropout > 0 and training:
             inp = tnn.functional.dropout(inp, rnn.dropout, True)
         if cfg["input_dropout"]:
             inp = inp * _mask((N, inp.shape[2]), cfg["input_dropout"], inp)
@@ -348,15 +387,20 @@ def _regularised_stack(rnn, cfg: dict, x, state, lengths):
         if cfg["weight_drop"]:
             W_hh = W_hh * _mask(tuple(W_hh.shape), cfg["weight_drop"], W_hh)
         rm = _mask((N, rnn.hidden_size), cfg["recurrent_dropout"], inp) if cfg["recurrent_dropout"] else None
-        gx = inp @ W_ih.T + b_ih                                          # (T, N, G*H)
+        gx = inp @ W_ih.T                                                 # (T, N, G*H)
+        gx = (norm(gx, k, "ih") if ln else gx) + b_ih
         h, c = h0s[k], (c0s[k] if c0s is not None else None)
         ys = []
         for t in range(T):
-            gh = (h if rm is None else h * rm) @ W_hh.T + b_hh
+            gh = (h if rm is None else h * rm) @ W_hh.T
+            gh = (norm(gh, k, "hh") if ln else gh) + b_hh
             if name == "lstm":
                 i, f, g, o = (gx[t] + gh).chunk(4, 1)
                 c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                h_new = torch.sigmoid(o) * torch.tanh(c_new)
+                cn = norm(c_new, k, "c") + getattr(rnn, f"ln_bias_c_l{k}") if ln else c_new
+                h_new = torch.sigmoid(o) * torch.tanh(cn)
+                if getattr(rnn, "proj_size", 0):                          # LSTMP: h = W_hr m
+                    h_new = h_new @ getattr(rnn, f"weight_hr_l{k}").T
             elif name == "gru":
                 xr, xz, xn = gx[t].chunk(3, 1)
                 hr, hz, hn = gh.chunk(3, 1)
@@ -402,7 +446,7 @@ class TorchSequenceClassifier(_TorchModel):
                           if tokens else None)
         self.rnn = self._rnn(cfg, cfg.embedding_size if tokens else cfg.input_size, cfg.bidirectional)
         D = 2 if cfg.bidirectional else 1
-        self.head = tnn.Linear(D * cfg.hidden_size, cfg.num_classes, dtype=self._dtype)
+        self.head = tnn.Linear(D * cfg.state_size, cfg.num_classes, dtype=self._dtype)
 
     def forward(self, x, lengths=None):
         if self.embedding is not None:
@@ -427,7 +471,7 @@ class TorchSequenceRegressor(_TorchModel):
         cfg = self._init_common(config, "TorchSequenceRegressor")
         self.rnn = self._rnn(cfg, cfg.input_size, cfg.bidirectional)
         D = 2 if cfg.bidirectional else 1
-        self.head = tnn.Linear(D * cfg.hidden_size, cfg.output_size, dtype=self._dtype)
+        self.head = tnn.Linear(D * cfg.state_size, cfg.output_size, dtype=self._dtype)
 
     def forward(self, x, lengths=None):
         x = torch.as_tensor(x, dtype=self.head.weight.dtype)                    # (T, N, D_in)

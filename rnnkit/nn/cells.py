@@ -54,7 +54,7 @@ import numpy as np
 from .._mode import is_grad_enabled
 from .._validate import as_float_array, check_choice, check_dtype_arg, check_int, make_rng
 from ..cells import CellSpec, cell_spec, state_arrays, state_from_arrays
-from ..errors import NoForwardError, ShapeError
+from ..errors import ConfigError, NoForwardError, ShapeError
 from ..sequence import Prepared, UnrollCache, prepare, unroll_backward, unroll_forward
 from .module import Module
 
@@ -354,4 +354,9 @@ def recurrent_cell(cell, *args, **kwargs) -> RNNCellBase:
     PyTorch mode): the :class:`RNNCell`/:class:`LSTMCell`/:class:`GRUCell` its
     :class:`~rnnkit.cells.CellSpec` names (``cell_layer``)."""
     spec = cell_spec(cell)
+    if spec.layer_norm:
+        raise ConfigError(f"recurrent_cell: expected a cell kind with a trainable single-step "
+                          f"cell (lstm, gru, rnn, rnn_relu), got the layer-normalised "
+                          f"{spec.name!r}: it exists as a layer (nn.LSTM/nn.GRU with "
+                          f"layer_norm=True), not as a single-step cell.")
     return globals()[spec.cell_layer](*args, **spec.layer_kwargs, **kwargs)

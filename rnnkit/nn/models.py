@@ -31,7 +31,7 @@ from .._validate import (
     make_rng,
     short_list,
 )
-from ..cells import CELLS
+from ..cells import CELLS, cell_spec
 from ..errors import ConfigError, ParameterKeyError, ShapeError
 from ..ops import softmax
 from .layers import Embedding, Linear, check_ids
@@ -94,6 +94,19 @@ class _Config:
         check_int(who, "num_layers", self.num_layers, 1, MAX_LAYERS)
         check_float(who, "dropout", self.dropout, 0.0, 1.0, max_inclusive=False)
         check_dtype_arg(who, self.dtype)
+        proj = check_int(who, "proj_size", getattr(self, "proj_size", 0), 0)
+        if proj and not cell_spec(self.cell).projectable:
+            raise ConfigError(f"{who}: expected proj_size=0 for cell {self.cell!r}, got proj_size="
+                              f"{proj}: only an LSTM has a projection (LSTMP).")
+        if proj >= self.hidden_size:
+            raise ConfigError(f"{who}: expected proj_size < hidden_size={self.hidden_size}, got "
+                              f"proj_size={proj} (PyTorch's rule); 0 means no projection.")
+
+    @property
+    def state_size(self) -> int:
+        """Width of h and of the recurrent stack's outputs (``proj_size`` with a projection,
+        else ``hidden_size``)."""
+        return getattr(self, "proj_size", 0) or self.hidden_size
 
     def _check_size(self, who):
         """Refuse a config whose parameters would exceed :data:`rnnkit.nn.rnn.MAX_PARAM_BYTES`, computed
@@ -104,7 +117,8 @@ class _Config:
     def _rnn_shapes(self, input_size, bidirectional=False) -> dict:
         return {f"rnn.{k}": v for k, v in rnn_parameter_shapes(
             self.cell, input_size, self.hidden_size, self.num_layers, bidirectional,
-            learn_initial_state=getattr(self, "learn_initial_state", False)).items()}
+            learn_initial_state=getattr(self, "learn_initial_state", False),
+            proj_size=getattr(self, "proj_size", 0)).items()}
 
     def num_parameters(self) -> int:
         return int(sum(int(np.prod(s)) for s in self.parameter_shapes().values()))
@@ -128,6 +142,8 @@ def _build_rnn(cfg, input_size, rng, bidirectional=False):
     import warnings
     options = {k: getattr(cfg, k) for k in REGULARISER_KEYS if k != "embedding_dropout"
                and hasattr(cfg, k)}
+    if getattr(cfg, "proj_size", 0):                  # an LSTM's keyword only
+        options["proj_size"] = cfg.proj_size
     with warnings.catch_warnings():      # a saved config's dropout with one layer: `rnnkit
         warnings.filterwarnings("ignore", message=_NO_EFFECT)    # train` warns when it is given
         return recurrent_layer(cfg.cell, input_size, cfg.hidden_size, num_layers=cfg.num_layers,
@@ -171,6 +187,7 @@ class CharLMConfig(_Config):
     embedding_size: int = 32
     dropout: float = 0.0
     dtype: str = "float32"
+    proj_size: int = 0                       # an LSTM's projection (LSTMP), as torch.nn.LSTM
     learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     input_dropout: float = 0.0
     output_dropout: float = 0.0
@@ -201,7 +218,7 @@ class CharLMConfig(_Config):
 
     def parameter_shapes(self) -> dict:
         """Every parameter's name and shape (PyTorch's names), from the sizes alone."""
-        V, E, H = self.vocab_size, self.embedding_size, self.hidden_size
+        V, E, H = self.vocab_size, self.embedding_size, self.state_size
         shapes = {"embedding.weight": (V, E)} if E > 0 else {}
         shapes.update(self._rnn_shapes(E if E > 0 else V))
         shapes.update({"head.weight": (V, H), "head.bias": (V,)})
@@ -225,7 +242,7 @@ class CharLM(Module):
         V, E = config.vocab_size, config.embedding_size
         self._add_child("embedding", Embedding(V, E, dtype=dt, rng=rng) if E > 0 else None)
         self._add_child("rnn", _build_rnn(config, E if E > 0 else V, rng))
-        self._add_child("head", Linear(config.hidden_size, V, dtype=dt, rng=rng))
+        self._add_child("head", Linear(config.state_size, V, dtype=dt, rng=rng))
         self.dtype = dt
         self._crit = CrossEntropyLoss()
         self._T_N = None
@@ -250,7 +267,7 @@ class CharLM(Module):
 
     @property
     def last_masks(self) -> dict:
-        """The masks of the last training forward: ``embedding`` (V,) (one factor per
+        """Masks of the last training forward by name, ``embedding`` (V,) (one factor per
         character, with ``embedding_dropout``) and the recurrent stack's
         (:attr:`rnnkit.nn.RNNBase.last_masks`)."""
         own = {"embedding": self.last_char_factors} if self.config.embedding_dropout else {}
@@ -375,6 +392,7 @@ class SequenceClassifierConfig(_Config):
     pooling: str = "last"
     dropout: float = 0.0
     dtype: str = "float32"
+    proj_size: int = 0                       # an LSTM's projection (LSTMP), as torch.nn.LSTM
     learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "SequenceClassifier"
 
@@ -393,7 +411,7 @@ class SequenceClassifierConfig(_Config):
         return self
 
     def parameter_shapes(self) -> dict:
-        H, D = self.hidden_size, 2 if self.bidirectional else 1
+        H, D = self.state_size, 2 if self.bidirectional else 1
         shapes = {}
         if self.vocab_size > 0:
             shapes["embedding.weight"] = (self.vocab_size, self.embedding_size)
@@ -420,7 +438,7 @@ class _ManyToOne(Module):
 
     def _unpool(self, dpooled):
         T, N, lengths = self._pool_cache
-        H = self.rnn.hidden_size
+        H = self.rnn.state_size
         D = 2 if self.rnn.bidirectional else 1
         if self.config.pooling == "last":
             dh = np.zeros((self.rnn.num_layers * D, N, H), self.dtype)
@@ -450,7 +468,7 @@ class SequenceClassifier(_ManyToOne):
         in_size = config.embedding_size if tokens else config.input_size
         self._add_child("rnn", _build_rnn(config, in_size, rng, config.bidirectional))
         D = 2 if config.bidirectional else 1
-        self._add_child("head", Linear(D * config.hidden_size, config.num_classes, dtype=dt, rng=rng))
+        self._add_child("head", Linear(D * config.state_size, config.num_classes, dtype=dt, rng=rng))
         self._crit = CrossEntropyLoss()
 
     def forward(self, x, lengths=None):
@@ -505,6 +523,7 @@ class SequenceRegressorConfig(_Config):
     pooling: str = "last"
     dropout: float = 0.0
     dtype: str = "float32"
+    proj_size: int = 0                       # an LSTM's projection (LSTMP), as torch.nn.LSTM
     learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "SequenceRegressor"
 
@@ -518,7 +537,7 @@ class SequenceRegressorConfig(_Config):
         return self
 
     def parameter_shapes(self) -> dict:
-        H, D = self.hidden_size, 2 if self.bidirectional else 1
+        H, D = self.state_size, 2 if self.bidirectional else 1
         shapes = self._rnn_shapes(self.input_size, self.bidirectional)
         shapes.update({"head.weight": (self.output_size, D * H), "head.bias": (self.output_size,)})
         return shapes
@@ -535,7 +554,7 @@ class SequenceRegressor(_ManyToOne):
         self.dtype = dt
         self._add_child("rnn", _build_rnn(config, config.input_size, rng, config.bidirectional))
         D = 2 if config.bidirectional else 1
-        self._add_child("head", Linear(D * config.hidden_size, config.output_size, dtype=dt, rng=rng))
+        self._add_child("head", Linear(D * config.state_size, config.output_size, dtype=dt, rng=rng))
         self._crit = MSELoss()
         self._mask = None
 

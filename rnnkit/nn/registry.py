@@ -24,7 +24,7 @@ from .models import (
 from .module import Module
 from .seq2seq import Seq2Seq, Seq2SeqConfig
 
-__all__ = ["MODELS", "config_from_dict", "model_from_config", "model_from_state"]
+__all__ = ["MODELS", "config_from_dict", "model_from_config", "model_from_state", "built_with"]
 
 #: Every model class by its config's ``model`` name: (model class, config class).
 MODELS = {"CharLM": (CharLM, CharLMConfig),
@@ -34,7 +34,7 @@ MODELS = {"CharLM": (CharLM, CharLMConfig),
 
 
 
-def config_from_dict(config: dict):
+def config_from_dict(config: dict) -> object:
     """The validated config object of a ``config.to_dict()`` dict (e.g. a checkpoint's
     config.json): types, ranges and the total size are checked before anything is built."""
     if not isinstance(config, dict) or not isinstance(config.get("model"), str):
@@ -46,7 +46,7 @@ def config_from_dict(config: dict):
     return MODELS[name][1].from_dict(config)
 
 
-def model_from_config(config: dict, seed=None) -> Module:
+def model_from_config(config: dict, seed: int | None = None) -> Module:
     """Build a freshly initialised model from ``config.to_dict()`` output."""
     cfg = config_from_dict(config)
     return MODELS[cfg.model][0](cfg, seed=seed)
@@ -61,6 +61,14 @@ def model_from_state(config: dict, state_dict: dict) -> Module:
     """
     cfg = config_from_dict(config)
     cfg.check_shapes({k: np.shape(v) for k, v in state_dict.items()})
+    return built_with(cfg, state_dict)
+
+
+def built_with(cfg: object, state_dict: dict) -> Module:
+    """The model of the validated config object ``cfg`` holding ``state_dict``, whose names and
+    shapes the caller has compared with ``cfg.check_shapes`` (``rnnkit.load`` does it once,
+    against the safetensors header, before any weight is read): built without random
+    initialisation, the values copied by ``load_state_dict`` (which refuses NaN/inf)."""
     with no_init():
         model = MODELS[cfg.model][0](cfg)
     model.load_state_dict(state_dict)

@@ -46,7 +46,7 @@ from .._validate import (
     make_rng,
     to_numpy,
 )
-from ..cells import CellSpec, cell_spec, map_state
+from ..cells import CellSpec, cell_spec, layer_norm_spec, map_state, param_suffix
 from ..errors import ConfigError, DTypeError, NoForwardError, ShapeError
 from ..sequence import (
     pipeline_applies,
@@ -116,7 +116,7 @@ def rnn_parameter_shapes(cell, input_size: int, hidden_size: int, num_layers: in
     for layer in range(num_layers):
         in_size = input_size if layer == 0 else (proj_size or hidden_size) * D
         for d in range(D):
-            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            sfx = param_suffix(layer, d)
             shapes.update(spec.parameter_shapes(in_size, hidden_size, bias, sfx, proj_size))
     if learn_initial_state:
         shapes["h0"] = (num_layers * D, proj_size or hidden_size)
@@ -187,10 +187,17 @@ class RNNBase(Module):
                  dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
                  learn_initial_state=False, proj_size=0, *, input_dropout=0.0,
                  output_dropout=0.0, recurrent_dropout=0.0, weight_drop=0.0, init="uniform",
-                 forget_bias=None):
+                 forget_bias=None, layer_norm=False):
         super().__init__()
         who = type(self).__name__
         self.spec: CellSpec = cell_spec(mode)
+        if layer_norm or self.spec.layer_norm:
+            try:
+                self.spec = layer_norm_spec(self.spec)
+            except ConfigError as e:
+                raise ConfigError(f"{who}: {e}") from None
+        #: True for the layer-normalised cells (:class:`rnnkit.cells.LayerNormLSTMCell`, ...).
+        self.layer_norm = self.spec.layer_norm
         self.mode = self.spec.torch_mode
         self.input_size = check_int(who, "input_size", input_size, 1)
         self.hidden_size = check_int(who, "hidden_size", hidden_size, 1)
@@ -227,8 +234,10 @@ class RNNBase(Module):
                                                 self.num_layers, self.bidirectional,
                                                 self.bias, self.learn_initial_state,
                                                 self.proj_size).items():
-            if name in ("h0", "c0"):                 # a learned initial state starts at zero
+            if name in ("h0", "c0") or name.startswith("ln_bias"):   # learned h0/c0, LN shifts: 0
                 self._add_param(name, shape, self.dtype, np.zeros)
+            elif name.startswith("ln_weight"):                   # the layer norms' gains: 1
+                self._add_param(name, shape, self.dtype, np.ones)
             else:
                 self._add_param(name, shape, self.dtype, lambda shp: self.rng.uniform(-k, k, size=shp))
         self._set_regularisers(who, input_dropout, output_dropout, recurrent_dropout, weight_drop,
@@ -274,7 +283,7 @@ class RNNBase(Module):
 
     # -- helpers ---------------------------------------------------------------------------
     def _weights(self, layer, d) -> _Weights:
-        sfx = f"_l{layer}" + ("_reverse" if d else "")
+        sfx = param_suffix(layer, d)
         p = self._params
         return _Weights(p["weight_ih" + sfx], p["weight_hh" + sfx],
                         p.get("bias_ih" + sfx), p.get("bias_hh" + sfx), sfx, p.get("weight_hr" + sfx))
@@ -283,7 +292,11 @@ class RNNBase(Module):
         """The direction's :class:`~rnnkit.sequence.Prepared` weights (with ``W_hh`` instead
         of its own: weight dropping)."""
         w = self._weights(layer, d)
-        return prepare(self.cell, w.W_ih, w.W_hh if W_hh is None else W_hh, w.b_ih, w.b_hh, w.W_hr)
+        extra = None
+        if self.layer_norm:
+            extra = {k: self._params[k + w.suffix] for k in self.cell.extra_parameter_shapes(1)}
+        return prepare(self.cell, w.W_ih, w.W_hh if W_hh is None else W_hh, w.b_ih, w.b_hh, w.W_hr,
+                       extra)
 
     def state_shape(self, batch_size: int) -> tuple:
         """Shape of h: (num_layers * num_directions, N, hidden_size), or proj_size wide for
@@ -434,7 +447,7 @@ class RNNBase(Module):
                 inp = inp * m
             for d in range(D):
                 row = layer * D + d
-                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                sfx = param_suffix(layer, d)
                 if d == 1:
                     idx = _reverse_index(lengths, T, N)
                     xin = _gather_time(inp, idx) if lengths is not None else inp[::-1]
@@ -539,10 +552,6 @@ class RNNBase(Module):
     # -- one step (generation) ------------------------------------------------------------
     def stepper(self) -> LayerStepper:
         """A :class:`LayerStepper` over the current weights (prepared once)."""
-        if self.proj_size:
-            raise ConfigError(f"{type(self).__name__}.stepper: expected proj_size=0, got proj_size="
-                              f"{self.proj_size}; the one-step path has no projection. Call the "
-                              f"layer on sequences (of length 1 for one step) instead.")
         if self.bidirectional:
             raise ConfigError(f"{type(self).__name__}.stepper: expected a unidirectional layer, got "
                               f"bidirectional=True. A bidirectional layer needs the whole sequence; "
@@ -742,6 +751,7 @@ class LayerStepper:
         g = buf.g
         h_n = np.empty_like(h0)
         c_n = np.empty_like(c0) if c0 is not None else None
+        m = np.empty_like(c0[0]) if self.layer.proj_size else None       # (N, H) before W_hr
         inp = x_t
         for k, w in enumerate(self.prepared):
             if k == 0 and table is not None:
@@ -749,7 +759,9 @@ class LayerStepper:
             else:
                 w.project(inp, out=g)
             step_forward(self.cell, w, buf, h0[k], c0[k] if c0 is not None else None,
-                         h_n[k], c_n[k] if c_n is not None else None)
+                         h_n[k] if m is None else m, c_n[k] if c_n is not None else None)
+            if m is not None:                                              # h = m W_hr^T (N, P)
+                np.matmul(m, w.W_hrT, out=h_n[k])
             inp = h_n[k]
         return h_n[-1], ((h_n, c_n) if c_n is not None else h_n)
 

@@ -16,6 +16,7 @@ safetensors file; ``meta`` is plain JSON. :func:`get_optimizer` builds an optimi
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from collections.abc import Mapping
 
@@ -62,9 +63,10 @@ def _check_betas(who: str, betas) -> tuple[float, float]:
 class Optimizer:
     """Base class: holds the parameter dict, per-parameter state arrays and the step count.
 
-    Subclasses declare their hyper-parameters in ``_HYPER`` (validated by ``_set_hyper``),
-    the names of their per-parameter state arrays in ``_state_names()`` and the update of one
-    parameter in ``_update(p, g, state, step)``. State arrays are allocated at construction,
+    A subclass declares its hyper-parameters once, as its constructor's keyword arguments
+    with PyTorch's defaults (``_HYPER`` is read from that signature; ``_set_hyper`` validates a
+    dict of them), the names of its per-parameter state arrays in ``_state_names()`` and the
+    update of one parameter in ``_update(p, g, state, step)``. State arrays are allocated at construction,
     zero-filled (or as the rule says) in each parameter's dtype.
 
     Args:
@@ -79,8 +81,17 @@ class Optimizer:
             the increment: the first step uses ``k = 1``).
     """
 
+    #: the hyper-parameter names: a subclass's constructor arguments after ``params``
     _HYPER: tuple[str, ...] = ("lr",)
     name = "optimizer"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._HYPER = tuple(inspect.signature(cls.__init__).parameters)[2:]     # after self, params
+
+    def _arguments(self, args: dict) -> dict:
+        """The hyper-parameters out of a subclass constructor's ``locals()``."""
+        return {h: args[h] for h in self._HYPER}
 
     def __init__(self, params: Mapping, lr: float, **hyper):
         who = type(self).__name__
@@ -103,7 +114,7 @@ class Optimizer:
                 raise ConfigError(f"{who}: expected params[{k!r}] to be writeable (it is updated "
                                   f"in place), got a read-only array. Pass a writeable copy.")
         self.params: dict[str, np.ndarray] = dict(params)
-        self._set_hyper(lr=lr, **hyper)
+        self._set_hyper({"lr": lr, **hyper})
         self.step_count = 0
         self.state: dict[str, dict[str, np.ndarray]] = {
             s: {k: self._init_state(s, p) for k, p in self.params.items()}
@@ -111,11 +122,12 @@ class Optimizer:
         }
 
     # --- hyper-parameters -------------------------------------------------------------------
-    def _set_hyper(self, **hyper) -> None:
-        self.lr = hyper.pop("lr")
-        if hyper:
-            raise ConfigError(f"{type(self).__name__}: unexpected hyper-parameters "
-                              f"{sorted(hyper)}.")
+    def _set_hyper(self, hyper: Mapping) -> None:
+        """Validate and set the hyper-parameters ``{name: value}`` (all of ``_HYPER``)."""
+        extra = sorted(set(hyper) - set(self._HYPER))
+        if extra:
+            raise ConfigError(f"{type(self).__name__}: unexpected hyper-parameters {extra}.")
+        self.lr = hyper["lr"]
 
     @property
     def lr(self) -> float:
@@ -258,7 +270,7 @@ class Optimizer:
         # Validate hyper-parameters on a scratch object so that a failure changes nothing.
         scratch = object.__new__(type(self))
         try:
-            scratch._set_hyper(**dict(hyper))
+            scratch._set_hyper(dict(hyper))
         except ConfigError as e:
             raise CheckpointError(f"{who}: invalid hyper-parameters in meta: {e}") from None
         names = scratch._state_names()
@@ -284,7 +296,7 @@ class Optimizer:
                     raise CheckpointError(f"{who}: state array {s}/{k} contains NaN or inf; the "
                                           f"checkpoint is damaged.")
                 new_state[s][k] = np.array(a, dtype=p.dtype, copy=True)
-        self._set_hyper(**dict(hyper))
+        self._set_hyper(dict(hyper))
         self.step_count = int(step)
         self.state = new_state
 
@@ -308,21 +320,19 @@ class SGD(Optimizer):
         opt.step({"w": dw})
     """
 
-    _HYPER = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
     name = "sgd"
 
     def __init__(self, params, lr: float, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0):
-        super().__init__(params, lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                         weight_decay=weight_decay)
+        super().__init__(params, **self._arguments(locals()))
 
-    def _set_hyper(self, lr, momentum, dampening, nesterov, weight_decay):
+    def _set_hyper(self, hyper):
         who = type(self).__name__
-        self.lr = lr
-        self.momentum = check_float(who, "momentum", momentum, 0.0)
-        self.dampening = check_float(who, "dampening", dampening)
-        self.nesterov = check_bool(who, "nesterov", nesterov)
-        self.weight_decay = check_float(who, "weight_decay", weight_decay, 0.0)
+        super()._set_hyper(hyper)
+        self.momentum = check_float(who, "momentum", hyper["momentum"], 0.0)
+        self.dampening = check_float(who, "dampening", hyper["dampening"])
+        self.nesterov = check_bool(who, "nesterov", hyper["nesterov"])
+        self.weight_decay = check_float(who, "weight_decay", hyper["weight_decay"], 0.0)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ConfigError(f"{who}: nesterov=True requires momentum > 0 and dampening = 0, "
                               f"got momentum={self.momentum}, dampening={self.dampening}.")
@@ -357,22 +367,20 @@ class Adagrad(Optimizer):
     State: ``sum``.
     """
 
-    _HYPER = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
     name = "adagrad"
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10):
-        super().__init__(params, lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                         initial_accumulator_value=initial_accumulator_value, eps=eps)
+        super().__init__(params, **self._arguments(locals()))
 
-    def _set_hyper(self, lr, lr_decay, weight_decay, initial_accumulator_value, eps):
+    def _set_hyper(self, hyper):
         who = type(self).__name__
-        self.lr = lr
-        self.lr_decay = check_float(who, "lr_decay", lr_decay, 0.0)
-        self.weight_decay = check_float(who, "weight_decay", weight_decay, 0.0)
+        super()._set_hyper(hyper)
+        self.lr_decay = check_float(who, "lr_decay", hyper["lr_decay"], 0.0)
+        self.weight_decay = check_float(who, "weight_decay", hyper["weight_decay"], 0.0)
         self.initial_accumulator_value = check_float(
-            who, "initial_accumulator_value", initial_accumulator_value, 0.0)
-        self.eps = check_float(who, "eps", eps, 0.0)
+            who, "initial_accumulator_value", hyper["initial_accumulator_value"], 0.0)
+        self.eps = check_float(who, "eps", hyper["eps"], 0.0)
 
     def _state_names(self):
         return ("sum",)
@@ -408,22 +416,20 @@ class RMSprop(Optimizer):
     State: ``square_avg``, plus ``grad_avg`` (centered) and ``momentum_buffer`` (momentum > 0).
     """
 
-    _HYPER = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
     name = "rmsprop"
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
-        super().__init__(params, lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                         momentum=momentum, centered=centered)
+        super().__init__(params, **self._arguments(locals()))
 
-    def _set_hyper(self, lr, alpha, eps, weight_decay, momentum, centered):
+    def _set_hyper(self, hyper):
         who = type(self).__name__
-        self.lr = lr
-        self.alpha = check_float(who, "alpha", alpha, 0.0)
-        self.eps = check_float(who, "eps", eps, 0.0)
-        self.weight_decay = check_float(who, "weight_decay", weight_decay, 0.0)
-        self.momentum = check_float(who, "momentum", momentum, 0.0)
-        self.centered = check_bool(who, "centered", centered)
+        super()._set_hyper(hyper)
+        self.alpha = check_float(who, "alpha", hyper["alpha"], 0.0)
+        self.eps = check_float(who, "eps", hyper["eps"], 0.0)
+        self.weight_decay = check_float(who, "weight_decay", hyper["weight_decay"], 0.0)
+        self.momentum = check_float(who, "momentum", hyper["momentum"], 0.0)
+        self.centered = check_bool(who, "centered", hyper["centered"])
 
     def _state_names(self):
         names = ("square_avg",)
@@ -478,22 +484,20 @@ class Adam(Optimizer):
         opt.step(grads)
     """
 
-    _HYPER = ("lr", "betas", "eps", "weight_decay", "amsgrad")
     name = "adam"
     _decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False):
-        super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad)
+        super().__init__(params, **self._arguments(locals()))
 
-    def _set_hyper(self, lr, betas, eps, weight_decay, amsgrad):
+    def _set_hyper(self, hyper):
         who = type(self).__name__
-        self.lr = lr
-        self.betas = _check_betas(who, betas)
-        self.eps = check_float(who, "eps", eps, 0.0)
-        self.weight_decay = check_float(who, "weight_decay", weight_decay, 0.0)
-        self.amsgrad = check_bool(who, "amsgrad", amsgrad)
+        super()._set_hyper(hyper)
+        self.betas = _check_betas(who, hyper["betas"])
+        self.eps = check_float(who, "eps", hyper["eps"], 0.0)
+        self.weight_decay = check_float(who, "weight_decay", hyper["weight_decay"], 0.0)
+        self.amsgrad = check_bool(who, "amsgrad", hyper["amsgrad"])
 
     def _state_names(self):
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
@@ -537,8 +541,7 @@ class AdamW(Adam):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False):
-        super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad)
+        super().__init__(params, **self._arguments(locals()))
 
 
 #: The optimizers by the name :func:`get_optimizer` and ``TrainConfig.optimizer`` take.

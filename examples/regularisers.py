@@ -45,6 +45,7 @@ import numpy as np
 from _common import limit_blas_threads
 
 from rnnkit.data import load_text_data
+from rnnkit.datasets import corpus
 from rnnkit.engines import make_engine
 from rnnkit.nn import CharLM, CharLMConfig
 from rnnkit.train import TrainConfig, Trainer
@@ -88,7 +89,7 @@ def load(name: str, tmp: str, seed: int = 0):
         with open(path, "w", encoding="utf-8") as f:
             f.write(stdlib_text())
         return load_text_data(path, mode="stream", seed=seed)
-    return load_text_data(None, name, seed=seed)
+    return load_text_data(None, corpus(name), seed=seed)
 
 
 def build(data, options: dict, seed: int) -> CharLM:

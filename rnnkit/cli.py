@@ -409,7 +409,8 @@ def _check_saved_options(saved: dict, path) -> None:
             if k in ("file", "dataset", "out"):
                 ok = v is None or isinstance(v, str)
         elif isinstance(d, float):
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+            ok = (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
+                v is None and REGULARISERS_OFF.get(k, 0.0) is None)    # e.g. no forget bias
         else:
             ok = type(v) is type(d)
         if not ok:

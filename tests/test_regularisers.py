@@ -489,3 +489,28 @@ def test_layer_norm_charlm_config_and_the_converters_refuse_it_clearly(tmp_path)
         nn.RNN(3, 4, layer_norm=True)
     with pytest.raises(ConfigError, match="single-step"):
         nn.recurrent_cell("lstm_ln", 3, 4)
+
+
+@pytest.mark.slow
+def test_a_cell_without_forget_gate_resumes_with_no_forget_bias_saved(tmp_path, capsys):
+    """The default forget-gate bias does not apply to tanh RNN cells: the run saves none
+    (null in trainer.json), and resuming accepts it instead of calling the file damaged."""
+    import json
+
+    from test_engines import NAMES
+
+    from rnnkit.checkpoint import list_versions, load_checkpoint
+
+    from test_cli import cli as run_cli
+    text = tmp_path / "names.txt"
+    text.write_text("\n".join(NAMES[:100]) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", str(text), "--cell", "rnn", "--hidden-size", "8",
+                           "--num-layers", "1", "--embedding-size", "4", "--steps", "2",
+                           "--eval-every", "2", "--num-samples", "0", "--out", str(run))
+    assert code == 0, err
+    saved = json.loads((Path(list_versions(run)[-1]) / "trainer.json").read_text())["extra"]["cli"]
+    assert saved["forget_bias"] is None
+    code, _, err = run_cli(capsys, "train", "--resume", str(run), "--steps", "4")
+    assert code == 0, err
+    assert load_checkpoint(run).trainer_state["step"] == 4

@@ -62,11 +62,17 @@ SECTIONS = ("user", "layers", "sweep", "seed", "numpyml", "charlm", "memory", "p
 
 # ----------------------------------------------------------------------------- timing
 def time_alternating(fns: dict, repeats: int, gap: float) -> dict:
-    """Median wall time (s) of each callable, warm, alternating them round by round.
+    """Median wall time (s) of each callable, warm, alternating them round by round
+    (see :func:`alternating_times`). Returns name -> median seconds."""
+    return {n: float(np.median(v)) for n, v in alternating_times(fns, repeats, gap).items()}
+
+
+def alternating_times(fns: dict, repeats: int, gap: float) -> dict:
+    """Every timed call's wall time (s) of each callable, warm, alternating them.
 
     ``fns`` maps a name to a zero-argument callable. Each is called once untimed, then
     ``repeats`` rounds run every contender once (the order rotates each round), sleeping
-    ``gap`` seconds before each timed call. Returns name -> median seconds.
+    ``gap`` seconds before each timed call. Returns name -> list of seconds.
     """
     names = list(fns)
     for n in names:
@@ -80,7 +86,7 @@ def time_alternating(fns: dict, repeats: int, gap: float) -> dict:
             t0 = time.perf_counter()
             fns[n]()
             times[n].append(time.perf_counter() - t0)
-    return {n: float(np.median(v)) for n, v in times.items()}
+    return times
 
 
 def layer_flops(cell: str, T: int, N: int, D: int, H: int, backward: bool) -> float:

@@ -47,20 +47,10 @@ def load() -> str:
 
 
 def time_rounds(fns: dict, repeats: int, gap: float) -> dict:
-    """name -> (min, median) seconds: one untimed call each, then ``repeats`` rounds of one
-    call each, alternating, the order rotated, ``gap`` s pause before each call."""
-    names = list(fns)
-    for n in names:
-        fns[n]()
-    times = {n: [] for n in names}
-    for r in range(repeats):
-        k = r % len(names)
-        for n in names[k:] + names[:k]:
-            time.sleep(gap)
-            t0 = time.perf_counter()
-            fns[n]()
-            times[n].append(time.perf_counter() - t0)
-    return {n: (min(v), float(np.median(v))) for n, v in times.items()}
+    """name -> (min, median) seconds of bench.py's alternating rounds (one untimed call
+    each, then ``repeats`` rounds, the order rotated, ``gap`` s pause before each call)."""
+    from bench import alternating_times
+    return {n: (min(v), float(np.median(v))) for n, v in alternating_times(fns, repeats, gap).items()}
 
 
 def layer_contenders(torch, cell, dtype, shape, work, options=None):

@@ -10,6 +10,8 @@ code of :mod:`rnnkit.sequence`; NumPy stays the fallback (numba missing, or
   backward (float64's forward keeps NumPy's tanh, see :class:`StepKernels`). The recurrent
   product stays one BLAS call per step. The ``lengths`` mask and the backward's ``dout``
   addition are fused in too.
+* **The fused GRU step** (``"gru_step"``): the same for the GRU (float32 forward and backward,
+  float64 backward), the two recurrent products of its backward kept as BLAS calls.
 * **The N = 1 inference loop** (``"lstm_n1"``): at batch size 1 without a cache the whole time
   loop of one LSTM direction is one compiled call, the recurrent product as one dot product per
   gate row (``rnnkit eval``, ``no_grad`` forward passes, the layer pipeline).
@@ -90,4 +92,11 @@ def _build_lstm_step():
             np.dtype(np.float64): StepKernels(None, _kernels.lstm_backward_f64)}
 
 
-_BUILDERS = {"lstm_n1": _build_lstm_n1, "lstm_step": _build_lstm_step}
+def _build_gru_step():
+    """The fused GRU step kernels by dtype (:mod:`rnnkit._kernels`)."""
+    from . import _kernels
+    return {np.dtype(np.float32): StepKernels(_kernels.gru_forward_f32, _kernels.gru_backward_f32),
+            np.dtype(np.float64): StepKernels(None, _kernels.gru_backward_f64)}
+
+
+_BUILDERS = {"lstm_n1": _build_lstm_n1, "lstm_step": _build_lstm_step, "gru_step": _build_gru_step}

@@ -142,3 +142,60 @@ def _sig(dt, kind):
 lstm_forward_f32 = njit(_sig("float32", "forward"), cache=True, nogil=True, **_OPTS)(_lstm_forward)
 lstm_backward_f32 = njit(_sig("float32", "backward"), cache=True, nogil=True, **_OPTS)(_lstm_backward)
 lstm_backward_f64 = njit(_sig("float64", "backward"), cache=True, nogil=True, **_OPTS)(_lstm_backward)
+
+
+# GRU: gate rows r, z, n (the registry's order, checked below); r and z prescaled sigmoids.
+_GSPEC = cell_spec("gru")
+if _GSPEC.gate_names[:2] != ("reset", "update") or set(_GSPEC.sigmoid_gates) != {"reset", "update"}:
+    raise AssertionError("the fused GRU kernels assume gate rows reset, update (sigmoid), new")
+
+
+def _gru_forward(g, hp, b_hn, has_bias, h_prev, h, hn, m, masked):
+    N, GH = g.shape
+    H = GH // 3
+    for n in range(N):
+        gn, hpn, hnn, hprev, hrow = g[n], hp[n], hn[n], h_prev[n], h[n]
+        for j in range(2 * H):                      # r, z = sigmoid (prescaled: 0.5 tanh + 0.5)
+            gn[j] = _HALF * tanh32(gn[j] + hpn[j]) + _HALF
+        frozen = masked and m[n] == 0              # past the sequence's end: state frozen
+        for j in range(H):
+            v = hpn[2 * H + j] + b_hn[j] if has_bias else hpn[2 * H + j]
+            hnn[j] = v                              # W_hn h + b_hn, kept for backward
+            nv = tanh32(gn[2 * H + j] + gn[j] * v)  # n = tanh(x_n + r (W_hn h + b_hn))
+            gn[2 * H + j] = nv
+            hrow[j] = hprev[j] if frozen else (hprev[j] - nv) * gn[H + j] + nv
+
+
+def _gru_backward(g, hn, h_prev, dh, dout, has_dout, m, masked, dh_direct):
+    N, GH = g.shape
+    H = GH // 3
+    for n in range(N):
+        gn, hnn, dhn, ddn, hprev = g[n], hn[n], dh[n], dh_direct[n], h_prev[n]
+        if masked and m[n] == 0:                    # padded step: no gradient, carry passes
+            for j in range(GH):
+                gn[j] = 0
+            for j in range(H):
+                hnn[j] = 0
+                ddn[j] = dhn[j]
+            continue
+        for j in range(H):
+            d = dhn[j] + dout[n, j] if has_dout else dhn[j]
+            r, z, nv = gn[j], gn[H + j], gn[2 * H + j]
+            ddn[j] = d * z                          # dh_prev's direct part: dh z
+            dn = (1 - nv * nv) * (1 - z) * d        # dn = dh (1 - z) (1 - n^2)
+            gn[H + j] = (1 - z) * d * (hprev[j] - nv) * z      # dz = dh (h - n) z (1 - z)
+            gn[j] = r * ((1 - r) * hnn[j] * dn)     # dr = dn (W_hn h + b_hn) r (1 - r)
+            hnn[j] = dn * r                         # the recurrent side of n's gradient
+            gn[2 * H + j] = dn
+
+
+def _gsig(dt, kind):
+    a2, a1 = f"{dt}[:, ::1]", f"{dt}[::1]"
+    if kind == "forward":
+        return f"void({a2}, {a2}, {a1}, boolean, {a2}, {a2}, {a2}, {dt}[:], boolean)"
+    return f"void({a2}, {a2}, {a2}, {a2}, {dt}[:, :], boolean, {dt}[:], boolean, {a2})"
+
+
+gru_forward_f32 = njit(_gsig("float32", "forward"), cache=True, nogil=True, **_OPTS)(_gru_forward)
+gru_backward_f32 = njit(_gsig("float32", "backward"), cache=True, nogil=True, **_OPTS)(_gru_backward)
+gru_backward_f64 = njit(_gsig("float64", "backward"), cache=True, nogil=True, **_OPTS)(_gru_backward)

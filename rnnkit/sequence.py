@@ -186,9 +186,17 @@ def _loop(cell, w, G, Hs, Cs, keep, mask, hp, fused=None):
     """Run the time loop over one chunk; Hs/Cs have one more slab than G (the initial one).
     ``fused``: the cell's fused forward kernel (gate math and mask in one compiled pass)."""
     if fused is not None:
-        a, b = w.const["a"], w.const["b"]
         W_hhT = w.W_hhT
         no_mask = _NO_MASK[G.dtype]
+        if Cs is None:                             # GRU: keep = W_hn h + b_hn
+            H = Hs.shape[2]
+            b_hn = w.b_hh[2 * H:] if w.b_hh is not None else no_mask
+            for t in range(G.shape[0]):
+                np.matmul(Hs[t], W_hhT, out=hp)                            # (N, 3H)
+                fused(G[t], hp, b_hn, w.b_hh is not None, Hs[t], Hs[t + 1], keep[t],
+                      mask[t, :, 0] if mask is not None else no_mask, mask is not None)
+            return
+        a, b = w.const["a"], w.const["b"]
         for t in range(G.shape[0]):
             np.matmul(Hs[t], W_hhT, out=hp)                                # (N, G*H)
             fused(G[t], hp, a, b, Hs[t], Cs[t], Hs[t + 1], Cs[t + 1], keep[t],
@@ -336,6 +344,20 @@ def _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws
     """The time loop of :func:`unroll_backward`: returns the gradients on h0 and c0.
     ``fused``: the cell's fused backward kernel (``dout``, gate math and mask in one pass)."""
     T = G.shape[0]
+    if fused is not None and Cs is None:           # GRU: two recurrent parts, dh z direct
+        no_mask = _NO_MASK[G.dtype]
+        no_dout = no_mask[:, None]
+        (G_rz, _), (Keep, _) = parts
+        W_rz, W_n = W_parts
+        dh_direct = ws["dh_direct"]
+        for t in range(T - 1, -1, -1):
+            fused(G[t], keep[t], Hs[t], dh, dout[t] if dout is not None else no_dout,
+                  dout is not None, mask[t, :, 0] if mask is not None else no_mask,
+                  mask is not None, dh_direct)
+            np.matmul(G_rz[t], W_rz, out=dh)                               # (N, H)
+            dh += np.matmul(Keep[t], W_n, out=dh_part)
+            dh += dh_direct                        # dh z, or the carry of padded rows
+        return dh, None
     if fused is not None:
         W = W_parts[0]
         no_mask = _NO_MASK[G.dtype]

@@ -199,3 +199,60 @@ def _gsig(dt, kind):
 gru_forward_f32 = njit(_gsig("float32", "forward"), cache=True, nogil=True, **_OPTS)(_gru_forward)
 gru_backward_f32 = njit(_gsig("float32", "backward"), cache=True, nogil=True, **_OPTS)(_gru_backward)
 gru_backward_f64 = njit(_gsig("float64", "backward"), cache=True, nogil=True, **_OPTS)(_gru_backward)
+
+
+# N = 1 training: the whole time loop of one LSTM direction in one call, the recurrent product
+# as one dot product per gate row, the step itself the fused step above (inlined), so the
+# cache it writes (gates, states, tanh c) is the batched path's.
+_lstm_forward_inl = njit(inline="always", **_OPTS)(_lstm_forward)
+_lstm_backward_inl = njit(inline="always", **_OPTS)(_lstm_backward)
+
+
+@njit("void(float32[:, :, ::1], float32[:, ::1], float32[::1], float32[::1], float32[:, :, ::1], "
+      "float32[:, :, ::1], float32[:, :, ::1])", cache=True, nogil=True, **_OPTS)
+def lstm_n1_train_forward(G, W_rows, a, b, Hs, Cs, TC):
+    """G (T, 1, 4H): the prescaled input projections in, the activated gates out; W_rows (4H, H)
+    the prescaled recurrent weights; Hs/Cs (T+1, 1, H) with h0/c0 in slab 0, every state out;
+    TC (T, 1, H): tanh(c_t)."""
+    T, _, GH = G.shape
+    H = GH // 4
+    hp = np.empty((1, GH), G.dtype)
+    m = np.ones(1, G.dtype)
+    for t in range(T):
+        h = Hs[t, 0]
+        for j in range(GH):                         # hp = W_hh h, row by row
+            w = W_rows[j]
+            s = _f32(0)
+            for k in range(H):
+                s += w[k] * h[k]
+            hp[0, j] = s
+        _lstm_forward_inl(G[t], hp, a, b, Hs[t], Cs[t], Hs[t + 1], Cs[t + 1], TC[t], m, False)
+
+
+def _lstm_n1_train_backward(G, TC, Cs, dout, has_dout, W, dh, dc):
+    T, _, GH = G.shape
+    H = dh.shape[1]
+    m = np.ones(1, G.dtype)
+    for t in range(T - 1, -1, -1):
+        _lstm_backward_inl(G[t], TC[t], Cs[t], dh, dout[t] if has_dout else dout[0], has_dout, m,
+                           False, dc)
+        g = G[t, 0]
+        d = dh[0]
+        for k in range(H):
+            d[k] = 0
+        for j in range(GH):                         # dh = dG W_hh, row by row (contiguous)
+            gj = g[j]
+            w = W[j]
+            for k in range(H):
+                d[k] += gj * w[k]
+
+
+def _n1b_sig(dt):
+    a3, a2 = f"{dt}[:, :, ::1]", f"{dt}[:, ::1]"
+    return f"void({a3}, {a3}, {a3}, {dt}[:, :, :], boolean, {a2}, {a2}, {a2})"
+
+
+lstm_n1_train_backward_f32 = njit(_n1b_sig("float32"), cache=True, nogil=True, **_OPTS)(
+    _lstm_n1_train_backward)
+lstm_n1_train_backward_f64 = njit(_n1b_sig("float64"), cache=True, nogil=True, **_OPTS)(
+    _lstm_n1_train_backward)

@@ -279,6 +279,11 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     if compiled is None:
         kernels = _fused(cell, dtype, T)
         fused = kernels.forward if kernels is not None else None
+        if (keep_cache and N == 1 and mask is None and M is None and kernels is not None
+                and kernels.n1_forward is not None):   # N = 1 training: one compiled call
+            G = w.project(x.reshape(T, D), out=Gbuf).reshape(T, 1, GH)
+            kernels.n1_forward(G, w.W_rows, w.const["a"], w.const["b"], Hs, Cs, keep)
+            return Hs, Hs[T], Cs[T], UnrollCache(x, G, Hs, Cs, keep, mask, M, w.extra)
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
         k = t1 - t0
@@ -534,9 +539,15 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
         dh_part = np.empty((N, H), dtype) if len(parts) > 1 or fused is not None else None
         if fused is not None and mask is not None and mask.dtype != dtype:
             mask = mask.astype(dtype)
-        with for_step_product(N * W_hh.size):
-            dh, dc = _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws,
-                                    dh_part, fused)
+        if (N == 1 and mask is None and kernels is not None and kernels.n1_backward is not None
+                and len(parts) == 1):                  # N = 1 training: one compiled call
+            W = np.ascontiguousarray(W_parts[0])
+            d_out = dout if dout is not None else _NO_MASK[dtype][:, None, None]
+            kernels.n1_backward(G, keep, Cs, d_out, dout is not None, W, dh, dc)
+        else:
+            with for_step_product(N * W_hh.size):
+                dh, dc = _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts,
+                                        ws, dh_part, fused)
     grads = weight_gradients(G, parts, x, Hs[:-1], has_bias)
     cell.finish_gradients(grads, ws)
     if DH is not None:

@@ -1,30 +1,40 @@
-"""Today's default `rnnkit train` recipe against regularised recipes at the same wall time.
+"""Today's `rnnkit train` recipe against regularised recipes at the same wall time.
 
 Three texts, nothing downloaded:
 
 * ``names``: the US census first names of the ``names`` package (lines mode, what `rnnkit
   train` trains on with no arguments);
-* ``pydoc``: Python's pydoc topics from the standard library (stream mode);
-* ``stdlib``: Python source code: the first ``STDLIB_CHARS`` characters of a fixed list of
-  pure-Python standard-library modules (stream mode).
+* ``pydoc``: the first ``--pydoc-chars`` (30,000) characters of Python's pydoc topics from the
+  standard library (stream mode);
+* ``source``: Python source code: the first ``--source-chars`` (30,000) characters of a fixed
+  list of pure-Python standard-library modules (stream mode).
 
-Every recipe has `rnnkit train`'s data pipeline, model size (2 x 128 LSTM, embedding 32),
+The two stream texts are cut small on purpose: a user's own text is often a few tens of kB,
+and such a text overfits within a budget this script can afford (the whole pydoc text, 465 kB,
+was still improving after 1,400 steps: `--pydoc-chars 0 --stream-steps 1400 --recipes
+default`), which is where regularisers are meant to act. 0 takes a whole text.
+
+Every recipe has `rnnkit train`'s data pipeline, model (2 x 128 LSTM, embedding 32, dropout
+0.2, orthogonal recurrent weights, forget-gate bias 1: ``rnnkit.cli.TRAIN_DEFAULTS``),
 optimizer (Adam, lr 3e-3, clip 5), batch 64, sequence length 100 and seed 0; they differ only
-in the regularisers and initialisation (:class:`rnnkit.nn.CharLMConfig`).
+in the regularisers (:class:`rnnkit.nn.CharLMConfig`).
 
-The budget: today's default trains 1,000 steps on names (`rnnkit train`'s) and 200 steps on
-each stream text (``--stream-steps``; `rnnkit train` would take 1,000, too long for one
-script on 2 cores). Because the machine may be shared and the regularised steps cost more,
+The budget: today's default trains ``--default-steps`` (1,000, `rnnkit train`'s) on names and
+``--stream-steps`` (500) on each stream text, where it overfits (its best validation comes
+before its last step). Because the machine may be shared and the regularised steps cost more,
 each recipe's time per step is measured in this same run (:func:`times_per_step`: rounds of
 steps going round the recipes, on the same data) and every other recipe gets
 ``round(steps_default * t_default / t_recipe)`` steps: the same wall time of training.
-Validation every 100 steps on the held-out 10%; the table shows the best validation
-bits/char of each run (the weights `rnnkit train` keeps in best/) and the last one.
+Validation every 100 steps on names (as `rnnkit train`), every 50 on the stream texts, on the
+held-out 10%; the table shows the best validation bits/char of each run (the weights `rnnkit
+train` keeps in best/), its step, and the last one.
 
-Recipes (:data:`RECIPES`): ``init`` = orthogonal W_hh + forget-gate bias 1; ``light`` = init +
-weight drop 0.25 + output dropout 0.1; ``strong`` = init + recurrent dropout 0.25 + weight
-drop 0.3 + input dropout 0.1 + output dropout 0.25 + embedding dropout 0.05; ``layernorm`` =
-init with layer-normalised LSTM cells; ``embedding`` = init + embedding dropout 0.1.
+Recipes (:data:`RECIPES`, each over today's default): ``light`` = weight drop 0.25 + output
+dropout 0.1; ``medium`` = weight drop 0.3 + input dropout 0.1 + output dropout 0.25 +
+embedding dropout 0.05 (no new time loop); ``strong`` = medium + recurrent dropout 0.25 (the
+recurrent-dropout time loop); ``layernorm`` = layer-normalised LSTM cells; ``uniform`` =
+PyTorch's uniform init and no forget-gate bias (the default before issue 25); ``dropout4`` =
+dropout 0.4 between the layers instead of 0.2.
 
     python examples/regularisers.py                      # the table of docs/results.md
     python examples/regularisers.py --texts names --default-steps 200 --recipes default,light
@@ -44,6 +54,7 @@ import time
 import numpy as np
 from _common import limit_blas_threads
 
+from rnnkit.cli import TRAIN_DEFAULTS
 from rnnkit.data import load_text_data
 from rnnkit.datasets import corpus
 from rnnkit.engines import make_engine
@@ -52,44 +63,54 @@ from rnnkit.train import TrainConfig, Trainer
 
 LN2 = math.log(2.0)
 TIMING_STEPS = 30
-STDLIB_MODULES = ("argparse", "dataclasses", "textwrap", "string", "fractions", "statistics",
+SOURCE_MODULES = ("argparse", "dataclasses", "textwrap", "string", "fractions", "statistics",
                   "difflib", "shlex", "configparser", "calendar", "heapq", "bisect", "copy",
                   "functools", "pprint", "csv", "ipaddress", "glob", "fnmatch", "tokenize")
-STDLIB_CHARS = 600_000
+PYDOC_CHARS = 30_000
+SOURCE_CHARS = 30_000
 
-#: The recipes: CharLMConfig options over today's default (2x128 LSTM, dropout 0.2).
-INIT = dict(init="orthogonal", forget_bias=1.0)
+#: Today's `rnnkit train` model (its defaults, one definition).
+DEFAULT = {k: TRAIN_DEFAULTS[k] for k in ("cell", "hidden_size", "num_layers", "embedding_size",
+                                          "dropout", "input_dropout", "output_dropout",
+                                          "recurrent_dropout", "weight_drop", "embedding_dropout",
+                                          "init", "forget_bias")}
+MEDIUM = dict(weight_drop=0.3, input_dropout=0.1, output_dropout=0.25, embedding_dropout=0.05)
+#: The recipes: CharLMConfig options over today's default.
 RECIPES = {
     "default": {},
-    "init": INIT,                                                    # costs nothing per step
-    "light": dict(INIT, weight_drop=0.25, output_dropout=0.1),       # no other time loop
-    "strong": dict(INIT, recurrent_dropout=0.25, weight_drop=0.3, input_dropout=0.1,
-                   output_dropout=0.25, embedding_dropout=0.05),
-    "layernorm": dict(INIT, cell="lstm_ln"),
-    "embedding": dict(INIT, embedding_dropout=0.1),
+    "light": dict(weight_drop=0.25, output_dropout=0.1),             # no other time loop
+    "medium": MEDIUM,
+    "strong": dict(MEDIUM, recurrent_dropout=0.25),
+    "layernorm": dict(cell="lstm_ln"),
+    "uniform": dict(init="uniform", forget_bias=None),               # before issue 25
+    "dropout4": dict(dropout=0.4),
 }
 #: The recipes each text trains by default (the stream texts take longer per step).
-TEXT_RECIPES = {"names": "default,init,light,strong,layernorm", "pydoc": "default,init,light,strong",
-                "stdlib": "default,init,light,strong"}
-DEFAULT = dict(cell="lstm", hidden_size=128, num_layers=2, embedding_size=32, dropout=0.2)
+TEXT_RECIPES = {"names": "default,light,medium,strong,layernorm", "pydoc": "default,light,medium",
+                "source": "default,light,medium"}
 
 
-def stdlib_text() -> str:
-    """The source of :data:`STDLIB_MODULES`, concatenated, cut to :data:`STDLIB_CHARS`."""
+def source_text() -> str:
+    """The source of :data:`SOURCE_MODULES`, concatenated."""
     parts = []
-    for name in STDLIB_MODULES:
+    for name in SOURCE_MODULES:
         with open(importlib.util.find_spec(name).origin, encoding="utf-8") as f:
             parts.append(f.read())
-    return "\n".join(parts)[:STDLIB_CHARS]
+    return "\n".join(parts)
 
 
-def load(name: str, tmp: str, seed: int = 0):
-    if name == "stdlib":
-        path = os.path.join(tmp, "stdlib.py.txt")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(stdlib_text())
-        return load_text_data(path, mode="stream", seed=seed)
-    return load_text_data(None, corpus(name), seed=seed)
+def load(name: str, tmp: str, seed: int = 0, pydoc_chars: int = PYDOC_CHARS,
+         source_chars: int = SOURCE_CHARS):
+    """The text ``name`` as `rnnkit train` would load it (the stream texts cut to their first
+    characters, 0: whole)."""
+    if name == "names":
+        return load_text_data(None, corpus(name), seed=seed)
+    text, chars = ((corpus("pydoc").load(), pydoc_chars) if name == "pydoc"
+                   else (source_text(), source_chars))
+    path = os.path.join(tmp, f"{name}.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text[:chars] if chars else text)
+    return load_text_data(path, mode="stream", seed=seed)
 
 
 def build(data, options: dict, seed: int) -> CharLM:
@@ -97,8 +118,9 @@ def build(data, options: dict, seed: int) -> CharLM:
 
 
 def train_config(steps: int, seed: int, eval_every: int = 100) -> TrainConfig:
-    return TrainConfig(steps=steps, lr=3e-3, optimizer="adam", clip=5.0, eval_every=eval_every,
-                       seed=seed, restore_best=False, progress=False)
+    d = TRAIN_DEFAULTS
+    return TrainConfig(steps=steps, lr=d["lr"], optimizer=d["optimizer"], clip=d["clip"],
+                       eval_every=eval_every, seed=seed, restore_best=False, progress=False)
 
 
 def times_per_step(data, recipes: dict, seed: int, steps: int = TIMING_STEPS) -> dict:
@@ -114,7 +136,7 @@ def times_per_step(data, recipes: dict, seed: int, steps: int = TIMING_STEPS) ->
             for k in range(5):
                 t0 = time.perf_counter()
                 res, _ = engine.forward(data.train, 5 * rnd + k, carry[r])
-                engine.update(3e-3)
+                engine.update(TRAIN_DEFAULTS["lr"])
                 carry[r] = engine.detach(res.carry)
                 if rnd:
                     times[r].append(time.perf_counter() - t0)
@@ -134,17 +156,21 @@ def run(data, options: dict, steps: int, seed: int, eval_every: int = 100) -> di
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--texts", default="names,pydoc,stdlib")
+    ap.add_argument("--texts", default="names,pydoc,source")
     ap.add_argument("--recipes", help=f"of {', '.join(RECIPES)} (default: per text, "
                     f"{TEXT_RECIPES})")
     ap.add_argument("--default-steps", type=int, default=1000, help="the default recipe's "
                     "steps on names (`rnnkit train`'s 1,000)")
-    ap.add_argument("--stream-steps", type=int, default=200, help="the default recipe's steps on "
-                    "the stream texts (fewer than `rnnkit train`'s 1,000, to keep the script "
-                    "near 10 minutes)")
+    ap.add_argument("--stream-steps", type=int, default=500, help="the default recipe's steps on "
+                    "the stream texts (where it overfits the cut texts)")
+    ap.add_argument("--pydoc-chars", type=int, default=PYDOC_CHARS, help="characters of the pydoc "
+                    "topics (0: all)")
+    ap.add_argument("--source-chars", type=int, default=SOURCE_CHARS, help="characters of the "
+                    "Python source (0: all)")
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (0: the library's)")
     ap.add_argument("--timing-steps", type=int, default=TIMING_STEPS)
-    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--eval-every", type=int, help="validate every that many steps (default: 100 "
+                    "on names, 50 on the stream texts)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     limit_blas_threads(args.threads)
@@ -154,7 +180,8 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for text in texts:
-            data = load(text, tmp, args.seed)
+            data = load(text, tmp, args.seed, args.pydoc_chars, args.source_chars)
+            every = args.eval_every or (100 if data.mode == "lines" else 50)
             recipes = (args.recipes or TEXT_RECIPES[text]).split(",")
             default_steps = args.default_steps if data.mode == "lines" else args.stream_steps
             print(f"{text}: {data.summary}; {data.mode} mode, vocab {len(data.vocab)}")
@@ -164,7 +191,7 @@ def main(argv=None) -> int:
             budget = default_steps * base
             for r in recipes:
                 steps = max(1, round(budget / tps[r]))
-                res = run(data, RECIPES[r], steps, args.seed, args.eval_every)
+                res = run(data, RECIPES[r], steps, args.seed, every)
                 rows.append((text, r, tps[r], res))
                 print(f"  {r:8s} {1000 * tps[r]:6.1f} ms/step -> {steps:5d} steps "
                       f"({res['seconds']:.0f} s): best val {res['best_bpc']:.3f} bits/char at step "
@@ -172,11 +199,13 @@ def main(argv=None) -> int:
     print(f"load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}; "
           f"{time.perf_counter() - t_start:.0f} s in all")
     print()
-    print("| text | recipe | ms/step | steps | best val bits/char (step) | last |")
-    print("|---|---|---|---|---|---|")
+    print("| text | recipe | ms/step | steps | best val bits/char (step) | vs default | last |")
+    print("|---|---|---|---|---|---|---|")
+    ref = {t: res["best_bpc"] for t, r, _, res in rows if r == "default"}
     for text, r, tps_r, res in rows:
+        vs = f"{res['best_bpc'] - ref[text]:+.3f}" if text in ref and r != "default" else "-"
         print(f"| {text} | {r} | {1000 * tps_r:.1f} | {res['steps']} | {res['best_bpc']:.3f} "
-              f"({res['best_step']}) | {res['last_bpc']:.3f} |")
+              f"({res['best_step']}) | {vs} | {res['last_bpc']:.3f} |")
     for text in texts:
         got = {r: res["best_bpc"] for t, r, _, res in rows if t == text}
         if "default" in got and len(got) > 1:

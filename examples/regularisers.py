@@ -11,8 +11,8 @@ Three texts, nothing downloaded:
 
 The two stream texts are cut small on purpose: a user's own text is often a few tens of kB,
 and such a text overfits within a budget this script can afford (the whole pydoc text, 465 kB,
-was still improving after 1,400 steps: `--pydoc-chars 0 --stream-steps 1400 --recipes
-default`), which is where regularisers are meant to act. 0 takes a whole text.
+was still improving after 1,400 steps: `--texts pydoc --pydoc-chars 0 --stream-steps 1400
+--recipes uniform`), which is where regularisers are meant to act. 0 takes a whole text.
 
 Every recipe has `rnnkit train`'s data pipeline, model (2 x 128 LSTM, embedding 32, dropout
 0.2, orthogonal recurrent weights, forget-gate bias 1: ``rnnkit.cli.TRAIN_DEFAULTS``),
@@ -59,6 +59,7 @@ from rnnkit.data import load_text_data
 from rnnkit.datasets import corpus
 from rnnkit.engines import make_engine
 from rnnkit.nn import CharLM, CharLMConfig
+from rnnkit.sequence import training_run
 from rnnkit.train import TrainConfig, Trainer
 
 LN2 = math.log(2.0)
@@ -126,7 +127,14 @@ def train_config(steps: int, seed: int, eval_every: int = 100) -> TrainConfig:
 def times_per_step(data, recipes: dict, seed: int, steps: int = TIMING_STEPS) -> dict:
     """Seconds per training step of each recipe: the median of ``steps`` steps each, taken in
     rounds of 5 steps that go round the recipes (so that a change of the machine's load hits
-    them alike), after a first round as warm-up."""
+    them alike), after a first round as warm-up. Within :func:`rnnkit.sequence.training_run`,
+    as the trainer's steps: the compiled kernels from the first step (else the first recipe's
+    steps would be timed on NumPy's steps, before the kernels load)."""
+    with training_run():
+        return _times_per_step(data, recipes, seed, steps)
+
+
+def _times_per_step(data, recipes, seed, steps):
     engines = {r: make_engine("numpy", build(data, o, seed), train_config(10, seed))
                for r, o in recipes.items()}
     carry = dict.fromkeys(recipes)

@@ -21,37 +21,20 @@ import numpy as np
 from ._threads import threads_option
 from ._validate import short_list
 from .cells import CELLS
-from .data.corpus import MODES
-from .datasets import CORPORA, corpus
-from .engines import ENGINES
+from .datasets import corpus
 from .errors import CheckpointError, ConfigError, RnnkitError
-from .nn.regularise import INITS
-from .optim import OPTIMIZERS, SCHEDULE_NAMES
 from .sample import DEFAULT_LENGTH
+from .train_setup import (
+    DEFAULT_STEPS,
+    OPTION_CHOICES,
+    REGULARISERS_OFF,
+    RESUMABLE,
+    TRAIN_DEFAULTS,
+    check_option_ranges,
+    check_saved_options,
+)
 
 LN2 = math.log(2.0)
-
-# Defaults of `rnnkit train` (kept here, not in argparse, so --resume can tell which options
-# the user actually gave).
-TRAIN_DEFAULTS = dict(
-    file=None, dataset=None, out=None, cell="lstm", hidden_size=128, num_layers=2,
-    embedding_size=32, dropout=0.2, seq_len=100, batch_size=64, optimizer="adam", lr=3e-3,
-    clip=5.0, steps=None, epochs=None, val_frac=0.1, eval_every=100, mode="auto", seed=0,
-    dtype="float32", encoding="utf-8", schedule="constant", warmup=0, patience=0,
-    weight_decay=0.0, num_samples=10, engine="numpy", attention="additive", decoder_cell="",
-    proj_size=0, learn_initial_state=False,
-    input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0, weight_drop=0.0,
-    embedding_dropout=0.0, init="orthogonal", forget_bias=1.0, layer_norm=False,
-)
-#: The regularisers' values in runs saved before they existed (resumed with these, whatever
-#: today's defaults are).
-REGULARISERS_OFF = dict(input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0,
-                        weight_drop=0.0, embedding_dropout=0.0, init="uniform", forget_bias=None,
-                        layer_norm=False)
-DEFAULT_STEPS = 1000
-# Options that may change when resuming; all others must match the checkpoint.
-RESUMABLE = {"steps", "epochs", "eval_every", "patience", "num_samples", "out", "engine"}
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):       # one line, like every other error (exit code 2)
@@ -78,18 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     p.commands = sub.choices          # name -> the command's parser (its usage errors)
 
-    d = TRAIN_DEFAULTS
+    d, C = TRAIN_DEFAULTS, OPTION_CHOICES
     t = sub.add_parser("train", help="train a character-level language model", formatter_class=_fmt_help,
                        description="Train a character-level LM. With no arguments: US census first "
                        f"names (built in), lines mode, a 2x128 LSTM for {DEFAULT_STEPS:,} steps "
                        "(time it with `time rnnkit train`; the README gives a measured figure).")
     t.add_argument("file", nargs="?", help="a UTF-8 text file to train on (default: --dataset names)")
-    t.add_argument("--dataset", choices=list(CORPORA), help="built-in "
+    t.add_argument("--dataset", choices=C["dataset"], help="built-in "
                    "data when no FILE is given: a text, or a pair task (dates: human dates -> ISO; "
                    "numbers: number words -> digits) for a seq2seq model (default: names)")
     t.add_argument("--out", help="checkpoint directory (default: runs/<data name>, or a fresh "
                    "runs/<data name>-N if that one is taken)")
-    t.add_argument("--cell", choices=[c for c, s in CELLS.items() if not s.layer_norm],
+    t.add_argument("--cell", choices=C["cell"],
                    help=f"recurrent cell (default: {d['cell']})")
     t.add_argument("--hidden-size", type=int, help=f"hidden units per layer (default: {d['hidden_size']})")
     t.add_argument("--num-layers", type=int, help=f"stacked recurrent layers (default: {d['num_layers']})")
@@ -114,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"W_hh, one mask per batch (AWD-LSTM) (default: {d['weight_drop']})")
     t.add_argument("--embedding-dropout", type=float, help="drop whole characters (their "
                    f"embedding) for a batch (default: {d['embedding_dropout']})")
-    t.add_argument("--init", choices=list(INITS), help="recurrent weights: PyTorch's uniform, or "
+    t.add_argument("--init", choices=C["init"], help="recurrent weights: PyTorch's uniform, or "
                    f"orthogonal W_hh blocks (default: {d['init']})")
     t.add_argument("--forget-bias", type=float, help="initial forget-gate bias (LSTM; GRU's "
                    f"update gate; none for RNN cells) (default: {d['forget_bias']})")
@@ -122,12 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "LSTM or GRU cells (Ba et al. 2016; numpy engine; no ONNX export)")
     t.add_argument("--seq-len", type=int, help=f"stream mode: BPTT chunk length (default: {d['seq_len']})")
     t.add_argument("--batch-size", type=int, help=f"sequences per batch (default: {d['batch_size']})")
-    t.add_argument("--optimizer", choices=list(OPTIMIZERS),
+    t.add_argument("--optimizer", choices=C["optimizer"],
                    help=f"optimizer (default: {d['optimizer']})")
     t.add_argument("--lr", type=float, help=f"learning rate (default: {d['lr']})")
     t.add_argument("--weight-decay", type=float, help=f"weight decay (default: {d['weight_decay']})")
     t.add_argument("--clip", type=float, help=f"clip the global gradient norm, 0 = off (default: {d['clip']})")
-    t.add_argument("--schedule", choices=list(SCHEDULE_NAMES),
+    t.add_argument("--schedule", choices=C["schedule"],
                    help=f"learning-rate schedule (default: {d['schedule']})")
     t.add_argument("--warmup", type=int, help=f"linear warm-up steps (default: {d['warmup']})")
     g = t.add_mutually_exclusive_group()
@@ -142,19 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default: {d['eval_every']})")
     t.add_argument("--patience", type=int, help="stop after N evaluations without improvement, 0 = never "
                    f"(default: {d['patience']})")
-    t.add_argument("--mode", choices=list(MODES), help="lines: one example per line "
+    t.add_argument("--mode", choices=C["mode"], help="lines: one example per line "
                    "(makemore); stream: one text with state carried across chunks (char-rnn); pairs: "
                    "'source<TAB>target' lines for a seq2seq model with attention; auto: pairs when "
                    "every line has one tab, lines for files of short lines "
                    f"(default: {d['mode']})")
-    t.add_argument("--attention", choices=["additive", "general", "dot", "none"], help="pairs mode: "
+    t.add_argument("--attention", choices=C["attention"], help="pairs mode: "
                    f"the decoder's attention over the source (default: {d['attention']})")
-    t.add_argument("--decoder-cell", choices=list(CELLS), help="pairs mode: the decoder's cell "
+    t.add_argument("--decoder-cell", choices=C["decoder_cell"], help="pairs mode: the decoder's cell "
                    "(default: the --cell)")
     t.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped "
                    "(on either engine; one `rnnkit train` at a time may write a run directory)")
-    t.add_argument("--engine", choices=list(ENGINES), help="numpy: rnnkit itself, in this "
+    t.add_argument("--engine", choices=C["engine"], help="numpy: rnnkit itself, in this "
                    "process; torch: PyTorch on a CPU or GPU, and many processes under `torchrun "
                    f"--nproc_per_node=N -m rnnkit train ...` (default: {d['engine']})")
     t.add_argument("--device", help="torch engine: cpu, cuda or cuda:N (default: cuda when "
@@ -163,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads for the products (NumPy's BLAS, and torch's with --engine "
                    "torch); auto: time steps on one thread and on all, keep the faster and say "
                    "which - one thread wins when another program keeps a core busy (default: auto)")
-    t.add_argument("--dtype", choices=["float32", "float64"], help=f"parameter dtype (default: {d['dtype']})")
+    t.add_argument("--dtype", choices=C["dtype"], help=f"parameter dtype (default: {d['dtype']})")
     t.add_argument("--encoding", help="text encoding of FILE; 'bytes' reads any file byte by byte "
                    f"(default: {d['encoding']})")
     t.add_argument("--num-samples", type=int, help=f"samples printed at the end (default: {d['num_samples']})")
@@ -303,49 +286,6 @@ def _dir_arg(path) -> str:
 
 
 # ============================================================================== train
-#: Range of every numeric option of `rnnkit train`: (kind, lowest, lowest allowed?, highest,
-#: highest allowed?). Checked for the options given and for those saved in trainer.json, before
-#: any work starts (model-size bounds are the config's: CharLMConfig.validate).
-OPTION_RANGES = {
-    "hidden_size": ("int", 1, True, None, True), "num_layers": ("int", 1, True, None, True),
-    "embedding_size": ("int", 0, True, None, True), "seq_len": ("int", 1, True, None, True),
-    "batch_size": ("int", 1, True, None, True), "steps": ("int", 1, True, None, True),
-    "warmup": ("int", 0, True, None, True), "eval_every": ("int", 1, True, None, True),
-    "patience": ("int", 0, True, None, True), "seed": ("int", 0, True, None, True),
-    "num_samples": ("int", 0, True, None, True), "proj_size": ("int", 0, True, None, True),
-    "lr": ("number", 0, False, None, True), "weight_decay": ("number", 0, True, None, True),
-    "clip": ("number", 0, True, None, True), "dropout": ("number", 0, True, 1, False),
-    **{k: ("number", 0, True, 1, False) for k in ("input_dropout", "output_dropout",
-                                                  "recurrent_dropout", "weight_drop",
-                                                  "embedding_dropout")},
-    "forget_bias": ("number", -math.inf, False, None, True),
-    "val_frac": ("number", 0, True, 1, False), "epochs": ("number", 0, False, None, True),
-}
-
-
-def _range_problem(key, v) -> str | None:
-    """Why ``v`` is not a valid value of option ``key`` (see OPTION_RANGES), or None."""
-    if key not in OPTION_RANGES or v is None:
-        return None
-    kind, lo, lo_ok, hi, hi_ok = OPTION_RANGES[key]
-    want = ("an integer" if kind == "int" else "a finite number") + (
-        f" {'>=' if lo_ok else '>'} {lo}" if hi is None else
-        f" in {'[' if lo_ok else '('}{lo}, {hi}{']' if hi_ok else ')'}")
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind == "int" and not isinstance(v, int)):
-        return f"expected {want}, got {v!r:.60}"
-    if not math.isfinite(v) or v < lo or (v == lo and not lo_ok) or (
-            hi is not None and (v > hi or (v == hi and not hi_ok))):
-        return f"expected {want}, got {v:.6g}" if kind == "number" else f"expected {want}, got {v}"
-    return None
-
-
-def _check_option_ranges(given: dict) -> None:
-    for k, v in given.items():
-        problem = _range_problem(k, v)
-        if problem:
-            raise ConfigError(f"--{k.replace('_', '-')}: {problem}.")
-
-
 def _resolve_train_args(args) -> dict:
     given = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
     if args.resume:
@@ -362,7 +302,7 @@ def _resolve_train_args(args) -> dict:
         if not isinstance(saved, dict):
             raise CheckpointError(f"{args.resume}: trainer.json has no saved command-line options; "
                                   f"it was not written by `rnnkit train` and cannot be resumed from the CLI.")
-        _check_saved_options(saved, Path(ck.path) / "trainer.json")
+        check_saved_options(saved, Path(ck.path) / "trainer.json")
         opts = {**TRAIN_DEFAULTS, **REGULARISERS_OFF}
         opts.update(saved)
         if saved.get("file"):             # the run's own text, by absolute path and SHA-256
@@ -389,39 +329,6 @@ def _resolve_train_args(args) -> dict:
     if opts["file"]:
         opts["file"] = os.path.abspath(opts["file"])       # --resume from anywhere reads it
     return opts
-
-
-def _check_saved_options(saved: dict, path) -> None:
-    """The options saved by `rnnkit train` in trainer.json have the types of TRAIN_DEFAULTS
-    (an option whose default is None may be null, a string or a number) and the ranges of
-    OPTION_RANGES, and the choices of `rnnkit train`'s options; anything else means the file is
-    damaged or hostile."""
-    train = next(a for a in build_parser()._actions
-                 if isinstance(a, argparse._SubParsersAction)).choices["train"]
-    choices = {a.dest: a.choices for a in train._actions if a.choices}
-    for k, v in saved.items():
-        if k not in TRAIN_DEFAULTS:
-            raise CheckpointError(f"{path}: unknown saved option {k!r:.60}; the file is damaged or "
-                                  f"was written by another program.")
-        d = TRAIN_DEFAULTS[k]
-        if d is None:
-            ok = v is None or (isinstance(v, (str, int, float)) and not isinstance(v, bool))
-            if k in ("file", "dataset", "out"):
-                ok = v is None or isinstance(v, str)
-        elif isinstance(d, float):
-            ok = (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
-                v is None and REGULARISERS_OFF.get(k, 0.0) is None)    # e.g. no forget bias
-        else:
-            ok = type(v) is type(d)
-        if not ok:
-            raise CheckpointError(f"{path}: saved option {k} = {v!r:.60} has the wrong type; the "
-                                  f"file is damaged.")
-        problem = _range_problem(k, v)
-        if problem:
-            raise CheckpointError(f"{path}: saved option {k}: {problem}; the file is damaged.")
-        if k in choices and v not in (None, TRAIN_DEFAULTS[k]) and v not in choices[k]:
-            raise CheckpointError(f"{path}: saved option {k} = {v!r:.60} is not one of "
-                                  f"{', '.join(map(str, choices[k]))}; the file is damaged.")
 
 
 def _default_out(name: str) -> Path:
@@ -522,7 +429,7 @@ def cmd_train(args) -> int:
 
     from .engines import start_group
     _silence_other_processes(args)
-    _check_option_ranges({k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None})
+    check_option_ranges({k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None})
     _check_train_paths(args)
     o = _resolve_train_args(args)
     if getattr(args, "dropout", None) and o["num_layers"] == 1:       # given, and it cannot act

@@ -45,7 +45,7 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from ._threads import ThreadChoice, check_threads
-from ._validate import check_choice, check_float, check_int
+from ._validate import Range, check_choice
 from .cells import state_arrays, state_from_arrays
 from .engines import make_engine
 from .engines.numpy import _rng_owners  # noqa: F401  (the dropout generators; tests use it)
@@ -93,20 +93,25 @@ class TrainConfig:
     restore_best: bool = True
     seed: int = 0
     progress: bool | None = None
+    #: The one definition of each numeric setting's range (``rnnkit train`` checks its
+    #: options with these too, see :mod:`rnnkit.train_setup`).
+    RANGES = {"steps": Range("int", 1), "lr": Range("number", 0.0, lo_open=True),
+              "weight_decay": Range("number", 0.0), "clip": Range("number", 0.0),
+              "clip_value": Range("number", 0.0), "warmup": Range("int", 0),
+              "eval_every": Range("int", 1), "patience": Range("int", 0),
+              "explode_factor": Range("number", 1.0, lo_open=True), "seed": Range("int", 0)}
 
     def validate(self):
         who = "TrainConfig"
-        check_int(who, "steps", self.steps, 1)
-        check_float(who, "lr", self.lr, 0.0, min_inclusive=False)
+        r = self.RANGES
+        for name in ("steps", "lr"):
+            r[name].check(who, name, getattr(self, name))
         check_choice(who, "optimizer", self.optimizer, tuple(OPTIMIZERS))
-        check_float(who, "weight_decay", self.weight_decay, 0.0)
-        check_float(who, "clip", self.clip, 0.0)
-        check_float(who, "clip_value", self.clip_value, 0.0)
+        for name in ("weight_decay", "clip", "clip_value"):
+            r[name].check(who, name, getattr(self, name))
         check_choice(who, "schedule", self.schedule, SCHEDULE_NAMES)
-        check_int(who, "warmup", self.warmup, 0)
-        check_int(who, "eval_every", self.eval_every, 1)
-        check_int(who, "patience", self.patience, 0)
-        check_float(who, "explode_factor", self.explode_factor, 1.0, min_inclusive=False)
+        for name in ("warmup", "eval_every", "patience", "explode_factor", "seed"):
+            r[name].check(who, name, getattr(self, name))
         return self
 
     def make_schedule(self):

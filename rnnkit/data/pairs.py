@@ -29,11 +29,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import check_int
 from ..errors import ConfigError, DataError
 from .lines import EVAL_BATCH_TOKENS, IGNORE_INDEX
 from .sources import EpochOrder
-from .splits import train_val_split
+from .splits import VAL_FRAC, train_val_split
+from .stream import BATCH_SIZE
 from .text import MAX_LINE_CHARS, read_text
 from .vocab import BOUNDARY, Vocab
 
@@ -198,7 +198,7 @@ class PairsSource:
 
     def __init__(self, dataset: PairsDataset, batch_size: int, seed: int = 0):
         self.dataset = dataset
-        self.order = EpochOrder(len(dataset), check_int("PairsSource", "batch_size", batch_size, 1), seed)
+        self.order = EpochOrder(len(dataset), BATCH_SIZE.check("PairsSource", "batch_size", batch_size), seed)
         self.batch_size, self.per_epoch = self.order.batch_size, self.order.per_epoch
 
     def batch(self, step: int):
@@ -239,8 +239,8 @@ def load_pairs_data(file=None, dataset=None, *, encoding: str = "utf-8", val_fra
     are ``rnnkit.datasets.corpus("dates").load()``), build both vocabularies from all pairs,
     hold out a random ``val_frac`` of the pairs (seeded) and wrap both parts in
     :class:`PairsSource` batch sources."""
-    if not (0 <= val_frac < 1):
-        raise ConfigError(f"--val-frac: expected a number in [0, 1), got {val_frac}.")
+    if VAL_FRAC.problem(val_frac):
+        raise ConfigError(f"--val-frac: {VAL_FRAC.problem(val_frac)}.")
     if pairs is not None:
         name = dataset or "pairs"
         origin = origin or name

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._validate import check_int
 from .lines import LinesDataset
-from .stream import StreamDataset
+from .stream import BATCH_SIZE, StreamDataset
 
 
 class EpochOrder:
@@ -48,7 +48,7 @@ class LinesSource:
 
     def __init__(self, dataset: LinesDataset, batch_size: int, seed: int = 0):
         self.dataset = dataset
-        self.order = EpochOrder(len(dataset), check_int("LinesSource", "batch_size", batch_size, 1), seed)
+        self.order = EpochOrder(len(dataset), BATCH_SIZE.check("LinesSource", "batch_size", batch_size), seed)
         self.batch_size, self.per_epoch = self.order.batch_size, self.order.per_epoch
 
     def batch(self, step: int):
@@ -106,7 +106,7 @@ class ArraySource:
         self.x, self.y, self.lengths = x, y, lengths
         self.n = x.shape[batch_axis]
         self.batch_axis, self.y_batch_axis = batch_axis, y_batch_axis
-        self.order = EpochOrder(self.n, check_int("ArraySource", "batch_size", batch_size, 1), seed)
+        self.order = EpochOrder(self.n, BATCH_SIZE.check("ArraySource", "batch_size", batch_size), seed)
         self.batch_size, self.per_epoch = self.order.batch_size, self.order.per_epoch
 
     def _take(self, idx):

@@ -7,8 +7,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import check_int, to_numpy
+from .._validate import Range, check_int, to_numpy
 from ..errors import DataError, DTypeError, ShapeError
+
+#: The ranges of a batch source's sizes: the chunk length (stream mode) and the sequences per
+#: batch (every source; ``rnnkit train --seq-len / --batch-size`` checks with them too).
+SEQ_LEN = Range("int", 1)
+BATCH_SIZE = Range("int", 1)
 
 
 class StreamChunk(NamedTuple):
@@ -46,8 +51,8 @@ class StreamDataset:
 
     def __init__(self, ids, seq_len: int, batch_size: int):
         who = "StreamDataset"
-        T = check_int(who, "seq_len", seq_len, 1)
-        N = check_int(who, "batch_size", batch_size, 1)
+        T = SEQ_LEN.check(who, "seq_len", seq_len)
+        N = BATCH_SIZE.check(who, "batch_size", batch_size)
         arr = to_numpy(who, "ids", ids)
         if arr.ndim != 1:
             raise ShapeError(f"{who}: expected ids of shape (length,), got shape {arr.shape}. "

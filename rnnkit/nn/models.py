@@ -22,9 +22,10 @@ import numpy as np
 
 from .._mode import no_grad
 from .._validate import (
+    FLOAT_DTYPES,
+    Range,
     check_choice,
     check_dtype_arg,
-    check_float,
     check_int,
     fmt_shape,
     key_mismatch,
@@ -47,10 +48,26 @@ class LossResult(NamedTuple):
     carry: Any           # recurrent state to carry into the next chunk (stream mode) or None
 
 
+#: The ranges of the recurrent stack's settings, shared by every model config.
+STACK_RANGES = {"hidden_size": Range("int", 1, 65536), "num_layers": Range("int", 1, MAX_LAYERS),
+                "dropout": Range("number", 0.0, 1.0, hi_open=True), "proj_size": Range("int", 0)}
+#: The dtypes a model's parameters may have.
+DTYPES = tuple(str(d) for d in FLOAT_DTYPES)
+
+
 class _Config:
-    """Mixin: dict round trip with type checks (hostile config.json files are refused)."""
+    """Mixin: dict round trip with type checks (hostile config.json files are refused).
+
+    ``RANGES`` (a class attribute: setting -> :class:`~rnnkit._validate.Range`) is the one
+    definition of each numeric setting's range; ``validate`` checks with it, and ``rnnkit
+    train`` refuses its options and saved options with it (:mod:`rnnkit.train_setup`)."""
 
     model: str = ""
+    RANGES: dict = STACK_RANGES
+
+    def _check_ranges(self, who: str, *names: str) -> None:
+        for name in names:
+            self.RANGES[name].check(who, name, getattr(self, name))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -90,11 +107,9 @@ class _Config:
 
     def _common(self, who):
         check_choice(who, "cell", self.cell, tuple(CELLS))
-        check_int(who, "hidden_size", self.hidden_size, 1, 65536)
-        check_int(who, "num_layers", self.num_layers, 1, MAX_LAYERS)
-        check_float(who, "dropout", self.dropout, 0.0, 1.0, max_inclusive=False)
+        self._check_ranges(who, "hidden_size", "num_layers", "dropout")
         check_dtype_arg(who, self.dtype)
-        proj = check_int(who, "proj_size", getattr(self, "proj_size", 0), 0)
+        proj = self.RANGES["proj_size"].check(who, "proj_size", getattr(self, "proj_size", 0))
         if proj and not cell_spec(self.cell).projectable:
             raise ConfigError(f"{who}: expected proj_size=0 for cell {self.cell!r}, got proj_size="
                               f"{proj}: only an LSTM has a projection (LSTMP).")
@@ -159,6 +174,8 @@ def _build_rnn(cfg, input_size, rng, bidirectional=False):
 #: defaults (off).
 REGULARISER_KEYS = ("input_dropout", "output_dropout", "recurrent_dropout", "weight_drop",
                     "embedding_dropout", "init", "forget_bias")
+#: The regularisers that are dropout probabilities.
+_DROPOUTS = ("input_dropout", "output_dropout", "recurrent_dropout", "weight_drop", "embedding_dropout")
 
 
 _NO_EFFECT = r".*has no effect with num_layers=1"
@@ -197,18 +214,18 @@ class CharLMConfig(_Config):
     init: str = "uniform"
     forget_bias: float | None = None
     model = "CharLM"
+    RANGES = {"vocab_size": Range("int", 2, 10_000_000), "embedding_size": Range("int", 0, 65536),
+              **STACK_RANGES, **{k: STACK_RANGES["dropout"] for k in _DROPOUTS},
+              "forget_bias": Range("number")}
 
     def validate(self):
         who = "CharLMConfig"
-        check_int(who, "vocab_size", self.vocab_size, 2, 10_000_000)
-        check_int(who, "embedding_size", self.embedding_size, 0, 65536)
+        self._check_ranges(who, "vocab_size", "embedding_size")
         self._common(who)
-        for k in ("input_dropout", "output_dropout", "recurrent_dropout", "weight_drop",
-                  "embedding_dropout"):
-            check_float(who, k, getattr(self, k), 0.0, 1.0, max_inclusive=False)
+        self._check_ranges(who, *_DROPOUTS)
         check_choice(who, "init", self.init, INITS)
         if self.forget_bias is not None:
-            check_float(who, "forget_bias", self.forget_bias)
+            self._check_ranges(who, "forget_bias")
             if not CELLS[self.cell].forget_gate:
                 raise ConfigError(f"{who}: expected forget_bias null for cell {self.cell!r} (it has "
                                   f"no forget gate), got {self.forget_bias!r}. Use cell 'lstm' "
@@ -395,12 +412,12 @@ class SequenceClassifierConfig(_Config):
     proj_size: int = 0                       # an LSTM's projection (LSTMP), as torch.nn.LSTM
     learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "SequenceClassifier"
+    RANGES = {"num_classes": Range("int", 2, 1_000_000), "vocab_size": Range("int", 0, 10_000_000),
+              "input_size": Range("int", 0, 1_000_000), **STACK_RANGES}
 
     def validate(self):
         who = "SequenceClassifierConfig"
-        check_int(who, "num_classes", self.num_classes, 2, 1_000_000)
-        check_int(who, "vocab_size", self.vocab_size, 0, 10_000_000)
-        check_int(who, "input_size", self.input_size, 0, 1_000_000)
+        self._check_ranges(who, "num_classes", "vocab_size", "input_size")
         if (self.vocab_size > 0) == (self.input_size > 0):
             raise ConfigError(f"{who}: set exactly one of vocab_size (token input) or input_size "
                               f"(feature input), got vocab_size={self.vocab_size}, input_size={self.input_size}.")
@@ -526,11 +543,12 @@ class SequenceRegressorConfig(_Config):
     proj_size: int = 0                       # an LSTM's projection (LSTMP), as torch.nn.LSTM
     learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "SequenceRegressor"
+    RANGES = {"input_size": Range("int", 1, 1_000_000), "output_size": Range("int", 1, 1_000_000),
+              **STACK_RANGES}
 
     def validate(self):
         who = "SequenceRegressorConfig"
-        check_int(who, "input_size", self.input_size, 1, 1_000_000)
-        check_int(who, "output_size", self.output_size, 1, 1_000_000)
+        self._check_ranges(who, "input_size", "output_size")
         check_choice(who, "pooling", self.pooling, ("last", "mean"))
         self._common(who)
         self._check_size(who)

@@ -36,14 +36,14 @@ from typing import NamedTuple
 import numpy as np
 
 from .._mode import is_grad_enabled, no_grad
-from .._validate import check_choice, check_int, make_rng
+from .._validate import Range, check_choice, make_rng
 from ..cells import CELLS, cell_spec
 from ..errors import NoForwardError, ShapeError
 from .attention import ATTENTION_KINDS, Attention, Memory, MemoryGrad, attention_parameter_shapes
 from .cells import recurrent_cell
 from .layers import Embedding, Linear, check_ids
 from .losses import CrossEntropyLoss
-from .models import LossResult, _build_rnn, _Config
+from .models import STACK_RANGES, LossResult, _build_rnn, _Config
 from .module import Module
 
 #: ``attention`` choices of :class:`Seq2SeqConfig`.
@@ -74,16 +74,17 @@ class Seq2SeqConfig(_Config):
     dropout: float = 0.0
     dtype: str = "float32"
     model = "Seq2Seq"
+    RANGES = {"src_vocab_size": Range("int", 2, 10_000_000), "tgt_vocab_size": Range("int", 2, 10_000_000),
+              "embedding_size": Range("int", 1, 65536), "attention_size": Range("int", 0, 65536),
+              **STACK_RANGES}
 
     def validate(self):
         who = "Seq2SeqConfig"
-        check_int(who, "src_vocab_size", self.src_vocab_size, 2, 10_000_000)
-        check_int(who, "tgt_vocab_size", self.tgt_vocab_size, 2, 10_000_000)
-        check_int(who, "embedding_size", self.embedding_size, 1, 65536)
+        self._check_ranges(who, "src_vocab_size", "tgt_vocab_size", "embedding_size")
         if self.decoder_cell:
             check_choice(who, "decoder_cell", self.decoder_cell, tuple(CELLS))
         check_choice(who, "attention", self.attention, ATTENTIONS)
-        check_int(who, "attention_size", self.attention_size, 0, 65536)
+        self._check_ranges(who, "attention_size")
         self._common(who)
         self._check_size(who)
         return self

@@ -9,32 +9,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ._threads import threads_option
-from ._validate import short_list
-from .cells import CELLS
-from .datasets import corpus
-from .errors import CheckpointError, ConfigError, RnnkitError
+from .errors import ConfigError, RnnkitError
+from .ops import LN2
 from .sample import DEFAULT_LENGTH
 from .train_setup import (
     DEFAULT_STEPS,
     OPTION_CHOICES,
-    REGULARISERS_OFF,
-    RESUMABLE,
     TRAIN_DEFAULTS,
-    check_option_ranges,
-    check_saved_options,
 )
 
-LN2 = math.log(2.0)
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):       # one line, like every other error (exit code 2)
@@ -286,124 +277,6 @@ def _dir_arg(path) -> str:
 
 
 # ============================================================================== train
-def _resolve_train_args(args) -> dict:
-    given = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
-    if args.resume:
-        from .checkpoint import list_versions, load_checkpoint
-        ck = load_checkpoint(args.resume, load_optimizer=False)
-        saved = ((ck.trainer_state or {}).get("extra") or {}).get("cli")
-        if not isinstance(saved, dict) and not list_versions(args.resume) and \
-                Path(ck.path) == Path(args.resume) and (Path(args.resume) / "LATEST").exists():
-            raise CheckpointError(f"{args.resume}: no checkpoint version is left (the ckpt-* "
-                                  f"directories were deleted; only the copies of the newest model "
-                                  f"remain, which hold no training state), so there is nothing to "
-                                  f"resume. Sample or export it as it is, or start over with "
-                                  f"`rnnkit train --out {args.resume} --overwrite`.")
-        if not isinstance(saved, dict):
-            raise CheckpointError(f"{args.resume}: trainer.json has no saved command-line options; "
-                                  f"it was not written by `rnnkit train` and cannot be resumed from the CLI.")
-        check_saved_options(saved, Path(ck.path) / "trainer.json")
-        opts = {**TRAIN_DEFAULTS, **REGULARISERS_OFF}
-        opts.update(saved)
-        if saved.get("file"):             # the run's own text, by absolute path and SHA-256
-            from .data.corpus import resumed_text
-            opts["file"] = resumed_text(saved["file"], ck.trainer_state["extra"].get("text"),
-                                        given.pop("file", None), run=args.resume,
-                                        allow_other=args.allow_other_text)
-        for k, v in given.items():
-            if k in RESUMABLE:
-                opts[k] = v
-            elif v != saved.get(k):
-                opt = "FILE" if k == "file" else f"--{k.replace('_', '-')}"
-                raise ConfigError(f"{opt} {v} differs from the run being resumed "
-                                  f"({saved.get(k)}); resuming continues the same run. Drop the option, "
-                                  f"or start a new run with --out.")
-        if "steps" in given:
-            opts["epochs"] = None
-        elif "epochs" in given:
-            opts["steps"] = None
-        opts["out"] = args.resume
-        return opts
-    opts = dict(TRAIN_DEFAULTS)
-    opts.update(given)
-    if opts["file"]:
-        opts["file"] = os.path.abspath(opts["file"])       # --resume from anywhere reads it
-    return opts
-
-
-def _default_out(name: str) -> Path:
-    from .checkpoint import has_checkpoint
-    base = Path("runs") / name
-    if not (base.exists() and has_checkpoint(base)):
-        return base
-    k = 2
-    while (Path("runs") / f"{name}-{k}").exists():
-        k += 1
-    return Path("runs") / f"{name}-{k}"
-
-
-def _check_train_paths(args) -> None:
-    """Refuse unusable or contradictory directories before any work starts."""
-    from .checkpoint import check_not_inside_run, has_checkpoint
-    from .io import check_output_dir
-    if args.tensorboard is not None:
-        from .tblog import check_logdir
-        check_logdir(args.tensorboard, "--tensorboard")
-    if args.resume is not None:
-        if not args.resume.strip():
-            raise ConfigError("--resume: expected a run directory, got an empty string.")
-        if args.overwrite:
-            raise ConfigError("--overwrite starts a run over and --resume continues one; pass only "
-                              "one of them.")
-        if args.out is not None and Path(args.out) != Path(args.resume):
-            raise ConfigError(f"--out {args.out} differs from --resume {args.resume}: a resumed run "
-                              f"continues in its own directory. Drop --out (or copy the directory "
-                              f"and resume the copy).")
-        if not Path(args.resume).is_dir():
-            what = "a file, not a directory" if Path(args.resume).exists() else "nothing there"
-            raise CheckpointError(f"--resume: no checkpoint at {args.resume} ({what}); pass the "
-                                  f"directory `rnnkit train --out DIR` wrote.")
-    elif args.out is not None:
-        out = check_output_dir(args.out, "--out")
-        check_not_inside_run(out, "--out")
-        if out.is_dir() and has_checkpoint(out) and not args.overwrite:
-            raise _occupied(out)
-
-
-def _occupied(out) -> ConfigError:
-    """The refusal of an --out directory that holds a run (checked before any work, and again
-    under the run lock)."""
-    return ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
-                       f"`rnnkit train --resume {out}`, choose another --out, or pass "
-                       f"--overwrite to start over there.")
-
-
-def _command(args) -> str:
-    """This command line, for the run lock's record (`rnnkit train ...`)."""
-    import shlex
-    return "rnnkit " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
-
-
-def _open_run(out: Path, overwrite: bool, stack, command: str) -> None:
-    """Create the run directory ``out``, take its lock (held until ``stack`` closes) and, with
-    ``overwrite``, delete the previous run there."""
-    from .checkpoint import clear_run, has_checkpoint
-    from .io import check_output_dir
-    from .runlock import RunLock
-    check_output_dir(out, "--out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"--out {out}: cannot create the directory: {e.strerror or e}.") from None
-    stack.enter_context(RunLock(out, command))
-    if has_checkpoint(out):
-        if not overwrite:
-            raise _occupied(out)
-        removed = clear_run(out)
-        print(f"rnnkit train: --overwrite: deleted the previous run in {out} "
-              f"({short_list(removed, 6)})", file=sys.stderr)
-
-
 def _usage_error(command: str, message: str):
     """Exit 2 with ``rnnkit COMMAND``'s usage line, as argparse does for a bad option."""
     build_parser().commands[command].error(message)
@@ -425,203 +298,16 @@ def _silence_other_processes(args) -> None:
 
 
 def cmd_train(args) -> int:
-    from contextlib import ExitStack
-
-    from .engines import start_group
+    from .train_run import prepare, train_command
     _silence_other_processes(args)
-    check_option_ranges({k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None})
-    _check_train_paths(args)
-    o = _resolve_train_args(args)
-    if getattr(args, "dropout", None) and o["num_layers"] == 1:       # given, and it cannot act
-        warnings.warn(f"--dropout {args.dropout:g} has no effect with --num-layers 1: dropout acts "
-                      f"between stacked layers (as in PyTorch, which warns the same). Use "
-                      f"--num-layers 2 or more, or drop --dropout.", UserWarning, stacklevel=2)
+    o = prepare(args)
     if args.device is not None and o["engine"] != "torch":
         _usage_error("train", f"--device {args.device} applies to --engine torch; the numpy "
                      f"engine runs on the CPU (add --engine torch, or drop --device).")
-    group = start_group(o["engine"], args.device)     # under torchrun: joins the job
-    in_sync = False
-    try:
-        with ExitStack() as stack:                    # holds the run directory's lock to the end
-            code = _train(args, o, group, stack)
-        in_sync = True
-    except Exception as e:
-        in_sync = getattr(e, "_rnnkit_agreed", False)    # every process stops with it
-        if in_sync and not group.is_main:
-            return 1        # rank 0 reports it; every node's torchrun fails
-        raise
-    finally:
-        group.close(in_sync)
-    return code if group.is_main else 0
-
-
-def _train(args, o, group, stack) -> int:
-    """`rnnkit train` in this process: every step agreed with the other processes under
-    torchrun (``group``); only the main process takes the run directory's lock, writes and
-    prints."""
-    from . import pairs_run
-    from .data import load_text_data
-    from .data.corpus import text_name
-    from .engines import make_engine
-    from .io import find_json_problem
-    from .load import load_model
-    from .plot_hook import maybe_plot
-    from .runlock import RunLock
-    from .sample import iter_sample_lines, sample_lines, sample_stream
-    from .train import Checkpointing, Trainer
-    from .train_setup import build_model, total_steps, train_config
-
-    with group.agreed():
-        out = Path(o["out"]) if o["out"] is not None else _default_out(text_name(o["file"], o["dataset"]))
-    out = Path(group.broadcast(str(out)))             # rank 0's choice of runs/<name>-N
-    with group.agreed():                              # a refusal stops every process
-        if group.is_main:                             # the lock, before anything is written
-            if args.resume:
-                stack.enter_context(RunLock(args.resume, _command(args)))
-            else:
-                _open_run(out, args.overwrite, stack, _command(args))
-    data = group.main_first(lambda: load_text_data(
-        o["file"], None if o["file"] else corpus(o["dataset"] or "names"), mode=o["mode"], encoding=o["encoding"], val_frac=o["val_frac"],
-        seq_len=o["seq_len"], batch_size=o["batch_size"], seed=o["seed"], cache_dir=out / "data"))
-    if not o["file"]:
-        o["dataset"] = data.name
-    if data.mode == "pairs" and not args.resume:
-        pairs_run.apply_defaults(o, {k for k, v in vars(args).items() if v is not None})
-    if data.mode == "pairs":                  # the regularisers are the character models'
-        given = [k for k in REGULARISERS_OFF if getattr(args, k, None) is not None]
-        if given:
-            raise ConfigError(f"--{given[0].replace('_', '-')} applies to the character models of "
-                              f"lines and stream mode; the seq2seq model of pairs mode has no such "
-                              f"option. Drop it.")
-        o.update(REGULARISERS_OFF)
-    elif not args.resume and args.forget_bias is None and not CELLS[o["cell"]].forget_gate:
-        o["forget_bias"] = None               # the default is for the cells with a forget gate
-    o["out"] = str(out)
-    o["mode"] = data.mode
-    saved_opts = {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}
-    for key, value in saved_opts.items():     # e.g. a file name that is not valid UTF-8
-        problem = find_json_problem(value, key)
-        if problem:
-            opt = "FILE" if key == "file" else f"--{key.replace('_', '-')}"
-            raise ConfigError(f"{opt} {value!r:.200} cannot be recorded in trainer.json (needed by "
-                              f"--resume): it is {problem[1]}. Rename the file or directory.")
-    vocab = data.vocab
-    text_fp = None
-    if o["file"]:
-        from .data.corpus import text_fingerprint
-        text_fp = text_fingerprint(o["file"])     # saved: --resume checks it is the same text
-    group.check_same({**{k: v for k, v in saved_opts.items() if k not in ("file", "out")},
-                      "text": text_fp["sha256"] if text_fp else o["dataset"],
-                      "vocab": json.dumps(vocab.to_json(), sort_keys=True)})   # before DDP is built
-    steps = total_steps(o, data.train.per_epoch, DEFAULT_STEPS)
-    quiet = args.quiet
-
-    def on_eval(trainer, record):
-        if data.mode == "pairs":
-            return pairs_run.on_eval(trainer, record, data, quiet)
-        extra = {}
-        if "val_loss" in record:
-            extra["val_bpc"] = record["val_loss"] / LN2
-        if quiet:
-            return extra
-        rng = np.random.default_rng([o["seed"], trainer.step])      # never the training RNGs
-        step = trainer.model.stepper().step                         # today's weights
-        if data.mode == "lines":
-            text = "  samples: " + json.dumps(sample_lines(step, vocab, 5, rng, max_len=40),
-                                              ensure_ascii=False)      # a list: commas are text
-        else:
-            text = "  sample: " + repr(sample_stream(step, vocab, 120, rng))
-        print(text, file=sys.stderr)
-        return extra
-
-    setup_log = []                                    # printed after the engine line
-    with group.agreed():
-        model = build_model(o, data)
-        cfg = model.config
-        tcfg = train_config(o, steps, quiet)
-        trainer = Trainer(model, data.train, data.val, tcfg,
-                          checkpoint=Checkpointing(out, vocab=vocab.to_json(),
-                                                   extra={"cli": saved_opts, "text": text_fp},
-                                                   tensorboard=args.tensorboard),
-                          on_eval=on_eval, log=setup_log.append,
-                          engine=make_engine(o["engine"], model, tcfg, group=group),
-                          threads=args.threads)
-        if args.resume:
-            trainer.resume()
-            trainer.checkpoint.extra["cli"]["engine"] = o["engine"]    # the next resume's default
-            trainer.checkpoint.extra["cli"]["file"] = o["file"]        # (--allow-other-text)
-            trainer.checkpoint.extra["text"] = text_fp
-    trainer.log = lambda m: print(m, file=sys.stderr)
-    if group.is_main:
-        print(f"rnnkit train: engine {trainer.engine.describe()}", file=sys.stderr)
-        for line in setup_log:
-            print(line, file=sys.stderr)
-        print(pairs_run.describe(model, data, steps, out) if data.mode == "pairs" else
-              f"rnnkit train: {cfg.cell.upper()} {cfg.num_layers}x{cfg.hidden_size}, "
-              f"{model.num_parameters():,} parameters, vocab {len(vocab)}, {data.mode} mode; "
-              f"{data.origin}: {data.summary}; {steps:,} steps -> {out}", file=sys.stderr)
-    if args.resume and trainer.step >= steps:
-        if group.is_main:
-            print(f"rnnkit train: {out} is already at step {trainer.step:,}, and --steps {steps:,} is "
-                  f"the total (counting the steps already done): nothing to train. Pass a larger "
-                  f"--steps (e.g. --steps {trainer.step + steps:,}) to train more.", file=sys.stderr)
-        return 0
-    t0 = time.perf_counter()
-    start_step = trainer.step
-    result = trainer.fit()
-    dt = time.perf_counter() - t0
-    if result.stopped == "diverged":
-        if group.is_main:
-            _err(result.message)
-        return 1
-    if result.stopped == "interrupted":          # saved; Ctrl-C exits 130 like any interrupted
-        if group.is_main:                        # command, SIGTERM (an orderly stop) 0
-            print(f"rnnkit train: stopped: {result.message}", file=sys.stderr)
-        return 130 if result.message.startswith("Ctrl-C") else 0
-    if trainer.out_dir is not None and trainer.step > start_step and not result.history:
-        trainer.save()
-    if not group.is_main:
-        return 0
-    print(f"rnnkit train: {result.stopped} at step {result.steps} in {dt:.0f} s"
-          + (f"; best val loss {result.best_val_loss:.4f} nats = {result.best_val_loss / LN2:.3f} "
-             f"bits/char at step {result.best_step}" if result.best_val_loss is not None else ""),
-          file=sys.stderr)
-    best = f" (best weights in {out / 'best'})" if (out / "best").is_dir() else ""
-    try_ = f"rnnkit translate {out} TEXT" if data.mode == "pairs" else f"rnnkit sample {out}"
-    print(f"rnnkit train: checkpoint in {out}{best}; try `{try_}`", file=sys.stderr)
-    maybe_plot(out)
-    n = o["num_samples"]
-    if data.mode == "pairs":
-        best_model = load_model(out, need_charlm=False).model
-        print(f"rnnkit train: {pairs_run.final_report(best_model, data)}", file=sys.stderr)
-        for line in pairs_run.translation_lines(best_model, data, n):
-            print(line)
-        return 0
-    if n > 0:
-        step = load_model(out).model.stepper().step            # the best weights, as `sample`
-        rng = np.random.default_rng(o["seed"])
-        if data.mode == "lines":
-            seen = set(data.train_lines or [])
-            new = 0
-            for s_ in iter_sample_lines(step, vocab, n, rng, max_len=64):
-                new += s_ not in seen
-                print(s_ + ("" if s_ in seen else "   (new)"))
-            print(f"new (not in the training set): {new}/{n}")
-        else:
-            _print_stream(step, vocab, 400, rng)
-    return 0
+    return train_command(args, o)
 
 
 # ============================================================================== using a model
-def _print_stream(step, vocab, length, rng, **kw) -> None:
-    """Print a stream-mode sample as it is generated (one line at the end)."""
-    from .sample import iter_sample_stream
-    for piece in iter_sample_stream(step, vocab, length, rng, **kw):
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
-
-
 def _flag(name: str) -> str:
     """An argument's name as the command line spells it: top_k -> --top-k."""
     return "--" + name.replace("_", "-")
@@ -629,7 +315,7 @@ def _flag(name: str) -> str:
 
 def cmd_sample(args) -> int:
     from .load import load_model
-    from .sample import beam_search, finite_step, iter_sample_lines, onnx_step, sample_request
+    from .sample import beam_search, finite_step, iter_sample_lines, onnx_step, print_stream, sample_request
     req = sample_request(num=args.num, length=args.length, beam=args.beam, seed=args.seed,
                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          greedy=args.greedy, flag=_flag)
@@ -653,7 +339,7 @@ def cmd_sample(args) -> int:
                                    **req.pick_kw()):
             print(s)
     else:
-        _print_stream(step, vocab, req.max_len(lines), rng, prime=args.prime, **req.pick_kw())
+        print_stream(step, vocab, req.max_len(lines), rng, prime=args.prime, **req.pick_kw())
     return 0
 
 

@@ -15,6 +15,9 @@ their range here.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from ._validate import Range
 from .cells import CELLS
 from .data.corpus import MODES
@@ -95,7 +98,8 @@ def check_option_ranges(given: dict) -> None:
 
 __all__ = ["TRAIN_DEFAULTS", "REGULARISERS_OFF", "DEFAULT_STEPS", "RESUMABLE", "OPTION_CHOICES",
            "RUN_RANGES", "option_ranges", "range_problem", "check_option_ranges",
-           "check_saved_options", "total_steps",
+           "check_saved_options", "resolve_options", "default_out", "check_paths", "occupied",
+           "total_steps",
            "build_model", "train_config"]
 
 
@@ -128,6 +132,111 @@ def check_saved_options(saved: dict, path: object) -> None:
         if choices is not None and v not in (None, d) and v not in choices:
             raise CheckpointError(f"{path}: saved option {k} = {v!r:.60} is not one of "
                                   f"{', '.join(map(str, choices))}; the file is damaged.")
+
+
+def resolve_options(given: dict, resume: str | None = None, allow_other_text: bool = False) -> dict:
+    """The options of a run (``o``, every key of :data:`TRAIN_DEFAULTS`): the defaults updated
+    with ``given`` (option -> value, the options the user gave) for a new run; for ``resume``
+    (a run directory), the options saved in its trainer.json (checked:
+    :func:`check_saved_options`), of which only :data:`RESUMABLE` ones may change. A run with
+    no saved options, or with no checkpoint version left, is refused
+    (:class:`CheckpointError`); a changed option is a :class:`ConfigError`. The run's own text
+    is found again by path and SHA-256 (``allow_other_text`` accepts another one)."""
+    given = dict(given)
+    if resume:
+        from .checkpoint import list_versions, load_checkpoint
+        ck = load_checkpoint(resume, load_optimizer=False)
+        saved = ((ck.trainer_state or {}).get("extra") or {}).get("cli")
+        if not isinstance(saved, dict) and not list_versions(resume) and \
+                Path(ck.path) == Path(resume) and (Path(resume) / "LATEST").exists():
+            raise CheckpointError(f"{resume}: no checkpoint version is left (the ckpt-* "
+                                  f"directories were deleted; only the copies of the newest model "
+                                  f"remain, which hold no training state), so there is nothing to "
+                                  f"resume. Sample or export it as it is, or start over with "
+                                  f"`rnnkit train --out {resume} --overwrite`.")
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{resume}: trainer.json has no saved command-line options; "
+                                  f"it was not written by `rnnkit train` and cannot be resumed from the CLI.")
+        check_saved_options(saved, Path(ck.path) / "trainer.json")
+        opts = {**TRAIN_DEFAULTS, **REGULARISERS_OFF}
+        opts.update(saved)
+        if saved.get("file"):             # the run's own text, by absolute path and SHA-256
+            from .data.corpus import resumed_text
+            opts["file"] = resumed_text(saved["file"], ck.trainer_state["extra"].get("text"),
+                                        given.pop("file", None), run=resume,
+                                        allow_other=allow_other_text)
+        for k, v in given.items():
+            if k in RESUMABLE:
+                opts[k] = v
+            elif v != saved.get(k):
+                opt = "FILE" if k == "file" else f"--{k.replace('_', '-')}"
+                raise ConfigError(f"{opt} {v} differs from the run being resumed "
+                                  f"({saved.get(k)}); resuming continues the same run. Drop the option, "
+                                  f"or start a new run with --out.")
+        if "steps" in given:
+            opts["epochs"] = None
+        elif "epochs" in given:
+            opts["steps"] = None
+        opts["out"] = resume
+        return opts
+    opts = dict(TRAIN_DEFAULTS)
+    opts.update(given)
+    if opts["file"]:
+        opts["file"] = os.path.abspath(opts["file"])       # --resume from anywhere reads it
+    return opts
+
+
+def default_out(name: str) -> Path:
+    """The run directory of a run given no --out: ``runs/<name>``, or the first free
+    ``runs/<name>-N`` when that one holds a run."""
+    from .checkpoint import has_checkpoint
+    base = Path("runs") / name
+    if not (base.exists() and has_checkpoint(base)):
+        return base
+    k = 2
+    while (Path("runs") / f"{name}-{k}").exists():
+        k += 1
+    return Path("runs") / f"{name}-{k}"
+
+
+def check_paths(out: str | None, resume: str | None, overwrite: bool = False,
+                tensorboard: str | None = None) -> None:
+    """Refuse unusable or contradictory directories (--out, --resume, --overwrite,
+    --tensorboard) before any work starts: an --out that holds a run without ``overwrite``
+    (:func:`occupied`), a --resume that is no directory or goes with another --out or with
+    --overwrite."""
+    from .checkpoint import check_not_inside_run, has_checkpoint
+    from .io import check_output_dir
+    if tensorboard is not None:
+        from .tblog import check_logdir
+        check_logdir(tensorboard, "--tensorboard")
+    if resume is not None:
+        if not resume.strip():
+            raise ConfigError("--resume: expected a run directory, got an empty string.")
+        if overwrite:
+            raise ConfigError("--overwrite starts a run over and --resume continues one; pass only "
+                              "one of them.")
+        if out is not None and Path(out) != Path(resume):
+            raise ConfigError(f"--out {out} differs from --resume {resume}: a resumed run "
+                              f"continues in its own directory. Drop --out (or copy the directory "
+                              f"and resume the copy).")
+        if not Path(resume).is_dir():
+            what = "a file, not a directory" if Path(resume).exists() else "nothing there"
+            raise CheckpointError(f"--resume: no checkpoint at {resume} ({what}); pass the "
+                                  f"directory `rnnkit train --out DIR` wrote.")
+    elif out is not None:
+        out_dir = check_output_dir(out, "--out")
+        check_not_inside_run(out_dir, "--out")
+        if out_dir.is_dir() and has_checkpoint(out_dir) and not overwrite:
+            raise occupied(out_dir)
+
+
+def occupied(out: str | os.PathLike) -> ConfigError:
+    """The refusal of an --out directory that holds a run (checked before any work by
+    :func:`check_paths`, and again under the run lock by :func:`rnnkit.train_run.open_run`)."""
+    return ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
+                       f"`rnnkit train --resume {out}`, choose another --out, or pass "
+                       f"--overwrite to start over there.")
 
 
 def total_steps(o: dict, per_epoch: int, default: int) -> int:

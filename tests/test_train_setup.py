@@ -2,6 +2,7 @@
 TrainConfig), checked against configs and models written out here."""
 
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,11 +19,17 @@ from rnnkit.train_setup import (
     TRAIN_DEFAULTS,
     build_model,
     check_option_ranges,
+    check_paths,
     check_saved_options,
+    default_out,
     option_ranges,
+    resolve_options,
     total_steps,
     train_config,
 )
+
+
+pytestmark = pytest.mark.usefixtures("fast_io")
 
 
 def options(**kw):
@@ -120,3 +127,97 @@ def test_saved_options_out_of_their_choices_or_types_are_damage():
                           ({"colour": 1}, "unknown saved option")):
         with pytest.raises(CheckpointError, match=needle):
             check_saved_options(saved, "t.json")
+
+
+# ----------------------------------------------------------------------------- the run's decisions
+TINY = ["--hidden-size", "8", "--num-layers", "1", "--embedding-size", "4", "--batch-size", "8",
+        "--quiet", "--num-samples", "0", "--eval-every", "2", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run directory `rnnkit train` wrote (2 steps on a small names file)."""
+    root = tmp_path_factory.mktemp("setup")
+    text = root / "names.txt"
+    text.write_text("".join(f"{a}{b}\n" for a in ("ann", "bob", "cid", "dee") for b in ("a", "ie", "o", "y")))
+    assert main(["train", str(text), "--mode", "lines", "--steps", "2", "--out", str(root / "run"), *TINY]) == 0
+    return root / "run"
+
+
+def test_resuming_continues_the_saved_options_and_refuses_a_changed_one(run_dir):
+    o = resolve_options({"steps": 9}, resume=str(run_dir))
+    assert (o["steps"], o["epochs"], o["out"], o["hidden_size"], o["mode"]) == (9, None, str(run_dir), 8, "lines")
+    with pytest.raises(ConfigError, match=r"--hidden-size 9 differs from the run being resumed \(8\)"):
+        resolve_options({"hidden_size": 9}, resume=str(run_dir))
+
+
+def test_a_run_without_saved_options_is_not_resumed(tmp_path):
+    from rnnkit.train import Checkpointing, Trainer
+    data = Vocab.build(["abc", "cab"], specials=(BOUNDARY,))
+    from rnnkit.data import LinesDataset, LinesSource
+    model = nn.CharLM(nn.CharLMConfig(vocab_size=len(data), hidden_size=4, num_layers=1), seed=0)
+    src = LinesSource(LinesDataset(["abc", "cab", "bca"], data), batch_size=2, seed=0)
+    Trainer(model, src, config=TrainConfig(steps=1, progress=False),
+            checkpoint=Checkpointing(tmp_path / "lib-run")).fit()
+    with pytest.raises(CheckpointError, match="no saved command-line options"):
+        resolve_options({}, resume=str(tmp_path / "lib-run"))
+
+
+def test_an_occupied_run_directory_is_refused_unless_overwritten(run_dir, tmp_path, capsys):
+    import shutil
+    from contextlib import ExitStack
+
+    from rnnkit.checkpoint import has_checkpoint
+    from rnnkit.train_run import open_run
+    with pytest.raises(ConfigError, match=r"already holds a checkpoint.*--resume .*--overwrite"):
+        check_paths(str(run_dir), None)
+    check_paths(str(run_dir), None, overwrite=True)
+    with pytest.raises(ConfigError, match="differs from --resume"):
+        check_paths(str(tmp_path / "other"), str(run_dir))
+    with pytest.raises(ConfigError, match="pass only one of them"):
+        check_paths(None, str(run_dir), overwrite=True)
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    with ExitStack() as stack, pytest.raises(ConfigError, match="already holds a checkpoint"):
+        open_run(copy, False, stack, "rnnkit train (test)")
+    (copy / "notes.txt").write_text("mine")
+    with ExitStack() as stack:
+        open_run(copy, True, stack, "rnnkit train (test)")
+    assert not has_checkpoint(copy) and (copy / "notes.txt").read_text() == "mine"
+    assert "--overwrite: deleted the previous run in" in capsys.readouterr().err
+    assert default_out("nothing-here-yet") == Path("runs") / "nothing-here-yet"
+
+
+def test_the_data_is_the_file_or_the_named_corpus_or_the_names(tmp_path):
+    from rnnkit import datasets
+    from rnnkit.train_run import fit_options_to_data, run_data
+    names = run_data(options(), tmp_path)
+    assert names.name == "names" and names.mode == "lines"
+    assert names.train_lines is not None and set(names.train_lines) <= set(datasets.names())
+    assert run_data(options(dataset="names"), tmp_path).train_lines == names.train_lines
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{n} {m}\t{m} {n}\n" for n in "abcdefgh" for m in "xyz"))
+    pairs_data = run_data(options(file=str(pairs)), tmp_path)
+    assert pairs_data.mode == "pairs"
+    text = tmp_path / "prose.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 400)
+    prose = run_data(options(file=str(text), seq_len=20, batch_size=4), tmp_path)
+    assert prose.mode == "stream" and len(prose.vocab) == len(set(text.read_text()))
+    o = options()
+    fit_options_to_data(o, pairs_data, given={}, resumed=False)          # the seq2seq recipe
+    assert (o["mode"], o["hidden_size"], o["num_layers"]) == ("pairs", 64, 1)
+    o = options(hidden_size=20)
+    fit_options_to_data(o, pairs_data, given={"hidden_size": 20}, resumed=False)
+    assert o["hidden_size"] == 20
+    with pytest.raises(ConfigError, match="--weight-drop applies to the character models"):
+        fit_options_to_data(options(), pairs_data, given={"weight_drop": 0.1}, resumed=False)
+    o = options(cell="rnn")
+    fit_options_to_data(o, names, given={"cell": "rnn"}, resumed=False)
+    assert o["forget_bias"] is None                      # no forget gate, no default bias
+
+
+def test_an_option_trainer_json_cannot_hold_is_refused_before_training():
+    from rnnkit.train_run import recorded_options
+    assert recorded_options(options(file="/data/names.txt"))["file"] == "/data/names.txt"
+    with pytest.raises(ConfigError, match="cannot be recorded in trainer.json"):
+        recorded_options(options(file="/data/na\udcffmes.txt"))

@@ -28,7 +28,6 @@ from rnnkit.train_setup import (
     train_config,
 )
 
-
 pytestmark = pytest.mark.usefixtures("fast_io")
 
 

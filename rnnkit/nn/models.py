@@ -101,9 +101,16 @@ class _Config:
             elif isinstance(default, str):
                 if not isinstance(v, str):
                     raise ConfigError(f"{cls.__name__}: expected {k} to be a string, got {v!r}.")
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
+        return cls(**d).checked()
+
+    def checked(self):
+        """``self``, validated (:meth:`validate`) unless it already passed with these very
+        values: a config read from a file and then given to its model is checked once."""
+        values = tuple(getattr(self, f.name) for f in fields(self))
+        if self.__dict__.get("_valid_values") != values:
+            self.validate()
+            self.__dict__["_valid_values"] = values
+        return self
 
     def _common(self, who):
         check_choice(who, "cell", self.cell, tuple(CELLS))
@@ -253,7 +260,7 @@ class CharLM(Module):
 
     def __init__(self, config: CharLMConfig, seed=None):
         super().__init__()
-        self.config = config.validate()
+        self.config = config.checked()
         rng = make_rng(type(self).__name__, seed)
         dt = np.dtype(config.dtype)
         V, E = config.vocab_size, config.embedding_size
@@ -475,7 +482,7 @@ class SequenceClassifier(_ManyToOne):
 
     def __init__(self, config: SequenceClassifierConfig, seed=None):
         super().__init__()
-        self.config = config.validate()
+        self.config = config.checked()
         rng = make_rng(type(self).__name__, seed)
         dt = np.dtype(config.dtype)
         self.dtype = dt
@@ -566,7 +573,7 @@ class SequenceRegressor(_ManyToOne):
 
     def __init__(self, config: SequenceRegressorConfig, seed=None):
         super().__init__()
-        self.config = config.validate()
+        self.config = config.checked()
         rng = make_rng(type(self).__name__, seed)
         dt = np.dtype(config.dtype)
         self.dtype = dt

@@ -144,7 +144,7 @@ class Seq2Seq(Module):
 
     def __init__(self, config: Seq2SeqConfig, seed=None):
         super().__init__()
-        self.config = cfg = config.validate()
+        self.config = cfg = config.checked()
         rng = make_rng(type(self).__name__, seed)
         dt = self.dtype = np.dtype(cfg.dtype)
         E, K = cfg.embedding_size, cfg.key_size

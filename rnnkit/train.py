@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +53,11 @@ from .engines.numpy import _rng_owners  # noqa: F401  (the dropout generators; t
 from .errors import CheckpointError, ConfigError, RnnkitError, TrainingDivergedError
 from .optim import OPTIMIZERS, SCHEDULE_NAMES, ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR, get_optimizer
 from .sequence import training_run
+
+if TYPE_CHECKING:
+    from .engines import Engine
+    from .nn.module import Module
+    from .optim import Optimizer, Schedule
 
 
 # ============================================================================== config
@@ -101,7 +107,9 @@ class TrainConfig:
               "eval_every": Range("int", 1), "patience": Range("int", 0),
               "explode_factor": Range("number", 1.0, lo_open=True), "seed": Range("int", 0)}
 
-    def validate(self):
+    def validate(self) -> TrainConfig:
+        """``self`` after checking every setting (:attr:`RANGES`, the optimizer and schedule
+        names); :class:`~rnnkit.errors.ConfigError` otherwise."""
         who = "TrainConfig"
         r = self.RANGES
         for name in ("steps", "lr"):
@@ -114,7 +122,8 @@ class TrainConfig:
             r[name].check(who, name, getattr(self, name))
         return self
 
-    def make_schedule(self):
+    def make_schedule(self) -> Schedule:
+        """The learning-rate schedule of these settings (``schedule``, ``warmup``)."""
         base = self.lr
         if self.schedule == "cosine":
             s = CosineAnnealingLR(base, max(1, self.steps - self.warmup), eta_min=base * self.min_lr_frac)
@@ -126,7 +135,8 @@ class TrainConfig:
             s = ConstantLR(base)
         return LinearWarmup(s, self.warmup, start_factor=0.1) if self.warmup else s
 
-    def make_optimizer(self, params):
+    def make_optimizer(self, params: Mapping[str, np.ndarray]) -> Optimizer:
+        """The optimizer of these settings over ``params`` (name -> array, updated in place)."""
         kw = {}
         if self.optimizer in ("sgd", "rmsprop"):
             kw["momentum"] = self.momentum
@@ -254,10 +264,12 @@ class Trainer:
     True
     """
 
-    def __init__(self, model, train, val=None, config: TrainConfig | None = None,
+    def __init__(self, model: Module, train: object, val: object | None = None,
+                 config: TrainConfig | None = None,
                  checkpoint: Checkpointing | str | Path | None = None,
                  on_eval: Callable | None = None, log: Callable = print,
-                 engine=None, device: str | None = None, threads="auto"):
+                 engine: str | Engine | None = None, device: str | None = None,
+                 threads: int | str = "auto"):
         self.model = model
         self.threads = check_threads("Trainer", threads)
         self.train_source = train
@@ -329,7 +341,7 @@ class Trainer:
         arrays.update(rng_arrays)
         return rng_json, arrays
 
-    def save(self, directory=None) -> Path:
+    def save(self, directory: str | os.PathLike | None = None) -> Path:
         """Write a checkpoint version to ``directory`` (default: the output directory).
         Under torchrun every process calls it; the main one writes."""
         directory = Path(directory) if directory is not None else self.out_dir
@@ -449,7 +461,7 @@ class Trainer:
         return state_from_arrays(tuple(a.astype(w.dtype) for a, w in zip(arrays, want)))
 
     # -- evaluation ------------------------------------------------------------------------
-    def evaluate(self, source=None) -> float | None:
+    def evaluate(self, source: object | None = None) -> float | None:
         """Mean loss over all batches of ``source`` (default: the validation source), weighted
         by item counts, in eval mode without caches. Stream sources carry the state."""
         source = source if source is not None else self.val_source

@@ -96,7 +96,7 @@ def check_option_ranges(given: dict) -> None:
             raise ConfigError(f"--{k.replace('_', '-')}: {problem}.")
 
 
-__all__ = ["TRAIN_DEFAULTS", "REGULARISERS_OFF", "DEFAULT_STEPS", "RESUMABLE", "OPTION_CHOICES",
+__all__ = ["Range", "TRAIN_DEFAULTS", "REGULARISERS_OFF", "DEFAULT_STEPS", "RESUMABLE", "OPTION_CHOICES",
            "RUN_RANGES", "option_ranges", "range_problem", "check_option_ranges",
            "check_saved_options", "resolve_options", "default_out", "check_paths", "occupied",
            "total_steps",

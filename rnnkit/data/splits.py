@@ -43,7 +43,7 @@ def train_val_split(items: Sequence, val_frac: float, rng: np.random.Generator) 
     return ([it for it, v in zip(items, is_val) if not v], [it for it, v in zip(items, is_val) if v])
 
 
-def split_stream(seq, val_frac: float):
+def split_stream(seq: str | np.ndarray, val_frac: float) -> tuple[str, str] | tuple[np.ndarray, np.ndarray]:
     """Split a stream (a str or a 1-D array) by position: the last ``val_frac`` of it is the
     validation part. Returns ``(train, val)`` of the same type as ``seq``."""
     who = "split_stream"

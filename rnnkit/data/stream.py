@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validate import Range, check_int, to_numpy
 from ..errors import DataError, DTypeError, ShapeError
@@ -49,7 +50,7 @@ class StreamDataset:
         [3, 4, 5]
     """
 
-    def __init__(self, ids, seq_len: int, batch_size: int):
+    def __init__(self, ids: ArrayLike, seq_len: int, batch_size: int):
         who = "StreamDataset"
         T = SEQ_LEN.check(who, "seq_len", seq_len)
         N = BATCH_SIZE.check(who, "batch_size", batch_size)

@@ -47,9 +47,11 @@ step given the state the step before returned) the weights are laid out for the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .._mode import is_grad_enabled
 from .._validate import as_float_array, check_choice, check_dtype_arg, check_int, make_rng
@@ -80,7 +82,8 @@ class RNNCellBase(Module):
     (see the module docstring). ``mode`` is any cell name or PyTorch mode known to
     :func:`rnnkit.cells.cell_spec`."""
 
-    def __init__(self, mode, input_size, hidden_size, bias=True, dtype=np.float32, seed=None):
+    def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None):
         super().__init__()
         who = type(self).__name__
         self.spec: CellSpec = cell_spec(mode)
@@ -157,7 +160,8 @@ class RNNCellBase(Module):
         self._chain_weights = w if record else None
         return w
 
-    def forward(self, x, state=None):
+    def forward(self, x: ArrayLike, state: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None
+            ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """One step: ``h = cell(x, h)`` or, for LSTM, ``h, c = cell(x, (h, c))`` (see the
         module docstring for shapes and the tape)."""
         who = type(self).__name__
@@ -235,7 +239,8 @@ class RNNCellBase(Module):
         return NoForwardError(f"{who}: no recorded step to differentiate. Call the cell first "
                               f"(outside rnnkit.no_grad()); each recorded step is consumed once.")
 
-    def backward_step(self, dstate=None):
+    def backward_step(self, dstate: np.ndarray | tuple[np.ndarray | None, np.ndarray | None] | None = None
+            ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         """Backward of the last recorded step; see the module docstring.
 
         ``dstate``: gradient on the state that step returned (``dh``, or ``(dh, dc)`` for
@@ -252,7 +257,9 @@ class RNNCellBase(Module):
             self._chain_weights = None
         return self._pack(rec, *self._step_back(rec, dh, dc))
 
-    def backward(self, douts=None, dstate=None):
+    def backward(self, douts: Sequence[np.ndarray | None] | np.ndarray | None = None,
+                 dstate: np.ndarray | tuple[np.ndarray | None, np.ndarray | None] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         """Backward of the whole tape, for a loop that fed each step's state to the next;
         see the module docstring. Returns ``(dxs, dstate_0)``."""
         who = f"{type(self).__name__}.backward"
@@ -291,7 +298,7 @@ class RNNCellBase(Module):
         dx_all = np.stack(dxs)
         return (dx_all[:, 0] if rec.unbatched else dx_all), dstate0
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
             s += ", bias=False"
@@ -319,8 +326,8 @@ class RNNCell(RNNCellBase):
     docstring for shapes and the tape (``backward_step`` / ``backward``).
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=np.float32,
-                 seed=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None):
         check_choice("RNNCell", "nonlinearity", nonlinearity, ("tanh", "relu"))
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
@@ -334,7 +341,8 @@ class LSTMCell(RNNCellBase):
     docstring for shapes and the tape (``backward_step`` / ``backward``).
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None):
         super().__init__("LSTM", input_size, hidden_size, bias, dtype, seed)
 
 
@@ -345,11 +353,12 @@ class GRUCell(RNNCellBase):
     docstring for shapes and the tape (``backward_step`` / ``backward``).
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None):
         super().__init__("GRU", input_size, hidden_size, bias, dtype, seed)
 
 
-def recurrent_cell(cell, *args, **kwargs) -> RNNCellBase:
+def recurrent_cell(cell: str, *args: object, **kwargs: object) -> RNNCellBase:
     """Build a trainable cell from a cell name ('lstm', 'gru', 'rnn', 'rnn_relu', any alias or
     PyTorch mode): the :class:`RNNCell`/:class:`LSTMCell`/:class:`GRUCell` its
     :class:`~rnnkit.cells.CellSpec` names (``cell_layer``)."""

@@ -7,6 +7,7 @@ an RNN output (T, N, H) is the per-time-step projection of a many-to-many model.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .._validate import as_float_array, check_dtype_arg, check_float, check_int, make_rng, to_numpy
 from ..errors import DataError, DTypeError, NoForwardError, ShapeError
@@ -22,7 +23,8 @@ class Linear(Module):
     ``dweight = sum dy^T x``, ``dbias = sum dy`` over all leading axes.
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=None, rng=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None, rng: np.random.Generator | None = None):
         super().__init__()
         self.in_features = check_int("Linear", "in_features", in_features, 1)
         self.out_features = check_int("Linear", "out_features", out_features, 1)
@@ -35,7 +37,7 @@ class Linear(Module):
             self._add_param("bias", (self.out_features,), self.dtype, lambda shape: rng.uniform(-k, k, shape))
         self._x = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = as_float_array("Linear", "x", x, self.dtype)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ShapeError(f"Linear: expected x of shape (..., in_features={self.in_features}), "
@@ -43,7 +45,7 @@ class Linear(Module):
         self._x = x
         return linear(x, self._params["weight"], self._params.get("bias"))   # (..., out)
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> np.ndarray | None:
         if self._x is None:
             raise NoForwardError("Linear.backward: no forward pass to differentiate; call forward first.")
         x, self._x = self._x, None
@@ -62,7 +64,8 @@ class Embedding(Module):
     scatters ``dy`` into the rows that were used (``dweight[ids] += dy``); ids get no gradient.
     """
 
-    def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, seed=None, rng=None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None, rng: np.random.Generator | None = None):
         super().__init__()
         self.num_embeddings = check_int("Embedding", "num_embeddings", num_embeddings, 1)
         self.embedding_dim = check_int("Embedding", "embedding_dim", embedding_dim, 1)
@@ -72,12 +75,12 @@ class Embedding(Module):
                         rng.standard_normal)
         self._ids = None
 
-    def forward(self, ids):
+    def forward(self, ids: ArrayLike) -> np.ndarray:
         ids = check_ids("Embedding", "ids", ids, self.num_embeddings)
         self._ids = ids
         return self._params["weight"][ids]                                 # (..., E)
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> np.ndarray | None:
         if self._ids is None:
             raise NoForwardError("Embedding.backward: no forward pass to differentiate; call forward first.")
         ids, self._ids = self._ids, None
@@ -105,13 +108,13 @@ class Dropout(Module):
     """Inverted dropout: in training, zero each element with probability p and scale the rest
     by 1 / (1 - p); identity in eval mode."""
 
-    def __init__(self, p=0.5, seed=None, rng=None):
+    def __init__(self, p: float = 0.5, seed: int | np.random.Generator | None = None, rng: np.random.Generator | None = None):
         super().__init__()
         self.p = check_float("Dropout", "p", p, 0.0, 1.0, max_inclusive=False)
         self.rng = rng if rng is not None else make_rng(type(self).__name__, seed)
         self._mask = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray:
         if not self.training or self.p == 0:
             self._mask = None
             return x
@@ -119,7 +122,7 @@ class Dropout(Module):
         self._mask = (self.rng.random(np.shape(x)) < keep).astype(np.asarray(x).dtype) / keep
         return x * self._mask
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> np.ndarray | None:
         return dy if self._mask is None else dy * self._mask
 
 
@@ -129,18 +132,18 @@ class Sequential(Module):
     Parameter names are prefixed with the layer index, as in PyTorch (``0.weight``).
     """
 
-    def __init__(self, *layers):
+    def __init__(self, *layers: Module):
         super().__init__()
         self.layers = list(layers)
         for i, layer in enumerate(self.layers):
             self._children[str(i)] = layer
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray:
         for layer in self.layers:
             x = layer(x)
         return x
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> np.ndarray | None:
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy

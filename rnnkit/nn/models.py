@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._mode import no_grad
 from .._validate import (
@@ -103,7 +104,7 @@ class _Config:
                     raise ConfigError(f"{cls.__name__}: expected {k} to be a string, got {v!r}.")
         return cls(**d).checked()
 
-    def checked(self):
+    def checked(self) -> _Config:
         """``self``, validated (:meth:`validate`) unless it already passed with these very
         values: a config read from a file and then given to its model is checked once."""
         values = tuple(getattr(self, f.name) for f in fields(self))
@@ -225,7 +226,9 @@ class CharLMConfig(_Config):
               **STACK_RANGES, **{k: STACK_RANGES["dropout"] for k in _DROPOUTS},
               "forget_bias": Range("number")}
 
-    def validate(self):
+    def validate(self) -> CharLMConfig:
+        """``self`` after checking every setting (types, :attr:`RANGES`, the cell's options);
+        :class:`~rnnkit.errors.ConfigError` otherwise."""
         who = "CharLMConfig"
         self._check_ranges(who, "vocab_size", "embedding_size")
         self._common(who)
@@ -258,7 +261,7 @@ class CharLM(Module):
     ``torch.nn.Module`` unchanged (see :mod:`rnnkit.interop.torch`).
     """
 
-    def __init__(self, config: CharLMConfig, seed=None):
+    def __init__(self, config: CharLMConfig, seed: int | np.random.Generator | None = None):
         super().__init__()
         self.config = config.checked()
         rng = make_rng(type(self).__name__, seed)
@@ -297,7 +300,8 @@ class CharLM(Module):
         own = {"embedding": self.last_char_factors} if self.config.embedding_dropout else {}
         return {**own, **self.rnn.last_masks}
 
-    def forward(self, tokens, state=None, lengths=None):
+    def forward(self, tokens: ArrayLike, state: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None, lengths: ArrayLike | None = None
+                ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         tokens = check_ids("CharLM", "tokens", tokens, self.config.vocab_size)
         if tokens.ndim != 2:
             raise ShapeError(f"CharLM: expected tokens of shape (T, N), got shape {tokens.shape}. "
@@ -307,14 +311,15 @@ class CharLM(Module):
         logits = self.head(out)                                             # (T, N, V)
         return logits, state
 
-    def backward(self, dlogits, dstate_n=None):
+    def backward(self, dlogits: np.ndarray, dstate_n: np.ndarray | tuple[np.ndarray | None, np.ndarray | None] | None = None
+            ) -> tuple[None, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         dout = self.head.backward(dlogits)
         dx, dstate0 = self.rnn.backward(dout, dstate_n)
         if self.embedding is not None:
             self.embedding.backward(dx if self._char_mask is None else dx * self._char_mask)
         return None, dstate0
 
-    def initial_state(self, batch_size: int):
+    def initial_state(self, batch_size: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Zeros of shape (num_layers, batch_size, hidden_size); ``(h, c)`` for LSTM."""
         return self.rnn.initial_state(batch_size)
 
@@ -322,7 +327,8 @@ class CharLM(Module):
         """Fast next-character inference over the current weights (see :class:`CharLMStepper`)."""
         return CharLMStepper(self)
 
-    def trace(self, tokens, state=None):
+    def trace(self, tokens: ArrayLike, state: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray], list]:
         """``logits, state_n, acts``: a forward pass (no dropout, nothing kept for backward)
         that also returns the recurrent stack's activations (see
         :meth:`rnnkit.nn.RNNBase.trace`)."""
@@ -339,7 +345,7 @@ class CharLM(Module):
             self.train(was)
         return logits, state_n, acts
 
-    def loss(self, batch, carry=None) -> LossResult:
+    def loss(self, batch: object, carry: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None) -> LossResult:
         """Mean cross-entropy (nats per predicted character) of ``batch.y`` given ``batch.x``.
 
         ``batch`` has ``x`` (T, N), ``y`` (T, N) with -100 at padding and optionally
@@ -349,7 +355,7 @@ class CharLM(Module):
         loss = self._crit(logits, batch.y)
         return LossResult(loss, self._crit.last_count, state)
 
-    def backward_loss(self):
+    def backward_loss(self) -> None:
         self.backward(self._crit.backward())
 
 
@@ -422,7 +428,8 @@ class SequenceClassifierConfig(_Config):
     RANGES = {"num_classes": Range("int", 2, 1_000_000), "vocab_size": Range("int", 0, 10_000_000),
               "input_size": Range("int", 0, 1_000_000), **STACK_RANGES}
 
-    def validate(self):
+    def validate(self) -> SequenceClassifierConfig:
+        """``self`` after checking every setting; :class:`~rnnkit.errors.ConfigError` otherwise."""
         who = "SequenceClassifierConfig"
         self._check_ranges(who, "num_classes", "vocab_size", "input_size")
         if (self.vocab_size > 0) == (self.input_size > 0):
@@ -480,7 +487,7 @@ class _ManyToOne(Module):
 class SequenceClassifier(_ManyToOne):
     """``logits (N, C) = clf(x, lengths=None)``; x is token ids (T, N) or features (T, N, D)."""
 
-    def __init__(self, config: SequenceClassifierConfig, seed=None):
+    def __init__(self, config: SequenceClassifierConfig, seed: int | np.random.Generator | None = None):
         super().__init__()
         self.config = config.checked()
         rng = make_rng(type(self).__name__, seed)
@@ -495,7 +502,7 @@ class SequenceClassifier(_ManyToOne):
         self._add_child("head", Linear(D * config.state_size, config.num_classes, dtype=dt, rng=rng))
         self._crit = CrossEntropyLoss()
 
-    def forward(self, x, lengths=None):
+    def forward(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         if self.embedding is not None:
             x = check_ids("SequenceClassifier", "x", x, self.config.vocab_size)
             if x.ndim != 2:
@@ -504,7 +511,7 @@ class SequenceClassifier(_ManyToOne):
         out, state = self.rnn(x, None, lengths)
         return self.head(self._pool(out, state, lengths))                  # (N, C)
 
-    def backward(self, dlogits):
+    def backward(self, dlogits: np.ndarray) -> np.ndarray | None:
         dout, dstate = self._unpool(self.head.backward(dlogits))
         dx, _ = self.rnn.backward(dout, dstate)
         if self.embedding is not None:
@@ -512,22 +519,22 @@ class SequenceClassifier(_ManyToOne):
             return None
         return dx
 
-    def predict_proba(self, x, lengths=None):
+    def predict_proba(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         """Class probabilities (N, C), softmax of the logits, without keeping a cache."""
         with no_grad():
             return softmax(self.forward(x, lengths).astype(np.float64), axis=-1)
 
-    def predict(self, x, lengths=None):
+    def predict(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         """Most probable class (N,) without keeping a cache."""
         with no_grad():
             return self.forward(x, lengths).argmax(axis=-1)
 
-    def loss(self, batch, carry=None) -> LossResult:
+    def loss(self, batch: object, carry: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None) -> LossResult:
         logits = self.forward(batch.x, getattr(batch, "lengths", None))
         loss = self._crit(logits, batch.y)
         return LossResult(loss, self._crit.last_count, None)
 
-    def backward_loss(self):
+    def backward_loss(self) -> None:
         self.backward(self._crit.backward())
 
 
@@ -553,7 +560,8 @@ class SequenceRegressorConfig(_Config):
     RANGES = {"input_size": Range("int", 1, 1_000_000), "output_size": Range("int", 1, 1_000_000),
               **STACK_RANGES}
 
-    def validate(self):
+    def validate(self) -> SequenceRegressorConfig:
+        """``self`` after checking every setting; :class:`~rnnkit.errors.ConfigError` otherwise."""
         who = "SequenceRegressorConfig"
         self._check_ranges(who, "input_size", "output_size")
         check_choice(who, "pooling", self.pooling, ("last", "mean"))
@@ -571,7 +579,7 @@ class SequenceRegressorConfig(_Config):
 class SequenceRegressor(_ManyToOne):
     """``pred = reg(x (T, N, input_size), lengths=None)``; (T, N, out) or (N, out)."""
 
-    def __init__(self, config: SequenceRegressorConfig, seed=None):
+    def __init__(self, config: SequenceRegressorConfig, seed: int | np.random.Generator | None = None):
         super().__init__()
         self.config = config.checked()
         rng = make_rng(type(self).__name__, seed)
@@ -583,13 +591,13 @@ class SequenceRegressor(_ManyToOne):
         self._crit = MSELoss()
         self._mask = None
 
-    def forward(self, x, lengths=None):
+    def forward(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         out, state = self.rnn(x, None, lengths)
         if self.config.many_to_many:
             return self.head(out)                                           # (T, N, out)
         return self.head(self._pool(out, state, lengths))                  # (N, out)
 
-    def backward(self, dpred):
+    def backward(self, dpred: np.ndarray) -> np.ndarray:
         dh = self.head.backward(dpred)
         if self.config.many_to_many:
             dx, _ = self.rnn.backward(dh, None)
@@ -598,12 +606,12 @@ class SequenceRegressor(_ManyToOne):
             dx, _ = self.rnn.backward(dout, dstate)
         return dx
 
-    def predict(self, x, lengths=None):
+    def predict(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         """Predictions without keeping a cache."""
         with no_grad():
             return self.forward(x, lengths)
 
-    def loss(self, batch, carry=None) -> LossResult:
+    def loss(self, batch: object, carry: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None) -> LossResult:
         lengths = getattr(batch, "lengths", None)
         pred = self.forward(batch.x, lengths)
         mask = None
@@ -613,5 +621,5 @@ class SequenceRegressor(_ManyToOne):
         loss = self._crit(pred, batch.y, mask)
         return LossResult(loss, self._crit.last_count, None)
 
-    def backward_loss(self):
+    def backward_loss(self) -> None:
         self.backward(self._crit.backward())

@@ -12,7 +12,10 @@ The contract (PyTorch-like, explicit backward):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._mode import init_enabled
 from .._validate import fmt_shape, key_mismatch, short_list, to_numpy
@@ -74,7 +77,7 @@ class Module:
         """Copies of the parameters under PyTorch's names."""
         return {k: v.copy() for k, v in self.parameters().items()}
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> None:
+    def load_state_dict(self, state_dict: Mapping[str, ArrayLike], strict: bool = True) -> None:
         """Copy values in place (optimizer references stay valid). Accepts NumPy arrays or
         torch tensors. A missing key, an unexpected key or a wrong shape raises an error that
         names it; nothing is changed unless every entry is valid."""
@@ -112,14 +115,14 @@ class Module:
             params[k][...] = v
 
     # -- modes ---------------------------------------------------------------------------
-    def train(self, mode: bool = True):
+    def train(self, mode: bool = True) -> Module:
         self.training = bool(mode)
         for child in self._children.values():
             child.train(mode)
         return self
 
-    def eval(self):
+    def eval(self) -> Module:
         return self.train(False)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: object, **kwargs: object) -> object:
         return self.forward(*args, **kwargs)

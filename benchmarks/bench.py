@@ -57,6 +57,8 @@ FULL_SWEEP = ([(50, 32, h, h) for h in (64, 128, 256, 512, 1024)]
 QUICK_SWEEP = [(5, 4, 8, 8), (5, 1, 6, 8)]
 CELLS = ("LSTM", "GRU", "RNN")            # layer classes of rnnkit.nn (RNN = the tanh RNN)
 GATES = {spec.layer: spec.num_gates for spec in CELL_SPECS.values()}
+#: The markers of the section ``benchmarks/speed.py`` writes into the same report (kept as is).
+SPEED_BEGIN, SPEED_END = "<!-- speed.py: begin -->", "<!-- speed.py: end -->"
 SECTIONS = ("user", "layers", "sweep", "seed", "numpyml", "charlm", "memory", "profile", "engines")
 
 
@@ -65,6 +67,29 @@ def time_alternating(fns: dict, repeats: int, gap: float) -> dict:
     """Median wall time (s) of each callable, warm, alternating them round by round
     (see :func:`alternating_times`). Returns name -> median seconds."""
     return {n: float(np.median(v)) for n, v in alternating_times(fns, repeats, gap).items()}
+
+
+def warm_kernels() -> int:
+    """Run, once, the layer-steps after which rnnkit loads its compiled kernels.
+
+    rnnkit loads numba's fused LSTM steps and the N=1 loop only once a process has run
+    ``rnnkit.sequence.JIT_MIN_STEPS`` layer-steps that can use them (``rnnkit train`` loads
+    them at its first step), so that short scripts never pay numba's start-up. A benchmark
+    that compares a few calls per shape would otherwise time NumPy's steps for its first
+    shapes and the kernels for the later ones; after this call every row measures the steady
+    state a long-running process is in. Returns the layer-steps run.
+    """
+    import rnnkit
+    from rnnkit import nn, sequence
+    T = sequence.JIT_MIN_STEPS
+    for dtype in (np.float32, np.float64):
+        layer = nn.LSTM(2, 4, dtype=dtype, seed=0)
+        x = np.zeros((T, 1, 2), dtype)
+        layer(x)
+        layer.backward(np.ones((T, 1, 4), dtype))           # the fused forward and backward
+        with rnnkit.no_grad():
+            layer(x)                                         # the N=1 inference loop
+    return 3 * 2 * T
 
 
 def alternating_times(fns: dict, repeats: int, gap: float) -> dict:
@@ -855,6 +880,8 @@ def run(quick=False, repeats=5, gap=0.2, only=None, mm_n=None, verbose=True):
             print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
     from rnnkit import _jit
+    if _jit.enabled():
+        log(f"warm-up: {warm_kernels()} layer-steps, so that rnnkit's compiled kernels are loaded")
     machine = {
         "CPU": _cpu_model(),
         "logical cores": os.cpu_count(),
@@ -952,10 +979,14 @@ def main(argv=None) -> int:
     plot = args.plot or (None if args.quick else str(Path(args.out).parent / "docs/img/bench_sweep.png"))
     if plot and res.get("sweep") and plot_sweep(res["sweep"], plot):
         meta["sweep_plot"] = os.path.relpath(plot, Path(args.out).parent)
-    text = render(res, meta)
+    text = render(res, meta) + "\n"
     try:
+        old = Path(args.out).read_text(encoding="utf-8") if Path(args.out).exists() else ""
+        if SPEED_BEGIN in old and SPEED_END in old:             # speed.py's section stays
+            kept = old[old.index(SPEED_BEGIN):old.index(SPEED_END) + len(SPEED_END)]
+            text = text.rstrip("\n") + "\n\n" + kept + "\n"
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        Path(args.out).write_text(text, encoding="utf-8")
     except OSError as e:
         print(f"bench: cannot write --out {args.out}: {e.strerror or e}", file=sys.stderr)
         return 1

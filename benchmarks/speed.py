@@ -8,7 +8,8 @@ the file is bench.py's)::
     python benchmarks/speed.py --only sweep,layers --repeats 9  # a subset, printed
     python benchmarks/speed.py --quick                          # tiny shapes, smoke test
 
-Method: one process, warm; the contenders (rnnkit, torch, torch with
+Method: one process, warm (first the layer-steps after which rnnkit loads its compiled kernels,
+``bench.warm_kernels``, so that every row is a long-running process's steady state); the contenders (rnnkit, torch, torch with
 ``torch.backends.mkldnn.flags(enabled=False)``) alternate call by call, the order rotated each
 round, with a pause before each call so the previous contender's spinning threads stop; each
 figure is the minimum and the median of ``--repeats`` calls, and the ratio of the minima is the
@@ -32,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-BEGIN, END = "<!-- speed.py: begin -->", "<!-- speed.py: end -->"
+from bench import SPEED_BEGIN as BEGIN
+from bench import SPEED_END as END
+
 SWEEP = [(50, 32, h, h) for h in (64, 128, 256, 512, 1024)] + [(50, n, 128, 256) for n in (1, 8, 128)]
 N1 = (1000, 1, 65, 128)
 BATCH = (100, 64, 128, 256)
@@ -101,6 +104,44 @@ def layer_contenders(torch, cell, dtype, shape, work, options=None):
         fns["torch"] = t_fn(True)
         fns["torch no oneDNN"] = t_fn(False)
     return fns
+
+
+def loop_thread_contenders(shape):
+    """The same rnnkit LSTM float32 layer (forward+backward) with its time loop on one BLAS
+    thread and on all of NumPy's, whatever ``rnnkit._threads.SMALL_PRODUCT`` decides: the
+    measurement behind that rule."""
+    import rnnkit.nn as rnn
+    from rnnkit import _threads
+    T, N, D, H = shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, N, D)).astype(np.float32)
+    dout = rng.standard_normal((T, N, H)).astype(np.float32)
+    layer = rnn.LSTM(D, H, dtype=np.float32, seed=0)
+
+    def with_limit(limit):
+        def f():
+            rule = _threads.SMALL_PRODUCT
+            _threads.SMALL_PRODUCT = limit
+            try:
+                layer(x)
+                layer.backward(dout)
+            finally:
+                _threads.SMALL_PRODUCT = rule
+        return f
+    return {"loop on 1 thread": with_limit(2 ** 62), "loop on all threads": with_limit(-1)}
+
+
+def bench_loop_threads(shapes, repeats, gap, log):
+    from rnnkit import _threads
+    rows = []
+    for shape in shapes:
+        log(f"loop threads: {shape}")
+        T, N, D, H = shape
+        macs = N * H * 4 * H
+        t = time_rounds(loop_thread_contenders(shape), repeats, gap)
+        rows.append(dict(shape=shape, macs=macs, rule="1 thread" if macs <= _threads.SMALL_PRODUCT
+                         else "all threads", times=t, load=load()))
+    return rows
 
 
 def bench_layer_rows(torch, items, repeats, gap, log):
@@ -224,6 +265,24 @@ def render(res, meta) -> str:
                 targets.append(("forward (100, 64, 128, 256)", t["rnnkit"][0] / t["torch"][0],
                                 "forward"))
         out.append("")
+    lt = res.get("threads")
+    if lt:
+        from rnnkit import _threads
+        out += ["### The time loop's BLAS threads", "",
+                "The rule of `rnnkit._threads` (docs/design.md): a time loop whose per-step product "
+                f"has at most SMALL_PRODUCT = {_threads.SMALL_PRODUCT:,} multiply-adds runs on one "
+                "BLAS thread, larger ones on all of NumPy's. The same LSTM float32 layer, "
+                "forward+backward, with the loop forced each way (the products over all steps keep "
+                "every thread in both).", "",
+                "| (T, N, D, H) | per-step product (multiply-adds) | loop on 1 thread ms | "
+                "loop on all threads ms | 1 / all | rule picks | load |",
+                "|---|---:|---|---|---|---|---|"]
+        for r in lt:
+            one, every = r["times"]["loop on 1 thread"], r["times"]["loop on all threads"]
+            out.append(f"| {r['shape']} | {r['macs']:,} | {_ms(one[0])} / {_ms(one[1])} | "
+                       f"{_ms(every[0])} / {_ms(every[1])} | {one[0] / every[0]:.2f} | {r['rule']} | "
+                       f"{r['load']} |")
+        out.append("")
     bz = res.get("busy")
     if bz:
         out += ["### `rnnkit train` with a competing busy process", "",
@@ -277,7 +336,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python benchmarks/speed.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", help="BENCHMARKS.md to update in place (its speed.py section); "
                     "without it the section is printed")
-    ap.add_argument("--only", default="sweep,layers,busy", help="comma list of sweep, layers, busy")
+    ap.add_argument("--only", default="sweep,threads,layers,busy",
+                    help="comma list of sweep, threads, layers, busy")
     ap.add_argument("--repeats", type=int, default=7, help="timed calls per contender (default 7)")
     ap.add_argument("--train-repeats", type=int, default=3, help="rnnkit train runs per condition (default 3)")
     ap.add_argument("--gap", type=float, default=0.1, help="pause before each timed call, s (default 0.1)")
@@ -310,10 +370,15 @@ def main(argv=None) -> int:
                 command="python benchmarks/speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                 date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     items, sweep_shape = layer_items(args.quick)
+    if only & {"sweep", "layers", "threads"} and _jit.enabled():
+        from bench import warm_kernels
+        log(f"warm-up: {warm_kernels()} layer-steps, so that rnnkit's compiled kernels are loaded")
     if "sweep" in only:
         shapes = [sweep_shape] if args.quick else SWEEP
         res["sweep"] = bench_layer_rows(torch, [("sweep", "LSTM", np.float32, s, "forward+backward", None)
                                                 for s in shapes], repeats, args.gap, log)
+    if "threads" in only:
+        res["threads"] = bench_loop_threads([sweep_shape] if args.quick else SWEEP, repeats, args.gap, log)
     if "layers" in only:
         res["layers"] = bench_layer_rows(torch, items, repeats, args.gap, log)
     if "busy" in only:

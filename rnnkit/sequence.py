@@ -84,14 +84,6 @@ _FUSED_FOR = {cls: (cls.forward_step, cls.backward_step)
               for cls in {spec.cell_class for spec in CELLS.values()} if cls.__dict__.get("jit_step")}
 
 
-def compile_from_the_first_step() -> None:
-    """Load the fused step kernels at their first use instead of after ``JIT_MIN_STEPS``
-    layer-steps. A training run calls this before its first step, so that every step of a run
-    takes the same path and a resumed run computes exactly what the straight run did."""
-    global _fused_now
-    _fused_now = True
-
-
 def _fused(cell, dtype, T: int):
     """The fused step kernels (:class:`rnnkit._jit.StepKernels`) of ``cell`` in ``dtype`` for a
     call of ``T`` steps, or None: NumPy's step. Loaded like the N=1 loop, once the process has

@@ -173,3 +173,32 @@ def test_step_refuses_bidirectional_and_bad_input():
         nn.LSTM(3, 4, bidirectional=True).step(np.zeros((1, 3), np.float32))
     with pytest.raises(ShapeError):
         nn.GRU(3, 4).step(np.zeros((1, 5), np.float32))
+
+
+def test_the_report_keeps_the_speed_section(tmp_path, monkeypatch):
+    """bench.py rewrites BENCHMARKS.md but keeps the section benchmarks/speed.py writes."""
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text(f"# old report\n\n{bench.SPEED_BEGIN}\nspeed figures\n{bench.SPEED_END}\n")
+    monkeypatch.setattr(bench, "run", lambda **kw: ({}, {"seconds": 0.0}))
+    monkeypatch.setattr(bench, "render", lambda res, meta: "# new report")
+    assert bench.main(["--out", str(out), "--quiet"]) == 0
+    assert out.read_text() == f"# new report\n\n{bench.SPEED_BEGIN}\nspeed figures\n{bench.SPEED_END}\n"
+
+
+@pytest.mark.slow
+def test_warm_up_loads_the_compiled_kernels(tmp_path):
+    """After bench.warm_kernels() a process runs rnnkit's compiled LSTM kernels (fused steps and
+    the N=1 loop) from its next call on: the steady state every benchmark row measures. Run in
+    a fresh process: the kernels and the step counters are per process."""
+    require("numba")
+    import subprocess
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import bench; from rnnkit import _jit, sequence;"
+            "import rnnkit.nn as nn, numpy as np;"
+            "assert _jit._KERNELS.get('lstm_step') is None and _jit._KERNELS.get('lstm_n1') is None;"
+            "bench.warm_kernels();"
+            "assert _jit._KERNELS.get('lstm_step') is not None, 'fused steps not loaded';"
+            "assert _jit._KERNELS.get('lstm_n1') is not None, 'N=1 loop not loaded';"
+            "assert sequence._fused(nn.LSTM(3, 5).cell, np.float32, 2) is not None; print('ok')")
+    r = subprocess.run([sys.executable, "-c", code, str(Path(bench.__file__).parent)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

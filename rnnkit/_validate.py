@@ -175,7 +175,7 @@ class Range:
     """The values one numeric setting may take: an integer (``kind="int"``) or a finite number
     (``kind="number"``) from ``lo`` to ``hi`` (None: unbounded), each end included unless
     ``lo_open`` / ``hi_open``. The one definition of a setting's range: a config validates with
-    :meth:`check` (its messages are :func:`check_int` / :func:`check_float`'s), the command line
+    :meth:`check` (its messages are ``check_int`` / ``check_float``'s), the command line
     refuses an option or a saved option with :meth:`problem`."""
 
     kind: str

@@ -1,7 +1,7 @@
 """``rnnkit train`` after its command line is parsed: the run directory and its lock, the data,
 the trainer, the training and what the run prints.
 
-The command line (:mod:`rnnkit.cli`) parses the options and calls :func:`prepare` (the
+The command line (``rnnkit.cli``) parses the options and calls :func:`prepare` (the
 options checked and resolved: :mod:`rnnkit.train_setup`) and :func:`train_command`. What the
 run decides is here, each decision a function tested on its own
 (tests/test_train_setup.py): :func:`open_run` (a new run directory, locked; an occupied one

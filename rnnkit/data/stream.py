@@ -11,9 +11,10 @@ from numpy.typing import ArrayLike
 from .._validate import Range, check_int, to_numpy
 from ..errors import DataError, DTypeError, ShapeError
 
-#: The ranges of a batch source's sizes: the chunk length (stream mode) and the sequences per
-#: batch (every source; ``rnnkit train --seq-len / --batch-size`` checks with them too).
+#: The range of the chunk length of stream mode (``rnnkit train --seq-len`` checks with it too).
 SEQ_LEN = Range("int", 1)
+#: The range of the sequences per batch of every batch source (and of ``rnnkit train
+#: --batch-size``).
 BATCH_SIZE = Range("int", 1)
 
 

@@ -12,13 +12,11 @@ import json
 import os
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from ._threads import threads_option
 from .errors import ConfigError, RnnkitError
-from .ops import LN2
 from .sample import DEFAULT_LENGTH
 from .train_setup import (
     DEFAULT_STEPS,
@@ -380,24 +378,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .load import load_checked
-    d = Path(_dir_arg(args.dir))
-    ck, _, vocab = load_checked(d, need_charlm=False)               # files belong together
-    ts = ck.trainer_state or {}
-    n_params = int(sum(int(np.prod(v.shape)) for v in ck.model_state.values()))
-    info = {
-        "path": str(d),
-        "config": ck.config,
-        "vocab_size": (None if vocab is None else [len(v) for v in vocab] if isinstance(vocab, tuple)
-                       else len(vocab)),
-        "parameters": n_params,
-        "steps_trained": ts.get("step"),
-        "best_val_loss": ts.get("best_val_loss"),
-        "best_step": ts.get("best_step"),
-        "mode": ((ts.get("extra") or {}).get("cli") or {}).get("mode"),
-    }
-    if info["best_val_loss"] is not None:
-        info["best_val_bits_per_char"] = info["best_val_loss"] / LN2
+    from .load import checkpoint_info
+    info = checkpoint_info(_dir_arg(args.dir))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -936,3 +936,23 @@ def test_a_config_changed_after_it_passed_is_validated_again():
     cfg.hidden_size = 0
     with pytest.raises(ConfigError, match="hidden_size >= 1"):
         nn.CharLM(cfg, seed=0)
+
+
+def test_checkpoint_info_counts_what_the_files_hold(tmp_path):
+    """rnnkit.load.checkpoint_info (what `rnnkit info` prints): the parameter count of the
+    weights, the vocabulary's size, and the best loss also in bits (nats / ln 2)."""
+    import math
+
+    from rnnkit import nn
+    from rnnkit.checkpoint import save_checkpoint as save
+    from rnnkit.data import BOUNDARY, Vocab
+    from rnnkit.load import checkpoint_info
+    vocab = Vocab.build(["abc", "bca"], specials=(BOUNDARY,))
+    model = nn.CharLM(nn.CharLMConfig(vocab_size=len(vocab), hidden_size=3, num_layers=1, embedding_size=2), seed=0)
+    save(tmp_path / "run", model_state=model.state_dict(), config=model.config.to_dict(),
+         vocab=vocab.to_json(), trainer_state={"step": 7, "best_val_loss": 1.5, "best_step": 5,
+                                               "extra": {"cli": {"mode": "lines"}}})
+    info = checkpoint_info(tmp_path / "run")
+    assert info["parameters"] == sum(v.size for v in model.state_dict().values())
+    assert (info["vocab_size"], info["steps_trained"], info["best_step"], info["mode"]) == (len(vocab), 7, 5, "lines")
+    assert info["best_val_bits_per_char"] == pytest.approx(1.5 / math.log(2))

@@ -90,6 +90,13 @@ class Module:
             raise ParameterKeyError(f"{who}: {mismatch} key(s). Expected exactly the keys "
                                     f"{short_list(list(params))}; was the state_dict saved from a "
                                     f"model with the same configuration?")
+        self._copy_values(who, params, state_dict)
+
+    def _copy_values(self, who: str, params: dict, state_dict: Mapping, shapes_checked: bool = False) -> None:
+        """Copy the entries of ``state_dict`` into ``params`` (this module's live arrays), all
+        or nothing: real numbers, finite, and finite in the parameter's dtype; their shapes too
+        unless ``shapes_checked`` (``rnnkit.nn.registry.built_with``: a model load compared
+        them with the config once, against the file's header)."""
         staged = {}
         for k, p in params.items():
             if k not in state_dict:
@@ -97,7 +104,7 @@ class Module:
             v = to_numpy(who, k, state_dict[k])
             if v.dtype.kind not in "fiu":
                 raise DTypeError(f"{who}: expected {k} to hold real numbers, got dtype {v.dtype}.")
-            if v.shape != p.shape:
+            if not shapes_checked and v.shape != p.shape:
                 raise ShapeError(f"{who}: expected {k} of shape {fmt_shape(p.shape)}, got "
                                  f"{fmt_shape(v.shape)}. Build the model with the configuration the "
                                  f"weights were saved with.")

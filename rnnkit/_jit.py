@@ -10,6 +10,11 @@ code of :mod:`rnnkit.sequence`; NumPy stays the fallback (numba missing, or
   backward (float64's forward keeps NumPy's tanh, see :class:`StepKernels`). The recurrent
   product stays one BLAS call per step. The ``lengths`` mask and the backward's ``dout``
   addition are fused in too.
+* **The N = 1 training loops** (:attr:`StepKernels.n1_forward` / ``n1_backward``): at batch
+  size 1 with a cache (training) the whole time loop of one LSTM direction is one compiled
+  call each way, the fused step inlined and the recurrent product as dot products.
+* **The fused GRU step** (``"gru_step"``): the same for the GRU (float32 forward and backward,
+  float64 backward), the two recurrent products of its backward kept as BLAS calls.
 * **The N = 1 inference loop** (``"lstm_n1"``): at batch size 1 without a cache the whole time
   loop of one LSTM direction is one compiled call, the recurrent product as one dot product per
   gate row (``rnnkit eval``, ``no_grad`` forward passes, the layer pipeline).
@@ -70,12 +75,18 @@ class StepKernels:
     ``LSTMCell.backward_step`` with the unroll's ``dout`` addition and mask: ``g`` becomes the
     pre-activation gradient, ``dc`` becomes ``dc_prev``; ``dh`` is consumed, and with
     ``masked`` it is left holding the carry (``dh`` on padded rows, 0 on the others).
+
+    ``n1_forward(G, W_rows, a, b, Hs, Cs, TC)`` and ``n1_backward(G, TC, Cs, dout, has_dout,
+    W_hh, dh, dc)`` (LSTM only, else None) run a whole N = 1 training sequence of one direction
+    in one call each, with these steps inside and the recurrent products as dot products (no
+    mask: a batch of one has no padding).
     """
 
-    __slots__ = ("forward", "backward")
+    __slots__ = ("forward", "backward", "n1_forward", "n1_backward")
 
-    def __init__(self, forward, backward):
+    def __init__(self, forward, backward, n1_forward=None, n1_backward=None):
         self.forward, self.backward = forward, backward
+        self.n1_forward, self.n1_backward = n1_forward, n1_backward
 
 
 def _build_lstm_n1():
@@ -86,8 +97,18 @@ def _build_lstm_n1():
 def _build_lstm_step():
     """The fused LSTM step kernels by dtype (:mod:`rnnkit._kernels`)."""
     from . import _kernels
-    return {np.dtype(np.float32): StepKernels(_kernels.lstm_forward_f32, _kernels.lstm_backward_f32),
-            np.dtype(np.float64): StepKernels(None, _kernels.lstm_backward_f64)}
+    return {np.dtype(np.float32): StepKernels(_kernels.lstm_forward_f32, _kernels.lstm_backward_f32,
+                                              _kernels.lstm_n1_train_forward,
+                                              _kernels.lstm_n1_train_backward_f32),
+            np.dtype(np.float64): StepKernels(None, _kernels.lstm_backward_f64, None,
+                                              _kernels.lstm_n1_train_backward_f64)}
 
 
-_BUILDERS = {"lstm_n1": _build_lstm_n1, "lstm_step": _build_lstm_step}
+def _build_gru_step():
+    """The fused GRU step kernels by dtype (:mod:`rnnkit._kernels`)."""
+    from . import _kernels
+    return {np.dtype(np.float32): StepKernels(_kernels.gru_forward_f32, _kernels.gru_backward_f32),
+            np.dtype(np.float64): StepKernels(None, _kernels.gru_backward_f64)}
+
+
+_BUILDERS = {"lstm_n1": _build_lstm_n1, "lstm_step": _build_lstm_step, "gru_step": _build_gru_step}

@@ -142,3 +142,117 @@ def _sig(dt, kind):
 lstm_forward_f32 = njit(_sig("float32", "forward"), cache=True, nogil=True, **_OPTS)(_lstm_forward)
 lstm_backward_f32 = njit(_sig("float32", "backward"), cache=True, nogil=True, **_OPTS)(_lstm_backward)
 lstm_backward_f64 = njit(_sig("float64", "backward"), cache=True, nogil=True, **_OPTS)(_lstm_backward)
+
+
+# GRU: gate rows r, z, n (the registry's order, checked below); r and z prescaled sigmoids.
+_GSPEC = cell_spec("gru")
+if _GSPEC.gate_names[:2] != ("reset", "update") or set(_GSPEC.sigmoid_gates) != {"reset", "update"}:
+    raise AssertionError("the fused GRU kernels assume gate rows reset, update (sigmoid), new")
+
+
+def _gru_forward(g, hp, b_hn, has_bias, h_prev, h, hn, m, masked):
+    N, GH = g.shape
+    H = GH // 3
+    for n in range(N):
+        gn, hpn, hnn, hprev, hrow = g[n], hp[n], hn[n], h_prev[n], h[n]
+        for j in range(2 * H):                      # r, z = sigmoid (prescaled: 0.5 tanh + 0.5)
+            gn[j] = _HALF * tanh32(gn[j] + hpn[j]) + _HALF
+        frozen = masked and m[n] == 0              # past the sequence's end: state frozen
+        for j in range(H):
+            v = hpn[2 * H + j] + b_hn[j] if has_bias else hpn[2 * H + j]
+            hnn[j] = v                              # W_hn h + b_hn, kept for backward
+            nv = tanh32(gn[2 * H + j] + gn[j] * v)  # n = tanh(x_n + r (W_hn h + b_hn))
+            gn[2 * H + j] = nv
+            hrow[j] = hprev[j] if frozen else (hprev[j] - nv) * gn[H + j] + nv
+
+
+def _gru_backward(g, hn, h_prev, dh, dout, has_dout, m, masked, dh_direct):
+    N, GH = g.shape
+    H = GH // 3
+    for n in range(N):
+        gn, hnn, dhn, ddn, hprev = g[n], hn[n], dh[n], dh_direct[n], h_prev[n]
+        if masked and m[n] == 0:                    # padded step: no gradient, carry passes
+            for j in range(GH):
+                gn[j] = 0
+            for j in range(H):
+                hnn[j] = 0
+                ddn[j] = dhn[j]
+            continue
+        for j in range(H):
+            d = dhn[j] + dout[n, j] if has_dout else dhn[j]
+            r, z, nv = gn[j], gn[H + j], gn[2 * H + j]
+            ddn[j] = d * z                          # dh_prev's direct part: dh z
+            dn = (1 - nv * nv) * (1 - z) * d        # dn = dh (1 - z) (1 - n^2)
+            gn[H + j] = (1 - z) * d * (hprev[j] - nv) * z      # dz = dh (h - n) z (1 - z)
+            gn[j] = r * ((1 - r) * hnn[j] * dn)     # dr = dn (W_hn h + b_hn) r (1 - r)
+            hnn[j] = dn * r                         # the recurrent side of n's gradient
+            gn[2 * H + j] = dn
+
+
+def _gsig(dt, kind):
+    a2, a1 = f"{dt}[:, ::1]", f"{dt}[::1]"
+    if kind == "forward":
+        return f"void({a2}, {a2}, {a1}, boolean, {a2}, {a2}, {a2}, {dt}[:], boolean)"
+    return f"void({a2}, {a2}, {a2}, {a2}, {dt}[:, :], boolean, {dt}[:], boolean, {a2})"
+
+
+gru_forward_f32 = njit(_gsig("float32", "forward"), cache=True, nogil=True, **_OPTS)(_gru_forward)
+gru_backward_f32 = njit(_gsig("float32", "backward"), cache=True, nogil=True, **_OPTS)(_gru_backward)
+gru_backward_f64 = njit(_gsig("float64", "backward"), cache=True, nogil=True, **_OPTS)(_gru_backward)
+
+
+# N = 1 training: the whole time loop of one LSTM direction in one call, the recurrent product
+# as one dot product per gate row, the step itself the fused step above (inlined), so the
+# cache it writes (gates, states, tanh c) is the batched path's.
+_lstm_forward_inl = njit(inline="always", **_OPTS)(_lstm_forward)
+_lstm_backward_inl = njit(inline="always", **_OPTS)(_lstm_backward)
+
+
+@njit("void(float32[:, :, ::1], float32[:, ::1], float32[::1], float32[::1], float32[:, :, ::1], "
+      "float32[:, :, ::1], float32[:, :, ::1])", cache=True, nogil=True, **_OPTS)
+def lstm_n1_train_forward(G, W_rows, a, b, Hs, Cs, TC):
+    """G (T, 1, 4H): the prescaled input projections in, the activated gates out; W_rows (4H, H)
+    the prescaled recurrent weights; Hs/Cs (T+1, 1, H) with h0/c0 in slab 0, every state out;
+    TC (T, 1, H): tanh(c_t)."""
+    T, _, GH = G.shape
+    H = GH // 4
+    hp = np.empty((1, GH), G.dtype)
+    m = np.ones(1, G.dtype)
+    for t in range(T):
+        h = Hs[t, 0]
+        for j in range(GH):                         # hp = W_hh h, row by row
+            w = W_rows[j]
+            s = _f32(0)
+            for k in range(H):
+                s += w[k] * h[k]
+            hp[0, j] = s
+        _lstm_forward_inl(G[t], hp, a, b, Hs[t], Cs[t], Hs[t + 1], Cs[t + 1], TC[t], m, False)
+
+
+def _lstm_n1_train_backward(G, TC, Cs, dout, has_dout, W, dh, dc):
+    T, _, GH = G.shape
+    H = dh.shape[1]
+    m = np.ones(1, G.dtype)
+    for t in range(T - 1, -1, -1):
+        _lstm_backward_inl(G[t], TC[t], Cs[t], dh, dout[t] if has_dout else dout[0], has_dout, m,
+                           False, dc)
+        g = G[t, 0]
+        d = dh[0]
+        for k in range(H):
+            d[k] = 0
+        for j in range(GH):                         # dh = dG W_hh, row by row (contiguous)
+            gj = g[j]
+            w = W[j]
+            for k in range(H):
+                d[k] += gj * w[k]
+
+
+def _n1b_sig(dt):
+    a3, a2 = f"{dt}[:, :, ::1]", f"{dt}[:, ::1]"
+    return f"void({a3}, {a3}, {a3}, {dt}[:, :, :], boolean, {a2}, {a2}, {a2})"
+
+
+lstm_n1_train_backward_f32 = njit(_n1b_sig("float32"), cache=True, nogil=True, **_OPTS)(
+    _lstm_n1_train_backward)
+lstm_n1_train_backward_f64 = njit(_n1b_sig("float64"), cache=True, nogil=True, **_OPTS)(
+    _lstm_n1_train_backward)

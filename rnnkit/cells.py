@@ -262,6 +262,7 @@ class GRUCell(Cell):
     """
 
     keeps = True
+    jit_step = "gru_step"
 
     def input_bias(self, b_ih, b_hh):
         if b_ih is None:

@@ -186,9 +186,17 @@ def _loop(cell, w, G, Hs, Cs, keep, mask, hp, fused=None):
     """Run the time loop over one chunk; Hs/Cs have one more slab than G (the initial one).
     ``fused``: the cell's fused forward kernel (gate math and mask in one compiled pass)."""
     if fused is not None:
-        a, b = w.const["a"], w.const["b"]
         W_hhT = w.W_hhT
         no_mask = _NO_MASK[G.dtype]
+        if Cs is None:                             # GRU: keep = W_hn h + b_hn
+            H = Hs.shape[2]
+            b_hn = w.b_hh[2 * H:] if w.b_hh is not None else no_mask
+            for t in range(G.shape[0]):
+                np.matmul(Hs[t], W_hhT, out=hp)                            # (N, 3H)
+                fused(G[t], hp, b_hn, w.b_hh is not None, Hs[t], Hs[t + 1], keep[t],
+                      mask[t, :, 0] if mask is not None else no_mask, mask is not None)
+            return
+        a, b = w.const["a"], w.const["b"]
         for t in range(G.shape[0]):
             np.matmul(Hs[t], W_hhT, out=hp)                                # (N, G*H)
             fused(G[t], hp, a, b, Hs[t], Cs[t], Hs[t + 1], Cs[t + 1], keep[t],
@@ -271,6 +279,11 @@ def unroll_forward(cell, x, h0, c0, w: Prepared, mask=None, keep_cache=True):
     if compiled is None:
         kernels = _fused(cell, dtype, T)
         fused = kernels.forward if kernels is not None else None
+        if (keep_cache and N == 1 and mask is None and M is None and kernels is not None
+                and kernels.n1_forward is not None):   # N = 1 training: one compiled call
+            G = w.project(x.reshape(T, D), out=Gbuf).reshape(T, 1, GH)
+            kernels.n1_forward(G, w.W_rows, w.const["a"], w.const["b"], Hs, Cs, keep)
+            return Hs, Hs[T], Cs[T], UnrollCache(x, G, Hs, Cs, keep, mask, M, w.extra)
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
         k = t1 - t0
@@ -336,6 +349,20 @@ def _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws
     """The time loop of :func:`unroll_backward`: returns the gradients on h0 and c0.
     ``fused``: the cell's fused backward kernel (``dout``, gate math and mask in one pass)."""
     T = G.shape[0]
+    if fused is not None and Cs is None:           # GRU: two recurrent parts, dh z direct
+        no_mask = _NO_MASK[G.dtype]
+        no_dout = no_mask[:, None]
+        (G_rz, _), (Keep, _) = parts
+        W_rz, W_n = W_parts
+        dh_direct = ws["dh_direct"]
+        for t in range(T - 1, -1, -1):
+            fused(G[t], keep[t], Hs[t], dh, dout[t] if dout is not None else no_dout,
+                  dout is not None, mask[t, :, 0] if mask is not None else no_mask,
+                  mask is not None, dh_direct)
+            np.matmul(G_rz[t], W_rz, out=dh)                               # (N, H)
+            dh += np.matmul(Keep[t], W_n, out=dh_part)
+            dh += dh_direct                        # dh z, or the carry of padded rows
+        return dh, None
     if fused is not None:
         W = W_parts[0]
         no_mask = _NO_MASK[G.dtype]
@@ -512,9 +539,15 @@ def unroll_backward(cell, cache: UnrollCache, dout, dhT, dcT, W_ih, W_hh, has_bi
         dh_part = np.empty((N, H), dtype) if len(parts) > 1 or fused is not None else None
         if fused is not None and mask is not None and mask.dtype != dtype:
             mask = mask.astype(dtype)
-        with for_step_product(N * W_hh.size):
-            dh, dc = _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts, ws,
-                                    dh_part, fused)
+        if (N == 1 and mask is None and kernels is not None and kernels.n1_backward is not None
+                and len(parts) == 1):                  # N = 1 training: one compiled call
+            W = np.ascontiguousarray(W_parts[0])
+            d_out = dout if dout is not None else _NO_MASK[dtype][:, None, None]
+            kernels.n1_backward(G, keep, Cs, d_out, dout is not None, W, dh, dc)
+        else:
+            with for_step_product(N * W_hh.size):
+                dh, dc = _backward_loop(cell, G, Hs, Cs, keep, mask, dout, dh, dc, parts, W_parts,
+                                        ws, dh_part, fused)
     grads = weight_gradients(G, parts, x, Hs[:-1], has_bias)
     cell.finish_gradients(grads, ws)
     if DH is not None:

@@ -231,11 +231,51 @@ def _train_step(layer, x, state, lengths, dout, dstate):
     parameter gradient, as a flat dict."""
     out, st = layer(x, state, lengths)
     dx, ds = layer.backward(dout, dstate)
-    got = {"out": out, "h_n": st[0], "c_n": st[1], "dx": dx, "dh0": ds[0], "dc0": ds[1]}
+    if isinstance(st, tuple):                                  # LSTM: (h_n, c_n)
+        got = {"out": out, "h_n": st[0], "c_n": st[1], "dx": dx, "dh0": ds[0], "dc0": ds[1]}
+    else:
+        got = {"out": out, "h_n": st, "dx": dx, "dh0": ds}
     for k, v in layer.gradients().items():
         got["grad " + k] = v.copy()
         v[...] = 0
     return got
+
+
+def _spied(fn, calls, tag):
+    return None if fn is None else (lambda *a: (calls.append(tag), fn(*a)))
+
+
+def _fused_step_case(cell, dtype, options, lengths, numpy_loop, monkeypatch, N=4):
+    """Train one step of an ``nn.<cell>`` layer through the fused kernels (spied) and through
+    the NumPy steps, with the same dropout masks; compare every number. Returns the kernels
+    called: f/b the per-step forward/backward, F/B the N=1 whole-sequence loops."""
+    require("numba")
+    name = {"LSTM": "lstm_step", "GRU": "gru_step"}[cell]
+    kernels = _jit.kernel(name)
+    assert kernels is not None
+    calls = []
+    real = kernels[np.dtype(dtype)]
+    spy = _jit.StepKernels(_spied(real.forward, calls, "f"), _spied(real.backward, calls, "b"),
+                           _spied(real.n1_forward, calls, "F"), _spied(real.n1_backward, calls, "B"))
+    monkeypatch.setitem(_jit._KERNELS, name, {**kernels, np.dtype(dtype): spy})
+    rng = np.random.default_rng(len(options))
+    T = 9
+    layer = getattr(nn, cell)(5, 8, dtype=dtype, seed=1, **options)
+    L, S = layer.num_layers * layer.num_directions, options.get("proj_size") or 8
+    x = rng.standard_normal((T, N, 5)).astype(dtype) * 2
+    h0, dh = rng.standard_normal((L, N, S)).astype(dtype), rng.standard_normal((L, N, S)).astype(dtype)
+    c0, dc = rng.standard_normal((L, N, 8)).astype(dtype), rng.standard_normal((L, N, 8)).astype(dtype)
+    state, dstate = ((h0, c0), (dh, dc)) if cell == "LSTM" else (h0, dh)
+    dout = rng.standard_normal((T, N, layer.num_directions * S)).astype(dtype)
+    layer.rng = np.random.default_rng(7)
+    got = _train_step(layer, x, state, lengths, dout, dstate)
+    layer.rng = np.random.default_rng(7)                      # the same dropout masks
+    want = numpy_loop(lambda: _train_step(layer, x, state, lengths, dout, dstate))
+    tol = dict(rtol=1e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    assert got.keys() == want.keys()
+    for k in got:
+        np.testing.assert_allclose(got[k], want[k], err_msg=k, **tol)
+    return set(calls)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -247,32 +287,34 @@ def test_fused_lstm_steps_equal_the_numpy_steps(dtype, options, lengths, numpy_l
     """Forward and backward through the fused kernels (gate math, dout and the lengths mask in
     one compiled pass per step) give the NumPy steps' numbers to round-off: both directions,
     padding, given initial states and final-state gradients, inter-layer dropout, proj_size."""
-    require("numba")
-    kernels = _jit.kernel("lstm_step")
-    assert kernels is not None
-    calls = []
-    real = kernels[np.dtype(dtype)]
-    spy = _jit.StepKernels(
-        None if real.forward is None else (lambda *a: (calls.append("f"), real.forward(*a))),
-        lambda *a: (calls.append("b"), real.backward(*a)))
-    monkeypatch.setitem(_jit._KERNELS, "lstm_step", {**kernels, np.dtype(dtype): spy})
-    rng = np.random.default_rng(len(options))
-    T, N = 9, 4
-    layer = nn.LSTM(5, 8, dtype=dtype, seed=1, **options)
-    L, S = layer.num_layers * layer.num_directions, options.get("proj_size") or 8
-    x = rng.standard_normal((T, N, 5)).astype(dtype) * 2
-    state = (rng.standard_normal((L, N, S)).astype(dtype), rng.standard_normal((L, N, 8)).astype(dtype))
-    dout = rng.standard_normal((T, N, layer.num_directions * S)).astype(dtype)
-    dstate = (rng.standard_normal((L, N, S)).astype(dtype), rng.standard_normal((L, N, 8)).astype(dtype))
-    layer.rng = np.random.default_rng(7)
-    got = _train_step(layer, x, state, lengths, dout, dstate)
-    assert "b" in calls and ("f" in calls) == (real.forward is not None)
-    layer.rng = np.random.default_rng(7)                      # the same dropout masks
-    want = numpy_loop(lambda: _train_step(layer, x, state, lengths, dout, dstate))
-    tol = dict(rtol=1e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
-    assert got.keys() == want.keys()
-    for k in got:
-        np.testing.assert_allclose(got[k], want[k], err_msg=k, **tol)
+    calls = _fused_step_case("LSTM", dtype, options, lengths, numpy_loop, monkeypatch)
+    assert calls == ({"f", "b"} if dtype == np.float32 else {"b"})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [{}, {"bidirectional": True}, {"num_layers": 2, "dropout": 0.3},
+                                     {"learn_initial_state": True}, {"proj_size": 5}])
+def test_n1_lstm_training_loops_equal_the_numpy_steps(dtype, options, numpy_loop, monkeypatch):
+    """A batch of one (char-rnn's training) runs each direction's whole sequence in one compiled
+    call forward (float32) and backward (both dtypes), with the NumPy steps' numbers to
+    round-off; with proj_size the per-step kernels serve instead."""
+    calls = _fused_step_case("LSTM", dtype, options, None, numpy_loop, monkeypatch, N=1)
+    if "proj_size" in options:
+        assert calls == ({"f", "b"} if dtype == np.float32 else {"b"})
+    else:
+        assert calls == ({"F", "B"} if dtype == np.float32 else {"B"})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [{}, {"bidirectional": True}, {"num_layers": 2, "dropout": 0.3},
+                                     {"bias": False}])
+@pytest.mark.parametrize("lengths", [None, [9, 4, 6, 1]])
+def test_fused_gru_steps_equal_the_numpy_steps(dtype, options, lengths, numpy_loop, monkeypatch):
+    """The GRU's fused kernels (float32 forward; backward in both dtypes) give the NumPy
+    steps' numbers to round-off: both directions, padding, given initial states and final-state
+    gradients, inter-layer dropout, no biases."""
+    calls = _fused_step_case("GRU", dtype, options, lengths, numpy_loop, monkeypatch)
+    assert calls == ({"f", "b"} if dtype == np.float32 else {"b"})
 
 
 def test_a_subclass_with_its_own_gate_math_keeps_its_numpy_step(monkeypatch):

@@ -487,8 +487,7 @@ def test_layer_norm_charlm_config_and_the_converters_refuse_it_clearly(tmp_path)
         to_torch(m.rnn)
     with pytest.raises(ConfigError, match="layer-normalised variant"):
         nn.RNN(3, 4, layer_norm=True)
-    with pytest.raises(ConfigError, match="single-step"):
-        nn.recurrent_cell("lstm_ln", 3, 4)
+    assert type(nn.recurrent_cell("lstm_ln", 3, 4)) is nn.LayerNormLSTMCell   # tests/test_cell_regularisers.py
 
 
 @pytest.mark.slow

@@ -60,6 +60,20 @@ def test_backward_matches_finite_differences_on_every_parameter(kw):
 
 
 @pytest.mark.slow
+def test_layer_norm_decoder_matches_finite_differences_and_the_torch_twin_refuses_it():
+    m = _model(scale=1.5, attention="dot", cell="gru", decoder_cell="lstm_ln", bidirectional=False)
+    assert type(m.decoder).__name__ == "LayerNormLSTMCell"
+    src, x, sl = _inputs()
+    report = gradcheck(_Logits(m), src, x, src_lengths=sl, eps=1e-5)
+    assert set(report.errors) == set(m.parameters())
+    report.assert_ok(1e-6)
+    require("torch")
+    from rnnkit.interop.torch import to_torch
+    with pytest.raises(ConfigError, match="no layer-normalised cell"):
+        to_torch(m)
+
+
+@pytest.mark.slow
 def test_alignment_gradient_matches_finite_differences():
     m = _model(attention="general", cell="gru")
     src, x, sl = _inputs(1)

@@ -533,6 +533,11 @@ class TorchSeq2Seq(_TorchModel):
         self.bridge = tnn.Linear(K, K, dtype=dt)
         self.tgt_embedding = tnn.Embedding(cfg.tgt_vocab_size, E, dtype=dt)
         spec = cell_spec(cfg.decoder_kind)
+        if spec.layer_norm:
+            raise ConfigError(f"TorchSeq2Seq: expected a decoder cell that torch.nn has (lstm, gru, "
+                              f"rnn, rnn_relu), got the layer-normalised {spec.name!r}: torch.nn "
+                              f"has no layer-normalised cell. Train this model with the numpy "
+                              f"engine, or choose another decoder_cell.")
         self._lstm = spec.cell_state
         self.decoder = getattr(tnn, spec.cell_layer)(E + (K if self.attends else 0), K, dtype=dt,
                                                      **spec.layer_kwargs)
@@ -632,6 +637,12 @@ def to_torch(obj: object) -> tnn.Module:
         True
     """
     if isinstance(obj, rnn_nn.RNNCellBase):
+        if obj.layer_norm:
+            raise ConfigError(f"to_torch: expected a cell that torch.nn has (RNNCell, LSTMCell, "
+                              f"GRUCell), got {type(obj).__name__}: torch.nn has no "
+                              f"layer-normalised cell. Write the step in PyTorch with "
+                              f"torch.nn.functional.layer_norm (the equations are in "
+                              f"{type(obj).__name__}'s docstring) and load state_dict() into it.")
         tmod = getattr(tnn, obj.spec.cell_layer)(obj.input_size, obj.hidden_size, bias=obj.bias,
                                                  dtype=_torch_dtype(obj.dtype), **obj.spec.layer_kwargs)
     elif isinstance(obj, rnn_nn.RNNBase):

@@ -1,4 +1,5 @@
-"""Trainable single-step cells: ``RNNCell``, ``LSTMCell``, ``GRUCell`` (``torch.nn``'s).
+"""Trainable single-step cells: ``RNNCell``, ``LSTMCell``, ``GRUCell`` (``torch.nn``'s), and
+the layer-normalised ``LayerNormLSTMCell`` and ``LayerNormGRUCell``.
 
 Same constructor, parameter names (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``),
 shapes, gate order and numbers as ``torch.nn.RNNCell/LSTMCell/GRUCell``; one call is one time
@@ -43,6 +44,19 @@ registry's cell, the same as the layers'). Two ways back, both exact:
 is recorded. Backward uses the current weights: change them (an optimizer step) only after the
 tape is consumed, as with PyTorch's autograd. While one chain of steps is being recorded (each
 step given the state the step before returned) the weights are laid out for the time loop once.
+
+**Layer normalisation** (Ba et al. 2016): :class:`LayerNormLSTMCell` and
+:class:`LayerNormGRUCell` (or ``LSTMCell(..., layer_norm=True)``, the keyword of
+``nn.LSTM``/``nn.GRU``; ``recurrent_cell('lstm_ln')``) step the registry's
+:class:`rnnkit.cells.LayerNormLSTMCell` / :class:`rnnkit.cells.LayerNormGRUCell`, the gate
+math of the layers with ``layer_norm=True``: the same equations, parameters
+(``ln_weight_ih``, ``ln_weight_hh`` and, for LSTM, ``ln_weight_c``, ``ln_bias_c``; gains start
+at 1, shifts at 0) and exact backward. PyTorch has no such cell, so ``to_torch`` refuses them.
+
+**Variational dropout in a hand-written loop**: :class:`rnnkit.nn.LockedDropout` draws one
+mask per sequence (``m = drop.new_mask((N, H))``) that the loop applies at every step, e.g. to
+the ``h`` entering the next step, with the gradient multiplied by the same ``m`` on the way
+back (``backward_step``); see its docstring.
 """
 
 from __future__ import annotations
@@ -55,10 +69,11 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from .._mode import is_grad_enabled
 from .._validate import as_float_array, check_choice, check_dtype_arg, check_int, make_rng
-from ..cells import CellSpec, cell_spec, state_arrays, state_from_arrays
+from ..cells import CellSpec, cell_spec, layer_norm_spec, state_arrays, state_from_arrays
 from ..errors import ConfigError, NoForwardError, ShapeError
 from ..sequence import Prepared, UnrollCache, prepare, unroll_backward, unroll_forward
 from .module import Module
+from .regularise import parameter_init
 
 
 class _Record(NamedTuple):
@@ -80,23 +95,30 @@ def _read_only(a: np.ndarray) -> np.ndarray:
 class RNNCellBase(Module):
     """Shared implementation of :class:`RNNCell`, :class:`LSTMCell` and :class:`GRUCell`
     (see the module docstring). ``mode`` is any cell name or PyTorch mode known to
-    :func:`rnnkit.cells.cell_spec`."""
+    :func:`rnnkit.cells.cell_spec` (a layer-normalised one, ``'lstm_ln'``, or ``layer_norm=True``:
+    the layer-normalised variant of ``mode``)."""
 
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True,
-                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None):
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None, layer_norm: bool = False):
         super().__init__()
         who = type(self).__name__
         self.spec: CellSpec = cell_spec(mode)
+        if layer_norm:
+            try:
+                self.spec = layer_norm_spec(self.spec)
+            except ConfigError as e:
+                raise ConfigError(f"{who}: {e}") from None
+        #: True for the layer-normalised cells (extra parameters ``ln_*``).
+        self.layer_norm = self.spec.layer_norm
         self.input_size = check_int(who, "input_size", input_size, 1)
         self.hidden_size = check_int(who, "hidden_size", hidden_size, 1)
         self.bias = bool(bias)
         self.dtype = check_dtype_arg(who, dtype)
         self.cell = self.spec.new_cell()
         self.rng = make_rng(who, seed)
-        k = 1.0 / np.sqrt(self.hidden_size)
         for name, shape in self.spec.parameter_shapes(self.input_size, self.hidden_size,
                                                       self.bias).items():
-            self._add_param(name, shape, self.dtype, lambda shp: self.rng.uniform(-k, k, size=shp))
+            self._add_param(name, shape, self.dtype, parameter_init(name, self.rng, self.hidden_size))
         self._tape: list[_Record] = []
         self._chain_weights: Prepared | None = None    # prepared for the tape's current chain
 
@@ -156,7 +178,10 @@ class RNNCellBase(Module):
         if record and chained and self._chain_weights is not None:
             return self._chain_weights
         p = self._params
-        w = prepare(self.cell, p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"))
+        extra = ({k: p[k] for k in self.cell.extra_parameter_shapes(1)} if self.layer_norm
+                 else None)
+        w = prepare(self.cell, p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"),
+                    extra=extra)
         self._chain_weights = w if record else None
         return w
 
@@ -302,6 +327,8 @@ class RNNCellBase(Module):
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
             s += ", bias=False"
+        if self.layer_norm and not type(self).__name__.startswith("LayerNorm"):
+            s += ", layer_norm=True"
         nl = self.spec.layer_kwargs.get("nonlinearity")
         if nl and nl != "tanh":
             s += f", nonlinearity={nl!r}"
@@ -322,50 +349,82 @@ def _add(a, b):
 class RNNCell(RNNCellBase):
     """Elman cell: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``, act = tanh or relu.
 
-    Same arguments as ``torch.nn.RNNCell`` plus ``dtype`` and ``seed``; see the module
-    docstring for shapes and the tape (``backward_step`` / ``backward``).
+    Same arguments as ``torch.nn.RNNCell`` plus ``dtype`` and ``seed`` (``layer_norm=True`` is
+    refused: there is no layer-normalised RNN cell); see the module docstring for shapes and
+    the tape (``backward_step`` / ``backward``).
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None):
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None, *, layer_norm: bool = False):
         check_choice("RNNCell", "nonlinearity", nonlinearity, ("tanh", "relu"))
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
-                         hidden_size, bias, dtype, seed)
+                         hidden_size, bias, dtype, seed, layer_norm)
 
 
 class LSTMCell(RNNCellBase):
     """LSTM cell (gate rows i, f, g, o, as PyTorch): ``h', c' = cell(x, (h, c))``.
 
-    Same arguments as ``torch.nn.LSTMCell`` plus ``dtype`` and ``seed``; see the module
+    Same arguments as ``torch.nn.LSTMCell`` plus ``dtype``, ``seed`` and ``layer_norm``
+    (keyword; True: the layer-normalised cell, as :class:`LayerNormLSTMCell`); see the module
     docstring for shapes and the tape (``backward_step`` / ``backward``).
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None):
-        super().__init__("LSTM", input_size, hidden_size, bias, dtype, seed)
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None, *, layer_norm: bool = False):
+        super().__init__("LSTM", input_size, hidden_size, bias, dtype, seed, layer_norm)
 
 
 class GRUCell(RNNCellBase):
     """GRU cell (gate rows r, z, n, as PyTorch): ``h' = cell(x, h)``.
 
-    Same arguments as ``torch.nn.GRUCell`` plus ``dtype`` and ``seed``; see the module
+    Same arguments as ``torch.nn.GRUCell`` plus ``dtype``, ``seed`` and ``layer_norm``
+    (keyword; True: the layer-normalised cell, as :class:`LayerNormGRUCell`); see the module
     docstring for shapes and the tape (``backward_step`` / ``backward``).
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None, *, layer_norm: bool = False):
+        super().__init__("GRU", input_size, hidden_size, bias, dtype, seed, layer_norm)
+
+
+class LayerNormLSTMCell(LSTMCell):
+    """Layer-normalised LSTM cell (Ba et al. 2016) for hand-written loops:
+    ``h', c' = cell(x, (h, c))``, the single step of ``nn.LSTM(..., layer_norm=True)``.
+
+    The equations of :class:`rnnkit.cells.LayerNormLSTMCell` (one definition, shared with the
+    layers): LN of ``x W_ih^T`` and of ``h W_hh^T`` (over the 4H pre-activations, each times its
+    gain ``ln_weight_ih`` / ``ln_weight_hh``) plus ``b_ih + b_hh`` give the gates i, f, g, o;
+    ``c' = f c + i g``; ``h' = o tanh(LN(c') ln_weight_c + ln_bias_c)``. Arguments as
+    :class:`LSTMCell`; the tape and backward as every cell (module docstring).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None):
-        super().__init__("GRU", input_size, hidden_size, bias, dtype, seed)
+        super().__init__(input_size, hidden_size, bias, dtype, seed, layer_norm=True)
+
+
+class LayerNormGRUCell(GRUCell):
+    """Layer-normalised GRU cell for hand-written loops: ``h' = cell(x, h)``, the single step
+    of ``nn.GRU(..., layer_norm=True)``.
+
+    The equations of :class:`rnnkit.cells.LayerNormGRUCell` (shared with the layers):
+    ``a_x = LN(x W_ih^T) ln_weight_ih + b_ih``, ``a_h = LN(h W_hh^T) ln_weight_hh + b_hh``;
+    ``r, z = sigmoid(a_x + a_h)`` on their rows; ``n = tanh(a_x[n] + r a_h[n])``;
+    ``h' = (1 - z) n + z h``. Arguments as :class:`GRUCell`.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None):
+        super().__init__(input_size, hidden_size, bias, dtype, seed, layer_norm=True)
 
 
 def recurrent_cell(cell: str, *args: object, **kwargs: object) -> RNNCellBase:
-    """Build a trainable cell from a cell name ('lstm', 'gru', 'rnn', 'rnn_relu', any alias or
-    PyTorch mode): the :class:`RNNCell`/:class:`LSTMCell`/:class:`GRUCell` its
-    :class:`~rnnkit.cells.CellSpec` names (``cell_layer``)."""
+    """Build a trainable cell from a cell name ('lstm', 'gru', 'rnn', 'rnn_relu', 'lstm_ln',
+    'gru_ln', any alias or PyTorch mode): the :class:`RNNCell`/:class:`LSTMCell`/
+    :class:`GRUCell` its :class:`~rnnkit.cells.CellSpec` names (``cell_layer``), or for a
+    layer-normalised kind :class:`LayerNormLSTMCell`/:class:`LayerNormGRUCell`."""
     spec = cell_spec(cell)
     if spec.layer_norm:
-        raise ConfigError(f"recurrent_cell: expected a cell kind with a trainable single-step "
-                          f"cell (lstm, gru, rnn, rnn_relu), got the layer-normalised "
-                          f"{spec.name!r}: it exists as a layer (nn.LSTM/nn.GRU with "
-                          f"layer_norm=True), not as a single-step cell.")
+        return globals()["LayerNorm" + spec.cell_layer](*args, **kwargs)
     return globals()[spec.cell_layer](*args, **spec.layer_kwargs, **kwargs)

@@ -7,6 +7,8 @@
   one factor per vocabulary entry per batch.
 * :func:`orthogonal_recurrent`: each gate block of ``W_hh`` (H, H) orthogonal (the QR of a
   Gaussian matrix with the signs of R's diagonal, as ``torch.nn.init.orthogonal_``).
+* :func:`parameter_init`: the starting values of a recurrent layer's or cell's parameters by
+  name (PyTorch's uniform init; the layer norms' gains 1 and shifts 0; learned states 0).
 * :func:`set_forget_bias`: the forget gate's bias (LSTM ``forget``, GRU ``update``, the
   registry's :attr:`~rnnkit.cells.CellSpec.forget_gate`) set to ``B`` in ``bias_ih`` and 0 in
   ``bias_hh`` (their sum is the gate's bias), Jozefowicz et al. 2015.
@@ -21,6 +23,19 @@ from ..errors import ConfigError
 #: Initialisations of the recurrent weights: PyTorch's U(-1/sqrt(H), 1/sqrt(H)) everywhere, or
 #: that with orthogonal blocks of ``W_hh``.
 INITS = ("uniform", "orthogonal")
+
+
+def parameter_init(name: str, rng, hidden_size: int):
+    """The initialiser ``shape -> array`` of the recurrent parameter ``name`` (layers and
+    cells alike): zeros for learned initial states (``h0``, ``c0``) and the layer norms'
+    shifts (``ln_bias*``), ones for their gains (``ln_weight*``), else PyTorch's
+    U(-1/sqrt(H), 1/sqrt(H)) drawn from ``rng``."""
+    if name in ("h0", "c0") or name.startswith("ln_bias"):
+        return np.zeros
+    if name.startswith("ln_weight"):
+        return np.ones
+    k = 1.0 / np.sqrt(hidden_size)
+    return lambda shape: rng.uniform(-k, k, size=shape)
 
 
 def dropout_mask(rng, shape, p: float, dtype) -> np.ndarray:

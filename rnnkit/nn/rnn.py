@@ -60,7 +60,7 @@ from ..sequence import (
 )
 from ..sequence_dropout import unroll_backward_rdrop, unroll_forward_rdrop
 from .module import Module
-from .regularise import INITS, dropout_mask, orthogonal_recurrent, set_forget_bias
+from .regularise import INITS, dropout_mask, orthogonal_recurrent, parameter_init, set_forget_bias
 
 #: Largest total parameter size a recurrent layer or a model config may describe (4 GiB);
 #: checked from the sizes alone, before anything is allocated.
@@ -231,17 +231,11 @@ class RNNBase(Module):
                          self.bidirectional, self.bias, self.dtype)
         self.cell = self.spec.new_cell()
         self.rng = make_rng(who, seed)
-        k = 1.0 / np.sqrt(self.hidden_size)
         for name, shape in rnn_parameter_shapes(self.spec, self.input_size, self.hidden_size,
                                                 self.num_layers, self.bidirectional,
                                                 self.bias, self.learn_initial_state,
                                                 self.proj_size).items():
-            if name in ("h0", "c0") or name.startswith("ln_bias"):   # learned h0/c0, LN shifts: 0
-                self._add_param(name, shape, self.dtype, np.zeros)
-            elif name.startswith("ln_weight"):                   # the layer norms' gains: 1
-                self._add_param(name, shape, self.dtype, np.ones)
-            else:
-                self._add_param(name, shape, self.dtype, lambda shp: self.rng.uniform(-k, k, size=shp))
+            self._add_param(name, shape, self.dtype, parameter_init(name, self.rng, self.hidden_size))
         self._set_regularisers(who, input_dropout, output_dropout, recurrent_dropout, weight_drop,
                                init, forget_bias)
         self._cache = None

@@ -47,6 +47,7 @@ from rnnkit.io import check_output_file
 
 # the baselines beside this file (benchmarks/ is on sys.path when this file is run as a script)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import regularisers_cost  # noqa: E402  (its section's markers, beside this file)
 
 FULL_SHAPES = [(100, 64, 128, 256), (50, 128, 256, 1024), (1000, 1, 65, 128)]
 QUICK_SHAPES = [(6, 4, 5, 8), (4, 8, 6, 16), (12, 1, 5, 4)]
@@ -59,6 +60,9 @@ CELLS = ("LSTM", "GRU", "RNN")            # layer classes of rnnkit.nn (RNN = th
 GATES = {spec.layer: spec.num_gates for spec in CELL_SPECS.values()}
 #: The markers of the section ``benchmarks/speed.py`` writes into the same report (kept as is).
 SPEED_BEGIN, SPEED_END = "<!-- speed.py: begin -->", "<!-- speed.py: end -->"
+#: Every section other scripts write into the same report, kept as is: speed.py's and
+#: ``benchmarks/regularisers_cost.py``'s.
+KEPT_SECTIONS = ((SPEED_BEGIN, SPEED_END), (regularisers_cost.BEGIN, regularisers_cost.END))
 SECTIONS = ("user", "layers", "sweep", "seed", "numpyml", "charlm", "memory", "profile", "engines")
 
 
@@ -982,9 +986,10 @@ def main(argv=None) -> int:
     text = render(res, meta) + "\n"
     try:
         old = Path(args.out).read_text(encoding="utf-8") if Path(args.out).exists() else ""
-        if SPEED_BEGIN in old and SPEED_END in old:             # speed.py's section stays
-            kept = old[old.index(SPEED_BEGIN):old.index(SPEED_END) + len(SPEED_END)]
-            text = text.rstrip("\n") + "\n\n" + kept + "\n"
+        for begin, end in KEPT_SECTIONS:                        # the other scripts' sections stay
+            if begin in old and end in old:
+                kept = old[old.index(begin):old.index(end) + len(end)]
+                text = text.rstrip("\n") + "\n\n" + kept + "\n"
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text, encoding="utf-8")
     except OSError as e:

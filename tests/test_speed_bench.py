@@ -41,3 +41,22 @@ def test_the_report_replaces_only_its_own_section(tmp_path, monkeypatch):
     monkeypatch.setattr(speed, "render", lambda res, meta: f"{speed.BEGIN}\nnew\n{speed.END}")
     assert speed.main(["--out", str(out), "--only", "none"]) == 0
     assert out.read_text() == f"# head\n\n{speed.BEGIN}\nnew\n{speed.END}\n\n## tail\n"
+
+
+def test_the_loop_thread_rows_force_each_setting_and_restore_the_rule(monkeypatch):
+    """The threads section times the same layer with its time loop forced onto one BLAS thread
+    and onto all of them (whatever the rule picks), then leaves the rule as it was; its table
+    reports the per-step product and what the rule picks for each shape."""
+    import rnnkit.sequence as sequence
+    from rnnkit import _threads
+    seen = []
+    real = _threads.for_step_product
+    monkeypatch.setattr(sequence, "for_step_product",
+                        lambda macs: (seen.append(macs <= _threads.SMALL_PRODUCT), real(macs))[1])
+    rule = _threads.SMALL_PRODUCT
+    rows = speed.bench_loop_threads([(3, 2, 4, 5)], repeats=1, gap=0.0, log=lambda m: None)
+    assert _threads.SMALL_PRODUCT == rule
+    assert True in seen and False in seen                  # each setting ran
+    assert rows[0]["macs"] == 2 * 5 * 4 * 5 and rows[0]["rule"] == "1 thread"
+    text = speed.render({"threads": rows}, META)
+    assert "### The time loop's BLAS threads" in text and "| (3, 2, 4, 5) | 200 |" in text

@@ -16,7 +16,7 @@ from .nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from .ops import LN2
 from .translate import Translator
 
-#: Options of ``rnnkit train`` whose default differs for pairs (the CharLM's are in cli.py).
+#: Options of ``rnnkit train`` whose default differs for pairs (the CharLM's: ``train_setup.TRAIN_DEFAULTS``).
 PAIRS_DEFAULTS = dict(hidden_size=64, num_layers=1, dropout=0.0, embedding_size=32)
 #: Steps of a pairs run when neither --steps nor --epochs is given.
 PAIRS_STEPS = 500

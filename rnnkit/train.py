@@ -184,6 +184,31 @@ class Checkpointing:
             self.tensorboard = Path(self.tensorboard)
 
 
+#: A SIGTERM that arrived while :func:`sigterm_deferred` was active and no training loop was
+#: running yet (``{"signal": SIGTERM}``): the next :meth:`Trainer.fit` stops at its first step
+#: boundary with it (saving the checkpoint), as if it had arrived during the loop.
+_DEFERRED: dict = {}
+
+
+@contextlib.contextmanager
+def sigterm_deferred():
+    """Keep a SIGTERM that arrives before the training loop starts (data loading, model set-up,
+    resume) for the loop, instead of dying of it: the loop then stops at once in the orderly
+    way (checkpoint saved, exit 0 in ``rnnkit train``) that a SIGTERM during training gets.
+    Ctrl-C keeps its usual meaning (KeyboardInterrupt) before the loop. In the main thread
+    only; elsewhere this does nothing."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, lambda signum, frame: _DEFERRED.setdefault("signal", signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        _DEFERRED.clear()
+
+
 class _StopFlag:
     """SIGINT/SIGTERM handler: ask the loop to stop at the next step boundary. A second
     Ctrl-C interrupts at once, unless it comes within ``echo`` seconds of the first (under
@@ -204,6 +229,8 @@ class _StopFlag:
                 self._old[sig] = signal.signal(sig, self._handle)
             except (ValueError, OSError):
                 pass
+        if "signal" in _DEFERRED:                  # arrived before the loop (sigterm_deferred)
+            self.signal, self._first = _DEFERRED.pop("signal"), time.monotonic()
         return self
 
     def _handle(self, signum, frame):

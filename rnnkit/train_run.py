@@ -76,10 +76,12 @@ def train_command(args: argparse.Namespace, o: dict) -> int:
     every process joins the job, and an error every process agreed on is reported once, by
     rank 0."""
     from .engines import start_group
+    from .train import sigterm_deferred
     group = start_group(o["engine"], args.device)     # under torchrun: joins the job
     in_sync = False
     try:
         with ExitStack() as stack:                    # holds the run directory's lock to the end
+            stack.enter_context(sigterm_deferred())   # a SIGTERM during set-up: kept for the loop
             code = _train(args, o, group, stack)
         in_sync = True
     except Exception as e:

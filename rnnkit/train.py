@@ -37,7 +37,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,7 +191,7 @@ _DEFERRED: dict = {}
 
 
 @contextlib.contextmanager
-def sigterm_deferred():
+def sigterm_deferred() -> Iterator[None]:
     """Keep a SIGTERM that arrives before the training loop starts (data loading, model set-up,
     resume) for the loop, instead of dying of it: the loop then stops at once in the orderly
     way (checkpoint saved, exit 0 in ``rnnkit train``) that a SIGTERM during training gets.

@@ -31,12 +31,12 @@ def main(argv=None):
     from threadpoolctl import threadpool_limits
 
     from rnnkit import pairs_run
-    from rnnkit.cli import TRAIN_DEFAULTS
     from rnnkit.data import load_pairs_data
     from rnnkit.datasets import corpus
     from rnnkit.interop.torch import to_torch
     from rnnkit.optim import clip_grad_norm
     from rnnkit.train import TrainConfig
+    from rnnkit.train_setup import TRAIN_DEFAULTS
 
     o = pairs_run.apply_defaults(dict(TRAIN_DEFAULTS), set())
     data = load_pairs_data(dataset="dates", pairs=corpus("dates").load(), batch_size=o["batch_size"], seed=0)

@@ -29,12 +29,12 @@ def is_grad_enabled() -> bool:
     return getattr(_state, "grad", True)
 
 
-def no_grad():
+def no_grad() -> contextlib.AbstractContextManager:
     """Context manager: forward passes inside it keep no backward cache (inference only)."""
     return _switch("grad", False)
 
 
-def enable_grad():
+def enable_grad() -> contextlib.AbstractContextManager:
     """Context manager: forward passes inside it keep their backward cache (the default)."""
     return _switch("grad", True)
 

@@ -6,7 +6,9 @@ Checks run once at public boundaries; inner code trusts its inputs.
 
 from __future__ import annotations
 
+import math
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -166,6 +168,58 @@ def check_float(who: str, name: str, value, minimum: float | None = None, maximu
     if maximum is not None and (value > maximum or (not max_inclusive and value == maximum)):
         raise ConfigError(f"{who}: expected {name} {'<=' if max_inclusive else '<'} {maximum}, got {value}.")
     return value
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values one numeric setting may take: an integer (``kind="int"``) or a finite number
+    (``kind="number"``) from ``lo`` to ``hi`` (None: unbounded), each end included unless
+    ``lo_open`` / ``hi_open``. The one definition of a setting's range: a config validates with
+    :meth:`check` (its messages are ``check_int`` / ``check_float``'s), the command line
+    refuses an option or a saved option with :meth:`problem`."""
+
+    kind: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("int", "number") or (self.kind == "int" and (self.lo_open or self.hi_open)):
+            raise ValueError(f"Range: expected kind 'int' (closed ends) or 'number', got {self!r}.")
+
+    def check(self, who: str, name: str, value: object) -> int | float:
+        """``value`` as an int or float within the range; :class:`ConfigError` otherwise."""
+        if self.kind == "int":
+            return check_int(who, name, value, self.lo, self.hi)
+        return check_float(who, name, value, self.lo, self.hi, not self.lo_open, not self.hi_open)
+
+    def describe(self) -> str:
+        """``"an integer >= 1"``, ``"a finite number in [0, 1)"``, ...: what the range admits."""
+        def num(v):
+            return f"{v}" if self.kind == "int" else f"{v:g}"
+        lo, hi = self.lo, self.hi
+        want = "an integer" if self.kind == "int" else "a finite number"
+        if lo is not None and hi is not None:
+            return (f"{want} in {'(' if self.lo_open else '['}{num(lo)}, {num(hi)}"
+                    f"{')' if self.hi_open else ']'}")
+        if lo is not None:
+            return f"{want} {'>' if self.lo_open else '>='} {num(lo)}"
+        if hi is not None:
+            return f"{want} {'<' if self.hi_open else '<='} {num(hi)}"
+        return want
+
+    def problem(self, v: object) -> str | None:
+        """Why ``v`` is not in the range (``"expected an integer >= 1, got 0"``), or None."""
+        want = self.describe()
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (
+                self.kind == "int" and not isinstance(v, int)):
+            return f"expected {want}, got {v!r:.60}"
+        lo, hi = self.lo, self.hi
+        if not math.isfinite(v) or (lo is not None and (v < lo or (v == lo and self.lo_open))) or (
+                hi is not None and (v > hi or (v == hi and self.hi_open))):
+            return f"expected {want}, got {v:.6g}" if self.kind == "number" else f"expected {want}, got {v}"
+        return None
 
 
 def check_choice(who: str, name: str, value, choices) -> str:

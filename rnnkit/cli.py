@@ -9,48 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from ._threads import threads_option
-from ._validate import short_list
-from .cells import CELLS
-from .data.corpus import MODES
-from .datasets import CORPORA, corpus
-from .engines import ENGINES
-from .errors import CheckpointError, ConfigError, RnnkitError
-from .nn.regularise import INITS
-from .optim import OPTIMIZERS, SCHEDULE_NAMES
+from .errors import ConfigError, RnnkitError
 from .sample import DEFAULT_LENGTH
-
-LN2 = math.log(2.0)
-
-# Defaults of `rnnkit train` (kept here, not in argparse, so --resume can tell which options
-# the user actually gave).
-TRAIN_DEFAULTS = dict(
-    file=None, dataset=None, out=None, cell="lstm", hidden_size=128, num_layers=2,
-    embedding_size=32, dropout=0.2, seq_len=100, batch_size=64, optimizer="adam", lr=3e-3,
-    clip=5.0, steps=None, epochs=None, val_frac=0.1, eval_every=100, mode="auto", seed=0,
-    dtype="float32", encoding="utf-8", schedule="constant", warmup=0, patience=0,
-    weight_decay=0.0, num_samples=10, engine="numpy", attention="additive", decoder_cell="",
-    proj_size=0, learn_initial_state=False,
-    input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0, weight_drop=0.0,
-    embedding_dropout=0.0, init="orthogonal", forget_bias=1.0, layer_norm=False,
+from .train_setup import (
+    DEFAULT_STEPS,
+    OPTION_CHOICES,
+    TRAIN_DEFAULTS,
 )
-#: The regularisers' values in runs saved before they existed (resumed with these, whatever
-#: today's defaults are).
-REGULARISERS_OFF = dict(input_dropout=0.0, output_dropout=0.0, recurrent_dropout=0.0,
-                        weight_drop=0.0, embedding_dropout=0.0, init="uniform", forget_bias=None,
-                        layer_norm=False)
-DEFAULT_STEPS = 1000
-# Options that may change when resuming; all others must match the checkpoint.
-RESUMABLE = {"steps", "epochs", "eval_every", "patience", "num_samples", "out", "engine"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,18 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     p.commands = sub.choices          # name -> the command's parser (its usage errors)
 
-    d = TRAIN_DEFAULTS
+    d, C = TRAIN_DEFAULTS, OPTION_CHOICES
     t = sub.add_parser("train", help="train a character-level language model", formatter_class=_fmt_help,
                        description="Train a character-level LM. With no arguments: US census first "
                        f"names (built in), lines mode, a 2x128 LSTM for {DEFAULT_STEPS:,} steps "
                        "(time it with `time rnnkit train`; the README gives a measured figure).")
     t.add_argument("file", nargs="?", help="a UTF-8 text file to train on (default: --dataset names)")
-    t.add_argument("--dataset", choices=list(CORPORA), help="built-in "
+    t.add_argument("--dataset", choices=C["dataset"], help="built-in "
                    "data when no FILE is given: a text, or a pair task (dates: human dates -> ISO; "
                    "numbers: number words -> digits) for a seq2seq model (default: names)")
     t.add_argument("--out", help="checkpoint directory (default: runs/<data name>, or a fresh "
                    "runs/<data name>-N if that one is taken)")
-    t.add_argument("--cell", choices=[c for c, s in CELLS.items() if not s.layer_norm],
+    t.add_argument("--cell", choices=C["cell"],
                    help=f"recurrent cell (default: {d['cell']})")
     t.add_argument("--hidden-size", type=int, help=f"hidden units per layer (default: {d['hidden_size']})")
     t.add_argument("--num-layers", type=int, help=f"stacked recurrent layers (default: {d['num_layers']})")
@@ -114,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"W_hh, one mask per batch (AWD-LSTM) (default: {d['weight_drop']})")
     t.add_argument("--embedding-dropout", type=float, help="drop whole characters (their "
                    f"embedding) for a batch (default: {d['embedding_dropout']})")
-    t.add_argument("--init", choices=list(INITS), help="recurrent weights: PyTorch's uniform, or "
+    t.add_argument("--init", choices=C["init"], help="recurrent weights: PyTorch's uniform, or "
                    f"orthogonal W_hh blocks (default: {d['init']})")
     t.add_argument("--forget-bias", type=float, help="initial forget-gate bias (LSTM; GRU's "
                    f"update gate; none for RNN cells) (default: {d['forget_bias']})")
@@ -122,12 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "LSTM or GRU cells (Ba et al. 2016; numpy engine; no ONNX export)")
     t.add_argument("--seq-len", type=int, help=f"stream mode: BPTT chunk length (default: {d['seq_len']})")
     t.add_argument("--batch-size", type=int, help=f"sequences per batch (default: {d['batch_size']})")
-    t.add_argument("--optimizer", choices=list(OPTIMIZERS),
+    t.add_argument("--optimizer", choices=C["optimizer"],
                    help=f"optimizer (default: {d['optimizer']})")
     t.add_argument("--lr", type=float, help=f"learning rate (default: {d['lr']})")
     t.add_argument("--weight-decay", type=float, help=f"weight decay (default: {d['weight_decay']})")
     t.add_argument("--clip", type=float, help=f"clip the global gradient norm, 0 = off (default: {d['clip']})")
-    t.add_argument("--schedule", choices=list(SCHEDULE_NAMES),
+    t.add_argument("--schedule", choices=C["schedule"],
                    help=f"learning-rate schedule (default: {d['schedule']})")
     t.add_argument("--warmup", type=int, help=f"linear warm-up steps (default: {d['warmup']})")
     g = t.add_mutually_exclusive_group()
@@ -142,19 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default: {d['eval_every']})")
     t.add_argument("--patience", type=int, help="stop after N evaluations without improvement, 0 = never "
                    f"(default: {d['patience']})")
-    t.add_argument("--mode", choices=list(MODES), help="lines: one example per line "
+    t.add_argument("--mode", choices=C["mode"], help="lines: one example per line "
                    "(makemore); stream: one text with state carried across chunks (char-rnn); pairs: "
                    "'source<TAB>target' lines for a seq2seq model with attention; auto: pairs when "
                    "every line has one tab, lines for files of short lines "
                    f"(default: {d['mode']})")
-    t.add_argument("--attention", choices=["additive", "general", "dot", "none"], help="pairs mode: "
+    t.add_argument("--attention", choices=C["attention"], help="pairs mode: "
                    f"the decoder's attention over the source (default: {d['attention']})")
-    t.add_argument("--decoder-cell", choices=list(CELLS), help="pairs mode: the decoder's cell "
+    t.add_argument("--decoder-cell", choices=C["decoder_cell"], help="pairs mode: the decoder's cell "
                    "(default: the --cell)")
     t.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
     t.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped "
                    "(on either engine; one `rnnkit train` at a time may write a run directory)")
-    t.add_argument("--engine", choices=list(ENGINES), help="numpy: rnnkit itself, in this "
+    t.add_argument("--engine", choices=C["engine"], help="numpy: rnnkit itself, in this "
                    "process; torch: PyTorch on a CPU or GPU, and many processes under `torchrun "
                    f"--nproc_per_node=N -m rnnkit train ...` (default: {d['engine']})")
     t.add_argument("--device", help="torch engine: cpu, cuda or cuda:N (default: cuda when "
@@ -163,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads for the products (NumPy's BLAS, and torch's with --engine "
                    "torch); auto: time steps on one thread and on all, keep the faster and say "
                    "which - one thread wins when another program keeps a core busy (default: auto)")
-    t.add_argument("--dtype", choices=["float32", "float64"], help=f"parameter dtype (default: {d['dtype']})")
+    t.add_argument("--dtype", choices=C["dtype"], help=f"parameter dtype (default: {d['dtype']})")
     t.add_argument("--encoding", help="text encoding of FILE; 'bytes' reads any file byte by byte "
                    f"(default: {d['encoding']})")
     t.add_argument("--num-samples", type=int, help=f"samples printed at the end (default: {d['num_samples']})")
@@ -303,200 +275,6 @@ def _dir_arg(path) -> str:
 
 
 # ============================================================================== train
-#: Range of every numeric option of `rnnkit train`: (kind, lowest, lowest allowed?, highest,
-#: highest allowed?). Checked for the options given and for those saved in trainer.json, before
-#: any work starts (model-size bounds are the config's: CharLMConfig.validate).
-OPTION_RANGES = {
-    "hidden_size": ("int", 1, True, None, True), "num_layers": ("int", 1, True, None, True),
-    "embedding_size": ("int", 0, True, None, True), "seq_len": ("int", 1, True, None, True),
-    "batch_size": ("int", 1, True, None, True), "steps": ("int", 1, True, None, True),
-    "warmup": ("int", 0, True, None, True), "eval_every": ("int", 1, True, None, True),
-    "patience": ("int", 0, True, None, True), "seed": ("int", 0, True, None, True),
-    "num_samples": ("int", 0, True, None, True), "proj_size": ("int", 0, True, None, True),
-    "lr": ("number", 0, False, None, True), "weight_decay": ("number", 0, True, None, True),
-    "clip": ("number", 0, True, None, True), "dropout": ("number", 0, True, 1, False),
-    **{k: ("number", 0, True, 1, False) for k in ("input_dropout", "output_dropout",
-                                                  "recurrent_dropout", "weight_drop",
-                                                  "embedding_dropout")},
-    "forget_bias": ("number", -math.inf, False, None, True),
-    "val_frac": ("number", 0, True, 1, False), "epochs": ("number", 0, False, None, True),
-}
-
-
-def _range_problem(key, v) -> str | None:
-    """Why ``v`` is not a valid value of option ``key`` (see OPTION_RANGES), or None."""
-    if key not in OPTION_RANGES or v is None:
-        return None
-    kind, lo, lo_ok, hi, hi_ok = OPTION_RANGES[key]
-    want = ("an integer" if kind == "int" else "a finite number") + (
-        f" {'>=' if lo_ok else '>'} {lo}" if hi is None else
-        f" in {'[' if lo_ok else '('}{lo}, {hi}{']' if hi_ok else ')'}")
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind == "int" and not isinstance(v, int)):
-        return f"expected {want}, got {v!r:.60}"
-    if not math.isfinite(v) or v < lo or (v == lo and not lo_ok) or (
-            hi is not None and (v > hi or (v == hi and not hi_ok))):
-        return f"expected {want}, got {v:.6g}" if kind == "number" else f"expected {want}, got {v}"
-    return None
-
-
-def _check_option_ranges(given: dict) -> None:
-    for k, v in given.items():
-        problem = _range_problem(k, v)
-        if problem:
-            raise ConfigError(f"--{k.replace('_', '-')}: {problem}.")
-
-
-def _resolve_train_args(args) -> dict:
-    given = {k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None}
-    if args.resume:
-        from .checkpoint import list_versions, load_checkpoint
-        ck = load_checkpoint(args.resume, load_optimizer=False)
-        saved = ((ck.trainer_state or {}).get("extra") or {}).get("cli")
-        if not isinstance(saved, dict) and not list_versions(args.resume) and \
-                Path(ck.path) == Path(args.resume) and (Path(args.resume) / "LATEST").exists():
-            raise CheckpointError(f"{args.resume}: no checkpoint version is left (the ckpt-* "
-                                  f"directories were deleted; only the copies of the newest model "
-                                  f"remain, which hold no training state), so there is nothing to "
-                                  f"resume. Sample or export it as it is, or start over with "
-                                  f"`rnnkit train --out {args.resume} --overwrite`.")
-        if not isinstance(saved, dict):
-            raise CheckpointError(f"{args.resume}: trainer.json has no saved command-line options; "
-                                  f"it was not written by `rnnkit train` and cannot be resumed from the CLI.")
-        _check_saved_options(saved, Path(ck.path) / "trainer.json")
-        opts = {**TRAIN_DEFAULTS, **REGULARISERS_OFF}
-        opts.update(saved)
-        if saved.get("file"):             # the run's own text, by absolute path and SHA-256
-            from .data.corpus import resumed_text
-            opts["file"] = resumed_text(saved["file"], ck.trainer_state["extra"].get("text"),
-                                        given.pop("file", None), run=args.resume,
-                                        allow_other=args.allow_other_text)
-        for k, v in given.items():
-            if k in RESUMABLE:
-                opts[k] = v
-            elif v != saved.get(k):
-                opt = "FILE" if k == "file" else f"--{k.replace('_', '-')}"
-                raise ConfigError(f"{opt} {v} differs from the run being resumed "
-                                  f"({saved.get(k)}); resuming continues the same run. Drop the option, "
-                                  f"or start a new run with --out.")
-        if "steps" in given:
-            opts["epochs"] = None
-        elif "epochs" in given:
-            opts["steps"] = None
-        opts["out"] = args.resume
-        return opts
-    opts = dict(TRAIN_DEFAULTS)
-    opts.update(given)
-    if opts["file"]:
-        opts["file"] = os.path.abspath(opts["file"])       # --resume from anywhere reads it
-    return opts
-
-
-def _check_saved_options(saved: dict, path) -> None:
-    """The options saved by `rnnkit train` in trainer.json have the types of TRAIN_DEFAULTS
-    (an option whose default is None may be null, a string or a number) and the ranges of
-    OPTION_RANGES, and the choices of `rnnkit train`'s options; anything else means the file is
-    damaged or hostile."""
-    train = next(a for a in build_parser()._actions
-                 if isinstance(a, argparse._SubParsersAction)).choices["train"]
-    choices = {a.dest: a.choices for a in train._actions if a.choices}
-    for k, v in saved.items():
-        if k not in TRAIN_DEFAULTS:
-            raise CheckpointError(f"{path}: unknown saved option {k!r:.60}; the file is damaged or "
-                                  f"was written by another program.")
-        d = TRAIN_DEFAULTS[k]
-        if d is None:
-            ok = v is None or (isinstance(v, (str, int, float)) and not isinstance(v, bool))
-            if k in ("file", "dataset", "out"):
-                ok = v is None or isinstance(v, str)
-        elif isinstance(d, float):
-            ok = (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
-                v is None and REGULARISERS_OFF.get(k, 0.0) is None)    # e.g. no forget bias
-        else:
-            ok = type(v) is type(d)
-        if not ok:
-            raise CheckpointError(f"{path}: saved option {k} = {v!r:.60} has the wrong type; the "
-                                  f"file is damaged.")
-        problem = _range_problem(k, v)
-        if problem:
-            raise CheckpointError(f"{path}: saved option {k}: {problem}; the file is damaged.")
-        if k in choices and v not in (None, TRAIN_DEFAULTS[k]) and v not in choices[k]:
-            raise CheckpointError(f"{path}: saved option {k} = {v!r:.60} is not one of "
-                                  f"{', '.join(map(str, choices[k]))}; the file is damaged.")
-
-
-def _default_out(name: str) -> Path:
-    from .checkpoint import has_checkpoint
-    base = Path("runs") / name
-    if not (base.exists() and has_checkpoint(base)):
-        return base
-    k = 2
-    while (Path("runs") / f"{name}-{k}").exists():
-        k += 1
-    return Path("runs") / f"{name}-{k}"
-
-
-def _check_train_paths(args) -> None:
-    """Refuse unusable or contradictory directories before any work starts."""
-    from .checkpoint import check_not_inside_run, has_checkpoint
-    from .io import check_output_dir
-    if args.tensorboard is not None:
-        from .tblog import check_logdir
-        check_logdir(args.tensorboard, "--tensorboard")
-    if args.resume is not None:
-        if not args.resume.strip():
-            raise ConfigError("--resume: expected a run directory, got an empty string.")
-        if args.overwrite:
-            raise ConfigError("--overwrite starts a run over and --resume continues one; pass only "
-                              "one of them.")
-        if args.out is not None and Path(args.out) != Path(args.resume):
-            raise ConfigError(f"--out {args.out} differs from --resume {args.resume}: a resumed run "
-                              f"continues in its own directory. Drop --out (or copy the directory "
-                              f"and resume the copy).")
-        if not Path(args.resume).is_dir():
-            what = "a file, not a directory" if Path(args.resume).exists() else "nothing there"
-            raise CheckpointError(f"--resume: no checkpoint at {args.resume} ({what}); pass the "
-                                  f"directory `rnnkit train --out DIR` wrote.")
-    elif args.out is not None:
-        out = check_output_dir(args.out, "--out")
-        check_not_inside_run(out, "--out")
-        if out.is_dir() and has_checkpoint(out) and not args.overwrite:
-            raise _occupied(out)
-
-
-def _occupied(out) -> ConfigError:
-    """The refusal of an --out directory that holds a run (checked before any work, and again
-    under the run lock)."""
-    return ConfigError(f"--out {out} already holds a checkpoint. Continue it with "
-                       f"`rnnkit train --resume {out}`, choose another --out, or pass "
-                       f"--overwrite to start over there.")
-
-
-def _command(args) -> str:
-    """This command line, for the run lock's record (`rnnkit train ...`)."""
-    import shlex
-    return "rnnkit " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
-
-
-def _open_run(out: Path, overwrite: bool, stack, command: str) -> None:
-    """Create the run directory ``out``, take its lock (held until ``stack`` closes) and, with
-    ``overwrite``, delete the previous run there."""
-    from .checkpoint import clear_run, has_checkpoint
-    from .io import check_output_dir
-    from .runlock import RunLock
-    check_output_dir(out, "--out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"--out {out}: cannot create the directory: {e.strerror or e}.") from None
-    stack.enter_context(RunLock(out, command))
-    if has_checkpoint(out):
-        if not overwrite:
-            raise _occupied(out)
-        removed = clear_run(out)
-        print(f"rnnkit train: --overwrite: deleted the previous run in {out} "
-              f"({short_list(removed, 6)})", file=sys.stderr)
-
-
 def _usage_error(command: str, message: str):
     """Exit 2 with ``rnnkit COMMAND``'s usage line, as argparse does for a bad option."""
     build_parser().commands[command].error(message)
@@ -518,203 +296,16 @@ def _silence_other_processes(args) -> None:
 
 
 def cmd_train(args) -> int:
-    from contextlib import ExitStack
-
-    from .engines import start_group
+    from .train_run import prepare, train_command
     _silence_other_processes(args)
-    _check_option_ranges({k: v for k, v in vars(args).items() if k in TRAIN_DEFAULTS and v is not None})
-    _check_train_paths(args)
-    o = _resolve_train_args(args)
-    if getattr(args, "dropout", None) and o["num_layers"] == 1:       # given, and it cannot act
-        warnings.warn(f"--dropout {args.dropout:g} has no effect with --num-layers 1: dropout acts "
-                      f"between stacked layers (as in PyTorch, which warns the same). Use "
-                      f"--num-layers 2 or more, or drop --dropout.", UserWarning, stacklevel=2)
+    o = prepare(args)
     if args.device is not None and o["engine"] != "torch":
         _usage_error("train", f"--device {args.device} applies to --engine torch; the numpy "
                      f"engine runs on the CPU (add --engine torch, or drop --device).")
-    group = start_group(o["engine"], args.device)     # under torchrun: joins the job
-    in_sync = False
-    try:
-        with ExitStack() as stack:                    # holds the run directory's lock to the end
-            code = _train(args, o, group, stack)
-        in_sync = True
-    except Exception as e:
-        in_sync = getattr(e, "_rnnkit_agreed", False)    # every process stops with it
-        if in_sync and not group.is_main:
-            return 1        # rank 0 reports it; every node's torchrun fails
-        raise
-    finally:
-        group.close(in_sync)
-    return code if group.is_main else 0
-
-
-def _train(args, o, group, stack) -> int:
-    """`rnnkit train` in this process: every step agreed with the other processes under
-    torchrun (``group``); only the main process takes the run directory's lock, writes and
-    prints."""
-    from . import pairs_run
-    from .data import load_text_data
-    from .data.corpus import text_name
-    from .engines import make_engine
-    from .io import find_json_problem
-    from .load import load_model
-    from .plot_hook import maybe_plot
-    from .runlock import RunLock
-    from .sample import iter_sample_lines, sample_lines, sample_stream
-    from .train import Checkpointing, Trainer
-    from .train_setup import build_model, total_steps, train_config
-
-    with group.agreed():
-        out = Path(o["out"]) if o["out"] is not None else _default_out(text_name(o["file"], o["dataset"]))
-    out = Path(group.broadcast(str(out)))             # rank 0's choice of runs/<name>-N
-    with group.agreed():                              # a refusal stops every process
-        if group.is_main:                             # the lock, before anything is written
-            if args.resume:
-                stack.enter_context(RunLock(args.resume, _command(args)))
-            else:
-                _open_run(out, args.overwrite, stack, _command(args))
-    data = group.main_first(lambda: load_text_data(
-        o["file"], None if o["file"] else corpus(o["dataset"] or "names"), mode=o["mode"], encoding=o["encoding"], val_frac=o["val_frac"],
-        seq_len=o["seq_len"], batch_size=o["batch_size"], seed=o["seed"], cache_dir=out / "data"))
-    if not o["file"]:
-        o["dataset"] = data.name
-    if data.mode == "pairs" and not args.resume:
-        pairs_run.apply_defaults(o, {k for k, v in vars(args).items() if v is not None})
-    if data.mode == "pairs":                  # the regularisers are the character models'
-        given = [k for k in REGULARISERS_OFF if getattr(args, k, None) is not None]
-        if given:
-            raise ConfigError(f"--{given[0].replace('_', '-')} applies to the character models of "
-                              f"lines and stream mode; the seq2seq model of pairs mode has no such "
-                              f"option. Drop it.")
-        o.update(REGULARISERS_OFF)
-    elif not args.resume and args.forget_bias is None and not CELLS[o["cell"]].forget_gate:
-        o["forget_bias"] = None               # the default is for the cells with a forget gate
-    o["out"] = str(out)
-    o["mode"] = data.mode
-    saved_opts = {k: v for k, v in o.items() if k in TRAIN_DEFAULTS}
-    for key, value in saved_opts.items():     # e.g. a file name that is not valid UTF-8
-        problem = find_json_problem(value, key)
-        if problem:
-            opt = "FILE" if key == "file" else f"--{key.replace('_', '-')}"
-            raise ConfigError(f"{opt} {value!r:.200} cannot be recorded in trainer.json (needed by "
-                              f"--resume): it is {problem[1]}. Rename the file or directory.")
-    vocab = data.vocab
-    text_fp = None
-    if o["file"]:
-        from .data.corpus import text_fingerprint
-        text_fp = text_fingerprint(o["file"])     # saved: --resume checks it is the same text
-    group.check_same({**{k: v for k, v in saved_opts.items() if k not in ("file", "out")},
-                      "text": text_fp["sha256"] if text_fp else o["dataset"],
-                      "vocab": json.dumps(vocab.to_json(), sort_keys=True)})   # before DDP is built
-    steps = total_steps(o, data.train.per_epoch, DEFAULT_STEPS)
-    quiet = args.quiet
-
-    def on_eval(trainer, record):
-        if data.mode == "pairs":
-            return pairs_run.on_eval(trainer, record, data, quiet)
-        extra = {}
-        if "val_loss" in record:
-            extra["val_bpc"] = record["val_loss"] / LN2
-        if quiet:
-            return extra
-        rng = np.random.default_rng([o["seed"], trainer.step])      # never the training RNGs
-        step = trainer.model.stepper().step                         # today's weights
-        if data.mode == "lines":
-            text = "  samples: " + json.dumps(sample_lines(step, vocab, 5, rng, max_len=40),
-                                              ensure_ascii=False)      # a list: commas are text
-        else:
-            text = "  sample: " + repr(sample_stream(step, vocab, 120, rng))
-        print(text, file=sys.stderr)
-        return extra
-
-    setup_log = []                                    # printed after the engine line
-    with group.agreed():
-        model = build_model(o, data)
-        cfg = model.config
-        tcfg = train_config(o, steps, quiet)
-        trainer = Trainer(model, data.train, data.val, tcfg,
-                          checkpoint=Checkpointing(out, vocab=vocab.to_json(),
-                                                   extra={"cli": saved_opts, "text": text_fp},
-                                                   tensorboard=args.tensorboard),
-                          on_eval=on_eval, log=setup_log.append,
-                          engine=make_engine(o["engine"], model, tcfg, group=group),
-                          threads=args.threads)
-        if args.resume:
-            trainer.resume()
-            trainer.checkpoint.extra["cli"]["engine"] = o["engine"]    # the next resume's default
-            trainer.checkpoint.extra["cli"]["file"] = o["file"]        # (--allow-other-text)
-            trainer.checkpoint.extra["text"] = text_fp
-    trainer.log = lambda m: print(m, file=sys.stderr)
-    if group.is_main:
-        print(f"rnnkit train: engine {trainer.engine.describe()}", file=sys.stderr)
-        for line in setup_log:
-            print(line, file=sys.stderr)
-        print(pairs_run.describe(model, data, steps, out) if data.mode == "pairs" else
-              f"rnnkit train: {cfg.cell.upper()} {cfg.num_layers}x{cfg.hidden_size}, "
-              f"{model.num_parameters():,} parameters, vocab {len(vocab)}, {data.mode} mode; "
-              f"{data.origin}: {data.summary}; {steps:,} steps -> {out}", file=sys.stderr)
-    if args.resume and trainer.step >= steps:
-        if group.is_main:
-            print(f"rnnkit train: {out} is already at step {trainer.step:,}, and --steps {steps:,} is "
-                  f"the total (counting the steps already done): nothing to train. Pass a larger "
-                  f"--steps (e.g. --steps {trainer.step + steps:,}) to train more.", file=sys.stderr)
-        return 0
-    t0 = time.perf_counter()
-    start_step = trainer.step
-    result = trainer.fit()
-    dt = time.perf_counter() - t0
-    if result.stopped == "diverged":
-        if group.is_main:
-            _err(result.message)
-        return 1
-    if result.stopped == "interrupted":          # saved; Ctrl-C exits 130 like any interrupted
-        if group.is_main:                        # command, SIGTERM (an orderly stop) 0
-            print(f"rnnkit train: stopped: {result.message}", file=sys.stderr)
-        return 130 if result.message.startswith("Ctrl-C") else 0
-    if trainer.out_dir is not None and trainer.step > start_step and not result.history:
-        trainer.save()
-    if not group.is_main:
-        return 0
-    print(f"rnnkit train: {result.stopped} at step {result.steps} in {dt:.0f} s"
-          + (f"; best val loss {result.best_val_loss:.4f} nats = {result.best_val_loss / LN2:.3f} "
-             f"bits/char at step {result.best_step}" if result.best_val_loss is not None else ""),
-          file=sys.stderr)
-    best = f" (best weights in {out / 'best'})" if (out / "best").is_dir() else ""
-    try_ = f"rnnkit translate {out} TEXT" if data.mode == "pairs" else f"rnnkit sample {out}"
-    print(f"rnnkit train: checkpoint in {out}{best}; try `{try_}`", file=sys.stderr)
-    maybe_plot(out)
-    n = o["num_samples"]
-    if data.mode == "pairs":
-        best_model = load_model(out, need_charlm=False).model
-        print(f"rnnkit train: {pairs_run.final_report(best_model, data)}", file=sys.stderr)
-        for line in pairs_run.translation_lines(best_model, data, n):
-            print(line)
-        return 0
-    if n > 0:
-        step = load_model(out).model.stepper().step            # the best weights, as `sample`
-        rng = np.random.default_rng(o["seed"])
-        if data.mode == "lines":
-            seen = set(data.train_lines or [])
-            new = 0
-            for s_ in iter_sample_lines(step, vocab, n, rng, max_len=64):
-                new += s_ not in seen
-                print(s_ + ("" if s_ in seen else "   (new)"))
-            print(f"new (not in the training set): {new}/{n}")
-        else:
-            _print_stream(step, vocab, 400, rng)
-    return 0
+    return train_command(args, o)
 
 
 # ============================================================================== using a model
-def _print_stream(step, vocab, length, rng, **kw) -> None:
-    """Print a stream-mode sample as it is generated (one line at the end)."""
-    from .sample import iter_sample_stream
-    for piece in iter_sample_stream(step, vocab, length, rng, **kw):
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
-
-
 def _flag(name: str) -> str:
     """An argument's name as the command line spells it: top_k -> --top-k."""
     return "--" + name.replace("_", "-")
@@ -722,7 +313,7 @@ def _flag(name: str) -> str:
 
 def cmd_sample(args) -> int:
     from .load import load_model
-    from .sample import beam_search, finite_step, iter_sample_lines, onnx_step, sample_request
+    from .sample import beam_search, finite_step, iter_sample_lines, onnx_step, print_stream, sample_request
     req = sample_request(num=args.num, length=args.length, beam=args.beam, seed=args.seed,
                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          greedy=args.greedy, flag=_flag)
@@ -746,7 +337,7 @@ def cmd_sample(args) -> int:
                                    **req.pick_kw()):
             print(s)
     else:
-        _print_stream(step, vocab, req.max_len(lines), rng, prime=args.prime, **req.pick_kw())
+        print_stream(step, vocab, req.max_len(lines), rng, prime=args.prime, **req.pick_kw())
     return 0
 
 
@@ -787,24 +378,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .load import load_checked
-    d = Path(_dir_arg(args.dir))
-    ck, _, vocab = load_checked(d, need_charlm=False)               # files belong together
-    ts = ck.trainer_state or {}
-    n_params = int(sum(int(np.prod(v.shape)) for v in ck.model_state.values()))
-    info = {
-        "path": str(d),
-        "config": ck.config,
-        "vocab_size": (None if vocab is None else [len(v) for v in vocab] if isinstance(vocab, tuple)
-                       else len(vocab)),
-        "parameters": n_params,
-        "steps_trained": ts.get("step"),
-        "best_val_loss": ts.get("best_val_loss"),
-        "best_step": ts.get("best_step"),
-        "mode": ((ts.get("extra") or {}).get("cli") or {}).get("mode"),
-    }
-    if info["best_val_loss"] is not None:
-        info["best_val_bits_per_char"] = info["best_val_loss"] / LN2
+    from .load import checkpoint_info
+    info = checkpoint_info(_dir_arg(args.dir))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

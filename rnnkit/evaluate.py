@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -32,6 +31,7 @@ from .data import LinesDataset, Vocab, dropped_chars, split_lines
 from .errors import DataError
 from .nn.losses import CrossEntropyLoss
 from .nn.module import Module
+from .ops import LN2
 
 __all__ = ["TextScore", "score_text", "LONG_LINE", "CHUNK_STEPS"]
 
@@ -56,7 +56,7 @@ class TextScore(NamedTuple):
     @property
     def bits_per_char(self) -> float:
         """Mean cross-entropy per character, in bits."""
-        return self.loss / math.log(2.0)
+        return self.loss / LN2
 
 
 def score_text(model: Module, vocab: Vocab, text: str, *, source: str = "text", hint: str = "") -> TextScore:

@@ -26,11 +26,16 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import make_rng
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .nn.module import Module
 
 
 @dataclass
@@ -93,8 +98,9 @@ def _get(obj, path_idx):
     return obj
 
 
-def gradcheck(module, *inputs, eps: float = 1e-6, seed: int = 0, max_entries: int | None = None,
-              check_inputs: bool = True, **kwargs) -> GradcheckReport:
+def gradcheck(module: Module, *inputs: ArrayLike, eps: float = 1e-6, seed: int = 0,
+              max_entries: int | None = None, check_inputs: bool = True,
+              **kwargs: object) -> GradcheckReport:
     """Compare ``module.backward`` with central differences; see the module docstring.
 
     ``max_entries`` checks at most that many randomly chosen entries per array (None = all).

@@ -20,11 +20,14 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 from .checkpoint import BEST_DIR, CONFIG_FILE, MODEL_FILE, Checkpoint, load_checkpoint
 from .data import BOUNDARY, Vocab
 from .errors import CheckpointError, RnnkitError
 from .nn.module import Module
 from .nn.registry import built_with, config_from_dict
+from .ops import LN2
 
 
 class LoadedModel(NamedTuple):
@@ -61,6 +64,29 @@ def load_checked(directory: str | os.PathLike, *, need_charlm: bool = False) -> 
     ck = load_checkpoint(directory, load_optimizer=False, check_config=check)
     model, vocab = checked_model(ck, str(ck.path), need_charlm, checked.get(str(ck.path)))
     return ck, model, vocab
+
+
+def checkpoint_info(directory: str | os.PathLike) -> dict:
+    """What ``rnnkit info`` shows of the checkpoint in ``directory`` (its files checked to
+    belong together, :func:`load_checked`): path, config, vocabulary size(s), number of
+    parameters, steps trained, best validation loss (and in bits per character) and its step,
+    the run's mode; None where the run did not record it."""
+    ck, _, vocab = load_checked(directory, need_charlm=False)
+    ts = ck.trainer_state or {}
+    info = {
+        "path": str(Path(directory)),
+        "config": ck.config,
+        "vocab_size": (None if vocab is None else [len(v) for v in vocab] if isinstance(vocab, tuple)
+                       else len(vocab)),
+        "parameters": int(sum(int(np.prod(v.shape)) for v in ck.model_state.values())),
+        "steps_trained": ts.get("step"),
+        "best_val_loss": ts.get("best_val_loss"),
+        "best_step": ts.get("best_step"),
+        "mode": ((ts.get("extra") or {}).get("cli") or {}).get("mode"),
+    }
+    if info["best_val_loss"] is not None:
+        info["best_val_bits_per_char"] = info["best_val_loss"] / LN2
+    return info
 
 
 def _check_shapes(cfg, shapes: dict, src) -> None:

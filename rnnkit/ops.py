@@ -7,10 +7,14 @@ gate nonlinearities live in :mod:`rnnkit.cells`, fused into each cell's step.)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 #: The target id the losses skip (PyTorch's ``ignore_index`` default): padding of batched lines.
 IGNORE_INDEX = -100
+#: ln 2: nats per bit (a loss in nats / LN2 = bits; bits per character).
+LN2 = math.log(2.0)
 
 
 # ----------------------------------------------------------------------------- softmax family

@@ -10,13 +10,13 @@ feeding, Adam at 3e-3, batches of 64, :data:`PAIRS_STEPS` steps.
 
 from __future__ import annotations
 
-import math
 import sys
 
 from .nn.seq2seq import Seq2Seq, Seq2SeqConfig
+from .ops import LN2
 from .translate import Translator
 
-#: Options of ``rnnkit train`` whose default differs for pairs (the CharLM's are in cli.py).
+#: Options of ``rnnkit train`` whose default differs for pairs (the CharLM's: ``train_setup.TRAIN_DEFAULTS``).
 PAIRS_DEFAULTS = dict(hidden_size=64, num_layers=1, dropout=0.0, embedding_size=32)
 #: Steps of a pairs run when neither --steps nor --epochs is given.
 PAIRS_STEPS = 500
@@ -66,7 +66,7 @@ def on_eval(trainer, record, data, quiet: bool) -> dict:
     match (``val_exact_match``), and a few translations on stderr unless ``quiet``."""
     extra = {}
     if "val_loss" in record:
-        extra["val_bpc"] = record["val_loss"] / math.log(2)
+        extra["val_bpc"] = record["val_loss"] / LN2
     if data.val_pairs:
         match, outputs = exact_match(trainer.model, data, data.val_pairs)
         extra["val_exact_match"] = match

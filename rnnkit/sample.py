@@ -264,6 +264,19 @@ def iter_sample_stream(step, vocab, length: int, rng, prime: str = "", **pick_kw
         yield vocab.decode(ids)
 
 
+def print_stream(step: Callable, vocab: object, length: int, rng: np.random.Generator,
+                 file: object = None, **kw: object) -> None:
+    """Print a stream-mode sample to ``file`` (default: stdout) as it is generated
+    (:func:`iter_sample_stream`; ``kw``: its ``prime`` and sampling arguments), one newline at
+    the end: what ``rnnkit sample`` and the end of ``rnnkit train`` print."""
+    import sys
+    out = sys.stdout if file is None else file
+    for piece in iter_sample_stream(step, vocab, length, rng, **kw):
+        out.write(piece)
+        out.flush()
+    out.write("\n")
+
+
 def sample_stream(step, vocab, length: int, rng, prime: str = "", **pick_kw) -> str:
     """Stream mode: ``length`` characters after ``prime`` - returns prime + continuation.
     Without a prime the sample starts after a newline (or the vocabulary's first character),

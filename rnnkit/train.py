@@ -33,25 +33,31 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import checkpoint as ckpt
 from ._threads import ThreadChoice, check_threads
-from ._validate import check_choice, check_float, check_int
+from ._validate import Range, check_choice
 from .cells import state_arrays, state_from_arrays
 from .engines import make_engine
 from .engines.numpy import _rng_owners  # noqa: F401  (the dropout generators; tests use it)
 from .errors import CheckpointError, ConfigError, RnnkitError, TrainingDivergedError
 from .optim import OPTIMIZERS, SCHEDULE_NAMES, ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, StepLR, get_optimizer
 from .sequence import training_run
+
+if TYPE_CHECKING:
+    from .engines import Engine
+    from .nn.module import Module
+    from .optim import Optimizer, Schedule
 
 
 # ============================================================================== config
@@ -93,23 +99,31 @@ class TrainConfig:
     restore_best: bool = True
     seed: int = 0
     progress: bool | None = None
+    #: The one definition of each numeric setting's range (``rnnkit train`` checks its
+    #: options with these too, see :mod:`rnnkit.train_setup`).
+    RANGES = {"steps": Range("int", 1), "lr": Range("number", 0.0, lo_open=True),
+              "weight_decay": Range("number", 0.0), "clip": Range("number", 0.0),
+              "clip_value": Range("number", 0.0), "warmup": Range("int", 0),
+              "eval_every": Range("int", 1), "patience": Range("int", 0),
+              "explode_factor": Range("number", 1.0, lo_open=True), "seed": Range("int", 0)}
 
-    def validate(self):
+    def validate(self) -> TrainConfig:
+        """``self`` after checking every setting (:attr:`RANGES`, the optimizer and schedule
+        names); :class:`~rnnkit.errors.ConfigError` otherwise."""
         who = "TrainConfig"
-        check_int(who, "steps", self.steps, 1)
-        check_float(who, "lr", self.lr, 0.0, min_inclusive=False)
+        r = self.RANGES
+        for name in ("steps", "lr"):
+            r[name].check(who, name, getattr(self, name))
         check_choice(who, "optimizer", self.optimizer, tuple(OPTIMIZERS))
-        check_float(who, "weight_decay", self.weight_decay, 0.0)
-        check_float(who, "clip", self.clip, 0.0)
-        check_float(who, "clip_value", self.clip_value, 0.0)
+        for name in ("weight_decay", "clip", "clip_value"):
+            r[name].check(who, name, getattr(self, name))
         check_choice(who, "schedule", self.schedule, SCHEDULE_NAMES)
-        check_int(who, "warmup", self.warmup, 0)
-        check_int(who, "eval_every", self.eval_every, 1)
-        check_int(who, "patience", self.patience, 0)
-        check_float(who, "explode_factor", self.explode_factor, 1.0, min_inclusive=False)
+        for name in ("warmup", "eval_every", "patience", "explode_factor", "seed"):
+            r[name].check(who, name, getattr(self, name))
         return self
 
-    def make_schedule(self):
+    def make_schedule(self) -> Schedule:
+        """The learning-rate schedule of these settings (``schedule``, ``warmup``)."""
         base = self.lr
         if self.schedule == "cosine":
             s = CosineAnnealingLR(base, max(1, self.steps - self.warmup), eta_min=base * self.min_lr_frac)
@@ -121,7 +135,8 @@ class TrainConfig:
             s = ConstantLR(base)
         return LinearWarmup(s, self.warmup, start_factor=0.1) if self.warmup else s
 
-    def make_optimizer(self, params):
+    def make_optimizer(self, params: Mapping[str, np.ndarray]) -> Optimizer:
+        """The optimizer of these settings over ``params`` (name -> array, updated in place)."""
         kw = {}
         if self.optimizer in ("sgd", "rmsprop"):
             kw["momentum"] = self.momentum
@@ -169,6 +184,31 @@ class Checkpointing:
             self.tensorboard = Path(self.tensorboard)
 
 
+#: A SIGTERM that arrived while :func:`sigterm_deferred` was active and no training loop was
+#: running yet (``{"signal": SIGTERM}``): the next :meth:`Trainer.fit` stops at its first step
+#: boundary with it (saving the checkpoint), as if it had arrived during the loop.
+_DEFERRED: dict = {}
+
+
+@contextlib.contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """Keep a SIGTERM that arrives before the training loop starts (data loading, model set-up,
+    resume) for the loop, instead of dying of it: the loop then stops at once in the orderly
+    way (checkpoint saved, exit 0 in ``rnnkit train``) that a SIGTERM during training gets.
+    Ctrl-C keeps its usual meaning (KeyboardInterrupt) before the loop. In the main thread
+    only; elsewhere this does nothing."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, lambda signum, frame: _DEFERRED.setdefault("signal", signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        _DEFERRED.clear()
+
+
 class _StopFlag:
     """SIGINT/SIGTERM handler: ask the loop to stop at the next step boundary. A second
     Ctrl-C interrupts at once, unless it comes within ``echo`` seconds of the first (under
@@ -189,6 +229,8 @@ class _StopFlag:
                 self._old[sig] = signal.signal(sig, self._handle)
             except (ValueError, OSError):
                 pass
+        if "signal" in _DEFERRED:                  # arrived before the loop (sigterm_deferred)
+            self.signal, self._first = _DEFERRED.pop("signal"), time.monotonic()
         return self
 
     def _handle(self, signum, frame):
@@ -249,10 +291,12 @@ class Trainer:
     True
     """
 
-    def __init__(self, model, train, val=None, config: TrainConfig | None = None,
+    def __init__(self, model: Module, train: object, val: object | None = None,
+                 config: TrainConfig | None = None,
                  checkpoint: Checkpointing | str | Path | None = None,
                  on_eval: Callable | None = None, log: Callable = print,
-                 engine=None, device: str | None = None, threads="auto"):
+                 engine: str | Engine | None = None, device: str | None = None,
+                 threads: int | str = "auto"):
         self.model = model
         self.threads = check_threads("Trainer", threads)
         self.train_source = train
@@ -324,7 +368,7 @@ class Trainer:
         arrays.update(rng_arrays)
         return rng_json, arrays
 
-    def save(self, directory=None) -> Path:
+    def save(self, directory: str | os.PathLike | None = None) -> Path:
         """Write a checkpoint version to ``directory`` (default: the output directory).
         Under torchrun every process calls it; the main one writes."""
         directory = Path(directory) if directory is not None else self.out_dir
@@ -444,7 +488,7 @@ class Trainer:
         return state_from_arrays(tuple(a.astype(w.dtype) for a, w in zip(arrays, want)))
 
     # -- evaluation ------------------------------------------------------------------------
-    def evaluate(self, source=None) -> float | None:
+    def evaluate(self, source: object | None = None) -> float | None:
         """Mean loss over all batches of ``source`` (default: the validation source), weighted
         by item counts, in eval mode without caches. Stream sources carry the state."""
         source = source if source is not None else self.val_source

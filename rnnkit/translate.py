@@ -24,7 +24,6 @@ returns its best finished one by normalised score. ``beam=1`` is greedy decoding
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -33,7 +32,7 @@ from ._validate import check_int
 from .errors import ConfigError, DataError
 from .nn.attention import Memory
 from .nn.seq2seq import Seq2Seq
-from .ops import log_softmax
+from .ops import LN2, log_softmax
 
 #: Sources decoded together (one batch of N * beam rows at most this many rows).
 DECODE_ROWS = 512
@@ -251,7 +250,7 @@ def evaluate_pairs(model: Seq2Seq, pairs, src_vocab, tgt_vocab, beam: int = 1) -
             res = model.loss(data.get_batch(idx))
             total += res.loss * res.count
             count += res.count
-    return {"exact_match": exact, "bits_per_char": total / max(count, 1) / math.log(2), "pairs": len(pairs)}
+    return {"exact_match": exact, "bits_per_char": total / max(count, 1) / LN2, "pairs": len(pairs)}
 
 
 def load_translator(directory, latest: bool = False) -> Translator:

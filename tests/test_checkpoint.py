@@ -898,26 +898,63 @@ def test_fallback_warning_lists_at_most_three_problems(tmp_path):
     assert "(5 in all)" in msg and rec[0].filename == __file__      # points at the caller
 
 
-def test_a_model_load_validates_its_config_and_compares_shapes_once(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["CharLM", "Seq2Seq"])
+def test_a_model_load_validates_its_config_and_compares_shapes_once(tmp_path, monkeypatch, kind):
     """rnnkit.load: config.json is validated by its class once and compared with the
     safetensors header once, before any weight is read; the weights then go into the model
-    without a second round of the same checks."""
+    without a second round of the same checks (the constructor sees a config that already
+    passed with these values)."""
     from rnnkit import nn
     from rnnkit.checkpoint import save_checkpoint as save
     from rnnkit.load import load_checked
-    model = nn.CharLM(nn.CharLMConfig(vocab_size=4, hidden_size=3, num_layers=1, embedding_size=2), seed=0)
+    if kind == "CharLM":
+        cls = nn.CharLMConfig
+        model = nn.CharLM(cls(vocab_size=4, hidden_size=3, num_layers=1, embedding_size=2), seed=0)
+    else:
+        cls = nn.Seq2SeqConfig
+        model = nn.Seq2Seq(cls(src_vocab_size=4, tgt_vocab_size=5, hidden_size=3, embedding_size=2), seed=0)
     save(tmp_path / "run", model_state=model.state_dict(), config=model.config.to_dict())
     calls = {"validate": 0, "check_shapes": 0}
-    validate, check_shapes = nn.CharLMConfig.validate, nn.CharLMConfig.check_shapes
+    validate, check_shapes = cls.validate, cls.check_shapes
 
     def counted(name, fn):
         def wrapper(self, *a):
             calls[name] += 1
             return fn(self, *a)
         return wrapper
-    monkeypatch.setattr(nn.CharLMConfig, "validate", counted("validate", validate))
-    monkeypatch.setattr(nn.CharLMConfig, "check_shapes", counted("check_shapes", check_shapes))
+    monkeypatch.setattr(cls, "validate", counted("validate", validate))
+    monkeypatch.setattr(cls, "check_shapes", counted("check_shapes", check_shapes))
+    calls["load_state_dict"] = 0          # its own comparison of names and shapes is not made
+    monkeypatch.setattr(nn.Module, "load_state_dict", counted("load_state_dict", nn.Module.load_state_dict))
     _, loaded, _ = load_checked(tmp_path / "run")
-    # validate: once for config.json, once more by CharLM's constructor (its own guard)
-    assert calls == {"validate": 2, "check_shapes": 1}, calls
+    assert calls == {"validate": 1, "check_shapes": 1, "load_state_dict": 0}, calls
     assert all(np.array_equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_config_changed_after_it_passed_is_validated_again():
+    from rnnkit import nn
+    cfg = nn.CharLMConfig(vocab_size=4, hidden_size=3, num_layers=1).checked()
+    nn.CharLM(cfg, seed=0)
+    cfg.hidden_size = 0
+    with pytest.raises(ConfigError, match="hidden_size >= 1"):
+        nn.CharLM(cfg, seed=0)
+
+
+def test_checkpoint_info_counts_what_the_files_hold(tmp_path):
+    """rnnkit.load.checkpoint_info (what `rnnkit info` prints): the parameter count of the
+    weights, the vocabulary's size, and the best loss also in bits (nats / ln 2)."""
+    import math
+
+    from rnnkit import nn
+    from rnnkit.checkpoint import save_checkpoint as save
+    from rnnkit.data import BOUNDARY, Vocab
+    from rnnkit.load import checkpoint_info
+    vocab = Vocab.build(["abc", "bca"], specials=(BOUNDARY,))
+    model = nn.CharLM(nn.CharLMConfig(vocab_size=len(vocab), hidden_size=3, num_layers=1, embedding_size=2), seed=0)
+    save(tmp_path / "run", model_state=model.state_dict(), config=model.config.to_dict(),
+         vocab=vocab.to_json(), trainer_state={"step": 7, "best_val_loss": 1.5, "best_step": 5,
+                                               "extra": {"cli": {"mode": "lines"}}})
+    info = checkpoint_info(tmp_path / "run")
+    assert info["parameters"] == sum(v.size for v in model.state_dict().values())
+    assert (info["vocab_size"], info["steps_trained"], info["best_step"], info["mode"]) == (len(vocab), 7, 5, "lines")
+    assert info["best_val_bits_per_char"] == pytest.approx(1.5 / math.log(2))

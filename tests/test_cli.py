@@ -205,6 +205,38 @@ def test_eval_stream_beats_unigram_and_matches_reference(capsys, trained):
 
 # ============================================================================== Ctrl-C / SIGTERM
 @pytest.mark.slow
+def test_sigterm_during_set_up_stops_at_the_first_step_boundary(tmp_path, capsys, names_file):
+    """A SIGTERM that arrives while `rnnkit train` is still setting up (data, model, resume),
+    before the training loop has its own handler, is kept for the loop: the run stops at step 0
+    in the orderly way (checkpoint saved, exit 0, one message) instead of dying of the signal
+    (which a scheduler's SIGTERM right after a resume used to do). In a child process, which
+    the signal would otherwise kill."""
+    out_dir = tmp_path / "run"
+    driver = ("import os, signal, sys\n"
+              "from rnnkit import cli, train_run\n"
+              "real = train_run.run_data\n"
+              "def run_data_then_sigterm(*a, **kw):\n"
+              "    data = real(*a, **kw)\n"
+              "    os.kill(os.getpid(), signal.SIGTERM)      # arrives during set-up\n"
+              "    return data\n"
+              "train_run.run_data = run_data_then_sigterm\n"
+              "code = cli.main(sys.argv[1:])\n"
+              "assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, 'handler not restored'\n"
+              "sys.exit(code)\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", driver, "train", str(names_file), "--out",
+                           str(out_dir), "--steps", "50", *map(str, TINY)], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:])
+    assert "SIGTERM received at step 0" in proc.stderr, proc.stderr
+    assert "continue with --resume" in proc.stderr and "Traceback" not in proc.stderr
+    assert load_checkpoint(out_dir).trainer_state["step"] == 0
+    code, _, err = cli(capsys, "train", "--resume", out_dir, "--steps", 3)
+    assert code == 0, err
+    assert load_checkpoint(out_dir).trainer_state["step"] == 3
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_saves_and_resume_continues(tmp_path, capsys, names_file, sig):
     out_dir = tmp_path / "run"

@@ -159,7 +159,7 @@ CASES = [
     ("train --steps -5", ["train", "{names}", "--steps", "-5"], "--steps"),
     ("train --seed -1", ["train", "{names}", "--seed", "-1"], "--seed"),
     ("train --hidden-size 0", ["train", "{names}", "--hidden-size", "0"], "--hidden-size"),
-    ("train --hidden-size 10**6", ["train", "{names}", "--hidden-size", "1000000"], "hidden_size"),
+    ("train --hidden-size 10**6", ["train", "{names}", "--hidden-size", "1000000"], "--hidden-size"),
     ("train --num-layers 0", ["train", "{names}", "--num-layers", "0"], "--num-layers"),
     ("train --embedding-size -1", ["train", "{names}", "--embedding-size", "-1"], "--embedding-size"),
     ("train --seq-len 0", ["train", "{names}", "--seq-len", "0"], "--seq-len"),

@@ -87,7 +87,9 @@ def site(tmp_path_factory):
     if os.environ.get("RNNKIT_DOCS_HTML") and not os.environ.get("CI"):
         return Path(os.environ["RNNKIT_DOCS_HTML"])
     out = tmp_path_factory.mktemp("site")
-    proc = shot.build_site(out, extra_args=("-d", str(out / ".doctrees")))
+    # -j auto: the pages are read and written on every core (each extension declares itself
+    # parallel-safe, so the site and its warnings are those of a serial build)
+    proc = shot.build_site(out, extra_args=("-j", "auto", "-d", str(out / ".doctrees")))
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-6000:]
     assert "WARNING" not in text and "ERROR" not in text, text[-6000:]

@@ -1,5 +1,6 @@
 """The import graph of the package has no cycle: every import of one rnnkit module by another
-(at module level or inside a function, which only hides a cycle until it runs) is an edge, and
+(at module level or inside a function, which only hides a cycle until it runs) is an edge,
+except the imports under ``if TYPE_CHECKING:``, which never run (names for annotations), and
 the layers of docs/design.md must form a DAG over them. The data layer never imports the
 built-in data sets (``rnnkit.datasets`` builds on ``rnnkit.data``, not the other way round).
 """
@@ -27,7 +28,12 @@ def import_graph(root: Path = PACKAGE) -> dict:
         is_pkg = path.name == "__init__.py"
         base = name.split(".") if is_pkg else name.split(".")[:-1]
         edges = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {id(n) for block in ast.walk(tree) if _is_type_checking(block)
+                       for stmt in block.body for n in ast.walk(stmt)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             targets = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
@@ -46,6 +52,15 @@ def import_graph(root: Path = PACKAGE) -> dict:
                     edges.add((t, node.lineno))
         graph[name] = edges
     return graph
+
+
+def _is_type_checking(node) -> bool:
+    """``if TYPE_CHECKING:`` / ``if typing.TYPE_CHECKING:`` (a block only type checkers read)."""
+    if not isinstance(node, ast.If):
+        return False
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
 
 
 @functools.lru_cache(maxsize=1)
@@ -102,6 +117,10 @@ def test_the_walk_finds_a_cycle_hidden_in_a_function(tmp_path):
     cycle = find_cycle(import_graph(pkg))
     assert cycle is not None and set(cycle) == {"rnnkit.a", "rnnkit.a.x", "rnnkit.b"}
     (pkg / "a" / "x.py").write_text("def f():\n    return 1\n")
+    assert find_cycle(import_graph(pkg)) is None
+    # a name imported for annotations only (never imported at run time) is no edge
+    (pkg / "a" / "x.py").write_text("from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+                                    "    from ..b import g\n\ndef f() -> g:\n    return 1\n")
     assert find_cycle(import_graph(pkg)) is None
 
 

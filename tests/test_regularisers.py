@@ -411,7 +411,7 @@ def test_a_run_saved_before_the_regularisers_resumes_with_them_off(tmp_path, cap
     from test_engines import MODEL, NAMES
 
     from rnnkit.checkpoint import list_versions, load_checkpoint
-    from rnnkit.cli import REGULARISERS_OFF
+    from rnnkit.train_setup import REGULARISERS_OFF
 
     from test_cli import cli as run_cli
     text = tmp_path / "names.txt"

@@ -32,10 +32,11 @@ def _port():
         return s.getsockname()[1]
 
 
-def two_nodes(node_args, cwds, timeout=240):
-    """Start node 0 and node 1 (one torchrun each) and wait for both: [(code, stderr)]."""
+def two_nodes(node_args, cwds, timeout=240, dist_timeout=40):
+    """Start node 0 and node 1 (one torchrun each) and wait for both: [(code, stderr)].
+    ``dist_timeout``: RNNKIT_DIST_TIMEOUT, how long a process waits for the other."""
     port = _port()
-    env = dict(os.environ, OMP_NUM_THREADS="1", RNNKIT_DIST_TIMEOUT="40",
+    env = dict(os.environ, OMP_NUM_THREADS="1", RNNKIT_DIST_TIMEOUT=str(dist_timeout),
                PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     procs = []
     for rank, (args, cwd) in enumerate(zip(node_args, cwds)):
@@ -111,9 +112,13 @@ def test_a_node_whose_text_is_missing_is_reported_once_by_rank_0(nodes):
 
 
 def test_a_node_failing_before_joining_says_so_on_its_terminal(nodes):
+    """Rank 1 stops at its option check and never joins; rank 0 waits RNNKIT_DIST_TIMEOUT
+    (10 s here: the wait starts once rank 0 itself is up, so the machine's load does not
+    shorten it) and gives up with one line."""
     a, b, root = nodes
     (r0, e0), (r1, e1) = two_nodes([["input.txt", "--out", root / "run", *OPTS],
-                                    ["input.txt", "--out", root / "run", *OPTS, "--lr", "-1"]], [a, b])
+                                    ["input.txt", "--out", root / "run", *OPTS, "--lr", "-1"]], [a, b],
+                                   dist_timeout=10)
     assert r0 != 0 and r1 != 0
     lines = _ours(e1)
     assert len(lines) == 1 and "rank 1" in lines[0] and "--lr" in lines[0], e1

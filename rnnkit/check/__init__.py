@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ..errors import ConfigError
 from .cases import ALIASES, FUNCTION_NAMES
@@ -51,7 +51,8 @@ def _names(functions):
     return [n for n in FUNCTION_NAMES if n in wanted]
 
 
-def check_namespace(ns: Mapping, functions=None, file=None) -> Report:
+def check_namespace(ns: Mapping, functions: str | Sequence[str] | None = None,
+                    file: str | None = None) -> Report:
     """Check the functions defined in the namespace ``ns`` (e.g. ``globals()``), in this
     process. ``functions``: names to check (default: all ten)."""
     start = time.perf_counter()
@@ -60,7 +61,8 @@ def check_namespace(ns: Mapping, functions=None, file=None) -> Report:
     return Report(file, results, seconds=time.perf_counter() - start)
 
 
-def check(obj, functions=None, *, timeout: float = 5.0, memory_mb: int = 2048) -> Report:
+def check(obj: object, functions: str | Sequence[str] | None = None, *, timeout: float = 5.0,
+          memory_mb: int = 2048) -> Report:
     """Check a learner's functions and return the :class:`Report` (shown as HTML in Jupyter).
 
     ``obj`` is one function (``check(lstm_cell)``: checked under its own name, or under the
@@ -98,7 +100,8 @@ def check(obj, functions=None, *, timeout: float = 5.0, memory_mb: int = 2048) -
                       f"file path, got {type(obj).__name__}.")
 
 
-def check_file(path, functions=None, *, timeout: float = 5.0, memory_mb: int = 2048) -> Report:
+def check_file(path: str | os.PathLike, functions: str | Sequence[str] | None = None, *,
+               timeout: float = 5.0, memory_mb: int = 2048) -> Report:
     """Check the functions a ``.py`` file or a Jupyter notebook defines, running it in a child
     process (see :mod:`rnnkit.check.sandbox`). Raises :class:`~rnnkit.errors.ConfigError` for
     a path that is not a readable ``.py`` / ``.ipynb`` file."""

@@ -20,7 +20,7 @@ from .encode import ids_dtype, is_large_text, iter_text, load_encoded
 from .lines import LinesDataset
 from .pairs import is_pairs_text, load_pairs_data, parse_pairs
 from .sources import LinesSource, StreamSource
-from .splits import split_stream, train_val_split
+from .splits import VAL_FRAC, split_stream, train_val_split
 from .stream import StreamDataset
 from .text import MAX_LINE_CHARS, check_line_lengths, detect_mode, dropped_chars, read_text, split_lines
 from .vocab import BOUNDARY, Vocab
@@ -122,8 +122,8 @@ def load_text_data(file: str | os.PathLike | None = None, dataset: object = None
     """
     if mode not in MODES:
         raise ConfigError(f"--mode: expected one of {', '.join(MODES)}, got {mode!r}.")
-    if not (0 <= val_frac < 1):
-        raise ConfigError(f"--val-frac: expected a number in [0, 1), got {val_frac}.")
+    if VAL_FRAC.problem(val_frac):
+        raise ConfigError(f"--val-frac: {VAL_FRAC.problem(val_frac)}.")
     if not file:
         if dataset is None or isinstance(dataset, str) or not callable(getattr(dataset, "load", None)):
             raise ConfigError(f"load_text_data: expected a FILE or a built-in corpus (an object with "

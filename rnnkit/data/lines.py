@@ -22,10 +22,11 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validate import check_int
 from ..errors import ConfigError, DataError
@@ -108,7 +109,8 @@ class LinesDataset:
         """Longest sequence (``max L + 1``), i.e. the largest possible ``T``."""
         return int(self.line_lengths.max()) + 1
 
-    def index_batches(self, order=None, max_tokens: int = EVAL_BATCH_TOKENS, max_lines: int = 256):
+    def index_batches(self, order: ArrayLike | None = None, max_tokens: int = EVAL_BATCH_TOKENS,
+                      max_lines: int = 256) -> Iterator[np.ndarray]:
         """Split ``order`` (line indices; default all in order) into consecutive batches of at
         most ``max_lines`` lines whose padded size ``len(batch) * (longest line + 1)`` stays
         within ``max_tokens`` (a line longer than that gets a batch of its own). Yields int64
@@ -124,7 +126,7 @@ class LinesDataset:
         if len(order) > start:
             yield order[start:]
 
-    def get_batch(self, indices) -> LinesBatch:
+    def get_batch(self, indices: ArrayLike) -> LinesBatch:
         """The padded batch of the lines ``indices`` (in that order), built without a Python
         loop over the lines."""
         idx = np.asarray(indices)

@@ -23,17 +23,19 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from .._validate import check_int
 from ..errors import ConfigError, DataError
 from .lines import EVAL_BATCH_TOKENS, IGNORE_INDEX
 from .sources import EpochOrder
-from .splits import train_val_split
+from .splits import VAL_FRAC, train_val_split
+from .stream import BATCH_SIZE
 from .text import MAX_LINE_CHARS, read_text
 from .vocab import BOUNDARY, Vocab
 
@@ -85,12 +87,12 @@ def parse_pairs(text: str, origin: str = "pairs") -> list:
     return pairs
 
 
-def read_pairs(path, encoding: str = "utf-8") -> list:
+def read_pairs(path: str | os.PathLike, encoding: str = "utf-8") -> list[tuple[str, str]]:
     """:func:`parse_pairs` of the file ``path`` (read by :func:`~rnnkit.data.read_text`)."""
     return parse_pairs(read_text(path, encoding=encoding), str(path))
 
 
-def pair_vocabs(pairs) -> PairVocabs:
+def pair_vocabs(pairs: Sequence[tuple[str, str]]) -> PairVocabs:
     """``(source_vocab, target_vocab)`` (a :class:`PairVocabs`): one :class:`Vocab` per side,
     each with the boundary token ``<eos>`` as id 0 (the target's start and end; the source's
     padding)."""
@@ -109,7 +111,7 @@ class PairVocabs(NamedTuple):
         return {"source": self.source.to_json(), "target": self.target.to_json()}
 
     @classmethod
-    def from_json(cls, obj) -> PairVocabs:
+    def from_json(cls, obj: dict) -> PairVocabs:
         """Inverse of :meth:`to_json`; a damaged dict raises :class:`CheckpointError`."""
         from ..errors import CheckpointError
         if not isinstance(obj, dict) or set(obj) != {"source", "target"}:
@@ -164,7 +166,7 @@ class PairsDataset:
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def get_batch(self, indices) -> PairsBatch:
+    def get_batch(self, indices: ArrayLike) -> PairsBatch:
         """The padded batch of the pairs ``indices`` (in that order)."""
         idx = np.asarray(indices)
         if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
@@ -177,7 +179,7 @@ class PairsDataset:
         y, _ = _pad([np.concatenate((t, [B])) for t in tgt], IGNORE_INDEX)
         return PairsBatch(src, src_lengths, x, y, lengths)
 
-    def index_batches(self, max_tokens: int = EVAL_BATCH_TOKENS, max_pairs: int = 256):
+    def index_batches(self, max_tokens: int = EVAL_BATCH_TOKENS, max_pairs: int = 256) -> Iterator[np.ndarray]:
         """Every pair once, in order, in batches of at most ``max_pairs`` pairs whose padded
         size stays within ``max_tokens``."""
         start, longest = 0, 0
@@ -198,17 +200,17 @@ class PairsSource:
 
     def __init__(self, dataset: PairsDataset, batch_size: int, seed: int = 0):
         self.dataset = dataset
-        self.order = EpochOrder(len(dataset), check_int("PairsSource", "batch_size", batch_size, 1), seed)
+        self.order = EpochOrder(len(dataset), BATCH_SIZE.check("PairsSource", "batch_size", batch_size), seed)
         self.batch_size, self.per_epoch = self.order.batch_size, self.order.per_epoch
 
-    def batch(self, step: int):
+    def batch(self, step: int) -> tuple[PairsBatch, bool]:
         return self.dataset.get_batch(self.order.indices(step)), True
 
-    def eval_batches(self, batch_size: int = 256):
+    def eval_batches(self, batch_size: int = 256) -> Iterator[PairsBatch]:
         for idx in self.dataset.index_batches(max_pairs=batch_size):
             yield self.dataset.get_batch(idx)
 
-    def tokens_in(self, batch) -> int:
+    def tokens_in(self, batch: PairsBatch) -> int:
         return int(np.sum(batch.lengths))
 
 
@@ -233,14 +235,16 @@ class PairsData:
         return PairVocabs(self.src_vocab, self.tgt_vocab)
 
 
-def load_pairs_data(file=None, dataset=None, *, encoding: str = "utf-8", val_frac: float = 0.1,
-                    batch_size: int = 64, seed: int = 0, pairs=None, origin=None) -> PairsData:
+def load_pairs_data(file: str | os.PathLike | None = None, dataset: str | None = None, *,
+                    encoding: str = "utf-8", val_frac: float = 0.1, batch_size: int = 64,
+                    seed: int = 0, pairs: Sequence[tuple[str, str]] | None = None,
+                    origin: str | None = None) -> PairsData:
     """Read a pairs file (or take the list ``pairs``, named ``dataset``: a built-in pair task's
     are ``rnnkit.datasets.corpus("dates").load()``), build both vocabularies from all pairs,
     hold out a random ``val_frac`` of the pairs (seeded) and wrap both parts in
     :class:`PairsSource` batch sources."""
-    if not (0 <= val_frac < 1):
-        raise ConfigError(f"--val-frac: expected a number in [0, 1), got {val_frac}.")
+    if VAL_FRAC.problem(val_frac):
+        raise ConfigError(f"--val-frac: {VAL_FRAC.problem(val_frac)}.")
     if pairs is not None:
         name = dataset or "pairs"
         origin = origin or name

@@ -12,13 +12,14 @@ A source's batch at step ``k`` is a pure function of ``(seed, k)``, so a run res
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._validate import check_int
-from .lines import LinesDataset
-from .stream import StreamDataset
+from .lines import LinesBatch, LinesDataset
+from .stream import BATCH_SIZE, StreamChunk, StreamDataset
 
 
 class EpochOrder:
@@ -48,19 +49,19 @@ class LinesSource:
 
     def __init__(self, dataset: LinesDataset, batch_size: int, seed: int = 0):
         self.dataset = dataset
-        self.order = EpochOrder(len(dataset), check_int("LinesSource", "batch_size", batch_size, 1), seed)
+        self.order = EpochOrder(len(dataset), BATCH_SIZE.check("LinesSource", "batch_size", batch_size), seed)
         self.batch_size, self.per_epoch = self.order.batch_size, self.order.per_epoch
 
-    def batch(self, step: int):
+    def batch(self, step: int) -> tuple[LinesBatch, bool]:
         return self.dataset.get_batch(self.order.indices(step)), True
 
-    def eval_batches(self, batch_size: int = 256):
+    def eval_batches(self, batch_size: int = 256) -> Iterator[LinesBatch]:
         """Every line once, in order, in batches of at most ``batch_size`` lines and
         :data:`~rnnkit.data.lines.EVAL_BATCH_TOKENS` padded steps."""
         for idx in self.dataset.index_batches(max_lines=batch_size):
             yield self.dataset.get_batch(idx)
 
-    def tokens_in(self, batch) -> int:
+    def tokens_in(self, batch: LinesBatch) -> int:
         return int(np.sum(batch.lengths))
 
 
@@ -74,15 +75,15 @@ class StreamSource:
         self.dataset = dataset
         self.per_epoch = dataset.num_chunks
 
-    def batch(self, step: int):
+    def batch(self, step: int) -> tuple[StreamChunk, bool]:
         k = step % self.dataset.num_chunks
         return self.dataset.chunk(k), k == 0
 
-    def eval_batches(self, batch_size: int = 0):
+    def eval_batches(self, batch_size: int = 0) -> Iterator[StreamChunk]:
         for k in range(self.dataset.num_chunks):
             yield self.dataset.chunk(k)
 
-    def tokens_in(self, batch) -> int:
+    def tokens_in(self, batch: StreamChunk) -> int:
         return int(batch.x.size)
 
 
@@ -101,12 +102,12 @@ class ArraySource:
 
     carries_state = False
 
-    def __init__(self, x, y, batch_size: int, lengths=None, seed: int = 0, batch_axis: int = 1,
-                 y_batch_axis: int = 0):
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, lengths: np.ndarray | None = None,
+                 seed: int = 0, batch_axis: int = 1, y_batch_axis: int = 0):
         self.x, self.y, self.lengths = x, y, lengths
         self.n = x.shape[batch_axis]
         self.batch_axis, self.y_batch_axis = batch_axis, y_batch_axis
-        self.order = EpochOrder(self.n, check_int("ArraySource", "batch_size", batch_size, 1), seed)
+        self.order = EpochOrder(self.n, BATCH_SIZE.check("ArraySource", "batch_size", batch_size), seed)
         self.batch_size, self.per_epoch = self.order.batch_size, self.order.per_epoch
 
     def _take(self, idx):
@@ -121,12 +122,12 @@ class ArraySource:
                 y = y[:T]
         return ArrayBatch(x, y, lengths)
 
-    def batch(self, step: int):
+    def batch(self, step: int) -> tuple[ArrayBatch, bool]:
         return self._take(self.order.indices(step)), True
 
-    def eval_batches(self, batch_size: int = 512):
+    def eval_batches(self, batch_size: int = 512) -> Iterator[ArrayBatch]:
         for i in range(0, self.n, batch_size):
             yield self._take(np.arange(i, min(self.n, i + batch_size)))
 
-    def tokens_in(self, batch) -> int:
+    def tokens_in(self, batch: ArrayBatch) -> int:
         return int(np.asarray(batch.y).shape[self.y_batch_axis])

@@ -6,8 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._validate import check_float
+from .._validate import Range
 from ..errors import ConfigError, DataError
+
+#: The share of the data held out for validation (``rnnkit train --val-frac``).
+VAL_FRAC = Range("number", 0.0, 1.0, hi_open=True)
 
 
 def _as_generator(who: str, rng) -> np.random.Generator:
@@ -25,7 +28,7 @@ def train_val_split(items: Sequence, val_frac: float, rng: np.random.Generator) 
     original order of the items. ``rng`` is a ``numpy.random.Generator``.
     """
     who = "train_val_split"
-    f = check_float(who, "val_frac", val_frac, 0.0, 1.0, max_inclusive=False)
+    f = VAL_FRAC.check(who, "val_frac", val_frac)
     rng = _as_generator(who, rng)
     items = list(items)
     M = len(items)
@@ -40,11 +43,11 @@ def train_val_split(items: Sequence, val_frac: float, rng: np.random.Generator) 
     return ([it for it, v in zip(items, is_val) if not v], [it for it, v in zip(items, is_val) if v])
 
 
-def split_stream(seq, val_frac: float):
+def split_stream(seq: str | np.ndarray, val_frac: float) -> tuple[str, str] | tuple[np.ndarray, np.ndarray]:
     """Split a stream (a str or a 1-D array) by position: the last ``val_frac`` of it is the
     validation part. Returns ``(train, val)`` of the same type as ``seq``."""
     who = "split_stream"
-    f = check_float(who, "val_frac", val_frac, 0.0, 1.0, max_inclusive=False)
+    f = VAL_FRAC.check(who, "val_frac", val_frac)
     n = len(seq)
     if n == 0:
         raise DataError(f"{who}: expected a non-empty stream, got length 0.")

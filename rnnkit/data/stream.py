@@ -6,9 +6,16 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from .._validate import check_int, to_numpy
+from .._validate import Range, check_int, to_numpy
 from ..errors import DataError, DTypeError, ShapeError
+
+#: The range of the chunk length of stream mode (``rnnkit train --seq-len`` checks with it too).
+SEQ_LEN = Range("int", 1)
+#: The range of the sequences per batch of every batch source (and of ``rnnkit train
+#: --batch-size``).
+BATCH_SIZE = Range("int", 1)
 
 
 class StreamChunk(NamedTuple):
@@ -44,10 +51,10 @@ class StreamDataset:
         [3, 4, 5]
     """
 
-    def __init__(self, ids, seq_len: int, batch_size: int):
+    def __init__(self, ids: ArrayLike, seq_len: int, batch_size: int):
         who = "StreamDataset"
-        T = check_int(who, "seq_len", seq_len, 1)
-        N = check_int(who, "batch_size", batch_size, 1)
+        T = SEQ_LEN.check(who, "seq_len", seq_len)
+        N = BATCH_SIZE.check(who, "batch_size", batch_size)
         arr = to_numpy(who, "ids", ids)
         if arr.ndim != 1:
             raise ShapeError(f"{who}: expected ids of shape (length,), got shape {arr.shape}. "

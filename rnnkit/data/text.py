@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import codecs
 import os
+from collections.abc import Iterator, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validate import check_int, to_numpy
 from ..errors import ConfigError, DataError, DTypeError
@@ -55,8 +57,9 @@ def check_text_codec(who: str, encoding, errors: str = "strict") -> None:
                           f"got {errors!r}.") from None
 
 
-def iter_text(path, encoding: str = "utf-8", errors: str = "strict", block_bytes: int | None = None,
-              max_bytes: int | None = None, who: str = "read_text"):
+def iter_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict",
+              block_bytes: int | None = None, max_bytes: int | None = None,
+              who: str = "read_text") -> Iterator[str]:
     """The text of ``path`` in pieces of about ``block_bytes`` (default :data:`~rnnkit.data.text.BLOCK_BYTES`)
     bytes each: the one reader of every text file, whatever its size.
 
@@ -128,7 +131,7 @@ def iter_text(path, encoding: str = "utf-8", errors: str = "strict", block_bytes
                 return
 
 
-def read_text(path, encoding: str = "utf-8", errors: str = "strict",
+def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict",
               max_bytes: int = MAX_TEXT_BYTES) -> str:
     """Read a whole text file.
 
@@ -247,7 +250,7 @@ class LineShape:
         return "lines" if (lo + hi) / 2 <= AUTO_MAX_MEDIAN_LEN else "stream"
 
 
-def detect_mode(text) -> str:
+def detect_mode(text: str | Sequence[str]) -> str:
     """``'lines'`` or ``'stream'`` for ``mode='auto'``; ``text`` is a str or an iterable of
     pieces of one (e.g. :func:`~rnnkit.data.iter_text`, for a file too large to read whole).
 
@@ -276,7 +279,7 @@ def check_line_lengths(text: str, origin: str, limit: int = MAX_LINE_CHARS) -> N
                             f"Use --mode stream for this text, or split the long lines.")
 
 
-def unigram_entropy(ids, vocab_size: int) -> float:
+def unigram_entropy(ids: ArrayLike, vocab_size: int) -> float:
     """Entropy in nats of the empirical unigram distribution of ``ids``:
     ``H = -sum_v p_v log p_v`` with ``p_v = count_v / len(ids)``.
 

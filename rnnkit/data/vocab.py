@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import CheckpointError, ConfigError, DataError, DTypeError, ShapeError
 
@@ -83,7 +84,7 @@ class Vocab:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def build(cls, text_or_lines, specials: Sequence[str] = ()) -> Vocab:
+    def build(cls, text_or_lines: str | Iterable[str], specials: Sequence[str] = ()) -> Vocab:
         """Vocabulary of every character in a string or in an iterable of strings (sorted).
 
         ``Vocab.build(lines, specials=(BOUNDARY,))`` is the lines-mode vocabulary.
@@ -164,12 +165,12 @@ class Vocab:
                             f"or remove/replace those characters in the text.")
         np.take(self._ids, pos, out=out)
 
-    def decode(self, ids, skip_specials: bool = False) -> str:
+    def decode(self, ids: ArrayLike, skip_specials: bool = False) -> str:
         """Text of a sequence of ids; special tokens are written out as their names
         (``"<eos>"``) unless ``skip_specials``."""
         return self._join(self._check_ids("Vocab.decode", ids).reshape(-1).tolist(), skip_specials)
 
-    def decode_rows(self, ids, lengths, skip_specials: bool = False) -> list[str]:
+    def decode_rows(self, ids: ArrayLike, lengths: ArrayLike | None, skip_specials: bool = False) -> list[str]:
         """Texts of the rows of ``ids`` (N, T), row ``i`` cut at ``lengths[i]`` (0..T): one
         check for the whole batch (the samplers decode hundreds of lines at once). Ids past a
         row's length are not read."""
@@ -224,7 +225,7 @@ class Vocab:
                 "specials": list(self.specials), "chars": list(self.chars)}
 
     @classmethod
-    def from_json(cls, obj) -> Vocab:
+    def from_json(cls, obj: dict) -> Vocab:
         """Inverse of :meth:`to_json`. Validates everything; a damaged or hostile dict raises
         :class:`CheckpointError` saying what is wrong. Ids keep the stored order."""
         who = "Vocab.from_json"

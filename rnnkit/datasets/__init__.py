@@ -83,7 +83,7 @@ def available() -> list[str]:
     return sorted(REGISTRY)
 
 
-def load(name: str, **kw):
+def load(name: str, **kw: object) -> object:
     """Load the built-in data set ``name`` (see :func:`available`); keyword arguments go to
     its function, e.g. ``load("adding", n=1000, seq_len=50, rng=0)``."""
     if name not in REGISTRY:

@@ -7,6 +7,7 @@ All arrays are time-major: ``(T, N, ...)``. Every generator takes ``rng``: a
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .._validate import check_dtype_arg, check_float, check_int
 from ..errors import ConfigError
@@ -22,7 +23,8 @@ def as_rng(who: str, rng) -> np.random.Generator:
                       f"seed, got {rng!r} ({type(rng).__name__}).")
 
 
-def adding_problem(n: int, seq_len: int, rng=0, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+def adding_problem(n: int, seq_len: int, rng: int | np.random.Generator = 0,
+                   dtype: DTypeLike = np.float64) -> tuple[np.ndarray, np.ndarray]:
     """The adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015).
 
     Returns ``X`` of shape (T, N, 2) and ``y`` of shape (N, 1), ``T = seq_len``:
@@ -58,7 +60,7 @@ def adding_problem(n: int, seq_len: int, rng=0, dtype=np.float64) -> tuple[np.nd
     return X, y
 
 
-def copy_memory(n: int, delay: int, rng=0, n_symbols: int = 8, copy_len: int = 10
+def copy_memory(n: int, delay: int, rng: int | np.random.Generator = 0, n_symbols: int = 8, copy_len: int = 10
                 ) -> tuple[np.ndarray, np.ndarray]:
     """The copy-memory task (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016).
 
@@ -88,7 +90,8 @@ def copy_memory(n: int, delay: int, rng=0, n_symbols: int = 8, copy_len: int = 1
     return X, Y
 
 
-def noisy_sine(n: int, seq_len: int, rng=0, noise: float = 0.1, dtype=np.float64
+def noisy_sine(n: int, seq_len: int, rng: int | np.random.Generator = 0, noise: float = 0.1,
+               dtype: DTypeLike = np.float64
                ) -> tuple[np.ndarray, np.ndarray]:
     """Next-value regression on noisy sine waves (many-to-many).
 

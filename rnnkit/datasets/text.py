@@ -109,7 +109,7 @@ def pydoc_topics() -> str:
     return "\n".join(topics[k] for k in sorted(topics))
 
 
-def text_file(path, encoding: str = "utf-8") -> str:
+def text_file(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     """The text of a file, via :func:`rnnkit.data.read_text` (clear errors for missing, empty
     or undecodable files; ``encoding='bytes'`` reads bytes as Latin-1 characters)."""
     return read_text(path, encoding=encoding)

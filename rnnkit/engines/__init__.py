@@ -32,9 +32,15 @@ Engines (``make_engine(name, model, config)``):
 from __future__ import annotations
 
 import os
+import types
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, DistributedError
 from .base import Engine, LocalGroup
+
+if TYPE_CHECKING:
+    from ..nn.module import Module
+    from ..train import TrainConfig
 
 __all__ = ["ENGINES", "Engine", "LocalGroup", "make_engine", "start_group", "torch_engine_module",
            "TORCH_INSTALL"]
@@ -45,7 +51,7 @@ ENGINES = ("numpy", "torch")
 TORCH_INSTALL = 'pip install -e ".[torch]"'
 
 
-def torch_engine_module():
+def torch_engine_module() -> types.ModuleType:
     """``rnnkit.engines.torch``, or one clear error (ConfigError) when PyTorch is missing."""
     try:
         from . import torch as torch_engine
@@ -55,7 +61,7 @@ def torch_engine_module():
     return torch_engine
 
 
-def start_group(engine: str = "numpy", device: str | None = None):
+def start_group(engine: str = "numpy", device: str | None = None) -> LocalGroup:
     """The process group for ``engine``: a :class:`LocalGroup`, or for the torch engine the
     group of this ``torchrun`` job (started here: gloo on CPU, nccl on CUDA) and the device
     of this process. Under ``torchrun`` the numpy engine is refused."""
@@ -73,7 +79,8 @@ def start_group(engine: str = "numpy", device: str | None = None):
     return LocalGroup()
 
 
-def make_engine(engine, model, config, *, device: str | None = None, group=None):
+def make_engine(engine: str | Engine | None, model: Module, config: TrainConfig, *,
+                device: str | None = None, group: LocalGroup | None = None) -> Engine:
     """The engine named ``engine`` ("numpy" or "torch") for ``model`` trained with ``config``
     (a :class:`rnnkit.train.TrainConfig`); an engine object is returned unchanged.
     ``device`` (torch only): ``"cpu"``, ``"cuda"``, ``"cuda:N"`` (default: CUDA when

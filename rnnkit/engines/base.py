@@ -5,8 +5,17 @@ build on this module, and the package's ``make_engine`` picks one of them."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ..errors import DistributedError
+
+if TYPE_CHECKING:
+    from ..nn.models import LossResult
+    from ..nn.module import Module
+    from ..train import TrainConfig
 
 __all__ = ["Engine", "LocalGroup"]
 
@@ -23,7 +32,7 @@ class LocalGroup:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def allreduce(self, values, error: BaseException | None = None) -> list:
+    def allreduce(self, values: Sequence[float], error: BaseException | None = None) -> list:
         """The sums of ``values`` over the processes (here: ``values``). An ``error`` raised
         in any process is raised in every process (here: ``error`` itself)."""
         if error is not None:
@@ -35,7 +44,7 @@ class LocalGroup:
         self.allreduce((), error)
 
     @contextlib.contextmanager
-    def agreed(self):
+    def agreed(self) -> Iterator[None]:
         """``with group.agreed(): ...``: run the block here; if it fails in any process, it
         fails in every process (with the error of the first failing one)."""
         try:
@@ -47,16 +56,16 @@ class LocalGroup:
         else:
             self.agree(None)
 
-    def main_first(self, fn):
+    def main_first(self, fn: Callable[[], object]) -> object:
         """``fn()`` on the main process first, then (once it succeeded) on the others; for
         work that fills a cache the others then reuse (the encoded corpus)."""
         return fn()
 
-    def broadcast(self, obj):
+    def broadcast(self, obj: object) -> object:
         """The main process's ``obj`` in every process."""
         return obj
 
-    def all_gather(self, obj) -> list:
+    def all_gather(self, obj: object) -> list:
         """Every process's ``obj``, in rank order (here: ``[obj]``)."""
         return [obj]
 
@@ -97,7 +106,7 @@ class Engine:
 
     name = "engine"
 
-    def __init__(self, model, config, group=None):
+    def __init__(self, model: Module, config: TrainConfig, group: LocalGroup | None = None):
         self.model = model
         self.config = config
         self.group = group if group is not None else LocalGroup()
@@ -107,11 +116,13 @@ class Engine:
     def is_main(self) -> bool:
         return self.group.is_main
 
-    def any(self, flags) -> list:
+    def any(self, flags: Sequence[bool]) -> list[bool]:
         """Per flag: True when it is set in any process."""
         return [v > 0 for v in self.group.allreduce([1.0 if f else 0.0 for f in flags])]
 
-    def agreed(self):
+    def agreed(self) -> contextlib.AbstractContextManager:
+        """The group's :meth:`LocalGroup.agreed`: a block that fails in every process if it
+        fails in any."""
         return self.group.agreed()
 
     def info(self) -> dict:
@@ -131,7 +142,7 @@ class Engine:
         raise NotImplementedError
 
     # -- one step ------------------------------------------------------------------------
-    def forward(self, source, step: int, carry):
+    def forward(self, source: object, step: int, carry: object) -> tuple[LossResult, int]:
         """``(LossResult, tokens)`` of the batch ``step`` of ``source``: the loss (mean over
         the global batch, the same number in every process), the number of items it averages
         over, the new carried state (engine-native), and ``source.tokens_in(batch)``. A batch
@@ -149,11 +160,11 @@ class Engine:
         is NaN/inf) and whether every weight is finite after the step."""
         raise NotImplementedError
 
-    def detach(self, carry):
+    def detach(self, carry: object) -> object:
         """The carried state, cut from the graph of the step that produced it."""
         raise NotImplementedError
 
-    def evaluate(self, source):
+    def evaluate(self, source: object) -> float:
         """Mean loss over every batch of ``source`` (eval mode, no gradients)."""
         raise NotImplementedError
 
@@ -184,19 +195,20 @@ class Engine:
         fresh stream (a function of the seed and ``step``). Returns True when restored."""
         raise NotImplementedError
 
-    def carry_to_numpy(self, carry):
+    def carry_to_numpy(self, carry: object) -> np.ndarray | tuple[np.ndarray, np.ndarray] | None:
         """The carried state of the whole batch as rnnkit's NumPy state (``h`` or ``(h, c)``,
         each (num_layers, N, H)) or None. Collective under torchrun."""
         raise NotImplementedError
 
-    def carry_from_numpy(self, arrays):
+    def carry_from_numpy(self, arrays: np.ndarray | tuple[np.ndarray, np.ndarray] | None) -> object:
         """The engine's carried state from rnnkit's NumPy state of the whole batch (or None)."""
         raise NotImplementedError
 
-    def snapshot(self):
+    def snapshot(self) -> object:
+        """A copy of the weights and optimizer state, for :meth:`restore`."""
         raise NotImplementedError
 
-    def restore(self, snapshot) -> None:
+    def restore(self, snapshot: object) -> None:
         raise NotImplementedError
 
     def close(self) -> None:

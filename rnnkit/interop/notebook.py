@@ -13,7 +13,10 @@ state dicts of a one-layer, one-direction ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validate import as_float_array, check_choice, check_shape, require_keys, short_list, to_numpy
 from ..errors import ParameterKeyError
@@ -69,7 +72,7 @@ def _state_dict(w_ih, w_hh, b_ih, b_hh):
             "bias_ih_l0": np.ascontiguousarray(b_ih), "bias_hh_l0": np.ascontiguousarray(b_hh)}
 
 
-def rnn_params_to_torch(parameters):
+def rnn_params_to_torch(parameters: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     """Notebook RNN dict -> ``torch.nn.RNN`` (tanh, 1 layer) state dict of float64 arrays.
 
     ``weight_ih_l0 = Wax (H, n_x)``, ``weight_hh_l0 = Waa (H, H)``, ``bias_ih_l0 = ba[:, 0]``,
@@ -80,7 +83,7 @@ def rnn_params_to_torch(parameters):
     return _state_dict(p["Wax"], p["Waa"], p["ba"][:, 0], np.zeros(n_a))
 
 
-def rnn_params_from_torch(state_dict):
+def rnn_params_from_torch(state_dict: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     """``torch.nn.RNN`` state dict (1 layer, 1 direction) -> notebook dict ``Wax, Waa, ba``.
 
     ``ba = (bias_ih_l0 + bias_hh_l0)[:, None]``. ``Wya``/``by`` are not produced: add your own
@@ -90,7 +93,7 @@ def rnn_params_from_torch(state_dict):
     return {"Wax": w_ih.copy(), "Waa": w_hh.copy(), "ba": (b_ih + b_hh)[:, None]}
 
 
-def lstm_params_to_torch(parameters):
+def lstm_params_to_torch(parameters: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     """Notebook LSTM dict -> ``torch.nn.LSTM`` (1 layer) state dict of float64 arrays.
 
     The notebook's gates f, i, c, o act on ``[a; x]`` with one bias each; PyTorch stacks
@@ -110,7 +113,7 @@ def lstm_params_to_torch(parameters):
     return _state_dict(w_ih, w_hh, b_ih, np.zeros(4 * H))
 
 
-def lstm_params_from_torch(state_dict):
+def lstm_params_from_torch(state_dict: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     """``torch.nn.LSTM`` state dict (1 layer, 1 direction) -> notebook dict (no ``Wy``/``by``).
 
     For each PyTorch block k in i, f, g, o (notebook name i, f, c, o)::
@@ -128,7 +131,7 @@ def lstm_params_from_torch(state_dict):
     return {k: p[k] for k in ("Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo")}
 
 
-def gru_params_to_torch(parameters):
+def gru_params_to_torch(parameters: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     """Notebook-style GRU dict -> ``torch.nn.GRU`` (1 layer) state dict of float64 arrays.
 
     PyTorch stacks rows r, z, n::
@@ -148,7 +151,7 @@ def gru_params_to_torch(parameters):
     return _state_dict(w_ih, w_hh, b_ih, b_hh)
 
 
-def gru_params_from_torch(state_dict):
+def gru_params_from_torch(state_dict: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     """``torch.nn.GRU`` state dict (1 layer, 1 direction) -> notebook-style GRU dict.
 
     ::
@@ -173,13 +176,13 @@ _TO_TORCH = {"rnn": rnn_params_to_torch, "lstm": lstm_params_to_torch, "gru": gr
 _FROM_TORCH = {"rnn": rnn_params_from_torch, "lstm": lstm_params_from_torch, "gru": gru_params_from_torch}
 
 
-def to_torch_state_dict(kind, parameters):
+def to_torch_state_dict(kind: str, parameters: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     """``kind`` in ``'rnn', 'lstm', 'gru'``: call the matching ``*_params_to_torch``."""
     check_choice("to_torch_state_dict", "kind", kind, tuple(_TO_TORCH))
     return _TO_TORCH[kind](parameters)
 
 
-def from_torch_state_dict(kind, state_dict):
+def from_torch_state_dict(kind: str, state_dict: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
     """``kind`` in ``'rnn', 'lstm', 'gru'``: call the matching ``*_params_from_torch``."""
     check_choice("from_torch_state_dict", "kind", kind, tuple(_FROM_TORCH))
     return _FROM_TORCH[kind](state_dict)

@@ -614,7 +614,7 @@ def _export_charlm(state_dict: Mapping, config, path, opt: ExportOptions) -> onn
 # sequence to sequence: an encoder graph and a decoder-step graph
 # --------------------------------------------------------------------------------------------
 
-def decoder_path(path) -> str:
+def decoder_path(path: str | os.PathLike) -> str:
     """Where the decoder-step graph of a seq2seq export to ``path`` goes: ``X.onnx`` ->
     ``X.decoder.onnx`` (next to the encoder file ``path``)."""
     p = os.fspath(path)
@@ -835,7 +835,8 @@ def _model_kind(config) -> str:
     return name or "CharLM"
 
 
-def export(obj, path=None, *, config=None, **options):
+def export(obj: object, path: str | os.PathLike | None = None, *,
+           config: Mapping | None = None, **options: object) -> onnx.ModelProto | tuple[onnx.ModelProto, onnx.ModelProto]:
     """Export a recurrent layer, a char LM or a sequence-to-sequence model to ONNX.
 
     What is written depends on ``obj``:

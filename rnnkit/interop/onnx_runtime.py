@@ -12,13 +12,20 @@ an rnnkit char LM is one :class:`~rnnkit.errors.CheckpointError` naming it.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validate import as_float_array, check_int, to_numpy
 from ..cells import CELLS, cell_spec
 from ..errors import CheckpointError, ConfigError, DataError, DTypeError, ShapeError
 from ..io import open_regular
+
+if TYPE_CHECKING:
+    from ..nn.attention import Memory
+    from ..nn.seq2seq import Encoded
 
 __all__ = ["OnnxCharLM", "OnnxSeq2Seq", "MAX_ONNX_BYTES"]
 
@@ -69,7 +76,8 @@ class OnnxCharLM:
         >>> logits, state = lm.step(logits[-1].argmax(-1)[None], state)  # doctest: +SKIP
     """
 
-    def __init__(self, path, *, providers=None, num_threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, *, providers: Sequence[str] | None = None,
+                 num_threads: int | None = None):
         who = "OnnxCharLM"
         self.path = os.fspath(path)
         self.session = _session(who, self.path, providers, num_threads)
@@ -102,7 +110,7 @@ class OnnxCharLM:
         self._has_state = "h0" in names
         self._dtype = np.float64 if "double" in outputs[0].type else np.float32
 
-    def initial_state(self, batch_size: int):
+    def initial_state(self, batch_size: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Zeros of shape (num_layers, batch_size, H) (a tuple ``(h, c)`` for LSTM)."""
         n = check_int("OnnxCharLM.initial_state", "batch_size", batch_size, minimum=1)
         shape = (self.num_layers, n, self.hidden_size)
@@ -131,7 +139,8 @@ class OnnxCharLM:
             out.append(arr)
         return out
 
-    def step(self, tokens, state=None):
+    def step(self, tokens: ArrayLike, state: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None
+             ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         """Advance the model over ``tokens`` (T, N) from ``state``; return ``(logits, state)``.
 
         ``logits`` is (T, N, V) float32 (the model's dtype); ``state`` is ``h`` or ``(h, c)``,
@@ -195,7 +204,8 @@ class OnnxSeq2Seq:
     (the two sessions).
     """
 
-    def __init__(self, path, *, providers=None, num_threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, *, providers: Sequence[str] | None = None,
+                 num_threads: int | None = None):
         import json
 
         from ..errors import RnnkitError
@@ -240,7 +250,7 @@ class OnnxSeq2Seq:
             raise CheckpointError(f"OnnxSeq2Seq: ONNX Runtime failed to run {path!r} "
                                   f"({type(e).__name__}: {str(e):.300}); the file is damaged.") from None
 
-    def encode(self, src, src_lengths=None):
+    def encode(self, src: ArrayLike, src_lengths: ArrayLike | None = None) -> Encoded:
         """The source side: a :class:`rnnkit.nn.seq2seq.Encoded` (memory, start state) of
         ``src`` (S, N) ids right-padded to ``src_lengths`` (N,) (None: all S long)."""
         from ..nn.attention import Memory, length_mask
@@ -261,7 +271,9 @@ class OnnxSeq2Seq:
         state = (h, out[-1]) if self._lstm else h
         return Encoded(Memory(keys, proj, mask) if self.attends else None, state)
 
-    def decode_step(self, tokens, state, feed, memory):
+    def decode_step(self, tokens: ArrayLike, state: np.ndarray | tuple[np.ndarray, np.ndarray], feed: np.ndarray | None,
+                    memory: Memory | None
+                    ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray | None]:
         """One decoder step, as :meth:`rnnkit.nn.Seq2Seq.decode_step`: ``logits (N, V), state,
         feed, weights (N, S) | None`` from the previous tokens (N,), the state, the fed-back
         ``feed`` (None at the first step) and the memory of :meth:`encode`."""

@@ -61,6 +61,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 try:
     import torch
@@ -278,7 +279,8 @@ class TorchCharLM(_TorchModel):
         self.rnn = self._rnn(cfg, E if E > 0 else V, False)
         self.head = tnn.Linear(cfg.state_size, V, dtype=self._dtype)
 
-    def forward(self, tokens, state=None, lengths=None):
+    def forward(self, tokens: torch.Tensor | np.ndarray, state: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+                lengths: torch.Tensor | np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
         tokens = torch.as_tensor(tokens).long()                                 # (T, N)
         if self.embedding is not None:
             x = self.embedding(tokens)                                          # (T, N, E)
@@ -448,7 +450,8 @@ class TorchSequenceClassifier(_TorchModel):
         D = 2 if cfg.bidirectional else 1
         self.head = tnn.Linear(D * cfg.state_size, cfg.num_classes, dtype=self._dtype)
 
-    def forward(self, x, lengths=None):
+    def forward(self, x: torch.Tensor | np.ndarray, lengths: torch.Tensor | np.ndarray | None = None
+                ) -> torch.Tensor:
         if self.embedding is not None:
             x = self.embedding(torch.as_tensor(x).long())                       # (T, N, E)
         else:
@@ -473,7 +476,8 @@ class TorchSequenceRegressor(_TorchModel):
         D = 2 if cfg.bidirectional else 1
         self.head = tnn.Linear(D * cfg.state_size, cfg.output_size, dtype=self._dtype)
 
-    def forward(self, x, lengths=None):
+    def forward(self, x: torch.Tensor | np.ndarray, lengths: torch.Tensor | np.ndarray | None = None
+                ) -> torch.Tensor:
         x = torch.as_tensor(x, dtype=self.head.weight.dtype)                    # (T, N, D_in)
         out, state = _run_rnn(self.rnn, x, None, lengths)                       # (T, N, D*H)
         if self.rnnkit_config["many_to_many"]:
@@ -485,7 +489,7 @@ class TorchAttention(tnn.Module):
     """PyTorch twin of :class:`rnnkit.nn.attention.Attention` (same parameter names):
     ``context (N, Hk), weights (N, S) = att(query (N, Hq), keys (S, N, Hk), mask (S, N) bool)``."""
 
-    def __init__(self, kind, query_size, key_size, attention_size, dtype):
+    def __init__(self, kind: str, query_size: int, key_size: int, attention_size: int, dtype: torch.dtype):
         super().__init__()
         self.kind = kind
         if kind == "additive":
@@ -495,7 +499,8 @@ class TorchAttention(tnn.Module):
         elif kind == "general":
             self.key_proj = tnn.Linear(key_size, query_size, bias=False, dtype=dtype)
 
-    def forward(self, query, keys, mask=None):
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.kind == "additive":
             score = self.v(torch.tanh(self.key_proj(keys) + self.query_proj(query)[None]))[..., 0].T
         else:
@@ -541,7 +546,9 @@ class TorchSeq2Seq(_TorchModel):
             self.combine = tnn.Linear(2 * K, K, bias=False, dtype=dt)
         self.head = tnn.Linear(K, cfg.tgt_vocab_size, dtype=dt)
 
-    def forward(self, src, x, src_lengths=None):
+    def forward(self, src: torch.Tensor | np.ndarray, x: torch.Tensor | np.ndarray,
+                src_lengths: torch.Tensor | np.ndarray | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         src, x = torch.as_tensor(src).long(), torch.as_tensor(x).long()
         H, state = _run_rnn(self.encoder, self.src_embedding(src), None, src_lengths)  # (S, N, K)
         h = state[0] if cell_spec(self.encoder.mode).cell_state else state
@@ -611,7 +618,7 @@ def charlm_torch_module(config: dict) -> TorchCharLM:
 
 
 # ============================================================================== conversion
-def to_torch(obj) -> tnn.Module:
+def to_torch(obj: object) -> tnn.Module:
     """A PyTorch module computing the same function as the rnnkit object ``obj``.
 
     ``obj``: an rnnkit ``RNN`` / ``LSTM`` / ``GRU`` layer (-> ``torch.nn.RNN/LSTM/GRU`` with the
@@ -662,7 +669,7 @@ def to_torch(obj) -> tnn.Module:
     return tmod
 
 
-def from_torch(module, dtype=None):
+def from_torch(module: tnn.Module, dtype: DTypeLike = None) -> rnn_nn.Module:
     """The rnnkit object computing the same function as the PyTorch module ``module``.
 
     ``module``: ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (an LSTM's ``proj_size`` included),

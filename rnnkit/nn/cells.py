@@ -61,9 +61,11 @@ back (``backward_step``); see its docstring.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .._mode import is_grad_enabled
 from .._validate import as_float_array, check_choice, check_dtype_arg, check_int, make_rng
@@ -96,8 +98,8 @@ class RNNCellBase(Module):
     :func:`rnnkit.cells.cell_spec` (a layer-normalised one, ``'lstm_ln'``, or ``layer_norm=True``:
     the layer-normalised variant of ``mode``)."""
 
-    def __init__(self, mode, input_size, hidden_size, bias=True, dtype=np.float32, seed=None,
-                 layer_norm=False):
+    def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None, layer_norm: bool = False):
         super().__init__()
         who = type(self).__name__
         self.spec: CellSpec = cell_spec(mode)
@@ -183,7 +185,8 @@ class RNNCellBase(Module):
         self._chain_weights = w if record else None
         return w
 
-    def forward(self, x, state=None):
+    def forward(self, x: ArrayLike, state: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None
+            ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """One step: ``h = cell(x, h)`` or, for LSTM, ``h, c = cell(x, (h, c))`` (see the
         module docstring for shapes and the tape)."""
         who = type(self).__name__
@@ -261,7 +264,8 @@ class RNNCellBase(Module):
         return NoForwardError(f"{who}: no recorded step to differentiate. Call the cell first "
                               f"(outside rnnkit.no_grad()); each recorded step is consumed once.")
 
-    def backward_step(self, dstate=None):
+    def backward_step(self, dstate: np.ndarray | tuple[np.ndarray | None, np.ndarray | None] | None = None
+            ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         """Backward of the last recorded step; see the module docstring.
 
         ``dstate``: gradient on the state that step returned (``dh``, or ``(dh, dc)`` for
@@ -278,7 +282,9 @@ class RNNCellBase(Module):
             self._chain_weights = None
         return self._pack(rec, *self._step_back(rec, dh, dc))
 
-    def backward(self, douts=None, dstate=None):
+    def backward(self, douts: Sequence[np.ndarray | None] | np.ndarray | None = None,
+                 dstate: np.ndarray | tuple[np.ndarray | None, np.ndarray | None] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         """Backward of the whole tape, for a loop that fed each step's state to the next;
         see the module docstring. Returns ``(dxs, dstate_0)``."""
         who = f"{type(self).__name__}.backward"
@@ -317,7 +323,7 @@ class RNNCellBase(Module):
         dx_all = np.stack(dxs)
         return (dx_all[:, 0] if rec.unbatched else dx_all), dstate0
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
             s += ", bias=False"
@@ -348,8 +354,8 @@ class RNNCell(RNNCellBase):
     the tape (``backward_step`` / ``backward``).
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=np.float32,
-                 seed=None, *, layer_norm=False):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None, *, layer_norm: bool = False):
         check_choice("RNNCell", "nonlinearity", nonlinearity, ("tanh", "relu"))
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
@@ -364,8 +370,8 @@ class LSTMCell(RNNCellBase):
     docstring for shapes and the tape (``backward_step`` / ``backward``).
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None, *,
-                 layer_norm=False):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None, *, layer_norm: bool = False):
         super().__init__("LSTM", input_size, hidden_size, bias, dtype, seed, layer_norm)
 
 
@@ -377,8 +383,8 @@ class GRUCell(RNNCellBase):
     docstring for shapes and the tape (``backward_step`` / ``backward``).
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None, *,
-                 layer_norm=False):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None, *, layer_norm: bool = False):
         super().__init__("GRU", input_size, hidden_size, bias, dtype, seed, layer_norm)
 
 
@@ -393,7 +399,8 @@ class LayerNormLSTMCell(LSTMCell):
     :class:`LSTMCell`; the tape and backward as every cell (module docstring).
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None):
         super().__init__(input_size, hidden_size, bias, dtype, seed, layer_norm=True)
 
 
@@ -407,11 +414,12 @@ class LayerNormGRUCell(GRUCell):
     ``h' = (1 - z) n + z h``. Arguments as :class:`GRUCell`.
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: DTypeLike = np.float32, seed: int | np.random.Generator | None = None):
         super().__init__(input_size, hidden_size, bias, dtype, seed, layer_norm=True)
 
 
-def recurrent_cell(cell, *args, **kwargs) -> RNNCellBase:
+def recurrent_cell(cell: str, *args: object, **kwargs: object) -> RNNCellBase:
     """Build a trainable cell from a cell name ('lstm', 'gru', 'rnn', 'rnn_relu', 'lstm_ln',
     'gru_ln', any alias or PyTorch mode): the :class:`RNNCell`/:class:`LSTMCell`/
     :class:`GRUCell` its :class:`~rnnkit.cells.CellSpec` names (``cell_layer``), or for a

@@ -8,6 +8,7 @@ an RNN output (T, N, H) is the per-time-step projection of a many-to-many model.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .._validate import as_float_array, check_dtype_arg, check_float, check_int, make_rng, to_numpy
 from ..errors import DataError, DTypeError, NoForwardError, ShapeError
@@ -24,7 +25,8 @@ class Linear(Module):
     ``dweight = sum dy^T x``, ``dbias = sum dy`` over all leading axes.
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=None, rng=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None, rng: np.random.Generator | None = None):
         super().__init__()
         self.in_features = check_int("Linear", "in_features", in_features, 1)
         self.out_features = check_int("Linear", "out_features", out_features, 1)
@@ -37,7 +39,7 @@ class Linear(Module):
             self._add_param("bias", (self.out_features,), self.dtype, lambda shape: rng.uniform(-k, k, shape))
         self._x = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray:
         x = as_float_array("Linear", "x", x, self.dtype)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ShapeError(f"Linear: expected x of shape (..., in_features={self.in_features}), "
@@ -45,7 +47,7 @@ class Linear(Module):
         self._x = x
         return linear(x, self._params["weight"], self._params.get("bias"))   # (..., out)
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> np.ndarray | None:
         if self._x is None:
             raise NoForwardError("Linear.backward: no forward pass to differentiate; call forward first.")
         x, self._x = self._x, None
@@ -64,7 +66,8 @@ class Embedding(Module):
     scatters ``dy`` into the rows that were used (``dweight[ids] += dy``); ids get no gradient.
     """
 
-    def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, seed=None, rng=None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None, rng: np.random.Generator | None = None):
         super().__init__()
         self.num_embeddings = check_int("Embedding", "num_embeddings", num_embeddings, 1)
         self.embedding_dim = check_int("Embedding", "embedding_dim", embedding_dim, 1)
@@ -74,12 +77,12 @@ class Embedding(Module):
                         rng.standard_normal)
         self._ids = None
 
-    def forward(self, ids):
+    def forward(self, ids: ArrayLike) -> np.ndarray:
         ids = check_ids("Embedding", "ids", ids, self.num_embeddings)
         self._ids = ids
         return self._params["weight"][ids]                                 # (..., E)
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> np.ndarray | None:
         if self._ids is None:
             raise NoForwardError("Embedding.backward: no forward pass to differentiate; call forward first.")
         ids, self._ids = self._ids, None
@@ -107,13 +110,13 @@ class Dropout(Module):
     """Inverted dropout: in training, zero each element with probability p and scale the rest
     by 1 / (1 - p); identity in eval mode."""
 
-    def __init__(self, p=0.5, seed=None, rng=None):
+    def __init__(self, p: float = 0.5, seed: int | np.random.Generator | None = None, rng: np.random.Generator | None = None):
         super().__init__()
         self.p = check_float("Dropout", "p", p, 0.0, 1.0, max_inclusive=False)
         self.rng = rng if rng is not None else make_rng(type(self).__name__, seed)
         self._mask = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray:
         if not self.training or self.p == 0:
             self._mask = None
             return x
@@ -121,7 +124,7 @@ class Dropout(Module):
         self._mask = (self.rng.random(np.shape(x)) < keep).astype(np.asarray(x).dtype) / keep
         return x * self._mask
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> np.ndarray | None:
         return dy if self._mask is None else dy * self._mask
 
 
@@ -161,7 +164,8 @@ class LockedDropout(Module):
     PyTorch. The layers (``nn.LSTM(..., recurrent_dropout=p)``) keep Keras's meaning.
     """
 
-    def __init__(self, p=0.5, batch_first=False, seed=None, rng=None):
+    def __init__(self, p: float = 0.5, batch_first: bool = False, seed: int | np.random.Generator | None = None,
+                 rng: np.random.Generator | None = None):
         super().__init__()
         self.p = check_float("LockedDropout", "p", p, 0.0, 1.0, max_inclusive=False)
         self.batch_first = bool(batch_first)
@@ -169,7 +173,7 @@ class LockedDropout(Module):
         #: The (N, D) mask of the last training forward (None in eval mode or with p = 0).
         self.mask = None
 
-    def new_mask(self, shape, dtype=np.float32) -> np.ndarray:
+    def new_mask(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32) -> np.ndarray:
         """One mask of ``shape`` (e.g. (N, H)) for a sequence: dropout factors in training
         mode, ones in eval mode or with ``p = 0``."""
         shape = tuple(int(n) for n in np.atleast_1d(shape))
@@ -188,7 +192,7 @@ class LockedDropout(Module):
                          f"or, unbatched, (T, D), got shape {x.shape}. For one time step, draw "
                          f"a mask with new_mask((N, D)) and multiply by it.")
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray:
         """``x`` times one mask shared by all its time steps (see the class docstring)."""
         x = as_float_array("LockedDropout", "input", x)
         axis = self._time_axis(x)
@@ -199,13 +203,13 @@ class LockedDropout(Module):
         self.mask = self.new_mask(shape, x.dtype)
         return x * np.expand_dims(self.mask, axis)
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> np.ndarray:
         """The gradient on the input: ``dy`` times the last forward's mask."""
         if self.mask is None:
             return dy
         return dy * np.expand_dims(self.mask, self._time_axis(np.asarray(dy)))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p:g}" + (", batch_first=True" if self.batch_first else "")
 
     def __repr__(self):
@@ -218,18 +222,18 @@ class Sequential(Module):
     Parameter names are prefixed with the layer index, as in PyTorch (``0.weight``).
     """
 
-    def __init__(self, *layers):
+    def __init__(self, *layers: Module):
         super().__init__()
         self.layers = list(layers)
         for i, layer in enumerate(self.layers):
             self._children[str(i)] = layer
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> np.ndarray:
         for layer in self.layers:
             x = layer(x)
         return x
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> np.ndarray | None:
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy

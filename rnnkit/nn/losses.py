@@ -7,6 +7,7 @@ the gradient of that scalar with respect to ``pred`` (scaled by ``scale``, defau
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validate import as_float_array, to_numpy
 from ..errors import ConfigError, DataError, DTypeError, NoForwardError, ShapeError
@@ -43,10 +44,10 @@ class CrossEntropyLoss:
         self._cache = None
         self.last_count = 0
 
-    def __call__(self, logits, target, mask=None):
+    def __call__(self, logits: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None) -> float:
         return self.forward(logits, target, mask)
 
-    def forward(self, logits, target, mask=None):
+    def forward(self, logits: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None) -> float:
         logits = as_float_array("CrossEntropyLoss", "logits", logits)
         if logits.ndim < 1:
             raise ShapeError("CrossEntropyLoss: expected logits of shape (..., C), got a scalar.")
@@ -77,7 +78,7 @@ class CrossEntropyLoss:
         self._cache = (logp, t, valid, denom)
         return total / denom
 
-    def backward(self, scale: float = 1.0):
+    def backward(self, scale: float = 1.0) -> np.ndarray:
         logp, t, valid, denom = _take_cache(self, "CrossEntropyLoss")
         d = np.exp(logp)                                                    # softmax
         np.put_along_axis(d, t[..., None], np.take_along_axis(d, t[..., None], axis=-1) - 1, axis=-1)
@@ -98,10 +99,10 @@ class MSELoss:
         self._cache = None
         self.last_count = 0
 
-    def __call__(self, pred, target, mask=None):
+    def __call__(self, pred: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None) -> float:
         return self.forward(pred, target, mask)
 
-    def forward(self, pred, target, mask=None):
+    def forward(self, pred: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None) -> float:
         pred = as_float_array("MSELoss", "pred", pred)
         target = as_float_array("MSELoss", "target", target, pred.dtype)
         if pred.shape != target.shape:
@@ -123,6 +124,6 @@ class MSELoss:
         self._cache = (diff, denom)
         return float((diff.astype(np.float64) ** 2).sum() / denom)
 
-    def backward(self, scale: float = 1.0):
+    def backward(self, scale: float = 1.0) -> np.ndarray:
         diff, denom = _take_cache(self, "MSELoss")
         return diff * (2.0 * scale / denom)

@@ -19,12 +19,14 @@ from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._mode import no_grad
 from .._validate import (
+    FLOAT_DTYPES,
+    Range,
     check_choice,
     check_dtype_arg,
-    check_float,
     check_int,
     fmt_shape,
     key_mismatch,
@@ -47,10 +49,26 @@ class LossResult(NamedTuple):
     carry: Any           # recurrent state to carry into the next chunk (stream mode) or None
 
 
+#: The ranges of the recurrent stack's settings, shared by every model config.
+STACK_RANGES = {"hidden_size": Range("int", 1, 65536), "num_layers": Range("int", 1, MAX_LAYERS),
+                "dropout": Range("number", 0.0, 1.0, hi_open=True), "proj_size": Range("int", 0)}
+#: The dtypes a model's parameters may have.
+DTYPES = tuple(str(d) for d in FLOAT_DTYPES)
+
+
 class _Config:
-    """Mixin: dict round trip with type checks (hostile config.json files are refused)."""
+    """Mixin: dict round trip with type checks (hostile config.json files are refused).
+
+    ``RANGES`` (a class attribute: setting -> :class:`~rnnkit._validate.Range`) is the one
+    definition of each numeric setting's range; ``validate`` checks with it, and ``rnnkit
+    train`` refuses its options and saved options with it (:mod:`rnnkit.train_setup`)."""
 
     model: str = ""
+    RANGES: dict = STACK_RANGES
+
+    def _check_ranges(self, who: str, *names: str) -> None:
+        for name in names:
+            self.RANGES[name].check(who, name, getattr(self, name))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -84,17 +102,22 @@ class _Config:
             elif isinstance(default, str):
                 if not isinstance(v, str):
                     raise ConfigError(f"{cls.__name__}: expected {k} to be a string, got {v!r}.")
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
+        return cls(**d).checked()
+
+    def checked(self) -> _Config:
+        """``self``, validated (:meth:`validate`) unless it already passed with these very
+        values: a config read from a file and then given to its model is checked once."""
+        values = tuple(getattr(self, f.name) for f in fields(self))
+        if self.__dict__.get("_valid_values") != values:
+            self.validate()
+            self.__dict__["_valid_values"] = values
+        return self
 
     def _common(self, who):
         check_choice(who, "cell", self.cell, tuple(CELLS))
-        check_int(who, "hidden_size", self.hidden_size, 1, 65536)
-        check_int(who, "num_layers", self.num_layers, 1, MAX_LAYERS)
-        check_float(who, "dropout", self.dropout, 0.0, 1.0, max_inclusive=False)
+        self._check_ranges(who, "hidden_size", "num_layers", "dropout")
         check_dtype_arg(who, self.dtype)
-        proj = check_int(who, "proj_size", getattr(self, "proj_size", 0), 0)
+        proj = self.RANGES["proj_size"].check(who, "proj_size", getattr(self, "proj_size", 0))
         if proj and not cell_spec(self.cell).projectable:
             raise ConfigError(f"{who}: expected proj_size=0 for cell {self.cell!r}, got proj_size="
                               f"{proj}: only an LSTM has a projection (LSTMP).")
@@ -159,6 +182,8 @@ def _build_rnn(cfg, input_size, rng, bidirectional=False):
 #: defaults (off).
 REGULARISER_KEYS = ("input_dropout", "output_dropout", "recurrent_dropout", "weight_drop",
                     "embedding_dropout", "init", "forget_bias")
+#: The regularisers that are dropout probabilities.
+_DROPOUTS = ("input_dropout", "output_dropout", "recurrent_dropout", "weight_drop", "embedding_dropout")
 
 
 _NO_EFFECT = r".*has no effect with num_layers=1"
@@ -197,18 +222,20 @@ class CharLMConfig(_Config):
     init: str = "uniform"
     forget_bias: float | None = None
     model = "CharLM"
+    RANGES = {"vocab_size": Range("int", 2, 10_000_000), "embedding_size": Range("int", 0, 65536),
+              **STACK_RANGES, **{k: STACK_RANGES["dropout"] for k in _DROPOUTS},
+              "forget_bias": Range("number")}
 
-    def validate(self):
+    def validate(self) -> CharLMConfig:
+        """``self`` after checking every setting (types, :attr:`RANGES`, the cell's options);
+        :class:`~rnnkit.errors.ConfigError` otherwise."""
         who = "CharLMConfig"
-        check_int(who, "vocab_size", self.vocab_size, 2, 10_000_000)
-        check_int(who, "embedding_size", self.embedding_size, 0, 65536)
+        self._check_ranges(who, "vocab_size", "embedding_size")
         self._common(who)
-        for k in ("input_dropout", "output_dropout", "recurrent_dropout", "weight_drop",
-                  "embedding_dropout"):
-            check_float(who, k, getattr(self, k), 0.0, 1.0, max_inclusive=False)
+        self._check_ranges(who, *_DROPOUTS)
         check_choice(who, "init", self.init, INITS)
         if self.forget_bias is not None:
-            check_float(who, "forget_bias", self.forget_bias)
+            self._check_ranges(who, "forget_bias")
             if not CELLS[self.cell].forget_gate:
                 raise ConfigError(f"{who}: expected forget_bias null for cell {self.cell!r} (it has "
                                   f"no forget gate), got {self.forget_bias!r}. Use cell 'lstm' "
@@ -234,9 +261,9 @@ class CharLM(Module):
     ``torch.nn.Module`` unchanged (see :mod:`rnnkit.interop.torch`).
     """
 
-    def __init__(self, config: CharLMConfig, seed=None):
+    def __init__(self, config: CharLMConfig, seed: int | np.random.Generator | None = None):
         super().__init__()
-        self.config = config.validate()
+        self.config = config.checked()
         rng = make_rng(type(self).__name__, seed)
         dt = np.dtype(config.dtype)
         V, E = config.vocab_size, config.embedding_size
@@ -273,7 +300,8 @@ class CharLM(Module):
         own = {"embedding": self.last_char_factors} if self.config.embedding_dropout else {}
         return {**own, **self.rnn.last_masks}
 
-    def forward(self, tokens, state=None, lengths=None):
+    def forward(self, tokens: ArrayLike, state: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None, lengths: ArrayLike | None = None
+                ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         tokens = check_ids("CharLM", "tokens", tokens, self.config.vocab_size)
         if tokens.ndim != 2:
             raise ShapeError(f"CharLM: expected tokens of shape (T, N), got shape {tokens.shape}. "
@@ -283,14 +311,15 @@ class CharLM(Module):
         logits = self.head(out)                                             # (T, N, V)
         return logits, state
 
-    def backward(self, dlogits, dstate_n=None):
+    def backward(self, dlogits: np.ndarray, dstate_n: np.ndarray | tuple[np.ndarray | None, np.ndarray | None] | None = None
+            ) -> tuple[None, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         dout = self.head.backward(dlogits)
         dx, dstate0 = self.rnn.backward(dout, dstate_n)
         if self.embedding is not None:
             self.embedding.backward(dx if self._char_mask is None else dx * self._char_mask)
         return None, dstate0
 
-    def initial_state(self, batch_size: int):
+    def initial_state(self, batch_size: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Zeros of shape (num_layers, batch_size, hidden_size); ``(h, c)`` for LSTM."""
         return self.rnn.initial_state(batch_size)
 
@@ -298,7 +327,8 @@ class CharLM(Module):
         """Fast next-character inference over the current weights (see :class:`CharLMStepper`)."""
         return CharLMStepper(self)
 
-    def trace(self, tokens, state=None):
+    def trace(self, tokens: ArrayLike, state: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray], list]:
         """``logits, state_n, acts``: a forward pass (no dropout, nothing kept for backward)
         that also returns the recurrent stack's activations (see
         :meth:`rnnkit.nn.RNNBase.trace`)."""
@@ -315,7 +345,7 @@ class CharLM(Module):
             self.train(was)
         return logits, state_n, acts
 
-    def loss(self, batch, carry=None) -> LossResult:
+    def loss(self, batch: object, carry: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None) -> LossResult:
         """Mean cross-entropy (nats per predicted character) of ``batch.y`` given ``batch.x``.
 
         ``batch`` has ``x`` (T, N), ``y`` (T, N) with -100 at padding and optionally
@@ -325,7 +355,7 @@ class CharLM(Module):
         loss = self._crit(logits, batch.y)
         return LossResult(loss, self._crit.last_count, state)
 
-    def backward_loss(self):
+    def backward_loss(self) -> None:
         self.backward(self._crit.backward())
 
 
@@ -395,12 +425,13 @@ class SequenceClassifierConfig(_Config):
     proj_size: int = 0                       # an LSTM's projection (LSTMP), as torch.nn.LSTM
     learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "SequenceClassifier"
+    RANGES = {"num_classes": Range("int", 2, 1_000_000), "vocab_size": Range("int", 0, 10_000_000),
+              "input_size": Range("int", 0, 1_000_000), **STACK_RANGES}
 
-    def validate(self):
+    def validate(self) -> SequenceClassifierConfig:
+        """``self`` after checking every setting; :class:`~rnnkit.errors.ConfigError` otherwise."""
         who = "SequenceClassifierConfig"
-        check_int(who, "num_classes", self.num_classes, 2, 1_000_000)
-        check_int(who, "vocab_size", self.vocab_size, 0, 10_000_000)
-        check_int(who, "input_size", self.input_size, 0, 1_000_000)
+        self._check_ranges(who, "num_classes", "vocab_size", "input_size")
         if (self.vocab_size > 0) == (self.input_size > 0):
             raise ConfigError(f"{who}: set exactly one of vocab_size (token input) or input_size "
                               f"(feature input), got vocab_size={self.vocab_size}, input_size={self.input_size}.")
@@ -456,9 +487,9 @@ class _ManyToOne(Module):
 class SequenceClassifier(_ManyToOne):
     """``logits (N, C) = clf(x, lengths=None)``; x is token ids (T, N) or features (T, N, D)."""
 
-    def __init__(self, config: SequenceClassifierConfig, seed=None):
+    def __init__(self, config: SequenceClassifierConfig, seed: int | np.random.Generator | None = None):
         super().__init__()
-        self.config = config.validate()
+        self.config = config.checked()
         rng = make_rng(type(self).__name__, seed)
         dt = np.dtype(config.dtype)
         self.dtype = dt
@@ -471,7 +502,7 @@ class SequenceClassifier(_ManyToOne):
         self._add_child("head", Linear(D * config.state_size, config.num_classes, dtype=dt, rng=rng))
         self._crit = CrossEntropyLoss()
 
-    def forward(self, x, lengths=None):
+    def forward(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         if self.embedding is not None:
             x = check_ids("SequenceClassifier", "x", x, self.config.vocab_size)
             if x.ndim != 2:
@@ -480,7 +511,7 @@ class SequenceClassifier(_ManyToOne):
         out, state = self.rnn(x, None, lengths)
         return self.head(self._pool(out, state, lengths))                  # (N, C)
 
-    def backward(self, dlogits):
+    def backward(self, dlogits: np.ndarray) -> np.ndarray | None:
         dout, dstate = self._unpool(self.head.backward(dlogits))
         dx, _ = self.rnn.backward(dout, dstate)
         if self.embedding is not None:
@@ -488,22 +519,22 @@ class SequenceClassifier(_ManyToOne):
             return None
         return dx
 
-    def predict_proba(self, x, lengths=None):
+    def predict_proba(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         """Class probabilities (N, C), softmax of the logits, without keeping a cache."""
         with no_grad():
             return softmax(self.forward(x, lengths).astype(np.float64), axis=-1)
 
-    def predict(self, x, lengths=None):
+    def predict(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         """Most probable class (N,) without keeping a cache."""
         with no_grad():
             return self.forward(x, lengths).argmax(axis=-1)
 
-    def loss(self, batch, carry=None) -> LossResult:
+    def loss(self, batch: object, carry: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None) -> LossResult:
         logits = self.forward(batch.x, getattr(batch, "lengths", None))
         loss = self._crit(logits, batch.y)
         return LossResult(loss, self._crit.last_count, None)
 
-    def backward_loss(self):
+    def backward_loss(self) -> None:
         self.backward(self._crit.backward())
 
 
@@ -526,11 +557,13 @@ class SequenceRegressorConfig(_Config):
     proj_size: int = 0                       # an LSTM's projection (LSTMP), as torch.nn.LSTM
     learn_initial_state: bool = False        # h0 (c0) parameters: rnn.h0, rnn.c0
     model = "SequenceRegressor"
+    RANGES = {"input_size": Range("int", 1, 1_000_000), "output_size": Range("int", 1, 1_000_000),
+              **STACK_RANGES}
 
-    def validate(self):
+    def validate(self) -> SequenceRegressorConfig:
+        """``self`` after checking every setting; :class:`~rnnkit.errors.ConfigError` otherwise."""
         who = "SequenceRegressorConfig"
-        check_int(who, "input_size", self.input_size, 1, 1_000_000)
-        check_int(who, "output_size", self.output_size, 1, 1_000_000)
+        self._check_ranges(who, "input_size", "output_size")
         check_choice(who, "pooling", self.pooling, ("last", "mean"))
         self._common(who)
         self._check_size(who)
@@ -546,9 +579,9 @@ class SequenceRegressorConfig(_Config):
 class SequenceRegressor(_ManyToOne):
     """``pred = reg(x (T, N, input_size), lengths=None)``; (T, N, out) or (N, out)."""
 
-    def __init__(self, config: SequenceRegressorConfig, seed=None):
+    def __init__(self, config: SequenceRegressorConfig, seed: int | np.random.Generator | None = None):
         super().__init__()
-        self.config = config.validate()
+        self.config = config.checked()
         rng = make_rng(type(self).__name__, seed)
         dt = np.dtype(config.dtype)
         self.dtype = dt
@@ -558,13 +591,13 @@ class SequenceRegressor(_ManyToOne):
         self._crit = MSELoss()
         self._mask = None
 
-    def forward(self, x, lengths=None):
+    def forward(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         out, state = self.rnn(x, None, lengths)
         if self.config.many_to_many:
             return self.head(out)                                           # (T, N, out)
         return self.head(self._pool(out, state, lengths))                  # (N, out)
 
-    def backward(self, dpred):
+    def backward(self, dpred: np.ndarray) -> np.ndarray:
         dh = self.head.backward(dpred)
         if self.config.many_to_many:
             dx, _ = self.rnn.backward(dh, None)
@@ -573,12 +606,12 @@ class SequenceRegressor(_ManyToOne):
             dx, _ = self.rnn.backward(dout, dstate)
         return dx
 
-    def predict(self, x, lengths=None):
+    def predict(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         """Predictions without keeping a cache."""
         with no_grad():
             return self.forward(x, lengths)
 
-    def loss(self, batch, carry=None) -> LossResult:
+    def loss(self, batch: object, carry: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None) -> LossResult:
         lengths = getattr(batch, "lengths", None)
         pred = self.forward(batch.x, lengths)
         mask = None
@@ -588,5 +621,5 @@ class SequenceRegressor(_ManyToOne):
         loss = self._crit(pred, batch.y, mask)
         return LossResult(loss, self._crit.last_count, None)
 
-    def backward_loss(self):
+    def backward_loss(self) -> None:
         self.backward(self._crit.backward())

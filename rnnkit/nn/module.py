@@ -12,7 +12,10 @@ The contract (PyTorch-like, explicit backward):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._mode import init_enabled
 from .._validate import fmt_shape, key_mismatch, short_list, to_numpy
@@ -74,7 +77,7 @@ class Module:
         """Copies of the parameters under PyTorch's names."""
         return {k: v.copy() for k, v in self.parameters().items()}
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> None:
+    def load_state_dict(self, state_dict: Mapping[str, ArrayLike], strict: bool = True) -> None:
         """Copy values in place (optimizer references stay valid). Accepts NumPy arrays or
         torch tensors. A missing key, an unexpected key or a wrong shape raises an error that
         names it; nothing is changed unless every entry is valid."""
@@ -87,6 +90,13 @@ class Module:
             raise ParameterKeyError(f"{who}: {mismatch} key(s). Expected exactly the keys "
                                     f"{short_list(list(params))}; was the state_dict saved from a "
                                     f"model with the same configuration?")
+        self._copy_values(who, params, state_dict)
+
+    def _copy_values(self, who: str, params: dict, state_dict: Mapping, shapes_checked: bool = False) -> None:
+        """Copy the entries of ``state_dict`` into ``params`` (this module's live arrays), all
+        or nothing: real numbers, finite, and finite in the parameter's dtype; their shapes too
+        unless ``shapes_checked`` (``rnnkit.nn.registry.built_with``: a model load compared
+        them with the config once, against the file's header)."""
         staged = {}
         for k, p in params.items():
             if k not in state_dict:
@@ -94,7 +104,7 @@ class Module:
             v = to_numpy(who, k, state_dict[k])
             if v.dtype.kind not in "fiu":
                 raise DTypeError(f"{who}: expected {k} to hold real numbers, got dtype {v.dtype}.")
-            if v.shape != p.shape:
+            if not shapes_checked and v.shape != p.shape:
                 raise ShapeError(f"{who}: expected {k} of shape {fmt_shape(p.shape)}, got "
                                  f"{fmt_shape(v.shape)}. Build the model with the configuration the "
                                  f"weights were saved with.")
@@ -112,14 +122,14 @@ class Module:
             params[k][...] = v
 
     # -- modes ---------------------------------------------------------------------------
-    def train(self, mode: bool = True):
+    def train(self, mode: bool = True) -> Module:
         self.training = bool(mode)
         for child in self._children.values():
             child.train(mode)
         return self
 
-    def eval(self):
+    def eval(self) -> Module:
         return self.train(False)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: object, **kwargs: object) -> object:
         return self.forward(*args, **kwargs)

@@ -68,8 +68,10 @@ def built_with(cfg: object, state_dict: dict) -> Module:
     """The model of the validated config object ``cfg`` holding ``state_dict``, whose names and
     shapes the caller has compared with ``cfg.check_shapes`` (``rnnkit.load`` does it once,
     against the safetensors header, before any weight is read): built without random
-    initialisation, the values copied by ``load_state_dict`` (which refuses NaN/inf)."""
+    initialisation, the values copied without comparing names and shapes again (NaN/inf
+    and values beyond the dtype are refused, as ``load_state_dict`` does)."""
     with no_init():
         model = MODELS[cfg.model][0](cfg)
-    model.load_state_dict(state_dict)
+    model._copy_values(f"{type(model).__name__}.load_state_dict", model.parameters(), state_dict,
+                       shapes_checked=True)
     return model

@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .._mode import enable_grad, init_enabled, is_grad_enabled
 from .._validate import (
@@ -183,11 +184,12 @@ class RNNBase(Module):
     ``recurrent_dropout`` and ``weight_drop`` are refused with ``proj_size``.
     """
 
-    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
-                 learn_initial_state=False, proj_size=0, *, input_dropout=0.0,
-                 output_dropout=0.0, recurrent_dropout=0.0, weight_drop=0.0, init="uniform",
-                 forget_bias=None, layer_norm=False):
+    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: DTypeLike = np.float32, seed: int | None = None,
+                 learn_initial_state: bool = False, proj_size: int = 0, *, input_dropout: float = 0.0,
+                 output_dropout: float = 0.0, recurrent_dropout: float = 0.0, weight_drop: float = 0.0,
+                 init: str = "uniform", forget_bias: float | None = None, layer_norm: bool = False):
         super().__init__()
         who = type(self).__name__
         self.spec: CellSpec = cell_spec(mode)
@@ -301,7 +303,7 @@ class RNNBase(Module):
         """Shape of an LSTM's c: (num_layers * num_directions, N, hidden_size)."""
         return (self.num_layers * self.num_directions, batch_size, self.hidden_size)
 
-    def initial_state(self, batch_size: int):
+    def initial_state(self, batch_size: int) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """The state a sequence starts from when none is given, of :meth:`state_shape` (the
         tuple ``(h, c)`` for LSTM): zeros, or with ``learn_initial_state`` the parameters
         ``h0`` (``c0``) repeated for every sequence (fresh arrays)."""
@@ -379,7 +381,8 @@ class RNNBase(Module):
             out.append(a[:, None, :])
         return tuple(out) if isinstance(state, (tuple, list)) else out[0]
 
-    def forward(self, x, state=None, lengths=None):
+    def forward(self, x: ArrayLike, state: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None, lengths: ArrayLike | None = None
+                ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         """``out, state_n = layer(x, state=None, lengths=None)``; see the module docstring."""
         who = type(self).__name__
         x = as_float_array(who, "x", x, self.dtype)
@@ -513,7 +516,8 @@ class RNNBase(Module):
         Hs, hT, cT, cache = unroll_forward_rdrop(self.cell, xin, h0, c0, w, m, mask)
         return Hs, hT, cT, (cache if keep else None)
 
-    def trace(self, x, state=None, lengths=None):
+    def trace(self, x: ArrayLike, state: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None, lengths: ArrayLike | None = None
+              ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray], list]:
         """Forward pass that also returns every activation: ``out, state_n, acts``.
 
         ``acts[layer][direction]`` is a dict of float arrays (T, N, H) ((T, H) for unbatched
@@ -552,7 +556,8 @@ class RNNBase(Module):
                               f"call the layer on it instead.")
         return LayerStepper(self)
 
-    def step(self, x_t, state=None):
+    def step(self, x_t: ArrayLike, state: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         """One time step for inference: ``h_top, state = layer.step(x_t, state)``.
 
         ``x_t`` (N, input_size), ``state`` as in :meth:`forward` ((num_layers, N, H) arrays,
@@ -574,7 +579,8 @@ class RNNBase(Module):
         return stepper.step(x_t, (h0, c0) if c0 is not None else h0)
 
     # -- backward --------------------------------------------------------------------------
-    def backward(self, dout=None, dstate_n=None):
+    def backward(self, dout: ArrayLike | None = None, dstate_n: np.ndarray | tuple[np.ndarray | None, np.ndarray | None] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         """Gradients of the last forward call. Returns ``(dx, dstate_0)``.
 
         ``dout`` has the shape of ``out`` (None = zeros); ``dstate_n`` the shape of
@@ -680,7 +686,7 @@ class RNNBase(Module):
             dx = dx.transpose(1, 0, 2)
         return dx, ((dh0, dc0) if dc0 is not None else dh0)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
@@ -767,9 +773,10 @@ class RNN(RNNBase):
     module docstring for shapes, ``lengths`` and the backward contract.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
-                 learn_initial_state=False, **options):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, dtype: DTypeLike = np.float32, seed: int | None = None,
+                 learn_initial_state: bool = False, **options: object):
         check_choice("RNN", "nonlinearity", nonlinearity, ("tanh", "relu"))
         self.nonlinearity = nonlinearity
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size,
@@ -819,9 +826,10 @@ class LSTM(RNNBase):
     ['candidate', 'cell', 'forget', 'hidden', 'input', 'output']
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
-                 learn_initial_state=False, proj_size=0, **options):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: DTypeLike = np.float32, seed: int | None = None,
+                 learn_initial_state: bool = False, proj_size: int = 0, **options: object):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed, learn_initial_state, proj_size, **options)
 
@@ -834,14 +842,15 @@ class GRU(RNNBase):
     Keyword ``options``: the regularisers and initialisations of :class:`RNNBase`.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=np.float32, seed=None,
-                 learn_initial_state=False, **options):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype: DTypeLike = np.float32, seed: int | None = None,
+                 learn_initial_state: bool = False, **options: object):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed, learn_initial_state, **options)
 
 
-def recurrent_layer(cell, *args, **kwargs) -> RNNBase:
+def recurrent_layer(cell: str, *args: object, **kwargs: object) -> RNNBase:
     """Build a layer from a cell name ('lstm', 'gru', 'rnn', 'rnn_relu', any alias or PyTorch
     mode): the :class:`RNN`/:class:`LSTM`/:class:`GRU` named by its :class:`CellSpec`."""
     spec = cell_spec(cell)

@@ -34,16 +34,17 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._mode import is_grad_enabled, no_grad
-from .._validate import check_choice, check_int, make_rng
+from .._validate import Range, check_choice, make_rng
 from ..cells import CELLS, cell_spec
 from ..errors import NoForwardError, ShapeError
 from .attention import ATTENTION_KINDS, Attention, Memory, MemoryGrad, attention_parameter_shapes
 from .cells import recurrent_cell
 from .layers import Embedding, Linear, check_ids
 from .losses import CrossEntropyLoss
-from .models import LossResult, _build_rnn, _Config
+from .models import STACK_RANGES, LossResult, _build_rnn, _Config
 from .module import Module
 
 #: ``attention`` choices of :class:`Seq2SeqConfig`.
@@ -74,16 +75,18 @@ class Seq2SeqConfig(_Config):
     dropout: float = 0.0
     dtype: str = "float32"
     model = "Seq2Seq"
+    RANGES = {"src_vocab_size": Range("int", 2, 10_000_000), "tgt_vocab_size": Range("int", 2, 10_000_000),
+              "embedding_size": Range("int", 1, 65536), "attention_size": Range("int", 0, 65536),
+              **STACK_RANGES}
 
-    def validate(self):
+    def validate(self) -> Seq2SeqConfig:
+        """``self`` after checking every setting; :class:`~rnnkit.errors.ConfigError` otherwise."""
         who = "Seq2SeqConfig"
-        check_int(who, "src_vocab_size", self.src_vocab_size, 2, 10_000_000)
-        check_int(who, "tgt_vocab_size", self.tgt_vocab_size, 2, 10_000_000)
-        check_int(who, "embedding_size", self.embedding_size, 1, 65536)
+        self._check_ranges(who, "src_vocab_size", "tgt_vocab_size", "embedding_size")
         if self.decoder_cell:
             check_choice(who, "decoder_cell", self.decoder_cell, tuple(CELLS))
         check_choice(who, "attention", self.attention, ATTENTIONS)
-        check_int(who, "attention_size", self.attention_size, 0, 65536)
+        self._check_ranges(who, "attention_size")
         self._common(who)
         self._check_size(who)
         return self
@@ -141,9 +144,9 @@ class Seq2Seq(Module):
     for ``attention='none'``). ``backward(dlogits)`` adds every parameter's gradient.
     """
 
-    def __init__(self, config: Seq2SeqConfig, seed=None):
+    def __init__(self, config: Seq2SeqConfig, seed: int | np.random.Generator | None = None):
         super().__init__()
-        self.config = cfg = config.validate()
+        self.config = cfg = config.checked()
         rng = make_rng(type(self).__name__, seed)
         dt = self.dtype = np.dtype(cfg.dtype)
         E, K = cfg.embedding_size, cfg.key_size
@@ -185,7 +188,7 @@ class Seq2Seq(Module):
         state0 = (s0, np.zeros_like(s0)) if self.decoder.spec.cell_state else s0
         return s0, memory, state0
 
-    def encode(self, src, src_lengths=None) -> Encoded:
+    def encode(self, src: ArrayLike, src_lengths: ArrayLike | None = None) -> Encoded:
         """The source side for decoding (no gradients kept)."""
         src, src_lengths = self._check_src("Seq2Seq.encode", src, src_lengths)
         with no_grad():
@@ -196,7 +199,8 @@ class Seq2Seq(Module):
         z = np.concatenate([context, h], axis=-1)                             # (N, 2K)
         return z, np.tanh(z @ self.combine.parameters()["weight"].T)          # (N, K)
 
-    def decode_step(self, tokens, state, feed, memory: Memory | None):
+    def decode_step(self, tokens: ArrayLike, state: np.ndarray | tuple[np.ndarray, np.ndarray], feed: np.ndarray | None,
+                    memory: Memory | None) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray | None]:
         """One decoder step for inference: ``logits (N, V), state, feed, weights (N, S)|None``
         from the previous tokens (N,), the decoder state, the fed-back ``f`` (None at the
         first step) and the memory. Nothing is recorded."""
@@ -219,7 +223,8 @@ class Seq2Seq(Module):
         return logits, state, f, weights
 
     # -- teacher-forced forward and its backward --------------------------------------------
-    def forward(self, src, x, src_lengths=None):
+    def forward(self, src: ArrayLike, x: ArrayLike, src_lengths: ArrayLike | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
         """Teacher-forced logits (T, N, V_tgt) and alignments (T, N, S) (None without attention)."""
         who = "Seq2Seq"
         src, src_lengths = self._check_src(who, src, src_lengths)
@@ -252,7 +257,7 @@ class Seq2Seq(Module):
         self._tape = (_Tape(src_lengths, s0, memory, caches, Z, F) if is_grad_enabled() else None)
         return logits, align
 
-    def backward(self, dlogits, dalignments=None):
+    def backward(self, dlogits: np.ndarray, dalignments: np.ndarray | None = None) -> tuple[None, None]:
         """Gradients of the last forward (parameters only: token ids get none). ``dalignments``
         (T, N, S) optional gradient on the returned alignments."""
         if self._tape is None:
@@ -305,14 +310,14 @@ class Seq2Seq(Module):
         return None, None
 
     # -- the trainer's contract -------------------------------------------------------------
-    def loss(self, batch, carry=None) -> LossResult:
+    def loss(self, batch: object, carry: None = None) -> LossResult:
         """Mean cross-entropy (nats per target character, ``<eos>`` included) of a
         :class:`rnnkit.data.PairsBatch`, teacher-forced; padded targets are skipped."""
         logits, _ = self.forward(batch.src, batch.x, batch.src_lengths)
         loss = self._crit(logits, batch.y)
         return LossResult(loss, self._crit.last_count, None)
 
-    def backward_loss(self):
+    def backward_loss(self) -> None:
         """Backward of the last :meth:`loss`."""
         self.backward(self._crit.backward())
 

@@ -93,7 +93,7 @@ class Optimizer:
         """The hyper-parameters out of a subclass constructor's ``locals()``."""
         return {h: args[h] for h in self._HYPER}
 
-    def __init__(self, params: Mapping, lr: float, **hyper):
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float, **hyper: float | bool | tuple[float, float]):
         who = type(self).__name__
         if not isinstance(params, Mapping):
             raise ConfigError(f"{who}: expected params as a dict {{name: ndarray}}, got "
@@ -322,7 +322,7 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, params, lr: float, momentum: float = 0.0, dampening: float = 0.0,
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0):
         super().__init__(params, **self._arguments(locals()))
 
@@ -369,7 +369,7 @@ class Adagrad(Optimizer):
 
     name = "adagrad"
 
-    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10):
         super().__init__(params, **self._arguments(locals()))
 
@@ -418,7 +418,7 @@ class RMSprop(Optimizer):
 
     name = "rmsprop"
 
-    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
         super().__init__(params, **self._arguments(locals()))
 
@@ -487,7 +487,7 @@ class Adam(Optimizer):
     name = "adam"
     _decoupled = False
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False):
         super().__init__(params, **self._arguments(locals()))
 
@@ -539,7 +539,7 @@ class AdamW(Adam):
     name = "adamw"
     _decoupled = True
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False):
         super().__init__(params, **self._arguments(locals()))
 
@@ -548,7 +548,8 @@ class AdamW(Adam):
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
 
 
-def get_optimizer(name: str, params: Mapping, **kwargs) -> Optimizer:
+def get_optimizer(name: str, params: Mapping[str, np.ndarray], **kwargs: float | bool | tuple[float, float]
+                  ) -> Optimizer:
     """Build an optimizer by name: ``'sgd'``, ``'adagrad'``, ``'rmsprop'``, ``'adam'``, ``'adamw'``.
 
     ``kwargs`` are the class's hyper-parameters (``lr``, ``momentum``, ...). The name is

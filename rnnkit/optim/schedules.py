@@ -61,7 +61,7 @@ class ConstantLR(Schedule):
     def _lr(self, k):
         return self.base_lr
 
-    def to_config(self):
+    def to_config(self) -> dict:
         return {"name": "ConstantLR", "base_lr": self.base_lr}
 
 
@@ -76,7 +76,7 @@ class StepLR(Schedule):
     def _lr(self, k):
         return self.base_lr * self.gamma ** (k // self.step_size)
 
-    def to_config(self):
+    def to_config(self) -> dict:
         return {"name": "StepLR", "base_lr": self.base_lr, "step_size": self.step_size,
                 "gamma": self.gamma}
 
@@ -91,7 +91,7 @@ class ExponentialLR(Schedule):
     def _lr(self, k):
         return self.base_lr * self.gamma ** k
 
-    def to_config(self):
+    def to_config(self) -> dict:
         return {"name": "ExponentialLR", "base_lr": self.base_lr, "gamma": self.gamma}
 
 
@@ -111,7 +111,7 @@ class CosineAnnealingLR(Schedule):
         return self.eta_min + (self.base_lr - self.eta_min) * (
             1 + math.cos(math.pi * k / self.T_max)) / 2
 
-    def to_config(self):
+    def to_config(self) -> dict:
         return {"name": "CosineAnnealingLR", "base_lr": self.base_lr, "T_max": self.T_max,
                 "eta_min": self.eta_min}
 
@@ -137,7 +137,8 @@ class LinearWarmup(Schedule):
         sched = LinearWarmup(CosineAnnealingLR(1e-3, T_max=1000), warmup_steps=100)
     """
 
-    def __init__(self, schedule_or_base_lr, warmup_steps: int, start_factor: float = 1.0 / 3.0):
+    def __init__(self, schedule_or_base_lr: Schedule | float, warmup_steps: int,
+                 start_factor: float = 1.0 / 3.0):
         who = "LinearWarmup"
         if isinstance(schedule_or_base_lr, Schedule):
             self.schedule = schedule_or_base_lr
@@ -157,7 +158,7 @@ class LinearWarmup(Schedule):
                                    + (1.0 - self.start_factor) * k / self.warmup_steps)
         return self.schedule(k - self.warmup_steps)
 
-    def to_config(self):
+    def to_config(self) -> dict:
         return {"name": "LinearWarmup", "schedule": self.schedule.to_config(),
                 "warmup_steps": self.warmup_steps, "start_factor": self.start_factor}
 

@@ -15,7 +15,7 @@ was still improving after 1,400 steps: `--texts pydoc --pydoc-chars 0 --stream-s
 --recipes uniform`), which is where regularisers are meant to act. 0 takes a whole text.
 
 Every recipe has `rnnkit train`'s data pipeline, model (2 x 128 LSTM, embedding 32, dropout
-0.2, orthogonal recurrent weights, forget-gate bias 1: ``rnnkit.cli.TRAIN_DEFAULTS``),
+0.2, orthogonal recurrent weights, forget-gate bias 1: ``rnnkit.train_setup.TRAIN_DEFAULTS``),
 optimizer (Adam, lr 3e-3, clip 5), batch 64, sequence length 100 and seed 0; they differ only
 in the regularisers (:class:`rnnkit.nn.CharLMConfig`).
 
@@ -54,13 +54,13 @@ import time
 import numpy as np
 from _common import limit_blas_threads
 
-from rnnkit.cli import TRAIN_DEFAULTS
 from rnnkit.data import load_text_data
 from rnnkit.datasets import corpus
 from rnnkit.engines import make_engine
 from rnnkit.nn import CharLM, CharLMConfig
 from rnnkit.sequence import training_run
 from rnnkit.train import TrainConfig, Trainer
+from rnnkit.train_setup import TRAIN_DEFAULTS
 
 LN2 = math.log(2.0)
 TIMING_STEPS = 30

@@ -32,14 +32,23 @@ from ._validate import check_int
 from .errors import ConfigError
 
 #: Per-step recurrent product (N * H * G*H multiply-adds) up to which a time loop runs on one
-#: BLAS thread: e.g. N <= 8 at H = 256 for an LSTM.
-SMALL_PRODUCT = 2 ** 21
+#: BLAS thread: e.g. N = 1 at H = 64 for an LSTM. On a quiet 2-core machine the loop on all
+#: threads was faster at every product from 262,144 multiply-adds (N = 1, H = 256) up
+#: (benchmarks/speed.py's threads section); a busy machine is the thread choice's job.
+SMALL_PRODUCT = 2 ** 16
 
 #: Steps of each setting timed by :class:`ThreadChoice` (alternating), after
 #: :data:`WARMUP_STEPS` untimed ones; the choice is measured again every RECHECK_STEPS steps.
 TRIAL_STEPS = 3
 WARMUP_STEPS = 2
 RECHECK_STEPS = 200
+#: The second trial comes this many steps after the first (a choice made while the machine was
+#: settling, e.g. numba loading or another program starting, is checked again soon).
+FIRST_RECHECK = 40
+#: All threads are kept only when their median time per token is below this fraction of one
+#: thread's: one thread loses little where all would win a little, and much less than all
+#: threads lose where a core is taken (a 3-step trial on a busy machine is noisy).
+ALL_THREADS_MARGIN = 0.9
 
 _blas = None
 _setting: int | None = None          # the threads set by set_num_threads, None: never set
@@ -151,9 +160,10 @@ class ThreadChoice:
 
     ``threads``: an integer (used throughout, nothing measured) or ``"auto"``: after
     :data:`WARMUP_STEPS` steps, :data:`TRIAL_STEPS` steps on all threads and as many on one,
-    alternating, timed per token; the setting with the lower median time per token is kept and
-    reported through ``log``; the trial repeats every :data:`RECHECK_STEPS` steps and a change
-    is reported. One core, one process of several (torchrun) or a user's own
+    alternating, timed per token; all threads are kept when their median time per token is
+    below :data:`ALL_THREADS_MARGIN` times one thread's, else one thread, and the choice is
+    reported through ``log``; the trial repeats :data:`FIRST_RECHECK` steps later, then every
+    :data:`RECHECK_STEPS` steps, and a change is reported. One core, one process of several (torchrun) or a user's own
     :func:`set_num_threads` leave nothing to choose: then nothing is measured.
     """
 
@@ -167,6 +177,7 @@ class ThreadChoice:
         self._since = 0
         self._t0 = 0.0
         self._cur = None
+        self._trials = 0
         if self.threads != "auto":
             set_num_threads(self.threads)
             self.choice = self.threads
@@ -200,9 +211,10 @@ class ThreadChoice:
         if self._trial:
             return
         med = {n: statistics.median(v) for n, v in self._times.items()}
-        best = min(med, key=med.get)
+        best = self._all if med[self._all] < ALL_THREADS_MARGIN * med[1] else 1
         _apply(best)
-        self._since = 0
+        self._since = 0 if self._trials else RECHECK_STEPS - FIRST_RECHECK
+        self._trials += 1
         if best != self.choice:
             what = "chose" if self.choice is None else "now"
             words = ", ".join(f"{n}: {med[n] * 1e6:.2f} us/token" for n in sorted(med))

@@ -78,7 +78,8 @@ class _Clock:
         self.now += self.cost[_blas_threads()] * tokens
 
 
-@pytest.mark.parametrize("cost,expected", [({1: 1.0, 2: 4.0}, 1), ({1: 1.0, 2: 0.6}, 2)])
+@pytest.mark.parametrize("cost,expected", [({1: 1.0, 2: 4.0}, 1), ({1: 1.0, 2: 0.6}, 2),
+                                           ({1: 1.0, 2: 0.95}, 1)])   # within the margin: 1
 def test_auto_keeps_the_faster_setting_and_says_which(cost, expected, monkeypatch):
     clock = _Clock(cost)
     monkeypatch.setattr(_threads.time, "perf_counter", clock)
@@ -136,3 +137,26 @@ def test_train_threads_option(tmp_path, capsys):
         main(["train", str(f), "--threads", "0", *TINY])
     err = capsys.readouterr().err
     assert "--threads" in err and "expected threads >= 1, got 0" in err and "Traceback" not in err
+
+
+def test_auto_times_again_soon_after_the_first_choice_then_every_recheck(monkeypatch):
+    """The second trial comes FIRST_RECHECK steps after the first (a choice made while the
+    machine settled is checked soon), the later ones every RECHECK_STEPS."""
+    clock = _Clock({1: 1.0, 2: 0.5})
+    monkeypatch.setattr(_threads.time, "perf_counter", clock)
+    choice = _threads.ThreadChoice("auto", lambda m: None)
+    ones = []
+    for k in range(_threads.WARMUP_STEPS + 3 * 2 * _threads.TRIAL_STEPS + _threads.FIRST_RECHECK
+                   + _threads.RECHECK_STEPS):
+        choice.before()
+        if _blas_threads() == 1:
+            ones.append(k)
+        clock.step(10)
+        choice.after(10)
+    trial = 2 * _threads.TRIAL_STEPS
+    first = _threads.WARMUP_STEPS + 1                         # [all, 1, all, 1, ...]: odd steps
+    second = _threads.WARMUP_STEPS + trial + _threads.FIRST_RECHECK + 1
+    third = second - 1 + trial + _threads.RECHECK_STEPS + 1
+    assert ones == [first + 2 * i for i in range(_threads.TRIAL_STEPS)] + \
+        [second + 2 * i for i in range(_threads.TRIAL_STEPS)] + \
+        [third + 2 * i for i in range(_threads.TRIAL_STEPS)]

@@ -72,7 +72,7 @@ def test_a_run_whose_versions_were_deleted_says_so(run, tmp_path, capsys):
     assert "not written by" not in err and "version" in err, err
 
 
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
+@pytest.mark.parametrize("engine", ["numpy", pytest.param("torch", marks=pytest.mark.slow)])
 def test_a_carried_state_of_another_batch_size_names_the_file(run, tmp_path, capsys, engine):
     if engine == "torch":
         require("torch")

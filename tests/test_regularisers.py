@@ -51,6 +51,7 @@ def state_for(cell, L, bi, rng, n=N):
 GRAD_CASES = [(c, o) for c in ("LSTM", "GRU", "RNN") for o in (*OPTIONS, "all")]
 
 
+@pytest.mark.slow                      # ~0.7-3 s each; the fast tier keeps the CharLM gradcheck
 @pytest.mark.parametrize("cell,option", GRAD_CASES, ids=[f"{c}-{o}" for c, o in GRAD_CASES])
 def test_gradcheck_each_regulariser_with_lengths(cell, option):
     rng = np.random.default_rng(0)
@@ -441,6 +442,7 @@ LN_CASES = [pytest.param(c, o, id=f"{c}-{o}", marks=pytest.mark.slow if o == "al
             for c in ("LSTM", "GRU") for o in ("none", "all")]
 
 
+@pytest.mark.slow                      # ~0.7-3 s each; the fast tier keeps the CharLM gradcheck
 @pytest.mark.parametrize("cell,option", LN_CASES)
 def test_gradcheck_layer_norm_cells(cell, option):
     rng = np.random.default_rng(8)

@@ -48,7 +48,7 @@ FIRST_RECHECK = 40
 #: All threads are kept only when their median time per token is below this fraction of one
 #: thread's: one thread loses little where all would win a little, and much less than all
 #: threads lose where a core is taken (a 3-step trial on a busy machine is noisy).
-ALL_THREADS_MARGIN = 0.9
+ALL_THREADS_MARGIN = 0.95
 
 _blas = None
 _setting: int | None = None          # the threads set by set_num_threads, None: never set

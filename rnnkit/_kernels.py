@@ -132,11 +132,14 @@ def _lstm_backward(g, tc, c_prev, dh, dout, has_dout, m, masked, dc):
                 dhn[j] = 0
 
 
-def _sig(dt, kind):
+def _sig(dt, kind, cell="lstm"):
+    """The explicit numba signature of a fused step kernel: ``kind`` 'forward' or 'backward'
+    (the same layout for both cells), ``cell`` 'lstm' or 'gru'."""
     a2, a1 = f"{dt}[:, ::1]", f"{dt}[::1]"
-    if kind == "forward":
-        return f"void({a2}, {a2}, {a1}, {a1}, {a2}, {a2}, {a2}, {a2}, {a2}, {dt}[:], boolean)"
-    return f"void({a2}, {a2}, {a2}, {a2}, {dt}[:, :], boolean, {dt}[:], boolean, {a2})"
+    if kind == "backward":
+        return f"void({a2}, {a2}, {a2}, {a2}, {dt}[:, :], boolean, {dt}[:], boolean, {a2})"
+    args = {"lstm": [a2, a2, a1, a1, a2, a2, a2, a2, a2], "gru": [a2, a2, a1, "boolean", a2, a2, a2]}
+    return f"void({', '.join(args[cell])}, {dt}[:], boolean)"
 
 
 lstm_forward_f32 = njit(_sig("float32", "forward"), cache=True, nogil=True, **_OPTS)(_lstm_forward)
@@ -189,16 +192,9 @@ def _gru_backward(g, hn, h_prev, dh, dout, has_dout, m, masked, dh_direct):
             gn[2 * H + j] = dn
 
 
-def _gsig(dt, kind):
-    a2, a1 = f"{dt}[:, ::1]", f"{dt}[::1]"
-    if kind == "forward":
-        return f"void({a2}, {a2}, {a1}, boolean, {a2}, {a2}, {a2}, {dt}[:], boolean)"
-    return f"void({a2}, {a2}, {a2}, {a2}, {dt}[:, :], boolean, {dt}[:], boolean, {a2})"
-
-
-gru_forward_f32 = njit(_gsig("float32", "forward"), cache=True, nogil=True, **_OPTS)(_gru_forward)
-gru_backward_f32 = njit(_gsig("float32", "backward"), cache=True, nogil=True, **_OPTS)(_gru_backward)
-gru_backward_f64 = njit(_gsig("float64", "backward"), cache=True, nogil=True, **_OPTS)(_gru_backward)
+gru_forward_f32 = njit(_sig("float32", "forward", "gru"), cache=True, nogil=True, **_OPTS)(_gru_forward)
+gru_backward_f32 = njit(_sig("float32", "backward"), cache=True, nogil=True, **_OPTS)(_gru_backward)
+gru_backward_f64 = njit(_sig("float64", "backward"), cache=True, nogil=True, **_OPTS)(_gru_backward)
 
 
 # N = 1 training: the whole time loop of one LSTM direction in one call, the recurrent product
